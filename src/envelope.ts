@@ -1,0 +1,181 @@
+/**
+ * The content of a job file (FORMAT.md, "File content"): line 1 is the
+ * envelope, a JSON object written once when the job is enqueued; every later
+ * line is one event appended by whoever holds the job (a result, an error, a
+ * revoked claim, an admin retry). A job costs one file creation in its whole
+ * life: claims, results and retries move or append to the same file.
+ *
+ * Fencing lives here too: events carry the claim token that wrote them, and a
+ * `revoked` event voids every event of the claim it names, so a worker whose
+ * claim was recovered cannot leave a result or an error that counts.
+ */
+import { DirQueueError, type RecordedError } from './errors.js';
+
+export type BackoffSpec =
+  | { type: 'fixed'; delay: number }
+  | { type: 'exponential'; delay: number; max?: number; jitter?: number };
+
+export interface Envelope {
+  type?: string;
+  /** JSON payload; absent when the job has `bytes` or no data. */
+  data?: unknown;
+  /** A raw payload, base64. */
+  bytes?: string;
+  created?: string;
+  attempts?: number;
+  backoff?: BackoffSpec;
+  timeout?: number;
+  key?: string;
+}
+
+export type RevokeReason = 'crashed' | 'timeout' | 'stalled';
+
+export type JobEvent =
+  | { event: 'result'; at: string; attempt: number; claim: string; value?: unknown }
+  | ({ event: 'error'; at: string; attempt: number; claim: string; retryAt?: string } & RecordedError)
+  | { event: 'revoked'; at: string; attempt: number; claim: string; reason: RevokeReason; by: string }
+  | { event: 'invalid'; at: string; reason: string }
+  | { event: 'retry'; at: string };
+
+/** What a job file says once its events are replayed. */
+export interface JobRecord {
+  envelope: Envelope;
+  events: JobEvent[];
+  /** Attempts that ended (errors and revoked claims, voided ones excluded). */
+  attemptsMade: number;
+  /** Attempts that ended since the last admin retry: what counts against `attempts`. */
+  attemptsSinceRetry: number;
+  result: { value: unknown } | undefined;
+  errors: RecordedError[];
+  /** Why the file was set aside, if a reader found it invalid. */
+  invalid: string | undefined;
+}
+
+export function encodeEnvelope(envelope: Envelope): string {
+  return `${JSON.stringify(envelope)}\n`;
+}
+
+export function encodeEvent(event: JobEvent): string {
+  return `${JSON.stringify(event)}\n`;
+}
+
+/**
+ * Parse a job file. Throws EBADDATA with the reason when line 1 is not an
+ * envelope; lines after it that do not parse (a write torn by a crash) are skipped.
+ */
+export function parseJobFile(text: string): JobRecord {
+  const newline = text.indexOf('\n');
+  const first = newline === -1 ? text : text.slice(0, newline);
+  const envelope = parseEnvelope(first);
+  const events: JobEvent[] = [];
+  if (newline !== -1) {
+    for (const line of text.slice(newline + 1).split('\n')) {
+      if (line.length === 0) continue;
+      try {
+        const event = JSON.parse(line) as JobEvent;
+        if (event !== null && typeof event === 'object' && typeof event.event === 'string') events.push(event);
+      } catch {
+        // a torn append: the writer crashed mid-line; nothing after it depends on it
+      }
+    }
+  }
+  return replay(envelope, events);
+}
+
+function replay(envelope: Envelope, events: JobEvent[]): JobRecord {
+  const voided = new Set<string>();
+  for (const e of events) if (e.event === 'revoked') voided.add(e.claim);
+  let attemptsMade = 0;
+  let attemptsSinceRetry = 0;
+  let result: JobRecord['result'];
+  let invalid: string | undefined;
+  const errors: RecordedError[] = [];
+  for (const e of events) {
+    switch (e.event) {
+      case 'result':
+        if (!voided.has(e.claim)) result = 'value' in e ? { value: e.value } : { value: undefined };
+        break;
+      case 'error':
+        if (voided.has(e.claim)) break;
+        attemptsMade++;
+        attemptsSinceRetry++;
+        errors.push(recordedError(e));
+        break;
+      case 'revoked':
+        attemptsMade++;
+        attemptsSinceRetry++;
+        errors.push({ message: revokedMessage(e.reason), code: `E${e.reason.toUpperCase()}` });
+        break;
+      case 'invalid':
+        invalid = e.reason;
+        break;
+      case 'retry':
+        attemptsSinceRetry = 0;
+        invalid = undefined;
+        break;
+    }
+  }
+  return { envelope, events, attemptsMade, attemptsSinceRetry, result, errors, invalid };
+}
+
+function revokedMessage(reason: RevokeReason): string {
+  switch (reason) {
+    case 'crashed':
+      return 'the worker holding the job died';
+    case 'timeout':
+      return 'the job ran longer than its timeout';
+    case 'stalled':
+      return 'the worker holding the job showed no sign of life for staleAfter';
+  }
+}
+
+function recordedError(e: RecordedError): RecordedError {
+  const out: RecordedError = { message: String(e.message) };
+  if (e.code !== undefined) out.code = String(e.code);
+  if (e.stack !== undefined) out.stack = String(e.stack);
+  return out;
+}
+
+function parseEnvelope(line: string): Envelope {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (error) {
+    throw bad(`line 1 is not JSON (${(error as Error).message})`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad('line 1 is not a JSON object');
+  const e = value as Record<string, unknown>;
+  if (e.type !== undefined && typeof e.type !== 'string') throw bad('"type" is not a string');
+  if (e.bytes !== undefined && (typeof e.bytes !== 'string' || 'data' in e)) {
+    throw bad('"bytes" must be a base64 string and excludes "data"');
+  }
+  if (e.created !== undefined && typeof e.created !== 'string') throw bad('"created" is not a string');
+  if (e.attempts !== undefined && !(Number.isInteger(e.attempts) && (e.attempts as number) >= 1)) {
+    throw bad('"attempts" is not an integer >= 1');
+  }
+  if (e.timeout !== undefined && !(typeof e.timeout === 'number' && e.timeout > 0)) {
+    throw bad('"timeout" is not a positive number of milliseconds');
+  }
+  if (e.key !== undefined && typeof e.key !== 'string') throw bad('"key" is not a string');
+  if (e.backoff !== undefined && !isBackoff(e.backoff)) throw bad('"backoff" is not a backoff object');
+  return e as Envelope;
+}
+
+export function isBackoff(value: unknown): value is BackoffSpec {
+  if (value === null || typeof value !== 'object') return false;
+  const b = value as Record<string, unknown>;
+  const delayOk = typeof b.delay === 'number' && b.delay >= 0 && Number.isFinite(b.delay);
+  if (b.type === 'fixed') return delayOk;
+  if (b.type !== 'exponential' || !delayOk) return false;
+  if (b.max !== undefined && !(typeof b.max === 'number' && b.max >= 0)) return false;
+  return b.jitter === undefined || (typeof b.jitter === 'number' && b.jitter >= 0 && b.jitter <= 1);
+}
+
+function bad(reason: string): DirQueueError {
+  return new DirQueueError('EBADDATA', `unparsable job file: ${reason}`);
+}
+
+/** The payload an envelope carries: JSON data, raw bytes, or nothing. */
+export function payloadOf(envelope: Envelope): unknown {
+  return envelope.bytes !== undefined ? Buffer.from(envelope.bytes, 'base64') : envelope.data;
+}

@@ -1,0 +1,91 @@
+/**
+ * Every error dirqueue raises is a DirQueueError with a stable string `code`.
+ * Callers branch on `code`; the message says what was wrong and what to do.
+ */
+
+/** The codes dirqueue itself defines (README lists each with its meaning). */
+export type DirQueueErrorCode =
+  | 'EBADOPTION' // an option or argument has the wrong type or range
+  | 'EBADTYPE' // a job type is empty, too long or not a string
+  | 'EBADID' // a string is not a job id
+  | 'EBADDATA' // job data or a result JSON cannot hold faithfully
+  | 'EBADSTATE' // an unknown state name, or an operation the job's state forbids
+  | 'ENOTFOUND' // no job with that id in any state
+  | 'ENOQUEUE' // the queue directory does not exist and `create` is false
+  | 'ENOTQUEUE' // the directory exists but is not a dirqueue queue
+  | 'EVERSION' // the queue was written by a newer major format version
+  | 'ECLOSED' // the Queue was closed
+  | 'ECOMPROMISED' // the claim on a job was lost (recovered by another process)
+  | 'ETOOBIG' // a job file is larger than `maxJobBytes`
+  | 'EJOBFAILED' // waitFor: the job ended in failed/
+  | 'ETIMEOUT' // waitFor or claim gave up after its timeout
+  | 'EFS'; // a filesystem call failed; `cause` holds the system error
+
+/** Filesystem failures keep their errno code (ENOSPC, EACCES, EROFS, ...). */
+export type ErrorCode = DirQueueErrorCode | `E${Uppercase<string>}`;
+
+export class DirQueueError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DirQueueError';
+    this.code = code;
+  }
+}
+
+/** complete/fail/release on a job whose claim another process recovered. */
+export class CompromisedError extends DirQueueError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ECOMPROMISED', message, options);
+    this.name = 'CompromisedError';
+  }
+}
+
+/** waitFor on a job that ended in failed/: carries the job's last recorded error. */
+export class JobFailedError extends DirQueueError {
+  readonly jobId: string;
+  readonly jobError: RecordedError | undefined;
+
+  constructor(jobId: string, jobError: RecordedError | undefined) {
+    super('EJOBFAILED', `job ${jobId} failed: ${jobError?.message ?? 'no error recorded'}`);
+    this.name = 'JobFailedError';
+    this.jobId = jobId;
+    this.jobError = jobError;
+  }
+}
+
+/** An error as it is kept in a job file. */
+export interface RecordedError {
+  message: string;
+  code?: string;
+  stack?: string;
+}
+
+const fsAdvice: Record<string, string> = {
+  ENOSPC: 'the filesystem is full: free space, or purge done/ (dirq purge DIR done --older-than 7d)',
+  EDQUOT: 'the disk quota is exhausted: free space or raise the quota',
+  EACCES: 'permission denied: check the owner and mode of the queue directory (dirq init --mode)',
+  EPERM: 'operation not permitted: check the owner and mode of the queue directory',
+  EROFS: 'the filesystem is read-only: remount it read-write',
+  ENOENT: 'a path is missing: is this the right queue directory?',
+  ENOTDIR: 'a path component is not a directory: is this the right queue directory?',
+  EMFILE: 'too many open files: raise the process limit (ulimit -n)',
+  ENFILE: 'too many open files on the system',
+  EIO: 'an I/O error: check the disk or the network filesystem',
+};
+
+/** Wrap a failed system call in a DirQueueError that keeps its errno code. */
+export function fsError(what: string, cause: unknown): DirQueueError {
+  if (cause instanceof DirQueueError) return cause;
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  const errno = typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? (code as ErrorCode) : 'EFS';
+  const advice = (code && fsAdvice[code]) ?? String((cause as Error | undefined)?.message ?? cause);
+  return new DirQueueError(errno, `${what} failed: ${advice}`, { cause });
+}
+
+/** The errno code of a system error, if it has one. */
+export function errnoOf(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}

@@ -1,0 +1,12 @@
+export { Queue } from './queue.js';
+export type { ClaimOptions, EnqueueItem, JobRef, QueueEvents } from './queue.js';
+export { Job } from './job.js';
+export type { JobOutcome } from './job.js';
+export { DirQueueError, CompromisedError, JobFailedError } from './errors.js';
+export type { DirQueueErrorCode, ErrorCode, RecordedError } from './errors.js';
+export type { QueueOptions, EnqueueOptions, BackoffFunction } from './options.js';
+export { queueDefaults } from './options.js';
+export type { BackoffSpec, JobEvent } from './envelope.js';
+export type { JobInfo, Counts, Stats } from './inspect.js';
+export { STATES } from './layout.js';
+export type { State } from './layout.js';

@@ -1,0 +1,152 @@
+/**
+ * A claimed job: what a worker holds between claim and complete/fail/release.
+ * Each ending is one rename out of active/ (I1). If the rename finds the
+ * active file gone, another process recovered the claim: the call fails with
+ * ECOMPROMISED and anything this claim appended is void (see envelope.ts).
+ */
+import { backoffDelay } from './backoff.js';
+import { encodeEvent, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
+import { CompromisedError, DirQueueError, type RecordedError } from './errors.js';
+import { appendLine, move } from './files.js';
+import { checkJson } from './json-check.js';
+import type { Layout } from './layout.js';
+import { delayedName, type ParsedId } from './names.js';
+import type { BackoffFunction } from './options.js';
+
+/** What a Job needs from the Queue that claimed it. */
+export interface JobHost {
+  readonly layout: Layout;
+  readonly defaultAttempts: number;
+  readonly defaultBackoff: BackoffSpec | BackoffFunction;
+  readonly defaultTimeout: number | undefined;
+  /** The job went back to queue/ (or to delayed/ under `delayed`). */
+  requeued(id: string, delayed?: string): void;
+}
+
+export type JobOutcome = 'completed' | 'retrying' | 'failed' | 'released';
+
+export class Job<Data = unknown> {
+  readonly id: string;
+  readonly type: string;
+  readonly data: Data;
+  /** 1 on the first run; counts every earlier attempt that ended in an error, timeout or crash. */
+  readonly attempt: number;
+  /** The most attempts this job gets before it goes to failed/. */
+  readonly attempts: number;
+  readonly priority: number;
+  /** The run limit in ms, if any. */
+  readonly timeout: number | undefined;
+  /** The claim token: HOST.PID.NONCE.SEQ. */
+  readonly claim: string;
+  readonly createdAt: Date | undefined;
+  #host: JobHost;
+  #record: JobRecord;
+  #activePath: string;
+  #settled = false;
+
+  /** @internal Made by Queue.claim. */
+  constructor(host: JobHost, parsed: ParsedId, record: JobRecord, claim: string, activePath: string) {
+    const { envelope } = record;
+    this.#host = host;
+    this.#record = record;
+    this.#activePath = activePath;
+    this.id = parsed.id;
+    this.type = parsed.type;
+    this.data = payloadOf(envelope) as Data;
+    this.attempt = record.attemptsMade + 1;
+    this.attempts = envelope.attempts ?? host.defaultAttempts;
+    this.priority = parsed.priority;
+    this.timeout = envelope.timeout ?? host.defaultTimeout;
+    this.claim = claim;
+    this.createdAt = envelope.created === undefined ? undefined : new Date(envelope.created);
+  }
+
+  /** The path of the job's file while this claim holds it. */
+  get path(): string {
+    return this.#activePath;
+  }
+
+  /** Record `result` and move the job to done/. */
+  async complete(result?: unknown): Promise<void> {
+    this.#begin('complete');
+    if (result !== undefined) checkJson(result, 'result');
+    const event = { event: 'result' as const, at: new Date().toISOString(), attempt: this.attempt, claim: this.claim };
+    this.#end(encodeEvent(result === undefined ? event : { ...event, value: result }), this.#host.layout.file('done', this.id));
+  }
+
+  /**
+   * Record `error` as this attempt's failure. The job goes to delayed/ (after
+   * its backoff) or queue/ for another attempt, or to failed/ when its
+   * attempts are used up. Resolves with where it went.
+   */
+  async fail(error?: unknown): Promise<JobOutcome> {
+    this.#begin('fail');
+    const recorded = recordError(error);
+    const exhausted = this.#record.attemptsSinceRetry + 1 >= this.attempts;
+    const layout = this.#host.layout;
+    const at = new Date();
+    if (exhausted) {
+      this.#end(encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded }), layout.file('failed', this.id));
+      return 'failed';
+    }
+    const spec = this.#record.envelope.backoff ?? this.#host.defaultBackoff;
+    const delay = backoffDelay(spec, this.attempt, recorded);
+    const retryAt = new Date(at.getTime() + delay);
+    const line = encodeEvent({
+      event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded, retryAt: retryAt.toISOString(),
+    });
+    if (delay > 0) {
+      const name = delayedName(retryAt.getTime() * 1000, this.id);
+      this.#end(line, layout.file('delayed', name));
+      this.#host.requeued(this.id, name);
+    } else {
+      this.#end(line, layout.file('queue', this.id));
+      this.#host.requeued(this.id);
+    }
+    return 'retrying';
+  }
+
+  /** Put the job back in queue/ unchanged; the attempt does not count. */
+  async release(): Promise<void> {
+    this.#begin('release');
+    this.#end(undefined, this.#host.layout.file('queue', this.id));
+    this.#host.requeued(this.id);
+  }
+
+  #begin(what: string): void {
+    if (this.#settled) {
+      throw new DirQueueError('EBADSTATE', `job ${this.id}: ${what}() after the claim already ended; call one of complete, fail, release once`);
+    }
+    this.#settled = true;
+  }
+
+  /** Append `line` (if any) and rename to `target`: the one rename that ends the claim. */
+  #end(line: string | undefined, target: string): void {
+    if (line !== undefined && !appendLine(this.#activePath, line)) throw this.#lost();
+    if (!move(this.#activePath, target)) throw this.#lost();
+  }
+
+  #lost(): CompromisedError {
+    return new CompromisedError(
+      `job ${this.id}: the claim ${this.claim} was recovered by another process (stale or timed out); this run's outcome is not recorded`,
+    );
+  }
+}
+
+/** Turn whatever a processor threw into what the job file keeps. */
+export function recordError(error: unknown): RecordedError {
+  if (error instanceof Error) {
+    const out: RecordedError = { message: error.message || error.name };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
+    if (error.stack !== undefined) out.stack = error.stack;
+    return out;
+  }
+  if (typeof error === 'string') return { message: error };
+  if (error === undefined) return { message: 'failed' };
+  try {
+    return { message: JSON.stringify(error) ?? String(error) };
+  } catch {
+    return { message: String(error) };
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The file-name codec: the only module that builds or parses names in the
+ * queue directory (FORMAT.md, "File names"). Everything else asks it.
+ *
+ *   job id        PP-TTTTTTTTTTTTTTTT-UNIQUE.TYPE     queue/, done/, failed/
+ *   delayed name  DDDDDDDDDDDDDDDD~ID                 delayed/ (D: due time)
+ *   active name   ID@CLAIM                            active/
+ *   claim token   HOST.PID.NONCE.SEQ
+ *
+ * PP is the priority 00..99, T and D are microseconds since the Unix epoch in
+ * 16 digits, UNIQUE is 1..32 of [A-Za-z0-9]. So the byte order of ids is
+ * priority, then enqueue time, then the tiebreak (invariant I5), and `ls`
+ * with LC_ALL=C lists queue/ in run order.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { DirQueueError } from './errors.js';
+
+export const PRIORITY_MIN = 0;
+export const PRIORITY_MAX = 99;
+export const PRIORITY_DEFAULT = 50;
+/** Longest encoded type: keeps active names well under NAME_MAX (255). */
+export const TYPE_MAX_ENCODED = 120;
+
+const TYPE_ENCODED = '(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})+';
+const ID = `(\\d{2})-(\\d{16})-([A-Za-z0-9]{1,32})\\.(${TYPE_ENCODED})`;
+const ID_RE = new RegExp(`^${ID}$`);
+const DELAYED_RE = new RegExp(`^(\\d{16})~(${ID})$`);
+const CLAIM = '([A-Za-z0-9-]{1,32})\\.(\\d{1,10})\\.([a-z0-9]{1,16})\\.([a-z0-9]{1,13})';
+const CLAIM_RE = new RegExp(`^${CLAIM}$`);
+const ACTIVE_RE = new RegExp(`^(${ID})@(${CLAIM})$`);
+const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
+
+export interface ParsedId {
+  id: string;
+  priority: number;
+  /** Enqueue time in microseconds since the epoch. */
+  enqueuedUs: number;
+  unique: string;
+  type: string;
+  encodedType: string;
+}
+
+export interface ParsedClaim {
+  claim: string;
+  host: string;
+  pid: number;
+  nonce: string;
+  seq: string;
+}
+
+/**
+ * Percent-encode a job type so it can be part of a file name: bytes other than
+ * [A-Za-z0-9_.-] become %XX (UTF-8, upper-case hex). A type never becomes a
+ * path: '/' is always encoded.
+ */
+export function encodeType(type: unknown): string {
+  if (typeof type !== 'string' || type.length === 0) {
+    throw new DirQueueError('EBADTYPE', `job type must be a non-empty string, got ${describe(type)}`);
+  }
+  let out = '';
+  for (const char of type) {
+    if (SAFE_TYPE_CHAR.test(char)) out += char;
+    else for (const byte of Buffer.from(char, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  if (out.length > TYPE_MAX_ENCODED) {
+    throw new DirQueueError(
+      'EBADTYPE',
+      `job type is too long: ${out.length} characters once encoded for a file name, at most ${TYPE_MAX_ENCODED}`,
+    );
+  }
+  return out;
+}
+
+function decodeType(encoded: string): string | undefined {
+  try {
+    const type = decodeURIComponent(encoded);
+    return encodeType(type) === encoded ? type : undefined; // only the canonical spelling is a job
+  } catch {
+    return undefined;
+  }
+}
+
+export function parseId(name: string): ParsedId | undefined {
+  const m = ID_RE.exec(name);
+  if (!m) return undefined;
+  const type = decodeType(m[4]!);
+  if (type === undefined) return undefined;
+  return { id: name, priority: Number(m[1]), enqueuedUs: Number(m[2]), unique: m[3]!, type, encodedType: m[4]! };
+}
+
+export function isId(name: string): boolean {
+  return parseId(name) !== undefined;
+}
+
+/** Throws EBADID unless `id` is a job id. */
+export function checkId(id: unknown): string {
+  if (typeof id !== 'string' || !isId(id)) {
+    throw new DirQueueError('EBADID', `not a job id: ${describe(id)} (ids look like 50-1763830000000000-k3j9x0.email)`);
+  }
+  return id;
+}
+
+export function checkPriority(priority: unknown): number {
+  if (!Number.isInteger(priority) || (priority as number) < PRIORITY_MIN || (priority as number) > PRIORITY_MAX) {
+    throw new DirQueueError(
+      'EBADOPTION',
+      `priority must be an integer ${PRIORITY_MIN}..${PRIORITY_MAX} (lower runs first), got ${describe(priority)}`,
+    );
+  }
+  return priority as number;
+}
+
+/** Fields of an id read without a regex, for the claim index's hot path. */
+export const idPriority = (id: string): number => (id.charCodeAt(0) - 48) * 10 + (id.charCodeAt(1) - 48);
+export const idEnqueuedUs = (id: string): number => Number(id.slice(3, 19));
+export const idEncodedType = (id: string): string => id.slice(id.indexOf('.', 20) + 1);
+
+export function delayedName(dueUs: number, id: string): string {
+  return `${pad16(dueUs)}~${id}`;
+}
+
+export function parseDelayedName(name: string): { dueUs: number; id: string } | undefined {
+  const m = DELAYED_RE.exec(name);
+  if (!m || !isId(m[2]!)) return undefined;
+  return { dueUs: Number(m[1]), id: m[2]! };
+}
+
+export function activeName(id: string, claim: string): string {
+  return `${id}@${claim}`;
+}
+
+export function parseActiveName(name: string): { id: string; claim: ParsedClaim } | undefined {
+  const m = ACTIVE_RE.exec(name);
+  if (!m) return undefined;
+  const claim = parseClaim(name.slice(name.lastIndexOf('@') + 1));
+  if (!claim || !isId(m[1]!)) return undefined;
+  return { id: m[1]!, claim };
+}
+
+export function parseClaim(claim: string): ParsedClaim | undefined {
+  const m = CLAIM_RE.exec(claim);
+  if (!m) return undefined;
+  return { claim, host: m[1]!, pid: Number(m[2]), nonce: m[3]!, seq: m[4]! };
+}
+
+function pad16(us: number): string {
+  if (!Number.isSafeInteger(us) || us < 0 || us > 9_999_999_999_999_999) {
+    throw new DirQueueError('EBADOPTION', `time out of range: ${us} microseconds since the epoch`);
+  }
+  return String(us).padStart(16, '0');
+}
+
+/** This host's name as it appears in claim tokens: [A-Za-z0-9-], at most 32 characters. */
+export function hostToken(name = hostname()): string {
+  const token = name.split('.')[0]!.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 32);
+  return token.length > 0 ? token : 'host';
+}
+
+export function randomToken(length: number): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  let out = '';
+  for (const byte of randomBytes(length)) out += alphabet[byte % 36];
+  return out;
+}
+
+/** Microseconds since the epoch, from the wall clock. */
+export function nowUs(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+}
+
+/**
+ * Makes job ids and claim tokens for one Queue instance. Ids it makes have
+ * strictly increasing times, so jobs enqueued by one process keep their order
+ * (FIFO within a priority) even within one microsecond or if the clock steps back.
+ */
+export class NameMaker {
+  readonly owner: string;
+  #nonce = randomToken(6);
+  #lastUs = 0;
+  #seq = 0;
+
+  constructor(host = hostToken(), pid = process.pid) {
+    this.owner = `${host}.${pid}.${this.#nonce}`;
+  }
+
+  /** A fresh job id; `atUs` is the enqueue time (default now). */
+  id(priority: number, encodedType: string, atUs = nowUs()): string {
+    const us = Math.max(atUs, this.#lastUs + 1);
+    this.#lastUs = us;
+    return `${String(priority).padStart(2, '0')}-${pad16(us)}-${this.#nonce}.${encodedType}`;
+  }
+
+  /** A claim token unique to this instance and claim: HOST.PID.NONCE.SEQ. */
+  claim(): string {
+    return `${this.owner}.${(this.#seq++).toString(36)}`;
+  }
+
+  /** Name of a file under tmp/ that no other writer uses. */
+  tmpName(id: string): string {
+    return `${id}.${this.owner}.tmp`;
+  }
+}
+
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return 'a symbol';
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}

@@ -1,0 +1,462 @@
+/**
+ * The Queue: enqueue, claim, inspect and administer one queue directory.
+ * See DESIGN.md for the invariants and FORMAT.md for the files.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { Discovery, promoteDueJobs } from './discovery.js';
+import { encodeEnvelope, encodeEvent, parseJobFile, type Envelope } from './envelope.js';
+import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
+import { appendLine, DirSyncer, move, readJobFile, syncFiles, writeNew } from './files.js';
+import { counts, jobNames, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
+import { Job, type JobHost } from './job.js';
+import { checkJson } from './json-check.js';
+import { checkState, Layout, type State } from './layout.js';
+import { activeName, checkId, delayedName, describe, encodeType, NameMaker, parseId } from './names.js';
+import {
+  checkMs,
+  resolveEnqueueOptions,
+  resolveQueueOptions,
+  type EnqueueOptions,
+  type QueueOptions,
+  type ResolvedQueueOptions,
+} from './options.js';
+import { ReadyIndex } from './ready-index.js';
+
+export interface JobRef {
+  id: string;
+}
+
+export interface EnqueueItem extends EnqueueOptions {
+  type: string;
+  data?: unknown;
+}
+
+export interface ClaimOptions {
+  /** Only jobs of these types; all types when omitted. */
+  types?: readonly string[];
+  /** Wait up to this many ms for a job to be ready. @default 0 */
+  wait?: number;
+}
+
+/** Events a Queue emits. */
+export interface QueueEvents {
+  /** A file in queue/ could not be run and was set aside in failed/. */
+  invalid: [info: { id: string; reason: string }];
+}
+
+/** Jobs written per turn of the event loop by enqueueMany. */
+const BATCH_CHUNK = 256;
+
+export class Queue extends EventEmitter<QueueEvents> {
+  readonly dir: string;
+  readonly options: Readonly<ResolvedQueueOptions>;
+  #layout: Layout;
+  #names = new NameMaker();
+  #index: ReadyIndex;
+  #discovery: Discovery | undefined;
+  #syncer = new DirSyncer();
+  #jobHost: JobHost;
+  #finishWatch: { watchers: fs.FSWatcher[]; listeners: Set<() => void> } | undefined;
+  #closed = false;
+
+  private constructor(layout: Layout, options: ResolvedQueueOptions) {
+    super();
+    this.#layout = layout;
+    this.dir = layout.root;
+    this.options = Object.freeze(options);
+    this.#index = new ReadyIndex(options.agingStep);
+    this.#jobHost = {
+      layout,
+      defaultAttempts: options.attempts,
+      defaultBackoff: options.backoff,
+      defaultTimeout: options.timeout,
+      requeued: (id, delayed) => this.#discovery?.added(id, delayed),
+    };
+  }
+
+  /** Open (and unless `create: false`, create) the queue in `dir`. */
+  static async open(dir: string, options?: QueueOptions): Promise<Queue> {
+    if (typeof dir !== 'string' || dir.length === 0) {
+      throw new DirQueueError('EBADOPTION', `the queue directory must be a non-empty path, got ${describe(dir)}`);
+    }
+    const resolved = resolveQueueOptions(options);
+    const layout = new Layout(dir);
+    await layout.prepare(resolved.create);
+    return new Queue(layout, resolved);
+  }
+
+  /** This process's claims carry this owner: HOST.PID.NONCE. */
+  get owner(): string {
+    return this.#names.owner;
+  }
+
+  /** Add one job. Resolves once it is in queue/ (or delayed/), on stable storage unless `durable: false`. */
+  async enqueue(type: string, data?: unknown, options?: EnqueueOptions): Promise<JobRef> {
+    this.#assertOpen();
+    const job = this.#prepare(type, data, options);
+    await writeNew(job.tmp, job.content, this.options.durable);
+    this.#place(job);
+    if (this.options.durable) await this.#syncer.sync(this.#layout.paths[job.delayed === undefined ? 'queue' : 'delayed']);
+    this.#announce(job);
+    return { id: job.id };
+  }
+
+  /**
+   * Add many jobs at once, much faster per job than a loop of enqueue: files
+   * are written first and fsynced together, then renamed, then each
+   * directory is fsynced once. If any file cannot be written, nothing is enqueued.
+   */
+  async enqueueMany(items: readonly EnqueueItem[]): Promise<JobRef[]> {
+    this.#assertOpen();
+    if (!Array.isArray(items)) throw new DirQueueError('EBADOPTION', `enqueueMany takes an array of jobs, got ${describe(items)}`);
+    const jobs = items.map((item, i) => {
+      if (item === null || typeof item !== 'object') {
+        throw new DirQueueError('EBADOPTION', `enqueueMany: item ${i} must be { type, data, ...options }, got ${describe(item)}`);
+      }
+      const { type, data, ...options } = item;
+      try {
+        return this.#prepare(type, data, options);
+      } catch (error) {
+        if (error instanceof DirQueueError) error.message = `enqueueMany: item ${i}: ${error.message}`;
+        throw error;
+      }
+    });
+    const written: string[] = [];
+    try {
+      for (let i = 0; i < jobs.length; i++) {
+        const job = jobs[i]!;
+        await writeNew(job.tmp, job.content, false);
+        written.push(job.tmp);
+        if (i % BATCH_CHUNK === BATCH_CHUNK - 1) await yieldToLoop();
+      }
+      if (this.options.durable) await syncFiles(written);
+    } catch (error) {
+      for (const tmp of written) fs.rmSync(tmp, { force: true });
+      throw error;
+    }
+    let placed = 0;
+    try {
+      for (const job of jobs) {
+        this.#place(job);
+        placed++;
+      }
+    } catch (error) {
+      for (const job of jobs.slice(placed)) fs.rmSync(job.tmp, { force: true });
+      if (error instanceof DirQueueError) error.message = `enqueueMany: ${placed} of ${jobs.length} jobs were enqueued, then ${error.message}`;
+      throw error;
+    }
+    if (this.options.durable) {
+      const dirs = new Set(jobs.map((j) => this.#layout.paths[j.delayed === undefined ? 'queue' : 'delayed']));
+      await Promise.all([...dirs].map((d) => this.#syncer.sync(d)));
+    }
+    for (const job of jobs) this.#announce(job);
+    return jobs.map((j) => ({ id: j.id }));
+  }
+
+  /**
+   * Claim the next ready job (priority, then FIFO, with ageing), by one rename
+   * into active/. Resolves undefined when none is ready within `wait` ms.
+   */
+  async claim<Data = unknown>(options: ClaimOptions = {}): Promise<Job<Data> | undefined> {
+    this.#assertOpen();
+    const { types, wait = 0 } = options ?? {};
+    checkMs(wait, 'wait', 0);
+    if (types !== undefined && !Array.isArray(types)) {
+      throw new DirQueueError('EBADOPTION', `types must be an array of job types, got ${describe(types)}`);
+    }
+    const wanted = types === undefined ? undefined : new Set(types.map(encodeType));
+    const discovery = this.#startDiscovery();
+    const deadline = Date.now() + wait;
+    for (;;) {
+      const job = this.#claimFromIndex(wanted);
+      if (job !== undefined) return job as Job<Data>;
+      if (discovery.refresh() && this.#index.count(wanted) > 0) continue;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.#closed) return undefined;
+      await this.#changeOrTimeout(discovery, Math.min(left, this.options.pollInterval));
+      if (this.#closed) return undefined;
+    }
+  }
+
+  /** Everything known about one job. Throws ENOTFOUND when it is in no state. */
+  async get(id: string): Promise<JobInfo> {
+    checkId(id);
+    for (let tries = 0; tries < 3; tries++) {
+      const where = locate(this.#layout, id);
+      if (where === undefined) break;
+      const info = readInfo(this.#layout, where.state, where.name, this.options.maxJobBytes);
+      if (info !== undefined) return info;
+    }
+    throw notFound(id);
+  }
+
+  /** The jobs in `state`, in run order. */
+  async list(state: State, options: { limit?: number } = {}): Promise<JobInfo[]> {
+    checkState(state);
+    const limit = options.limit ?? Infinity;
+    if (limit !== Infinity) checkMs(limit, 'limit', 0);
+    const out: JobInfo[] = [];
+    for (const name of jobNames(this.#layout, state)) {
+      if (out.length >= limit) break;
+      const info = readInfo(this.#layout, state, name, this.options.maxJobBytes);
+      if (info !== undefined) out.push(info);
+    }
+    return out;
+  }
+
+  async counts(): Promise<Counts> {
+    return counts(this.#layout);
+  }
+
+  async stats(): Promise<Stats> {
+    return stats(this.#layout);
+  }
+
+  /** Move a failed (or delayed) job back to queue/ to run now; a failed job gets a fresh set of attempts. */
+  async retry(id: string): Promise<void> {
+    checkId(id);
+    const where = locate(this.#layout, id);
+    if (where === undefined) throw notFound(id);
+    const from = this.#layout.file(where.state, where.name);
+    if (where.state === 'failed') {
+      appendLine(from, encodeEvent({ event: 'retry', at: new Date().toISOString() }));
+    } else if (where.state !== 'delayed') {
+      throw new DirQueueError('EBADSTATE', `job ${id} is in ${where.state}/; only failed and delayed jobs can be retried`);
+    }
+    if (!move(from, this.#layout.file('queue', id))) throw notFound(id);
+    this.#discovery?.added(id);
+  }
+
+  /** Delete a job that is not running. Resolves with the state it was removed from. */
+  async remove(id: string): Promise<State> {
+    checkId(id);
+    const where = locate(this.#layout, id);
+    if (where === undefined) throw notFound(id);
+    if (where.state === 'active') {
+      throw new DirQueueError('EBADSTATE', `job ${id} is running (active/); wait for it to end, then remove it`);
+    }
+    try {
+      fs.unlinkSync(this.#layout.file(where.state, where.name));
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') throw notFound(id);
+      throw fsError(`removing job ${id}`, error);
+    }
+    return where.state;
+  }
+
+  /**
+   * Delete the jobs in `state` whose file was last changed more than
+   * `olderThan` ms ago (all when omitted). In done/ and failed/ that is when
+   * the job ended. Resolves with how many were deleted.
+   */
+  async purge(state: State, options: { olderThan?: number } = {}): Promise<number> {
+    checkState(state);
+    if (state === 'active') throw new DirQueueError('EBADSTATE', 'active jobs cannot be purged: they are running');
+    const cutoff = options.olderThan === undefined ? Infinity : Date.now() - checkMs(options.olderThan, 'olderThan', 0);
+    let removed = 0;
+    for (const name of jobNames(this.#layout, state)) {
+      const file = this.#layout.file(state, name);
+      try {
+        if (cutoff !== Infinity && fs.lstatSync(file).mtimeMs > cutoff) continue;
+        fs.unlinkSync(file);
+        removed++;
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw fsError(`purging ${file}`, error);
+      }
+    }
+    return removed;
+  }
+
+  /** One maintenance sweep now: promote due delayed jobs. Resolves with what it did. */
+  async recover(): Promise<{ promoted: number }> {
+    this.#assertOpen();
+    const promoted = promoteDueJobs(this.#layout);
+    if (promoted > 0) this.#discovery?.refresh();
+    return { promoted };
+  }
+
+  /**
+   * Wait for a job to finish. Resolves with its result when it is in done/;
+   * rejects with EJOBFAILED (JobFailedError) when it is in failed/, ETIMEOUT
+   * after `timeout` ms, ENOTFOUND when there is no such job.
+   */
+  async waitFor(id: string, options: { timeout?: number } = {}): Promise<unknown> {
+    this.#assertOpen();
+    checkId(id);
+    const timeout = options.timeout === undefined ? Infinity : checkMs(options.timeout, 'timeout', 0);
+    const deadline = Date.now() + timeout;
+    let checkedExists = false;
+    for (;;) {
+      const done = readJobFile(this.#layout.file('done', id), this.options.maxJobBytes);
+      if (done.ok) return parseJobFile(done.text).result?.value;
+      if (fs.existsSync(this.#layout.file('failed', id))) {
+        const info = readInfo(this.#layout, 'failed', id, this.options.maxJobBytes);
+        throw new JobFailedError(id, info?.error ?? (info?.invalid === undefined ? undefined : { message: info.invalid }));
+      }
+      if (!checkedExists) {
+        if (locate(this.#layout, id) === undefined) throw notFound(id);
+        checkedExists = true;
+        continue;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new DirQueueError('ETIMEOUT', `job ${id} did not finish within ${timeout} ms`);
+      if (this.#closed) throw this.#closedError();
+      await this.#finishOrTimeout(Math.min(left, this.options.pollInterval));
+    }
+  }
+
+  /** Stop watching and timers. Claims waiting resolve undefined. Held jobs stay claimed. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#discovery?.close();
+    if (this.#finishWatch) {
+      for (const w of this.#finishWatch.watchers) w.close();
+      for (const listener of this.#finishWatch.listeners) listener();
+    }
+  }
+
+  #prepare(type: string, data: unknown, options: EnqueueOptions | undefined): Prepared {
+    const encodedType = encodeType(type);
+    const o = resolveEnqueueOptions(options);
+    const envelope: Envelope = { type };
+    if (data instanceof Uint8Array) {
+      envelope.bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+    } else if (data !== undefined) {
+      checkJson(data, 'data');
+      envelope.data = data;
+    }
+    envelope.created = new Date().toISOString();
+    if (o.attempts !== undefined) envelope.attempts = o.attempts;
+    if (o.backoff !== undefined) envelope.backoff = o.backoff;
+    if (o.timeout !== undefined) envelope.timeout = o.timeout;
+    const content = encodeEnvelope(envelope);
+    const bytes = Buffer.byteLength(content);
+    if (bytes > this.options.maxJobBytes) {
+      throw new DirQueueError('ETOOBIG', `job is ${bytes} bytes, over maxJobBytes (${this.options.maxJobBytes}): store large payloads elsewhere and enqueue a reference`);
+    }
+    // A delayed job's id carries its due time, so once promoted it queues by when it became ready.
+    const id = o.runAt === undefined ? this.#names.id(o.priority, encodedType) : this.#names.id(o.priority, encodedType, o.runAt * 1000);
+    const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
+    return { id, content, delayed, tmp: this.#layout.file('tmp', this.#names.tmpName(id)) };
+  }
+
+  #place(job: Prepared): void {
+    const target = job.delayed === undefined ? this.#layout.file('queue', job.id) : this.#layout.file('delayed', job.delayed);
+    if (!move(job.tmp, target)) {
+      throw new DirQueueError('EFS', `${job.tmp} vanished before it could be enqueued: is something cleaning tmp/?`);
+    }
+  }
+
+  #announce(job: Prepared): void {
+    this.#discovery?.added(job.id, job.delayed);
+  }
+
+  #claimFromIndex(wanted: ReadonlySet<string> | undefined): Job | undefined {
+    for (;;) {
+      const id = this.#index.take(wanted);
+      if (id === undefined) return undefined;
+      const claim = this.#names.claim();
+      const activePath = this.#layout.file('active', activeName(id, claim));
+      if (!move(this.#layout.file('queue', id), activePath, true)) continue; // lost the race (I3)
+      const job = this.#load(id, claim, activePath);
+      if (job !== undefined) return job;
+    }
+  }
+
+  /** Read a freshly claimed file; set it aside in failed/ if it cannot run (I9). */
+  #load(id: string, claim: string, activePath: string): Job | undefined {
+    const parsed = parseId(id)!;
+    const read = readJobFile(activePath, this.options.maxJobBytes);
+    if (!read.ok) {
+      if (!read.gone) this.#setAside(id, activePath, read.reason, read.canAppend);
+      return undefined;
+    }
+    try {
+      const record = parseJobFile(read.text);
+      if (record.envelope.type !== undefined && record.envelope.type !== parsed.type) {
+        throw new DirQueueError('EBADDATA', `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(parsed.type)}`);
+      }
+      return new Job(this.#jobHost, parsed, record, claim, activePath);
+    } catch (error) {
+      if (!(error instanceof DirQueueError)) throw error;
+      this.#setAside(id, activePath, error.message, true);
+      return undefined;
+    }
+  }
+
+  #setAside(id: string, activePath: string, reason: string, canAppend: boolean): void {
+    if (canAppend) appendLine(activePath, `\n${encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason })}`);
+    move(activePath, this.#layout.file('failed', id));
+    this.emit('invalid', { id, reason });
+  }
+
+  #startDiscovery(): Discovery {
+    if (this.#discovery === undefined) {
+      this.#discovery = new Discovery(this.#layout, this.#index, this.options);
+      this.#discovery.start();
+    }
+    return this.#discovery;
+  }
+
+  #changeOrTimeout(discovery: Discovery, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const off = discovery.onChange(done);
+      function done(): void {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
+  }
+
+  #finishOrTimeout(ms: number): Promise<void> {
+    if (this.#finishWatch === undefined) {
+      const listeners = new Set<() => void>();
+      const watchers: fs.FSWatcher[] = [];
+      if (this.options.watch) {
+        for (const dir of [this.#layout.paths.done, this.#layout.paths.failed]) {
+          try {
+            const w = fs.watch(dir, { persistent: false }, () => {
+              for (const l of [...listeners]) l();
+            });
+            w.on('error', () => w.close());
+            watchers.push(w);
+          } catch {
+            // polling alone still sees the job finish
+          }
+        }
+      }
+      this.#finishWatch = { watchers, listeners };
+    }
+    const { listeners } = this.#finishWatch;
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      listeners.add(done);
+      function done(): void {
+        clearTimeout(timer);
+        listeners.delete(done);
+        resolve();
+      }
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw this.#closedError();
+  }
+
+  #closedError(): DirQueueError {
+    return new DirQueueError('ECLOSED', `the queue ${this.dir} was closed: open it again with Queue.open`);
+  }
+}
+
+interface Prepared {
+  id: string;
+  content: string;
+  /** The delayed/ name when the job waits for a time. */
+  delayed: string | undefined;
+  tmp: string;
+}
