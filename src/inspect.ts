@@ -18,8 +18,8 @@ export interface JobInfo {
   priority: number;
   /** Attempts that have ended so far (errors, timeouts, crashes). */
   attemptsMade: number;
-  /** The most attempts the job gets, when its file sets it. */
-  attempts: number | undefined;
+  /** The most attempts the job gets (its own, or the queue's default). */
+  attempts: number;
   createdAt: Date | undefined;
   /** When the job became (or becomes) ready: from its id. */
   readyAt: Date;
@@ -56,8 +56,14 @@ export function locate(layout: Layout, id: string): { state: State; name: string
   return undefined;
 }
 
+/** What a reader assumes where a job file is silent. */
+export interface ReadDefaults {
+  maxJobBytes: number;
+  attempts: number;
+}
+
 /** Read one job file into a JobInfo; undefined when it vanished meanwhile. */
-export function readInfo(layout: Layout, state: State, name: string, maxBytes: number): JobInfo | undefined {
+export function readInfo(layout: Layout, state: State, name: string, defaults: ReadDefaults): JobInfo | undefined {
   const id = idOfName(state, name);
   const parsed = id === undefined ? undefined : parseId(id);
   if (parsed === undefined) return undefined;
@@ -69,7 +75,7 @@ export function readInfo(layout: Layout, state: State, name: string, maxBytes: n
     data: undefined,
     priority: parsed.priority,
     attemptsMade: 0,
-    attempts: undefined,
+    attempts: defaults.attempts,
     createdAt: undefined,
     readyAt: new Date(parsed.enqueuedUs / 1000),
     errors: [],
@@ -78,7 +84,7 @@ export function readInfo(layout: Layout, state: State, name: string, maxBytes: n
   };
   if (state === 'delayed') info.runAt = new Date(parseDelayedName(name)!.dueUs / 1000);
   if (state === 'active') info.claim = parseActiveName(name)!.claim.claim;
-  const read = readJobFile(path, maxBytes);
+  const read = readJobFile(path, defaults.maxJobBytes);
   if (!read.ok) {
     if (read.gone) return undefined;
     info.invalid = read.reason;
@@ -93,7 +99,7 @@ export function readInfo(layout: Layout, state: State, name: string, maxBytes: n
   }
   info.data = payloadOf(record.envelope);
   info.attemptsMade = record.attemptsMade;
-  info.attempts = record.envelope.attempts;
+  info.attempts = record.envelope.attempts ?? defaults.attempts;
   if (record.envelope.created !== undefined) info.createdAt = new Date(record.envelope.created);
   if (record.result !== undefined && state === 'done') info.result = record.result.value;
   info.errors = record.errors;

@@ -186,7 +186,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     for (let tries = 0; tries < 3; tries++) {
       const where = locate(this.#layout, id);
       if (where === undefined) break;
-      const info = readInfo(this.#layout, where.state, where.name, this.options.maxJobBytes);
+      const info = readInfo(this.#layout, where.state, where.name, this.options);
       if (info !== undefined) return info;
     }
     throw notFound(id);
@@ -200,7 +200,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     const out: JobInfo[] = [];
     for (const name of jobNames(this.#layout, state)) {
       if (out.length >= limit) break;
-      const info = readInfo(this.#layout, state, name, this.options.maxJobBytes);
+      const info = readInfo(this.#layout, state, name, this.options);
       if (info !== undefined) out.push(info);
     }
     return out;
@@ -292,7 +292,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       const done = readJobFile(this.#layout.file('done', id), this.options.maxJobBytes);
       if (done.ok) return parseJobFile(done.text).result?.value;
       if (fs.existsSync(this.#layout.file('failed', id))) {
-        const info = readInfo(this.#layout, 'failed', id, this.options.maxJobBytes);
+        const info = readInfo(this.#layout, 'failed', id, this.options);
         throw new JobFailedError(id, info?.error ?? (info?.invalid === undefined ? undefined : { message: info.invalid }));
       }
       if (!checkedExists) {

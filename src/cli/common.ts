@@ -1,0 +1,191 @@
+/**
+ * What every verb of the CLI shares: the command shape, argument parsing with
+ * clean one-line errors, the exit-code convention, tables and JSON output.
+ *
+ * Exit codes (also in `dirq --help`):
+ *   0  success
+ *   1  the command was valid but failed: no queue there, a job not found,
+ *      a filesystem error (permissions, disk full)
+ *   2  usage: unknown command or option, a missing or malformed argument
+ *      (bad JSON, priority out of range, unknown state, bad duration);
+ *      nothing was changed
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DirQueueError } from '../errors.js';
+import type { JobInfo } from '../inspect.js';
+import { Queue } from '../queue.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** One verb: its help text and what it does. `run` returns the exit code. */
+export interface Command {
+  name: string;
+  /** One line for the overview in `dirq --help`. */
+  summary: string;
+  /** The full `dirq VERB --help` text, ending with an example. */
+  help: string;
+  run(args: string[]): Promise<number>;
+}
+
+/** A mistake in how the command was called: exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Library codes that mean the caller's input was rejected before anything changed. */
+const USAGE_CODES: ReadonlySet<string> = new Set(['EBADOPTION', 'EBADTYPE', 'EBADID', 'EBADDATA']);
+
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof UsageError) return EXIT_USAGE;
+  if (error instanceof DirQueueError && USAGE_CODES.has(error.code)) return EXIT_USAGE;
+  return EXIT_FAILURE;
+}
+
+/** `dirq: <message>` on one line; with `debug`, the stack and causes follow. */
+export function reportError(error: unknown, debug: boolean): void {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`dirq: ${oneLine(message)}\n`);
+  if (!debug) return;
+  for (let e: unknown = error; e !== undefined; e = (e as { cause?: unknown }).cause) {
+    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    if (!(e instanceof Error)) break;
+  }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** Options every verb accepts. */
+const COMMON_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  debug: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O & typeof COMMON_OPTIONS; allowPositionals: true; strict: true }>>;
+
+/**
+ * parseArgs in strict mode, with one-line messages that name the verb. Returns
+ * undefined after printing the help when --help was given.
+ */
+export function parse<O extends Options>(
+  command: Command,
+  args: string[],
+  options: O,
+  positionals: { min: number; max: number },
+): Parsed<O> | undefined {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...options, ...COMMON_OPTIONS }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(`${parseArgsMessage(error)} (see dirq ${command.name} --help)`);
+  }
+  if ((parsed.values as { help?: boolean }).help === true) {
+    process.stdout.write(command.help);
+    return undefined;
+  }
+  const n = parsed.positionals.length;
+  if (n < positionals.min) throw new UsageError(`${command.name}: missing arguments: usage: ${usageLine(command)}`);
+  if (n > positionals.max) {
+    throw new UsageError(
+      `${command.name}: unexpected argument ${JSON.stringify(parsed.positionals[positionals.max])}: usage: ${usageLine(command)}`,
+    );
+  }
+  return parsed as never;
+}
+
+function usageLine(command: Command): string {
+  const line = command.help.split('\n').find((l) => l.startsWith('Usage: '));
+  return line === undefined ? `dirq ${command.name}` : line.slice('Usage: '.length);
+}
+
+function parseArgsMessage(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  const option = /'(-[^' ]*)/.exec(message ?? '')?.[1];
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (message?.includes('does not take an argument')) return `option ${option} does not take a value`;
+      if (message?.includes('ambiguous')) return `option ${option} needs a value (for one starting with '-', write ${option}=-5)`;
+      return `option ${option} needs a value`;
+    default:
+      return oneLine(message ?? String(error));
+  }
+}
+
+/** A whole number from a flag; the library checks its range. */
+export function parseInteger(text: string, flag: string): number {
+  if (!/^-?\d+$/.test(text.trim())) throw new UsageError(`${flag} must be a whole number, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+/** Open an existing queue for a command: never creates one (use `dirq init`). */
+export async function openExisting(dir: string): Promise<Queue> {
+  try {
+    return await Queue.open(dir, { create: false, watch: false });
+  } catch (error) {
+    if (error instanceof DirQueueError && error.code === 'ENOQUEUE') {
+      throw new DirQueueError('ENOQUEUE', `no queue at ${dir}: the directory does not exist (create one with dirq init ${dir})`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+/** Run `body` with an open queue and close it afterwards. */
+export async function withQueue<T>(dir: string, body: (q: Queue) => Promise<T>): Promise<T> {
+  const q = await openExisting(dir);
+  try {
+    return await body(q);
+  } finally {
+    await q.close();
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function print(text = ''): void {
+  process.stdout.write(`${text}\n`);
+}
+
+/** A note for people that scripts reading stdout should not see. */
+export function note(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+export type Align = 'left' | 'right';
+
+/** Columns padded to their widest cell, two spaces apart, no trailing blanks (as kubectl prints). */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, i) => (align[i] === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/** A job as the CLI prints it in JSON: dates as ISO strings, a raw payload as base64 `bytes` instead of `data`. */
+export function jobJson(info: JobInfo): Record<string, unknown> {
+  const { id, state, type, priority, data, ...rest } = info;
+  const payload = Buffer.isBuffer(data) ? { bytes: data.toString('base64') } : { data: data ?? null };
+  return { id, state, type, priority, ...payload, ...rest };
+}
+
+/** Read all of stdin as UTF-8. */
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,94 @@
+/** dirq ls DIR [STATE]: the jobs in one state, in run order. */
+import { formatAge } from '../duration.js';
+import type { JobInfo } from '../inspect.js';
+import { isState, STATES, type State } from '../layout.js';
+import { jobJson, note, parse, parseInteger, print, printJson, table, UsageError, withQueue, type Align, type Command } from './common.js';
+
+export const ls: Command = {
+  name: 'ls',
+  summary: 'list the jobs in a state, in run order',
+  help: `Usage: dirq ls DIR [STATE] [--json] [--limit N]
+
+List the jobs in one state of the queue in DIR, in the order they run
+(priority, then the time they became ready). STATE is one of
+${STATES.join(', ')}; the default is queue.
+
+Columns: ID (the file name in queue/), TYPE, PRI (0..99, lower runs first),
+AGE (since it was enqueued), ATTEMPTS (made/allowed), and per state:
+DUE IN (delayed), CLAIM (active: HOST.PID.NONCE.SEQ of the holder),
+ERROR (failed).
+
+Options:
+  --limit N  list at most N jobs
+  --json     print an array of jobs: id, state, type, priority, data (or
+             bytes, base64), attemptsMade, attempts, createdAt, readyAt,
+             runAt, claim, result, error, errors, history, path
+  --debug    print the stack trace of an error
+  -h, --help show this help
+
+Examples:
+  dirq ls /var/spool/mail-out
+  dirq ls /var/spool/mail-out failed --json --limit 10
+`,
+  async run(args) {
+    const parsed = parse(this, args, { json: { type: 'boolean' }, limit: { type: 'string' } }, { min: 1, max: 2 });
+    if (parsed === undefined) return 0;
+    const [dir, stateArg = 'queue'] = parsed.positionals as [string, string?];
+    const state = stateArg.replace(/\/$/, '');
+    if (!isState(state)) throw new UsageError(`unknown state ${JSON.stringify(stateArg)}: use one of ${STATES.join(', ')}`);
+    let limit: number | undefined;
+    if (parsed.values.limit !== undefined) {
+      limit = parseInteger(parsed.values.limit, '--limit');
+      if (limit < 0) throw new UsageError(`--limit must be 0 or more, got ${limit}`);
+    }
+    const { jobs, total } = await withQueue(dir, async (q) => {
+      const jobs = await q.list(state, limit === undefined ? {} : { limit });
+      const total = limit !== undefined && jobs.length >= limit ? (await q.counts())[state] : jobs.length;
+      return { jobs, total };
+    });
+    if (parsed.values.json === true) {
+      printJson(jobs.map(jobJson));
+      return 0;
+    }
+    if (jobs.length === 0) {
+      note(`No jobs in ${state}/.`);
+      return 0;
+    }
+    print(render(state, jobs, Date.now()));
+    if (total > jobs.length) note(`(${jobs.length} of ${total} jobs in ${state}/; raise --limit to see more)`);
+    return 0;
+  },
+};
+
+function render(state: State, jobs: readonly JobInfo[], now: number): string {
+  const headers = ['ID', 'TYPE', 'PRI', 'AGE', 'ATTEMPTS'];
+  const align: Align[] = ['left', 'left', 'right', 'right', 'right'];
+  const extra = EXTRA[state];
+  if (extra !== undefined) {
+    headers.push(extra.header);
+    align.push(extra.align);
+  }
+  const rows = jobs.map((job) => {
+    const enqueued = job.createdAt ?? job.readyAt;
+    const attempts = job.attempts === undefined ? String(job.attemptsMade) : `${job.attemptsMade}/${job.attempts}`;
+    const row = [job.id, job.type, String(job.priority), formatAge(Math.max(0, now - enqueued.getTime())), attempts];
+    if (extra !== undefined) row.push(extra.cell(job, now));
+    return row;
+  });
+  return table(headers, rows, align);
+}
+
+const EXTRA: Partial<Record<State, { header: string; align: Align; cell: (job: JobInfo, now: number) => string }>> = {
+  delayed: {
+    header: 'DUE IN',
+    align: 'right',
+    cell: (job, now) => (job.runAt === undefined ? '-' : formatAge(Math.max(0, job.runAt.getTime() - now))),
+  },
+  active: { header: 'CLAIM', align: 'left', cell: (job) => job.claim ?? '-' },
+  failed: { header: 'ERROR', align: 'left', cell: (job) => truncate(job.error?.message ?? job.invalid ?? '-', 60) },
+};
+
+function truncate(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, ' ');
+  return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+/**
+ * dirq: the command line of dirqueue. `dirq VERB DIR ...`; one module per verb.
+ * Exit codes and error output are described in common.ts and `dirq --help`.
+ */
+import { readFileSync } from 'node:fs';
+import { exitCodeOf, reportError, UsageError, type Command } from './common.js';
+import { enqueue } from './enqueue.js';
+import { init } from './init.js';
+import { ls } from './ls.js';
+import { stats } from './stats.js';
+
+const COMMANDS: readonly Command[] = [init, enqueue, ls, stats];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `Usage: dirq COMMAND DIR [ARGS] [OPTIONS]
+
+dirqueue: a durable job queue whose only server is the filesystem. A queue
+is a directory, a job is a file, and every state change is one rename.
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Every command prints text for people by default and JSON with --json;
+dirq COMMAND --help describes one command, with an example.
+
+Options:
+  --debug        print the stack trace of an error
+  -h, --help     show this help
+  -v, --version  print the version
+
+Exit codes:
+  0  success
+  1  the command failed: no queue at DIR, a filesystem error, ...
+  2  usage error: unknown command or option, bad argument (malformed JSON,
+     priority out of range, unknown state, bad duration); nothing changed
+An error prints one line on stderr, "dirq: <reason>" (--debug adds the stack).
+
+Examples:
+  dirq init /var/spool/mail-out
+  dirq enqueue /var/spool/mail-out send '{"to":"a@example.com"}' --priority 10
+  dirq ls /var/spool/mail-out
+  dirq stats /var/spool/mail-out --json
+`;
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  if (verb === undefined) throw new UsageError('missing command: try dirq --help');
+  if (verb === '--help' || verb === '-h' || verb === 'help') {
+    const topic = verb === 'help' ? rest[0] : undefined;
+    const command = topic === undefined ? undefined : COMMANDS.find((c) => c.name === topic);
+    if (topic !== undefined && command === undefined) throw unknownCommand(topic);
+    process.stdout.write(command?.help ?? overview());
+    return 0;
+  }
+  if (verb === '--version' || verb === '-v') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === verb);
+  if (command === undefined) throw unknownCommand(verb);
+  return command.run(rest);
+}
+
+function unknownCommand(verb: string): UsageError {
+  const what = verb.startsWith('-') ? `unknown option ${verb}` : `unknown command ${JSON.stringify(verb)}`;
+  return new UsageError(`${what}: use one of ${COMMANDS.map((c) => c.name).join(', ')} (see dirq --help)`);
+}
+
+// `dirq ls DIR | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
+const args = process.argv.slice(2);
+try {
+  process.exitCode = await main(args);
+} catch (error) {
+  reportError(error, args.includes('--debug'));
+  process.exitCode = exitCodeOf(error);
+}

@@ -1,0 +1,175 @@
+/** I9: bad arguments and hostile files get a typed error or are set aside, and never hurt other jobs. */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DirQueueError } from '../src/index.js';
+import { exited, openQueue, spawnNode, tempDir, tempQueue } from './support/temp.js';
+
+const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
+const ID = (unique: string): string => `50-1763830000000000-${unique}.t`;
+const isRoot = process.getuid?.() === 0;
+
+async function claimAll(q: Awaited<ReturnType<typeof openQueue>>): Promise<unknown[]> {
+  const data: unknown[] = [];
+  for (let job = await q.claim(); job; job = await q.claim()) {
+    data.push(job.data);
+    await job.complete();
+  }
+  return data;
+}
+
+describe('I9 bad arguments', () => {
+  it('rejects bad enqueue arguments with a code and a message that says what to do', async () => {
+    const { dir, q } = await tempQueue();
+    const cases: [() => Promise<unknown>, string, RegExp][] = [
+      [() => q.enqueue('t', 1, { priority: 500 }), 'EBADOPTION', /priority must be an integer 0\.\.99.*got 500/],
+      [() => q.enqueue('t', 1, { priority: 1.5 }), 'EBADOPTION', /priority/],
+      [() => q.enqueue('', 1), 'EBADTYPE', /non-empty string/],
+      [() => q.enqueue(7 as unknown as string, 1), 'EBADTYPE', /got 7/],
+      [() => q.enqueue('t', () => 1), 'EBADDATA', /data is a function/],
+      [() => q.enqueue('t', { n: 10n }), 'EBADDATA', /data\.n is a BigInt/],
+      [() => q.enqueue('t', { s: Symbol('x') }), 'EBADDATA', /symbol/],
+      [() => q.enqueue('t', [1, undefined]), 'EBADDATA', /data\[1\] is undefined/],
+      [() => q.enqueue('t', { when: new Date() }), 'EBADDATA', /toISOString/],
+      [() => q.enqueue('t', { m: new Map() }), 'EBADDATA', /Map/],
+      [() => q.enqueue('t', { x: NaN }), 'EBADDATA', /NaN/],
+      [() => { const o: Record<string, unknown> = {}; o.self = o; return q.enqueue('t', o); }, 'EBADDATA', /circular/],
+      [() => q.enqueue('t', 1, { delay: -5 }), 'EBADOPTION', /delay/],
+      [() => q.enqueue('t', 1, { delay: 5, runAt: Date.now() }), 'EBADOPTION', /either delay or runAt/],
+      [() => q.enqueue('t', 1, { runAt: new Date('nope') }), 'EBADOPTION', /runAt/],
+      [() => q.enqueue('t', 1, { attempts: 0 }), 'EBADOPTION', /attempts/],
+      [() => q.enqueue('t', 1, { backoff: { type: 'exponential', delay: 1, jitter: 2 } }), 'EBADOPTION', /backoff/],
+      [() => q.enqueue('t', 'x'.repeat(17 * 1024 * 1024)), 'ETOOBIG', /maxJobBytes/],
+      [() => q.claim({ types: 'a' as unknown as string[] }), 'EBADOPTION', /array/],
+      [() => q.claim({ wait: -1 }), 'EBADOPTION', /wait/],
+      [() => q.get('../../etc/passwd'), 'EBADID', /not a job id/],
+      [() => q.retry('nope'), 'EBADID', /not a job id/],
+      [() => q.list('trash' as never), 'EBADSTATE', /use one of queue, delayed, active, done, failed/],
+      [() => q.purge('nope' as never), 'EBADSTATE', /unknown state/],
+      [() => q.get(ID('missing')), 'ENOTFOUND', /no job/],
+    ];
+    for (const [call, code, message] of cases) {
+      const error = await call().then(() => undefined, (e: unknown) => e);
+      expect(error, String(call)).toBeInstanceOf(DirQueueError);
+      expect(error, String(call)).toMatchObject({ code, message: expect.stringMatching(message) });
+    }
+    expect(ls(dir, 'queue')).toEqual([]);
+    expect(ls(dir, 'tmp')).toEqual([]);
+    await q.close();
+  });
+
+  it('a type like ../../x cannot create a file outside the queue', async () => {
+    const base = tempDir();
+    const dir = path.join(base, 'q');
+    const q = await openQueue(dir);
+    const { id } = await q.enqueue('../../x', 'payload');
+    await q.enqueue('../../x', 'later', { delay: 60_000 });
+    expect(fs.readdirSync(base)).toEqual(['q']);
+    expect(ls(dir, 'queue')).toEqual([id]);
+    const job = (await q.claim({ types: ['../../x'] }))!;
+    expect(job.type).toBe('../../x');
+    await job.complete();
+    expect(fs.readdirSync(base)).toEqual(['q']);
+    await q.close();
+  });
+
+  it('a full disk is ENOSPC with advice, and loses no other job', async () => {
+    if (!isRoot) throw new Error('this test mounts a tiny tmpfs and needs root (CI runs as root)');
+    const mount = tempDir();
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mount]);
+    try {
+      const q = await openQueue(path.join(mount, 'q'));
+      const kept = await q.enqueue('t', 'small');
+      const big = 'y'.repeat(100 * 1024);
+      const error = await (async () => {
+        for (let i = 0; i < 10; i++) await q.enqueue('t', big);
+      })().then(() => undefined, (e: unknown) => e);
+      expect(error).toMatchObject({ code: 'ENOSPC', message: expect.stringContaining('full') });
+      expect(ls(path.join(mount, 'q'), 'tmp')).toEqual([]); // the partial write was removed
+      const job = (await q.claim())!;
+      expect(job.id).toBe(kept.id);
+      expect(job.data).toBe('small');
+      await job.complete();
+      await q.close();
+    } finally {
+      execFileSync('umount', [mount]);
+    }
+  });
+
+  it('an unwritable queue directory is a typed error, not a crash', async () => {
+    const { dir, q } = await tempQueue();
+    fs.rmSync(path.join(dir, 'tmp'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tmp'), 'not a directory');
+    await expect(q.enqueue('t', 1)).rejects.toMatchObject({ code: 'ENOTDIR', message: expect.stringContaining('tmp') });
+    await q.close();
+  });
+});
+
+describe('I9 hostile files in queue/', () => {
+  it('sets aside symlinks, directories, FIFOs and huge files with a reason, never following, blocking or stopping', async () => {
+    const { dir, q } = await tempQueue({ maxJobBytes: 1024 });
+    const outside = path.join(tempDir(), 'secret');
+    fs.writeFileSync(outside, '{"data":"secret"}\n');
+    fs.symlinkSync(outside, path.join(dir, 'queue', ID('link')));
+    fs.mkdirSync(path.join(dir, 'queue', ID('dir')));
+    execFileSync('mkfifo', [path.join(dir, 'queue', ID('fifo'))]);
+    fs.writeFileSync(path.join(dir, 'queue', ID('huge')), `{"data":"${'z'.repeat(4096)}"}\n`);
+    fs.writeFileSync(path.join(dir, 'queue', ID('empty')), '');
+    fs.writeFileSync(path.join(dir, 'queue', ID('array')), '[1,2]\n');
+    fs.writeFileSync(path.join(dir, 'queue', ID('wrongtype')), '{"type":"other"}\n');
+    const good = await q.enqueue('t', 'good', { priority: 99 });
+    const reasons = new Map<string, string>();
+    q.on('invalid', ({ id, reason }) => reasons.set(id.split('-')[2]!.split('.')[0]!, reason));
+    expect(await claimAll(q)).toEqual(['good']);
+    expect(reasons).toEqual(
+      new Map([
+        ['array', expect.stringContaining('not a JSON object')],
+        ['dir', expect.stringContaining('directory')],
+        ['empty', expect.stringContaining('not JSON')],
+        ['fifo', expect.stringContaining('FIFO')],
+        ['huge', expect.stringContaining('over the limit')],
+        ['link', expect.stringContaining('symbolic link')],
+        ['wrongtype', expect.stringContaining('differs from the type in its name')],
+      ]),
+    );
+    expect(ls(dir, 'failed')).toHaveLength(7);
+    expect(fs.readFileSync(outside, 'utf8')).toBe('{"data":"secret"}\n'); // never followed or written
+    expect((await q.get(ID('huge'))).invalid).toContain('over the limit');
+    expect((await q.get(ID('link'))).invalid).toContain('symbolic link');
+    expect((await q.get(good.id)).state).toBe('done');
+    await q.close();
+  });
+
+  it('sets aside a file the worker cannot read', async () => {
+    if (!isRoot) throw new Error('this test runs a worker as another user and needs root (CI runs as root)');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-perm-'));
+    try {
+      fs.chmodSync(dir, 0o777);
+      const q = await openQueue(dir);
+      await q.close();
+      for (const sub of fs.readdirSync(dir)) fs.chmodSync(path.join(dir, sub), 0o777);
+      fs.writeFileSync(path.join(dir, 'queue', ID('secret')), '{}\n', { mode: 0o600 });
+      fs.chmodSync(path.join(dir, 'queue', ID('secret')), 0o000);
+      const log = path.join(dir, 'log');
+      fs.writeFileSync(log, '', { mode: 0o666 });
+      fs.chmodSync(log, 0o666);
+      const child = spawnNode([new URL('./fixtures/child.mjs', import.meta.url).pathname, 'drain', dir, log], { uid: 65534, gid: 65534 });
+      expect(await exited(child)).toBe(0);
+      expect(fs.readdirSync(path.join(dir, 'failed'))).toEqual([ID('secret')]);
+      expect(fs.readFileSync(log, 'utf8')).toBe('');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ignores a FIFO in tmp/ and other junk outside the state directories', async () => {
+    const { dir, q } = await tempQueue();
+    execFileSync('mkfifo', [path.join(dir, 'tmp', 'pipe')]);
+    fs.writeFileSync(path.join(dir, 'stray.txt'), 'hi');
+    await q.enqueue('t', 1);
+    expect(await claimAll(q)).toEqual([1]);
+    await q.close();
+  });
+});

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import {
+  activeName,
+  checkId,
+  delayedName,
+  encodeType,
+  hostToken,
+  NameMaker,
+  parseActiveName,
+  parseClaim,
+  parseDelayedName,
+  parseId,
+} from '../src/names.js';
+
+describe('the name codec', () => {
+  it('round-trips ids with every priority and awkward types', () => {
+    const maker = new NameMaker('web1', 4242);
+    for (const type of ['email', 'mail/out', '../../etc/passwd', 'ünïcode ✓', 'a.b-c_d', '%41', '@~']) {
+      for (const priority of [0, 7, 50, 99]) {
+        const id = maker.id(priority, encodeType(type));
+        const parsed = parseId(id);
+        expect(parsed).toMatchObject({ id, priority, type });
+        expect(id).not.toContain('/');
+        expect(id).toMatch(/^\d{2}-\d{16}-[a-z0-9]+\.[A-Za-z0-9_.%-]+$/);
+      }
+    }
+  });
+
+  it('never lets a type become a path', () => {
+    expect(encodeType('../../x')).toBe('..%2F..%2Fx');
+    expect(encodeType('/')).toBe('%2F');
+    expect(() => encodeType('')).toThrow(expect.objectContaining({ code: 'EBADTYPE' }));
+    expect(() => encodeType(42)).toThrow(expect.objectContaining({ code: 'EBADTYPE' }));
+    expect(() => encodeType('x'.repeat(121))).toThrow(/too long/);
+  });
+
+  it('accepts only the canonical spelling of a type', () => {
+    expect(parseId('50-1763830000000000-abc.%41')).toBeUndefined(); // 'A' must be written A
+    expect(parseId('50-1763830000000000-abc.%2f')).toBeUndefined(); // lower-case hex
+    expect(parseId('50-1763830000000000-abc.%2F')?.type).toBe('/');
+    expect(parseId('50-1763830000000000-abc.%FF')).toBeUndefined(); // not UTF-8
+  });
+
+  it('rejects names that do not match the grammar', () => {
+    for (const name of ['', 'README', '.hidden', '5-1763830000000000-a.t', '50-176383000000000-a.t', '50-1763830000000000-.t',
+      '50-1763830000000000-a', '50-1763830000000000-a.', '50-1763830000000000-a_b.t', '50-1763830000000000-a.t~', 'x50-1763830000000000-a.t']) {
+      expect(parseId(name), name).toBeUndefined();
+    }
+    expect(() => checkId('nope')).toThrow(expect.objectContaining({ code: 'EBADID' }));
+  });
+
+  it('sorts ids by priority, then time, then the unique part (I5)', () => {
+    const ids = [
+      '50-1763830000000002-a.t',
+      '10-1763830000000009-a.t',
+      '50-1763830000000001-b.t',
+      '50-1763830000000001-a.z',
+      '99-1000000000000000-a.t',
+      '00-1763830000000009-a.t',
+    ];
+    const byBytes = [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const byMeaning = [...ids].sort((a, b) => {
+      const pa = parseId(a)!;
+      const pb = parseId(b)!;
+      return pa.priority - pb.priority || pa.enqueuedUs - pb.enqueuedUs || (pa.unique < pb.unique ? -1 : pa.unique > pb.unique ? 1 : 0);
+    });
+    expect(byBytes).toEqual(byMeaning);
+  });
+
+  it('makes strictly increasing ids within one maker, even for one microsecond or a clock step back', () => {
+    const maker = new NameMaker('h', 1);
+    const ids = [maker.id(50, 't', 1000), maker.id(50, 't', 1000), maker.id(50, 't', 999), maker.id(50, 't', 2000)];
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(4);
+  });
+
+  it('round-trips delayed and active names', () => {
+    const maker = new NameMaker('web-1', 77);
+    const id = maker.id(20, encodeType('report'));
+    expect(parseDelayedName(delayedName(1763830060000000, id))).toEqual({ dueUs: 1763830060000000, id });
+    const claim = maker.claim();
+    expect(parseActiveName(activeName(id, claim))).toEqual({ id, claim: parseClaim(claim) });
+    expect(parseClaim(claim)).toMatchObject({ host: 'web-1', pid: 77, seq: '0' });
+    expect(maker.claim()).not.toBe(claim);
+    expect(parseDelayedName(`123~${id}`)).toBeUndefined();
+    expect(parseActiveName(`${id}@not a claim`)).toBeUndefined();
+  });
+
+  it('keeps host tokens to the safe alphabet', () => {
+    expect(hostToken('db-01.example.com')).toBe('db-01');
+    expect(hostToken('weird_host name')).toBe('weird-host-name');
+    expect(hostToken('')).toBe('host');
+  });
+});

@@ -1,0 +1,292 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CompromisedError, DirQueueError, JobFailedError, Queue } from '../src/index.js';
+import { openQueue, tempDir, tempQueue } from './support/temp.js';
+
+const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
+
+describe('Queue.open', () => {
+  it('creates the layout and dirqueue.json', async () => {
+    const dir = path.join(tempDir(), 'q');
+    const q = await openQueue(dir);
+    expect(ls(dir, '.')).toEqual(['active', 'delayed', 'dirqueue.json', 'done', 'failed', 'queue', 'tmp', 'workers']);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ format: 'dirqueue', version: '1.0' });
+    await q.close();
+  });
+
+  it('refuses a missing directory with create: false, and a non-queue directory', async () => {
+    const base = tempDir();
+    await expect(Queue.open(path.join(base, 'missing'), { create: false })).rejects.toMatchObject({ code: 'ENOQUEUE' });
+    fs.writeFileSync(path.join(base, 'notes.txt'), 'hello');
+    await expect(Queue.open(base)).rejects.toMatchObject({ code: 'ENOTQUEUE', message: expect.stringContaining('not empty') });
+    await expect(Queue.open(path.join(base, 'notes.txt'))).rejects.toMatchObject({ code: 'ENOTQUEUE' });
+    expect(fs.readdirSync(base)).toEqual(['notes.txt']);
+  });
+
+  it('validates options with actionable messages', async () => {
+    const dir = tempDir();
+    await expect(Queue.open(dir, { staleAfter: -1 })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining('staleAfter') });
+    await expect(Queue.open(dir, { watch: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await expect(Queue.open(dir, { backoff: { type: 'linear' } as never })).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await expect(Queue.open('')).rejects.toMatchObject({ code: 'EBADOPTION' });
+  });
+});
+
+describe('enqueue and claim', () => {
+  it('runs jobs by priority then FIFO, and records results in done/', async () => {
+    const { dir, q } = await tempQueue();
+    const a = await q.enqueue('t', { n: 1 });
+    const b = await q.enqueue('t', { n: 2 }, { priority: 10 });
+    const c = await q.enqueue('t', { n: 3 });
+    expect(ls(dir, 'queue')).toEqual([b.id, a.id, c.id]);
+    const seen: unknown[] = [];
+    for (let job = await q.claim(); job !== undefined; job = await q.claim()) {
+      expect(job.attempt).toBe(1);
+      seen.push(job.data);
+      await job.complete({ doubled: (job.data as { n: number }).n * 2 });
+    }
+    expect(seen).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
+    expect(await q.waitFor(b.id)).toEqual({ doubled: 4 });
+    expect(await q.get(a.id)).toMatchObject({ state: 'done', result: { doubled: 2 }, type: 't', priority: 50 });
+    expect(await q.counts()).toEqual({ queue: 0, delayed: 0, active: 0, done: 3, failed: 0 });
+    await q.close();
+  });
+
+  it('names the claimer in active/ and keeps the file while claimed', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', 'x');
+    const job = (await q.claim())!;
+    expect(ls(dir, 'active')).toEqual([`${id}@${job.claim}`]);
+    expect(job.claim.startsWith(q.owner)).toBe(true);
+    expect((await q.get(id)).state).toBe('active');
+    await job.release();
+    expect(ls(dir, 'queue')).toEqual([id]);
+    const again = (await q.claim())!;
+    expect(again.attempt).toBe(1); // a release does not count
+    await again.complete();
+    await q.close();
+  });
+
+  it('keeps data faithful: JSON values, strings, raw bytes, nothing', async () => {
+    const { q } = await tempQueue();
+    const values = [{ deep: { list: [1, 'two', null, true, { x: -0.5 }] } }, 'plain text', 0, null, [], Buffer.from([0, 255, 10])];
+    for (const v of values) await q.enqueue('t', v);
+    await q.enqueue('t');
+    const got: unknown[] = [];
+    for (let job = await q.claim(); job; job = await q.claim()) {
+      got.push(job.data);
+      await job.complete();
+    }
+    expect(got).toEqual([...values, undefined]);
+    await q.close();
+  });
+
+  it('filters claims by type', async () => {
+    const { q } = await tempQueue();
+    await q.enqueueMany(Array.from({ length: 500 }, (_, i) => ({ type: 'bulk', data: i })));
+    const { id } = await q.enqueue('mail', 'm', { priority: 99 });
+    const job = (await q.claim({ types: ['mail'] }))!;
+    expect(job.id).toBe(id);
+    await job.complete();
+    expect(await q.claim({ types: ['mail', 'sms'] })).toBeUndefined();
+    expect((await q.counts()).queue).toBe(500);
+    await q.close();
+  });
+
+  it('sees jobs another process (or queue handle) puts in queue/', async () => {
+    const { dir, q } = await tempQueue();
+    expect(await q.claim()).toBeUndefined();
+    const other = await openQueue(dir);
+    const { id } = await other.enqueue('t', 1);
+    expect((await q.claim({ wait: 0 }))?.id).toBe(id); // never "nothing" while a job is ready
+    const waiting = q.claim({ wait: 30_000 });
+    const second = await other.enqueue('t', 2);
+    const job = await waiting;
+    expect(job?.id).toBe(second.id);
+    await other.close();
+    await q.close();
+  });
+
+  it('answers undefined after wait when nothing is ready', async () => {
+    const { q } = await tempQueue();
+    expect(await q.claim({ wait: 20 })).toBeUndefined();
+    await q.close();
+  });
+
+  it('delays jobs in delayed/ and runs them when due', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', 'later', { delay: 200 });
+    expect(ls(dir, 'queue')).toEqual([]);
+    expect(ls(dir, 'delayed')).toHaveLength(1);
+    expect(await q.claim()).toBeUndefined();
+    const job = await q.claim({ wait: 30_000 });
+    expect(job?.id).toBe(id);
+    expect(Date.now()).toBeGreaterThanOrEqual((await q.get(id)).readyAt.getTime());
+    await job!.complete();
+    await q.close();
+  });
+
+  it('schedules with runAt, and a past runAt is ready at once', async () => {
+    const { dir, q } = await tempQueue();
+    const future = await q.enqueue('t', 1, { runAt: new Date(Date.now() + 3_600_000) });
+    const past = await q.enqueue('t', 2, { runAt: Date.now() - 1000 });
+    expect(ls(dir, 'queue')).toEqual([past.id]);
+    expect((await q.get(future.id)).state).toBe('delayed');
+    await q.retry(future.id); // run now
+    expect((await q.get(future.id)).state).toBe('queue');
+    await q.close();
+  });
+
+  it('enqueueMany writes a batch with durability and keeps order', async () => {
+    const { dir, q } = await tempQueue({ durable: true });
+    const refs = await q.enqueueMany(Array.from({ length: 300 }, (_, i) => ({ type: i % 2 ? 'odd' : 'even', data: i, priority: i % 3 === 0 ? 20 : 50 })));
+    expect(new Set(refs.map((r) => r.id)).size).toBe(300);
+    expect(ls(dir, 'queue')).toHaveLength(300);
+    expect(ls(dir, 'tmp')).toEqual([]);
+    const order: number[] = [];
+    for (let job = await q.claim(); job; job = await q.claim()) {
+      order.push(job.data as number);
+      await job.complete();
+    }
+    const expected = [...Array(300).keys()].sort((a, b) => (a % 3 === 0 ? 20 : 50) - (b % 3 === 0 ? 20 : 50) || a - b);
+    expect(order).toEqual(expected);
+    await q.close();
+  });
+
+  it('enqueueMany validates every item before writing any', async () => {
+    const { dir, q } = await tempQueue();
+    await expect(q.enqueueMany([{ type: 'a', data: 1 }, { type: 'a', data: 2, priority: 500 }])).rejects.toMatchObject({
+      code: 'EBADOPTION',
+      message: expect.stringContaining('item 1'),
+    });
+    expect(ls(dir, 'queue')).toEqual([]);
+    expect(ls(dir, 'tmp')).toEqual([]);
+    await q.close();
+  });
+});
+
+describe('failures and retries', () => {
+  it('retries with backoff through delayed/, then dead-letters in failed/', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', null, { attempts: 3, backoff: { type: 'fixed', delay: 30 } });
+    let job = (await q.claim())!;
+    expect(await job.fail(new Error('first'))).toBe('retrying');
+    expect(ls(dir, 'delayed')).toHaveLength(1);
+    job = (await q.claim({ wait: 30_000 }))!;
+    expect(job.attempt).toBe(2);
+    expect(await job.fail(Object.assign(new Error('second'), { code: 'EHTTP' }))).toBe('retrying');
+    job = (await q.claim({ wait: 30_000 }))!;
+    expect(job.attempt).toBe(3);
+    expect(await job.fail('third')).toBe('failed');
+    expect(ls(dir, 'failed')).toEqual([id]);
+    const info = await q.get(id);
+    expect(info).toMatchObject({ state: 'failed', attemptsMade: 3, attempts: 3, error: { message: 'third' } });
+    expect(info.errors.map((e) => e.message)).toEqual(['first', 'second', 'third']);
+    expect(info.errors[1]).toMatchObject({ code: 'EHTTP' });
+    await expect(q.waitFor(id)).rejects.toBeInstanceOf(JobFailedError);
+    await expect(q.waitFor(id)).rejects.toMatchObject({ code: 'EJOBFAILED', message: expect.stringContaining('third') });
+
+    await q.retry(id); // a fresh set of attempts, the attempt number keeps counting
+    job = (await q.claim())!;
+    expect(job.attempt).toBe(4);
+    expect(await job.fail('again')).toBe('retrying');
+    await q.close();
+  });
+
+  it('retries at once with backoff 0', async () => {
+    const { dir, q } = await tempQueue();
+    await q.enqueue('t', null, { backoff: 0 });
+    const job = (await q.claim())!;
+    await job.fail('x');
+    expect(ls(dir, 'queue')).toHaveLength(1);
+    expect((await q.claim())?.attempt).toBe(2);
+    await q.close();
+  });
+
+  it('refuses a second ending of one claim', async () => {
+    const { q } = await tempQueue();
+    await q.enqueue('t');
+    const job = (await q.claim())!;
+    await job.complete();
+    await expect(job.fail('late')).rejects.toMatchObject({ code: 'EBADSTATE' });
+    await q.close();
+  });
+
+  it('refuses complete after the claim was taken away (ECOMPROMISED), recording nothing', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t');
+    const job = (await q.claim())!;
+    fs.renameSync(job.path, path.join(dir, 'queue', id)); // what a recoverer's rename does to the holder
+    await expect(job.complete('stale result')).rejects.toBeInstanceOf(CompromisedError);
+    expect((await q.get(id)).state).toBe('queue');
+    expect(fs.readFileSync(path.join(dir, 'queue', id), 'utf8')).not.toContain('stale result');
+    await q.close();
+  });
+});
+
+describe('inspection and administration', () => {
+  it('lists states in run order with a limit', async () => {
+    const { q } = await tempQueue();
+    const ids = [];
+    for (const priority of [60, 20, 40]) ids.push((await q.enqueue('t', priority, { priority })).id);
+    expect((await q.list('queue')).map((j) => j.data)).toEqual([20, 40, 60]);
+    expect(await q.list('queue', { limit: 1 })).toHaveLength(1);
+    await expect(q.list('bogus' as never)).rejects.toMatchObject({ code: 'EBADSTATE' });
+    await q.close();
+  });
+
+  it('reports stats: counts, oldest ages, waiting, per type', async () => {
+    const { q } = await tempQueue();
+    await q.enqueue('a', 1);
+    await q.enqueue('b', 2, { delay: 60_000 });
+    const s = await q.stats();
+    expect(s.counts).toEqual({ queue: 1, delayed: 1, active: 0, done: 0, failed: 0 });
+    expect(s.types).toMatchObject({ a: { queue: 1 }, b: { delayed: 1 } });
+    expect(s.oldest.queue).toBeGreaterThanOrEqual(0);
+    expect(s.oldest.done).toBeNull();
+    expect(s.waiting).toBeGreaterThanOrEqual(0);
+    await q.close();
+  });
+
+  it('removes and purges, but not running jobs', async () => {
+    const { dir, q } = await tempQueue();
+    const a = await q.enqueue('t', 1);
+    const b = await q.enqueue('t', 2);
+    expect(await q.remove(a.id)).toBe('queue');
+    await expect(q.remove(a.id)).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    const job = (await q.claim())!;
+    await expect(q.remove(b.id)).rejects.toMatchObject({ code: 'EBADSTATE' });
+    await job.complete();
+    const old = path.join(dir, 'done', b.id);
+    fs.utimesSync(old, new Date(Date.now() - 86_400_000), new Date(Date.now() - 86_400_000));
+    expect(await q.purge('done', { olderThan: 3_600_000 })).toBe(1);
+    expect(ls(dir, 'done')).toEqual([]);
+    await expect(q.purge('active')).rejects.toMatchObject({ code: 'EBADSTATE' });
+    await q.close();
+  });
+
+  it('waitFor resolves on completion by another handle, times out, and knows unknown ids', async () => {
+    const { dir, q } = await tempQueue();
+    const worker = await openQueue(dir);
+    const { id } = await q.enqueue('t', 21);
+    const result = q.waitFor(id, { timeout: 30_000 });
+    const job = (await worker.claim({ wait: 30_000 }))!;
+    await job.complete((job.data as number) * 2);
+    expect(await result).toBe(42);
+    const { id: slow } = await q.enqueue('t');
+    await expect(q.waitFor(slow, { timeout: 10 })).rejects.toMatchObject({ code: 'ETIMEOUT' });
+    await expect(q.waitFor('50-1763830000000000-zz.none')).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    await worker.close();
+    await q.close();
+  });
+
+  it('rejects use after close with ECLOSED, and close resolves waiting claims', async () => {
+    const { q } = await tempQueue();
+    const waiting = q.claim({ wait: 60_000 });
+    await q.close();
+    expect(await waiting).toBeUndefined();
+    await expect(q.enqueue('t')).rejects.toMatchObject({ code: 'ECLOSED' });
+    await expect(q.claim()).rejects.toBeInstanceOf(DirQueueError);
+  });
+});
