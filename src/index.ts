@@ -10,3 +10,4 @@ export type { BackoffSpec, JobEvent } from './envelope.js';
 export type { JobInfo, Counts, Stats } from './inspect.js';
 export { STATES } from './layout.js';
 export type { State } from './layout.js';
+export type { Recovered, SweepReport } from './maintenance.js';

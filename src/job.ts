@@ -21,6 +21,8 @@ export interface JobHost {
   readonly defaultTimeout: number | undefined;
   /** The job went back to queue/ (or to delayed/ under `delayed`). */
   requeued(id: string, delayed?: string): void;
+  /** The claim ended (completed, failed, released or found lost). */
+  settled(job: Job): void;
 }
 
 export type JobOutcome = 'completed' | 'retrying' | 'failed' | 'released';
@@ -118,6 +120,7 @@ export class Job<Data = unknown> {
       throw new DirQueueError('EBADSTATE', `job ${this.id}: ${what}() after the claim already ended; call one of complete, fail, release once`);
     }
     this.#settled = true;
+    this.#host.settled(this);
   }
 
   /** Append `line` (if any) and rename to `target`: the one rename that ends the claim. */

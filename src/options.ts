@@ -32,6 +32,16 @@ export interface QueueOptions {
   agingStep?: number;
   /** A claim whose owner showed no sign of life for this long is stale, ms. @default 30000 */
   staleAfter?: number;
+  /**
+   * Run maintenance (recover stale claims, promote due delayed jobs, prune
+   * done/, clean tmp/) once at open and then every `sweepInterval` (I6).
+   * @default true
+   */
+  maintenance?: boolean;
+  /** Time between maintenance sweeps, ms, jittered by +-25%. @default 5000 */
+  sweepInterval?: number;
+  /** Completed jobs are deleted from done/ this long after they ended, ms; Infinity keeps them. @default 604800000 (7 days) */
+  keepDone?: number;
   /** Job files larger than this are set aside in failed/, bytes. @default 16777216 */
   maxJobBytes?: number;
   /** Attempts for jobs that do not set their own. @default 3 */
@@ -54,6 +64,9 @@ export const queueDefaults = Object.freeze({
   rescanInterval: 30_000,
   agingStep: 10_000,
   staleAfter: 30_000,
+  maintenance: true,
+  sweepInterval: 5000,
+  keepDone: 7 * 24 * 3600 * 1000,
   maxJobBytes: 16 * 1024 * 1024,
   attempts: 3,
   backoff: Object.freeze({ type: 'exponential', delay: 1000, jitter: 0.2 }),
@@ -72,6 +85,9 @@ export function resolveQueueOptions(options: QueueOptions = {}): ResolvedQueueOp
   checkMs(o.rescanInterval, 'rescanInterval', 1);
   if (o.agingStep !== Infinity) checkMs(o.agingStep, 'agingStep', 1);
   checkMs(o.staleAfter, 'staleAfter', 1);
+  checkBoolean(o.maintenance, 'maintenance');
+  checkMs(o.sweepInterval, 'sweepInterval', 1);
+  if (o.keepDone !== Infinity) checkMs(o.keepDone, 'keepDone', 0);
   checkInteger(o.maxJobBytes, 'maxJobBytes', 64);
   checkInteger(o.attempts, 'attempts', 1);
   if (typeof o.backoff !== 'function') checkBackoff(o.backoff, 'backoff');

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { Discovery, promoteDueJobs } from './discovery.js';
+import { Discovery } from './discovery.js';
 import { encodeEnvelope, encodeEvent, parseJobFile, type Envelope } from './envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
 import { appendLine, DirSyncer, move, readJobFile, syncFiles, writeNew } from './files.js';
@@ -23,6 +23,8 @@ import {
   type ResolvedQueueOptions,
 } from './options.js';
 import { ReadyIndex } from './ready-index.js';
+import { Heartbeat } from './liveness.js';
+import { sweep, type Recovered, type SweepReport, type SweepSettings } from './maintenance.js';
 
 export interface JobRef {
   id: string;
@@ -44,7 +46,14 @@ export interface ClaimOptions {
 export interface QueueEvents {
   /** A file in queue/ could not be run and was set aside in failed/. */
   invalid: [info: { id: string; reason: string }];
+  /** A maintenance sweep took a claim back from a dead, silent or timed-out worker. */
+  recovered: [info: Recovered];
+  /** A background step (a timed sweep, the heartbeat) failed; the queue keeps going. */
+  warning: [error: Error];
 }
+
+/** Abandoned files in tmp/ (a writer died mid-enqueue) are deleted after this long. */
+const TMP_MAX_AGE_MS = 3600_000;
 
 /** Jobs written per turn of the event loop by enqueueMany. */
 const BATCH_CHUNK = 256;
@@ -58,6 +67,9 @@ export class Queue extends EventEmitter<QueueEvents> {
   #discovery: Discovery | undefined;
   #syncer = new DirSyncer();
   #jobHost: JobHost;
+  #held = new Set<Job>();
+  #heartbeat: Heartbeat | undefined;
+  #timers = new Set<NodeJS.Timeout>();
   #finishWatch: { watchers: fs.FSWatcher[]; listeners: Set<() => void> } | undefined;
   #closed = false;
 
@@ -73,6 +85,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       defaultBackoff: options.backoff,
       defaultTimeout: options.timeout,
       requeued: (id, delayed) => this.#discovery?.added(id, delayed),
+      settled: (job) => this.#held.delete(job),
     };
   }
 
@@ -84,7 +97,12 @@ export class Queue extends EventEmitter<QueueEvents> {
     const resolved = resolveQueueOptions(options);
     const layout = new Layout(dir);
     await layout.prepare(resolved.create);
-    return new Queue(layout, resolved);
+    const queue = new Queue(layout, resolved);
+    if (resolved.maintenance) {
+      await queue.#sweep(false); // the next process to open the queue catches up first (I6)
+      queue.#scheduleSweep();
+    }
+    return queue;
   }
 
   /** This process's claims carry this owner: HOST.PID.NONCE. */
@@ -168,6 +186,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     }
     const wanted = types === undefined ? undefined : new Set(types.map(encodeType));
     const discovery = this.#startDiscovery();
+    this.#startHeartbeat();
     const deadline = Date.now() + wait;
     for (;;) {
       const job = this.#claimFromIndex(wanted);
@@ -269,12 +288,13 @@ export class Queue extends EventEmitter<QueueEvents> {
     return removed;
   }
 
-  /** One maintenance sweep now: promote due delayed jobs. Resolves with what it did. */
-  async recover(): Promise<{ promoted: number }> {
+  /**
+   * One maintenance sweep now (waiting for another process's sweep to end):
+   * recover stale claims, promote due delayed jobs, prune done/, clean tmp/.
+   */
+  async recover(): Promise<SweepReport> {
     this.#assertOpen();
-    const promoted = promoteDueJobs(this.#layout);
-    if (promoted > 0) this.#discovery?.refresh();
-    return { promoted };
+    return this.#sweep(true);
   }
 
   /**
@@ -307,10 +327,17 @@ export class Queue extends EventEmitter<QueueEvents> {
     }
   }
 
-  /** Stop watching and timers. Claims waiting resolve undefined. Held jobs stay claimed. */
+  /**
+   * Stop watching, sweeping and the heartbeat. Claims waiting resolve
+   * undefined; jobs still held go back to queue/ (attempt not counted), and
+   * their holders get ECOMPROMISED if they try to end them later.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    for (const job of [...this.#held]) await job.release().catch(() => undefined);
+    this.#heartbeat?.close();
     this.#discovery?.close();
     if (this.#finishWatch) {
       for (const w of this.#finishWatch.watchers) w.close();
@@ -362,7 +389,10 @@ export class Queue extends EventEmitter<QueueEvents> {
       const activePath = this.#layout.file('active', activeName(id, claim));
       if (!move(this.#layout.file('queue', id), activePath, true)) continue; // lost the race (I3)
       const job = this.#load(id, claim, activePath);
-      if (job !== undefined) return job;
+      if (job !== undefined) {
+        this.#held.add(job);
+        return job;
+      }
     }
   }
 
@@ -391,6 +421,44 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (canAppend) appendLine(activePath, `\n${encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason })}`);
     move(activePath, this.#layout.file('failed', id));
     this.emit('invalid', { id, reason });
+  }
+
+  async #sweep(wait: boolean): Promise<SweepReport> {
+    const settings: SweepSettings = { ...this.options, tmpMaxAge: TMP_MAX_AGE_MS };
+    const report = await sweep(this.#layout, this.#names, settings, wait);
+    for (const r of report.recovered) {
+      if (r.to === 'queue') this.#discovery?.added(r.id);
+      this.emit('recovered', r);
+    }
+    if (report.promoted > 0) this.#discovery?.refresh();
+    return report;
+  }
+
+  #scheduleSweep(): void {
+    const delay = this.options.sweepInterval * (0.75 + Math.random() / 2);
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (this.#closed) return;
+      this.#sweep(false)
+        .catch((error: Error) => this.emit('warning', error))
+        .finally(() => this.#closed || this.#scheduleSweep());
+    }, delay).unref();
+    this.#timers.add(timer);
+  }
+
+  /** The heartbeat exists before the first claim, so a claim is never without an owner's sign of life. */
+  #startHeartbeat(): void {
+    if (this.#heartbeat !== undefined) return;
+    this.#heartbeat = new Heartbeat(this.#layout.file('workers', this.#names.owner));
+    const every = Math.max(10, this.options.staleAfter / 4);
+    const timer = setInterval(() => {
+      try {
+        this.#heartbeat?.beat();
+      } catch (error) {
+        this.emit('warning', error as Error);
+      }
+    }, every).unref();
+    this.#timers.add(timer);
   }
 
   #startDiscovery(): Discovery {

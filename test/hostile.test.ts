@@ -79,8 +79,8 @@ describe('I9 bad arguments', () => {
     if (!isRoot) throw new Error('this test mounts a tiny tmpfs and needs root (CI runs as root)');
     const mount = tempDir();
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mount]);
+    const q = await openQueue(path.join(mount, 'q'));
     try {
-      const q = await openQueue(path.join(mount, 'q'));
       const kept = await q.enqueue('t', 'small');
       const big = 'y'.repeat(100 * 1024);
       const error = await (async () => {
@@ -92,8 +92,8 @@ describe('I9 bad arguments', () => {
       expect(job.id).toBe(kept.id);
       expect(job.data).toBe('small');
       await job.complete();
-      await q.close();
     } finally {
+      await q.close();
       execFileSync('umount', [mount]);
     }
   });

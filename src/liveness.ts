@@ -1,0 +1,171 @@
+/**
+ * Who holds a claim, and whether it is still alive. A claim's owner keeps a
+ * heartbeat file in workers/ (one per Queue handle, not one per job: a
+ * per-job lease would cost a futimes per held job per interval, the
+ * per-process heartbeat costs one write per interval whatever it holds).
+ *
+ * Staleness is judged in the filesystem's clock: the heartbeat is refreshed
+ * by writing to it (the filesystem stamps the mtime, on NFS the server), and
+ * a judge reads "now" the same way, from a file it has just written. So a
+ * host whose clock is off neither steals live claims nor keeps dead ones.
+ *
+ * On the same host and boot, a dead pid is known at once, without waiting
+ * for staleAfter; the process start time guards against pid reuse, and EPERM
+ * from kill(pid, 0) means alive (the process exists, it is just not ours).
+ */
+import fs from 'node:fs';
+import { hostname } from 'node:os';
+import { errnoOf, fsError } from './errors.js';
+
+export interface OwnerIdentity {
+  host: string;
+  bootId: string;
+  pid: number;
+  /** Start time of the process in clock ticks since boot (/proc/PID/stat field 22). */
+  startTime: string;
+  started: string;
+}
+
+let bootIdCache: string | undefined;
+
+export function bootId(): string {
+  bootIdCache ??= readOr('/proc/sys/kernel/random/boot_id', 'unknown-boot').trim();
+  return bootIdCache;
+}
+
+/** The start time of `pid`, or undefined when there is no such process (or no /proc). */
+export function processStartTime(pid: number): string | undefined {
+  const stat = readOr(`/proc/${pid}/stat`, '');
+  // the command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[19]; // field 22 overall
+}
+
+export function myIdentity(): OwnerIdentity {
+  return { host: hostname(), bootId: bootId(), pid: process.pid, startTime: processStartTime(process.pid) ?? '', started: new Date().toISOString() };
+}
+
+/** Whether the process described by `owner`, which ran on this host and boot, is gone. */
+export function isDeadHere(owner: OwnerIdentity): boolean {
+  if (owner.host !== hostname() || owner.bootId !== bootId()) return false; // not ours to judge by pid
+  try {
+    process.kill(owner.pid, 0);
+  } catch (error) {
+    if (errnoOf(error) === 'ESRCH') return true;
+    if (errnoOf(error) !== 'EPERM') return false; // EPERM: it exists, owned by someone else
+  }
+  const start = processStartTime(owner.pid);
+  return start !== undefined && owner.startTime !== '' && start !== owner.startTime; // the pid was reused
+}
+
+/**
+ * This Queue handle's heartbeat: workers/OWNER, holding its identity.
+ * beat() rewrites it so the filesystem stamps a fresh mtime, and returns that
+ * mtime: the filesystem's "now".
+ */
+export class Heartbeat {
+  readonly path: string;
+  #fd: number;
+  #content: Buffer;
+
+  constructor(path: string) {
+    this.path = path;
+    this.#content = Buffer.from(`${JSON.stringify(myIdentity())}\n`);
+    try {
+      this.#fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o666);
+    } catch (error) {
+      throw fsError(`creating the heartbeat ${path}`, error);
+    }
+    this.beat();
+  }
+
+  beat(): number {
+    return stampNow(this.#fd, this.#content, this.path);
+  }
+
+  close(): void {
+    fs.closeSync(this.#fd);
+    fs.rmSync(this.path, { force: true });
+  }
+}
+
+/**
+ * Read "now" in the filesystem's clock by writing to `path`, a file shared by
+ * every process of the queue (created world-writable if missing). A process
+ * that may not write it (another user's queue) uses a scratch file in `scratchDir`.
+ */
+export function filesystemNow(path: string, scratchDir: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o666);
+  } catch (error) {
+    if (errnoOf(error) !== 'EACCES' && errnoOf(error) !== 'EPERM') throw fsError(`reading the filesystem clock at ${path}`, error);
+    return scratchNow(scratchDir);
+  }
+  try {
+    fs.fchmodSync(fd, 0o666);
+  } catch {
+    // not ours to chmod: someone else created it writable
+  }
+  try {
+    return stampNow(fd, Buffer.from('\n'), path);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function scratchNow(dir: string): number {
+  const path = `${dir}/.clock.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    throw fsError(`reading the filesystem clock in ${dir}`, error);
+  }
+  try {
+    return stampNow(fd, Buffer.from('\n'), path);
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(path, { force: true });
+  }
+}
+
+function stampNow(fd: number, content: Buffer, path: string): number {
+  try {
+    try {
+      fs.writeSync(fd, content, 0, content.length, 0);
+    } catch (error) {
+      // a full disk cannot take even a rewrite of a new file: stamp it by hand (local clock) instead
+      if (errnoOf(error) !== 'ENOSPC' && errnoOf(error) !== 'EDQUOT') throw error;
+      const now = new Date();
+      fs.futimesSync(fd, now, now);
+    }
+    return fs.fstatSync(fd).mtimeMs;
+  } catch (error) {
+    throw fsError(`writing ${path}`, error);
+  }
+}
+
+/** A heartbeat file's identity and age, or undefined when it is missing or unreadable. */
+export function readHeartbeat(path: string): { identity: OwnerIdentity | undefined; mtimeMs: number } | undefined {
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(path);
+  } catch {
+    return undefined;
+  }
+  if (!stat.isFile()) return undefined;
+  try {
+    return { identity: JSON.parse(fs.readFileSync(path, 'utf8')) as OwnerIdentity, mtimeMs: stat.mtimeMs };
+  } catch {
+    return { identity: undefined, mtimeMs: stat.mtimeMs };
+  }
+}
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch {
+    return fallback;
+  }
+}

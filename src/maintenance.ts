@@ -1,0 +1,212 @@
+/**
+ * One maintenance sweep (I4, I6): recover claims whose owner died or went
+ * silent, promote due delayed jobs, prune done/ by its retention, and delete
+ * abandoned tmp/ files. Any process with the queue open may sweep; a lock
+ * keeps it to one at a time normally, and every step is a single-winner
+ * rename or an idempotent delete, so two overlapping sweeps never move a job twice.
+ *
+ * The lock is proper-lockfile's: its stale takeover judges another host's
+ * mtime by the local clock and can hand one lock to two holders (its issue
+ * #121), which is harmless here, and only here: claims never use it.
+ */
+import fs from 'node:fs';
+import lockfile from 'proper-lockfile';
+import { encodeEvent, parseJobFile, type RevokeReason } from './envelope.js';
+import { errnoOf, fsError } from './errors.js';
+import { appendLine, listDir, move, readJobFile } from './files.js';
+import { promoteDueJobs } from './discovery.js';
+import { SETTINGS_FILE, type Layout } from './layout.js';
+import { filesystemNow, isDeadHere, readHeartbeat } from './liveness.js';
+import { activeName, parseActiveName, parseId, type NameMaker } from './names.js';
+
+export interface SweepSettings {
+  staleAfter: number;
+  /** Default timeout of jobs that set none (ms), or undefined. */
+  timeout: number | undefined;
+  attempts: number;
+  maxJobBytes: number;
+  keepDone: number;
+  tmpMaxAge: number;
+}
+
+export interface Recovered {
+  id: string;
+  /** The claim that was taken back. */
+  claim: string;
+  reason: RevokeReason;
+  /** Where the job went. */
+  to: 'queue' | 'failed';
+}
+
+export interface SweepReport {
+  /** False when another process held the maintenance lock, so nothing was done. */
+  swept: boolean;
+  recovered: Recovered[];
+  promoted: number;
+  pruned: number;
+  tmpRemoved: number;
+}
+
+/** Filesystem "now" is read from this file in workers/; its name is not an owner's. */
+const CLOCK_FILE = '.clock';
+/** The lock is held for a sweep; proper-lockfile refreshes it every stale/2. */
+const LOCK_STALE_MS = 10_000;
+
+/**
+ * Run one sweep under the maintenance lock. `wait`: wait for the lock (an
+ * explicit recover()) instead of skipping the sweep (a timer's).
+ */
+export async function sweep(layout: Layout, names: NameMaker, settings: SweepSettings, wait: boolean): Promise<SweepReport> {
+  let release: (() => Promise<void>) | undefined;
+  try {
+    release = await lockfile.lock(`${layout.root}/${SETTINGS_FILE}`, {
+      realpath: false,
+      stale: LOCK_STALE_MS,
+      retries: wait ? { retries: 50, minTimeout: 20, maxTimeout: 200 } : 0,
+      onCompromised: () => undefined, // a second sweeper is harmless: every step is single-winner
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ELOCKED') return { swept: false, recovered: [], promoted: 0, pruned: 0, tmpRemoved: 0 };
+    throw error;
+  }
+  try {
+    return sweepUnlocked(layout, names, settings);
+  } finally {
+    await release().catch(() => undefined);
+  }
+}
+
+/** The sweep itself; safe to run concurrently with other sweeps. */
+export function sweepUnlocked(layout: Layout, names: NameMaker, settings: SweepSettings): SweepReport {
+  const now = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
+  const recovered = recoverStale(layout, names, settings, now);
+  const promoted = promoteDueJobs(layout);
+  const pruned = pruneDone(layout, settings.keepDone, now);
+  const tmpRemoved = removeOld(layout, 'tmp', settings.tmpMaxAge, now);
+  return { swept: true, recovered, promoted, pruned, tmpRemoved };
+}
+
+function recoverStale(layout: Layout, names: NameMaker, settings: SweepSettings, now: number): Recovered[] {
+  const out: Recovered[] = [];
+  const owners = new Map<string, ReturnType<typeof readHeartbeat>>();
+  for (const name of listDir(layout.paths.active)) {
+    const parsed = parseActiveName(name);
+    if (parsed === undefined) continue;
+    const { claim } = parsed;
+    const owner = `${claim.host}.${claim.pid}.${claim.nonce}`;
+    if (owner === names.owner) continue; // our own claims: this process is alive by definition
+    if (!owners.has(owner)) owners.set(owner, readHeartbeat(layout.file('workers', owner)));
+    const reason = judge(layout, name, owners.get(owner), settings, now);
+    if (reason === undefined) continue;
+    const to = revoke(layout, names, settings, name, parsed.id, claim.claim, reason);
+    if (to !== undefined) out.push({ id: parsed.id, claim: claim.claim, reason, to });
+  }
+  return out;
+}
+
+/** Why the claim `name` should be taken back, or undefined while its owner is alive and in time. */
+function judge(
+  layout: Layout,
+  name: string,
+  heartbeat: ReturnType<typeof readHeartbeat>,
+  settings: SweepSettings,
+  now: number,
+): RevokeReason | undefined {
+  const path = layout.file('active', name);
+  let claimedAt: number;
+  try {
+    claimedAt = fs.lstatSync(path).ctimeMs; // the rename into active/ stamped it, in the filesystem's clock
+  } catch {
+    return undefined; // gone meanwhile: its owner ended it
+  }
+  if (heartbeat === undefined) {
+    // no heartbeat: the owner closed without releasing, or claims by hand; its lease is the claim's age
+    if (now - claimedAt > settings.staleAfter) return 'crashed';
+  } else {
+    if (heartbeat.identity !== undefined && isDeadHere(heartbeat.identity)) return 'crashed';
+    if (now - heartbeat.mtimeMs > settings.staleAfter) return 'stalled';
+  }
+  const timeout = jobTimeout(path, settings);
+  if (timeout !== undefined && now - claimedAt > timeout + settings.staleAfter) return 'timeout';
+  return undefined;
+}
+
+function jobTimeout(path: string, settings: SweepSettings): number | undefined {
+  const read = readJobFile(path, settings.maxJobBytes);
+  if (!read.ok) return settings.timeout;
+  try {
+    return parseJobFile(read.text).envelope.timeout ?? settings.timeout;
+  } catch {
+    return settings.timeout;
+  }
+}
+
+/**
+ * Take the claim back: one rename of that exact active name to a claim of
+ * ours (so only one recoverer wins), record why, then one rename to queue/
+ * (attempt counted) or failed/ (attempts exhausted). Returns where it went.
+ */
+function revoke(
+  layout: Layout,
+  names: NameMaker,
+  settings: SweepSettings,
+  name: string,
+  id: string,
+  oldClaim: string,
+  reason: RevokeReason,
+): 'queue' | 'failed' | undefined {
+  const ours = names.claim();
+  const held = layout.file('active', activeName(id, ours));
+  if (!move(layout.file('active', name), held, true)) return undefined; // another recoverer, or the owner, was first
+  const read = readJobFile(held, settings.maxJobBytes);
+  let attempt = 1;
+  let exhausted = false;
+  if (read.ok) {
+    try {
+      const revoked = { event: 'revoked' as const, at: new Date(0).toISOString(), attempt: 0, claim: oldClaim, reason, by: ours };
+      const record = parseJobFile(`${read.text}\n${encodeEvent(revoked)}`);
+      attempt = record.attemptsMade;
+      exhausted = record.attemptsSinceRetry >= (record.envelope.attempts ?? settings.attempts);
+    } catch {
+      exhausted = true; // an unparsable file cannot run again
+    }
+  }
+  if (read.ok || (!read.gone && read.canAppend)) {
+    appendLine(held, `\n${encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours })}`);
+  }
+  const to = exhausted || !read.ok ? 'failed' : 'queue';
+  move(held, layout.file(to, id));
+  return to;
+}
+
+/** Delete done/ jobs that ended more than `keepDone` ms ago (by mtime: the result append). */
+function pruneDone(layout: Layout, keepDone: number, now: number): number {
+  if (keepDone === Infinity) return 0;
+  const cutoff = now - keepDone;
+  let pruned = 0;
+  for (const name of listDir(layout.paths.done)) {
+    const parsed = parseId(name);
+    // an id's time is when the job became ready, so it ended later: younger ids need no stat
+    if (parsed === undefined || parsed.enqueuedUs / 1000 > cutoff) continue;
+    if (unlinkIfOlder(layout.file('done', name), cutoff)) pruned++;
+  }
+  return pruned;
+}
+
+function removeOld(layout: Layout, dir: 'tmp', maxAge: number, now: number): number {
+  let removed = 0;
+  for (const name of listDir(layout.paths[dir])) if (unlinkIfOlder(layout.file(dir, name), now - maxAge)) removed++;
+  return removed;
+}
+
+function unlinkIfOlder(path: string, cutoff: number): boolean {
+  try {
+    const stat = fs.lstatSync(path);
+    if (stat.mtimeMs > cutoff || stat.isDirectory()) return false;
+    fs.unlinkSync(path);
+    return true;
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return false;
+    throw fsError(`removing ${path}`, error);
+  }
+}
