@@ -25,7 +25,6 @@ export interface Envelope {
   attempts?: number;
   backoff?: BackoffSpec;
   timeout?: number;
-  key?: string;
 }
 
 export type RevokeReason = 'crashed' | 'timeout' | 'stalled';
@@ -71,15 +70,38 @@ export function parseJobFile(text: string): JobRecord {
   if (newline !== -1) {
     for (const line of text.slice(newline + 1).split('\n')) {
       if (line.length === 0) continue;
+      let event: unknown;
       try {
-        const event = JSON.parse(line) as JobEvent;
-        if (event !== null && typeof event === 'object' && typeof event.event === 'string') events.push(event);
+        event = JSON.parse(line);
       } catch {
-        // a torn append: the writer crashed mid-line; nothing after it depends on it
+        continue; // a torn append: the writer crashed mid-line; nothing after it depends on it
       }
+      if (isEvent(event)) events.push(event); // a line of an unknown shape is skipped like a torn one
     }
   }
   return replay(envelope, events);
+}
+
+const REVOKE_REASONS: readonly string[] = ['crashed', 'timeout', 'stalled'];
+
+function isEvent(value: unknown): value is JobEvent {
+  if (value === null || typeof value !== 'object') return false;
+  const e = value as Record<string, unknown>;
+  const claimed = typeof e.claim === 'string' && typeof e.attempt === 'number';
+  switch (e.event) {
+    case 'result':
+      return claimed;
+    case 'error':
+      return claimed && typeof e.message === 'string';
+    case 'revoked':
+      return claimed && typeof e.reason === 'string' && REVOKE_REASONS.includes(e.reason);
+    case 'invalid':
+      return typeof e.reason === 'string';
+    case 'retry':
+      return true;
+    default:
+      return false;
+  }
 }
 
 function replay(envelope: Envelope, events: JobEvent[]): JobRecord {
@@ -156,7 +178,6 @@ function parseEnvelope(line: string): Envelope {
   if (e.timeout !== undefined && !(typeof e.timeout === 'number' && e.timeout > 0)) {
     throw bad('"timeout" is not a positive number of milliseconds');
   }
-  if (e.key !== undefined && typeof e.key !== 'string') throw bad('"key" is not a string');
   if (e.backoff !== undefined && !isBackoff(e.backoff)) throw bad('"backoff" is not a backoff object');
   return e as Envelope;
 }

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import { errnoOf, fsError } from './errors.js';
 
-const { O_RDONLY, O_WRONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 /**
  * Create `path` exclusively (O_EXCL: never reuse or follow what is there),
@@ -114,18 +114,23 @@ export function readJobFile(path: string, maxBytes: number): ReadOutcome {
 }
 
 /**
- * Append one line to an existing regular file. Returns false when the file
- * is gone (its claim was recovered by another process).
+ * Append one line to an existing regular file, starting a new line first if
+ * the file does not end with one (a torn write, or an outsider's envelope
+ * without its newline). Returns false when the file is gone (its claim was
+ * recovered by another process).
  */
 export function appendLine(path: string, line: string): boolean {
   let fd: number;
   try {
-    fd = fs.openSync(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK);
+    fd = fs.openSync(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return false;
     throw fsError(`appending to ${path}`, error);
   }
   try {
+    const { size } = fs.fstatSync(fd);
+    const last = Buffer.alloc(1);
+    if (size > 0 && fs.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a) line = `\n${line}`;
     fs.writeSync(fd, line);
   } catch (error) {
     throw fsError(`appending to ${path}`, error);

@@ -172,7 +172,7 @@ function revoke(
     }
   }
   if (read.ok || (!read.gone && read.canAppend)) {
-    appendLine(held, `\n${encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours })}`);
+    appendLine(held, `${encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours })}`);
   }
   const to = exhausted || !read.ok ? 'failed' : 'queue';
   move(held, layout.file(to, id));

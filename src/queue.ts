@@ -418,7 +418,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   #setAside(id: string, activePath: string, reason: string, canAppend: boolean): void {
-    if (canAppend) appendLine(activePath, `\n${encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason })}`);
+    if (canAppend) appendLine(activePath, `${encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason })}`);
     move(activePath, this.#layout.file('failed', id));
     this.emit('invalid', { id, reason });
   }

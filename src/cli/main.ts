@@ -51,7 +51,8 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [verb, ...rest] = argv;
+  // --debug may also come before the command: dirq --debug ls DIR
+  const [verb, ...rest] = argv[0] === '--debug' ? [...argv.slice(1), '--debug'] : argv;
   if (verb === undefined) throw new UsageError('missing command: try dirq --help');
   if (verb === '--help' || verb === '-h' || verb === 'help') {
     const topic = verb === 'help' ? rest[0] : undefined;
