@@ -65,7 +65,7 @@ export interface RecordedError {
 const fsAdvice: Record<string, string> = {
   ENOSPC: 'the filesystem is full: free space, or purge done/ (dirq purge DIR done --older-than 7d)',
   EDQUOT: 'the disk quota is exhausted: free space or raise the quota',
-  EACCES: 'permission denied: check the owner and mode of the queue directory (dirq init --mode)',
+  EACCES: 'permission denied: check the owner and mode of the queue directory',
   EPERM: 'operation not permitted: check the owner and mode of the queue directory',
   EROFS: 'the filesystem is read-only: remount it read-write',
   ENOENT: 'a path is missing: is this the right queue directory?',

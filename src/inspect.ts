@@ -150,8 +150,14 @@ export function counts(layout: Layout): Counts {
 
 export interface Stats {
   counts: Counts;
-  /** Per state, how long ago its oldest job became ready, ms (null when empty). */
+  /**
+   * Per state, the age of its oldest job, ms (null when empty): since it
+   * became ready (its id's time), except in delayed/, where it is since it
+   * entered delayed/ (the file's ctime).
+   */
   oldest: Record<State, number | null>;
+  /** delayed/ only: ms until the earliest delayed job is due (negative when overdue), null when none. */
+  nextDue: number | null;
   /** queue/ only: the longest any ready job has waited in queue/, ms, from the time it entered (ctime). */
   waiting: number | null;
   /** Per job type, counts by state. */
@@ -160,14 +166,19 @@ export interface Stats {
 
 export function stats(layout: Layout): Stats {
   const now = nowUs();
-  const result: Stats = { counts: {} as Counts, oldest: {} as Stats['oldest'], waiting: null, types: {} };
+  const result: Stats = { counts: {} as Counts, oldest: {} as Stats['oldest'], nextDue: null, waiting: null, types: {} };
   for (const state of STATES) {
     const names = jobNames(layout, state);
     result.counts[state] = names.length;
     let oldestUs = Infinity;
     for (const name of names) {
       const parsed = parseId(idOfName(state, name)!)!;
-      oldestUs = Math.min(oldestUs, parsed.enqueuedUs);
+      if (state === 'delayed') {
+        const entered = ctimeMs(layout.file('delayed', name));
+        if (entered !== undefined) oldestUs = Math.min(oldestUs, entered * 1000);
+      } else {
+        oldestUs = Math.min(oldestUs, parsed.enqueuedUs);
+      }
       const perType = (result.types[parsed.type] ??= { queue: 0, delayed: 0, active: 0, done: 0, failed: 0 });
       perType[state]++;
       if (state === 'queue') {
@@ -176,6 +187,7 @@ export function stats(layout: Layout): Stats {
       }
     }
     result.oldest[state] = oldestUs === Infinity ? null : Math.max(0, Math.round((now - oldestUs) / 1000));
+    if (state === 'delayed' && names.length > 0) result.nextDue = Math.round((parseDelayedName(names[0]!)!.dueUs - now) / 1000);
   }
   if (result.waiting !== null) result.waiting = Math.round(result.waiting);
   return result;

@@ -57,6 +57,12 @@ const TMP_MAX_AGE_MS = 3600_000;
 
 /** Jobs written per turn of the event loop by enqueueMany. */
 const BATCH_CHUNK = 256;
+/**
+ * enqueue and claim finish without I/O waits (their syscalls are synchronous),
+ * so a tight loop of them would starve timers (the heartbeat!) and watch
+ * events; every this many calls they yield to the event loop once.
+ */
+const YIELD_EVERY = 64;
 
 export class Queue extends EventEmitter<QueueEvents> {
   readonly dir: string;
@@ -72,6 +78,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   #timers = new Set<NodeJS.Timeout>();
   #finishWatch: { watchers: fs.FSWatcher[]; listeners: Set<() => void> } | undefined;
   #closed = false;
+  #callsSinceYield = 0;
 
   private constructor(layout: Layout, options: ResolvedQueueOptions) {
     super();
@@ -113,6 +120,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   /** Add one job. Resolves once it is in queue/ (or delayed/), on stable storage unless `durable: false`. */
   async enqueue(type: string, data?: unknown, options?: EnqueueOptions): Promise<JobRef> {
     this.#assertOpen();
+    await this.#fairness();
     const job = this.#prepare(type, data, options);
     await writeNew(job.tmp, job.content, this.options.durable);
     this.#place(job);
@@ -187,6 +195,8 @@ export class Queue extends EventEmitter<QueueEvents> {
     const wanted = types === undefined ? undefined : new Set(types.map(encodeType));
     const discovery = this.#startDiscovery();
     this.#startHeartbeat();
+    await this.#fairness();
+    if (this.#closed) return undefined;
     const deadline = Date.now() + wait;
     for (;;) {
       const job = this.#claimFromIndex(wanted);
@@ -510,6 +520,12 @@ export class Queue extends EventEmitter<QueueEvents> {
         resolve();
       }
     });
+  }
+
+  async #fairness(): Promise<void> {
+    if (++this.#callsSinceYield < YIELD_EVERY) return;
+    this.#callsSinceYield = 0;
+    await yieldToLoop();
   }
 
   #assertOpen(): void {

@@ -9,13 +9,14 @@ export const stats: Command = {
   summary: 'counts and ages per state, and counts per job type',
   help: `Usage: dirq stats DIR [--json]
 
-Show, for the queue in DIR: how many jobs are in each state and how long
-ago the oldest of them became ready; the longest any ready job has waited
-in queue/; and the jobs of each type by state.
+Show, for the queue in DIR: how many jobs are in each state and how old the
+oldest of them is (since it became ready; in delayed/, since it was put
+there); when the next delayed job is due; the longest any ready job has
+waited in queue/; and the jobs of each type by state.
 
 Options:
   --json     print {"counts": {"queue": N, ...}, "oldest": {"queue": MS|null, ...},
-             "waiting": MS|null, "types": {"TYPE": {"queue": N, ...}, ...}}
+             "nextDue": MS|null, "waiting": MS|null, "types": {"TYPE": {"queue": N, ...}, ...}}
              (ages in milliseconds)
   --debug    print the stack trace of an error
   -h, --help show this help
@@ -41,6 +42,7 @@ function render(s: Stats): string {
     ['left', 'right', 'right'],
   );
   const out = [states, '', `Longest wait in queue/: ${age(s.waiting)}`];
+  if (s.nextDue !== null) out.push(`Next delayed job due: ${s.nextDue <= 0 ? `overdue by ${formatAge(-s.nextDue)}` : `in ${formatAge(s.nextDue)}`}`);
   const types = Object.keys(s.types).sort();
   if (types.length > 0) {
     const align: Align[] = ['left', ...STATES.map((): Align => 'right')];
