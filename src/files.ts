@@ -38,19 +38,28 @@ export async function writeNew(path: string, content: string, durable: boolean):
 
 /** fsync a batch of files concurrently (the kernel commits them together). */
 export async function syncFiles(paths: string[]): Promise<void> {
-  await Promise.all(
-    paths.map(
-      (path) =>
-        new Promise<void>((resolve, reject) => {
-          fs.open(path, O_RDONLY | O_NOFOLLOW, (openError, fd) => {
-            if (openError) return reject(fsError(`syncing ${path}`, openError));
-            fs.fdatasync(fd, (syncError) => {
-              fs.close(fd, () => (syncError ? reject(fsError(`syncing ${path}`, syncError)) : resolve()));
-            });
-          });
-        }),
-    ),
-  );
+  await Promise.all(paths.map((path) => syncPath(path, O_RDONLY | O_NOFOLLOW, 'fdatasync')));
+}
+
+/** open, fsync (or fdatasync) and close `path`, through libuv's thread pool. */
+function syncPath(path: string, flags: number, how: 'fsync' | 'fdatasync'): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const fail = (error: unknown): void => reject(fsError(`syncing ${path}`, error));
+    fs.open(path, flags, (openError, fd) => {
+      if (openError) return fail(openError);
+      try {
+        fs[how](fd, (syncError) => {
+          try {
+            fs.close(fd, () => (syncError ? fail(syncError) : resolve()));
+          } catch (error) {
+            fail(error);
+          }
+        });
+      } catch (error) {
+        fail(error);
+      }
+    });
+  });
 }
 
 /**
@@ -182,12 +191,5 @@ export class DirSyncer {
 }
 
 function fsyncDir(dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    fs.open(dir, O_RDONLY, (openError, fd) => {
-      if (openError) return reject(fsError(`syncing directory ${dir}`, openError));
-      fs.fsync(fd, (syncError) => {
-        fs.close(fd, () => (syncError ? reject(fsError(`syncing directory ${dir}`, syncError)) : resolve()));
-      });
-    });
-  });
+  return syncPath(dir, O_RDONLY, 'fsync');
 }

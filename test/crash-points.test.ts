@@ -1,0 +1,141 @@
+/**
+ * I1 at every instruction: each transition is run again and again with a
+ * simulated crash before its 1st, 2nd, 3rd, ... filesystem call (from then on
+ * every call fails, as if the process were gone). After each crash every job
+ * is in exactly one state directory, nothing is lost, and a recovery by
+ * another queue handle brings every job to an end exactly once.
+ * The fault injection lives here, in the test, by spying on node:fs.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import type { Queue } from '../src/index.js';
+import { bootId } from '../src/liveness.js';
+import { census, duplicates } from './support/census.js';
+import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
+
+class Crash extends Error {}
+
+const SPIED = [
+  'openSync', 'writeSync', 'closeSync', 'renameSync', 'readSync', 'fstatSync', 'fdatasync', 'fsync', 'open', 'close',
+  'rmSync', 'unlinkSync', 'lstatSync', 'existsSync', 'readdirSync', 'statSync', 'futimesSync', 'fchmodSync', 'mkdirSync', 'readFileSync',
+] as const;
+
+/** Make the `n`th filesystem call from now, and every one after it, throw Crash. */
+function crashAt(n: number): { restore(): void; crashed(): boolean } {
+  let calls = 0;
+  let crashed = false;
+  const spies = SPIED.map((name) => {
+    const original = fs[name] as (...args: unknown[]) => unknown;
+    return vi.spyOn(fs, name).mockImplementation(((...args: unknown[]) => {
+      if (crashed || ++calls >= n) {
+        crashed = true;
+        throw new Crash(`crashed before call ${n}`);
+      }
+      return original.apply(fs, args);
+    }) as never);
+  });
+  return { restore: () => spies.forEach((s) => s.mockRestore()), crashed: () => crashed };
+}
+
+let deadPid: number | undefined;
+async function aDeadPid(): Promise<number> {
+  if (deadPid === undefined) {
+    const child = spawnNode(['-e', '0']);
+    await exited(child);
+    deadPid = child.pid!;
+  }
+  return deadPid;
+}
+
+interface Transition {
+  name: string;
+  /** Jobs to have before the transition; returns what the transition needs. */
+  setup(q: Queue): Promise<unknown>;
+  run(q: Queue, state: unknown): Promise<unknown>;
+}
+
+const transitions: Transition[] = [
+  { name: 'enqueue (durable)', setup: async () => undefined, run: (q) => q.enqueue('t', { x: 1 }) },
+  { name: 'enqueue delayed', setup: async () => undefined, run: (q) => q.enqueue('t', 1, { delay: 60_000 }) },
+  { name: 'enqueueMany (durable)', setup: async () => undefined, run: (q) => q.enqueueMany([{ type: 't' }, { type: 't', delay: 10 }, { type: 'u' }]) },
+  { name: 'claim', setup: (q) => q.enqueue('t', 1), run: (q) => q.claim() },
+  { name: 'complete', setup: async (q) => (await q.enqueue('t', 1), q.claim()), run: (_q, job) => (job as { complete(r: unknown): Promise<void> }).complete('r') },
+  { name: 'fail and retry', setup: async (q) => (await q.enqueue('t', 1, { backoff: 0 }), q.claim()), run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e') },
+  { name: 'fail with backoff', setup: async (q) => (await q.enqueue('t', 1, { backoff: 5000 }), q.claim()), run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e') },
+  { name: 'fail for good', setup: async (q) => (await q.enqueue('t', 1, { attempts: 1 }), q.claim()), run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e') },
+  { name: 'release', setup: async (q) => (await q.enqueue('t', 1), q.claim()), run: (_q, job) => (job as { release(): Promise<void> }).release() },
+  {
+    name: 'retry from failed',
+    setup: async (q) => {
+      const { id } = await q.enqueue('t', 1, { attempts: 1 });
+      await (await q.claim())!.fail('e');
+      return id;
+    },
+    run: (q, id) => q.retry(id as string),
+  },
+  {
+    name: 'recover a dead claim and promote a due job',
+    setup: async (q) => {
+      await q.enqueue('t', 1, { delay: 1 });
+      const { id } = await q.enqueue('t', 2);
+      const dir = q.dir;
+      const owner = `elsewhere.1.dead`;
+      fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owner}.0`));
+      fs.writeFileSync(path.join(dir, 'workers', owner), '{}');
+      const then = new Date(Date.now() - 3600_000);
+      fs.utimesSync(path.join(dir, 'workers', owner), then, then);
+      const delayed = fs.readdirSync(path.join(dir, 'delayed'))[0]!;
+      fs.renameSync(path.join(dir, 'delayed', delayed), path.join(dir, 'delayed', delayed.replace(/^\d{16}/, '0000000000000001')));
+      return undefined;
+    },
+    run: (q) => q.recover(),
+  },
+];
+
+describe('a crash between any two steps of a transition (I1)', () => {
+  for (const transition of transitions) {
+    it(transition.name, async () => {
+      let completedWithoutCrash = false;
+      let crashPoints = 0;
+      for (let n = 1; !completedWithoutCrash; n++) {
+        expect(n, 'the transition should end within 100 calls').toBeLessThan(100);
+        const dir = path.join(tempDir(), 'q');
+        const q = await openQueue(dir, { durable: true, maintenance: false, watch: false });
+        const state = await transition.setup(q);
+        const before = new Set(census(dir).keys());
+        const crash = crashAt(n);
+        try {
+          await transition.run(q, state);
+        } catch (error) {
+          if (!(error instanceof Crash) && !crash.crashed()) throw error;
+        } finally {
+          crash.restore();
+        }
+        completedWithoutCrash = !crash.crashed();
+        if (crash.crashed()) crashPoints++;
+
+        // right after the crash: one state each, and every job that existed is still there
+        expect(duplicates(dir), `crash at call ${n}`).toEqual([]);
+        const after = census(dir);
+        for (const id of before) expect(after.has(id), `crash at call ${n} lost ${id}`).toBe(true);
+
+        // the crashed handle is dead: another handle recovers and runs everything to an end
+        fs.writeFileSync(path.join(dir, 'workers', q.owner), JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: await aDeadPid(), startTime: '1', started: '' }));
+        const other = await openQueue(dir, { maintenance: false, watch: false });
+        await other.recover();
+        await q.close();
+        for (const name of fs.readdirSync(path.join(dir, 'delayed'))) {
+          fs.renameSync(path.join(dir, 'delayed', name), path.join(dir, 'delayed', name.replace(/^\d{16}/, '0000000000000001')));
+        }
+        await other.recover();
+        for (let job = await other.claim(); job; job = await other.claim()) await job.complete('end');
+        await other.close();
+        const end = census(dir);
+        for (const id of after.keys()) expect(end.get(id), `crash at call ${n}: ${id}`).toEqual([expect.stringMatching(/^(done|failed)$/)]);
+      }
+      expect(crashPoints).toBeGreaterThanOrEqual(1); // a release is a single rename; enqueueMany of 3 has 27 calls
+    });
+  }
+});
