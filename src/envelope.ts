@@ -25,6 +25,8 @@ export interface Envelope {
   attempts?: number;
   backoff?: BackoffSpec;
   timeout?: number;
+  /** The unique key the job holds while it is live (keys/). */
+  key?: string;
 }
 
 export type RevokeReason = 'crashed' | 'timeout' | 'stalled';
@@ -178,6 +180,7 @@ function parseEnvelope(line: string): Envelope {
   if (e.timeout !== undefined && !(typeof e.timeout === 'number' && e.timeout > 0)) {
     throw bad('"timeout" is not a positive number of milliseconds');
   }
+  if (e.key !== undefined && typeof e.key !== 'string') throw bad('"key" is not a string');
   if (e.backoff !== undefined && !isBackoff(e.backoff)) throw bad('"backoff" is not a backoff object');
   return e as Envelope;
 }

@@ -8,6 +8,7 @@ import { backoffDelay } from './backoff.js';
 import { encodeEvent, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
 import { CompromisedError, DirQueueError, type RecordedError } from './errors.js';
 import { appendLine, move } from './files.js';
+import { releaseKeyOf } from './keys.js';
 import { checkJson } from './json-check.js';
 import type { Layout } from './layout.js';
 import { delayedName, type ParsedId } from './names.js';
@@ -74,6 +75,7 @@ export class Job<Data = unknown> {
     if (result !== undefined) checkJson(result, 'result');
     const event = { event: 'result' as const, at: new Date().toISOString(), attempt: this.attempt, claim: this.claim };
     this.#end(encodeEvent(result === undefined ? event : { ...event, value: result }), this.#host.layout.file('done', this.id));
+    releaseKeyOf(this.#host.layout, this.#record.envelope.key, this.id);
   }
 
   /**
@@ -89,6 +91,7 @@ export class Job<Data = unknown> {
     const at = new Date();
     if (exhausted) {
       this.#end(encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded }), layout.file('failed', this.id));
+      releaseKeyOf(layout, this.#record.envelope.key, this.id);
       return 'failed';
     }
     const spec = this.#record.envelope.backoff ?? this.#host.defaultBackoff;

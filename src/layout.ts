@@ -12,8 +12,8 @@ import { DirQueueError, errnoOf, fsError } from './errors.js';
 export const STATES = ['queue', 'delayed', 'active', 'done', 'failed'] as const;
 export type State = (typeof STATES)[number];
 
-/** State directories plus tmp/ (writers) and workers/ (heartbeats). */
-export const DIRS = ['tmp', ...STATES, 'workers'] as const;
+/** State directories plus tmp/ (writers), workers/ (heartbeats) and keys/ (unique keys). */
+export const DIRS = ['tmp', ...STATES, 'workers', 'keys'] as const;
 export type Dir = (typeof DIRS)[number];
 
 export const FORMAT_MAJOR = 1;
@@ -87,7 +87,7 @@ export class Layout {
     checkVersion(settings, settingsPath);
     for (const dir of DIRS) {
       if (!fs.existsSync(this.paths[dir])) {
-        if (!create && dir !== 'workers') {
+        if (!create && dir !== 'workers' && dir !== 'keys') {
           throw new DirQueueError('ENOTQUEUE', `${this.paths[dir]} is missing: run dirq fsck ${this.root} --repair`);
         }
         try {

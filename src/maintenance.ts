@@ -14,6 +14,7 @@ import lockfile from 'proper-lockfile';
 import { encodeEvent, parseJobFile, type RevokeReason } from './envelope.js';
 import { errnoOf, fsError } from './errors.js';
 import { appendLine, listDir, move, readJobFile } from './files.js';
+import { releaseKeyOf } from './keys.js';
 import { promoteDueJobs } from './discovery.js';
 import { SETTINGS_FILE, type Layout } from './layout.js';
 import { filesystemNow, isDeadHere, readHeartbeat } from './liveness.js';
@@ -176,7 +177,16 @@ function revoke(
   }
   const to = exhausted || !read.ok ? 'failed' : 'queue';
   move(held, layout.file(to, id));
+  if (to === 'failed' && read.ok) releaseKeyOf(layout, keyOf(read.text), id);
   return to;
+}
+
+function keyOf(text: string): unknown {
+  try {
+    return parseJobFile(text).envelope.key;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Delete done/ jobs that ended more than `keepDone` ms ago (by mtime: the result append). */

@@ -55,19 +55,26 @@ export interface ParsedClaim {
  * path: '/' is always encoded.
  */
 export function encodeType(type: unknown): string {
-  if (typeof type !== 'string' || type.length === 0) {
-    throw new DirQueueError('EBADTYPE', `job type must be a non-empty string, got ${describe(type)}`);
+  return encodePart(type, 'job type', 'EBADTYPE');
+}
+
+/** A unique key as a file name in keys/, encoded like a type. */
+export function encodeKey(key: unknown): string {
+  const encoded = encodePart(key, 'key', 'EBADOPTION');
+  return encoded.startsWith('.') ? `%2E${encoded.slice(1)}` : encoded; // never a dot file, never "." or ".."
+}
+
+function encodePart(value: unknown, what: string, code: 'EBADTYPE' | 'EBADOPTION'): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new DirQueueError(code, `${what} must be a non-empty string, got ${describe(value)}`);
   }
   let out = '';
-  for (const char of type) {
+  for (const char of value) {
     if (SAFE_TYPE_CHAR.test(char)) out += char;
     else for (const byte of Buffer.from(char, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   if (out.length > TYPE_MAX_ENCODED) {
-    throw new DirQueueError(
-      'EBADTYPE',
-      `job type is too long: ${out.length} characters once encoded for a file name, at most ${TYPE_MAX_ENCODED}`,
-    );
+    throw new DirQueueError(code, `${what} is too long: ${out.length} characters once encoded for a file name, at most ${TYPE_MAX_ENCODED}`);
   }
   return out;
 }

@@ -3,7 +3,7 @@
  */
 import { DirQueueError, type RecordedError } from './errors.js';
 import { isBackoff, type BackoffSpec } from './envelope.js';
-import { checkPriority, describe, PRIORITY_DEFAULT } from './names.js';
+import { checkPriority, describe, encodeKey, PRIORITY_DEFAULT } from './names.js';
 
 /** Milliseconds to wait before attempt `attempt + 1`, after `error` ended attempt `attempt`. */
 export type BackoffFunction = (attempt: number, error: RecordedError) => number;
@@ -108,6 +108,12 @@ export interface EnqueueOptions {
   backoff?: BackoffSpec | number;
   /** A run longer than this many ms counts as a failed attempt. @default the queue's `timeout` */
   timeout?: number;
+  /**
+   * A unique key: while a job with this key is waiting or running, enqueueing
+   * another with the same key returns the first one's id instead (with
+   * `duplicate: true`). The key is free again once that job ends.
+   */
+  key?: string;
 }
 
 export interface ResolvedEnqueueOptions {
@@ -117,6 +123,7 @@ export interface ResolvedEnqueueOptions {
   attempts: number | undefined;
   backoff: BackoffSpec | undefined;
   timeout: number | undefined;
+  key: string | undefined;
 }
 
 export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.now()): ResolvedEnqueueOptions {
@@ -147,7 +154,8 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
     backoff = checkBackoff(options.backoff, 'backoff');
   }
   if (options.timeout !== undefined) checkMs(options.timeout, 'timeout', 1);
-  return { priority, runAt, attempts: options.attempts, backoff, timeout: options.timeout };
+  if (options.key !== undefined) encodeKey(options.key);
+  return { priority, runAt, attempts: options.attempts, backoff, timeout: options.timeout, key: options.key };
 }
 
 export function checkMs(value: unknown, name: string, min: number): number {

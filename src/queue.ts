@@ -13,7 +13,8 @@ import { counts, jobNames, locate, notFound, readInfo, stats, type Counts, type 
 import { Job, type JobHost } from './job.js';
 import { checkJson } from './json-check.js';
 import { checkState, Layout, type State } from './layout.js';
-import { activeName, checkId, delayedName, describe, encodeType, NameMaker, parseId } from './names.js';
+import { activeName, checkId, delayedName, describe, encodeKey, encodeType, NameMaker, parseId } from './names.js';
+import { takeKey } from './keys.js';
 import {
   checkMs,
   resolveEnqueueOptions,
@@ -28,6 +29,8 @@ import { sweep, type Recovered, type SweepReport, type SweepSettings } from './m
 
 export interface JobRef {
   id: string;
+  /** True when the job's unique key was taken: `id` is the live job that holds it, and nothing was added. */
+  duplicate: boolean;
 }
 
 export interface EnqueueItem extends EnqueueOptions {
@@ -123,10 +126,12 @@ export class Queue extends EventEmitter<QueueEvents> {
     await this.#fairness();
     const job = this.#prepare(type, data, options);
     await writeNew(job.tmp, job.content, this.options.durable);
+    const holder = this.#takeKey(job);
+    if (holder !== undefined) return { id: holder, duplicate: true };
     this.#place(job);
-    if (this.options.durable) await this.#syncer.sync(this.#layout.paths[job.delayed === undefined ? 'queue' : 'delayed']);
+    if (this.options.durable) await Promise.all(this.#dirsOf([job]).map((d) => this.#syncer.sync(d)));
     this.#announce(job);
-    return { id: job.id };
+    return { id: job.id, duplicate: false };
   }
 
   /**
@@ -162,10 +167,13 @@ export class Queue extends EventEmitter<QueueEvents> {
       for (const tmp of written) fs.rmSync(tmp, { force: true });
       throw error;
     }
+    const refs = new Map<Prepared, JobRef>();
     let placed = 0;
     try {
       for (const job of jobs) {
-        this.#place(job);
+        const holder = this.#takeKey(job);
+        refs.set(job, holder === undefined ? { id: job.id, duplicate: false } : { id: holder, duplicate: true });
+        if (holder === undefined) this.#place(job);
         placed++;
       }
     } catch (error) {
@@ -173,12 +181,10 @@ export class Queue extends EventEmitter<QueueEvents> {
       if (error instanceof DirQueueError) error.message = `enqueueMany: ${placed} of ${jobs.length} jobs were enqueued, then ${error.message}`;
       throw error;
     }
-    if (this.options.durable) {
-      const dirs = new Set(jobs.map((j) => this.#layout.paths[j.delayed === undefined ? 'queue' : 'delayed']));
-      await Promise.all([...dirs].map((d) => this.#syncer.sync(d)));
-    }
-    for (const job of jobs) this.#announce(job);
-    return jobs.map((j) => ({ id: j.id }));
+    const added = jobs.filter((j) => !refs.get(j)!.duplicate);
+    if (this.options.durable) await Promise.all(this.#dirsOf(added).map((d) => this.#syncer.sync(d)));
+    for (const job of added) this.#announce(job);
+    return jobs.map((j) => refs.get(j)!);
   }
 
   /**
@@ -369,6 +375,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (o.attempts !== undefined) envelope.attempts = o.attempts;
     if (o.backoff !== undefined) envelope.backoff = o.backoff;
     if (o.timeout !== undefined) envelope.timeout = o.timeout;
+    if (o.key !== undefined) envelope.key = o.key;
     const content = encodeEnvelope(envelope);
     const bytes = Buffer.byteLength(content);
     if (bytes > this.options.maxJobBytes) {
@@ -377,7 +384,29 @@ export class Queue extends EventEmitter<QueueEvents> {
     // A delayed job's id carries its due time, so once promoted it queues by when it became ready.
     const id = o.runAt === undefined ? this.#names.id(o.priority, encodedType) : this.#names.id(o.priority, encodedType, o.runAt * 1000);
     const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
-    return { id, content, delayed, tmp: this.#layout.file('tmp', this.#names.tmpName(id)) };
+    const key = o.key === undefined ? undefined : encodeKey(o.key);
+    return { id, content, delayed, key, tmp: this.#layout.file('tmp', this.#names.tmpName(id)) };
+  }
+
+  /** Take the job's unique key, if it has one. Returns the id of the live job holding it instead (ours removed). */
+  #takeKey(job: Prepared): string | undefined {
+    if (job.key === undefined) return undefined;
+    let holder: string | undefined;
+    try {
+      holder = takeKey(this.#layout, job.key, job.id);
+    } catch (error) {
+      fs.rmSync(job.tmp, { force: true });
+      throw error;
+    }
+    if (holder !== undefined) fs.rmSync(job.tmp, { force: true });
+    return holder;
+  }
+
+  /** The directories to fsync after placing `jobs`. */
+  #dirsOf(jobs: readonly Prepared[]): string[] {
+    const dirs = new Set(jobs.map((j) => this.#layout.paths[j.delayed === undefined ? 'queue' : 'delayed']));
+    if (jobs.some((j) => j.key !== undefined)) dirs.add(this.#layout.paths.keys);
+    return [...dirs];
   }
 
   #place(job: Prepared): void {
@@ -542,5 +571,7 @@ interface Prepared {
   content: string;
   /** The delayed/ name when the job waits for a time. */
   delayed: string | undefined;
+  /** The encoded unique key, if any. */
+  key: string | undefined;
   tmp: string;
 }

@@ -10,7 +10,7 @@ describe('Queue.open', () => {
   it('creates the layout and dirqueue.json', async () => {
     const dir = path.join(tempDir(), 'q');
     const q = await openQueue(dir);
-    expect(ls(dir, '.')).toEqual(['active', 'delayed', 'dirqueue.json', 'done', 'failed', 'queue', 'tmp', 'workers']);
+    expect(ls(dir, '.')).toEqual(['active', 'delayed', 'dirqueue.json', 'done', 'failed', 'keys', 'queue', 'tmp', 'workers']);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ format: 'dirqueue', version: '1.0' });
     await q.close();
   });

@@ -1,0 +1,83 @@
+/**
+ * Unique keys: at most one live job (in queue/, delayed/ or active/, or being
+ * written in tmp/) per key. keys/KEY is a symbolic link whose target is the
+ * id of the job holding the key: creating a symlink is atomic and fails with
+ * EEXIST, so two enqueuers of one key cannot both win. The job releases its
+ * key when it ends (done/ or failed/); a key left behind by a crash points to
+ * a job that is no longer live and is taken over by the next enqueuer.
+ */
+import fs from 'node:fs';
+import { DirQueueError, errnoOf, fsError } from './errors.js';
+import { listDir } from './files.js';
+import { locate } from './inspect.js';
+import type { Layout } from './layout.js';
+import { encodeKey, isId, randomToken } from './names.js';
+
+/** Try to take `key` (encoded) for job `id`. Returns undefined when taken, else the id of the live job holding it. */
+export function takeKey(layout: Layout, key: string, id: string): string | undefined {
+  const path = layout.file('keys', key);
+  for (let tries = 0; tries < 5; tries++) {
+    try {
+      fs.symlinkSync(id, path);
+      return undefined;
+    } catch (error) {
+      if (errnoOf(error) !== 'EEXIST') throw fsError(`taking the key ${path}`, error);
+    }
+    const holder = readKey(path);
+    if (holder === undefined) continue; // released meanwhile
+    if (isLive(layout, holder)) return holder;
+    // a stale key: grab it by rename (one winner), and delete it only if it is still the stale one
+    const grabbed = layout.file('keys', `.stale.${randomToken(8)}`);
+    try {
+      fs.renameSync(path, grabbed);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') continue;
+      throw fsError(`taking over the stale key ${path}`, error);
+    }
+    if (readKey(grabbed) !== holder) {
+      try {
+        fs.linkSync(grabbed, path); // someone's fresh key: put it back unless yet another was made
+      } catch {
+        // EEXIST: a third enqueuer took the key meanwhile and keeps it
+      }
+    }
+    fs.rmSync(grabbed, { force: true });
+  }
+  throw new DirQueueError('EFS', `could not take the key ${path}: too much contention, try again`);
+}
+
+/** Release `key` (encoded) if job `id` holds it. */
+export function releaseKey(layout: Layout, key: string, id: string): void {
+  const path = layout.file('keys', key);
+  if (readKey(path) !== id) return;
+  try {
+    fs.unlinkSync(path);
+  } catch (error) {
+    if (errnoOf(error) !== 'ENOENT') throw fsError(`releasing the key ${path}`, error);
+  }
+}
+
+function readKey(path: string): string | undefined {
+  try {
+    return fs.readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function isLive(layout: Layout, id: string): boolean {
+  if (!isId(id)) return false; // not a job id at all: a broken key
+  const where = locate(layout, id);
+  if (where !== undefined) return where.state === 'queue' || where.state === 'delayed' || where.state === 'active';
+  return listDir(layout.paths.tmp).some((name) => name.startsWith(`${id}.`)); // still being written
+}
+
+/** Release the key a job file's envelope names, if any (a job that ended). */
+export function releaseKeyOf(layout: Layout, key: unknown, id: string): void {
+  if (typeof key !== 'string') return;
+  try {
+    releaseKey(layout, encodeKey(key), id);
+  } catch {
+    // a key the library could not have written: nothing to release
+  }
+}

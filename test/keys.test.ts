@@ -1,0 +1,83 @@
+/** Unique keys: at most one live job per key, across processes. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { exited, spawnNode, tempQueue } from './support/temp.js';
+
+const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
+const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
+
+describe('unique keys', () => {
+  it('returns the live job holding the key instead of adding another', async () => {
+    const { dir, q } = await tempQueue();
+    const first = await q.enqueue('report', { day: 1 }, { key: 'report:2026-11-22' });
+    expect(first.duplicate).toBe(false);
+    const second = await q.enqueue('report', { day: 2 }, { key: 'report:2026-11-22' });
+    expect(second).toEqual({ id: first.id, duplicate: true });
+    expect(ls(dir, 'queue')).toEqual([first.id]);
+    expect(ls(dir, 'tmp')).toEqual([]);
+    const job = (await q.claim())!;
+    expect((await q.enqueue('report', 3, { key: 'report:2026-11-22' })).duplicate).toBe(true); // running still holds it
+    await job.complete();
+    const third = await q.enqueue('report', 4, { key: 'report:2026-11-22' }); // free once it ended
+    expect(third.duplicate).toBe(false);
+    expect(third.id).not.toBe(first.id);
+    await q.close();
+  });
+
+  it('is released when a job fails for good, and held through retries', async () => {
+    const { q } = await tempQueue();
+    const { id } = await q.enqueue('t', null, { key: 'k', attempts: 2, backoff: 0 });
+    await (await q.claim())!.fail('once');
+    expect((await q.enqueue('t', null, { key: 'k' })).id).toBe(id);
+    await (await q.claim())!.fail('twice');
+    expect((await q.enqueue('t', null, { key: 'k' })).duplicate).toBe(false);
+    await q.close();
+  });
+
+  it('takes over a key whose job is gone (removed by hand or a crash)', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', 1, { key: 'k', delay: 60_000 });
+    for (const name of ls(dir, 'delayed')) fs.unlinkSync(path.join(dir, 'delayed', name));
+    const again = await q.enqueue('t', 2, { key: 'k' });
+    expect(again.duplicate).toBe(false);
+    expect(again.id).not.toBe(id);
+    expect(fs.readlinkSync(path.join(dir, 'keys', 'k'))).toBe(again.id);
+    await q.close();
+  });
+
+  it('dedupes within one enqueueMany and keeps keys inside keys/', async () => {
+    const { dir, q } = await tempQueue();
+    const refs = await q.enqueueMany([
+      { type: 't', data: 1, key: '../../escape' },
+      { type: 't', data: 2, key: '../../escape' },
+      { type: 't', data: 3, key: '.hidden' },
+      { type: 't', data: 4 },
+    ]);
+    expect(refs.map((r) => r.duplicate)).toEqual([false, true, false, false]);
+    expect(refs[1]!.id).toBe(refs[0]!.id);
+    expect(ls(dir, 'queue')).toHaveLength(3);
+    expect(ls(dir, 'keys')).toEqual(['%2E.%2F..%2Fescape', '%2Ehidden']);
+    expect(fs.existsSync(path.join(dir, '..', 'escape'))).toBe(false);
+    await expect(q.enqueue('t', 1, { key: '' })).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await q.close();
+  });
+
+  it('4 processes enqueueing one key 50 times each add exactly one job', async () => {
+    const { dir, q } = await tempQueue();
+    const children = Array.from({ length: 4 }, () => spawnNode([child, 'enqueue-key', dir, 'only-one']));
+    const outputs = children.map(
+      (c) =>
+        new Promise<string>((resolve) => {
+          let text = '';
+          c.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+          c.once('exit', () => resolve(text));
+        }),
+    );
+    expect(await Promise.all(children.map(exited))).toEqual([0, 0, 0, 0]);
+    const ids = new Set((await Promise.all(outputs)).flatMap((o) => o.trim().split('\n')));
+    expect(ls(dir, 'queue')).toHaveLength(1);
+    expect([...ids]).toEqual(ls(dir, 'queue'));
+    await q.close();
+  });
+});
