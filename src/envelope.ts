@@ -36,7 +36,9 @@ export type JobEvent =
   | ({ event: 'error'; at: string; attempt: number; claim: string; retryAt?: string } & RecordedError)
   | { event: 'revoked'; at: string; attempt: number; claim: string; reason: RevokeReason; by: string }
   | { event: 'invalid'; at: string; reason: string }
-  | { event: 'retry'; at: string };
+  | { event: 'retry'; at: string }
+  | { event: 'progress'; at: string; attempt: number; claim: string; value: unknown }
+  | { event: 'log'; at: string; attempt: number; claim: string; line: string };
 
 /** What a job file says once its events are replayed. */
 export interface JobRecord {
@@ -101,6 +103,10 @@ function isEvent(value: unknown): value is JobEvent {
       return typeof e.reason === 'string';
     case 'retry':
       return true;
+    case 'progress':
+      return claimed;
+    case 'log':
+      return claimed && typeof e.line === 'string';
     default:
       return false;
   }

@@ -18,7 +18,8 @@ export type DirQueueErrorCode =
   | 'ECOMPROMISED' // the claim on a job was lost (recovered by another process)
   | 'ETOOBIG' // a job file is larger than `maxJobBytes`
   | 'EJOBFAILED' // waitFor: the job ended in failed/
-  | 'ETIMEOUT' // waitFor or claim gave up after its timeout
+  | 'ETIMEOUT' // waitFor gave up; a job ran past its timeout
+  | 'EPROCESSOR' // a pool's processor module failed to load, or its threads keep dying
   | 'EFS'; // a filesystem call failed; `cause` holds the system error
 
 /** Filesystem failures keep their errno code (ENOSPC, EACCES, EROFS, ...). */

@@ -111,6 +111,24 @@ export class Job<Data = unknown> {
     return 'retrying';
   }
 
+  /** Record how far the job has come (any JSON value), kept in its file. */
+  async progress(value: unknown): Promise<void> {
+    this.#assertHeld('progress');
+    checkJson(value, 'progress');
+    this.#append(encodeEvent({ event: 'progress', at: new Date().toISOString(), attempt: this.attempt, claim: this.claim, value }));
+  }
+
+  /** Keep a line of text with the job (its history shows it). */
+  async log(line: string): Promise<void> {
+    this.#assertHeld('log');
+    this.#append(encodeEvent({ event: 'log', at: new Date().toISOString(), attempt: this.attempt, claim: this.claim, line: String(line) }));
+  }
+
+  /** True once complete, fail or release was called. */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
   /** Put the job back in queue/ unchanged; the attempt does not count. */
   async release(): Promise<void> {
     this.#begin('release');
@@ -118,17 +136,25 @@ export class Job<Data = unknown> {
     this.#host.requeued(this.id);
   }
 
-  #begin(what: string): void {
+  #assertHeld(what: string): void {
     if (this.#settled) {
       throw new DirQueueError('EBADSTATE', `job ${this.id}: ${what}() after the claim already ended; call one of complete, fail, release once`);
     }
+  }
+
+  #append(line: string): void {
+    if (!appendLine(this.#activePath, line)) throw this.#lost();
+  }
+
+  #begin(what: string): void {
+    this.#assertHeld(what);
     this.#settled = true;
     this.#host.settled(this);
   }
 
   /** Append `line` (if any) and rename to `target`: the one rename that ends the claim. */
   #end(line: string | undefined, target: string): void {
-    if (line !== undefined && !appendLine(this.#activePath, line)) throw this.#lost();
+    if (line !== undefined) this.#append(line);
     if (!move(this.#activePath, target)) throw this.#lost();
   }
 

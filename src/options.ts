@@ -1,8 +1,13 @@
 /**
  * Every option of the public classes, with its default and its validation.
  */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ResourceLimits } from 'node:worker_threads';
 import { DirQueueError, type RecordedError } from './errors.js';
+import type { Processor } from './processor.js';
 import { isBackoff, type BackoffSpec } from './envelope.js';
+import { parseMode } from './layout.js';
 import { checkPriority, describe, encodeKey, PRIORITY_DEFAULT } from './names.js';
 
 /** Milliseconds to wait before attempt `attempt + 1`, after `error` ended attempt `attempt`. */
@@ -50,10 +55,18 @@ export interface QueueOptions {
   backoff?: BackoffSpec | BackoffFunction;
   /** Timeout for jobs that do not set their own, ms; undefined for none. @default undefined */
   timeout?: number;
+  /**
+   * Make (or turn) the queue group-shared: the permission bits of every file
+   * the library creates in it, e.g. 0o660 or "0660", kept in dirqueue.json
+   * for every process that opens it; its directories become setgid and
+   * group-writable. @default undefined (the queue's own, else 0666 less the umask)
+   */
+  mode?: number | string;
 }
 
-export interface ResolvedQueueOptions extends Required<Omit<QueueOptions, 'timeout'>> {
+export interface ResolvedQueueOptions extends Required<Omit<QueueOptions, 'timeout' | 'mode'>> {
   timeout: number | undefined;
+  mode: number | undefined;
 }
 
 export const queueDefaults = Object.freeze({
@@ -71,6 +84,7 @@ export const queueDefaults = Object.freeze({
   attempts: 3,
   backoff: Object.freeze({ type: 'exponential', delay: 1000, jitter: 0.2 }),
   timeout: undefined,
+  mode: undefined,
 } as const) satisfies Readonly<ResolvedQueueOptions>;
 
 export function resolveQueueOptions(options: QueueOptions = {}): ResolvedQueueOptions {
@@ -92,6 +106,7 @@ export function resolveQueueOptions(options: QueueOptions = {}): ResolvedQueueOp
   checkInteger(o.attempts, 'attempts', 1);
   if (typeof o.backoff !== 'function') checkBackoff(o.backoff, 'backoff');
   if (o.timeout !== undefined) checkMs(o.timeout, 'timeout', 1);
+  if (o.mode !== undefined) o.mode = parseMode(o.mode);
   return o;
 }
 
@@ -187,4 +202,89 @@ function checkBackoff(value: unknown, name: string): BackoffSpec {
 
 function dropUndefined<T extends object>(object: T): Partial<T> {
   return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export interface PoolOptions extends QueueOptions {
+  /**
+   * The processor: a module path or file URL whose default export is
+   * `async (job) => result`, run in worker threads; or a function, run in-process.
+   */
+  processor: string | URL | Processor;
+  /** Worker threads (module processors only). @default 1 */
+  threads?: number;
+  /** Jobs in flight per thread (module) or in all (function). @default 1 */
+  concurrency?: number;
+  /** Only jobs of these types; all types when omitted. */
+  types?: readonly string[];
+  /** Default run limit of a job, ms (a job's own `timeout` wins). @default undefined (none) */
+  jobTimeout?: number;
+  /** Replace a thread after it has run this many jobs (leaky processors). @default Infinity */
+  maxJobsPerThread?: number;
+  /** worker_threads resource limits per thread, e.g. { maxOldGenerationSizeMb: 256 }. @default undefined */
+  resourceLimits?: ResourceLimits;
+  /** close() waits this long for running jobs before releasing them back to queue/, ms. @default 30000 */
+  closeTimeout?: number;
+  /** After a timeout, a thread that does not answer a ping within this long is stuck and replaced, ms. @default 1000 */
+  stuckAfter?: number;
+}
+
+export interface ResolvedPoolOptions {
+  processor: string | Processor;
+  threads: number;
+  concurrency: number;
+  types: readonly string[] | undefined;
+  jobTimeout: number | undefined;
+  maxJobsPerThread: number;
+  resourceLimits: ResourceLimits | undefined;
+  closeTimeout: number;
+  stuckAfter: number;
+  queue: QueueOptions;
+}
+
+export const poolDefaults = Object.freeze({
+  threads: 1,
+  concurrency: 1,
+  maxJobsPerThread: Infinity,
+  closeTimeout: 30_000,
+  stuckAfter: 1000,
+} as const) satisfies Partial<ResolvedPoolOptions>;
+
+export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new DirQueueError('EBADOPTION', `Pool options must be an object with a processor, got ${describe(options)}`);
+  }
+  const { processor, threads, concurrency, types, jobTimeout, maxJobsPerThread, resourceLimits, closeTimeout, stuckAfter, ...queue } = options;
+  let resolved: string | Processor;
+  if (typeof processor === 'function') resolved = processor;
+  else if (processor instanceof URL) resolved = processor.href;
+  else if (typeof processor === 'string' && processor.length > 0) {
+    resolved = /^[a-z][a-z0-9+.-]*:/i.test(processor) ? processor : pathToFileURL(path.resolve(processor)).href;
+  } else {
+    throw new DirQueueError('EBADOPTION', `processor must be a module path, a file URL or a function, got ${describe(processor)}`);
+  }
+  const o: ResolvedPoolOptions = {
+    processor: resolved,
+    threads: threads ?? poolDefaults.threads,
+    concurrency: concurrency ?? poolDefaults.concurrency,
+    types,
+    jobTimeout,
+    maxJobsPerThread: maxJobsPerThread ?? poolDefaults.maxJobsPerThread,
+    resourceLimits,
+    closeTimeout: closeTimeout ?? poolDefaults.closeTimeout,
+    stuckAfter: stuckAfter ?? poolDefaults.stuckAfter,
+    queue,
+  };
+  checkInteger(o.threads, 'threads', 1);
+  checkInteger(o.concurrency, 'concurrency', 1);
+  if (o.maxJobsPerThread !== Infinity) checkInteger(o.maxJobsPerThread, 'maxJobsPerThread', 1);
+  if (o.jobTimeout !== undefined) checkMs(o.jobTimeout, 'jobTimeout', 1);
+  checkMs(o.closeTimeout, 'closeTimeout', 0);
+  checkMs(o.stuckAfter, 'stuckAfter', 1);
+  if (o.types !== undefined && (!Array.isArray(o.types) || o.types.length === 0)) {
+    throw new DirQueueError('EBADOPTION', `types must be a non-empty array of job types, got ${describe(o.types)}`);
+  }
+  if (typeof o.processor === 'function' && threads !== undefined && threads !== 1) {
+    throw new DirQueueError('EBADOPTION', 'threads applies to module processors; a function processor runs in-process (use concurrency)');
+  }
+  return o;
 }

@@ -43,6 +43,8 @@ export interface ClaimOptions {
   types?: readonly string[];
   /** Wait up to this many ms for a job to be ready. @default 0 */
   wait?: number;
+  /** Stop waiting (resolve undefined) when this signal aborts. */
+  signal?: AbortSignal;
 }
 
 /** Events a Queue emits. */
@@ -106,7 +108,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     }
     const resolved = resolveQueueOptions(options);
     const layout = new Layout(dir);
-    await layout.prepare(resolved.create);
+    await layout.prepare(resolved.create, resolved.mode);
     const queue = new Queue(layout, resolved);
     if (resolved.maintenance) {
       await queue.#sweep(false); // the next process to open the queue catches up first (I6)
@@ -125,7 +127,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#assertOpen();
     await this.#fairness();
     const job = this.#prepare(type, data, options);
-    await writeNew(job.tmp, job.content, this.options.durable);
+    await writeNew(job.tmp, job.content, this.options.durable, this.#layout.fileMode);
     const holder = this.#takeKey(job);
     if (holder !== undefined) return { id: holder, duplicate: true };
     this.#place(job);
@@ -158,7 +160,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     try {
       for (let i = 0; i < jobs.length; i++) {
         const job = jobs[i]!;
-        await writeNew(job.tmp, job.content, false);
+        await writeNew(job.tmp, job.content, false, this.#layout.fileMode);
         written.push(job.tmp);
         if (i % BATCH_CHUNK === BATCH_CHUNK - 1) await yieldToLoop();
       }
@@ -193,7 +195,7 @@ export class Queue extends EventEmitter<QueueEvents> {
    */
   async claim<Data = unknown>(options: ClaimOptions = {}): Promise<Job<Data> | undefined> {
     this.#assertOpen();
-    const { types, wait = 0 } = options ?? {};
+    const { types, wait = 0, signal } = options ?? {};
     checkMs(wait, 'wait', 0);
     if (types !== undefined && !Array.isArray(types)) {
       throw new DirQueueError('EBADOPTION', `types must be an array of job types, got ${describe(types)}`);
@@ -209,9 +211,9 @@ export class Queue extends EventEmitter<QueueEvents> {
       if (job !== undefined) return job as Job<Data>;
       if (discovery.refresh() && this.#index.count(wanted) > 0) continue;
       const left = deadline - Date.now();
-      if (left <= 0 || this.#closed) return undefined;
-      await this.#changeOrTimeout(discovery, Math.min(left, this.options.pollInterval));
-      if (this.#closed) return undefined;
+      if (left <= 0 || this.#closed || signal?.aborted) return undefined;
+      await this.#changeOrTimeout(discovery, Math.min(left, this.options.pollInterval), signal);
+      if (this.#closed || signal?.aborted) return undefined;
     }
   }
 
@@ -284,14 +286,17 @@ export class Queue extends EventEmitter<QueueEvents> {
   /**
    * Delete the jobs in `state` whose file was last changed more than
    * `olderThan` ms ago (all when omitted). In done/ and failed/ that is when
-   * the job ended. Resolves with how many were deleted.
+   * the job ended. Resolves with how many were deleted. `progress` is called
+   * with (files looked at, files in the state) every 1,000 files and at the end.
    */
-  async purge(state: State, options: { olderThan?: number } = {}): Promise<number> {
+  async purge(state: State, options: { olderThan?: number; progress?: (done: number, total: number) => void } = {}): Promise<number> {
     checkState(state);
     if (state === 'active') throw new DirQueueError('EBADSTATE', 'active jobs cannot be purged: they are running');
     const cutoff = options.olderThan === undefined ? Infinity : Date.now() - checkMs(options.olderThan, 'olderThan', 0);
     let removed = 0;
-    for (const name of jobNames(this.#layout, state)) {
+    const names = jobNames(this.#layout, state);
+    for (const [i, name] of names.entries()) {
+      if (i % 1000 === 0) options.progress?.(i, names.length);
       const file = this.#layout.file(state, name);
       try {
         if (cutoff !== Infinity && fs.lstatSync(file).mtimeMs > cutoff) continue;
@@ -301,6 +306,7 @@ export class Queue extends EventEmitter<QueueEvents> {
         if (errnoOf(error) !== 'ENOENT') throw fsError(`purging ${file}`, error);
       }
     }
+    options.progress?.(names.length, names.length);
     return removed;
   }
 
@@ -488,7 +494,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   /** The heartbeat exists before the first claim, so a claim is never without an owner's sign of life. */
   #startHeartbeat(): void {
     if (this.#heartbeat !== undefined) return;
-    this.#heartbeat = new Heartbeat(this.#layout.file('workers', this.#names.owner));
+    this.#heartbeat = new Heartbeat(this.#layout.file('workers', this.#names.owner), this.#layout.fileMode);
     const every = Math.max(10, this.options.staleAfter / 4);
     const timer = setInterval(() => {
       try {
@@ -508,13 +514,15 @@ export class Queue extends EventEmitter<QueueEvents> {
     return this.#discovery;
   }
 
-  #changeOrTimeout(discovery: Discovery, ms: number): Promise<void> {
+  #changeOrTimeout(discovery: Discovery, ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       const off = discovery.onChange(done);
+      signal?.addEventListener('abort', done, { once: true });
       function done(): void {
         clearTimeout(timer);
         off();
+        signal?.removeEventListener('abort', done);
         resolve();
       }
     });

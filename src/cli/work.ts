@@ -1,0 +1,106 @@
+/** dirq work DIR PROCESSOR: run a worker pool until SIGTERM/SIGINT (or, with --drain, until idle). */
+import { parseDuration } from '../duration.js';
+import { Pool } from '../pool.js';
+import type { PoolOptions } from '../options.js';
+import { parse, parseInteger, UsageError, type Command } from './common.js';
+
+export const work: Command = {
+  name: 'work',
+  summary: 'run a pool of worker threads on the queue',
+  help: `Usage: dirq work DIR PROCESSOR [OPTIONS]
+
+Run the jobs of the queue in DIR with PROCESSOR, a JavaScript module whose
+default export is an async function (job) => result, in worker threads. The
+job has id, type, data, attempt, signal (aborted on timeout or shutdown),
+progress(value), log(line) and enqueue(type, data, options).
+
+On SIGTERM or SIGINT the pool stops taking jobs, lets running jobs finish
+(up to --close-timeout), releases the rest back to queue/ and exits 0; a
+second signal releases them at once.
+
+Options:
+  --threads N          worker threads (default 1)
+  --concurrency N      jobs in flight per thread (default 1)
+  --types a,b          only jobs of these types
+  --job-timeout DUR    fail a job's attempt after this long (default: none)
+  --max-jobs N         replace a thread after N jobs (leaky processors)
+  --max-memory MB      heap limit per thread, in MB
+  --close-timeout DUR  how long shutdown waits for running jobs (default 30s)
+  --stale-after DUR    take back a silent worker's claims after this (default 30s)
+  --poll DUR           poll for jobs this often instead of watching (NFS)
+  --drain              exit 0 once no job is ready or running
+  --quiet              print only errors
+  --debug              print the stack trace of an error
+  -h, --help           show this help
+
+Durations: 100ms, 30s, 5m, 2h, 7d.
+
+Example:
+  dirq work /var/spool/mail-out ./send.js --threads 4 --job-timeout 30s
+`,
+  async run(args) {
+    const parsed = parse(
+      this,
+      args,
+      {
+        threads: { type: 'string' },
+        concurrency: { type: 'string' },
+        types: { type: 'string' },
+        'job-timeout': { type: 'string' },
+        'max-jobs': { type: 'string' },
+        'max-memory': { type: 'string' },
+        'close-timeout': { type: 'string' },
+        'stale-after': { type: 'string' },
+        poll: { type: 'string' },
+        drain: { type: 'boolean' },
+        quiet: { type: 'boolean' },
+      },
+      { min: 2, max: 2 },
+    );
+    if (parsed === undefined) return 0;
+    const v = parsed.values;
+    const [dir, processor] = parsed.positionals as [string, string];
+    const options: PoolOptions = { processor };
+    if (v.threads !== undefined) options.threads = parseInteger(v.threads, '--threads');
+    if (v.concurrency !== undefined) options.concurrency = parseInteger(v.concurrency, '--concurrency');
+    if (v.types !== undefined) options.types = v.types.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+    if (v['job-timeout'] !== undefined) options.jobTimeout = parseDuration(v['job-timeout']);
+    if (v['max-jobs'] !== undefined) options.maxJobsPerThread = parseInteger(v['max-jobs'], '--max-jobs');
+    if (v['max-memory'] !== undefined) options.resourceLimits = { maxOldGenerationSizeMb: parseInteger(v['max-memory'], '--max-memory') };
+    if (v['close-timeout'] !== undefined) options.closeTimeout = parseDuration(v['close-timeout']);
+    if (v['stale-after'] !== undefined) options.staleAfter = parseDuration(v['stale-after']);
+    if (v.poll !== undefined) {
+      options.watch = false;
+      options.pollInterval = parseDuration(v.poll);
+    }
+    if (options.types?.length === 0) throw new UsageError('--types needs at least one type, e.g. --types email,sms');
+    const quiet = v.quiet === true;
+    const say = (line: string): void => void (quiet || process.stdout.write(`${line}\n`));
+
+    const pool = new Pool(dir, { ...options, create: false });
+    pool.on('failed', (job, error) => process.stderr.write(`failed ${job.id} (attempt ${job.attempt}): ${error.message}\n`));
+    pool.on('retrying', (job, error) => say(`retrying ${job.id} (attempt ${job.attempt}): ${error.message}`));
+    pool.on('lost', (job) => say(`lost ${job.id}: its claim was taken back by another worker's recovery`));
+    pool.on('recovered', (r) => say(`recovered ${r.id} from ${r.claim} (${r.reason}) -> ${r.to}/`));
+    pool.on('error', (error) => process.stderr.write(`dirq work: ${error.message}\n`));
+    await pool.start();
+    const { threads, concurrency } = pool.options;
+    say(`dirq work: ${dir}, ${typeof pool.options.processor === 'string' ? `${threads} thread(s) x ${concurrency}` : concurrency} (pid ${process.pid})`);
+
+    let signals = 0;
+    const stopped = new Promise<void>((resolve) => {
+      const onSignal = (signal: NodeJS.Signals): void => {
+        signals++;
+        say(signals === 1 ? `${signal}: finishing running jobs (again to release them now)` : `${signal}: releasing running jobs now`);
+        void pool.close(signals === 1 ? {} : { timeout: 0 }).then(resolve);
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      if (v.drain === true) void pool.onIdle().then(() => pool.close().then(resolve));
+    });
+    await stopped;
+    const c = pool.counts;
+    say(`dirq work: stopped: ${c.completed} completed, ${c.retried} retried, ${c.failed} failed, ${c.released} released, ${c.lost} lost`);
+    return 0;
+  },
+};

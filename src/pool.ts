@@ -1,0 +1,379 @@
+/**
+ * The worker pool: the main thread claims jobs (through the Queue's index,
+ * never scanning) and dispatches them to worker threads that run the
+ * processor module, or to an in-process function. It enforces job timeouts
+ * (a thread stuck in synchronous code is terminated and replaced), recycles
+ * threads after maxJobsPerThread, and on close lets running jobs finish
+ * within closeTimeout, then releases the rest back to queue/.
+ */
+import { EventEmitter } from 'node:events';
+import { DirQueueError, type RecordedError } from './errors.js';
+import { recordError, type Job } from './job.js';
+import type { Recovered } from './maintenance.js';
+import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
+import type { JobFields, Processor, ProcessorJob } from './processor.js';
+import { Queue } from './queue.js';
+import { ThreadHost, type RunOutcome } from './thread-host.js';
+
+/** A job as pool events report it. */
+export interface PoolJob {
+  id: string;
+  type: string;
+  attempt: number;
+}
+
+export interface PoolEvents {
+  completed: [job: PoolJob, result: unknown];
+  /** The attempt failed and the job will run again (after its backoff). */
+  retrying: [job: PoolJob, error: RecordedError];
+  /** The attempt failed and the job's attempts are used up: it is in failed/. */
+  failed: [job: PoolJob, error: RecordedError];
+  /** The claim was taken back by another process's recovery; this run's outcome was not recorded. */
+  lost: [job: PoolJob, error: Error];
+  /** This pool's maintenance took back a dead or silent worker's claim. */
+  recovered: [info: Recovered];
+  /** A problem of the pool itself: a thread died, maintenance failed, the processor cannot load. */
+  error: [error: Error];
+}
+
+export interface PoolCounts {
+  completed: number;
+  retried: number;
+  failed: number;
+  lost: number;
+  released: number;
+  running: number;
+}
+
+interface Run {
+  id: number;
+  job: Job;
+  thread: ThreadHost | undefined;
+  controller: AbortController | undefined;
+  timer: NodeJS.Timeout | undefined;
+  settled: boolean;
+}
+
+/** Thread deaths within this window that make the pool give up. */
+const CRASH_WINDOW_MS = 10_000;
+
+export class Pool extends EventEmitter<PoolEvents> {
+  readonly dir: string;
+  readonly options: Readonly<ResolvedPoolOptions>;
+  #queue: Queue | undefined;
+  #threads: ThreadHost[] = [];
+  #runs = new Map<number, Run>();
+  #nextRun = 0;
+  #counts = { completed: 0, retried: 0, failed: 0, lost: 0, released: 0 };
+  #wake: (() => void) | undefined;
+  #stop = new AbortController();
+  #pumping: Promise<void> | undefined;
+  #nothingReady = false;
+  #idleWaiters: (() => void)[] = [];
+  #crashes: number[] = [];
+  #state: 'new' | 'running' | 'closing' | 'closed' = 'new';
+  #fatal: Error | undefined;
+
+  constructor(dir: string, options: PoolOptions) {
+    super();
+    this.dir = dir;
+    this.options = Object.freeze(resolvePoolOptions(options));
+  }
+
+  get counts(): PoolCounts {
+    return { ...this.#counts, running: this.#runs.size };
+  }
+
+  /** Open the queue, start the threads (their processor loaded), and start taking jobs. */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new DirQueueError('EBADSTATE', 'a Pool starts once; make a new Pool to start again');
+    this.#state = 'running';
+    this.#queue = await Queue.open(this.dir, this.options.queue);
+    this.#queue.on('recovered', (info) => this.emit('recovered', info));
+    this.#queue.on('warning', (error) => this.#report(error));
+    if (typeof this.options.processor === 'string') {
+      try {
+        this.#threads = Array.from({ length: this.options.threads }, () => this.#spawn());
+        await Promise.all(this.#threads.map((t) => t.ready));
+      } catch (error) {
+        this.#state = 'closed';
+        await Promise.all(this.#threads.map((t) => t.terminate()));
+        await this.#queue.close();
+        throw error;
+      }
+    }
+    this.#pumping = this.#pump();
+  }
+
+  /** Resolves when no job of the pool's types is ready and none is running. */
+  onIdle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stop taking jobs; let running jobs finish for up to `timeout` ms
+   * (closeTimeout by default), then abort them and release them back to
+   * queue/ (attempt not counted); stop the threads and close the queue.
+   */
+  async close(options: { timeout?: number } = {}): Promise<void> {
+    if (this.#state === 'closed' || this.#state === 'new') {
+      this.#state = 'closed';
+      return;
+    }
+    const timeout = options.timeout ?? this.options.closeTimeout;
+    if (this.#state === 'closing') {
+      if (timeout === 0) this.#releaseAll('the pool is closing now');
+      return this.#closed();
+    }
+    this.#state = 'closing';
+    this.#stop.abort();
+    this.#wake?.();
+    await this.#pumping;
+    if (this.#runs.size > 0) {
+      const deadline = setTimeout(() => this.#releaseAll(`the pool closed and ${timeout} ms passed`), timeout);
+      await this.#allSettled();
+      clearTimeout(deadline);
+    }
+    await Promise.all(this.#threads.map((t) => t.terminate()));
+    this.#threads = [];
+    await this.#queue?.close();
+    this.#state = 'closed';
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  async #closed(): Promise<void> {
+    while (this.#state !== 'closed') await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  async #pump(): Promise<void> {
+    const queue = this.#queue!;
+    const types = this.options.types;
+    const claimOptions = types === undefined ? {} : { types };
+    while (!this.#stop.signal.aborted) {
+      if (!this.#hasSlot()) {
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+        this.#wake = undefined;
+        continue;
+      }
+      let job = await queue.claim({ ...claimOptions, wait: 0 });
+      if (job === undefined) {
+        this.#nothingReady = true;
+        this.#checkIdle();
+        job = await queue.claim({ ...claimOptions, wait: 60_000, signal: this.#stop.signal });
+        if (job === undefined) continue;
+      }
+      this.#nothingReady = false;
+      if (this.#stop.signal.aborted) {
+        await job.release();
+        break;
+      }
+      this.#dispatch(job);
+    }
+  }
+
+  #hasSlot(): boolean {
+    if (typeof this.options.processor === 'function') return this.#runs.size < this.options.concurrency;
+    return this.#pickThread() !== undefined;
+  }
+
+  #pickThread(): ThreadHost | undefined {
+    let best: ThreadHost | undefined;
+    for (const thread of this.#threads) {
+      if (!thread.isReady || thread.retiring || thread.runs.size >= this.options.concurrency) continue;
+      if (best === undefined || thread.runs.size < best.runs.size) best = thread;
+    }
+    return best;
+  }
+
+  #dispatch(job: Job): void {
+    const run: Run = { id: this.#nextRun++, job, thread: undefined, controller: undefined, timer: undefined, settled: false };
+    this.#runs.set(run.id, run);
+    const timeout = job.timeout ?? this.options.jobTimeout;
+    if (timeout !== undefined) run.timer = setTimeout(() => void this.#timedOut(run, timeout), timeout);
+    const fields: JobFields = { id: job.id, type: job.type, data: job.data, attempt: job.attempt, attempts: job.attempts, priority: job.priority };
+    if (typeof this.options.processor === 'function') {
+      run.controller = new AbortController();
+      void this.#runInProcess(this.options.processor, run, fields).then((outcome) => this.#settle(run, outcome));
+    } else {
+      const thread = this.#pickThread()!;
+      run.thread = thread;
+      if (thread.served + 1 >= this.options.maxJobsPerThread) thread.retiring = true;
+      void thread.run(run.id, fields).then((outcome) => this.#settle(run, outcome));
+    }
+  }
+
+  async #runInProcess(processor: Processor, run: Run, fields: JobFields): Promise<RunOutcome> {
+    const job: ProcessorJob = {
+      ...fields,
+      signal: run.controller!.signal,
+      progress: (value) => run.job.progress(value),
+      log: (line) => run.job.log(line),
+      enqueue: (type, data, options) => this.#queue!.enqueue(type, data, options),
+    };
+    try {
+      return { ok: true, result: await processor(job) };
+    } catch (error) {
+      return { ok: false, error: recordError(error) };
+    }
+  }
+
+  /** End a run: record its outcome in the job file (first outcome wins), free its slot. */
+  async #settle(run: Run, outcome: RunOutcome | 'release'): Promise<void> {
+    if (run.settled) return this.#afterRun(run.thread); // a late answer (after a timeout): its thread slot is free now
+    run.settled = true;
+    clearTimeout(run.timer);
+    const { job } = run;
+    const info: PoolJob = { id: job.id, type: job.type, attempt: job.attempt };
+    try {
+      if (outcome === 'release') {
+        await job.release();
+        this.#counts.released++;
+      } else if (outcome.ok) {
+        try {
+          await job.complete(outcome.result);
+          this.#counts.completed++;
+          this.emit('completed', info, outcome.result);
+        } catch (error) {
+          if ((error as DirQueueError).code !== 'EBADDATA') throw error;
+          await this.#fail(job, info, recordError(error)); // a result JSON cannot hold is the job's error
+        }
+      } else {
+        await this.#fail(job, info, outcome.error);
+      }
+    } catch (error) {
+      if ((error as DirQueueError).code === 'ECOMPROMISED') {
+        this.#counts.lost++;
+        this.emit('lost', info, error as Error);
+      } else {
+        this.#report(error as Error);
+      }
+    } finally {
+      this.#runs.delete(run.id);
+      this.#afterRun(run.thread);
+    }
+  }
+
+  async #fail(job: Job, info: PoolJob, error: RecordedError): Promise<void> {
+    const where = await job.fail(Object.assign(new Error(error.message), error));
+    if (where === 'failed') {
+      this.#counts.failed++;
+      this.emit('failed', info, error);
+    } else {
+      this.#counts.retried++;
+      this.emit('retrying', info, error);
+    }
+  }
+
+  async #timedOut(run: Run, timeout: number): Promise<void> {
+    const message = `the job ran longer than its timeout of ${timeout} ms`;
+    run.controller?.abort(new Error(message));
+    const thread = run.thread;
+    thread?.abort(run.id, message);
+    await this.#settle(run, { ok: false, error: { message, code: 'ETIMEOUT' } });
+    if (thread !== undefined && !(await thread.ping(this.options.stuckAfter))) {
+      // stuck in synchronous code: replace the thread; its other jobs go back to queue/ unharmed
+      for (const other of this.#runs.values()) if (other.thread === thread) void this.#settle(other, 'release');
+      this.#retire(thread, true);
+    }
+  }
+
+  #afterRun(thread: ThreadHost | undefined): void {
+    if (thread?.retiring && thread.runs.size === 0) this.#retire(thread, false);
+    this.#wake?.();
+    this.#checkIdle();
+  }
+
+  /** Take `thread` out of service and start a replacement (unless closing). */
+  #retire(thread: ThreadHost, stuck: boolean): void {
+    const index = this.#threads.indexOf(thread);
+    if (index === -1) return;
+    this.#threads.splice(index, 1);
+    void thread.terminate();
+    if (stuck) this.#report(new DirQueueError('ETIMEOUT', 'a worker thread was stuck in synchronous code past a job timeout and was replaced'));
+    if (this.#state === 'running') this.#replace();
+  }
+
+  #replace(): void {
+    const fresh = this.#spawn();
+    this.#threads.push(fresh);
+    fresh.ready.then(
+      () => this.#wake?.(),
+      (error: Error) => this.#giveUp(error),
+    );
+  }
+
+  #spawn(): ThreadHost {
+    const thread = new ThreadHost(this.options.processor as string, this.options.resourceLimits);
+    thread.on('call', (message) => void this.#answer(thread, message));
+    thread.on('exit', (error) => {
+      if (error === undefined || !this.#threads.includes(thread)) return;
+      this.#threads.splice(this.#threads.indexOf(thread), 1);
+      this.#report(new DirQueueError('ETHREAD', `a worker thread died: ${error.message}`, { cause: error }));
+      const now = Date.now();
+      this.#crashes = this.#crashes.filter((t) => now - t < CRASH_WINDOW_MS).concat(now);
+      if (this.#crashes.length > 3 * this.options.threads) {
+        this.#giveUp(new DirQueueError('EPROCESSOR', `worker threads died ${this.#crashes.length} times in ${CRASH_WINDOW_MS / 1000} s; the last: ${error.message}`));
+      } else if (this.#state === 'running') {
+        this.#replace();
+      }
+    });
+    return thread;
+  }
+
+  /** Progress, log and child enqueues asked for by a job running in a thread. */
+  async #answer(thread: ThreadHost, message: { req: number; run: number; method: 'progress' | 'log' | 'enqueue'; args: unknown[] }): Promise<void> {
+    const run = this.#runs.get(message.run);
+    try {
+      if (run === undefined) throw new DirQueueError('EBADSTATE', 'the job has already ended');
+      const [a, b, c] = message.args;
+      let value: unknown;
+      if (message.method === 'progress') value = await run.job.progress(a);
+      else if (message.method === 'log') value = await run.job.log(a as string);
+      else value = await this.#queue!.enqueue(a as string, b, c as never);
+      thread.reply({ t: 'reply', req: message.req, ok: true, value });
+    } catch (error) {
+      const { message: text, code } = error as DirQueueError;
+      thread.reply({ t: 'reply', req: message.req, ok: false, error: code === undefined ? { message: text } : { message: text, code } });
+    }
+  }
+
+  #releaseAll(reason: string): void {
+    for (const run of this.#runs.values()) {
+      run.controller?.abort(new Error(reason));
+      run.thread?.abort(run.id, reason);
+      void this.#settle(run, 'release');
+    }
+  }
+
+  #allSettled(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.#runs.size === 0) resolve();
+        else setTimeout(check, 5);
+      };
+      check();
+    });
+  }
+
+  /** The processor cannot run: stop the pool with that error instead of respawning forever. */
+  #giveUp(error: Error): void {
+    if (this.#fatal !== undefined) return;
+    this.#fatal = error;
+    this.#report(error);
+    void this.close({ timeout: 0 });
+  }
+
+  #report(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    else process.emitWarning(error.message, { code: (error as DirQueueError).code ?? 'DIRQUEUE' });
+  }
+
+  #isIdle(): boolean {
+    return this.#state === 'closed' || (this.#nothingReady && this.#runs.size === 0);
+  }
+
+  #checkIdle(): void {
+    if (this.#isIdle()) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+}

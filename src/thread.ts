@@ -1,0 +1,98 @@
+/**
+ * The processor runtime inside a worker thread: imports the processor module
+ * once, then runs the jobs the pool sends, many at a time. It never touches
+ * the queue directory: results, progress, logs and child jobs go back to the
+ * pool's main thread as messages.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { FromThread, JobFields, Processor, ProcessorJob, ToThread } from './processor.js';
+
+const port = parentPort!;
+const send = (message: FromThread): void => port.postMessage(message);
+
+const running = new Map<number, AbortController>();
+const calls = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+let nextCall = 0;
+
+function call(run: number, method: 'progress' | 'log' | 'enqueue', args: unknown[]): Promise<unknown> {
+  const req = nextCall++;
+  return new Promise((resolve, reject) => {
+    calls.set(req, { resolve, reject });
+    send({ t: 'call', req, run, method, args });
+  });
+}
+
+function errorFields(error: unknown): { message: string; code?: string; stack?: string } {
+  if (error instanceof Error) {
+    const out: { message: string; code?: string; stack?: string } = { message: error.message || error.name };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
+    if (error.stack !== undefined) out.stack = error.stack;
+    return out;
+  }
+  return { message: typeof error === 'string' ? error : String(error) };
+}
+
+async function run(processor: Processor, runId: number, fields: JobFields): Promise<void> {
+  const controller = new AbortController();
+  running.set(runId, controller);
+  const job: ProcessorJob = {
+    ...fields,
+    signal: controller.signal,
+    progress: async (value) => void (await call(runId, 'progress', [value])),
+    log: async (line) => void (await call(runId, 'log', [line])),
+    enqueue: (type, data, options) => call(runId, 'enqueue', [type, data, options]) as ReturnType<ProcessorJob['enqueue']>,
+  };
+  let message: FromThread;
+  try {
+    message = { t: 'done', run: runId, ok: true, result: await processor(job) };
+  } catch (error) {
+    message = { t: 'done', run: runId, ok: false, error: errorFields(error) };
+  }
+  running.delete(runId);
+  try {
+    send(message);
+  } catch (error) {
+    // the result cannot cross to the main thread (a function, a class instance...): that is the job's error
+    send({ t: 'done', run: runId, ok: false, error: { message: `the result cannot be sent back: ${errorFields(error).message}`, code: 'EBADDATA' } });
+  }
+}
+
+async function main(): Promise<void> {
+  const specifier = (workerData as { processor: string }).processor;
+  let processor: Processor;
+  try {
+    const module = (await import(specifier)) as { default?: unknown };
+    if (typeof module.default !== 'function') {
+      throw new Error(`${specifier} has no default export function: export default async function (job) { ... }`);
+    }
+    processor = module.default as Processor;
+  } catch (error) {
+    const { message, stack } = errorFields(error);
+    send(stack === undefined ? { t: 'load-error', message } : { t: 'load-error', message, stack });
+    return;
+  }
+  port.on('message', (message: ToThread) => {
+    switch (message.t) {
+      case 'run':
+        void run(processor, message.run, message.job);
+        break;
+      case 'abort':
+        running.get(message.run)?.abort(new Error(message.reason));
+        break;
+      case 'ping':
+        send({ t: 'pong', n: message.n });
+        break;
+      case 'reply': {
+        const pending = calls.get(message.req);
+        calls.delete(message.req);
+        if (message.ok) pending?.resolve(message.value);
+        else pending?.reject(Object.assign(new Error(message.error.message), { code: message.error.code }));
+        break;
+      }
+    }
+  });
+  send({ t: 'ready' });
+}
+
+void main();

@@ -1,0 +1,199 @@
+/** The worker pool: threads that run a processor module, or an in-process function (watch and poll-only modes). */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { processors, startPool } from './support/pools.js';
+import { tempQueue } from './support/temp.js';
+import { until } from './support/wait.js';
+
+const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
+
+describe('Pool', () => {
+  it('drains jobs with worker threads and resolves onIdle', async () => {
+    const { dir, q } = await tempQueue();
+    const refs = await q.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ type: 't', data: { i } })));
+    const pool = await startPool(dir, { processor: processors('echo'), threads: 2, concurrency: 4 });
+    await pool.onIdle();
+    expect(pool.counts).toMatchObject({ completed: 200, failed: 0, running: 0 });
+    expect(await q.counts()).toMatchObject({ queue: 0, active: 0, done: 200 });
+    const result = (await q.waitFor(refs[7]!.id)) as { echo: unknown; thread: number };
+    expect(result.echo).toEqual({ i: 7 });
+    expect(result.thread).toBeGreaterThan(0); // it ran in a worker thread
+    await pool.close();
+    await q.close();
+  });
+
+  it('picks up a job another process enqueues while it is idle', async () => {
+    // watching: the event starts it even though the poll interval is a minute; poll-only: the poll finds it
+    const { dir, q } = await tempQueue();
+    const pool = await startPool(dir, { processor: processors('echo'), pollInterval: 60_000, ...(process.env.DIRQ_TEST_WATCH === '0' ? { pollInterval: 50 } : {}) });
+    await pool.onIdle();
+    const { id } = await q.enqueue('t', { late: true });
+    expect(await q.waitFor(id, { timeout: 30_000 })).toMatchObject({ echo: { late: true } });
+    await pool.close();
+    await q.close();
+  });
+
+  it('takes only its types, however large the backlog of others', async () => {
+    const { dir, q } = await tempQueue();
+    await q.enqueueMany(Array.from({ length: 5000 }, (_, i) => ({ type: 'other', data: i, priority: 0 })));
+    const mine = await q.enqueueMany(Array.from({ length: 20 }, (_, i) => ({ type: 'mine', data: i, priority: 99 })));
+    const pool = await startPool(dir, { processor: processors('echo'), types: ['mine'], concurrency: 4 });
+    await pool.onIdle();
+    expect(pool.counts.completed).toBe(20);
+    for (const { id } of mine) expect((await q.get(id)).state).toBe('done');
+    expect(await q.counts()).toMatchObject({ queue: 5000, done: 20, active: 0 });
+    await pool.close();
+    await q.close();
+  });
+
+  it('runs an in-process function at the given concurrency', async () => {
+    const { dir, q } = await tempQueue();
+    await q.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ type: 't', data: i })));
+    let inFlight = 0;
+    let most = 0;
+    const pool = await startPool(dir, {
+      concurrency: 5,
+      processor: async (job) => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        inFlight--;
+        return (job.data as number) * 2;
+      },
+    });
+    await pool.onIdle();
+    expect(pool.counts.completed).toBe(50);
+    expect(most).toBe(5);
+    await pool.close();
+    await q.close();
+  });
+
+  it('kills a thread spinning past its job timeout and carries on with later jobs', async () => {
+    const { dir, q } = await tempQueue();
+    const spin = await q.enqueue('t', { spin: true }, { attempts: 1, priority: 10 });
+    const later = await q.enqueueMany(Array.from({ length: 5 }, (_, i) => ({ type: 't', data: { i } })));
+    const errors: string[] = [];
+    const pool = await startPool(dir, { processor: processors('echo'), jobTimeout: 300, stuckAfter: 200 });
+    pool.on('error', (e) => errors.push(e.message));
+    await until(() => pool.counts.completed === 5, 'the later jobs to run');
+    await expect(q.waitFor(spin.id)).rejects.toMatchObject({ code: 'EJOBFAILED', jobError: { code: 'ETIMEOUT' } });
+    for (const { id } of later) expect((await q.get(id)).state).toBe('done');
+    expect(errors).toEqual([expect.stringContaining('stuck in synchronous code')]);
+    await pool.close();
+    await q.close();
+  });
+
+  it('aborts the signal of a job past its timeout, and retries it', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', { hang: true }, { timeout: 100, attempts: 2, backoff: 0 });
+    const pool = await startPool(dir, { processor: processors('echo') });
+    await expect(q.waitFor(id, { timeout: 30_000 })).rejects.toMatchObject({ code: 'EJOBFAILED' });
+    const info = await q.get(id);
+    expect(info.attemptsMade).toBe(2);
+    expect(info.errors.map((e) => e.code)).toEqual(['ETIMEOUT', 'ETIMEOUT']);
+    expect(pool.counts).toMatchObject({ retried: 1, failed: 1 });
+    await pool.close();
+    await q.close();
+  });
+
+  it('recycles threads after maxJobsPerThread', async () => {
+    const { dir, q } = await tempQueue();
+    const refs = await q.enqueueMany(Array.from({ length: 10 }, (_, i) => ({ type: 't', data: { i } })));
+    const pool = await startPool(dir, { processor: processors('echo'), maxJobsPerThread: 3 });
+    await pool.onIdle();
+    const threads = new Map<number, number>();
+    for (const { id } of refs) {
+      const { thread } = (await q.waitFor(id)) as { thread: number };
+      threads.set(thread, (threads.get(thread) ?? 0) + 1);
+    }
+    expect([...threads.values()].every((n) => n <= 3)).toBe(true);
+    expect(threads.size).toBeGreaterThanOrEqual(4);
+    await pool.close();
+    await q.close();
+  });
+
+  it('records what a processor throws, retrying then dead-lettering', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', { throw: 'bad input' }, { attempts: 2, backoff: 0 });
+    const events: string[] = [];
+    const pool = await startPool(dir, { processor: processors('echo') });
+    pool.on('retrying', (job) => events.push(`retrying ${job.attempt}`));
+    pool.on('failed', (job, error) => events.push(`failed ${job.attempt} ${error.code}`));
+    await expect(q.waitFor(id, { timeout: 30_000 })).rejects.toMatchObject({ code: 'EJOBFAILED' });
+    expect(events).toEqual(['retrying 1', 'failed 2 EPROCESSOR_TEST']);
+    expect((await q.get(id)).error).toMatchObject({ message: 'bad input', code: 'EPROCESSOR_TEST', stack: expect.stringContaining('echo.mjs') });
+    await pool.close();
+    await q.close();
+  });
+
+  it('fails a job whose result cannot be kept, and keeps its progress, logs and child jobs', async () => {
+    const { dir, q } = await tempQueue();
+    const bad = await q.enqueue('t', { badResult: true }, { attempts: 1 });
+    const parent = await q.enqueue('t', { progress: true, children: 3 });
+    const pool = await startPool(dir, { processor: processors('echo'), types: ['t'] });
+    await expect(q.waitFor(bad.id, { timeout: 30_000 })).rejects.toMatchObject({ message: expect.stringContaining('cannot be sent back') });
+    await q.waitFor(parent.id, { timeout: 30_000 });
+    const history = (await q.get(parent.id)).history;
+    expect(history.map((e) => e.event)).toEqual(['progress', 'log', 'result']);
+    expect(history[0]).toMatchObject({ value: { step: 1 } });
+    expect(history[1]).toMatchObject({ line: 'halfway there' });
+    expect((await q.list('queue')).map((j) => j.data)).toEqual([0, 1, 2].map((i) => ({ parent: parent.id, i })));
+    await pool.close();
+    await q.close();
+  });
+
+  it('reports a thread that dies outside a job, fails its job, and replaces it', async () => {
+    const { dir, q } = await tempQueue();
+    const crash = await q.enqueue('t', { crash: true }, { attempts: 1 });
+    const errors: string[] = [];
+    const pool = await startPool(dir, { processor: processors('crash') });
+    pool.on('error', (e) => errors.push(e.message));
+    await expect(q.waitFor(crash.id, { timeout: 30_000 })).rejects.toMatchObject({ message: expect.stringContaining('worker thread died') });
+    const after = await q.enqueue('t', {});
+    expect(await q.waitFor(after.id, { timeout: 30_000 })).toBe('survived');
+    expect(errors).toEqual([expect.stringContaining('boom outside the job')]);
+    await pool.close();
+    await q.close();
+  });
+
+  it.each([
+    ['broken', 'failed to load: this module is broken on purpose'],
+    ['no-default', 'has no default export function'],
+  ])('refuses to start when the processor %s cannot load', async (name, message) => {
+    const { dir, q } = await tempQueue();
+    await expect(startPool(dir, { processor: processors(name), threads: 2 })).rejects.toMatchObject({ code: 'EPROCESSOR', message: expect.stringContaining(message) });
+    await q.close();
+  });
+
+  it('closes gracefully: running jobs finish, nothing is left in active/', async () => {
+    const { dir, q } = await tempQueue();
+    const refs = await q.enqueueMany(Array.from({ length: 4 }, () => ({ type: 't', data: { sleep: 200 } })));
+    const pool = await startPool(dir, { processor: processors('echo'), threads: 2, concurrency: 2 });
+    await until(() => pool.counts.running === 4, 'four jobs running');
+    await pool.close();
+    expect(ls(dir, 'active')).toEqual([]);
+    for (const { id } of refs) expect((await q.get(id)).state).toBe('done');
+    await q.close();
+  });
+
+  it('releases jobs still running at closeTimeout back to queue/, attempt not counted', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', { hang: true });
+    const pool = await startPool(dir, { processor: processors('echo'), closeTimeout: 100 });
+    await until(() => pool.counts.running === 1, 'the job to run');
+    await pool.close();
+    expect(pool.counts.released).toBe(1);
+    expect(ls(dir, 'active')).toEqual([]);
+    expect(await q.get(id)).toMatchObject({ state: 'queue', attemptsMade: 0 });
+    await q.close();
+  });
+
+  it('validates its options', async () => {
+    const { dir, q } = await tempQueue();
+    await expect(startPool(dir, { processor: processors('echo'), threads: 0 })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining('threads') });
+    await expect(startPool(dir, { processor: 42 as never })).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await expect(startPool(dir, { processor: async () => 1, threads: 2 })).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await expect(startPool(dir, { processor: processors('echo'), types: [] })).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await q.close();
+  });
+});
