@@ -7,10 +7,13 @@
  * 10,000 files queued (10,001 watches) against 0.06 ms for fs.watch on the
  * directory. We need one watch per directory and the file name of each event.
  *
- * Cheap change detection without events: a claim that finds the index empty
- * stats queue/ and rescans only when the directory's mtime moved since the
- * last scan, or is too close to that scan to rule out a change in the same
- * timestamp tick.
+ * A claim that finds nothing must not answer "nothing" while a job sits in
+ * queue/. While watching, every rename into queue/ that happened before the
+ * claim has already queued its inotify event (the kernel queues it inside the
+ * rename), so letting the event loop read pending events is enough: no scan.
+ * Without events, change detection is cheap: stat queue/ and rescan only when
+ * its mtime moved since the last scan, or is too close to that scan to rule
+ * out a change in the same timestamp tick.
  */
 import fs from 'node:fs';
 import { errnoOf } from './errors.js';
@@ -93,6 +96,16 @@ export class Discovery {
     const ids = listDir(this.#layout.paths.queue).filter(isId);
     this.#index.reset(ids);
     return ids.length > 0;
+  }
+
+  /**
+   * Bring the index up to date with queue/ as of now: while watching, by
+   * reading the inotify events already queued; otherwise by a rescan if queue/
+   * may have changed since the last one.
+   */
+  async catchUp(): Promise<void> {
+    if (this.#watching) await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve))); // one poll phase in between
+    else this.refresh();
   }
 
   /** Rescan queue/ if it may have changed since the last scan. Returns true if it found ids. */

@@ -17,8 +17,9 @@ const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NON
 /**
  * Create `path` exclusively (O_EXCL: never reuse or follow what is there),
  * write `content`, fsync it when `durable`. On failure nothing is left behind.
+ * `mode` (a group-shared queue's) is set exactly, whatever the umask.
  */
-export async function writeNew(path: string, content: string, durable: boolean): Promise<void> {
+export async function writeNew(path: string, content: string, durable: boolean, mode?: number): Promise<void> {
   let fd: number;
   try {
     fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
@@ -26,6 +27,7 @@ export async function writeNew(path: string, content: string, durable: boolean):
     throw fsError(`creating ${path}`, error);
   }
   try {
+    if (mode !== undefined) fs.fchmodSync(fd, mode);
     fs.writeSync(fd, content);
     if (durable) await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
   } catch (error) {
@@ -79,28 +81,35 @@ export function move(from: string, to: string, toIsOurs = false): boolean {
 }
 
 export type ReadOutcome =
-  | { ok: true; text: string; mtimeMs: number }
+  | { ok: true; text: string; mtimeMs: number; fd?: number }
   | { ok: false; gone: true }
   | { ok: false; gone: false; reason: string; canAppend: boolean };
 
 /**
  * Read a job file without trusting it: never follows a symlink (O_NOFOLLOW),
  * never blocks on a FIFO (O_NONBLOCK), and refuses anything that is not a
- * regular file or is larger than `maxBytes`.
+ * regular file or is larger than `maxBytes`. With `keepForAppend` (a fresh
+ * claim), the file is opened for appending too and its descriptor is kept
+ * open in the result, so ending the claim costs one write and one rename.
  */
-export function readJobFile(path: string, maxBytes: number): ReadOutcome {
+export function readJobFile(path: string, maxBytes: number, keepForAppend = false): ReadOutcome {
   let fd: number;
   try {
-    fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    fd = fs.openSync(path, (keepForAppend ? O_RDWR | O_APPEND : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
     const code = errnoOf(error);
+    if (keepForAppend && (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')) {
+      return readJobFile(path, maxBytes, false); // readable but not writable by us: appends will say why they fail
+    }
     if (code === 'ENOENT') return { ok: false, gone: true };
     if (code === 'ELOOP') return { ok: false, gone: false, reason: 'a symbolic link, not a job file', canAppend: false };
+    if (code === 'EISDIR') return { ok: false, gone: false, reason: 'a directory, not a regular file', canAppend: false };
     if (code === 'EACCES' || code === 'EPERM') {
       return { ok: false, gone: false, reason: `unreadable (${code}): check its owner and mode`, canAppend: false };
     }
     throw fsError(`opening ${path}`, error);
   }
+  let keep = false;
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) return { ok: false, gone: false, reason: `a ${kindOf(stat)}, not a regular file`, canAppend: false };
@@ -114,11 +123,13 @@ export function readJobFile(path: string, maxBytes: number): ReadOutcome {
       if (n === 0) break;
       offset += n;
     }
-    return { ok: true, text: buffer.toString('utf8', 0, offset), mtimeMs: stat.mtimeMs };
+    const text = buffer.toString('utf8', 0, offset);
+    keep = keepForAppend;
+    return keep ? { ok: true, text, mtimeMs: stat.mtimeMs, fd } : { ok: true, text, mtimeMs: stat.mtimeMs };
   } catch (error) {
     return { ok: false, gone: false, reason: `unreadable (${errnoOf(error) ?? String(error)})`, canAppend: false };
   } finally {
-    fs.closeSync(fd);
+    if (!keep) fs.closeSync(fd);
   }
 }
 

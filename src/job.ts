@@ -6,7 +6,8 @@
  */
 import { backoffDelay } from './backoff.js';
 import { encodeEvent, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
-import { CompromisedError, DirQueueError, type RecordedError } from './errors.js';
+import fs from 'node:fs';
+import { CompromisedError, DirQueueError, fsError, type RecordedError } from './errors.js';
 import { appendLine, move } from './files.js';
 import { releaseKeyOf } from './keys.js';
 import { checkJson } from './json-check.js';
@@ -46,13 +47,25 @@ export class Job<Data = unknown> {
   #record: JobRecord;
   #activePath: string;
   #settled = false;
+  /** The claimed file, open for appending (undefined when we may only read it). */
+  #fd: number | undefined;
+  #endsWithNewline: boolean;
 
   /** @internal Made by Queue.claim. */
-  constructor(host: JobHost, parsed: ParsedId, record: JobRecord, claim: string, activePath: string) {
+  constructor(
+    host: JobHost,
+    parsed: ParsedId,
+    record: JobRecord,
+    claim: string,
+    activePath: string,
+    file: { fd: number | undefined; endsWithNewline: boolean },
+  ) {
     const { envelope } = record;
     this.#host = host;
     this.#record = record;
     this.#activePath = activePath;
+    this.#fd = file.fd;
+    this.#endsWithNewline = file.endsWithNewline;
     this.id = parsed.id;
     this.type = parsed.type;
     this.data = payloadOf(envelope) as Data;
@@ -142,8 +155,29 @@ export class Job<Data = unknown> {
     }
   }
 
+  /**
+   * Append through the descriptor held since the claim. If the claim was
+   * recovered meanwhile, the line lands in the recovered file, where the
+   * recoverer's revoked event voids it (envelope.ts), and the rename that
+   * follows fails.
+   */
   #append(line: string): void {
-    if (!appendLine(this.#activePath, line)) throw this.#lost();
+    if (this.#fd === undefined) {
+      if (!appendLine(this.#activePath, line)) throw this.#lost();
+      return;
+    }
+    try {
+      fs.writeSync(this.#fd, this.#endsWithNewline ? line : `\n${line}`);
+      this.#endsWithNewline = true;
+    } catch (error) {
+      throw fsError(`appending to ${this.#activePath}`, error);
+    }
+  }
+
+  #closeFile(): void {
+    if (this.#fd === undefined) return;
+    fs.closeSync(this.#fd);
+    this.#fd = undefined;
   }
 
   #begin(what: string): void {
@@ -154,7 +188,11 @@ export class Job<Data = unknown> {
 
   /** Append `line` (if any) and rename to `target`: the one rename that ends the claim. */
   #end(line: string | undefined, target: string): void {
-    if (line !== undefined) this.#append(line);
+    try {
+      if (line !== undefined) this.#append(line);
+    } finally {
+      this.#closeFile();
+    }
     if (!move(this.#activePath, target)) throw this.#lost();
   }
 

@@ -206,14 +206,21 @@ export class Queue extends EventEmitter<QueueEvents> {
     await this.#fairness();
     if (this.#closed) return undefined;
     const deadline = Date.now() + wait;
+    let caughtUp = false;
     for (;;) {
       const job = this.#claimFromIndex(wanted);
       if (job !== undefined) return job as Job<Data>;
-      if (discovery.refresh() && this.#index.count(wanted) > 0) continue;
+      if (!caughtUp) {
+        caughtUp = true;
+        await discovery.catchUp();
+        if (this.#closed) return undefined;
+        continue;
+      }
       const left = deadline - Date.now();
       if (left <= 0 || this.#closed || signal?.aborted) return undefined;
       await this.#changeOrTimeout(discovery, Math.min(left, this.options.pollInterval), signal);
       if (this.#closed || signal?.aborted) return undefined;
+      caughtUp = false;
     }
   }
 
@@ -444,7 +451,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   /** Read a freshly claimed file; set it aside in failed/ if it cannot run (I9). */
   #load(id: string, claim: string, activePath: string): Job | undefined {
     const parsed = parseId(id)!;
-    const read = readJobFile(activePath, this.options.maxJobBytes);
+    const read = readJobFile(activePath, this.options.maxJobBytes, true);
     if (!read.ok) {
       if (!read.gone) this.#setAside(id, activePath, read.reason, read.canAppend);
       return undefined;
@@ -454,8 +461,9 @@ export class Queue extends EventEmitter<QueueEvents> {
       if (record.envelope.type !== undefined && record.envelope.type !== parsed.type) {
         throw new DirQueueError('EBADDATA', `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(parsed.type)}`);
       }
-      return new Job(this.#jobHost, parsed, record, claim, activePath);
+      return new Job(this.#jobHost, parsed, record, claim, activePath, { fd: read.fd, endsWithNewline: read.text.endsWith('\n') });
     } catch (error) {
+      if (read.fd !== undefined) fs.closeSync(read.fd);
       if (!(error instanceof DirQueueError)) throw error;
       this.#setAside(id, activePath, error.message, true);
       return undefined;

@@ -194,6 +194,26 @@ describe('failures and retries', () => {
     await q.close();
   });
 
+  it('takes the backoff from a queue-wide function of the attempt and error', async () => {
+    const seen: [number, string][] = [];
+    const { dir, q } = await tempQueue({
+      backoff: (attempt, error) => {
+        seen.push([attempt, error.message]);
+        return attempt * 3_600_000;
+      },
+    });
+    const { id } = await q.enqueue('t');
+    const before = Date.now();
+    await (await q.claim())!.fail(new Error('nope'));
+    expect(seen).toEqual([[1, 'nope']]);
+    const info = await q.get(id);
+    expect(info.state).toBe('delayed');
+    expect(info.runAt!.getTime() - before).toBeGreaterThanOrEqual(3_600_000);
+    expect(info.runAt!.getTime() - before).toBeLessThan(3_700_000);
+    expect(ls(dir, 'delayed')).toHaveLength(1);
+    await q.close();
+  });
+
   it('retries at once with backoff 0', async () => {
     const { dir, q } = await tempQueue();
     await q.enqueue('t', null, { backoff: 0 });
@@ -213,14 +233,22 @@ describe('failures and retries', () => {
     await q.close();
   });
 
-  it('refuses complete after the claim was taken away (ECOMPROMISED), recording nothing', async () => {
+  it('refuses complete after the claim was taken away (ECOMPROMISED); what it wrote is void', async () => {
     const { dir, q } = await tempQueue();
     const { id } = await q.enqueue('t');
     const job = (await q.claim())!;
-    fs.renameSync(job.path, path.join(dir, 'queue', id)); // what a recoverer's rename does to the holder
+    // what a recoverer does to the holder: take the file, record the revoke, put it back in queue/
+    const queued = path.join(dir, 'queue', id);
+    fs.renameSync(job.path, queued);
+    fs.appendFileSync(queued, `${JSON.stringify({ event: 'revoked', at: new Date().toISOString(), attempt: 1, claim: job.claim, reason: 'stalled', by: 'x.1.y.0' })}\n`);
     await expect(job.complete('stale result')).rejects.toBeInstanceOf(CompromisedError);
-    expect((await q.get(id)).state).toBe('queue');
-    expect(fs.readFileSync(path.join(dir, 'queue', id), 'utf8')).not.toContain('stale result');
+    const info = await q.get(id);
+    expect(info.state).toBe('queue');
+    expect(info.result).toBeUndefined();
+    const again = (await q.claim())!;
+    expect(again.attempt).toBe(2);
+    await again.complete('fresh result');
+    expect(await q.waitFor(id)).toBe('fresh result');
     await q.close();
   });
 });
