@@ -45,6 +45,8 @@ export class Discovery {
   #scannedMtimeMs = -1;
   #scannedAtMs = 0;
   #listeners = new Set<() => void>();
+  /** Ids this process claimed from queue/ whose departure event has not arrived yet. */
+  #departed = new Set<string>();
   #watching = false;
   #closed = false;
 
@@ -91,6 +93,7 @@ export class Discovery {
 
   /** Read queue/ and replace the index with what is there. Returns true if it found ids. */
   rescan(): boolean {
+    this.#departed.clear();
     this.#scannedAtMs = Date.now();
     this.#scannedMtimeMs = mtimeOf(this.#layout.paths.queue);
     const ids = listDir(this.#layout.paths.queue).filter(isId);
@@ -116,6 +119,11 @@ export class Discovery {
     return unchanged ? false : this.rescan();
   }
 
+  /** This process moved `id` out of queue/ (a claim): its event needs no look. */
+  departed(id: string): void {
+    if (this.#watching) this.#departed.add(id);
+  }
+
   /** Learn of a job this process put into queue/ or delayed/ itself. */
   added(id: string, delayed?: string): void {
     if (delayed === undefined) {
@@ -130,8 +138,10 @@ export class Discovery {
       const queue = fs.watch(this.#layout.paths.queue, { persistent: false }, (_event, name) => {
         if (name === null) {
           if (this.rescan()) this.#notify();
-        } else if (isId(name) && this.#index.add(name)) {
-          this.#notify();
+        } else if (isId(name) && !this.#departed.delete(name)) {
+          // a rename event says a name came or went: look which, so claims never chase gone names
+          if (!fs.existsSync(this.#layout.file('queue', name))) this.#index.delete(name);
+          else if (this.#index.add(name)) this.#notify();
         }
       });
       const delayed = fs.watch(this.#layout.paths.delayed, { persistent: false }, (_event, name) => {

@@ -440,6 +440,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       const claim = this.#names.claim();
       const activePath = this.#layout.file('active', activeName(id, claim));
       if (!move(this.#layout.file('queue', id), activePath, true)) continue; // lost the race (I3)
+      this.#discovery?.departed(id);
       const job = this.#load(id, claim, activePath);
       if (job !== undefined) {
         this.#held.add(job);

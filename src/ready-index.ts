@@ -42,6 +42,16 @@ export class ReadyIndex {
     return this.#known.has(id);
   }
 
+  /**
+   * Forget an id (it left queue/). Its bucket entry stays and is skipped
+   * when it reaches the head, so this costs O(1).
+   */
+  delete(id: string): void {
+    if (!this.#known.delete(id)) return;
+    const index = this.#types.get(idEncodedType(id));
+    if (index !== undefined) index.size--;
+  }
+
   /** Add a valid job id (callers check with names.isId). Returns false if it was known. */
   add(id: string): boolean {
     if (this.#known.has(id)) return false;
@@ -89,9 +99,9 @@ export class ReadyIndex {
     let bestType = '';
     let bestRank = Infinity;
     const consider = (type: string, index: TypeIndex): void => {
-      for (const p of index.priorities) {
-        const bucket = index.buckets[p]!;
-        const id = bucket.items[bucket.head]!;
+      for (const p of [...index.priorities]) {
+        const id = this.#head(type, index, p);
+        if (id === undefined) continue;
         const rank = Number.isFinite(this.#agingStepUs) ? idEnqueuedUs(id) + p * this.#agingStepUs : 0;
         if (best === undefined || rank < bestRank || (rank === bestRank && id < best)) {
           best = id;
@@ -111,9 +121,21 @@ export class ReadyIndex {
       }
     }
     if (best === undefined || bestIndex === undefined) return undefined;
-    this.#removeHead(bestType, bestIndex, idPriority(best));
     this.#known.delete(best);
+    bestIndex.size--;
+    this.#removeHead(bestType, bestIndex, idPriority(best));
     return best;
+  }
+
+  /** The first known id of a bucket, dropping forgotten ones on the way; undefined when it empties. */
+  #head(type: string, index: TypeIndex, p: number): string | undefined {
+    const bucket = index.buckets[p]!;
+    for (;;) {
+      const id = bucket.items[bucket.head]!;
+      if (this.#known.has(id)) return id;
+      this.#removeHead(type, index, p);
+      if (index.buckets[p]!.items.length === 0) return undefined;
+    }
   }
 
   #bucketFor(id: string): Bucket {
@@ -142,12 +164,11 @@ export class ReadyIndex {
   #removeHead(type: string, index: TypeIndex, p: number): void {
     const bucket = index.buckets[p]!;
     bucket.items[bucket.head++] = '';
-    index.size--;
     if (bucket.head === bucket.items.length) {
       bucket.items = [];
       bucket.head = 0;
       index.priorities.splice(index.priorities.indexOf(p), 1);
-      if (index.size === 0) this.#types.delete(type);
+      if (index.priorities.length === 0) this.#types.delete(type);
     } else if (bucket.head > 1024 && bucket.head * 2 > bucket.items.length) {
       bucket.items = bucket.items.slice(bucket.head);
       bucket.head = 0;

@@ -41,6 +41,20 @@ describe('the ready index', () => {
     expect(position).toBe(900);
   });
 
+  it('forgets ids that left queue/ without scanning, and takes a re-added id once', () => {
+    const index = new ReadyIndex(Infinity);
+    for (const i of [id(50, 1), id(50, 2), id(50, 3), id(10, 1, 'u')]) index.add(i);
+    index.delete(id(50, 1));
+    index.delete(id(10, 1, 'u'));
+    index.delete(id(99, 9)); // never known: nothing happens
+    expect(index.count(new Set(['t']))).toBe(2);
+    expect(index.count(new Set(['u']))).toBe(0);
+    index.add(id(50, 1)); // it came back (released)
+    expect(drain(index)).toEqual([id(50, 1), id(50, 2), id(50, 3)]);
+    expect(index.size).toBe(0);
+    expect(index.take(undefined)).toBeUndefined();
+  });
+
   it('rebuilds from a rescan', () => {
     const index = new ReadyIndex(Infinity);
     index.add(id(50, 1));
