@@ -1,0 +1,79 @@
+/** dirq work: a pool from the command line, stopped by signals or --drain. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, closed, dirq } from './support/cli.js';
+import { processors } from './support/pools.js';
+import { exited, spawnNode, tempQueue } from './support/temp.js';
+import { until } from './support/wait.js';
+
+const active = (dir: string): string[] => fs.readdirSync(path.join(dir, 'active'));
+
+function work(dir: string, ...args: string[]) {
+  const child = spawnNode([CLI, 'work', dir, processors('echo'), ...args]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const done = exited(child).then(async (code) => {
+    await Promise.all([closed(child.stdout!), closed(child.stderr!)]);
+    return { code, stdout, stderr };
+  });
+  return { child, done, output: () => stdout };
+}
+
+describe('dirq work', () => {
+  it('--drain runs every job and exits 0 once idle', async () => {
+    const { dir, q } = await tempQueue();
+    const refs = await q.enqueueMany(Array.from({ length: 30 }, (_, i) => ({ type: 't', data: { i } })));
+    const { done } = work(dir, '--drain', '--threads', '2', '--concurrency', '4');
+    const run = await done;
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('30 completed');
+    for (const { id } of refs) expect((await q.get(id)).state).toBe('done');
+    await q.close();
+  });
+
+  it('SIGTERM lets running jobs finish, leaves nothing in active/, and exits 0', async () => {
+    const { dir, q } = await tempQueue();
+    const refs = await q.enqueueMany(Array.from({ length: 2 }, () => ({ type: 't', data: { sleep: 300 } })));
+    const w = work(dir, '--concurrency', '2');
+    await until(() => active(dir).length === 2, 'both jobs to run');
+    w.child.kill('SIGTERM');
+    const run = await w.done;
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('SIGTERM: finishing running jobs');
+    expect(active(dir)).toEqual([]);
+    for (const { id } of refs) expect((await q.get(id)).state).toBe('done');
+    await q.close();
+  });
+
+  it('a second signal releases running jobs at once, attempt not counted', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', { hang: true });
+    const w = work(dir, '--close-timeout', '1h');
+    await until(() => active(dir).length === 1, 'the job to run');
+    w.child.kill('SIGINT');
+    await until(() => w.output().includes('SIGINT: finishing'), 'the first signal to be seen');
+    w.child.kill('SIGINT');
+    const run = await w.done;
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('1 released');
+    expect(await q.get(id)).toMatchObject({ state: 'queue', attemptsMade: 0 });
+    await q.close();
+  });
+
+  it('fails in one line when the processor cannot load, or the options are bad', async () => {
+    const { dir, q } = await tempQueue();
+    const broken = await dirq(['work', dir, processors('broken')]);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^dirq: the processor .* failed to load: this module is broken/)]);
+    const bad = await dirq(['work', dir, processors('echo'), '--threads', 'many']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^dirq: --threads must be a whole number/);
+    const missing = await dirq(['work', path.join(dir, 'nope'), processors('echo')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    await q.close();
+  });
+});
