@@ -188,6 +188,32 @@ describe('Pool', () => {
     await q.close();
   });
 
+  it('starts delayed jobs when they are due', async () => {
+    const { dir, q } = await tempQueue();
+    const pool = await startPool(dir, { processor: processors('echo') });
+    await pool.onIdle();
+    const enqueued = Date.now();
+    const { id } = await q.enqueue('t', { later: true }, { delay: 300 });
+    expect(await q.waitFor(id, { timeout: 30_000 })).toMatchObject({ echo: { later: true } });
+    expect(Date.now() - enqueued).toBeGreaterThanOrEqual(300);
+    await pool.close();
+    await q.close();
+  });
+
+  it('a thread over its memory limit dies, fails its job, and is replaced', async () => {
+    const { dir, q } = await tempQueue();
+    const hog = await q.enqueue('t', { hog: true }, { attempts: 1 });
+    const errors: string[] = [];
+    const pool = await startPool(dir, { processor: processors('echo'), resourceLimits: { maxOldGenerationSizeMb: 32 } });
+    pool.on('error', (e) => errors.push(e.message));
+    await expect(q.waitFor(hog.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'ETHREAD' } });
+    const after = await q.enqueue('t', { fine: true });
+    expect(await q.waitFor(after.id, { timeout: 30_000 })).toMatchObject({ echo: { fine: true } });
+    expect(errors).toEqual([expect.stringContaining('worker thread died')]);
+    await pool.close();
+    await q.close();
+  });
+
   it('validates its options', async () => {
     const { dir, q } = await tempQueue();
     await expect(startPool(dir, { processor: processors('echo'), threads: 0 })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining('threads') });
