@@ -147,29 +147,39 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   async #pump(): Promise<void> {
-    const queue = this.#queue!;
-    const types = this.options.types;
-    const claimOptions = types === undefined ? {} : { types };
     while (!this.#stop.signal.aborted) {
-      if (!this.#hasSlot()) {
-        await new Promise<void>((resolve) => (this.#wake = resolve));
-        this.#wake = undefined;
-        continue;
+      try {
+        await this.#pumpOnce();
+      } catch (error) {
+        // a claim that failed (permissions, a full table of open files...): say so, breathe, go on
+        this.#report(error as Error);
+        await new Promise((resolve) => setTimeout(resolve, this.#queue!.options.pollInterval));
       }
-      let job = await queue.claim({ ...claimOptions, wait: 0 });
-      if (job === undefined) {
-        this.#nothingReady = true;
-        this.#checkIdle();
-        job = await queue.claim({ ...claimOptions, wait: 60_000, signal: this.#stop.signal });
-        if (job === undefined) continue;
-      }
-      this.#nothingReady = false;
-      if (this.#stop.signal.aborted) {
-        await job.release();
-        break;
-      }
-      this.#dispatch(job);
     }
+  }
+
+  /** Wait for a free slot, claim the next job, dispatch it. */
+  async #pumpOnce(): Promise<void> {
+    const queue = this.#queue!;
+    const claimOptions = this.options.types === undefined ? {} : { types: this.options.types };
+    if (!this.#hasSlot()) {
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#wake = undefined;
+      return;
+    }
+    let job = await queue.claim({ ...claimOptions, wait: 0 });
+    if (job === undefined) {
+      this.#nothingReady = true;
+      this.#checkIdle();
+      job = await queue.claim({ ...claimOptions, wait: 60_000, signal: this.#stop.signal });
+      if (job === undefined) return;
+    }
+    this.#nothingReady = false;
+    if (this.#stop.signal.aborted) {
+      await job.release();
+      return;
+    }
+    this.#dispatch(job);
   }
 
   #hasSlot(): boolean {
