@@ -1,9 +1,9 @@
 /**
  * `npm run demo`: a queue's life in a few seconds. Makes a temporary queue,
  * enqueues 5,000 jobs of two types at three priorities in one enqueueMany,
- * shows that `ls queue/` lists them in run order, drains them with four
- * in-process consumer loops (claim / complete; 2% fail once and are retried
- * at once), prints progress and the final stats, and removes the queue.
+ * shows that `ls queue/` lists them in run order, runs them with a worker
+ * pool (2 threads running demo-processor.js; 2% fail once and are retried at
+ * once), prints progress and the final stats, and removes the queue.
  *
  * The queue is opened with `durable: false`: the demo shows the flow, not
  * fsync throughput (bench/ measures both).
@@ -11,10 +11,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Queue, type EnqueueItem } from './index.js';
+import { Pool, Queue, type EnqueueItem } from './index.js';
 
 const JOBS = 5000;
-const CONSUMERS = 4;
+const THREADS = 2;
+const CONCURRENCY = 8;
 const FAIL_ONCE_EVERY = 50; // 2% of jobs fail their first attempt
 const PRIORITIES = [90, 50, 10] as const; // bulk, normal, urgent: enqueued in that order, run in reverse
 const TYPES = ['email', 'thumbnail'] as const;
@@ -63,33 +64,29 @@ async function run(dir: string): Promise<void> {
     console.log('  (PRIORITY-MICROSECONDS-UNIQUE.TYPE: the urgent jobs, enqueued last, sort first)\n');
 
     let completed = 0;
-    let retried = 0;
     let retriedId = '';
-    let drainMs = 0;
-    const firstClaims: string[] = [];
-    t0 = performance.now();
-    async function consume(): Promise<void> {
-      while (completed < JOBS) {
-        const job = await q.claim<DemoData>({ wait: 100 });
-        if (job === undefined) continue;
-        if (firstClaims.length < 3) firstClaims.push(job.id);
-        if (job.data.failOnce && job.attempt === 1) {
-          await job.fail(new Error(`job ${job.data.n}: a transient failure, to show a retry`));
-          retried++;
-          retriedId = job.id;
-        } else {
-          await job.complete({ ok: true, n: job.data.n });
-          completed++;
-          if (completed === JOBS) drainMs = performance.now() - t0;
-          if (completed % 1000 === 0) {
-            console.log(`  ${String(completed).padStart(5)}/${JOBS} done, ${retried} retried, ${ms(performance.now() - t0)}`);
-          }
-        }
+    const firstRuns: string[] = [];
+    const pool = new Pool(dir, {
+      processor: new URL('./demo-processor.js', import.meta.url),
+      threads: THREADS,
+      concurrency: CONCURRENCY,
+      durable: false,
+    });
+    pool.on('retrying', (job) => (retriedId = job.id));
+    pool.on('completed', (job) => {
+      if (firstRuns.length < 3) firstRuns.push(job.id);
+      if (++completed % 1000 === 0) {
+        console.log(`  ${String(completed).padStart(5)}/${JOBS} done, ${pool.counts.retried} retried, ${ms(performance.now() - t0)}`);
       }
-    }
-    await Promise.all(Array.from({ length: CONSUMERS }, consume));
-    console.log(`\ndrained by ${CONSUMERS} consumer loops in ${ms(drainMs)}: ${rate(JOBS, drainMs)} jobs/s`);
-    console.log(`first claims (priority 10 first): ${firstClaims.join(', ')}\n`);
+    });
+    t0 = performance.now();
+    await pool.start();
+    await pool.onIdle();
+    const drainMs = performance.now() - t0;
+    await pool.close();
+    console.log(`
+ran by a pool of ${THREADS} worker threads x ${CONCURRENCY} in ${ms(drainMs)}: ${rate(JOBS, drainMs)} jobs/s`);
+    console.log(`first completed (priority 10 first): ${firstRuns.join(', ')}\n`);
 
     const stats = await q.stats();
     console.log('$ dirq stats');
