@@ -8,6 +8,7 @@ import { DirQueueError, type RecordedError } from './errors.js';
 import { listDir, readJobFile } from './files.js';
 import { STATES, type Layout, type State } from './layout.js';
 import { isId, nowUs, parseActiveName, parseDelayedName, parseId } from './names.js';
+import { recent, type Recent } from './throughput.js';
 
 export interface JobInfo {
   id: string;
@@ -160,13 +161,25 @@ export interface Stats {
   nextDue: number | null;
   /** queue/ only: the longest any ready job has waited in queue/, ms, from the time it entered (ctime). */
   waiting: number | null;
+  /** The id of that job. */
+  waitingId: string | null;
   /** Per job type, counts by state. */
   types: Record<string, Counts>;
+  /** Jobs that ended in the last minute: throughput and latency (see throughput.ts). */
+  recent: Recent;
 }
 
 export function stats(layout: Layout): Stats {
   const now = nowUs();
-  const result: Stats = { counts: {} as Counts, oldest: {} as Stats['oldest'], nextDue: null, waiting: null, types: {} };
+  const result: Stats = {
+    counts: {} as Counts,
+    oldest: {} as Stats['oldest'],
+    nextDue: null,
+    waiting: null,
+    waitingId: null,
+    types: {},
+    recent: recent(layout),
+  };
   for (const state of STATES) {
     const names = jobNames(layout, state);
     result.counts[state] = names.length;
@@ -183,7 +196,11 @@ export function stats(layout: Layout): Stats {
       perType[state]++;
       if (state === 'queue') {
         const entered = ctimeMs(layout.file('queue', name));
-        if (entered !== undefined) result.waiting = Math.max(result.waiting ?? 0, Math.max(0, now / 1000 - entered));
+        const waited = entered === undefined ? undefined : Math.max(0, now / 1000 - entered);
+        if (waited !== undefined && (result.waiting === null || waited > result.waiting)) {
+          result.waiting = waited;
+          result.waitingId = name;
+        }
       }
     }
     result.oldest[state] = oldestUs === Infinity ? null : Math.max(0, Math.round((now - oldestUs) / 1000));

@@ -46,6 +46,39 @@ export function takeKey(layout: Layout, key: string, id: string): string | undef
   throw new DirQueueError('EFS', `could not take the key ${path}: too much contention, try again`);
 }
 
+/**
+ * Remove keys/NAME when the job it names is no longer live (a key left by a
+ * crash), the way takeKey takes one over: grab it by rename, and put it back
+ * if it turns out to be someone's fresh key. Returns true when it was removed.
+ */
+export function removeStaleKey(layout: Layout, name: string): boolean {
+  const path = layout.file('keys', name);
+  const holder = readKey(path);
+  if (holder === undefined || isLive(layout, holder)) return false;
+  const grabbed = layout.file('keys', `.stale.${randomToken(8)}`);
+  try {
+    fs.renameSync(path, grabbed);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return false;
+    throw fsError(`removing the stale key ${path}`, error);
+  }
+  const stale = readKey(grabbed) === holder;
+  if (!stale) {
+    try {
+      fs.linkSync(grabbed, path);
+    } catch {
+      // EEXIST: a third enqueuer took the key meanwhile and keeps it
+    }
+  }
+  fs.rmSync(grabbed, { force: true });
+  return stale;
+}
+
+/** The id keys/NAME names, or undefined when it is not a symbolic link. */
+export function keyTarget(layout: Layout, name: string): string | undefined {
+  return readKey(layout.file('keys', name));
+}
+
 /** Release `key` (encoded) if job `id` holds it. */
 export function releaseKey(layout: Layout, key: string, id: string): void {
   const path = layout.file('keys', key);
@@ -65,7 +98,8 @@ function readKey(path: string): string | undefined {
   }
 }
 
-function isLive(layout: Layout, id: string): boolean {
+/** Whether job `id` is waiting, running, or still being written. */
+export function isLive(layout: Layout, id: string): boolean {
   if (!isId(id)) return false; // not a job id at all: a broken key
   const where = locate(layout, id);
   if (where !== undefined) return where.state === 'queue' || where.state === 'delayed' || where.state === 'active';

@@ -24,6 +24,42 @@ export interface Settings {
   format: 'dirqueue';
   version: string;
   created: string;
+  /**
+   * A group-shared queue: the permission bits (octal, e.g. "0660") of every
+   * file the library creates; its directories are then setgid and
+   * group-writable (see modeOfDirs). Absent: files get 0666 less the umask.
+   */
+  mode?: string;
+}
+
+/**
+ * Parse a file mode given as octal text ("0660", "660") or a number (0o660).
+ * The owner must keep read and write (the library appends to its own files),
+ * and only permission bits are allowed.
+ */
+export function parseMode(value: unknown, name = 'mode'): number {
+  const mode = typeof value === 'string' && /^0?[0-7]{3}$/.test(value) ? parseInt(value, 8) : value;
+  if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777 || (mode & 0o600) !== 0o600) {
+    throw new DirQueueError(
+      'EBADOPTION',
+      `${name} must be file permissions in octal with owner read and write, like 0660 (group-shared) or 0644, got ${typeof value === 'number' ? `0o${value.toString(8)}` : JSON.stringify(value)}`,
+    );
+  }
+  return mode;
+}
+
+/** The mode text kept in dirqueue.json: four octal digits. */
+export function formatMode(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}
+
+/**
+ * Directories of a queue whose files have `fileMode`: searchable wherever
+ * readable, and setgid, so files made in them by any user belong to the
+ * queue's group (0660 -> 02770, 0644 -> 02755).
+ */
+export function modeOfDirs(fileMode: number): number {
+  return fileMode | ((fileMode & 0o444) >> 2) | 0o700 | 0o2000;
 }
 
 export function isState(value: unknown): value is State {
@@ -41,6 +77,8 @@ export function checkState(value: unknown): State {
 export class Layout {
   readonly root: string;
   readonly paths: Readonly<Record<Dir, string>>;
+  /** The queue's file mode from dirqueue.json, once prepare() read it; undefined: 0666 less the umask. */
+  fileMode: number | undefined;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -53,9 +91,10 @@ export class Layout {
 
   /**
    * Check the directory is a queue of a format this code reads, creating the
-   * layout when `create` is true and it is missing or empty.
+   * layout when `create` is true and it is missing or empty. `mode` makes (or
+   * turns) it a queue whose files get that mode (a group-shared queue).
    */
-  async prepare(create: boolean): Promise<Settings> {
+  async prepare(create: boolean, mode?: number): Promise<Settings> {
     const settingsPath = path.join(this.root, SETTINGS_FILE);
     let settings = readSettings(settingsPath);
     if (settings === undefined) {
@@ -76,22 +115,37 @@ export class Layout {
         );
       }
       settings = { format: 'dirqueue', version: `${FORMAT_MAJOR}.${FORMAT_MINOR}`, created: new Date().toISOString() };
+      if (mode !== undefined) settings.mode = formatMode(mode);
+      this.fileMode = mode;
       try {
-        for (const dir of DIRS) fs.mkdirSync(this.paths[dir], { recursive: true });
-        await writeFileAtomic(settingsPath, `${JSON.stringify(settings, null, 2)}\n`, { fsync: true });
+        fs.mkdirSync(this.root, { recursive: true });
+        if (mode !== undefined) fs.chmodSync(this.root, modeOfDirs(mode));
+        for (const dir of DIRS) this.makeDir(dir);
+        await writeSettings(settingsPath, settings);
       } catch (error) {
         throw fsError(`creating the queue in ${this.root}`, error);
       }
       return settings;
     }
     checkVersion(settings, settingsPath);
+    this.fileMode = settings.mode === undefined ? undefined : parseMode(settings.mode, `"mode" in ${settingsPath}`);
+    if (mode !== undefined && mode !== this.fileMode) {
+      settings = { ...settings, mode: formatMode(mode) };
+      this.fileMode = mode;
+      try {
+        await writeSettings(settingsPath, settings);
+        for (const dir of [this.root, ...DIRS.map((d) => this.paths[d])]) if (fs.existsSync(dir)) fs.chmodSync(dir, modeOfDirs(mode));
+      } catch (error) {
+        throw fsError(`setting the mode of the queue ${this.root} (only its owner or root can)`, error);
+      }
+    }
     for (const dir of DIRS) {
       if (!fs.existsSync(this.paths[dir])) {
         if (!create && dir !== 'workers' && dir !== 'keys') {
           throw new DirQueueError('ENOTQUEUE', `${this.paths[dir]} is missing: run dirq fsck ${this.root} --repair`);
         }
         try {
-          fs.mkdirSync(this.paths[dir], { recursive: true });
+          this.makeDir(dir);
         } catch (error) {
           throw fsError(`creating ${this.paths[dir]}`, error);
         }
@@ -99,9 +153,22 @@ export class Layout {
     }
     return settings;
   }
+
+  /** Create one of the queue's directories (if missing), with the queue's mode. */
+  makeDir(dir: Dir): void {
+    fs.mkdirSync(this.paths[dir], { recursive: true });
+    if (this.fileMode !== undefined) fs.chmodSync(this.paths[dir], modeOfDirs(this.fileMode));
+  }
 }
 
-function readSettings(file: string): Settings | undefined {
+/** Write dirqueue.json (atomically, fsynced), readable by whoever may use the queue. */
+export async function writeSettings(file: string, settings: Settings): Promise<void> {
+  const mode = settings.mode === undefined ? undefined : parseMode(settings.mode) & 0o666;
+  await writeFileAtomic(file, `${JSON.stringify(settings, null, 2)}\n`, mode === undefined ? { fsync: true } : { fsync: true, mode });
+}
+
+/** dirqueue.json, or undefined when it does not exist; throws ENOTQUEUE when it is not a settings file. */
+export function readSettings(file: string): Settings | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -118,7 +185,8 @@ function readSettings(file: string): Settings | undefined {
   }
 }
 
-function checkVersion(settings: Settings, file: string): void {
+/** Throws EVERSION when the queue's format is a newer major version than this code reads. */
+export function checkVersion(settings: Settings, file: string): void {
   const major = Number(settings.version.split('.')[0]);
   if (!Number.isInteger(major) || major > FORMAT_MAJOR) {
     throw new DirQueueError(

@@ -1,74 +1,14 @@
 /**
  * The dirq CLI, spawned as users run it: `node dist/cli/main.js ...` on temp
- * queues. `npm test` builds first; run `npm run build` before vitest alone.
+ * queues: init, enqueue, ls, stats, help, and bad input for every verb.
+ * Other verbs: test/cli-*.test.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { STATES } from '../src/index.js';
-import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
-
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-const ID = /^\d{2}-\d{16}-[A-Za-z0-9]{1,32}\.[A-Za-z0-9_.%-]+$/;
-
-interface Run {
-  code: number | NodeJS.Signals;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run dirq with `args`, feeding `input` on stdin when given. */
-async function dirq(args: string[], input?: string): Promise<Run> {
-  const child = spawnNode([CLI, ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  if (input !== undefined) child.stdin!.end(input);
-  const code = await exited(child);
-  // 'exit' can precede the last 'data' events: wait for the pipes to close too.
-  await Promise.all([closed(child.stdout!), closed(child.stderr!)]);
-  return { code, stdout, stderr };
-}
-
-function closed(stream: NodeJS.ReadableStream & { readableEnded?: boolean; closed?: boolean }): Promise<void> {
-  if (stream.closed === true) return Promise.resolve();
-  return new Promise((resolve) => stream.once('close', () => resolve()));
-}
-
-async function ok(args: string[], input?: string): Promise<string> {
-  const run = await dirq(args, input);
-  expect(run, `dirq ${args.join(' ')}`).toMatchObject({ code: 0, stderr: '' });
-  return run.stdout;
-}
-
-/** A fresh queue made by `dirq init`. */
-async function newQueue(): Promise<string> {
-  const dir = path.join(tempDir(), 'q');
-  await ok(['init', dir]);
-  return dir;
-}
-
-/** A fresh queue made by the library: half the process spawns where init is not under test. */
-async function libraryQueue(): Promise<string> {
-  const dir = path.join(tempDir(), 'q');
-  await (await openQueue(dir)).close();
-  return dir;
-}
-
-/** Every file under the queue's state directories and tmp/. */
-function jobFiles(dir: string): string[] {
-  return ['tmp', ...STATES].flatMap((d) => fs.readdirSync(path.join(dir, d)).map((name) => `${d}/${name}`));
-}
-
-function envelope(file: string): Record<string, unknown> {
-  return JSON.parse(fs.readFileSync(file, 'utf8').split('\n')[0]!) as Record<string, unknown>;
-}
-
-beforeAll(() => {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build before the CLI tests`);
-});
+import { dirq, envelope, expectOneLineError, ID, jobFiles, libraryQueue, newQueue, ok } from './support/cli.js';
+import { openQueue, tempDir } from './support/temp.js';
 
 describe('dirq init', () => {
   it('creates the layout and prints the absolute path; again is harmless', async () => {
@@ -76,7 +16,7 @@ describe('dirq init', () => {
     expect(await ok(['init', dir])).toBe(`${dir}\n`);
     for (const d of ['tmp', ...STATES]) expect(fs.statSync(path.join(dir, d)).isDirectory()).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ format: 'dirqueue', version: '1.0' });
-    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ dir });
+    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ dir, mode: null });
   });
 
   it('refuses a directory that holds something else', async () => {
@@ -246,14 +186,17 @@ describe('help', () => {
   it('describes every command with an example, and the exit codes', async () => {
     const overview = await ok(['--help']);
     expect(overview).toMatch(/^Usage: dirq COMMAND DIR/);
-    for (const verb of ['init', 'enqueue', 'ls', 'stats']) {
+    for (const verb of ['init', 'enqueue', 'ls', 'show', 'stats', 'retry', 'rm', 'purge', 'recover', 'wait', 'fsck', 'metrics']) {
       expect(overview).toContain(`  ${verb} `);
       const help = await ok([verb, '--help']);
       expect(help).toMatch(new RegExp(`^Usage: dirq ${verb} DIR`));
       expect(help).toMatch(/\nExamples?:\n {2}dirq /);
       expect(await ok(['help', verb])).toBe(help);
     }
-    expect(overview).toMatch(/Exit codes:\n {2}0 {2}success\n {2}1 .*\n {2}2 {2}usage error/);
+    expect(overview).toMatch(/Exit codes:\n {2}0 {2}success\n {2}1 .*\n.*\n {2}2 {2}usage error/);
+    expect(overview).toMatch(/\n {2}3 {2}a check failed: stats --sla .*\n.*fsck/);
+    expect(overview).toMatch(/\n {2}4 {2}wait --timeout/);
+    expect(overview).toMatch(/\nStates: queue, delayed, active, done, failed\.\nDurations: 100ms, 30s, 5m, 2h, 7d/);
   });
 });
 
@@ -274,21 +217,48 @@ describe('bad input: exit non-zero, one line on stderr, nothing enqueued', () =>
     { name: 'a missing queue dir', args: (d) => ['enqueue', path.join(d, 'nope'), 'send', '{}'], code: 1, message: /no queue at .*nope.*dirq init/ },
     { name: 'a missing queue dir and a bad priority', args: (d) => ['enqueue', path.join(d, 'nope'), 'send', '{}', '--priority', '500'], code: 2, message: /priority/ },
     { name: 'a directory that is not a queue', args: (d) => ['enqueue', path.dirname(d), 'send', '{}'], code: 1, message: /is not a queue .*dirq init/ },
-    { name: 'an unknown verb', args: (d) => ['frobnicate', d], code: 2, message: /unknown command "frobnicate": use one of init, enqueue, ls, stats/ },
+    { name: 'an unknown verb', args: (d) => ['frobnicate', d], code: 2, message: /unknown command "frobnicate": use one of init, enqueue, .*ls, show, stats, retry, rm, purge, recover, wait, fsck, metrics.* \(see dirq --help\)$/ },
     { name: 'no verb', args: () => [], code: 2, message: /missing command/ },
     { name: 'an unknown state', args: (d) => ['ls', d, 'pending'], code: 2, message: /unknown state "pending": use one of queue, delayed, active, done, failed/ },
     { name: 'an unknown flag of ls', args: (d) => ['ls', d, '--all'], code: 2, message: /unknown option --all/ },
     { name: 'a bad limit', args: (d) => ['ls', d, '--limit', 'ten'], code: 2, message: /--limit must be a whole number/ },
     { name: 'stats of a missing queue', args: (d) => ['stats', path.join(d, 'nope')], code: 1, message: /no queue at/ },
+    { name: 'a bad --at', args: (d) => ['enqueue', d, 'send', '{}', '--at', 'tomorrow'], code: 2, message: /--at must be an ISO 8601 time/ },
+    { name: '--delay and --at', args: (d) => ['enqueue', d, 'send', '{}', '--delay', '1s', '--at', '2030-01-01T00:00:00Z'], code: 2, message: /give --delay or --at, not both/ },
+    { name: 'JSON and --file', args: (d) => ['enqueue', d, 'send', '{}', '--file', '/etc/hostname'], code: 2, message: /give the data once: a JSON argument or --file/ },
+    { name: 'a missing --file', args: (d) => ['enqueue', d, 'send', '--file', path.join(d, 'nope.bin')], code: 2, message: /cannot read --file .*nope\.bin: ENOENT/ },
+    { name: 'a bad --jsonl line', args: (d) => ['enqueue', d, 'send', '--jsonl', '-'], input: '{"a":1}\n{"b":\n', code: 2, message: /line 2 of stdin is not valid JSON/ },
+    { name: '--jsonl with --key', args: (d) => ['enqueue', d, 'send', '--jsonl', '-', '--key', 'k'], input: '{}\n', code: 2, message: /--key .* cannot be used with --jsonl/ },
+    { name: 'an empty --key', args: (d) => ['enqueue', d, 'send', '{}', '--key', ''], code: 2, message: /key must be a non-empty string/ },
+    { name: 'a bad type', args: (d) => ['enqueue', d, 'x'.repeat(200), '{}'], code: 2, message: /job type is too long/ },
+    { name: 'show of a malformed id', args: (d) => ['show', d, 'nope'], code: 2, message: /not a job id: "nope" \(ids look like/ },
+    { name: 'show of a job not there', args: (d) => ['show', d, '50-1763830000000000-gone.email'], code: 1, message: /no job 50-1763830000000000-gone\.email in any state/ },
+    { name: 'show without an id', args: (d) => ['show', d], code: 2, message: /show: missing arguments: usage: dirq show DIR ID/ },
+    { name: 'stats with a bad --sla', args: (d) => ['stats', d, '--sla', 'soon'], code: 2, message: /--sla must be a duration like 100ms, 30s/ },
+    { name: 'stats with a bad --interval', args: (d) => ['stats', d, '--watch', '--interval', '-1s'], code: 2, message: /option --interval needs a value|--interval must be a duration/ },
+    { name: 'retry with neither ids nor --all', args: (d) => ['retry', d], code: 2, message: /give the ids of the jobs to retry, or --all/ },
+    { name: 'retry with ids and --all', args: (d) => ['retry', d, '50-1763830000000000-a.email', '--all'], code: 2, message: /give job ids or --all, not both/ },
+    { name: 'retry --type without --all', args: (d) => ['retry', d, '50-1763830000000000-a.email', '--type', 'email'], code: 2, message: /--type selects jobs for --all/ },
+    { name: 'retry of a job not there', args: (d) => ['retry', d, '50-1763830000000000-gone.email'], code: 1, message: /no job 50-1763830000000000-gone\.email/ },
+    { name: 'rm of a job not there', args: (d) => ['rm', d, '50-1763830000000000-gone.email'], code: 1, message: /no job 50-1763830000000000-gone\.email/ },
+    { name: 'purge of an unknown state', args: (d) => ['purge', d, 'old'], code: 2, message: /unknown state "old": use one of queue, delayed, done, failed$/ },
+    { name: 'purge of active', args: (d) => ['purge', d, 'active'], code: 2, message: /active jobs cannot be purged: they are running/ },
+    { name: 'purge with a bad --older-than', args: (d) => ['purge', d, 'done', '--older-than', '7 days'], code: 2, message: /--older-than must be a duration/ },
+    { name: 'wait with a bad --timeout', args: (d) => ['wait', d, '50-1763830000000000-a.email', '--timeout', 'forever'], code: 2, message: /--timeout must be a duration/ },
+    { name: 'wait for a job not there', args: (d) => ['wait', d, '50-1763830000000000-gone.email'], code: 1, message: /no job 50-1763830000000000-gone\.email/ },
+    { name: 'recover of a missing queue', args: (d) => ['recover', path.join(d, 'nope')], code: 1, message: /no queue at .*dirq init/ },
+    { name: 'fsck of a missing queue', args: (d) => ['fsck', path.join(d, 'nope')], code: 1, message: /nope does not exist: create a queue with dirq init/ },
+    { name: 'metrics of a missing queue', args: (d) => ['metrics', path.join(d, 'nope')], code: 1, message: /no queue at/ },
+    { name: 'init with a bad --mode', args: (d) => ['init', path.join(d, 'nope'), '--mode', 'rw-rw----'], code: 2, message: /--mode must be an octal file mode like 0660/ },
+    { name: 'init with a mode the owner cannot write', args: (d) => ['init', path.join(d, 'nope'), '--mode', '0440'], code: 2, message: /--mode must be file permissions in octal with owner read and write/ },
+    { name: 'an unknown flag of metrics', args: (d) => ['metrics', d, '--format', 'json'], code: 2, message: /unknown option --format \(see dirq metrics --help\)/ },
+    { name: 'an unknown flag of fsck', args: (d) => ['fsck', d, '--fix'], code: 2, message: /unknown option --fix \(see dirq fsck --help\)/ },
   ];
 
   it.each(cases)('$name', async ({ args, input, code, message }) => {
     const dir = await libraryQueue();
     const run = await dirq(args(dir), input);
-    expect(run.code).toBe(code);
-    expect(run.stdout).toBe('');
-    expect(run.stderr.split('\n')).toEqual([expect.stringMatching(message), '']);
-    expect(run.stderr).toMatch(/^dirq: \S/);
+    expectOneLineError(run, code, message);
     expect(jobFiles(dir)).toEqual([]);
     expect(fs.existsSync(path.join(dir, 'nope'))).toBe(false);
     expect(fs.readdirSync(path.dirname(dir))).toEqual(['q']);

@@ -2,22 +2,42 @@
  * What every verb of the CLI shares: the command shape, argument parsing with
  * clean one-line errors, the exit-code convention, tables and JSON output.
  *
- * Exit codes (also in `dirq --help`):
+ * Exit codes (also in `dirq --help` and README):
  *   0  success
  *   1  the command was valid but failed: no queue there, a job not found,
- *      a filesystem error (permissions, disk full)
+ *      a filesystem error (permissions, disk full); `wait`: the job failed
  *   2  usage: unknown command or option, a missing or malformed argument
  *      (bad JSON, priority out of range, unknown state, bad duration);
  *      nothing was changed
+ *   3  a check found a problem: `stats --sla` over the SLA, `fsck` damage
+ *      left unrepaired
+ *   4  `wait --timeout`: the job did not finish in time
  */
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DirQueueError } from '../errors.js';
 import type { JobInfo } from '../inspect.js';
+import { isState, STATES, type State } from '../layout.js';
+import { checkId, parseActiveName, parseDelayedName } from '../names.js';
+import type { QueueOptions } from '../options.js';
 import { Queue } from '../queue.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_CHECK = 3;
+export const EXIT_TIMEOUT = 4;
+
+/** The exit-code table of `dirq --help`. */
+export const EXIT_CODES_HELP = `Exit codes:
+  0  success
+  1  the command failed: no queue at DIR, no such job, a filesystem error;
+     wait: the job ended in failed/
+  2  usage error: unknown command or option, bad argument (malformed JSON,
+     priority out of range, unknown state, bad duration); nothing changed
+  3  a check failed: stats --sla found a job waiting longer than the SLA;
+     fsck found damage it did not repair
+  4  wait --timeout: the job did not finish in time`;
 
 /** One verb: its help text and what it does. `run` returns the exit code. */
 export interface Command {
@@ -43,6 +63,7 @@ const USAGE_CODES: ReadonlySet<string> = new Set(['EBADOPTION', 'EBADTYPE', 'EBA
 export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT_USAGE;
   if (error instanceof DirQueueError && USAGE_CODES.has(error.code)) return EXIT_USAGE;
+  if (error instanceof DirQueueError && error.code === 'ETIMEOUT') return EXIT_TIMEOUT;
   return EXIT_FAILURE;
 }
 
@@ -120,16 +141,37 @@ function parseArgsMessage(error: unknown): string {
   }
 }
 
+/** A state name as typed (`failed` or `failed/`), limited to `allowed`. */
+export function parseState(text: string, allowed: readonly State[] = STATES): State {
+  const state = text.replace(/\/$/, '');
+  if (!isState(state) || !allowed.includes(state)) throw new UsageError(`unknown state ${JSON.stringify(text)}: use one of ${allowed.join(', ')}`);
+  return state;
+}
+
+/**
+ * A job id as an operator may paste it: the id, or a file name or path from
+ * any state directory (`delayed/DUE~ID`, `active/ID@CLAIM`, `done/ID`).
+ */
+export function parseIdArg(text: string): string {
+  const name = path.basename(text);
+  const id = parseDelayedName(name)?.id ?? parseActiveName(name)?.id ?? name;
+  return checkId(id);
+}
+
 /** A whole number from a flag; the library checks its range. */
 export function parseInteger(text: string, flag: string): number {
   if (!/^-?\d+$/.test(text.trim())) throw new UsageError(`${flag} must be a whole number, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
-/** Open an existing queue for a command: never creates one (use `dirq init`). */
-export async function openExisting(dir: string): Promise<Queue> {
+/**
+ * Open an existing queue for a command: never creates one (use `dirq init`),
+ * and never sweeps unless asked (`dirq recover`): inspecting writes nothing,
+ * so a user who may only read the queue can inspect it.
+ */
+export async function openExisting(dir: string, options: QueueOptions = {}): Promise<Queue> {
   try {
-    return await Queue.open(dir, { create: false, watch: false });
+    return await Queue.open(dir, { create: false, watch: false, maintenance: false, ...options });
   } catch (error) {
     if (error instanceof DirQueueError && error.code === 'ENOQUEUE') {
       throw new DirQueueError('ENOQUEUE', `no queue at ${dir}: the directory does not exist (create one with dirq init ${dir})`, {
@@ -141,8 +183,8 @@ export async function openExisting(dir: string): Promise<Queue> {
 }
 
 /** Run `body` with an open queue and close it afterwards. */
-export async function withQueue<T>(dir: string, body: (q: Queue) => Promise<T>): Promise<T> {
-  const q = await openExisting(dir);
+export async function withQueue<T>(dir: string, body: (q: Queue) => Promise<T>, options: QueueOptions = {}): Promise<T> {
+  const q = await openExisting(dir, options);
   try {
     return await body(q);
   } finally {

@@ -1,8 +1,8 @@
 /** dirq ls DIR [STATE]: the jobs in one state, in run order. */
 import { formatAge } from '../duration.js';
 import type { JobInfo } from '../inspect.js';
-import { isState, STATES, type State } from '../layout.js';
-import { jobJson, note, parse, parseInteger, print, printJson, table, UsageError, withQueue, type Align, type Command } from './common.js';
+import { STATES, type State } from '../layout.js';
+import { jobJson, note, parse, parseInteger, parseState, print, printJson, table, UsageError, withQueue, type Align, type Command } from './common.js';
 
 export const ls: Command = {
   name: 'ls',
@@ -34,8 +34,7 @@ Examples:
     const parsed = parse(this, args, { json: { type: 'boolean' }, limit: { type: 'string' } }, { min: 1, max: 2 });
     if (parsed === undefined) return 0;
     const [dir, stateArg = 'queue'] = parsed.positionals as [string, string?];
-    const state = stateArg.replace(/\/$/, '');
-    if (!isState(state)) throw new UsageError(`unknown state ${JSON.stringify(stateArg)}: use one of ${STATES.join(', ')}`);
+    const state = parseState(stateArg);
     let limit: number | undefined;
     if (parsed.values.limit !== undefined) {
       limit = parseInteger(parsed.values.limit, '--limit');

@@ -4,13 +4,23 @@
  * Exit codes and error output are described in common.ts and `dirq --help`.
  */
 import { readFileSync } from 'node:fs';
-import { exitCodeOf, reportError, UsageError, type Command } from './common.js';
+import { EXIT_CODES_HELP, exitCodeOf, reportError, UsageError, type Command } from './common.js';
+import { STATES } from '../layout.js';
 import { enqueue } from './enqueue.js';
+import { fsck } from './fsck.js';
 import { init } from './init.js';
 import { ls } from './ls.js';
+import { metrics } from './metrics.js';
+import { purge } from './purge.js';
+import { recover } from './recover.js';
+import { retry } from './retry.js';
+import { rm } from './rm.js';
+import { show } from './show.js';
 import { stats } from './stats.js';
+import { wait } from './wait.js';
+import { work } from './work.js';
 
-const COMMANDS: readonly Command[] = [init, enqueue, ls, stats];
+const COMMANDS: readonly Command[] = [init, enqueue, work, ls, show, stats, retry, rm, purge, recover, wait, fsck, metrics];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -23,25 +33,25 @@ Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
 Every command prints text for people by default and JSON with --json;
-dirq COMMAND --help describes one command, with an example.
+dirq COMMAND --help describes one command, with examples.
+States: ${STATES.join(', ')}.
+Durations: 100ms, 30s, 5m, 2h, 7d, 1h30m (a bare number is milliseconds).
 
 Options:
   --debug        print the stack trace of an error
   -h, --help     show this help
   -v, --version  print the version
 
-Exit codes:
-  0  success
-  1  the command failed: no queue at DIR, a filesystem error, ...
-  2  usage error: unknown command or option, bad argument (malformed JSON,
-     priority out of range, unknown state, bad duration); nothing changed
+${EXIT_CODES_HELP}
 An error prints one line on stderr, "dirq: <reason>" (--debug adds the stack).
 
 Examples:
   dirq init /var/spool/mail-out
   dirq enqueue /var/spool/mail-out send '{"to":"a@example.com"}' --priority 10
-  dirq ls /var/spool/mail-out
-  dirq stats /var/spool/mail-out --json
+  dirq ls /var/spool/mail-out failed
+  dirq show /var/spool/mail-out 50-1763830000123456-k3j9x0.send
+  dirq stats /var/spool/mail-out --sla 5m
+  dirq retry /var/spool/mail-out --all
 `;
 }
 

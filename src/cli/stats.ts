@@ -1,38 +1,135 @@
-/** dirq stats DIR: how many jobs in each state, how old, of which types. */
-import { formatAge } from '../duration.js';
+/** dirq stats DIR: counts, ages, types, the last minute; --sla for monitors, --watch like top. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatAge, parseDuration } from '../duration.js';
 import type { Stats } from '../inspect.js';
 import { STATES } from '../layout.js';
-import { parse, print, printJson, table, withQueue, type Align, type Command } from './common.js';
+import type { Queue } from '../queue.js';
+import { EXIT_CHECK, openExisting, parse, print, printJson, table, type Align, type Command } from './common.js';
 
 export const stats: Command = {
   name: 'stats',
-  summary: 'counts and ages per state, and counts per job type',
-  help: `Usage: dirq stats DIR [--json]
+  summary: 'counts and ages per state, types, last-minute throughput; --sla for monitors',
+  help: `Usage: dirq stats DIR [--json] [--sla D [--quiet]] [--watch [--interval D]]
 
 Show, for the queue in DIR: how many jobs are in each state and how old the
 oldest of them is (since it became ready; in delayed/, since it was put
 there); when the next delayed job is due; the longest any ready job has
-waited in queue/; and the jobs of each type by state.
+waited in queue/; the jobs of each type by state; and the jobs that ended
+in the last minute: how many, how fast, and their latency (from ready to
+ended), read from the files in done/ and failed/.
+
+--sla D is a check for cron or a monitor (Nagios-style): it prints one line,
+"OK: ..." or "CRITICAL: job ID has waited 6m12s in queue/, over the SLA of
+5m ...", and exits 3 when a ready job has waited in queue/ longer than D.
 
 Options:
-  --json     print {"counts": {"queue": N, ...}, "oldest": {"queue": MS|null, ...},
-             "nextDue": MS|null, "waiting": MS|null, "types": {"TYPE": {"queue": N, ...}, ...}}
-             (ages in milliseconds)
-  --debug    print the stack trace of an error
-  -h, --help show this help
+  --json         print {"counts": {"queue": N, ...}, "oldest": {"queue": MS|null, ...},
+                 "nextDue": MS|null, "waiting": MS|null, "waitingId": ID|null,
+                 "types": {"TYPE": {"queue": N, ...}}, "recent": {"windowMs": 60000,
+                 "completed": N, "failed": N, "perSecond": N, "latency":
+                 {"p50": MS, "p95": MS, "max": MS}|null}} (ages in ms; with
+                 --sla also "sla": {"limit": MS, "ok": BOOL}; with --watch one
+                 object per line)
+  --sla D        check that no ready job has waited longer than D (30s, 5m, 1h)
+  -q, --quiet    with --sla: print nothing while within the SLA (for cron)
+  --watch        refresh until Ctrl-C, like top
+  --interval D   time between refreshes with --watch (default 2s)
+  --debug        print the stack trace of an error
+  -h, --help     show this help
 
-Example:
+Examples:
   dirq stats /var/spool/mail-out
+  dirq stats /var/spool/mail-out --sla 5m || page-someone
+  dirq stats /var/spool/mail-out --watch --interval 1s
 `,
   async run(args) {
-    const parsed = parse(this, args, { json: { type: 'boolean' } }, { min: 1, max: 1 });
+    const parsed = parse(
+      this,
+      args,
+      {
+        json: { type: 'boolean' },
+        sla: { type: 'string' },
+        quiet: { type: 'boolean', short: 'q' },
+        watch: { type: 'boolean' },
+        interval: { type: 'string' },
+      },
+      { min: 1, max: 1 },
+    );
     if (parsed === undefined) return 0;
-    const result = await withQueue(parsed.positionals[0]!, (q) => q.stats());
-    if (parsed.values.json === true) printJson(result);
-    else print(render(result));
-    return 0;
+    const { values } = parsed;
+    const view: View = {
+      json: values.json === true,
+      quiet: values.quiet === true,
+      sla: values.sla === undefined ? undefined : parseDuration(values.sla, '--sla'),
+    };
+    const interval = values.interval === undefined ? 2000 : Math.max(10, parseDuration(values.interval, '--interval'));
+    const q = await openExisting(parsed.positionals[0]!);
+    try {
+      if (values.watch === true) {
+        await watch(q, view, interval);
+        return 0;
+      }
+      const breached = show(await q.stats(), view);
+      return breached ? EXIT_CHECK : 0;
+    } finally {
+      await q.close();
+    }
   },
 };
+
+interface View {
+  json: boolean;
+  quiet: boolean;
+  /** The SLA, ms, when checking one. */
+  sla: number | undefined;
+}
+
+/** Print one report; returns true when the SLA is breached. */
+function show(s: Stats, view: View): boolean {
+  const breached = view.sla !== undefined && s.waiting !== null && s.waiting > view.sla;
+  if (view.json) {
+    printJson(view.sla === undefined ? s : { ...s, sla: { limit: view.sla, ok: !breached } });
+  } else if (view.sla !== undefined) {
+    if (breached || !view.quiet) print(slaLine(s, view.sla, breached));
+  } else {
+    print(render(s));
+  }
+  return breached;
+}
+
+/** The Nagios-style status line, with performance data after the `|`. */
+function slaLine(s: Stats, sla: number, breached: boolean): string {
+  const ready = `${s.counts.queue} job${s.counts.queue === 1 ? '' : 's'} ready`;
+  const perf = `| wait=${((s.waiting ?? 0) / 1000).toFixed(1)}s;;${sla / 1000} ready=${s.counts.queue}`;
+  if (breached) return `CRITICAL: job ${s.waitingId} has waited ${formatAge(s.waiting!)} in queue/, over the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
+  const wait = s.waiting === null ? 'nothing is waiting in queue/' : `the longest wait in queue/ is ${formatAge(s.waiting)}`;
+  return `OK: ${wait}, within the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
+}
+
+/** Refresh every `interval` until SIGINT or SIGTERM: in place on a terminal, as repeated blocks otherwise. */
+async function watch(q: Queue, view: View, interval: number): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const tty = process.stdout.isTTY === true && !view.json;
+  try {
+    while (!stop.signal.aborted) {
+      const s = await q.stats();
+      if (view.json) {
+        print(JSON.stringify(view.sla === undefined ? s : { ...s, sla: { limit: view.sla, ok: !(s.waiting !== null && s.waiting > view.sla) } }));
+      } else {
+        const header = `dirq stats ${q.dir}: every ${formatAge(interval)}, at ${new Date().toTimeString().slice(0, 8)} (Ctrl-C to stop)`;
+        const sla = view.sla === undefined ? '' : `\n\n${slaLine(s, view.sla, s.waiting !== null && s.waiting > view.sla)}`;
+        process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : ''}${header}\n\n${render(s)}${sla}\n${tty ? '' : '\n'}`);
+      }
+      await sleep(interval, undefined, { signal: stop.signal }).catch(() => undefined);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
 
 function render(s: Stats): string {
   const age = (ms: number | null): string => (ms === null ? '-' : formatAge(ms));
@@ -43,6 +140,7 @@ function render(s: Stats): string {
   );
   const out = [states, '', `Longest wait in queue/: ${age(s.waiting)}`];
   if (s.nextDue !== null) out.push(`Next delayed job due: ${s.nextDue <= 0 ? `overdue by ${formatAge(-s.nextDue)}` : `in ${formatAge(s.nextDue)}`}`);
+  out.push(recentLine(s.recent));
   const types = Object.keys(s.types).sort();
   if (types.length > 0) {
     const align: Align[] = ['left', ...STATES.map((): Align => 'right')];
@@ -50,4 +148,11 @@ function render(s: Stats): string {
     out.push('', table(['TYPE', ...STATES.map((st) => st.toUpperCase())], rows, align));
   }
   return out.join('\n');
+}
+
+function recentLine(r: Stats['recent']): string {
+  const window = formatAge(r.windowMs).replace(/^1m$/, 'minute');
+  if (r.completed + r.failed === 0) return `Last ${window}: no jobs ended`;
+  const latency = r.latency === null ? '' : `; latency p50 ${formatAge(r.latency.p50)}, p95 ${formatAge(r.latency.p95)}, max ${formatAge(r.latency.max)}`;
+  return `Last ${window}: ${r.completed} done, ${r.failed} failed (${r.perSecond}/s)${latency}`;
 }

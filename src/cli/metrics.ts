@@ -1,0 +1,127 @@
+/** dirq metrics DIR: the queue's gauges in the Prometheus text format. */
+import writeFileAtomic from 'write-file-atomic';
+import { fsError } from '../errors.js';
+import type { Stats } from '../inspect.js';
+import { STATES } from '../layout.js';
+import { parse, printJson, withQueue, type Command } from './common.js';
+
+export const metrics: Command = {
+  name: 'metrics',
+  summary: 'Prometheus text format: jobs per state and type, ages, last-minute throughput',
+  help: `Usage: dirq metrics DIR [--output FILE] [--json]
+
+Print the state of the queue in DIR in the Prometheus text exposition
+format, every sample labelled queue="DIR":
+
+  dirqueue_jobs{state}                   jobs in each state
+  dirqueue_oldest_age_seconds{state}     age of the oldest job of each state (0 if none)
+  dirqueue_longest_wait_seconds          longest time a ready job has waited in queue/
+  dirqueue_jobs_by_type{type,state}      jobs of each type in each state
+  dirqueue_completed_last_minute         jobs that ended in done/ in the last minute
+  dirqueue_failed_last_minute            jobs that ended in failed/ in the last minute
+  dirqueue_throughput_per_second         jobs ended per second over the last minute
+  dirqueue_latency_seconds{quantile}     ready-to-ended time of the jobs completed in
+                                         the last minute: 0.5, 0.95, 1 (max); absent if none
+
+For node_exporter's textfile collector, write the file with --output (it is
+replaced atomically, so the collector never reads half of it) from cron.
+
+Options:
+  --output FILE  write to FILE atomically instead of stdout
+  --json         print the metric families as JSON: [{"name", "help", "type",
+                 "samples": [{"labels": {...}, "value": N}]}]
+  --debug        print the stack trace of an error
+  -h, --help     show this help
+
+Examples:
+  dirq metrics /var/spool/mail-out
+  * * * * *  dirq metrics /var/spool/mail-out --output /var/lib/node_exporter/textfile/mail-out.prom
+`,
+  async run(args) {
+    const parsed = parse(this, args, { output: { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: 1 });
+    if (parsed === undefined) return 0;
+    const { dir, stats } = await withQueue(parsed.positionals[0]!, async (q) => ({ dir: q.dir, stats: await q.stats() }));
+    const families = collect(dir, stats);
+    if (parsed.values.json === true) {
+      printJson(families);
+      return 0;
+    }
+    const text = exposition(families);
+    if (parsed.values.output === undefined) {
+      process.stdout.write(text);
+    } else {
+      await writeFileAtomic(parsed.values.output, text, { mode: 0o644 }).catch((error: unknown) => {
+        throw fsError(`writing ${parsed.values.output}`, error);
+      });
+    }
+    return 0;
+  },
+};
+
+interface Sample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+interface Family {
+  name: string;
+  help: string;
+  type: 'gauge';
+  samples: Sample[];
+}
+
+function collect(queue: string, s: Stats): Family[] {
+  const gauge = (name: string, help: string, samples: Sample[]): Family => ({ name: `dirqueue_${name}`, help, type: 'gauge', samples });
+  const one = (value: number, labels: Record<string, string> = {}): Sample => ({ labels: { queue, ...labels }, value });
+  const seconds = (ms: number | null): number => (ms === null ? 0 : ms / 1000);
+  const families = [
+    gauge('jobs', 'Jobs in each state.', STATES.map((state) => one(s.counts[state], { state }))),
+    gauge('oldest_age_seconds', 'Age of the oldest job in each state (0 when empty).', STATES.map((state) => one(seconds(s.oldest[state]), { state }))),
+    gauge('longest_wait_seconds', 'Longest time a ready job has waited in queue/.', [one(seconds(s.waiting))]),
+    gauge(
+      'jobs_by_type',
+      'Jobs of each type in each state.',
+      Object.keys(s.types)
+        .sort()
+        .flatMap((type) => STATES.map((state) => one(s.types[type]![state], { type, state }))),
+    ),
+    gauge('completed_last_minute', 'Jobs that ended in done/ in the last minute.', [one(s.recent.completed)]),
+    gauge('failed_last_minute', 'Jobs that ended in failed/ in the last minute.', [one(s.recent.failed)]),
+    gauge('throughput_per_second', 'Jobs ended per second over the last minute.', [one(s.recent.perSecond)]),
+  ];
+  const { latency } = s.recent;
+  if (latency !== null) {
+    families.push(
+      gauge('latency_seconds', 'Ready-to-ended time of the jobs completed in the last minute.', [
+        one(latency.p50 / 1000, { quantile: '0.5' }),
+        one(latency.p95 / 1000, { quantile: '0.95' }),
+        one(latency.max / 1000, { quantile: '1' }),
+      ]),
+    );
+  }
+  return families;
+}
+
+/** The text exposition format: HELP and TYPE lines, then one line per sample. */
+function exposition(families: readonly Family[]): string {
+  const lines: string[] = [];
+  for (const f of families) {
+    lines.push(`# HELP ${f.name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${f.name} ${f.type}`);
+    for (const { labels, value } of f.samples) {
+      const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+      lines.push(`${f.name}{${pairs.join(',')}} ${formatValue(value)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Label values escape backslash, double quote and line feed. */
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (!Number.isFinite(value)) return value > 0 ? '+Inf' : '-Inf';
+  return String(Math.round(value * 1000) / 1000);
+}

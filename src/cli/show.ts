@@ -1,0 +1,119 @@
+/** dirq show DIR ID: everything about one job, its history, result or error. */
+import { formatAge } from '../duration.js';
+import type { JobEvent } from '../envelope.js';
+import type { RecordedError } from '../errors.js';
+import type { JobInfo } from '../inspect.js';
+import { jobJson, parse, parseIdArg, print, printJson, table, withQueue, type Command } from './common.js';
+
+export const show: Command = {
+  name: 'show',
+  summary: 'everything about one job: data, attempts, history, result or error',
+  help: `Usage: dirq show DIR ID [--json]
+
+Show one job of the queue in DIR, in whatever state it is: its type,
+priority, attempts, times, data, the file that holds it, its result (done/)
+or last error (with the stack the processor threw), and its history (every
+event appended to the job file: errors, results, recoveries, retries). ID
+is the job's id, or its file name or path in any state directory.
+
+Options:
+  --json     print the job: id, state, type, priority, data (or bytes,
+             base64), attemptsMade, attempts, createdAt, readyAt, runAt,
+             claim, result, error, errors, invalid, history, path
+  --debug    print the stack trace of an error
+  -h, --help show this help
+
+Examples:
+  dirq show /var/spool/mail-out 50-1763830000123456-k3j9x0.send
+  dirq show /var/spool/mail-out failed/50-1763830000123456-k3j9x0.send --json
+`,
+  async run(args) {
+    const parsed = parse(this, args, { json: { type: 'boolean' } }, { min: 2, max: 2 });
+    if (parsed === undefined) return 0;
+    const [dir, idArg] = parsed.positionals as [string, string];
+    const id = parseIdArg(idArg);
+    const job = await withQueue(dir, (q) => q.get(id));
+    if (parsed.values.json === true) printJson(jobJson(job));
+    else print(render(job, Date.now()));
+    return 0;
+  },
+};
+
+function render(job: JobInfo, now: number): string {
+  const when = (date: Date): string => {
+    const ms = now - date.getTime();
+    return `${date.toISOString()} (${ms >= 0 ? `${formatAge(ms)} ago` : `in ${formatAge(-ms)}`})`;
+  };
+  const rows: [string, string][] = [
+    ['ID', job.id],
+    ['STATE', job.state],
+    ['TYPE', job.type],
+    ['PRIORITY', String(job.priority)],
+    ['ATTEMPTS', job.state === 'done' ? `succeeded on attempt ${job.attemptsMade + 1} of ${job.attempts}` : `${job.attemptsMade} of ${job.attempts} used`],
+  ];
+  if (job.createdAt !== undefined) rows.push(['CREATED', when(job.createdAt)]);
+  rows.push(['READY', when(job.readyAt)]);
+  if (job.runAt !== undefined) rows.push(['RUNS AT', when(job.runAt)]);
+  if (job.claim !== undefined) rows.push(['CLAIMED BY', job.claim]);
+  rows.push(['FILE', job.path]);
+  rows.push(['DATA', payload(job.data)]);
+  if (job.state === 'done') rows.push(['RESULT', job.result === undefined ? '(none)' : json(job.result)]);
+  if (job.error !== undefined) rows.push(['ERROR', errorText(job.error)]);
+  if (job.invalid !== undefined) rows.push(['INVALID', `${job.invalid} (fix the file, then dirq retry)`]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const out = rows.map(([k, v]) => `${k.padEnd(width)}  ${indent(v, width + 2)}`);
+  if (job.history.length > 0) {
+    out.push('', 'HISTORY', indent(table(['AT', 'EVENT', 'ATTEMPT', 'CLAIM', 'DETAIL'], job.history.map(historyRow)), 2, true));
+  }
+  return out.join('\n');
+}
+
+function historyRow(e: JobEvent): string[] {
+  switch (e.event) {
+    case 'result':
+      return [e.at, e.event, String(e.attempt), e.claim, 'value' in e ? oneLine(json(e.value)) : '(no value)'];
+    case 'error':
+      return [e.at, e.event, String(e.attempt), e.claim, `${oneLine(e.message)}${e.retryAt === undefined ? '' : ` (retry at ${e.retryAt})`}`];
+    case 'revoked':
+      return [e.at, e.event, String(e.attempt), e.claim, `${e.reason}, taken back by ${e.by}`];
+    case 'invalid':
+      return [e.at, e.event, '-', '-', oneLine(e.reason)];
+    case 'retry':
+      return [e.at, e.event, '-', '-', 'sent back to queue/ by an operator: attempts start over'];
+    case 'progress':
+      return [e.at, e.event, String(e.attempt), e.claim, oneLine(json(e.value))];
+    case 'log':
+      return [e.at, e.event, String(e.attempt), e.claim, oneLine(e.line)];
+  }
+}
+
+function payload(data: unknown): string {
+  if (Buffer.isBuffer(data)) return `(raw bytes: ${data.length}; --json shows them as base64)`;
+  return data === undefined ? '(none)' : json(data);
+}
+
+function errorText(error: RecordedError): string {
+  const head = `${error.message}${error.code === undefined ? '' : ` (${error.code})`}`;
+  const stack = error.stack?.split('\n').slice(1).map((l) => l.trim()).filter((l) => l.startsWith('at '));
+  return stack === undefined || stack.length === 0 ? head : [head, ...stack.map((l) => `  ${l}`)].join('\n');
+}
+
+/** Short JSON on one line, longer JSON pretty-printed. */
+function json(value: unknown): string {
+  const flat = JSON.stringify(value) ?? String(value);
+  return flat.length <= 100 ? flat : JSON.stringify(value, null, 2);
+}
+
+function oneLine(text: string): string {
+  const flat = text.replace(/\s+/g, ' ');
+  return flat.length > 80 ? `${flat.slice(0, 77)}...` : flat;
+}
+
+/** Indent every line after the first by `n` spaces (every line with `all`). */
+function indent(text: string, n: number, all = false): string {
+  const pad = ' '.repeat(n);
+  return text
+    .split('\n')
+    .map((line, i) => (i > 0 || all ? `${pad}${line}` : line))
+    .join('\n');
+}

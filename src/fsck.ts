@@ -1,0 +1,329 @@
+/**
+ * fsck: check a queue directory against FORMAT.md and, with `repair`, fix
+ * what can be fixed safely while workers run. It never opens a Queue (that
+ * would sweep, and a damaged queue may not open): it reads the directory.
+ *
+ * What it finds, and what repair does:
+ * - settings: dirqueue.json missing or unreadable beside a queue layout -> write a fresh one
+ * - missing: a directory of the layout missing -> create it
+ * - orphan-tmp: a file in tmp/ not written for `tmpMaxAge` (its writer died) -> delete it
+ * - duplicate: one job id in two places (a `cp`, a hard link) -> keep the copy
+ *   furthest along (done, failed, active, delayed, queue), delete the others
+ * - unparsable: a job file in queue/, delayed/ or done/ that cannot run
+ *   (line 1 not an envelope, not a regular file, too big, wrong type) -> set
+ *   it aside in failed/ with the reason, as a claimer would
+ * - stale-helper: a heartbeat of a worker that is gone, a key whose job
+ *   ended, a leftover lock or settings temp file -> delete it
+ * - stray: a name that is not a job name in a state directory -> reported
+ *   only (readers skip it; it may be someone's file)
+ * Dot files and names ending in `~` are skipped, as readers skip them.
+ *
+ * A job moving while fsck looks is not a duplicate: a copy is a different
+ * inode, or the same inode under two names (nlink > 1); the same file seen
+ * in two listings is neither.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { encodeEvent, parseJobFile } from './envelope.js';
+import { DirQueueError, errnoOf, fsError } from './errors.js';
+import { appendLine, listDir, move, readJobFile } from './files.js';
+import { idOfName } from './inspect.js';
+import { formatAge } from './duration.js';
+import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, writeSettings, type State } from './layout.js';
+import { isLive, keyTarget, removeStaleKey } from './keys.js';
+import { isDeadHere, readHeartbeat } from './liveness.js';
+import { parseActiveName, parseClaim, parseId } from './names.js';
+
+export interface FsckOptions {
+  /** Fix what can be fixed (see the module comment); false only reports. @default false */
+  repair?: boolean;
+  /** A file in tmp/ not written for this long is orphaned, ms (as maintenance judges). @default 3600000 */
+  tmpMaxAge?: number;
+  /** A heartbeat of a gone worker, a lock or a temp file this old is stale, ms. @default 3600000 */
+  helperMaxAge?: number;
+  /** Job files larger than this cannot run, bytes. @default 16777216 */
+  maxJobBytes?: number;
+}
+
+export const fsckDefaults = Object.freeze({
+  repair: false,
+  tmpMaxAge: 3600_000,
+  helperMaxAge: 3600_000,
+  maxJobBytes: 16 * 1024 * 1024,
+} as const) satisfies Required<FsckOptions>;
+
+export type FindingKind = 'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'stale-helper' | 'stray';
+
+export interface Finding {
+  kind: FindingKind;
+  /** The path, relative to the queue directory. */
+  path: string;
+  /** What is wrong. */
+  problem: string;
+  /** What repair did, or what to do about it. */
+  action: string;
+  repaired: boolean;
+}
+
+export interface FsckReport {
+  dir: string;
+  /** Job files looked at. */
+  checked: number;
+  findings: Finding[];
+  /** Findings left unrepaired: the queue is clean when 0. */
+  unrepaired: number;
+}
+
+/** Where a kept copy of a duplicated job is preferred: the furthest along its life. */
+const KEEP_ORDER: readonly State[] = ['done', 'failed', 'active', 'delayed', 'queue'];
+
+export async function fsck(dir: string, options: FsckOptions = {}): Promise<FsckReport> {
+  const o = { ...fsckDefaults, ...options };
+  const layout = new Layout(dir);
+  const ctx: Context = { layout, o, findings: [], now: Date.now(), checked: 0 };
+  await checkSettings(ctx);
+  checkDirs(ctx);
+  checkTmp(ctx);
+  const places = census(ctx);
+  checkDuplicates(ctx, places);
+  checkContents(ctx, places);
+  checkHelpers(ctx);
+  const findings = ctx.findings.sort((a, b) => a.kind.localeCompare(b.kind) || a.path.localeCompare(b.path));
+  return { dir: layout.root, checked: ctx.checked, findings, unrepaired: findings.filter((f) => !f.repaired).length };
+}
+
+interface Context {
+  layout: Layout;
+  o: Required<FsckOptions>;
+  findings: Finding[];
+  now: number;
+  checked: number;
+}
+
+/** Report a problem; with repair, `fix` runs and says what it did (or returns undefined when it could not). */
+function found(ctx: Context, kind: FindingKind, file: string, problem: string, todo: string, fix?: () => string | undefined): void {
+  let action = todo;
+  let repaired = false;
+  if (ctx.o.repair && fix !== undefined) {
+    const did = fix();
+    if (did !== undefined) [action, repaired] = [did, true];
+  }
+  ctx.findings.push({ kind, path: path.relative(ctx.layout.root, file) || '.', problem, action, repaired });
+}
+
+async function checkSettings(ctx: Context): Promise<void> {
+  const { layout } = ctx;
+  const file = path.join(layout.root, SETTINGS_FILE);
+  if (!fs.existsSync(layout.root)) throw new DirQueueError('ENOQUEUE', `${layout.root} does not exist: create a queue with dirq init ${layout.root}`);
+  let problem: string;
+  try {
+    const settings = readSettings(file);
+    if (settings !== undefined) {
+      checkVersion(settings, file);
+      if (settings.mode !== undefined) layout.fileMode = parseMode(settings.mode, `"mode" in ${file}`);
+      return;
+    }
+    problem = `${SETTINGS_FILE} is missing`;
+  } catch (error) {
+    if (!(error instanceof DirQueueError) || error.code !== 'ENOTQUEUE') throw error;
+    problem = error.message;
+  }
+  if (!STATES.some((s) => fs.existsSync(layout.paths[s]))) {
+    throw new DirQueueError('ENOTQUEUE', `${layout.root} is not a queue (no ${SETTINGS_FILE}, no state directories): check the path`);
+  }
+  const settings = { format: 'dirqueue' as const, version: `${FORMAT_MAJOR}.${FORMAT_MINOR}`, created: new Date().toISOString() };
+  let did: string | undefined;
+  if (ctx.o.repair) {
+    try {
+      await writeSettings(file, settings);
+    } catch (error) {
+      throw fsError(`writing ${file}`, error);
+    }
+    did = `wrote a fresh ${SETTINGS_FILE} (format ${settings.version}; a group-shared queue needs dirq init --mode again)`;
+  }
+  found(ctx, 'settings', file, problem, `run dirq fsck ${layout.root} --repair to write a fresh one`, () => did);
+}
+
+function checkDirs(ctx: Context): void {
+  for (const dir of DIRS) {
+    const p = ctx.layout.paths[dir];
+    const stat = lstat(p);
+    if (stat === undefined) {
+      found(ctx, 'missing', p, `${dir}/ is missing`, 'run with --repair to create it', () => {
+        ctx.layout.makeDir(dir);
+        return `created ${dir}/`;
+      });
+    } else if (!stat.isDirectory()) {
+      found(ctx, 'missing', p, `${dir} is not a directory`, `move it away, then run dirq fsck ${ctx.layout.root} --repair`);
+    }
+  }
+}
+
+function checkTmp(ctx: Context): void {
+  for (const name of listDir(ctx.layout.paths.tmp)) {
+    const file = ctx.layout.file('tmp', name);
+    const stat = lstat(file);
+    if (stat === undefined || stat.isDirectory() || ctx.now - stat.mtimeMs <= ctx.o.tmpMaxAge) continue;
+    found(ctx, 'orphan-tmp', file, `abandoned by its writer (last written ${ago(ctx, stat.mtimeMs)})`, 'run with --repair to delete it', () =>
+      unlink(file) ? 'deleted' : undefined,
+    );
+  }
+}
+
+type Places = Map<string, { state: State; name: string }[]>;
+
+/** Every job name in the state directories, by id; strays are reported here. */
+function census(ctx: Context): Places {
+  const places: Places = new Map();
+  for (const state of STATES) {
+    for (const name of listDir(ctx.layout.paths[state])) {
+      if (name.startsWith('.') || name.endsWith('~')) continue;
+      const id = idOfName(state, name);
+      if (id === undefined) {
+        const problem = `not a job name in ${state}/ (FORMAT.md, "File names"): readers skip it`;
+        found(ctx, 'stray', ctx.layout.file(state, name), problem, `rename it or move it out of ${state}/`);
+        continue;
+      }
+      const list = places.get(id) ?? [];
+      list.push({ state, name });
+      places.set(id, list);
+    }
+  }
+  return places;
+}
+
+function checkDuplicates(ctx: Context, places: Places): void {
+  for (const [id, list] of places) {
+    if (list.length < 2) continue;
+    const present = list
+      .map((p) => ({ ...p, stat: lstat(ctx.layout.file(p.state, p.name)) }))
+      .filter((p): p is typeof p & { stat: fs.Stats } => p.stat !== undefined);
+    const copies = new Set(present.map((p) => `${p.stat.dev}:${p.stat.ino}`)).size > 1 || present.some((p) => p.stat.nlink > 1);
+    if (present.length < 2 || !copies) {
+      places.set(id, present.slice(0, 1)); // a job that moved while we listed
+      continue;
+    }
+    present.sort((a, b) => KEEP_ORDER.indexOf(a.state) - KEEP_ORDER.indexOf(b.state) || b.stat.mtimeMs - a.stat.mtimeMs);
+    const [keep, ...extra] = present;
+    places.set(id, [keep!]);
+    const where = present.map((p) => `${p.state}/`).join(', ');
+    for (const copy of extra) {
+      const file = ctx.layout.file(copy.state, copy.name);
+      found(ctx, 'duplicate', file, `job ${id} is in ${where}`, `run with --repair to delete this copy and keep ${keep!.state}/${keep!.name}`, () =>
+        unlink(file) ? `deleted this copy, kept ${keep!.state}/${keep!.name}` : undefined,
+      );
+    }
+  }
+}
+
+/** Read every job in queue/, delayed/ and done/; files that cannot run go to failed/. */
+function checkContents(ctx: Context, places: Places): void {
+  for (const [id, list] of places) {
+    for (const { state, name } of list) {
+      if (state === 'active' || state === 'failed') continue; // a holder ends its claim; failed/ is where bad files rest
+      ctx.checked++;
+      const file = ctx.layout.file(state, name);
+      const problem = whyUnrunnable(ctx, file, id);
+      if (problem === undefined) continue;
+      found(ctx, 'unparsable', file, problem.reason, 'run with --repair to set it aside in failed/', () => setAside(ctx, file, id, problem));
+    }
+  }
+}
+
+function whyUnrunnable(ctx: Context, file: string, id: string): { reason: string; canAppend: boolean } | undefined {
+  const read = readJobFile(file, ctx.o.maxJobBytes);
+  if (!read.ok) return read.gone ? undefined : { reason: read.reason, canAppend: read.canAppend };
+  try {
+    const { envelope } = parseJobFile(read.text);
+    const type = parseId(id)!.type;
+    if (envelope.type !== undefined && envelope.type !== type) {
+      return { reason: `its type ${JSON.stringify(envelope.type)} differs from the type in its name ${JSON.stringify(type)}`, canAppend: true };
+    }
+    return undefined;
+  } catch (error) {
+    return { reason: (error as Error).message, canAppend: true };
+  }
+}
+
+function setAside(ctx: Context, file: string, id: string, problem: { reason: string; canAppend: boolean }): string | undefined {
+  const target = ctx.layout.file('failed', id);
+  if (lstat(target) !== undefined) return undefined; // never replace a job in failed/
+  if (problem.canAppend) appendLine(file, encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason: problem.reason }));
+  return move(file, target) ? `moved to failed/${id}` : undefined;
+}
+
+function checkHelpers(ctx: Context): void {
+  const { layout } = ctx;
+  const owners = new Set<string>();
+  for (const name of listDir(layout.paths.active)) {
+    const claim = parseActiveName(name)?.claim;
+    if (claim !== undefined) owners.add(`${claim.host}.${claim.pid}.${claim.nonce}`);
+  }
+  for (const name of listDir(layout.paths.workers)) {
+    if (name.startsWith('.') || parseClaim(`${name}.0`) === undefined || owners.has(name)) continue; // its claims need it (dirq recover)
+    const file = layout.file('workers', name);
+    const beat = readHeartbeat(file);
+    if (beat === undefined) continue;
+    const dead = beat.identity !== undefined && isDeadHere(beat.identity);
+    if (!dead && ctx.now - beat.mtimeMs <= ctx.o.helperMaxAge) continue;
+    const why = dead ? 'its process is gone' : `silent since ${ago(ctx, beat.mtimeMs)}`;
+    found(ctx, 'stale-helper', file, `the heartbeat of a worker that is gone (${why})`, 'run with --repair to delete it', () =>
+      unlink(file) ? 'deleted' : undefined,
+    );
+  }
+  for (const name of listDir(layout.paths.keys)) {
+    const file = layout.file('keys', name);
+    if (name.startsWith('.stale.')) {
+      if (olderThan(ctx, file, ctx.o.helperMaxAge)) {
+        found(ctx, 'stale-helper', file, 'left by an interrupted key takeover', 'run with --repair to delete it', () => (unlink(file) ? 'deleted' : undefined));
+      }
+      continue;
+    }
+    const holder = keyTarget(layout, name);
+    if (holder === undefined) {
+      found(ctx, 'stray', file, 'not a symbolic link: not a unique key', 'move it out of keys/');
+    } else if (!isLive(layout, holder)) {
+      found(ctx, 'stale-helper', file, `a unique key held by ${holder}, which is no longer waiting or running`, 'run with --repair to delete it', () =>
+        removeStaleKey(layout, name) ? 'deleted' : undefined,
+      );
+    }
+  }
+  for (const name of listDir(layout.root)) {
+    if (!name.startsWith(`${SETTINGS_FILE}.`)) continue;
+    const file = path.join(layout.root, name);
+    if (!olderThan(ctx, file, ctx.o.helperMaxAge)) continue;
+    const lock = name === `${SETTINGS_FILE}.lock`;
+    found(ctx, 'stale-helper', file, lock ? 'a maintenance lock left by a process that died' : `a temporary file left by a write of ${SETTINGS_FILE}`,
+      'run with --repair to delete it', () => (unlink(file) ? 'deleted' : undefined));
+  }
+}
+
+function lstat(file: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(file);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return undefined;
+    throw fsError(`checking ${file}`, error);
+  }
+}
+
+function olderThan(ctx: Context, file: string, ms: number): boolean {
+  const stat = lstat(file);
+  return stat !== undefined && ctx.now - stat.mtimeMs > ms;
+}
+
+/** Delete a file (or an empty directory: the lock); false when it was gone already. */
+function unlink(file: string): boolean {
+  try {
+    if (lstat(file)?.isDirectory()) fs.rmdirSync(file);
+    else fs.unlinkSync(file);
+    return true;
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return false;
+    throw fsError(`deleting ${file}`, error);
+  }
+}
+
+function ago(ctx: Context, ms: number): string {
+  return `${formatAge(ctx.now - ms)} ago`;
+}

@@ -1,0 +1,67 @@
+/** dirq fsck, spawned as users run it: its report, --json, --repair and exit codes 0 / 3. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { dirq, enqueued, newQueue, ok, okJson } from './support/cli.js';
+import { backdate } from './support/fake.js';
+
+describe('dirq fsck', () => {
+  it('says a healthy queue is clean and exits 0', async () => {
+    const dir = await newQueue();
+    await enqueued(dir, 'email', '{}');
+    expect(await ok(['fsck', dir])).toBe(`${dir}: clean (1 job file checked)\n`);
+    expect(await okJson(['fsck', dir])).toEqual({ dir, checked: 1, findings: [], unrepaired: 0 });
+  });
+
+  it('reports damage and exits 3; --repair fixes it and exits 0; then it is clean', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'email', '{}');
+    const bad = await enqueued(dir, 'email', '{}');
+    fs.copyFileSync(path.join(dir, 'queue', id), path.join(dir, 'done', id));
+    fs.writeFileSync(path.join(dir, 'queue', bad), '{"data": oops\n');
+    fs.writeFileSync(path.join(dir, 'tmp', 'x'), 'half');
+    backdate(path.join(dir, 'tmp', 'x'), 2 * 3600_000);
+
+    const run = await dirq(['fsck', dir]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toBe('');
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^KIND\s+PATH\s+PROBLEM$/);
+    expect(lines[1]).toMatch(new RegExp(`^duplicate\\s+queue/${id.replace(/\./g, '\\.')}\\s+job .* is in done/, queue/: run with --repair to delete this copy and keep done/`));
+    expect(lines[2]).toMatch(/^orphan-tmp\s+tmp\/x\s+abandoned by its writer \(last written 2h ago\): run with --repair to delete it$/);
+    expect(lines[3]).toMatch(/^unparsable\s+queue\/\S+\s+unparsable job file: line 1 is not JSON .*: run with --repair to set it aside in failed\/$/);
+    expect(lines.at(-1)).toBe(`${dir}: 3 problems, 0 repaired (2 job files checked)`);
+
+    const repaired = await dirq(['fsck', dir, '--repair', '--json']);
+    expect(repaired.code).toBe(0);
+    const report = JSON.parse(repaired.stdout) as { unrepaired: number; findings: { kind: string; action: string; repaired: boolean }[] };
+    expect(report.unrepaired).toBe(0);
+    expect(report.findings.map((f) => [f.kind, f.action, f.repaired])).toEqual([
+      ['duplicate', `deleted this copy, kept done/${id}`, true],
+      ['orphan-tmp', 'deleted', true],
+      ['unparsable', `moved to failed/${bad}`, true],
+    ]);
+    expect(await ok(['fsck', dir])).toBe(`${dir}: clean (1 job file checked)\n`);
+    expect(await ok(['ls', dir, 'failed'])).toMatch(/unparsable job file: line 1 is not JSON/);
+  });
+
+  it('exits 3 after --repair when damage is left (a stray file it will not delete)', async () => {
+    const dir = await newQueue();
+    fs.writeFileSync(path.join(dir, 'queue', 'notes.txt'), 'mine');
+    const run = await dirq(['fsck', dir, '--repair']);
+    expect(run.code).toBe(3);
+    expect(run.stdout).toMatch(/^stray\s+queue\/notes\.txt\s+not a job name in queue\/ .*: rename it or move it out of queue\/$/m);
+    expect(run.stdout).toMatch(/: 1 problem, 0 repaired \(0 job files checked\)\n$/);
+    expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual(['notes.txt']);
+  });
+
+  it('repairs a queue that other commands refuse to open (a missing directory)', async () => {
+    const dir = await newQueue();
+    fs.rmdirSync(path.join(dir, 'failed'));
+    const refused = await dirq(['ls', dir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/failed is missing: run dirq fsck .* --repair\n$/);
+    expect((await dirq(['fsck', dir, '--repair'])).code).toBe(0);
+    expect(await dirq(['ls', dir, 'failed'])).toEqual({ code: 0, stdout: '', stderr: 'No jobs in failed/.\n' });
+  });
+});

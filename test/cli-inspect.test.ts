@@ -1,0 +1,229 @@
+/**
+ * Looking at a queue: dirq show, stats (--sla, --watch, the last minute) and
+ * metrics (Prometheus text format), spawned as users run them.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, closed, dirq, enqueued, expectOneLineError, newQueue, ok, okJson, runAll } from './support/cli.js';
+import { exited, openQueue, spawnNode, tempDir, track } from './support/temp.js';
+import { until } from './support/wait.js';
+
+interface StatsJson {
+  counts: Record<string, number>;
+  waiting: number | null;
+  waitingId: string | null;
+  recent: { windowMs: number; completed: number; failed: number; perSecond: number; latency: { p50: number; p95: number; max: number } | null };
+  sla?: { limit: number; ok: boolean };
+}
+
+describe('dirq show', () => {
+  it('shows a done job: data, attempts, result, history', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'email', '{"to":"a@example.com"}', '--priority', '20');
+    await runAll(dir);
+    const lines = (await ok(['show', dir, id])).split('\n');
+    expect(lines.slice(0, 5)).toEqual([`ID        ${id}`, 'STATE     done', 'TYPE      email', 'PRIORITY  20', 'ATTEMPTS  succeeded on attempt 1 of 3']);
+    expect(lines).toContain(`FILE      ${path.join(dir, 'done', id)}`);
+    expect(lines).toContain('DATA      {"to":"a@example.com"}');
+    expect(lines).toContain('RESULT    {"ok":{"to":"a@example.com"}}');
+    expect(lines).toContainEqual(expect.stringMatching(/^CREATED {3}\d{4}-\d\d-\d\dT.*Z \(\d+(ms|s) ago\)$/));
+    const history = lines.slice(lines.indexOf('HISTORY') + 1);
+    expect(history[0]).toMatch(/^ {2}AT\s+EVENT\s+ATTEMPT\s+CLAIM\s+DETAIL$/);
+    expect(history[1]).toMatch(/^ {2}\S+Z\s+result\s+1\s+\S+\.0\s+\{"ok":\{"to":"a@example\.com"\}\}$/);
+  });
+
+  it('shows a failed job with its error and stack, found by its path too; --json has everything', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'email', '[1]', '--attempts', '1');
+    await runAll(dir, () => 'the SMTP server said no');
+    const text = await ok(['show', dir, path.join(dir, 'failed', id)]);
+    expect(text).toMatch(/\nSTATE {5}failed\n/);
+    expect(text).toMatch(/\nATTEMPTS {2}1 of 1 used\n/);
+    expect(text).toMatch(/\nERROR {5}the SMTP server said no \(EPROCESS\)\n {12}at /);
+    expect(text).toMatch(/\n {2}\S+Z\s+error\s+1\s+\S+\s+the SMTP server said no\n?$/);
+    const job = await okJson<Record<string, unknown>>(['show', dir, id]);
+    expect(job).toMatchObject({
+      id,
+      state: 'failed',
+      type: 'email',
+      priority: 50,
+      data: [1],
+      attemptsMade: 1,
+      attempts: 1,
+      error: { message: 'the SMTP server said no', code: 'EPROCESS', stack: expect.stringContaining('Error: the SMTP server said no') },
+      history: [expect.objectContaining({ event: 'error', attempt: 1, message: 'the SMTP server said no' })],
+      path: path.join(dir, 'failed', id),
+    });
+  });
+
+  it('finds a delayed job by its delayed/ name, and shows when it runs', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'report', '--delay', '2h');
+    const [name] = fs.readdirSync(path.join(dir, 'delayed'));
+    const text = await ok(['show', dir, `delayed/${name}`]);
+    expect(text).toMatch(new RegExp(`^ID {8}${id.replace(/\./g, '\\.')}\n`));
+    expect(text).toMatch(/\nRUNS AT {3}\S+Z \(in 1h59m\)\n/);
+    expect(text).toMatch(/\nDATA {6}\(none\)\n/);
+  });
+});
+
+describe('dirq stats', () => {
+  it('counts jobs that ended in the last minute, with their latency; older ones do not count', async () => {
+    const dir = await newQueue();
+    for (let i = 0; i < 4; i++) await enqueued(dir, 'email', String(i), '--attempts', '1');
+    await runAll(dir, (data) => (data === 3 ? 'no' : undefined));
+    const [old] = fs.readdirSync(path.join(dir, 'done'));
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    fs.utimesSync(path.join(dir, 'done', old!), twoMinutesAgo, twoMinutesAgo);
+    const stats = await okJson<StatsJson>(['stats', dir]);
+    expect(stats.counts).toMatchObject({ done: 3, failed: 1 });
+    expect(stats.recent).toEqual({ windowMs: 60_000, completed: 2, failed: 1, perSecond: 0.05, latency: { p50: expect.any(Number), p95: expect.any(Number), max: expect.any(Number) } });
+    expect(stats.recent.latency!.p50).toBeGreaterThanOrEqual(0);
+    expect(stats.recent.latency!.max).toBeGreaterThanOrEqual(stats.recent.latency!.p50);
+    expect(await ok(['stats', dir])).toMatch(/\nLast minute: 2 done, 1 failed \(0\.05\/s\); latency p50 \d+(ms|s), p95 \d+(ms|s), max \d+(ms|s)\n/);
+  });
+
+  it('says when no jobs ended in the last minute', async () => {
+    const dir = await newQueue();
+    expect(await ok(['stats', dir])).toMatch(/\nLast minute: no jobs ended\n/);
+    expect((await okJson<StatsJson>(['stats', dir])).recent).toEqual({ windowMs: 60_000, completed: 0, failed: 0, perSecond: 0, latency: null });
+  });
+
+  it('--sla: exits 0 with an OK line within the SLA, 3 with a CRITICAL line naming the job that waited too long', async () => {
+    const dir = await newQueue();
+    expect(await dirq(['stats', dir, '--sla', '1m'])).toEqual({ code: 0, stdout: 'OK: nothing is waiting in queue/, within the SLA of 1m (0 jobs ready) | wait=0.0s;;60 ready=0\n', stderr: '' });
+    const oldest = await enqueued(dir, 'email', '{}');
+    await enqueued(dir, 'email', '{}', '--priority', '1');
+    const within = await dirq(['stats', dir, '--sla', '1h']);
+    expect(within).toMatchObject({ code: 0, stderr: '' });
+    expect(within.stdout).toMatch(/^OK: the longest wait in queue\/ is \d+(ms|s), within the SLA of 1h \(2 jobs ready\) \| wait=\d+\.\ds;;3600 ready=2\n$/);
+    // the first job was enqueued by a process that has exited since: it has waited more than 1 ms
+    const breached = await dirq(['stats', dir, '--sla', '1ms']);
+    expect(breached).toMatchObject({ code: 3, stderr: '' });
+    expect(breached.stdout).toMatch(new RegExp(`^CRITICAL: job ${oldest.replace(/\./g, '\\.')} has waited \\d+(ms|s) in queue/, over the SLA of 1ms \\(2 jobs ready\\) \\| wait=\\d+\\.\\ds;;0\\.001 ready=2\n$`));
+  });
+
+  it('--sla --quiet prints nothing within the SLA (for cron), the CRITICAL line otherwise', async () => {
+    const dir = await newQueue();
+    await enqueued(dir, 'email', '{}');
+    expect(await dirq(['stats', dir, '--sla', '1h', '--quiet'])).toEqual({ code: 0, stdout: '', stderr: '' });
+    const breached = await dirq(['stats', dir, '--sla', '1ms', '-q']);
+    expect(breached.code).toBe(3);
+    expect(breached.stdout).toMatch(/^CRITICAL: job /);
+  });
+
+  it('--sla --json adds the verdict to the stats object and keeps the exit code', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'email', '{}');
+    const run = await dirq(['stats', dir, '--sla', '1ms', '--json']);
+    expect(run.code).toBe(3);
+    const stats = JSON.parse(run.stdout) as StatsJson;
+    expect(stats).toMatchObject({ counts: { queue: 1 }, waitingId: id, sla: { limit: 1, ok: false } });
+    expect(stats.waiting).toBeGreaterThan(1);
+  });
+
+  it('--watch repeats plain blocks into a pipe and stops on SIGINT with exit 0', async () => {
+    const dir = await newQueue();
+    await enqueued(dir, 'email', '{}');
+    const child = spawnNode([CLI, 'stats', dir, '--watch', '--interval', '50ms']);
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    const headers = (): number => out.split('\n').filter((l) => l.startsWith(`dirq stats ${dir}: every 50ms, at `)).length;
+    await until(() => headers() >= 3, 'three refreshes');
+    child.kill('SIGINT');
+    expect(await exited(child)).toBe(0);
+    await closed(child.stdout!);
+    expect(out).not.toContain('\x1b');
+    const blocks = out.split(/^dirq stats .*\n/m).slice(1);
+    expect(blocks.length).toBeGreaterThanOrEqual(3);
+    for (const block of blocks) expect(block).toMatch(/^\nSTATE\s+JOBS\s+OLDEST\nqueue\s+1\s[^]*\n\n$/);
+  });
+
+  it('--watch clears and redraws in place on a terminal; Ctrl-C stops it', async () => {
+    const dir = await newQueue();
+    const child = track(spawn('script', ['-qfec', `${process.execPath} ${CLI} stats ${dir} --watch --interval 50ms`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    let tty = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (tty += chunk));
+    await until(() => (tty.match(/\x1b\[H\x1b\[2J/g) ?? []).length >= 2, 'two redraws');
+    child.stdin!.write('\x03'); // Ctrl-C on the terminal: SIGINT to dirq
+    expect(await exited(child)).toBe(0);
+    expect(tty).toMatch(/^\x1b\[H\x1b\[2Jdirq stats /);
+  });
+
+  it('--watch --json prints one object per line', async () => {
+    const dir = await newQueue();
+    const child = spawnNode([CLI, 'stats', dir, '--watch', '--json', '--interval', '20ms']);
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    await until(() => out.split('\n').length > 3, 'three lines');
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+    await closed(child.stdout!);
+    for (const line of out.trimEnd().split('\n')) expect(JSON.parse(line)).toMatchObject({ counts: { queue: 0 } });
+  });
+});
+
+describe('dirq metrics', () => {
+  /** Each line is a comment or `name{labels} value`. */
+  const SAMPLE = /^(dirqueue_[a-z_]+)\{((?:[a-z_]+="(?:[^"\\\n]|\\["\\n])*",?)*)\} (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|NaN|[+-]Inf)$/;
+
+  it('prints the Prometheus text format: HELP and TYPE per family, escaped labels', async () => {
+    const dir = await newQueue();
+    await enqueued(dir, 'email', '{}');
+    await enqueued(dir, 'email', '{}', '--attempts', '1');
+    await enqueued(dir, 'report', '{}', '--delay', '1h');
+    await enqueued(dir, 'we"ird\\type\nx', '{}');
+    const q = await openQueue(dir);
+    await (await q.claim())!.complete('ok');
+    await q.close();
+    const text = await ok(['metrics', dir]);
+    const lines = text.trimEnd().split('\n');
+    const families = new Set<string>();
+    for (const line of lines) {
+      if (line.startsWith('# HELP ')) families.add(line.split(' ')[2]!);
+      else if (line.startsWith('# TYPE ')) expect(line).toMatch(/^# TYPE dirqueue_[a-z_]+ gauge$/);
+      else {
+        const m = SAMPLE.exec(line);
+        expect(m, line).not.toBeNull();
+        expect(families.has(m![1]!), `${m![1]} has HELP before its samples`).toBe(true);
+      }
+    }
+    const q1 = `queue="${dir}"`;
+    expect(lines).toContain(`dirqueue_jobs{${q1},state="queue"} 2`);
+    expect(lines).toContain(`dirqueue_jobs{${q1},state="delayed"} 1`);
+    expect(lines).toContain(`dirqueue_jobs{${q1},state="done"} 1`);
+    expect(lines).toContain(`dirqueue_oldest_age_seconds{${q1},state="active"} 0`);
+    expect(lines).toContain(`dirqueue_jobs_by_type{${q1},type="we\\"ird\\\\type\\nx",state="queue"} 1`);
+    expect(lines).toContain(`dirqueue_jobs_by_type{${q1},type="report",state="delayed"} 1`);
+    expect(lines).toContain(`dirqueue_completed_last_minute{${q1}} 1`);
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^dirqueue_latency_seconds\\{queue="[^"]+",quantile="0\\.95"\\} \\d`)));
+    expect(lines).toContainEqual(expect.stringMatching(/^dirqueue_longest_wait_seconds\{queue="[^"]+"\} \d+(\.\d+)?$/));
+  });
+
+  it('leaves latency out when no job completed, and writes a file atomically with --output', async () => {
+    const dir = await newQueue();
+    const out = path.join(tempDir(), 'dirqueue.prom');
+    expect(await dirq(['metrics', dir, '--output', out])).toEqual({ code: 0, stdout: '', stderr: '' });
+    const text = fs.readFileSync(out, 'utf8');
+    expect(text).toMatch(/^# HELP dirqueue_jobs /);
+    expect(text).not.toContain('dirqueue_latency_seconds');
+    expect(fs.readdirSync(path.dirname(out))).toEqual(['dirqueue.prom']);
+    expect(fs.statSync(out).mode & 0o777).toBe(0o644);
+  });
+
+  it('prints the families as JSON with --json', async () => {
+    const dir = await newQueue();
+    await enqueued(dir, 'email', '{}');
+    const families = await okJson<{ name: string; help: string; type: string; samples: { labels: Record<string, string>; value: number }[] }[]>(['metrics', dir]);
+    const jobs = families.find((f) => f.name === 'dirqueue_jobs')!;
+    expect(jobs).toMatchObject({ type: 'gauge', help: expect.any(String) });
+    expect(jobs.samples).toContainEqual({ labels: { queue: dir, state: 'queue' }, value: 1 });
+  });
+
+  it('fails with one line for an unwritable --output', async () => {
+    const dir = await newQueue();
+    expectOneLineError(await dirq(['metrics', dir, '--output', path.join(dir, 'no', 'such', 'dir.prom')]), 1, /writing .*dir\.prom failed/);
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * Group-shared queues: `dirq init --mode 0660` (or Queue.open's `mode`) so
+ * that a web app's user enqueues and a worker user runs the jobs, each with
+ * its own primary group and the queue's group as a supplementary one. Runs
+ * processes as other users (setpriv), so it needs root, as CI runs.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, closed, ok, type Run } from './support/cli.js';
+import { exited, openQueue, tempDir, track } from './support/temp.js';
+
+const GROUP = 65534; // nogroup: the queue's group
+const WEB = 12346; // the web app's user, primary group 12346
+const WORKER = 12345; // the worker's user, primary group 12345
+const CHILD = new URL('./fixtures/child.mjs', import.meta.url).pathname;
+
+/** Run node `args` as `uid` (primary group `uid`, supplementary group GROUP). */
+async function runAs(uid: number, args: string[]): Promise<Run> {
+  const child = track(spawn('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--groups', String(GROUP), process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const code = await exited(child);
+  await Promise.all([closed(child.stdout!), closed(child.stderr!)]);
+  return { code, stdout, stderr };
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error('this test runs processes as other users and needs root (CI runs as root)');
+}
+
+/** A directory others may traverse, to hold the queue. */
+function sharedBase(): string {
+  const base = tempDir();
+  fs.chmodSync(base, 0o755);
+  return base;
+}
+
+const modeOf = (file: string): number => fs.statSync(file).mode & 0o7777;
+
+describe('group-shared queues (--mode)', () => {
+  it('init --mode 0660 keeps the mode in dirqueue.json and makes the directories setgid and group-writable', async () => {
+    const dir = path.join(sharedBase(), 'q');
+    expect(JSON.parse(await ok(['init', dir, '--mode', '0660', '--json']))).toEqual({ dir, mode: '0660' });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ mode: '0660' });
+    expect(modeOf(path.join(dir, 'dirqueue.json'))).toBe(0o660);
+    for (const d of ['.', 'tmp', 'queue', 'delayed', 'active', 'done', 'failed', 'workers', 'keys']) expect(modeOf(path.join(dir, d)), d).toBe(0o2770);
+    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ dir, mode: '0660' }); // again: unchanged
+  });
+
+  it('a web app user enqueues with the CLI and a worker user of the same group runs the job', async () => {
+    requireRoot();
+    const dir = path.join(sharedBase(), 'q');
+    await ok(['init', dir, '--mode', '0660']);
+    for (const p of [dir, ...fs.readdirSync(dir).map((n) => path.join(dir, n))]) fs.chownSync(p, 0, GROUP); // chgrp -R
+    const enqueue = await runAs(WEB, [CLI, 'enqueue', dir, 'send', '{"to":"a@example.com"}', '--key', 'k1']);
+    expect(enqueue).toMatchObject({ code: 0, stderr: '' });
+    const id = enqueue.stdout.trimEnd();
+    const file = path.join(dir, 'queue', id);
+    expect(fs.statSync(file)).toMatchObject({ uid: WEB, gid: GROUP }); // the group from the setgid directory, not the user's own
+    expect(modeOf(file)).toBe(0o660); // whatever the umask
+    const log = path.join(dir, '..', 'log');
+    fs.writeFileSync(log, '');
+    fs.chmodSync(log, 0o666);
+    const worker = await runAs(WORKER, [CHILD, 'drain', dir, log]);
+    expect(worker).toMatchObject({ code: 0, stderr: '' });
+    expect(fs.readFileSync(log, 'utf8')).toMatch(new RegExp(`^${id.replace(/\./g, '\\.')} \\d+\n$`));
+    const done = path.join(dir, 'done', id);
+    expect(fs.readFileSync(done, 'utf8').split('\n')[1]).toMatch(/^\{"event":"result"/); // the worker could append to the web app's file
+    expect(fs.readdirSync(path.join(dir, 'keys'))).toEqual([]); // and release its key
+    const shown = await runAs(WEB, [CLI, 'show', dir, id, '--json']);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ state: 'done', result: expect.any(Number) });
+  });
+
+  it('without a mode, files follow the umask (0644): another user could not end the job', async () => {
+    requireRoot();
+    const dir = path.join(sharedBase(), 'q');
+    await ok(['init', dir]);
+    for (const p of [dir, ...fs.readdirSync(dir).map((n) => path.join(dir, n))]) fs.chmodSync(p, 0o777);
+    const enqueue = await runAs(WEB, [CLI, 'enqueue', dir, 'send', '{}']);
+    expect(modeOf(path.join(dir, 'queue', enqueue.stdout.trimEnd())) & 0o020).toBe(0);
+  });
+
+  it('Queue.open(dir, { mode }) creates a shared queue, and changes the mode of an existing one', async () => {
+    const dir = path.join(sharedBase(), 'q');
+    const q = await openQueue(dir, { mode: '0664' });
+    const { id } = await q.enqueue('t', 1);
+    expect(modeOf(path.join(dir, 'queue', id))).toBe(0o664);
+    await q.close();
+    expect(modeOf(path.join(dir, 'done'))).toBe(0o2775);
+    const again = await openQueue(dir, { mode: 0o660 });
+    await again.close();
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ mode: '0660' });
+    expect(modeOf(path.join(dir, 'done'))).toBe(0o2770);
+    await expect(openQueue(dir, { mode: '0400' })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(/owner read and write/) });
+  });
+});
