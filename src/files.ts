@@ -38,45 +38,68 @@ export async function writeNew(path: string, content: string, durable: boolean, 
   fs.closeSync(fd);
 }
 
-/** fsync a batch of files concurrently (the kernel commits them together). */
-export async function syncFiles(paths: string[]): Promise<void> {
-  await Promise.all(paths.map((path) => syncPath(path, O_RDONLY | O_NOFOLLOW, 'fdatasync')));
+/**
+ * Create and write many files, each like writeNew. Written in chunks, each
+ * chunk's files fdatasynced together on the descriptors still open (the
+ * kernel commits them at once), then closed. If any file fails, every file
+ * of the batch is removed and the error thrown: all or nothing.
+ */
+export async function writeBatch(files: readonly { path: string; content: string }[], durable: boolean, mode?: number): Promise<void> {
+  const CHUNK = 256; // open descriptors at a time, well under the usual limit of 1,024
+  const written: string[] = [];
+  try {
+    for (let start = 0; start < files.length; start += CHUNK) {
+      const fds: number[] = [];
+      try {
+        for (const { path, content } of files.slice(start, start + CHUNK)) {
+          let fd: number;
+          try {
+            fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
+          } catch (error) {
+            throw fsError(`creating ${path}`, error);
+          }
+          fds.push(fd);
+          written.push(path);
+          try {
+            if (mode !== undefined) fs.fchmodSync(fd, mode);
+            fs.writeSync(fd, content);
+          } catch (error) {
+            throw fsError(`writing ${path}`, error);
+          }
+        }
+        if (durable) await Promise.all(fds.map((fd, i) => datasync(fd, written[start + i]!)));
+      } finally {
+        for (const fd of fds) fs.closeSync(fd);
+      }
+      if (!durable) await new Promise((resolve) => setImmediate(resolve)); // let the event loop breathe between chunks
+    }
+  } catch (error) {
+    for (const path of written) fs.rmSync(path, { force: true });
+    throw error;
+  }
 }
 
-/** open, fsync (or fdatasync) and close `path`, through libuv's thread pool. */
-function syncPath(path: string, flags: number, how: 'fsync' | 'fdatasync'): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const fail = (error: unknown): void => reject(fsError(`syncing ${path}`, error));
-    fs.open(path, flags, (openError, fd) => {
-      if (openError) return fail(openError);
-      try {
-        fs[how](fd, (syncError) => {
-          try {
-            fs.close(fd, () => (syncError ? fail(syncError) : resolve()));
-          } catch (error) {
-            fail(error);
-          }
-        });
-      } catch (error) {
-        fail(error);
-      }
-    });
-  });
+function datasync(fd: number, path: string): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(fsError(`syncing ${path}`, error)) : resolve())));
 }
 
 /**
  * rename(2) `from` to `to`. Returns false when `from` is gone (another
  * process moved it first: a lost race, invariant I3); throws on anything else.
- * When `to` is a name only this caller uses (a claim), an ENOENT after which
- * `to` exists is a retransmitted rename that had succeeded (NFS, I3).
+ * When `to` is a name only this caller uses (a claim), an ENOENT or EIO after
+ * which `to` exists is a rename that succeeded but whose reply was lost: on
+ * NFS a retransmitted RENAME finds its source gone (RFC 1813 4.5; Postfix's
+ * sane_rename does the same check), and a lost reply can surface as EIO.
  */
 export function move(from: string, to: string, toIsOurs = false): boolean {
   try {
     fs.renameSync(from, to);
     return true;
   } catch (error) {
-    if (errnoOf(error) !== 'ENOENT') throw fsError(`moving ${from} to ${to}`, error);
-    return toIsOurs && fs.existsSync(to);
+    const code = errnoOf(error);
+    if (toIsOurs && (code === 'ENOENT' || code === 'EIO') && fs.existsSync(to)) return true;
+    if (code !== 'ENOENT') throw fsError(`moving ${from} to ${to}`, error);
+    return false;
   }
 }
 
@@ -180,10 +203,12 @@ function kindOf(stat: fs.Stats): string {
 
 /**
  * fsync of directories with group commit: a caller's promise resolves after
- * an fsync that started after its call, and callers waiting together share one.
+ * an fsync that started after its call, and callers waiting together share
+ * one. Each directory stays open, so a sync is one fsync, not open+fsync+close.
  */
 export class DirSyncer {
   #pending = new Map<string, { promise: Promise<void>; started: boolean }>();
+  #fds = new Map<string, number>();
 
   sync(dir: string): Promise<void> {
     const queued = this.#pending.get(dir);
@@ -192,15 +217,34 @@ export class DirSyncer {
     const entry = { promise: Promise.resolve(), started: false };
     entry.promise = previous.then(() => {
       entry.started = true;
-      return fsyncDir(dir).finally(() => {
+      return this.#fsync(dir).finally(() => {
         if (this.#pending.get(dir) === entry) this.#pending.delete(dir);
       });
     });
     this.#pending.set(dir, entry);
     return entry.promise;
   }
-}
 
-function fsyncDir(dir: string): Promise<void> {
-  return syncPath(dir, O_RDONLY, 'fsync');
+  /** Close the directories, once no sync is pending. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#pending.values()].map((p) => p.promise.catch(() => undefined)));
+    for (const fd of this.#fds.values()) fs.closeSync(fd);
+    this.#fds.clear();
+  }
+
+  #fsync(dir: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fail = (error: unknown): void => reject(fsError(`syncing directory ${dir}`, error));
+      let fd = this.#fds.get(dir);
+      try {
+        if (fd === undefined) {
+          fd = fs.openSync(dir, O_RDONLY);
+          this.#fds.set(dir, fd);
+        }
+        fs.fsync(fd, (error) => (error ? fail(error) : resolve()));
+      } catch (error) {
+        fail(error);
+      }
+    });
+  }
 }

@@ -8,7 +8,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
 import { encodeEnvelope, encodeEvent, parseJobFile, type Envelope } from './envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
-import { appendLine, DirSyncer, move, readJobFile, syncFiles, writeNew } from './files.js';
+import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from './files.js';
 import { counts, jobNames, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
 import { Job, type JobHost } from './job.js';
 import { checkJson } from './json-check.js';
@@ -53,15 +53,17 @@ export interface QueueEvents {
   invalid: [info: { id: string; reason: string }];
   /** A maintenance sweep took a claim back from a dead, silent or timed-out worker. */
   recovered: [info: Recovered];
-  /** A background step (a timed sweep, the heartbeat) failed; the queue keeps going. */
+  /**
+   * A background step (a timed sweep, the heartbeat) failed; the queue keeps
+   * going. Also, once, code EPOLLING: `watch: 'auto'` found queue/ on a
+   * network or FUSE filesystem and polls instead of watching (NFS.md).
+   */
   warning: [error: Error];
 }
 
 /** Abandoned files in tmp/ (a writer died mid-enqueue) are deleted after this long. */
 const TMP_MAX_AGE_MS = 3600_000;
 
-/** Jobs written per turn of the event loop by enqueueMany. */
-const BATCH_CHUNK = 256;
 /**
  * enqueue and claim finish without I/O waits (their syscalls are synchronous),
  * so a tight loop of them would starve timers (the heartbeat!) and watch
@@ -156,19 +158,7 @@ export class Queue extends EventEmitter<QueueEvents> {
         throw error;
       }
     });
-    const written: string[] = [];
-    try {
-      for (let i = 0; i < jobs.length; i++) {
-        const job = jobs[i]!;
-        await writeNew(job.tmp, job.content, false, this.#layout.fileMode);
-        written.push(job.tmp);
-        if (i % BATCH_CHUNK === BATCH_CHUNK - 1) await yieldToLoop();
-      }
-      if (this.options.durable) await syncFiles(written);
-    } catch (error) {
-      for (const tmp of written) fs.rmSync(tmp, { force: true });
-      throw error;
-    }
+    await writeBatch(jobs.map((job) => ({ path: job.tmp, content: job.content })), this.options.durable, this.#layout.fileMode);
     const refs = new Map<Prepared, JobRef>();
     let placed = 0;
     try {
@@ -368,6 +358,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     for (const job of [...this.#held]) await job.release().catch(() => undefined);
     this.#heartbeat?.close();
     this.#discovery?.close();
+    await this.#syncer.close();
     if (this.#finishWatch) {
       for (const w of this.#finishWatch.watchers) w.close();
       for (const listener of this.#finishWatch.listeners) listener();
@@ -439,7 +430,14 @@ export class Queue extends EventEmitter<QueueEvents> {
       if (id === undefined) return undefined;
       const claim = this.#names.claim();
       const activePath = this.#layout.file('active', activeName(id, claim));
-      if (!move(this.#layout.file('queue', id), activePath, true)) continue; // lost the race (I3)
+      let won: boolean;
+      try {
+        won = move(this.#layout.file('queue', id), activePath, true);
+      } catch (error) {
+        this.#index.add(id); // the claim failed (EIO, EACCES, ...): the job is still ready, and a later claim may take it
+        throw error;
+      }
+      if (!won) continue; // lost the race (I3); on NFS also a name the listing showed but a lookup does not (yet)
       this.#discovery?.departed(id);
       const job = this.#load(id, claim, activePath);
       if (job !== undefined) {
@@ -517,7 +515,7 @@ export class Queue extends EventEmitter<QueueEvents> {
 
   #startDiscovery(): Discovery {
     if (this.#discovery === undefined) {
-      this.#discovery = new Discovery(this.#layout, this.#index, this.options);
+      this.#discovery = new Discovery(this.#layout, this.#index, this.options, (notice) => this.emit('warning', notice));
       this.#discovery.start();
     }
     return this.#discovery;
