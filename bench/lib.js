@@ -1,0 +1,338 @@
+/**
+ * Helpers shared by the benchmarks in bench/: temp directories on a chosen
+ * filesystem, the raw filesystem floors (what a minimal hand-written program
+ * does with the same syscalls, no library), statistics and the result table.
+ *
+ * Not a benchmark itself; imported by bench/core.js. Plain ESM JavaScript so
+ * that the scripts run with `node bench/x.js` after `npx tsc -p tsconfig.json`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const { O_CREAT, O_EXCL, O_WRONLY, O_RDONLY, O_APPEND } = fs.constants;
+
+// ---------------------------------------------------------------- filesystems
+
+const FS_MAGIC = new Map([
+  [0xef53, 'ext2/3/4'],
+  [0x01021994, 'tmpfs'],
+  [0x6969, 'nfs'],
+  [0x58465342, 'xfs'],
+  [0x9123683e, 'btrfs'],
+  [0x794c7630, 'overlayfs'],
+]);
+
+/** The filesystem type of `dir`, as statfs(2) reports it. */
+export function fsTypeOf(dir) {
+  try {
+    const type = fs.statfsSync(dir).type;
+    return FS_MAGIC.get(type) ?? `0x${type.toString(16)}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The mount that holds `dir`, from /proc/self/mountinfo: { mountPoint, fstype, source }. */
+export function mountOf(dir) {
+  let best;
+  try {
+    const real = fs.realpathSync(dir);
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const f = line.split(' ');
+      const sep = f.indexOf('-');
+      if (sep < 0) continue;
+      const mountPoint = f[4].replace(/\\040/g, ' ');
+      const inside = real === mountPoint || real.startsWith(mountPoint === '/' ? '/' : `${mountPoint}/`);
+      if (inside && (best === undefined || mountPoint.length >= best.mountPoint.length)) {
+        best = { mountPoint, fstype: f[sep + 1], source: f[sep + 2] };
+      }
+    }
+  } catch {
+    // not Linux, or no /proc: statfs alone names the filesystem
+  }
+  return best;
+}
+
+/**
+ * How `dir`'s filesystem is set up, as far as it matters here: its type, and
+ * for ext4 whether it has a journal. Without one, ext4 skips inodes freed in
+ * the last vm.dirtytime_expire_seconds (12 h) when it allocates (fs/ext4/
+ * ialloc.c, recently_deleted), so each create scans past every recently
+ * deleted inode: creation slows as files are deleted, run after run.
+ */
+export function describeFs(dir) {
+  const m = mountOf(dir);
+  const type = m?.fstype ?? fsTypeOf(dir);
+  let journal;
+  if (type === 'ext4' && m?.source?.startsWith('/dev/') && fs.existsSync('/proc/fs/jbd2')) {
+    journal = fs.readdirSync('/proc/fs/jbd2').some((d) => d.startsWith(`${path.basename(m.source)}-`));
+  }
+  return { type, journal, label: `${type}${journal === false ? ' without a journal' : ''}` };
+}
+
+/**
+ * The filesystems to measure: the project's own (os.tmpdir(), on the same
+ * ext4 device as /work here; DIRQUEUE_BENCH_DIR overrides) and tmpfs
+ * (/dev/shm), where only CPU counts.
+ */
+export function benchFilesystems() {
+  const disk = process.env.DIRQUEUE_BENCH_DIR ?? os.tmpdir();
+  const d = describeFs(disk);
+  const out = [{ key: 'disk', base: disk, label: `${d.label} (${disk})`, noJournal: d.journal === false }];
+  if (fs.existsSync('/dev/shm') && fsTypeOf('/dev/shm') === 'tmpfs') {
+    out.push({ key: 'tmpfs', base: '/dev/shm', label: 'tmpfs (/dev/shm)', noJournal: false });
+  }
+  return out;
+}
+
+/**
+ * A fresh directory under `base` for one benchmark run. `rm(dir)` clears a
+ * case's directory; with `deferDelete` it only renames it into trash/ (one
+ * cheap rename) and the files are deleted by the final `rm()`: on ext4
+ * without a journal, deleting between cases would slow the creations of the
+ * next cases (see describeFs), and the run would measure its own debris.
+ */
+export function makeRoot(base, { prefix = 'dirqueue-bench-', deferDelete = false } = {}) {
+  const root = fs.mkdtempSync(path.join(base, prefix));
+  const trash = path.join(root, 'trash');
+  fs.mkdirSync(trash);
+  let trashed = 0;
+  return {
+    root,
+    /** A fresh sub-directory for one case or repetition. */
+    sub(name) {
+      return fs.mkdtempSync(path.join(root, `${name}-`));
+    },
+    /** Clear one case's directory, or, without an argument, the whole run's. */
+    rm(dir) {
+      if (dir === undefined) fs.rmSync(root, { recursive: true, force: true });
+      else if (deferDelete) fs.renameSync(dir, path.join(trash, String(trashed++)));
+      else fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------- job-shaped data
+
+/** The payload every case enqueues: a small object, like a mail job. */
+export const payload = (n) => ({ n, to: 'someone@example.com', subject: 'Your order has shipped' });
+
+/** The envelope line a job file holds (FORMAT.md): same size as the library writes. */
+export const envelopeLine = (type, n) => `${JSON.stringify({ type, data: payload(n), created: new Date().toISOString() })}\n`;
+
+const RAW_NONCE = 'r4wfl0';
+let rawClock = Math.floor(Date.now() * 1000);
+/** A job id shaped like the library's: PP-TTTTTTTTTTTTTTTT-UNIQUE.TYPE. */
+export const rawId = (type) => `50-${String(++rawClock).padStart(16, '0')}-${RAW_NONCE}.${type}`;
+const RAW_OWNER = `benchhost.${process.pid}.${RAW_NONCE}`;
+
+/** queue/, tmp/, active/, done/ under `dir`, like a queue's layout. */
+export function rawLayout(dir) {
+  const p = { tmp: `${dir}/tmp`, queue: `${dir}/queue`, active: `${dir}/active`, done: `${dir}/done` };
+  for (const d of Object.values(p)) fs.mkdirSync(d, { recursive: true });
+  return p;
+}
+
+// ---------------------------------------------------------------- raw floors
+
+/**
+ * Floor A: a plain loop of open(O_CREAT|O_EXCL|O_WRONLY) + write + close +
+ * rename of one envelope line from tmp/ to queue/. With `durable`, also
+ * fdatasync the file before the rename and fsync queue/ after it (FORMAT.md,
+ * "Enqueueing without the library"), all synchronous.
+ * Returns { ms, lat (per-op ms), ids }.
+ */
+export function floorCreate(layout, n, { durable = false, type = 'bench' } = {}) {
+  const lat = new Float64Array(n);
+  const ids = new Array(n);
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const id = rawId(type);
+    const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
+    const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
+    fs.writeSync(fd, envelopeLine(type, i));
+    if (durable) fs.fdatasyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, `${layout.queue}/${id}`);
+    if (durable) {
+      const dfd = fs.openSync(layout.queue, O_RDONLY);
+      fs.fsyncSync(dfd);
+      fs.closeSync(dfd);
+    }
+    ids[i] = id;
+    lat[i] = performance.now() - t0;
+  }
+  return { ms: performance.now() - start, lat, ids };
+}
+
+/**
+ * Floor A, bulk and durable: create and write every file (sync), fdatasync
+ * them concurrently (the libuv pool, up to 1,024 open at a time), rename them
+ * all, then fsync queue/ once. The best a hand-written bulk enqueuer does.
+ */
+export async function floorCreateBulkDurable(layout, n, { type = 'bench' } = {}) {
+  const start = performance.now();
+  const pending = [];
+  for (let i = 0; i < n; i += 1024) {
+    const chunk = [];
+    for (let k = i; k < Math.min(n, i + 1024); k++) {
+      const id = rawId(type);
+      const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
+      const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
+      fs.writeSync(fd, envelopeLine(type, k));
+      chunk.push({ id, tmp, fd });
+    }
+    await Promise.all(chunk.map(({ fd }) => new Promise((res, rej) => fs.fdatasync(fd, (e) => (e ? rej(e) : res())))));
+    for (const { fd } of chunk) fs.closeSync(fd);
+    pending.push(...chunk);
+  }
+  for (const { id, tmp } of pending) fs.renameSync(tmp, `${layout.queue}/${id}`);
+  const dfd = fs.openSync(layout.queue, O_RDONLY);
+  fs.fsyncSync(dfd);
+  fs.closeSync(dfd);
+  return { ms: performance.now() - start };
+}
+
+/** Floor B: a renameSync loop of existing files, queue/ID -> active/ID@CLAIM. */
+export function floorRename(layout, ids) {
+  const n = ids.length;
+  const lat = new Float64Array(n);
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    fs.renameSync(`${layout.queue}/${ids[i]}`, `${layout.active}/${ids[i]}@${RAW_OWNER}.${i.toString(36)}`);
+    lat[i] = performance.now() - t0;
+  }
+  return { ms: performance.now() - start, lat };
+}
+
+/**
+ * Floor C, the drain floor: per job the syscalls a claim and a completion
+ * cannot avoid: rename queue/ -> active/, open + fstat + read + close, open
+ * (O_APPEND) + write of a result line + close, rename active/ -> done/.
+ */
+export function floorDrain(layout, ids) {
+  const n = ids.length;
+  const lat = new Float64Array(n);
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const id = ids[i];
+    const active = `${layout.active}/${id}@${RAW_OWNER}.${i.toString(36)}`;
+    fs.renameSync(`${layout.queue}/${id}`, active);
+    const fd = fs.openSync(active, O_RDONLY);
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.allocUnsafe(size);
+    fs.readSync(fd, buf, 0, size, 0);
+    fs.closeSync(fd);
+    JSON.parse(buf.toString('utf8', 0, buf.indexOf(10)));
+    const afd = fs.openSync(active, O_WRONLY | O_APPEND);
+    fs.writeSync(afd, `${JSON.stringify({ event: 'result', at: new Date().toISOString(), attempt: 1, claim: RAW_OWNER })}\n`);
+    fs.closeSync(afd);
+    fs.renameSync(active, `${layout.done}/${id}`);
+    lat[i] = performance.now() - t0;
+  }
+  return { ms: performance.now() - start, lat };
+}
+
+// ---------------------------------------------------------------- statistics
+
+export function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Nearest-rank percentile of `values` (ms), p in 0..100. */
+export function percentile(values, p) {
+  const s = Float64Array.from(values).sort();
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** Concatenate per-repetition latency arrays. */
+export function pool(latArrays) {
+  const out = [];
+  for (const a of latArrays) for (const v of a) out.push(v);
+  return out;
+}
+
+export const rate = (n, ms) => (n * 1000) / ms;
+
+// ---------------------------------------------------------------- output
+
+export const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
+export const fix = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+
+/**
+ * A result row: `rate` jobs/s (median of repetitions), `lat` per-op ms for
+ * p50/p99 (optional), `floor` { name, rate } for the ratio (optional).
+ */
+export function row(name, { rate: r, lat, floor, note = '' }) {
+  return { name, rate: r, p50: lat ? percentile(lat, 50) * 1000 : NaN, p99: lat ? percentile(lat, 99) * 1000 : NaN, floor, note };
+}
+
+export function printTable(rows) {
+  const head = ['case', 'jobs/s', 'us/job', 'p50 us', 'p99 us', 'floor', 'floor/s', 'ratio', ''];
+  const body = rows.map((r) => [
+    r.name,
+    int(r.rate),
+    fix(1e6 / r.rate),
+    fix(r.p50),
+    fix(r.p99),
+    r.floor?.name ?? '',
+    r.floor ? int(r.floor.rate) : '',
+    r.floor ? fix(r.rate / r.floor.rate, 2) : '',
+    r.note,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const left = new Set([0, 5, 8]);
+  const fmt = (cells) =>
+    cells
+      .map((c, i) => (left.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  console.log(fmt(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const b of body) console.log(fmt(b));
+}
+
+/** Run `fn` and report its wall time in ms. */
+export async function timed(fn) {
+  const t0 = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - t0, value };
+}
+
+/** Force a full collection (needs node --expose-gc) and read heapUsed. */
+export function heapUsedAfterGc() {
+  for (let i = 0; i < 3; i++) globalThis.gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/**
+ * Count renameSync calls that fail with ENOENT while `fn` runs: a claim
+ * that lost the file (another claimer, or a stale index entry). Wraps the
+ * shared `fs` object, which the library calls through.
+ */
+export async function countFailedRenames(fn) {
+  const original = fs.renameSync;
+  let failed = 0;
+  fs.renameSync = function renameSync(from, to) {
+    try {
+      return original(from, to);
+    } catch (error) {
+      if (error?.code === 'ENOENT') failed++;
+      throw error;
+    }
+  };
+  try {
+    const value = await fn();
+    return { failed, value };
+  } finally {
+    fs.renameSync = original;
+  }
+}
