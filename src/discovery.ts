@@ -11,22 +11,44 @@
  * queue/. While watching, every rename into queue/ that happened before the
  * claim has already queued its inotify event (the kernel queues it inside the
  * rename), so letting the event loop read pending events is enough: no scan.
- * Without events, change detection is cheap: stat queue/ and rescan only when
- * its mtime moved since the last scan, or is too close to that scan to rule
- * out a change in the same timestamp tick.
+ *
+ * Without events (`watch: false`, or 'auto' on a network or FUSE filesystem,
+ * where other hosts' renames raise none), a poll every pollInterval (jittered,
+ * so many hosts do not hit a file server in step) is cheap: stat queue/ and
+ * rescan only when its mtime moved since the last scan. Two things can hide a
+ * change from that stat, so a poll rescans anyway when:
+ * - the mtime is in doubt: a change in the same timestamp tick as a scan
+ *   leaves the mtime as it was, so one more scan is made once a tick
+ *   (MTIME_DOUBT_MS, the coarsest granularity of NFS servers) has passed
+ *   since this mtime was first seen. The wait is measured on the local
+ *   monotonic clock, never by comparing it with the filesystem's timestamps,
+ *   so a skewed host clock neither skips that scan nor rescans forever;
+ * - the floor is due: NFS clients cache a directory's attributes (acdirmin,
+ *   acdirmax) and FUSE ones for attr_timeout, so the mtime can lag for
+ *   seconds; a full rescan every FLOOR_POLLS polls bounds that lag.
+ * A listing can be stale too (NFS readdir and lookup caches): a claim of a
+ * name that is gone, or not there yet, fails with ENOENT and moves on (I3);
+ * the next rescan brings the name back if it is really there.
  */
 import fs from 'node:fs';
-import { errnoOf } from './errors.js';
+import { performance } from 'node:perf_hooks';
+import { DirQueueError, errnoOf } from './errors.js';
 import { listDir, move } from './files.js';
+import { filesystemKind } from './fs-kind.js';
 import type { Layout } from './layout.js';
 import { isId, nowUs, parseDelayedName } from './names.js';
 import type { ReadyIndex } from './ready-index.js';
 
 /** A change within this long of a scan may share the directory's mtime tick. */
 const MTIME_DOUBT_MS = 1000;
+/** Without events, a full rescan at least every this many polls (or rescanInterval, if sooner). */
+const FLOOR_POLLS = 5;
+/** Polls are spread by +-this fraction of pollInterval. */
+const POLL_JITTER = 0.2;
 
 export interface DiscoveryOptions {
-  watch: boolean;
+  /** 'auto': watch unless queue/ is on a network or FUSE filesystem. */
+  watch: boolean | 'auto';
   pollInterval: number;
   rescanInterval: number;
 }
@@ -42,18 +64,26 @@ export class Discovery {
   /** delayed/ names by due time, ascending. */
   #delayed: string[] = [];
   #delayedKnown = new Set<string>();
+  /** queue/'s mtime at the last scan, and when (local monotonic ms) that scan began. */
   #scannedMtimeMs = -1;
-  #scannedAtMs = 0;
+  #scannedAt = -Infinity;
+  /** The last mtime a stat returned, and when (local monotonic ms) it was first seen. */
+  #seenMtimeMs = -1;
+  #seenAt = -Infinity;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #warn: (error: DirQueueError) => void;
   #listeners = new Set<() => void>();
   /** Ids this process claimed from queue/ whose departure event has not arrived yet. */
   #departed = new Set<string>();
   #watching = false;
   #closed = false;
 
-  constructor(layout: Layout, index: ReadyIndex, options: DiscoveryOptions) {
+  /** `warn` hears, once, that 'auto' chose polling (code EPOLLING). */
+  constructor(layout: Layout, index: ReadyIndex, options: DiscoveryOptions, warn: (error: DirQueueError) => void = () => undefined) {
     this.#layout = layout;
     this.#index = index;
     this.#options = options;
+    this.#warn = warn;
   }
 
   /** True when inotify events are arriving (false on poll-only or when fs.watch failed). */
@@ -62,22 +92,22 @@ export class Discovery {
   }
 
   start(): void {
-    if (this.#options.watch) this.#startWatching();
+    if (this.#shouldWatch()) this.#startWatching();
     this.rescan();
     this.#scanDelayed();
-    const rescanEvery = this.#watching ? this.#options.rescanInterval : this.#options.pollInterval;
-    this.#timers.push(
-      setInterval(() => {
-        if (this.#watching ? this.rescan() : this.refresh()) this.#notify();
-      }, rescanEvery).unref(),
-      setInterval(() => this.#scanDelayed(), this.#options.rescanInterval).unref(),
-    );
+    if (this.#watching) {
+      this.#timers.push(setInterval(() => this.rescan() && this.#notify(), this.#options.rescanInterval).unref());
+    } else {
+      this.#schedulePoll();
+    }
+    this.#timers.push(setInterval(() => this.#scanDelayed(), this.#options.rescanInterval).unref());
   }
 
   close(): void {
     this.#closed = true;
     for (const w of this.#watchers) w.close();
     for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#pollTimer);
     clearTimeout(this.#promoteTimer);
     this.#watchers = [];
     this.#timers = [];
@@ -94,8 +124,8 @@ export class Discovery {
   /** Read queue/ and replace the index with what is there. Returns true if it found ids. */
   rescan(): boolean {
     this.#departed.clear();
-    this.#scannedAtMs = Date.now();
-    this.#scannedMtimeMs = mtimeOf(this.#layout.paths.queue);
+    this.#scannedMtimeMs = this.#statQueue(); // before the listing: a change after it shows as a newer mtime
+    this.#scannedAt = performance.now();
     const ids = listDir(this.#layout.paths.queue).filter(isId);
     this.#index.reset(ids);
     return ids.length > 0;
@@ -111,12 +141,17 @@ export class Discovery {
     else this.refresh();
   }
 
-  /** Rescan queue/ if it may have changed since the last scan. Returns true if it found ids. */
+  /** Rescan queue/ if it may have changed since the last scan (see the top of this file). Returns true if it found ids. */
   refresh(): boolean {
     this.#promoteDue();
-    const mtime = mtimeOf(this.#layout.paths.queue);
-    const unchanged = mtime === this.#scannedMtimeMs && this.#scannedAtMs - mtime > MTIME_DOUBT_MS;
-    return unchanged ? false : this.rescan();
+    const mtime = this.#statQueue();
+    const now = performance.now();
+    const changed = mtime !== this.#scannedMtimeMs || mtime === -1;
+    const settled = this.#scannedAt - this.#seenAt >= MTIME_DOUBT_MS; // the last scan began a tick after this mtime appeared
+    const inDoubtStill = now - this.#seenAt < MTIME_DOUBT_MS; // too early for the settling scan
+    const floorDue = now - this.#scannedAt >= Math.min(this.#options.rescanInterval, FLOOR_POLLS * this.#options.pollInterval);
+    if (changed || floorDue || (!settled && !inDoubtStill)) return this.rescan();
+    return false;
   }
 
   /** This process moved `id` out of queue/ (a claim): its event needs no look. */
@@ -163,8 +198,44 @@ export class Discovery {
     this.#watchers = [];
     if (this.#watching && !this.#closed) {
       this.#watching = false;
-      this.#timers.push(setInterval(() => this.refresh() && this.#notify(), this.#options.pollInterval).unref());
+      this.#schedulePoll();
     }
+  }
+
+  /** Decide 'auto': watch only where inotify sees every change (not on network or FUSE filesystems). */
+  #shouldWatch(): boolean {
+    if (this.#options.watch !== 'auto') return this.#options.watch;
+    const kind = filesystemKind(this.#layout.paths.queue);
+    if (!kind.shared) return true;
+    this.#warn(
+      new DirQueueError(
+        'EPOLLING',
+        `${this.#layout.paths.queue} is on a ${kind.name} filesystem (statfs type 0x${kind.type!.toString(16)}), where renames made by other hosts raise no inotify event: ` +
+          `polling every ${this.#options.pollInterval} ms instead of watching (set watch: false to poll without this notice, watch: true to watch anyway; see NFS.md)`,
+      ),
+    );
+    return false;
+  }
+
+  /** The next poll, pollInterval +-20% from now: many hosts polling one server drift apart instead of hitting it in step. */
+  #schedulePoll(): void {
+    if (this.#closed) return;
+    const delay = this.#options.pollInterval * (1 - POLL_JITTER + 2 * POLL_JITTER * Math.random());
+    this.#pollTimer = setTimeout(() => {
+      this.#pollTimer = undefined;
+      if (this.refresh()) this.#notify();
+      this.#schedulePoll();
+    }, delay).unref();
+  }
+
+  /** stat queue/ (-1 when it cannot be read), noting when a new mtime is first seen. */
+  #statQueue(): number {
+    const mtime = mtimeOf(this.#layout.paths.queue);
+    if (mtime !== this.#seenMtimeMs) {
+      this.#seenMtimeMs = mtime;
+      this.#seenAt = performance.now();
+    }
+    return mtime;
   }
 
   #notify(): void {

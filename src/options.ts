@@ -22,9 +22,22 @@ export interface QueueOptions {
    * @default true
    */
   durable?: boolean;
-  /** Notice new jobs through inotify (fs.watch); false polls only (NFS). @default true */
-  watch?: boolean;
-  /** How often a waiting claim checks queue/ for changes when events may be missed, ms. @default 1000 */
+  /**
+   * Notice new jobs through inotify (fs.watch). `'auto'` watches unless
+   * queue/ is on a network or FUSE filesystem (NFS, SMB, Ceph, 9p, sshfs,
+   * ...), where other hosts' renames raise no event: there it polls, and says
+   * so once with a 'warning' event (code EPOLLING). `false` always polls,
+   * `true` always watches (and still rescans). See NFS.md.
+   * @default 'auto'
+   */
+  watch?: boolean | 'auto';
+  /**
+   * How often queue/ is polled when not watching (jittered by +-20%), and how
+   * often a waiting claim checks it when events may be missed, ms. A poll
+   * stats queue/ and rescans it only when its mtime moved, plus a full rescan
+   * every 5 polls (or rescanInterval, if sooner) as the floor.
+   * @default 1000
+   */
   pollInterval?: number;
   /** A full rescan of queue/ at least this often, the floor under watching (I7), ms. @default 30000 */
   rescanInterval?: number;
@@ -35,7 +48,12 @@ export interface QueueOptions {
    * @default 10000
    */
   agingStep?: number;
-  /** A claim whose owner showed no sign of life for this long is stale, ms. @default 30000 */
+  /**
+   * A claim whose owner showed no sign of life for this long is stale, ms.
+   * Owners beat every staleAfter/4; on a shared filesystem keep it above
+   * 4/3 x (the attribute cache time + a few seconds), see NFS.md.
+   * @default 30000
+   */
   staleAfter?: number;
   /**
    * Run maintenance (recover stale claims, promote due delayed jobs, prune
@@ -72,7 +90,7 @@ export interface ResolvedQueueOptions extends Required<Omit<QueueOptions, 'timeo
 export const queueDefaults = Object.freeze({
   create: true,
   durable: true,
-  watch: true,
+  watch: 'auto',
   pollInterval: 1000,
   rescanInterval: 30_000,
   agingStep: 10_000,
@@ -94,7 +112,9 @@ export function resolveQueueOptions(options: QueueOptions = {}): ResolvedQueueOp
   const o = { ...queueDefaults, ...dropUndefined(options) } as ResolvedQueueOptions;
   checkBoolean(o.create, 'create');
   checkBoolean(o.durable, 'durable');
-  checkBoolean(o.watch, 'watch');
+  if (o.watch !== 'auto' && typeof o.watch !== 'boolean') {
+    throw new DirQueueError('EBADOPTION', `watch must be true, false or 'auto', got ${describe(o.watch)}`);
+  }
   checkMs(o.pollInterval, 'pollInterval', 1);
   checkMs(o.rescanInterval, 'rescanInterval', 1);
   if (o.agingStep !== Infinity) checkMs(o.agingStep, 'agingStep', 1);
