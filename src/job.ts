@@ -5,10 +5,10 @@
  * ECOMPROMISED and anything this claim appended is void (see envelope.ts).
  */
 import { backoffDelay } from './backoff.js';
-import { encodeEvent, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
+import { encodeEvent, parseJobFile, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
 import fs from 'node:fs';
 import { CompromisedError, DirQueueError, fsError, type RecordedError } from './errors.js';
-import { appendLine, move } from './files.js';
+import { appendLine, move, readJobFile } from './files.js';
 import { releaseKeyOf } from './keys.js';
 import { checkJson } from './json-check.js';
 import type { Layout } from './layout.js';
@@ -193,7 +193,24 @@ export class Job<Data = unknown> {
     } finally {
       this.#closeFile();
     }
-    if (!move(this.#activePath, target)) throw this.#lost();
+    if (!move(this.#activePath, target) && !(line !== undefined && this.#landed(target))) throw this.#lost();
+  }
+
+  /**
+   * After a rename reported lost: did it in fact land? On NFS a lost reply
+   * makes the retransmitted rename find its source gone (RFC 1813 4.5). It
+   * landed if `target` holds this claim's result or error and no revoke of it.
+   */
+  #landed(target: string): boolean {
+    const read = readJobFile(target, Number.MAX_SAFE_INTEGER);
+    if (!read.ok) return false;
+    try {
+      const { events } = parseJobFile(read.text);
+      const ours = events.some((e) => (e.event === 'result' || e.event === 'error') && e.claim === this.claim);
+      return ours && !events.some((e) => e.event === 'revoked' && e.claim === this.claim);
+    } catch {
+      return false;
+    }
   }
 
   #lost(): CompromisedError {

@@ -150,19 +150,30 @@ function stampNow(fd: number, content: Buffer, path: string): number {
   }
 }
 
-/** A heartbeat file's identity and age, or undefined when it is missing or unreadable. */
+/**
+ * A heartbeat file's identity and age, or undefined when it is missing or
+ * unreadable. It is opened and fstat'ed rather than lstat'ed: on NFS an open
+ * revalidates the file's attributes (close-to-open), so its mtime is fresh.
+ */
 export function readHeartbeat(path: string): { identity: OwnerIdentity | undefined; mtimeMs: number } | undefined {
-  let stat: fs.Stats;
+  let fd: number;
   try {
-    stat = fs.lstatSync(path);
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch {
     return undefined;
   }
-  if (!stat.isFile()) return undefined;
   try {
-    return { identity: JSON.parse(fs.readFileSync(path, 'utf8')) as OwnerIdentity, mtimeMs: stat.mtimeMs };
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile() || stat.size > 4096) return undefined;
+    try {
+      return { identity: JSON.parse(fs.readFileSync(fd, 'utf8')) as OwnerIdentity, mtimeMs: stat.mtimeMs };
+    } catch {
+      return { identity: undefined, mtimeMs: stat.mtimeMs };
+    }
   } catch {
-    return { identity: undefined, mtimeMs: stat.mtimeMs };
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

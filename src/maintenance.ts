@@ -50,8 +50,13 @@ export interface SweepReport {
 
 /** Filesystem "now" is read from this file in workers/; its name is not an owner's. */
 const CLOCK_FILE = '.clock';
-/** The lock is held for a sweep; proper-lockfile refreshes it every stale/2. */
-const LOCK_STALE_MS = 10_000;
+/**
+ * The lock is held for a sweep (milliseconds, usually). A holder that died
+ * leaves it, and others take it over once it is this old: staleAfter/2 within
+ * proper-lockfile's bounds (2..10 s), so a dead sweeper never stretches the
+ * recovery bound past staleAfter.
+ */
+const lockStaleMs = (staleAfter: number): number => Math.min(10_000, Math.max(2000, staleAfter / 2));
 
 /**
  * Run one sweep under the maintenance lock. `wait`: wait for the lock (an
@@ -62,7 +67,7 @@ export async function sweep(layout: Layout, names: NameMaker, settings: SweepSet
   try {
     release = await lockfile.lock(`${layout.root}/${SETTINGS_FILE}`, {
       realpath: false,
-      stale: LOCK_STALE_MS,
+      stale: lockStaleMs(settings.staleAfter),
       retries: wait ? { retries: 50, minTimeout: 20, maxTimeout: 200 } : 0,
       onCompromised: () => undefined, // a second sweeper is harmless: every step is single-winner
     });

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
+import { filesystemKind } from './fs-kind.js';
 import { encodeEnvelope, encodeEvent, parseJobFile, type Envelope } from './envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
 import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from './files.js';
@@ -539,7 +540,8 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (this.#finishWatch === undefined) {
       const listeners = new Set<() => void>();
       const watchers: fs.FSWatcher[] = [];
-      if (this.options.watch) {
+      const watch = this.options.watch === true || (this.options.watch === 'auto' && !filesystemKind(this.#layout.paths.done).shared);
+      if (watch) {
         for (const dir of [this.#layout.paths.done, this.#layout.paths.failed]) {
           try {
             const w = fs.watch(dir, { persistent: false }, () => {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CompromisedError, DirQueueError, JobFailedError, Queue } from '../src/index.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
 
@@ -249,6 +249,23 @@ describe('failures and retries', () => {
     expect(again.attempt).toBe(2);
     await again.complete('fresh result');
     expect(await q.waitFor(id)).toBe('fresh result');
+    await q.close();
+  });
+});
+
+describe('lost replies (NFS)', () => {
+  it('a completion whose rename succeeded but reported ENOENT still counts', async () => {
+    const { q } = await tempQueue();
+    const { id } = await q.enqueue('t');
+    const job = (await q.claim())!;
+    const rename = fs.renameSync;
+    const spy = vi.spyOn(fs, 'renameSync').mockImplementationOnce((from, to) => {
+      rename(from, to);
+      throw Object.assign(new Error('ENOENT: the reply was lost'), { code: 'ENOENT' });
+    });
+    await job.complete('kept');
+    spy.mockRestore();
+    expect(await q.waitFor(id)).toBe('kept');
     await q.close();
   });
 });
