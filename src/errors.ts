@@ -20,6 +20,7 @@ export type DirQueueErrorCode =
   | 'EJOBFAILED' // waitFor: the job ended in failed/
   | 'ETIMEOUT' // waitFor gave up; a job ran past its timeout
   | 'EPROCESSOR' // a pool's processor module failed to load, or its threads keep dying
+  | 'ETHREAD' // a pool's worker thread died (an uncaught error, its memory limit)
   | 'EPOLLING' // a notice ('warning' event): queue/ is on a network or FUSE filesystem, so the queue polls instead of watching
   | 'EFS'; // a filesystem call failed; `cause` holds the system error
 
