@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
-import { filesystemKind } from './fs-kind.js';
+import { FinishWatch } from './finish-watch.js';
 import { encodeEnvelope, encodeEvent, parseJobFile, type Envelope } from './envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
 import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from './files.js';
@@ -84,7 +84,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   #held = new Set<Job>();
   #heartbeat: Heartbeat | undefined;
   #timers = new Set<NodeJS.Timeout>();
-  #finishWatch: { watchers: fs.FSWatcher[]; listeners: Set<() => void> } | undefined;
+  #finishWatch: FinishWatch | undefined;
   #closed = false;
   #callsSinceYield = 0;
 
@@ -343,7 +343,8 @@ export class Queue extends EventEmitter<QueueEvents> {
       const left = deadline - Date.now();
       if (left <= 0) throw new DirQueueError('ETIMEOUT', `job ${id} did not finish within ${timeout} ms`);
       if (this.#closed) throw this.#closedError();
-      await this.#finishOrTimeout(Math.min(left, this.options.pollInterval));
+      this.#finishWatch ??= new FinishWatch([this.#layout.paths.done, this.#layout.paths.failed], this.options.watch);
+      await this.#finishWatch.next(Math.min(left, this.options.pollInterval));
     }
   }
 
@@ -360,10 +361,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#heartbeat?.close();
     this.#discovery?.close();
     await this.#syncer.close();
-    if (this.#finishWatch) {
-      for (const w of this.#finishWatch.watchers) w.close();
-      for (const listener of this.#finishWatch.listeners) listener();
-    }
+    this.#finishWatch?.close();
   }
 
   #prepare(type: string, data: unknown, options: EnqueueOptions | undefined): Prepared {
@@ -531,38 +529,6 @@ export class Queue extends EventEmitter<QueueEvents> {
         clearTimeout(timer);
         off();
         signal?.removeEventListener('abort', done);
-        resolve();
-      }
-    });
-  }
-
-  #finishOrTimeout(ms: number): Promise<void> {
-    if (this.#finishWatch === undefined) {
-      const listeners = new Set<() => void>();
-      const watchers: fs.FSWatcher[] = [];
-      const watch = this.options.watch === true || (this.options.watch === 'auto' && !filesystemKind(this.#layout.paths.done).shared);
-      if (watch) {
-        for (const dir of [this.#layout.paths.done, this.#layout.paths.failed]) {
-          try {
-            const w = fs.watch(dir, { persistent: false }, () => {
-              for (const l of [...listeners]) l();
-            });
-            w.on('error', () => w.close());
-            watchers.push(w);
-          } catch {
-            // polling alone still sees the job finish
-          }
-        }
-      }
-      this.#finishWatch = { watchers, listeners };
-    }
-    const { listeners } = this.#finishWatch;
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      listeners.add(done);
-      function done(): void {
-        clearTimeout(timer);
-        listeners.delete(done);
         resolve();
       }
     });
