@@ -114,7 +114,9 @@ export class Queue extends EventEmitter<QueueEvents> {
     await layout.prepare(resolved.create, resolved.mode);
     const queue = new Queue(layout, resolved);
     if (resolved.maintenance) {
-      await queue.#sweep(false); // the next process to open the queue catches up first (I6)
+      // the next process to open the queue catches up first (I6); a queue this process may
+      // only read still opens (its sweeps fail, reported as warnings)
+      await queue.#sweep(false).catch((error: Error) => setImmediate(() => queue.emit('warning', error)));
       queue.#scheduleSweep();
     }
     return queue;

@@ -164,6 +164,21 @@ describe('I9 hostile files in queue/', () => {
     }
   });
 
+  it('a user who may only read the queue can still open and inspect it', async () => {
+    if (!isRoot) throw new Error('this test runs a reader as another user and needs root (CI runs as root)');
+    const { dir, q } = await tempQueue();
+    await q.enqueue('t', 1);
+    fs.chmodSync(dir, 0o755); // others may read it, not write
+    const reader = spawnNode([new URL('./fixtures/child.mjs', import.meta.url).pathname, 'counts', dir], { uid: 65534, gid: 65534 });
+    let out = '';
+    reader.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    expect(await exited(reader)).toBe(0);
+    const { counts, warnings } = JSON.parse(out) as { counts: { queue: number }; warnings: string[] };
+    expect(counts.queue).toBe(1);
+    expect(warnings).toEqual(['EACCES']); // its maintenance sweep could not write, and said so
+    await q.close();
+  });
+
   it('ignores a FIFO in tmp/ and other junk outside the state directories', async () => {
     const { dir, q } = await tempQueue();
     execFileSync('mkfifo', [path.join(dir, 'tmp', 'pipe')]);
