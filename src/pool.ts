@@ -34,6 +34,8 @@ export interface PoolEvents {
   recovered: [info: Recovered];
   /** A problem of the pool itself: a thread died, maintenance failed, the processor cannot load. */
   error: [error: Error];
+  /** The pool has stopped: closed, or given up (`error` says why: its processor cannot run). */
+  closed: [error: Error | undefined];
 }
 
 export interface PoolCounts {
@@ -140,6 +142,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     await this.#queue?.close();
     this.#state = 'closed';
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    this.emit('closed', this.#fatal);
   }
 
   async #closed(): Promise<void> {

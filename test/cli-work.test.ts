@@ -63,6 +63,16 @@ describe('dirq work', () => {
     await q.close();
   });
 
+  it('exits 1 when its threads keep dying, instead of respawning forever', async () => {
+    const { dir, q } = await tempQueue();
+    await q.enqueueMany(Array.from({ length: 10 }, () => ({ type: 't', data: { crash: true }, attempts: 1 })));
+    const run = await dirq(['work', dir, processors('crash'), '--quiet']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^dirq: worker threads died \d+ times in 10 s/m);
+    expect(fs.readdirSync(path.join(dir, 'active'))).toEqual([]);
+    await q.close();
+  });
+
   it('fails in one line when the processor cannot load, or the options are bad', async () => {
     const { dir, q } = await tempQueue();
     const broken = await dirq(['work', dir, processors('broken')]);

@@ -88,7 +88,12 @@ Example:
     say(`dirq work: ${dir}, ${typeof pool.options.processor === 'string' ? `${threads} thread(s) x ${concurrency}` : concurrency} (pid ${process.pid})`);
 
     let signals = 0;
+    let fatal: Error | undefined;
     const stopped = new Promise<void>((resolve) => {
+      pool.once('closed', (error) => {
+        fatal = error;
+        resolve();
+      });
       const onSignal = (signal: NodeJS.Signals): void => {
         signals++;
         say(signals === 1 ? `${signal}: finishing running jobs (again to release them now)` : `${signal}: releasing running jobs now`);
@@ -101,6 +106,7 @@ Example:
     await stopped;
     const c = pool.counts;
     say(`dirq work: stopped: ${c.completed} completed, ${c.retried} retried, ${c.failed} failed, ${c.released} released, ${c.lost} lost`);
+    if (fatal !== undefined) throw fatal; // the pool gave up: exit 1 with its reason
     return 0;
   },
 };
