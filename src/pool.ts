@@ -90,7 +90,12 @@ export class Pool extends EventEmitter<PoolEvents> {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new DirQueueError('EBADSTATE', 'a Pool starts once; make a new Pool to start again');
     this.#state = 'running';
-    this.#queue = await Queue.open(this.dir, this.options.queue);
+    try {
+      this.#queue = await Queue.open(this.dir, this.options.queue);
+    } catch (error) {
+      this.#state = 'closed';
+      throw error;
+    }
     this.#queue.on('recovered', (info) => this.emit('recovered', info));
     this.#queue.on('warning', (error) => this.#report(error));
     if (typeof this.options.processor === 'string') {
