@@ -11,10 +11,11 @@
  *
  * Scripts: every bench/*.js but lib.js: core.js (throughput against the raw
  * floor, ext4 and tmpfs; under node --expose-gc) first, then the others in
- * name order (lease.js, pool.js: the worker pool end to end, latency).
- * core.js's ext4 files are deleted only after the last
- * script: on a journal-less ext4, as here, creating files is slow for
- * minutes after a mass deletion, which would skew the next script.
+ * name order (bullmq.js: dirqueue beside BullMQ on a local Redis, skipped with
+ * a note when redis-server or bullmq is missing; lease.js, pool.js: the worker
+ * pool end to end, latency). core.js's and bullmq.js's ext4 files are deleted
+ * only after the last script: on a journal-less ext4, as here, creating files
+ * is slow for minutes after a mass deletion, which would skew the next script.
  *
  * Settings: arguments go to core.js (--reps=N, --quick, --fs=disk|tmpfs);
  * --quick also sets BENCH_QUICK=1 for the others; --only=core,pool runs those,
@@ -48,7 +49,13 @@ const SCRIPTS = files
   .map((file) =>
     file === 'core.js'
       ? { name: 'core', file, node: ['--expose-gc'], args: [...passed, `--trash-list=${trashList}`], env: {} }
-      : { name: file.replace(/\.js$/, ''), file, node: [], args: [], env: quick ? { BENCH_QUICK: '1' } : {} },
+      : {
+          name: file.replace(/\.js$/, ''),
+          file,
+          node: [],
+          args: file === 'bullmq.js' ? [`--trash-list=${trashList}`] : [],
+          env: quick ? { BENCH_QUICK: '1' } : {},
+        },
   )
   .filter((s) => (only === undefined || only.includes(s.name)) && !skip.includes(s.name));
 

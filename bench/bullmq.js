@@ -1,0 +1,472 @@
+/**
+ * bench/bullmq.js: dirqueue and BullMQ on a local Redis, side by side in one
+ * run, at equal durability.
+ *
+ * Goal (DESIGN.md, "Targets"): dirqueue at or above BullMQ-on-Redis, measured
+ * on the same machine in the same run, for enqueue one by one, enqueue in
+ * bulk and drain (concurrency 50), and an enqueue-to-start latency of p50
+ * <= 1 ms, p99 <= 5 ms with an idle worker. Earlier measurement here (no
+ * persistence): BullMQ add 6.5k/s, addBulk 14k/s, processing 4.1k/s at
+ * concurrency 1 and 8.7k/s at 50, enqueue-to-start 1.05 ms p50 / 3.8 ms p99.
+ *
+ * Durability levels (each its own redis-server, started and killed here):
+ *   no fsync   dirqueue `durable: false`  vs  redis-server --save '' --appendonly no
+ *   fsync      dirqueue `durable: true`   vs  redis-server --save '' --appendonly yes
+ *                                              --appendfsync always
+ * At the fsync level only the enqueues are at equal durability: dirqueue's
+ * `durable` fsyncs a new job's file and directory, but its claims and
+ * completions are renames without fsync (after a power loss a finished job
+ * may run again: at-least-once), while appendfsync always fsyncs every write
+ * of BullMQ's, its moveToActive/moveToCompleted included. The table says so.
+ *
+ * Cases, each for both systems (10,000 jobs; medians of --reps, default 3):
+ *   enqueue one by one   await q.enqueue(...)        vs  await queue.add(...)
+ *   enqueue in bulk      q.enqueueMany(10,000)       vs  queue.addBulk(10,000)
+ *   drain, concurrency 1 Pool, in-process async no-op vs  Worker, inline async no-op,
+ *                        the jobs of "one by one"        concurrency 1
+ *   drain, concurrency 50 the same on the jobs of "in bulk", concurrency 50
+ *   enqueue-to-start     one job at a time to an idle worker (concurrency 1):
+ *                        pool.onIdle() / the Worker's 'drained' event, then a
+ *                        1-3 ms gap, then enqueue; from just before enqueue/add
+ *                        to the processor's first line, on one clock
+ *                        (performance.timeOrigin + performance.now()); 500
+ *                        samples after 20 unrecorded ones
+ * Baseline: each case's baseline is the other system in the same run; the raw
+ * filesystem floors are in bench/core.js. Warm-up: per level, each system runs
+ * every case once on 500 jobs (and 20 latency samples) before the timed runs.
+ * Each repetition runs both systems, in alternating order, on fresh state: new
+ * queue directories for dirqueue; a new queue name and, after it, FLUSHDB for
+ * BullMQ. Drains are timed from pool.start() (which opens the queue and builds
+ * its index of the 10,000 waiting jobs) / worker.run() (connected beforehand)
+ * to the last completion. Jobs: type/name "bench", data { n, to, subject }.
+ * Both keep their defaults otherwise: dirqueue keeps finished jobs in done/,
+ * BullMQ in its completed set (removeOnComplete unset); Redis's AOF rewrite
+ * settings are Redis's defaults (a rewrite during the run is reported).
+ * Everything runs on the project's filesystem (os.tmpdir(), ext4 here;
+ * DIRQUEUE_BENCH_DIR overrides): dirqueue's queues and Redis's --dir (its AOF).
+ * Nothing is deleted before the end (a journal-less ext4 creates files slowly
+ * for minutes after mass deletions; see bench/lib.js describeFs).
+ *
+ * Needs redis-server on PATH (REDIS_SERVER=/path overrides) and bullmq
+ * (a devDependency); without them it says how to install them and exits 0.
+ *
+ * Run:   cd /work/main && npx tsc -p tsconfig.json && node bench/bullmq.js
+ * Flags: --reps=N  --level=nofsync|fsync (one level only)  --quick (1,000 jobs,
+ *        100 latency samples; also BENCH_QUICK=1)  --trash-list=FILE (append the
+ *        run's directory to FILE instead of deleting it: bench/run.js deletes
+ *        it after its last script)  --json=FILE (write the medians as JSON)
+ * Takes about 2 minutes. Never asserts: it prints numbers for the README.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool, Queue } from '../dist/index.js';
+import { describeFs, fix, int, makeRoot, median, payload, percentile, rate } from './lib.js';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const [k, ...v] = a.replace(/^--/, '').split('=');
+    return [k, v.length > 0 ? v.join('=') : true];
+  }),
+);
+const QUICK = args.quick === true || process.env.BENCH_QUICK === '1';
+const REPS = Number(args.reps ?? 3);
+const N = QUICK ? 1_000 : 10_000;
+const WARMUP = QUICK ? 200 : 500;
+const SAMPLES = QUICK ? 100 : 500;
+const WARMUP_SAMPLES = 20;
+const TYPE = 'bench';
+const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
+const base = process.env.DIRQUEUE_BENCH_DIR ?? os.tmpdir();
+const now = () => performance.timeOrigin + performance.now();
+
+const LEVELS = [
+  { key: 'nofsync', label: "no fsync: dirqueue durable: false | Redis --save '' --appendonly no", durable: false, redis: ['--appendonly', 'no'] },
+  {
+    key: 'fsync',
+    label: "fsync: dirqueue durable: true | Redis --save '' --appendonly yes --appendfsync always",
+    durable: true,
+    redis: ['--appendonly', 'yes', '--appendfsync', 'always'],
+    note: "drains: dirqueue's claims and completions are not fsynced (durable covers enqueue), Redis fsyncs each of BullMQ's",
+  },
+].filter((l) => args.level === undefined || args.level === l.key);
+
+// ---------------------------------------------------------------- prerequisites
+
+const redisVersion = spawnSync(REDIS_SERVER, ['--version'], { encoding: 'utf8' });
+let bullmq;
+try {
+  bullmq = await import('bullmq');
+} catch {
+  // reported below, with redis-server
+}
+if (redisVersion.error !== undefined || redisVersion.status !== 0 || bullmq === undefined) {
+  console.log('bench/bullmq.js skipped: it needs redis-server and the bullmq package.');
+  if (redisVersion.error !== undefined || redisVersion.status !== 0) {
+    console.log(`  redis-server: not found as "${REDIS_SERVER}". Debian/Ubuntu: sudo apt-get install -y redis-server (or set REDIS_SERVER=/path/to/redis-server)`);
+  }
+  if (bullmq === undefined) console.log('  bullmq: not installed. cd to the project and run: npm install (it is a devDependency), or npm install --save-dev bullmq@5');
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------- redis-server
+
+/** Every redis-server this process started and has not stopped yet. */
+const servers = new Set();
+process.on('exit', () => {
+  for (const s of servers) s.kill('SIGKILL');
+});
+let runDir; // the run's directory, reported when a signal cuts the run short
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    for (const s of servers) s.kill('SIGKILL');
+    if (runDir !== undefined) console.log(`bench/bullmq.js: ${signal}; left ${runDir}`);
+    process.exit(130);
+  });
+}
+
+/** A loopback port nobody listens on right now. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves true when a PING on `port` answers +PONG. */
+function ping(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    const done = (ok) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(500, () => done(false));
+    sock.once('error', () => done(false));
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      got += d;
+      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
+    });
+  });
+}
+
+/** Start redis-server on a free loopback port with `dir` as its --dir; resolves once it answers PING. */
+async function startRedis(dir, extra) {
+  fs.mkdirSync(dir, { recursive: true });
+  const logfile = path.join(dir, 'redis.log');
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const argv = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', logfile, '--daemonize', 'no', '--save', '', ...extra];
+    const proc = spawn(REDIS_SERVER, argv, { stdio: 'ignore' });
+    servers.add(proc);
+    let exited = false;
+    proc.once('exit', () => {
+      exited = true;
+      servers.delete(proc);
+    });
+    const deadline = performance.now() + 10_000;
+    while (!exited && performance.now() < deadline && !(await ping(port))) await sleep(20);
+    if (!exited && performance.now() < deadline) return { proc, port, argv };
+    proc.kill('SIGKILL');
+    const log = fs.existsSync(logfile) ? fs.readFileSync(logfile, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
+    if (attempt >= 3) throw new Error(`redis-server ${argv.join(' ')} did not answer PING:\n${log}`);
+  }
+}
+
+async function stopRedis(server) {
+  if (server.proc.exitCode !== null || server.proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => server.proc.once('exit', resolve));
+  server.proc.kill('SIGTERM');
+  const timer = setTimeout(() => server.proc.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------- the two systems
+
+const items = (n) => Array.from({ length: n }, (_, i) => ({ type: TYPE, data: payload(i) }));
+const noop = async () => null;
+
+/** dirqueue: a queue is a directory under the run's root. */
+function dirqueueSystem(ctx, durable) {
+  return {
+    name: 'dirqueue',
+    async enqueueOne(n) {
+      const dir = ctx.sub('one');
+      const q = await Queue.open(dir, { durable });
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) await q.enqueue(TYPE, payload(i));
+      const ms = performance.now() - t0;
+      await q.close();
+      return { ms, at: dir };
+    },
+    async enqueueBulk(n) {
+      const dir = ctx.sub('bulk');
+      const q = await Queue.open(dir, { durable });
+      const batch = items(n);
+      const t0 = performance.now();
+      await q.enqueueMany(batch);
+      const ms = performance.now() - t0;
+      await q.close();
+      return { ms, at: dir };
+    },
+    async drain(dir, n, concurrency) {
+      const pool = new Pool(dir, { processor: noop, concurrency, durable });
+      const t0 = performance.now();
+      await pool.start();
+      await pool.onIdle();
+      const ms = performance.now() - t0;
+      const { completed } = pool.counts;
+      await pool.close();
+      if (completed !== n) throw new Error(`dirqueue drain: ${completed} of ${n} jobs completed`);
+      return { ms };
+    },
+    async latency(samples) {
+      const dir = ctx.sub('latency');
+      const q = await Queue.open(dir, { durable });
+      let onStart;
+      const pool = new Pool(dir, {
+        processor: async () => {
+          onStart?.(now());
+          return null;
+        },
+        concurrency: 1,
+        durable,
+      });
+      await pool.start();
+      const out = [];
+      for (let i = 0; i < samples + WARMUP_SAMPLES; i++) {
+        await pool.onIdle(); // nothing ready, nothing running: the job arrives at an idle pool
+        await sleep(1 + Math.random() * 2);
+        const started = new Promise((resolve) => (onStart = resolve));
+        const t0 = now();
+        await q.enqueue(TYPE, payload(i));
+        const t1 = await started;
+        if (i >= WARMUP_SAMPLES) out.push(t1 - t0);
+      }
+      await pool.close();
+      await q.close();
+      return out;
+    },
+    async afterRep() {},
+  };
+}
+
+/** BullMQ: a queue is a queue name on the level's redis-server. */
+function bullmqSystem(port) {
+  const { Queue: BQueue, Worker } = bullmq;
+  const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
+  let seq = 0;
+  const fresh = async (label) => {
+    const queue = new BQueue(`${label}-${++seq}`, { connection });
+    await queue.waitUntilReady();
+    return queue;
+  };
+  return {
+    name: 'BullMQ',
+    async enqueueOne(n) {
+      const queue = await fresh('one');
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) await queue.add(TYPE, payload(i));
+      const ms = performance.now() - t0;
+      await queue.close();
+      return { ms, at: queue.name };
+    },
+    async enqueueBulk(n) {
+      const queue = await fresh('bulk');
+      const batch = Array.from({ length: n }, (_, i) => ({ name: TYPE, data: payload(i) }));
+      const t0 = performance.now();
+      await queue.addBulk(batch);
+      const ms = performance.now() - t0;
+      await queue.close();
+      return { ms, at: queue.name };
+    },
+    async drain(name, n, concurrency) {
+      const worker = new Worker(name, noop, { connection, concurrency, autorun: false });
+      await worker.waitUntilReady();
+      let completed = 0;
+      let failed = 0;
+      let finish;
+      const all = new Promise((resolve) => (finish = resolve));
+      worker.on('completed', () => ++completed + failed === n && finish());
+      worker.on('failed', () => completed + ++failed === n && finish());
+      const t0 = performance.now();
+      const running = worker.run();
+      await all;
+      const ms = performance.now() - t0;
+      await worker.close();
+      await running;
+      if (completed !== n) throw new Error(`BullMQ drain: ${completed} of ${n} jobs completed, ${failed} failed`);
+      return { ms };
+    },
+    async latency(samples) {
+      const queue = await fresh('latency');
+      let onStart;
+      const worker = new Worker(
+        queue.name,
+        async () => {
+          onStart?.(now());
+          return null;
+        },
+        { connection, concurrency: 1, autorun: false },
+      );
+      await worker.waitUntilReady();
+      // 'drained' fires when the worker fetched and found nothing (then it blocks on Redis);
+      // it fires once per busy -> idle transition
+      let idle;
+      let setIdle;
+      const expectIdle = () => (idle = new Promise((resolve) => (setIdle = resolve)));
+      expectIdle();
+      worker.on('drained', () => setIdle());
+      const running = worker.run();
+      const out = [];
+      for (let i = 0; i < samples + WARMUP_SAMPLES; i++) {
+        await idle;
+        await sleep(1 + Math.random() * 2);
+        expectIdle();
+        const started = new Promise((resolve) => (onStart = resolve));
+        const t0 = now();
+        await queue.add(TYPE, payload(i));
+        const t1 = await started;
+        if (i >= WARMUP_SAMPLES) out.push(t1 - t0);
+      }
+      await worker.close();
+      await running;
+      await queue.close();
+      return out;
+    },
+    /** Fresh state for the next repetition (untimed). */
+    async afterRep() {
+      const queue = await fresh('flush');
+      await (await queue.client).flushdb();
+      await queue.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- one level
+
+/** The four throughput cases of one system, on `n` jobs: { one, bulk, drain1, drain50 } in ms. */
+async function throughput(sys, n) {
+  const one = await sys.enqueueOne(n);
+  const bulk = await sys.enqueueBulk(n);
+  const drain1 = await sys.drain(one.at, n, 1);
+  const drain50 = await sys.drain(bulk.at, n, 50);
+  await sys.afterRep();
+  return { one: one.ms, bulk: bulk.ms, drain1: drain1.ms, drain50: drain50.ms };
+}
+
+async function benchLevel(level, ctx, results) {
+  const t0 = performance.now();
+  const server = await startRedis(path.join(ctx.root, `redis-${level.key}`), level.redis);
+  try {
+    const systems = [dirqueueSystem(ctx, level.durable), bullmqSystem(server.port)];
+    for (const sys of systems) {
+      await throughput(sys, WARMUP);
+      await sys.latency(WARMUP_SAMPLES);
+    }
+    const runs = { dirqueue: [], BullMQ: [] };
+    for (let r = 0; r < REPS; r++) {
+      for (const sys of r % 2 ? [...systems].reverse() : systems) runs[sys.name].push(await throughput(sys, N));
+    }
+    const lat = {};
+    for (const sys of systems) lat[sys.name] = await sys.latency(SAMPLES);
+    const info = await redisInfo(server.port);
+
+    const med = (name, k) => median(runs[name].map((x) => rate(N, x[k])));
+    const rows = [
+      ...[
+        ['one', `enqueue ${int(N)} one by one (jobs/s)`],
+        ['bulk', `enqueue ${int(N)} in bulk (jobs/s)`],
+        ['drain1', `drain ${int(N)}, concurrency 1 (jobs/s)`],
+        ['drain50', `drain ${int(N)}, concurrency 50 (jobs/s)`],
+      ].map(([k, name]) => {
+        const d = med('dirqueue', k);
+        const b = med('BullMQ', k);
+        return { name, dirqueue: int(d), bullmq: int(b), ratio: d / b, raw: { dirqueue: d, bullmq: b } };
+      }),
+      ...[50, 99].map((p) => {
+        const d = percentile(lat.dirqueue, p);
+        const b = percentile(lat.BullMQ, p);
+        return { name: `enqueue-to-start p${p} (ms)`, dirqueue: fix(d, 3), bullmq: fix(b, 3), ratio: b / d, raw: { dirqueue: d, bullmq: b } };
+      }),
+    ];
+    console.log(`\n${level.label}`);
+    printTable(rows);
+    if (level.note !== undefined) console.log(`  note: ${level.note}`);
+    const spread = (name, k) => runs[name].map((x) => int(rate(N, x[k]))).join(' ');
+    console.log(
+      `  per repetition, dirqueue | BullMQ: ${['one', 'bulk', 'drain1', 'drain50'].map((k) => `${k} ${spread('dirqueue', k)} | ${spread('BullMQ', k)}`).join('; ')}`,
+    );
+    console.log(
+      `  redis ${info.redis_version}: used_memory ${info.used_memory_human}, aof_enabled ${info.aof_enabled}, ` +
+        `aof_rewrites ${info.aof_rewrites ?? '?'}, rdb_saves ${info.rdb_saves ?? '?'}; ${fix((performance.now() - t0) / 1000)} s`,
+    );
+    results[level.key] = Object.fromEntries(rows.map((r) => [r.name, r.raw]));
+  } finally {
+    await stopRedis(server);
+  }
+}
+
+/** INFO of the redis-server on `port`, as an object (through a BullMQ queue's client). */
+async function redisInfo(port) {
+  const queue = new bullmq.Queue('info', { connection: { host: '127.0.0.1', port, maxRetriesPerRequest: null } });
+  const text = await (await queue.client).info();
+  await queue.close();
+  return Object.fromEntries(
+    text
+      .split('\r\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
+  );
+}
+
+function printTable(rows) {
+  const head = ['case', 'dirqueue', 'BullMQ', 'ratio'];
+  const body = rows.map((r) => [r.name, r.dirqueue, r.bullmq, `${fix(r.ratio, 2)}x`]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const fmt = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  console.log(fmt(head));
+  console.log(w.map((x) => '-'.repeat(x)).join('  '));
+  for (const b of body) console.log(fmt(b));
+}
+
+// ---------------------------------------------------------------- main
+
+const started = performance.now();
+const bullmqVersion = (() => {
+  try {
+    return JSON.parse(fs.readFileSync(new URL('../node_modules/bullmq/package.json', import.meta.url), 'utf8')).version;
+  } catch {
+    return '?';
+  }
+})();
+console.log(
+  `dirqueue vs BullMQ ${bullmqVersion} on ${redisVersion.stdout.trim().split(' ').slice(0, 3).join(' ')}  node ${process.version}  ` +
+    `reps=${REPS}  ${int(N)} jobs${QUICK ? '  QUICK' : ''}  on ${describeFs(base).label} (${base})`,
+);
+console.log('ratio = dirqueue ahead by: dirqueue/BullMQ for jobs/s, BullMQ/dirqueue for latency (> 1: dirqueue better)');
+console.log(`throughput: median of ${REPS}; latency: ${SAMPLES} samples, idle worker at concurrency 1, enqueued 1-3 ms after it went idle`);
+const ctx = makeRoot(base, { prefix: 'dirqueue-bench-bullmq-' });
+runDir = ctx.root;
+const results = {};
+try {
+  for (const level of LEVELS) await benchLevel(level, ctx, results);
+} finally {
+  for (const s of servers) s.kill('SIGKILL');
+  if (typeof args['trash-list'] === 'string') fs.appendFileSync(args['trash-list'], `${ctx.root}\n`);
+  else ctx.rm();
+}
+console.log(`\nbullmq.js took ${fix((performance.now() - started) / 1000)} s`);
+if (typeof args.json === 'string') {
+  fs.writeFileSync(args.json, `${JSON.stringify({ node: process.version, bullmq: bullmqVersion, reps: REPS, n: N, results }, null, 2)}\n`);
+}
