@@ -47,8 +47,10 @@
  * Nothing is deleted before the end (a journal-less ext4 creates files slowly
  * for minutes after mass deletions; see bench/lib.js describeFs).
  *
- * Needs redis-server on PATH (REDIS_SERVER=/path overrides) and bullmq
- * (a devDependency); without them it says how to install them and exits 0.
+ * Needs redis-server on PATH (REDIS_SERVER=/path overrides; Debian:
+ * apt-get install redis-server) and bullmq (npm install --no-save bullmq@5:
+ * not a devDependency, because its optional native parts keep npm 11's lock
+ * file from installing with npm ci); without them it says how and exits 0.
  *
  * Run:   cd /work/main && npx tsc -p tsconfig.json && node bench/bullmq.js
  * Flags: --reps=N  --level=nofsync|fsync (one level only)  --quick (1,000 jobs,
@@ -108,7 +110,7 @@ if (redisVersion.error !== undefined || redisVersion.status !== 0 || bullmq === 
   if (redisVersion.error !== undefined || redisVersion.status !== 0) {
     console.log(`  redis-server: not found as "${REDIS_SERVER}". Debian/Ubuntu: sudo apt-get install -y redis-server (or set REDIS_SERVER=/path/to/redis-server)`);
   }
-  if (bullmq === undefined) console.log('  bullmq: not installed. cd to the project and run: npm install (it is a devDependency), or npm install --save-dev bullmq@5');
+  if (bullmq === undefined) console.log('  bullmq: not installed. cd to the project and run: npm install --no-save bullmq@5');
   process.exit(0);
 }
 
