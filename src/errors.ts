@@ -92,3 +92,21 @@ export function errnoOf(error: unknown): string | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
 }
+
+/** Turn whatever a processor threw into what the job file keeps. */
+export function recordError(error: unknown): RecordedError {
+  if (error instanceof Error) {
+    const out: RecordedError = { message: error.message || error.name };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
+    if (error.stack !== undefined) out.stack = error.stack;
+    return out;
+  }
+  if (typeof error === 'string') return { message: error };
+  if (error === undefined) return { message: 'failed' };
+  try {
+    return { message: JSON.stringify(error) ?? String(error) };
+  } catch {
+    return { message: String(error) };
+  }
+}

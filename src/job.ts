@@ -7,7 +7,7 @@
 import { backoffDelay } from './backoff.js';
 import { encodeEvent, parseJobFile, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
 import fs from 'node:fs';
-import { CompromisedError, DirQueueError, fsError, type RecordedError } from './errors.js';
+import { CompromisedError, DirQueueError, fsError, recordError } from './errors.js';
 import { appendLine, move, readJobFile } from './files.js';
 import { releaseKeyOf } from './keys.js';
 import { checkJson } from './json-check.js';
@@ -217,23 +217,5 @@ export class Job<Data = unknown> {
     return new CompromisedError(
       `job ${this.id}: the claim ${this.claim} was recovered by another process (stale or timed out); this run's outcome is not recorded`,
     );
-  }
-}
-
-/** Turn whatever a processor threw into what the job file keeps. */
-export function recordError(error: unknown): RecordedError {
-  if (error instanceof Error) {
-    const out: RecordedError = { message: error.message || error.name };
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
-    if (error.stack !== undefined) out.stack = error.stack;
-    return out;
-  }
-  if (typeof error === 'string') return { message: error };
-  if (error === undefined) return { message: 'failed' };
-  try {
-    return { message: JSON.stringify(error) ?? String(error) };
-  } catch {
-    return { message: String(error) };
   }
 }

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
+import { listDir } from './files.js';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
 
 export const STATES = ['queue', 'delayed', 'active', 'done', 'failed'] as const;
@@ -198,10 +199,9 @@ export function checkVersion(settings: Settings, file: string): void {
 
 function safeList(dir: string): string[] {
   try {
-    return fs.readdirSync(dir);
+    return listDir(dir);
   } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return [];
-    if (errnoOf(error) === 'ENOTDIR') throw new DirQueueError('ENOTQUEUE', `${dir} is a file, not a directory`);
-    throw fsError(`listing ${dir}`, error);
+    if ((error as DirQueueError).code === 'ENOTDIR') throw new DirQueueError('ENOTQUEUE', `${dir} is a file, not a directory`);
+    throw error;
   }
 }

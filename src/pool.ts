@@ -7,8 +7,8 @@
  * within closeTimeout, then releases the rest back to queue/.
  */
 import { EventEmitter } from 'node:events';
-import { DirQueueError, type RecordedError } from './errors.js';
-import { recordError, type Job } from './job.js';
+import { DirQueueError, recordError, type RecordedError } from './errors.js';
+import type { Job } from './job.js';
 import type { Recovered } from './maintenance.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import type { JobFields, Processor, ProcessorJob } from './processor.js';
@@ -74,6 +74,10 @@ export class Pool extends EventEmitter<PoolEvents> {
   #idleWaiters: (() => void)[] = [];
   #crashes: number[] = [];
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new';
+  /** The shutdown under way, which every close() call waits for. */
+  #closing: Promise<void> | undefined;
+  /** Resolves the shutdown's wait for running jobs once none is left. */
+  #drained: (() => void) | undefined;
   #fatal: Error | undefined;
 
   constructor(dir: string, options: PoolOptions) {
@@ -129,17 +133,22 @@ export class Pool extends EventEmitter<PoolEvents> {
       return;
     }
     const timeout = options.timeout ?? this.options.closeTimeout;
-    if (this.#state === 'closing') {
+    if (this.#closing !== undefined) {
       if (timeout === 0) this.#releaseAll('the pool is closing now');
-      return this.#closed();
+      return this.#closing;
     }
+    this.#closing = this.#shutdown(timeout);
+    return this.#closing;
+  }
+
+  async #shutdown(timeout: number): Promise<void> {
     this.#state = 'closing';
     this.#stop.abort();
     this.#wake?.();
     await this.#pumping;
     if (this.#runs.size > 0) {
       const deadline = setTimeout(() => this.#releaseAll(`the pool closed and ${timeout} ms passed`), timeout);
-      await this.#allSettled();
+      await new Promise<void>((resolve) => (this.#drained = resolve));
       clearTimeout(deadline);
     }
     await Promise.all(this.#threads.map((t) => t.terminate()));
@@ -148,10 +157,6 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#state = 'closed';
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
     this.emit('closed', this.#fatal);
-  }
-
-  async #closed(): Promise<void> {
-    while (this.#state !== 'closed') await new Promise((resolve) => setTimeout(resolve, 10));
   }
 
   async #pump(): Promise<void> {
@@ -298,6 +303,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   #afterRun(thread: ThreadHost | undefined): void {
     if (thread?.retiring && thread.runs.size === 0) this.#retire(thread, false);
+    if (this.#runs.size === 0) this.#drained?.();
     this.#wake?.();
     this.#checkIdle();
   }
@@ -362,16 +368,6 @@ export class Pool extends EventEmitter<PoolEvents> {
       run.thread?.abort(run.id, reason);
       void this.#settle(run, 'release');
     }
-  }
-
-  #allSettled(): Promise<void> {
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (this.#runs.size === 0) resolve();
-        else setTimeout(check, 5);
-      };
-      check();
-    });
   }
 
   /** The processor cannot run: stop the pool with that error instead of respawning forever. */

@@ -87,6 +87,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   #finishWatch: FinishWatch | undefined;
   #closed = false;
   #callsSinceYield = 0;
+  #typeSets = new WeakMap<readonly string[], { key: string; set: ReadonlySet<string> }>();
 
   private constructor(layout: Layout, options: ResolvedQueueOptions) {
     super();
@@ -193,7 +194,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (types !== undefined && !Array.isArray(types)) {
       throw new DirQueueError('EBADOPTION', `types must be an array of job types, got ${describe(types)}`);
     }
-    const wanted = types === undefined ? undefined : new Set(types.map(encodeType));
+    const wanted = types === undefined ? undefined : this.#encodedTypes(types);
     const discovery = this.#startDiscovery();
     this.#startHeartbeat();
     await this.#fairness();
@@ -534,6 +535,17 @@ export class Queue extends EventEmitter<QueueEvents> {
         resolve();
       }
     });
+  }
+
+  /** The encoded set of `types`, kept per array (a pool claims with the same one every time) while its contents stay. */
+  #encodedTypes(types: readonly string[]): ReadonlySet<string> {
+    const key = types.join('\0');
+    let cached = this.#typeSets.get(types);
+    if (cached?.key !== key) {
+      cached = { key, set: new Set(types.map(encodeType)) };
+      this.#typeSets.set(types, cached);
+    }
+    return cached.set;
   }
 
   async #fairness(): Promise<void> {

@@ -5,6 +5,7 @@
  * pool's main thread as messages.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { recordError } from './errors.js';
 import type { FromThread, JobFields, Processor, ProcessorJob, ToThread } from './processor.js';
 
 const port = parentPort!;
@@ -22,17 +23,6 @@ function call(run: number, method: 'progress' | 'log' | 'enqueue', args: unknown
   });
 }
 
-function errorFields(error: unknown): { message: string; code?: string; stack?: string } {
-  if (error instanceof Error) {
-    const out: { message: string; code?: string; stack?: string } = { message: error.message || error.name };
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
-    if (error.stack !== undefined) out.stack = error.stack;
-    return out;
-  }
-  return { message: typeof error === 'string' ? error : String(error) };
-}
-
 async function run(processor: Processor, runId: number, fields: JobFields): Promise<void> {
   const controller = new AbortController();
   running.set(runId, controller);
@@ -47,14 +37,14 @@ async function run(processor: Processor, runId: number, fields: JobFields): Prom
   try {
     message = { t: 'done', run: runId, ok: true, result: await processor(job) };
   } catch (error) {
-    message = { t: 'done', run: runId, ok: false, error: errorFields(error) };
+    message = { t: 'done', run: runId, ok: false, error: recordError(error) };
   }
   running.delete(runId);
   try {
     send(message);
   } catch (error) {
     // the result cannot cross to the main thread (a function, a class instance...): that is the job's error
-    send({ t: 'done', run: runId, ok: false, error: { message: `the result cannot be sent back: ${errorFields(error).message}`, code: 'EBADDATA' } });
+    send({ t: 'done', run: runId, ok: false, error: { message: `the result cannot be sent back: ${recordError(error).message}`, code: 'EBADDATA' } });
   }
 }
 
@@ -68,7 +58,7 @@ async function main(): Promise<void> {
     }
     processor = module.default as Processor;
   } catch (error) {
-    const { message, stack } = errorFields(error);
+    const { message, stack } = recordError(error);
     send(stack === undefined ? { t: 'load-error', message } : { t: 'load-error', message, stack });
     return;
   }

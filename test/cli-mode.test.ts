@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, closed, ok, type Run } from './support/cli.js';
-import { exited, openQueue, tempDir, track } from './support/temp.js';
+import { exited, openQueue, openToAll, tempDir, track } from './support/temp.js';
 
 const GROUP = 65534; // nogroup: the queue's group
 const WEB = 12346; // the web app's user, primary group 12346
@@ -79,7 +79,7 @@ describe('group-shared queues (--mode)', () => {
     requireRoot();
     const dir = path.join(sharedBase(), 'q');
     await ok(['init', dir]);
-    for (const p of [dir, ...fs.readdirSync(dir).map((n) => path.join(dir, n))]) fs.chmodSync(p, 0o777);
+    openToAll(dir);
     const enqueue = await runAs(WEB, [CLI, 'enqueue', dir, 'send', '{}']);
     expect(modeOf(path.join(dir, 'queue', enqueue.stdout.trimEnd())) & 0o020).toBe(0);
   });

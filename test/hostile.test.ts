@@ -1,11 +1,10 @@
 /** I9: bad arguments and hostile files get a typed error or are set aside, and never hurt other jobs. */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DirQueueError } from '../src/index.js';
-import { exited, openQueue, spawnNode, tempDir, tempQueue } from './support/temp.js';
+import { exited, openQueue, openToAll, spawnNode, tempDir, tempQueue } from './support/temp.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
 const ID = (unique: string): string => `50-1763830000000000-${unique}.t`;
@@ -144,24 +143,18 @@ describe('I9 hostile files in queue/', () => {
 
   it('sets aside a file the worker cannot read', async () => {
     if (!isRoot) throw new Error('this test runs a worker as another user and needs root (CI runs as root)');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-perm-'));
-    try {
-      fs.chmodSync(dir, 0o777);
-      const q = await openQueue(dir);
-      await q.close();
-      for (const sub of fs.readdirSync(dir)) fs.chmodSync(path.join(dir, sub), 0o777);
-      fs.writeFileSync(path.join(dir, 'queue', ID('secret')), '{}\n', { mode: 0o600 });
-      fs.chmodSync(path.join(dir, 'queue', ID('secret')), 0o000);
-      const log = path.join(dir, 'log');
-      fs.writeFileSync(log, '', { mode: 0o666 });
-      fs.chmodSync(log, 0o666);
-      const child = spawnNode([new URL('./fixtures/child.mjs', import.meta.url).pathname, 'drain', dir, log], { uid: 65534, gid: 65534 });
-      expect(await exited(child)).toBe(0);
-      expect(fs.readdirSync(path.join(dir, 'failed'))).toEqual([ID('secret')]);
-      expect(fs.readFileSync(log, 'utf8')).toBe('');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tempDir();
+    await (await openQueue(dir)).close();
+    openToAll(dir);
+    fs.writeFileSync(path.join(dir, 'queue', ID('secret')), '{}\n', { mode: 0o600 });
+    fs.chmodSync(path.join(dir, 'queue', ID('secret')), 0o000);
+    const log = path.join(dir, 'log');
+    fs.writeFileSync(log, '');
+    fs.chmodSync(log, 0o666);
+    const child = spawnNode([new URL('./fixtures/child.mjs', import.meta.url).pathname, 'drain', dir, log], { uid: 65534, gid: 65534 });
+    expect(await exited(child)).toBe(0);
+    expect(fs.readdirSync(path.join(dir, 'failed'))).toEqual([ID('secret')]);
+    expect(fs.readFileSync(log, 'utf8')).toBe('');
   });
 
   it('a user who may only read the queue can still open and inspect it', async () => {

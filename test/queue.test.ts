@@ -86,7 +86,10 @@ describe('enqueue and claim', () => {
     const { q } = await tempQueue();
     await q.enqueueMany(Array.from({ length: 500 }, (_, i) => ({ type: 'bulk', data: i })));
     const { id } = await q.enqueue('mail', 'm', { priority: 99 });
-    const job = (await q.claim({ types: ['mail'] }))!;
+    const types = ['sms'];
+    expect(await q.claim({ types })).toBeUndefined();
+    types.push('mail'); // the same array, changed: still honoured
+    const job = (await q.claim({ types }))!;
     expect(job.id).toBe(id);
     await job.complete();
     expect(await q.claim({ types: ['mail', 'sms'] })).toBeUndefined();

@@ -12,7 +12,7 @@ import { parseJobFile } from '../src/envelope.js';
 import { bootId, processStartTime } from '../src/liveness.js';
 import { hostToken } from '../src/names.js';
 import { duplicates } from './support/census.js';
-import { exited, openQueue, spawnNode, tempDir, tempQueue, track } from './support/temp.js';
+import { exited, openQueue, openToAll, spawnNode, tempDir, tempQueue, track } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';
 
 const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
@@ -152,18 +152,13 @@ describe('judging liveness', () => {
 
   it('EPERM from kill(pid, 0) means alive (a non-root judge of a root worker)', async () => {
     if (!isRoot) throw new Error('this test runs a judge as another user and needs root (CI runs as root)');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-eperm-'));
-    try {
-      fs.chmodSync(dir, 0o777);
-      const id = await fakeClaim(dir, 1, processStartTime(1)!); // pid 1 belongs to root
-      for (const sub of fs.readdirSync(dir)) fs.chmodSync(path.join(dir, sub), 0o777);
-      const judge = spawnNode([child, 'recover', dir], { uid: 65534, gid: 65534 });
-      const report = JSON.parse(await output(judge)) as { recovered: unknown[] };
-      expect(report.recovered).toEqual([]);
-      expect(ls(dir, 'active')).toEqual([expect.stringContaining(id)]);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tempDir();
+    const id = await fakeClaim(dir, 1, processStartTime(1)!); // pid 1 belongs to root
+    openToAll(dir);
+    const judge = spawnNode([child, 'recover', dir], { uid: 65534, gid: 65534 });
+    const report = JSON.parse(await output(judge)) as { recovered: unknown[] };
+    expect(report.recovered).toEqual([]);
+    expect(ls(dir, 'active')).toEqual([expect.stringContaining(id)]);
   });
 
   it('another host is judged by its heartbeat alone, in the filesystem clock', async () => {

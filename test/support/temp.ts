@@ -25,6 +25,11 @@ export function tempDir(base = os.tmpdir()): string {
   return dir;
 }
 
+/** Let every user into a queue directory and its subdirectories (tests that run a process as another user). */
+export function openToAll(dir: string): void {
+  for (const p of [dir, ...fs.readdirSync(dir).map((name) => path.join(dir, name))]) fs.chmodSync(p, 0o777);
+}
+
 /** Open a queue that the test must close; durable off by default (tests of durability turn it on). */
 export async function openQueue(dir: string, options: QueueOptions = {}): Promise<Queue> {
   const q = await Queue.open(dir, { durable: false, watch: WATCH, pollInterval: 50, ...options });
