@@ -2,13 +2,12 @@
  * Operating on jobs: dirq retry, rm, purge, recover and wait, spawned as
  * users run them, with their output, --json shapes and exit codes.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, closed, dirq, enqueued, expectOneLineError, jobFiles, newQueue, ok, okJson, runAll } from './support/cli.js';
+import { CLI, closed, dirq, enqueued, expectOneLineError, jobFiles, newQueue, ok, okJson, runAll, onTerminal } from './support/cli.js';
 import { backdate, claimByDeadWorker } from './support/fake.js';
-import { exited, openQueue, spawnNode, track } from './support/temp.js';
+import { exited, openQueue, spawnNode } from './support/temp.js';
 import { until } from './support/wait.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
@@ -108,8 +107,7 @@ describe('dirq purge', () => {
   it('draws a progress bar on a terminal', async () => {
     const dir = await newQueue();
     await ok(['enqueue', dir, 'bulk', '--jsonl', '-'], Array.from({ length: 2100 }, () => '1').join('\n'));
-    // script(1) gives the command a terminal; its stdout is the terminal's output
-    const child = track(spawn('script', ['-qfec', `${process.execPath} ${CLI} purge ${dir} queue`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = onTerminal(['purge', dir, 'queue']);
     let tty = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (tty += chunk));
     expect(await exited(child)).toBe(0);

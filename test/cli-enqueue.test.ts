@@ -3,12 +3,11 @@
  * payloads with --file, bulk --jsonl from a file or stdin with its progress
  * bar on a terminal.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, dirq, enqueued, envelope, expectOneLineError, ID, jobFiles, newQueue, ok, okJson } from './support/cli.js';
-import { exited, openQueue, tempDir, track } from './support/temp.js';
+import { dirq, enqueued, envelope, expectOneLineError, ID, jobFiles, newQueue, ok, okJson, onTerminal } from './support/cli.js';
+import { exited, openQueue, tempDir } from './support/temp.js';
 import { until } from './support/wait.js';
 
 describe('dirq enqueue --at and --key', () => {
@@ -109,8 +108,7 @@ describe('dirq enqueue --jsonl', () => {
     const dir = await newQueue();
     const file = path.join(tempDir(), 'jobs.jsonl');
     fs.writeFileSync(file, `${Array.from({ length: 3000 }, (_, i) => `{"n":${i}}`).join('\n')}\n`);
-    // script(1) gives the command a terminal; its stdout is the terminal's output
-    const child = track(spawn('script', ['-qfec', `${process.execPath} ${CLI} enqueue ${dir} bulk --jsonl ${file} > /dev/null`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = onTerminal(['enqueue', dir, 'bulk', '--jsonl', file], '/dev/null');
     let tty = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (tty += chunk));
     expect(await exited(child)).toBe(0);

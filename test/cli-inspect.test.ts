@@ -2,12 +2,11 @@
  * Looking at a queue: dirq show, stats (--sla, --watch, the last minute) and
  * metrics (Prometheus text format), spawned as users run them.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, closed, dirq, enqueued, expectOneLineError, newQueue, ok, okJson, runAll } from './support/cli.js';
-import { exited, openQueue, spawnNode, tempDir, track } from './support/temp.js';
+import { CLI, closed, dirq, enqueued, expectOneLineError, newQueue, ok, okJson, runAll, onTerminal } from './support/cli.js';
+import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
 import { until } from './support/wait.js';
 
 interface StatsJson {
@@ -143,7 +142,7 @@ describe('dirq stats', () => {
 
   it('--watch clears and redraws in place on a terminal; Ctrl-C stops it', async () => {
     const dir = await newQueue();
-    const child = track(spawn('script', ['-qfec', `${process.execPath} ${CLI} stats ${dir} --watch --interval 50ms`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    const child = onTerminal(['stats', dir, '--watch', '--interval', '50ms']);
     let tty = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (tty += chunk));
     await until(() => (tty.match(/\x1b\[H\x1b\[2J/g) ?? []).length >= 2, 'two redraws');

@@ -2,13 +2,13 @@
  * Running the built dirq CLI as users run it: `node dist/cli/main.js ...`.
  * `npm test` builds first; run `npm run build` before vitest alone.
  */
-import type { SpawnOptions } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, expect } from 'vitest';
 import { STATES } from '../../src/index.js';
-import { exited, openQueue, spawnNode, tempDir } from './temp.js';
+import { exited, openQueue, spawnNode, tempDir, track } from './temp.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 export const ID = /^\d{2}-\d{16}-[A-Za-z0-9]{1,32}\.[A-Za-z0-9_.%-]+$/;
@@ -40,6 +40,17 @@ export async function dirq(args: string[], input?: string | Buffer, options: Spa
 export function closed(stream: NodeJS.ReadableStream & { closed?: boolean }): Promise<void> {
   if (stream.closed === true) return Promise.resolve();
   return new Promise((resolve) => stream.once('close', () => resolve()));
+}
+
+/**
+ * Run `dirq ARGS [> REDIRECT]` on a terminal: script(1) gives it a pty, and the child's stdout is
+ * what the terminal shows. The shell is pinned and `exec`s dirq so that dirq is the terminal's
+ * foreground process: dash (CI's /bin/sh) would otherwise stay as its parent and also take a
+ * Ctrl-C, and script would report the shell's death by SIGINT (130) instead of dirq's exit code.
+ */
+export function onTerminal(args: string[], redirect?: string): ChildProcess {
+  const command = `exec ${[process.execPath, CLI, ...args].join(' ')}${redirect === undefined ? '' : ` > ${redirect}`}`;
+  return track(spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } }));
 }
 
 /** Run dirq, expect exit 0 and a silent stderr, and return stdout. */
