@@ -15,7 +15,7 @@ export type DirQueueErrorCode =
   | 'ENOTQUEUE' // the directory exists but is not a dirqueue queue
   | 'EVERSION' // the queue was written by a newer major format version
   | 'ECLOSED' // the Queue was closed
-  | 'ECOMPROMISED' // the claim on a job was lost (recovered by another process)
+  | 'ECOMPROMISED' // the claim on a job was lost (taken back from a silent worker, or past its timeout)
   | 'ETOOBIG' // a job file is larger than `maxJobBytes`
   | 'EJOBFAILED' // waitFor: the job ended in failed/
   | 'ETIMEOUT' // waitFor gave up; a job ran past its timeout

@@ -47,6 +47,8 @@ export class Job<Data = unknown> {
   #record: JobRecord;
   #activePath: string;
   #settled = false;
+  /** When this process claimed the job, on its monotonic clock (performance.now()). */
+  #claimedAt = performance.now();
   /** The claimed file, open for appending (undefined when we may only read it). */
   #fd: number | undefined;
   #endsWithNewline: boolean;
@@ -149,6 +151,25 @@ export class Job<Data = unknown> {
     this.#host.requeued(this.id);
   }
 
+  /**
+   * @internal
+   * True when the job has run `grace` ms past its timeout: its owner then takes
+   * the claim back (Queue), since a worker that ignores its timeout holds the job forever.
+   */
+  overdue(now: number, grace: number): boolean {
+    return !this.#settled && this.timeout !== undefined && now - this.#claimedAt > this.timeout + grace;
+  }
+
+  /**
+   * @internal
+   * The claim was taken back while this object still holds it: close the file.
+   * The job's file has moved on, so complete, fail, release, progress and log
+   * now throw ECOMPROMISED.
+   */
+  revoked(): void {
+    this.#closeFile();
+  }
+
   #assertHeld(what: string): void {
     if (this.#settled) {
       throw new DirQueueError('EBADSTATE', `job ${this.id}: ${what}() after the claim already ended; call one of complete, fail, release once`);
@@ -215,7 +236,7 @@ export class Job<Data = unknown> {
 
   #lost(): CompromisedError {
     return new CompromisedError(
-      `job ${this.id}: the claim ${this.claim} was recovered by another process (stale or timed out); this run's outcome is not recorded`,
+      `job ${this.id}: the claim ${this.claim} was taken back (its worker went silent, or the job ran past its timeout); this run's outcome is not recorded`,
     );
   }
 }

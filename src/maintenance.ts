@@ -20,12 +20,14 @@ import { SETTINGS_FILE, type Layout } from './layout.js';
 import { filesystemNow, isDeadHere, readHeartbeat } from './liveness.js';
 import { activeName, parseActiveName, parseId, type NameMaker } from './names.js';
 
-export interface SweepSettings {
-  staleAfter: number;
-  /** Default timeout of jobs that set none (ms), or undefined. */
-  timeout: number | undefined;
+/** What taking a claim back needs to know. */
+export interface RevokeSettings {
   attempts: number;
   maxJobBytes: number;
+}
+
+export interface SweepSettings extends RevokeSettings {
+  staleAfter: number;
   keepDone: number;
   tmpMaxAge: number;
 }
@@ -110,7 +112,13 @@ function recoverStale(layout: Layout, names: NameMaker, settings: SweepSettings,
   return out;
 }
 
-/** Why the claim `name` should be taken back, or undefined while its owner is alive and in time. */
+/**
+ * Why the claim `name` should be taken back, or undefined while its owner is
+ * alive. A job past its timeout is not judged here: its owner, alive by
+ * definition, takes it back itself (Queue), timed by its own monotonic clock.
+ * The active file's ctime is no measure of a job's run time, because every
+ * progress or log append refreshes it.
+ */
 function judge(
   layout: Layout,
   name: string,
@@ -118,32 +126,16 @@ function judge(
   settings: SweepSettings,
   now: number,
 ): RevokeReason | undefined {
-  const path = layout.file('active', name);
-  let claimedAt: number;
+  if (heartbeat !== undefined) {
+    if (heartbeat.identity !== undefined && isDeadHere(heartbeat.identity)) return 'crashed';
+    return now - heartbeat.mtimeMs > settings.staleAfter ? 'stalled' : undefined;
+  }
+  // no heartbeat: the owner closed without releasing, or claims by hand; its lease is the age of
+  // the claim's last sign of life, the rename into active/ or an append (ctime, the filesystem's clock)
   try {
-    claimedAt = fs.lstatSync(path).ctimeMs; // the rename into active/ stamped it, in the filesystem's clock
+    return now - fs.lstatSync(layout.file('active', name)).ctimeMs > settings.staleAfter ? 'crashed' : undefined;
   } catch {
     return undefined; // gone meanwhile: its owner ended it
-  }
-  if (heartbeat === undefined) {
-    // no heartbeat: the owner closed without releasing, or claims by hand; its lease is the claim's age
-    if (now - claimedAt > settings.staleAfter) return 'crashed';
-  } else {
-    if (heartbeat.identity !== undefined && isDeadHere(heartbeat.identity)) return 'crashed';
-    if (now - heartbeat.mtimeMs > settings.staleAfter) return 'stalled';
-  }
-  const timeout = jobTimeout(path, settings);
-  if (timeout !== undefined && now - claimedAt > timeout + settings.staleAfter) return 'timeout';
-  return undefined;
-}
-
-function jobTimeout(path: string, settings: SweepSettings): number | undefined {
-  const read = readJobFile(path, settings.maxJobBytes);
-  if (!read.ok) return settings.timeout;
-  try {
-    return parseJobFile(read.text).envelope.timeout ?? settings.timeout;
-  } catch {
-    return settings.timeout;
   }
 }
 
@@ -152,10 +144,10 @@ function jobTimeout(path: string, settings: SweepSettings): number | undefined {
  * ours (so only one recoverer wins), record why, then one rename to queue/
  * (attempt counted) or failed/ (attempts exhausted). Returns where it went.
  */
-function revoke(
+export function revoke(
   layout: Layout,
   names: NameMaker,
-  settings: SweepSettings,
+  settings: RevokeSettings,
   name: string,
   id: string,
   oldClaim: string,

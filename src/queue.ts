@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import { basename } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
 import { FinishWatch } from './finish-watch.js';
@@ -26,7 +27,7 @@ import {
 } from './options.js';
 import { ReadyIndex } from './ready-index.js';
 import { Heartbeat } from './liveness.js';
-import { sweep, type Recovered, type SweepReport, type SweepSettings } from './maintenance.js';
+import { revoke, sweep, type Recovered, type SweepReport, type SweepSettings } from './maintenance.js';
 
 export interface JobRef {
   id: string;
@@ -508,11 +509,32 @@ export class Queue extends EventEmitter<QueueEvents> {
     const timer = setInterval(() => {
       try {
         this.#heartbeat?.beat();
+        this.#takeBackOverdue();
       } catch (error) {
         this.emit('warning', error as Error);
       }
     }, every).unref();
     this.#timers.add(timer);
+  }
+
+  /**
+   * Take back our own claims that ran staleAfter past their timeout, as a
+   * sweep takes back a dead worker's: the attempt counts (error ETIMEOUT), and
+   * the holder's later complete or fail is refused (ECOMPROMISED). The pool
+   * fails such jobs at their timeout itself; this is the backstop for code
+   * that claims by hand and never ends a job.
+   */
+  #takeBackOverdue(): void {
+    const now = performance.now();
+    for (const job of this.#held) {
+      if (!job.overdue(now, this.options.staleAfter)) continue;
+      this.#held.delete(job);
+      job.revoked();
+      const to = revoke(this.#layout, this.#names, this.options, basename(job.path), job.id, job.claim, 'timeout');
+      if (to === undefined) continue; // ended meanwhile, or taken back by a sweep elsewhere
+      if (to === 'queue') this.#discovery?.added(job.id);
+      this.emit('recovered', { id: job.id, claim: job.claim, reason: 'timeout', to });
+    }
   }
 
   #startDiscovery(): Discovery {

@@ -112,17 +112,22 @@ describe('recovering claims (I4)', () => {
     await q.close();
   });
 
-  it('takes back a job past its timeout from a live worker', async () => {
-    // the claim's age is its active file's ctime, which cannot be backdated: this test is about time, so it waits ~0.2 s
+  it('a live worker takes back its own job staleAfter past its timeout, though it keeps appending progress', async () => {
+    // the claim's run time is the holder's own monotonic clock, not a file time: this test waits ~0.2 s
     const { dir, q } = await tempQueue({ maintenance: false, staleAfter: 100 });
     const { id } = await q.enqueue('t', null, { timeout: 50 });
-    const { child: worker } = await holder(dir, { DIRQ_STALE_AFTER: '100' });
-    let recovered: unknown[] = [];
-    await until(async () => (recovered = (await q.recover()).recovered).length > 0, 'the timeout to pass');
-    expect(recovered).toEqual([expect.objectContaining({ id, reason: 'timeout', to: 'queue' })]);
+    const { child: worker, owner } = await holder(dir, { DIRQ_STALE_AFTER: '100', DIRQ_HOLD_PROGRESS: '10' });
+    await until(async () => (await q.get(id)).state === 'queue', 'the holder to take back its overdue job');
+    expect((await q.get(id)).errors).toEqual([expect.objectContaining({ code: 'ETIMEOUT' })]);
+    const events = parseJobFile(fs.readFileSync(path.join(dir, 'queue', id), 'utf8')).events;
+    expect(events.filter((e) => e.event === 'progress').length).toBeGreaterThan(0);
+    expect(events.find((e) => e.event === 'revoked')).toMatchObject({ reason: 'timeout', by: expect.stringMatching(new RegExp(`^${owner.replace(/\./g, '\\.')}\\.`)) });
     worker.stdin!.write('go\n');
     expect(await output(worker)).toContain('refused ECOMPROMISED');
-    expect((await q.get(id)).errors).toEqual([expect.objectContaining({ code: 'ETIMEOUT' })]);
+    expect(ls(dir, 'active')).toEqual([]);
+    const again = (await q.claim())!;
+    expect(again.attempt).toBe(2);
+    await again.complete();
     await q.close();
   });
 });
