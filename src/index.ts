@@ -18,3 +18,5 @@ export type { Processor, ProcessorJob } from './processor.js';
 export { fsck } from './fsck.js';
 export type { Finding, FindingKind, FsckOptions, FsckReport } from './fsck.js';
 export type { Recent } from './throughput.js';
+export { COUNTERS } from './totals.js';
+export type { Counter, Totals } from './totals.js';

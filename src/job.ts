@@ -25,6 +25,8 @@ export interface JobHost {
   requeued(id: string, delayed?: string): void;
   /** The claim ended (completed, failed, released or found lost). */
   settled(job: Job): void;
+  /** Count an ending for the lifetime totals. */
+  counted(type: string, counter: 'completed' | 'retried' | 'failed'): void;
 }
 
 export type JobOutcome = 'completed' | 'retrying' | 'failed' | 'released';
@@ -90,6 +92,7 @@ export class Job<Data = unknown> {
     if (result !== undefined) checkJson(result, 'result');
     const event = { event: 'result' as const, at: new Date().toISOString(), attempt: this.attempt, claim: this.claim };
     this.#end(encodeEvent(result === undefined ? event : { ...event, value: result }), this.#host.layout.file('done', this.id));
+    this.#host.counted(this.type, 'completed');
     releaseKeyOf(this.#host.layout, this.#record.envelope.key, this.id);
   }
 
@@ -106,6 +109,7 @@ export class Job<Data = unknown> {
     const at = new Date();
     if (exhausted) {
       this.#end(encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded }), layout.file('failed', this.id));
+      this.#host.counted(this.type, 'failed');
       releaseKeyOf(layout, this.#record.envelope.key, this.id);
       return 'failed';
     }
@@ -123,6 +127,7 @@ export class Job<Data = unknown> {
       this.#end(line, layout.file('queue', this.id));
       this.#host.requeued(this.id);
     }
+    this.#host.counted(this.type, 'retried');
     return 'retrying';
   }
 

@@ -19,6 +19,7 @@ import { promoteDueJobs } from './discovery.js';
 import { SETTINGS_FILE, type Layout } from './layout.js';
 import { filesystemNow, isDeadHere, readHeartbeat } from './liveness.js';
 import { activeName, parseActiveName, parseId, type NameMaker } from './names.js';
+import { foldTotals } from './totals.js';
 
 /** What taking a claim back needs to know. */
 export interface RevokeSettings {
@@ -78,19 +79,20 @@ export async function sweep(layout: Layout, names: NameMaker, settings: SweepSet
     throw error;
   }
   try {
-    return sweepUnlocked(layout, names, settings);
+    return await sweepUnlocked(layout, names, settings);
   } finally {
     await release().catch(() => undefined);
   }
 }
 
 /** The sweep itself; safe to run concurrently with other sweeps. */
-export function sweepUnlocked(layout: Layout, names: NameMaker, settings: SweepSettings): SweepReport {
+export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: SweepSettings): Promise<SweepReport> {
   const now = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
   const recovered = recoverStale(layout, names, settings, now);
   const promoted = promoteDueJobs(layout);
   const pruned = pruneDone(layout, settings.keepDone, now);
   const tmpRemoved = removeOld(layout, 'tmp', settings.tmpMaxAge, now);
+  await foldTotals(layout, names.claim(), now);
   return { swept: true, recovered, promoted, pruned, tmpRemoved };
 }
 

@@ -27,6 +27,7 @@ import {
 } from './options.js';
 import { ReadyIndex } from './ready-index.js';
 import { Heartbeat } from './liveness.js';
+import { FLUSH_MS, readTotals, Tally, type Totals } from './totals.js';
 import { revoke, sweep, type Recovered, type SweepReport, type SweepSettings } from './maintenance.js';
 
 export interface JobRef {
@@ -84,6 +85,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   #jobHost: JobHost;
   #held = new Set<Job>();
   #heartbeat: Heartbeat | undefined;
+  #tally: Tally;
   #timers = new Set<NodeJS.Timeout>();
   #finishWatch: FinishWatch | undefined;
   #closed = false;
@@ -96,6 +98,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.dir = layout.root;
     this.options = Object.freeze(options);
     this.#index = new ReadyIndex(options.agingStep);
+    this.#tally = new Tally(layout, this.#names.owner);
     this.#jobHost = {
       layout,
       defaultAttempts: options.attempts,
@@ -103,6 +106,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       defaultTimeout: options.timeout,
       requeued: (id, delayed) => this.#discovery?.added(id, delayed),
       settled: (job) => this.#held.delete(job),
+      counted: (type, counter) => this.#tally.add(type, counter),
     };
   }
 
@@ -115,6 +119,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     const layout = new Layout(dir);
     await layout.prepare(resolved.create, resolved.mode);
     const queue = new Queue(layout, resolved);
+    queue.#startTallyFlush();
     if (resolved.maintenance) {
       // the next process to open the queue catches up first (I6); a queue this process may
       // only read still opens (its sweeps fail, reported as warnings)
@@ -313,6 +318,17 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   /**
+   * Lifetime counts per job type: jobs enqueued, completed, retried (failed
+   * attempts that will run again), failed (ended in failed/) and recovered
+   * (claims taken back), by every process that had the queue open, this one
+   * included. Monotonic, unlike the counts of done/ that retention prunes.
+   */
+  async totals(): Promise<Totals> {
+    this.#assertOpen();
+    return readTotals(this.#layout, this.#tally.pending);
+  }
+
+  /**
    * One maintenance sweep now (waiting for another process's sweep to end):
    * recover stale claims, promote due delayed jobs, prune done/, clean tmp/.
    */
@@ -362,6 +378,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#closed = true;
     for (const timer of this.#timers) clearTimeout(timer);
     for (const job of [...this.#held]) await job.release().catch(() => undefined);
+    await this.#tally.flush().catch((error: Error) => this.emit('warning', error));
     this.#heartbeat?.close();
     this.#discovery?.close();
     await this.#syncer.close();
@@ -392,7 +409,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     const id = o.runAt === undefined ? this.#names.id(o.priority, encodedType) : this.#names.id(o.priority, encodedType, o.runAt * 1000);
     const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
     const key = o.key === undefined ? undefined : encodeKey(o.key);
-    return { id, content, delayed, key, tmp: this.#layout.file('tmp', this.#names.tmpName(id)) };
+    return { id, type, content, delayed, key, tmp: this.#layout.file('tmp', this.#names.tmpName(id)) };
   }
 
   /** Take the job's unique key, if it has one. Returns the id of the live job holding it instead (ours removed). */
@@ -424,6 +441,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   #announce(job: Prepared): void {
+    this.#tally.add(job.type, 'enqueued');
     this.#discovery?.added(job.id, job.delayed);
   }
 
@@ -475,16 +493,15 @@ export class Queue extends EventEmitter<QueueEvents> {
   #setAside(id: string, activePath: string, reason: string, canAppend: boolean): void {
     if (canAppend) appendLine(activePath, `${encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason })}`);
     move(activePath, this.#layout.file('failed', id));
+    const type = parseId(id)?.type;
+    if (type !== undefined) this.#tally.add(type, 'failed');
     this.emit('invalid', { id, reason });
   }
 
   async #sweep(wait: boolean): Promise<SweepReport> {
     const settings: SweepSettings = { ...this.options, tmpMaxAge: TMP_MAX_AGE_MS };
     const report = await sweep(this.#layout, this.#names, settings, wait);
-    for (const r of report.recovered) {
-      if (r.to === 'queue') this.#discovery?.added(r.id);
-      this.emit('recovered', r);
-    }
+    for (const r of report.recovered) this.#recovered(r);
     if (report.promoted > 0) this.#discovery?.refresh();
     return report;
   }
@@ -531,10 +548,26 @@ export class Queue extends EventEmitter<QueueEvents> {
       this.#held.delete(job);
       job.revoked();
       const to = revoke(this.#layout, this.#names, this.options, basename(job.path), job.id, job.claim, 'timeout');
-      if (to === undefined) continue; // ended meanwhile, or taken back by a sweep elsewhere
-      if (to === 'queue') this.#discovery?.added(job.id);
-      this.emit('recovered', { id: job.id, claim: job.claim, reason: 'timeout', to });
+      if (to !== undefined) this.#recovered({ id: job.id, claim: job.claim, reason: 'timeout', to }); // else ended meanwhile, or taken back elsewhere
     }
+  }
+
+  #recovered(r: Recovered): void {
+    const type = parseId(r.id)?.type;
+    if (type !== undefined) {
+      this.#tally.add(type, 'recovered');
+      if (r.to === 'failed') this.#tally.add(type, 'failed');
+    }
+    if (r.to === 'queue') this.#discovery?.added(r.id);
+    this.emit('recovered', r);
+  }
+
+  /** Lifetime counters reach disk every FLUSH_MS while this queue counts (totals.ts). */
+  #startTallyFlush(): void {
+    const timer = setInterval(() => {
+      this.#tally.flush().catch((error: Error) => this.emit('warning', error));
+    }, FLUSH_MS).unref();
+    this.#timers.add(timer);
   }
 
   #startDiscovery(): Discovery {
@@ -587,6 +620,7 @@ export class Queue extends EventEmitter<QueueEvents> {
 
 interface Prepared {
   id: string;
+  type: string;
   content: string;
   /** The delayed/ name when the job waits for a time. */
   delayed: string | undefined;

@@ -58,7 +58,10 @@ describe('SIGKILL torture', () => {
       reruns += seen.length - 1;
       const record = parseJobFile(fs.readFileSync(path.join(dir, 'done', id), 'utf8'));
       expect(record.result?.value, id).toMatchObject({ attempt: seen.at(-1) });
-      expect(record.attemptsMade, id).toBe(seen.length - 1);
+      // each logged re-run followed a counted attempt; a kill between a claim and its log line
+      // counts an attempt that the log never saw, so the record may count more, never fewer
+      expect(record.attemptsMade, id).toBeGreaterThanOrEqual(seen.length - 1);
+      expect(record.attemptsMade + 1, id).toBe(seen.at(-1));
     }
     expect(reruns).toBeGreaterThan(0); // the kills did interrupt jobs
     await q.close();

@@ -1,13 +1,14 @@
-/** dirq metrics DIR: the queue's gauges in the Prometheus text format. */
+/** dirq metrics DIR: the queue's gauges and lifetime counters in the Prometheus text format. */
 import writeFileAtomic from 'write-file-atomic';
 import { fsError } from '../errors.js';
 import type { Stats } from '../inspect.js';
 import { STATES } from '../layout.js';
+import { COUNTERS, type Totals } from '../totals.js';
 import { parse, printJson, withQueue, type Command } from './common.js';
 
 export const metrics: Command = {
   name: 'metrics',
-  summary: 'Prometheus text format: jobs per state and type, ages, last-minute throughput',
+  summary: 'Prometheus text format: jobs per state and type, ages, throughput, lifetime totals',
   help: `Usage: dirq metrics DIR [--output FILE] [--json]
 
 Print the state of the queue in DIR in the Prometheus text exposition
@@ -22,6 +23,10 @@ format, every sample labelled queue="DIR":
   dirqueue_throughput_per_second         jobs ended per second over the last minute
   dirqueue_latency_seconds{quantile}     ready-to-ended time of the jobs completed in
                                          the last minute: 0.5, 0.95, 1 (max); absent if none
+  dirqueue_job_events_total{type,event}  counter: jobs enqueued, completed, retried,
+                                         failed and recovered since the queue was made,
+                                         by every process that opened it (the library
+                                         counts; jobs moved by hand with mv are not seen)
 
 For node_exporter's textfile collector, write the file with --output (it is
 replaced atomically, so the collector never reads half of it) from cron.
@@ -40,8 +45,8 @@ Examples:
   async run(args) {
     const parsed = parse(this, args, { output: { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: 1 });
     if (parsed === undefined) return 0;
-    const { dir, stats } = await withQueue(parsed.positionals[0]!, async (q) => ({ dir: q.dir, stats: await q.stats() }));
-    const families = collect(dir, stats);
+    const { dir, stats, totals } = await withQueue(parsed.positionals[0]!, async (q) => ({ dir: q.dir, stats: await q.stats(), totals: await q.totals() }));
+    const families = collect(dir, stats, totals);
     if (parsed.values.json === true) {
       printJson(families);
       return 0;
@@ -66,11 +71,11 @@ interface Sample {
 interface Family {
   name: string;
   help: string;
-  type: 'gauge';
+  type: 'gauge' | 'counter';
   samples: Sample[];
 }
 
-function collect(queue: string, s: Stats): Family[] {
+function collect(queue: string, s: Stats, totals: Totals): Family[] {
   const gauge = (name: string, help: string, samples: Sample[]): Family => ({ name: `dirqueue_${name}`, help, type: 'gauge', samples });
   const one = (value: number, labels: Record<string, string> = {}): Sample => ({ labels: { queue, ...labels }, value });
   const seconds = (ms: number | null): number => (ms === null ? 0 : ms / 1000);
@@ -89,6 +94,13 @@ function collect(queue: string, s: Stats): Family[] {
     gauge('failed_last_minute', 'Jobs that ended in failed/ in the last minute.', [one(s.recent.failed)]),
     gauge('throughput_per_second', 'Jobs ended per second over the last minute.', [one(s.recent.perSecond)]),
   ];
+  const types = [...new Set([...Object.keys(s.types), ...Object.keys(totals)])].sort();
+  families.push({
+    name: 'dirqueue_job_events_total',
+    help: 'Jobs enqueued, completed, retried, failed and recovered since the queue was made.',
+    type: 'counter',
+    samples: types.flatMap((type) => COUNTERS.map((event) => one(totals[type]?.[event] ?? 0, { type, event }))),
+  });
   const { latency } = s.recent;
   if (latency !== null) {
     families.push(
