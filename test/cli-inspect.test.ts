@@ -15,6 +15,7 @@ interface StatsJson {
   waitingId: string | null;
   recent: { windowMs: number; completed: number; failed: number; perSecond: number; latency: { p50: number; p95: number; max: number } | null };
   sla?: { limit: number; ok: boolean };
+  totals: Record<string, number>;
 }
 
 describe('dirq show', () => {
@@ -82,6 +83,9 @@ describe('dirq stats', () => {
     expect(stats.recent.latency!.p50).toBeGreaterThanOrEqual(0);
     expect(stats.recent.latency!.max).toBeGreaterThanOrEqual(stats.recent.latency!.p50);
     expect(await ok(['stats', dir])).toMatch(/\nLast minute: 2 done, 1 failed \(0\.05\/s\); latency p50 \d+(ms|s), p95 \d+(ms|s), max \d+(ms|s)\n/);
+    // the lifetime totals count the job whose file is too old for the last minute
+    expect(stats.totals).toEqual({ enqueued: 4, completed: 3, retried: 0, failed: 1, recovered: 0 });
+    expect(await ok(['stats', dir])).toMatch(/\nSince the queue was made: 4 enqueued, 3 completed, 0 retried, 1 failed, 0 recovered\n/);
   });
 
   it('says when no jobs ended in the last minute', async () => {

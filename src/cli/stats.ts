@@ -4,6 +4,7 @@ import { formatAge, parseDuration } from '../duration.js';
 import type { Stats } from '../inspect.js';
 import { STATES } from '../layout.js';
 import type { Queue } from '../queue.js';
+import { COUNTERS, type Counter } from '../totals.js';
 import { EXIT_CHECK, openExisting, parse, print, printJson, table, type Align, type Command } from './common.js';
 
 export const stats: Command = {
@@ -16,7 +17,9 @@ oldest of them is (since it became ready; in delayed/, since it was put
 there); when the next delayed job is due; the longest any ready job has
 waited in queue/; the jobs of each type by state; and the jobs that ended
 in the last minute: how many, how fast, and their latency (from ready to
-ended), read from the files in done/ and failed/.
+ended), read from the files in done/ and failed/; and the lifetime totals
+(jobs enqueued, completed, retried, failed and recovered since the queue was
+made, as the library counted them; retention and purges do not lower them).
 
 --sla D is a check for cron or a monitor (Nagios-style): it prints one line,
 "OK: ..." or "CRITICAL: job ID has waited 6m12s in queue/, over the SLA of
@@ -27,7 +30,8 @@ Options:
                  "nextDue": MS|null, "waiting": MS|null, "waitingId": ID|null,
                  "types": {"TYPE": {"queue": N, ...}}, "recent": {"windowMs": 60000,
                  "completed": N, "failed": N, "perSecond": N, "latency":
-                 {"p50": MS, "p95": MS, "max": MS}|null}} (ages in ms; with
+                 {"p50": MS, "p95": MS, "max": MS}|null}, "totals": {"enqueued": N,
+                 "completed": N, "retried": N, "failed": N, "recovered": N}} (ages in ms; with
                  --sla also "sla": {"limit": MS, "ok": BOOL}; with --watch one
                  object per line)
   --sla D        check that no ready job has waited longer than D (30s, 5m, 1h)
@@ -69,13 +73,23 @@ Examples:
         await watch(q, view, interval);
         return 0;
       }
-      const breached = show(await q.stats(), view);
+      const breached = show(await report(q), view);
       return breached ? EXIT_CHECK : 0;
     } finally {
       await q.close();
     }
   },
 };
+
+/** Stats plus the lifetime totals summed over types. */
+type Report = Stats & { totals: Record<Counter, number> };
+
+async function report(q: Queue): Promise<Report> {
+  const [s, byType] = await Promise.all([q.stats(), q.totals()]);
+  const totals = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
+  for (const row of Object.values(byType)) for (const c of COUNTERS) totals[c] += row[c] ?? 0;
+  return { ...s, totals };
+}
 
 interface View {
   json: boolean;
@@ -85,7 +99,7 @@ interface View {
 }
 
 /** Print one report; returns true when the SLA is breached. */
-function show(s: Stats, view: View): boolean {
+function show(s: Report, view: View): boolean {
   const breached = view.sla !== undefined && s.waiting !== null && s.waiting > view.sla;
   if (view.json) {
     printJson(view.sla === undefined ? s : { ...s, sla: { limit: view.sla, ok: !breached } });
@@ -115,7 +129,7 @@ async function watch(q: Queue, view: View, interval: number): Promise<void> {
   const tty = process.stdout.isTTY === true && !view.json;
   try {
     while (!stop.signal.aborted) {
-      const s = await q.stats();
+      const s = await report(q);
       if (view.json) {
         print(JSON.stringify(view.sla === undefined ? s : { ...s, sla: { limit: view.sla, ok: !(s.waiting !== null && s.waiting > view.sla) } }));
       } else {
@@ -131,7 +145,7 @@ async function watch(q: Queue, view: View, interval: number): Promise<void> {
   }
 }
 
-function render(s: Stats): string {
+function render(s: Report): string {
   const age = (ms: number | null): string => (ms === null ? '-' : formatAge(ms));
   const states = table(
     ['STATE', 'JOBS', 'OLDEST'],
@@ -141,6 +155,7 @@ function render(s: Stats): string {
   const out = [states, '', `Longest wait in queue/: ${age(s.waiting)}`];
   if (s.nextDue !== null) out.push(`Next delayed job due: ${s.nextDue <= 0 ? `overdue by ${formatAge(-s.nextDue)}` : `in ${formatAge(s.nextDue)}`}`);
   out.push(recentLine(s.recent));
+  out.push(`Since the queue was made: ${COUNTERS.map((c) => `${s.totals[c]} ${c}`).join(', ')}`);
   const types = Object.keys(s.types).sort();
   if (types.length > 0) {
     const align: Align[] = ['left', ...STATES.map((): Align => 'right')];
