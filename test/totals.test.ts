@@ -9,7 +9,6 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Layout } from '../src/layout.js';
 import { FOLD_STALE_MS, foldTotals, readTotals, Tally } from '../src/totals.js';
-import { backdate } from './support/fake.js';
 import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
 import { lineFrom } from './support/wait.js';
 
@@ -41,10 +40,11 @@ describe('lifetime totals', () => {
     expect(counterFiles(layout)).toHaveLength(20);
     const expected = { a: { completed: 190 }, b: { enqueued: 20 } };
     expect(readTotals(layout)).toEqual(expected);
-    expect(await foldTotals(layout, 'host.1.f.0', Date.now())).toBe(20);
+    expect(await foldTotals(layout, 'host.1.f.0', Date.now())).toBe(0); // the first fold makes the base
+    expect(await foldTotals(layout, 'host.1.f.1', Date.now())).toBe(20);
     expect(counterFiles(layout)).toEqual(['totals']);
     expect(readTotals(layout)).toEqual(expected);
-    expect(await foldTotals(layout, 'host.1.f.1', Date.now())).toBe(0);
+    expect(await foldTotals(layout, 'host.1.f.2', Date.now())).toBe(0);
   });
 
   it('a fold that died after writing its base counts nothing twice, and the next fold cleans up after it', async () => {
@@ -54,10 +54,22 @@ describe('lifetime totals', () => {
     put(layout, 'totals~host.1.dead.0', { gen: 2, counts: { a: { completed: 0 } }, absorbed: [] }); // its old copy
     put(layout, 'totals.host.1.y.0', { counts: { a: { completed: 1 } } });
     expect(readTotals(layout)).toEqual({ a: { completed: 6 } });
-    backdate(layout.file('workers', 'totals~host.1.dead.0'), FOLD_STALE_MS + 1000);
-    expect(await foldTotals(layout, 'host.1.f.0', Date.now())).toBe(1);
+    // a fold's copy is judged by its ctime, which the rename set and utimes cannot backdate: a later "now" instead
+    expect(await foldTotals(layout, 'host.1.f.0', Date.now() + FOLD_STALE_MS + 1000)).toBe(1);
     expect(counterFiles(layout)).toEqual(['totals']);
     expect(readTotals(layout)).toEqual({ a: { completed: 6 } });
+  });
+
+  it('a fold in flight holding an old base is not taken over: the rename, not the write, dates it', async () => {
+    const layout = await newLayout();
+    put(layout, 'totals', { gen: 1, counts: { a: { completed: 2 } }, absorbed: [] });
+    const longAgo = new Date(Date.now() - 10 * FOLD_STALE_MS);
+    fs.utimesSync(layout.file('workers', 'totals'), longAgo, longAgo); // written long ago
+    fs.renameSync(layout.file('workers', 'totals'), layout.file('workers', 'totals~host.1.busy.0')); // a fold takes it now
+    put(layout, 'totals.host.1.y.0', { counts: { a: { completed: 1 } } });
+    expect(await foldTotals(layout, 'host.1.f.0', Date.now())).toBe(0);
+    expect(counterFiles(layout)).toEqual(['totals.host.1.y.0', 'totals~host.1.busy.0']);
+    expect(readTotals(layout)).toEqual({ a: { completed: 3 } });
   });
 
   it('a fold that died holding the base still counts for readers, and is taken over once stale', async () => {
@@ -67,8 +79,7 @@ describe('lifetime totals', () => {
     expect(readTotals(layout)).toEqual({ a: { completed: 8 } });
     expect(await foldTotals(layout, 'host.1.f.0', Date.now())).toBe(0); // maybe still folding: left alone
     expect(counterFiles(layout)).toEqual(['totals.host.1.y.0', 'totals~host.1.dead.0']);
-    backdate(layout.file('workers', 'totals~host.1.dead.0'), FOLD_STALE_MS + 1000);
-    expect(await foldTotals(layout, 'host.1.f.1', Date.now())).toBe(1);
+    expect(await foldTotals(layout, 'host.1.f.1', Date.now() + FOLD_STALE_MS + 1000)).toBe(1);
     expect(counterFiles(layout)).toEqual(['totals']);
     expect(readTotals(layout)).toEqual({ a: { completed: 8 } });
   });
@@ -88,13 +99,14 @@ describe('lifetime totals', () => {
 
   it('folds racing in several processes without the lock count every delta exactly once', async () => {
     const layout = await newLayout();
+    await foldTotals(layout, 'host.1.f.0', Date.now()); // makes the base the sweepers will race for
     await deltas(layout, 100);
     const sweepers = Array.from({ length: 4 }, () => spawnNode([child, 'sweep-unlocked', layout.root], { stdio: ['pipe', 'pipe', 'inherit'] }));
     await Promise.all(sweepers.map((s) => lineFrom(s, 'ready')));
     for (const s of sweepers) s.stdin!.write('go\n');
     for (const s of sweepers) expect(await exited(s)).toBe(0);
     expect(readTotals(layout)).toEqual({ a: { completed: 4950 }, b: { enqueued: 100 } });
-    await foldTotals(layout, 'host.1.f.0', Date.now());
+    await foldTotals(layout, 'host.1.f.1', Date.now());
     expect(counterFiles(layout)).toEqual(['totals']);
     expect(readTotals(layout)).toEqual({ a: { completed: 4950 }, b: { enqueued: 100 } });
   });
