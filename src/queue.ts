@@ -8,18 +8,16 @@ import { basename } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
 import { FinishWatch } from './finish-watch.js';
-import { encodeEnvelope, encodeEvent, parseJobFile, type Envelope } from './envelope.js';
+import { dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.js';
+import { encodeEvent, parseJobFile } from './envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
 import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from './files.js';
 import { counts, jobNames, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
 import { Job, type JobHost } from './job.js';
-import { checkJson } from './json-check.js';
 import { checkState, Layout, type State } from './layout.js';
-import { activeName, checkId, delayedName, describe, encodeKey, encodeType, NameMaker, parseId } from './names.js';
-import { takeKey } from './keys.js';
+import { activeName, checkId, describe, encodeType, NameMaker, parseId } from './names.js';
 import {
   checkMs,
-  resolveEnqueueOptions,
   resolveQueueOptions,
   type EnqueueOptions,
   type QueueOptions,
@@ -138,12 +136,12 @@ export class Queue extends EventEmitter<QueueEvents> {
   async enqueue(type: string, data?: unknown, options?: EnqueueOptions): Promise<JobRef> {
     this.#assertOpen();
     await this.#fairness();
-    const job = this.#prepare(type, data, options);
+    const job = prepare(this.#layout, this.#names, this.options.maxJobBytes, type, data, options);
     await writeNew(job.tmp, job.content, this.options.durable, this.#layout.fileMode);
-    const holder = this.#takeKey(job);
+    const holder = takeKeyOf(this.#layout, job);
     if (holder !== undefined) return { id: holder, duplicate: true };
-    this.#place(job);
-    if (this.options.durable) await Promise.all(this.#dirsOf([job]).map((d) => this.#syncer.sync(d)));
+    place(this.#layout, job);
+    if (this.options.durable) await Promise.all(dirsToSync(this.#layout, [job]).map((d) => this.#syncer.sync(d)));
     this.#announce(job);
     return { id: job.id, duplicate: false };
   }
@@ -162,7 +160,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       }
       const { type, data, ...options } = item;
       try {
-        return this.#prepare(type, data, options);
+        return prepare(this.#layout, this.#names, this.options.maxJobBytes, type, data, options);
       } catch (error) {
         if (error instanceof DirQueueError) error.message = `enqueueMany: item ${i}: ${error.message}`;
         throw error;
@@ -173,9 +171,9 @@ export class Queue extends EventEmitter<QueueEvents> {
     let placed = 0;
     try {
       for (const job of jobs) {
-        const holder = this.#takeKey(job);
+        const holder = takeKeyOf(this.#layout, job);
         refs.set(job, holder === undefined ? { id: job.id, duplicate: false } : { id: holder, duplicate: true });
-        if (holder === undefined) this.#place(job);
+        if (holder === undefined) place(this.#layout, job);
         placed++;
       }
     } catch (error) {
@@ -184,7 +182,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       throw error;
     }
     const added = jobs.filter((j) => !refs.get(j)!.duplicate);
-    if (this.options.durable) await Promise.all(this.#dirsOf(added).map((d) => this.#syncer.sync(d)));
+    if (this.options.durable) await Promise.all(dirsToSync(this.#layout, added).map((d) => this.#syncer.sync(d)));
     for (const job of added) this.#announce(job);
     return jobs.map((j) => refs.get(j)!);
   }
@@ -385,61 +383,6 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#finishWatch?.close();
   }
 
-  #prepare(type: string, data: unknown, options: EnqueueOptions | undefined): Prepared {
-    const encodedType = encodeType(type);
-    const o = resolveEnqueueOptions(options);
-    const envelope: Envelope = { type };
-    if (data instanceof Uint8Array) {
-      envelope.bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
-    } else if (data !== undefined) {
-      checkJson(data, 'data');
-      envelope.data = data;
-    }
-    envelope.created = new Date().toISOString();
-    if (o.attempts !== undefined) envelope.attempts = o.attempts;
-    if (o.backoff !== undefined) envelope.backoff = o.backoff;
-    if (o.timeout !== undefined) envelope.timeout = o.timeout;
-    if (o.key !== undefined) envelope.key = o.key;
-    const content = encodeEnvelope(envelope);
-    const bytes = Buffer.byteLength(content);
-    if (bytes > this.options.maxJobBytes) {
-      throw new DirQueueError('ETOOBIG', `job is ${bytes} bytes, over maxJobBytes (${this.options.maxJobBytes}): store large payloads elsewhere and enqueue a reference`);
-    }
-    // A delayed job's id carries its due time, so once promoted it queues by when it became ready.
-    const id = o.runAt === undefined ? this.#names.id(o.priority, encodedType) : this.#names.id(o.priority, encodedType, o.runAt * 1000);
-    const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
-    const key = o.key === undefined ? undefined : encodeKey(o.key);
-    return { id, type, content, delayed, key, tmp: this.#layout.file('tmp', this.#names.tmpName(id)) };
-  }
-
-  /** Take the job's unique key, if it has one. Returns the id of the live job holding it instead (ours removed). */
-  #takeKey(job: Prepared): string | undefined {
-    if (job.key === undefined) return undefined;
-    let holder: string | undefined;
-    try {
-      holder = takeKey(this.#layout, job.key, job.id);
-    } catch (error) {
-      fs.rmSync(job.tmp, { force: true });
-      throw error;
-    }
-    if (holder !== undefined) fs.rmSync(job.tmp, { force: true });
-    return holder;
-  }
-
-  /** The directories to fsync after placing `jobs`. */
-  #dirsOf(jobs: readonly Prepared[]): string[] {
-    const dirs = new Set(jobs.map((j) => this.#layout.paths[j.delayed === undefined ? 'queue' : 'delayed']));
-    if (jobs.some((j) => j.key !== undefined)) dirs.add(this.#layout.paths.keys);
-    return [...dirs];
-  }
-
-  #place(job: Prepared): void {
-    const target = job.delayed === undefined ? this.#layout.file('queue', job.id) : this.#layout.file('delayed', job.delayed);
-    if (!move(job.tmp, target)) {
-      throw new DirQueueError('EFS', `${job.tmp} vanished before it could be enqueued: is something cleaning tmp/?`);
-    }
-  }
-
   #announce(job: Prepared): void {
     this.#tally.add(job.type, 'enqueued');
     this.#discovery?.added(job.id, job.delayed);
@@ -618,13 +561,3 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 }
 
-interface Prepared {
-  id: string;
-  type: string;
-  content: string;
-  /** The delayed/ name when the job waits for a time. */
-  delayed: string | undefined;
-  /** The encoded unique key, if any. */
-  key: string | undefined;
-  tmp: string;
-}

@@ -1,0 +1,91 @@
+/**
+ * From enqueue's arguments to a job in queue/ (or delayed/): build and check
+ * the envelope, name the file (the codec's id), then, once the file is
+ * written in tmp/, take its unique key and place it with one rename. Queue
+ * runs these for enqueue and enqueueMany, around the writes and fsyncs.
+ */
+import fs from 'node:fs';
+import { encodeEnvelope, type Envelope } from './envelope.js';
+import { DirQueueError } from './errors.js';
+import { move } from './files.js';
+import { checkJson } from './json-check.js';
+import { takeKey } from './keys.js';
+import type { Layout } from './layout.js';
+import { delayedName, encodeKey, encodeType, parseId, type NameMaker } from './names.js';
+import { resolveEnqueueOptions, type EnqueueOptions } from './options.js';
+
+/** A job ready to be written to `tmp` and placed. */
+export interface Prepared {
+  id: string;
+  type: string;
+  content: string;
+  /** The delayed/ name when the job waits for a time. */
+  delayed: string | undefined;
+  /** The encoded unique key, if any. */
+  key: string | undefined;
+  tmp: string;
+}
+
+/** Check the arguments and build the job's file content and names; throws a DirQueueError on bad input. */
+export function prepare(
+  layout: Layout,
+  names: NameMaker,
+  maxJobBytes: number,
+  type: string,
+  data: unknown,
+  options: EnqueueOptions | undefined,
+): Prepared {
+  const encodedType = encodeType(type);
+  const o = resolveEnqueueOptions(options);
+  const envelope: Envelope = { type };
+  if (data instanceof Uint8Array) {
+    envelope.bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+  } else if (data !== undefined) {
+    checkJson(data, 'data');
+    envelope.data = data;
+  }
+  envelope.created = new Date().toISOString();
+  if (o.attempts !== undefined) envelope.attempts = o.attempts;
+  if (o.backoff !== undefined) envelope.backoff = o.backoff;
+  if (o.timeout !== undefined) envelope.timeout = o.timeout;
+  if (o.key !== undefined) envelope.key = o.key;
+  const content = encodeEnvelope(envelope);
+  const bytes = Buffer.byteLength(content);
+  if (bytes > maxJobBytes) {
+    throw new DirQueueError('ETOOBIG', `job is ${bytes} bytes, over maxJobBytes (${maxJobBytes}): store large payloads elsewhere and enqueue a reference`);
+  }
+  // A delayed job's id carries its due time, so once promoted it queues by when it became ready.
+  const id = o.runAt === undefined ? names.id(o.priority, encodedType) : names.id(o.priority, encodedType, o.runAt * 1000);
+  const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
+  const key = o.key === undefined ? undefined : encodeKey(o.key);
+  return { id, type, content, delayed, key, tmp: layout.file('tmp', names.tmpName(id)) };
+}
+
+/** Take the job's unique key, if it has one. Returns the id of the live job holding it instead (ours removed). */
+export function takeKeyOf(layout: Layout, job: Prepared): string | undefined {
+  if (job.key === undefined) return undefined;
+  let holder: string | undefined;
+  try {
+    holder = takeKey(layout, job.key, job.id);
+  } catch (error) {
+    fs.rmSync(job.tmp, { force: true });
+    throw error;
+  }
+  if (holder !== undefined) fs.rmSync(job.tmp, { force: true });
+  return holder;
+}
+
+/** Move the written job from tmp/ into queue/ or delayed/: the one rename that enqueues it. */
+export function place(layout: Layout, job: Prepared): void {
+  const target = job.delayed === undefined ? layout.file('queue', job.id) : layout.file('delayed', job.delayed);
+  if (!move(job.tmp, target)) {
+    throw new DirQueueError('EFS', `${job.tmp} vanished before it could be enqueued: is something cleaning tmp/?`);
+  }
+}
+
+/** The directories to fsync after placing `jobs`. */
+export function dirsToSync(layout: Layout, jobs: readonly Prepared[]): string[] {
+  const dirs = new Set(jobs.map((j) => layout.paths[j.delayed === undefined ? 'queue' : 'delayed']));
+  if (jobs.some((j) => j.key !== undefined)) dirs.add(layout.paths.keys);
+  return [...dirs];
+}
