@@ -19,7 +19,10 @@
  * repetition, so that drift and the neighbours' noise hit floors and cases alike):
  *   floor A          open(O_CREAT|O_EXCL)+write+close+rename tmp/ -> queue/, 10,000
  *   floor A+fsync    the same plus fdatasync of the file and fsync of queue/, 500
- *   floor A bulk     write all, fdatasync all concurrently, rename all, one dir fsync
+ *   floor A+fsync, 50 callers  the same by 50 concurrent async loops (fs.fdatasync),
+ *                    sharing directory fsyncs (group commit), 500
+ *   floor A bulk     write all, fdatasync them concurrently in bursts of 128 (the
+ *                    next 128 written meanwhile), rename all, one dir fsync
  *   floor B          rename queue/ -> active/ of existing files (those of `enqueue`)
  *   floor C          rename to active/, read, append a result, rename to done/
  *                    (the files of floor A): the raw cost of claim+complete
@@ -45,6 +48,9 @@
  * are never created only to set up a case: creation is the expensive call on ext4).
  * Job: type "bench", data { n, to, subject } (a 134-byte file). Queue options
  * are the defaults (watch on, agingStep 10 s) except `durable`.
+ * Concurrent fdatasyncs run on libuv's thread pool, 4 threads unless
+ * UV_THREADPOOL_SIZE says more (the header line shows it): the durable bulk
+ * cases and floor depend on it, so compare runs with the same setting.
  * On disk, finished cases are moved to trash/ and deleted only at the end:
  * this machine's ext4 has no journal, and such an ext4 creates files slowly
  * for 60-360 s after mass deletions (fs/ext4/ialloc.c, recently_deleted), so
@@ -71,6 +77,7 @@ import {
   fix,
   floorCreate,
   floorCreateBulkDurable,
+  floorCreateConcurrentDurable,
   floorDrain,
   floorRename,
   heapUsedAfterGc,
@@ -238,6 +245,12 @@ async function benchFilesystem(target, results) {
         ctx.rm(d);
         return r;
       },
+      floorConcurrent: async () => {
+        const d = ctx.sub('floorAsyncConc');
+        const r = await floorCreateConcurrentDurable(rawLayout(d), SIZE.durableOne, 50);
+        ctx.rm(d);
+        return r;
+      },
       // 50 callers awaiting their own enqueues at once: the directory fsync is shared (group commit)
       concurrent: async () => {
         const d = ctx.sub('durableConc');
@@ -310,17 +323,19 @@ async function benchFilesystem(target, results) {
 
     const floorA = { name: 'A create+rename', rate: medianRate(pick('floorAC', 'a'), SIZE.one) };
     const floorAsync = { name: 'A+fsync', rate: medianRate(dur.floor, SIZE.durableOne) };
+    const floorAsyncConc = { name: 'A+fsync, 50 callers', rate: medianRate(dur.floorConcurrent, SIZE.durableOne) };
     const floorBulk = { name: 'A bulk+fsync', rate: medianRate(pick('floorSyncPoll', 'floor'), SIZE.durableBulk) };
     const floorB = { name: 'B rename', rate: medianRate(pick('oneB', 'b'), SIZE.one) };
     const floorC = { name: 'C claim+complete', rate: medianRate(pick('floorAC', 'c'), SIZE.one) };
     rows.push(row(`floor A (${int(SIZE.one)})`, { rate: floorA.rate, lat: lats(pick('floorAC', 'a')) }));
     rows.push(row(`floor A+fsync (${int(SIZE.durableOne)})`, { rate: floorAsync.rate, lat: lats(dur.floor) }));
+    rows.push(row(`floor A+fsync, 50 callers (${int(SIZE.durableOne)})`, { rate: floorAsyncConc.rate, lat: lats(dur.floorConcurrent) }));
     rows.push(row(`floor A bulk+fsync (${int(SIZE.durableBulk)})`, { rate: floorBulk.rate }));
     rows.push(row(`floor B (${int(SIZE.one)})`, { rate: floorB.rate, lat: lats(pick('oneB', 'b')) }));
     rows.push(row(`floor C (${int(SIZE.one)})`, { rate: floorC.rate, lat: lats(pick('floorAC', 'c')) }));
     rows.push(row(`enqueue, no fsync (${int(SIZE.one)})`, { rate: medianRate(pick('oneB', 'one'), SIZE.one), lat: lats(pick('oneB', 'one')), floor: floorA }));
     rows.push(row(`enqueue, fsync (${int(SIZE.durableOne)})`, { rate: medianRate(dur.lib, SIZE.durableOne), lat: lats(dur.lib), floor: floorAsync }));
-    rows.push(row(`enqueue, fsync, 50 callers (${int(SIZE.durableOne)})`, { rate: medianRate(dur.concurrent, SIZE.durableOne), lat: lats(dur.concurrent), floor: floorAsync }));
+    rows.push(row(`enqueue, fsync, 50 callers (${int(SIZE.durableOne)})`, { rate: medianRate(dur.concurrent, SIZE.durableOne), lat: lats(dur.concurrent), floor: floorAsyncConc }));
     rows.push(row(`enqueueMany, no fsync (${int(SIZE.bulk)})`, { rate: medianRate(pick('bulkDrain', 'bulk'), SIZE.bulk), floor: floorA }));
     rows.push(row(`enqueueMany, fsync (${int(SIZE.durableBulk)})`, { rate: medianRate(pick('syncWatch', 'bulk'), SIZE.durableBulk), floor: floorBulk }));
     const short = (runs) => (runs.some((x) => x.n !== SIZE.bulk) ? ` drained ${runs.map((x) => x.n).join('/')} jobs!` : '');
@@ -506,7 +521,7 @@ const built = fs.statSync(new URL('../dist/index.js', import.meta.url)).mtime.to
 console.log(`dirqueue ${head.stdout?.trim() || '(no git)'}, dist built ${built}`);
 console.log(
   `dirqueue bench/core.js  node ${process.version}  ${process.platform}/${process.arch}  reps=${REPS}${QUICK ? '  QUICK' : ''}  ` +
-    `job file ${Buffer.byteLength(envelopeLine(TYPE, 1234))} bytes`,
+    `job file ${Buffer.byteLength(envelopeLine(TYPE, 1234))} bytes  UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '(unset: 4)'}`,
 );
 const results = {};
 for (const target of benchFilesystems()) {

@@ -167,32 +167,85 @@ export function floorCreate(layout, n, { durable = false, type = 'bench' } = {})
   return { ms: performance.now() - start, lat, ids };
 }
 
+const fdatasync = (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+const fsyncAsync = (fd) => new Promise((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+
 /**
- * Floor A, bulk and durable: create and write every file (sync), fdatasync
- * them concurrently (the libuv pool, up to 1,024 open at a time), rename them
- * all, then fsync queue/ once. The best a hand-written bulk enqueuer does.
+ * Floor A, bulk and durable: create and write every file (sync); every 128
+ * files start their fdatasyncs together (fs.fdatasync, libuv's pool) and the
+ * next 128 are written meanwhile (at most two chunks syncing); then rename them
+ * all and fsync queue/ once. The best a hand-written bulk enqueuer does here:
+ * concurrent fdatasyncs merge in the block layer, best when started in
+ * bursts (src/files.ts, SYNC_CHUNK, has the measurements).
  */
-export async function floorCreateBulkDurable(layout, n, { type = 'bench' } = {}) {
+export async function floorCreateBulkDurable(layout, n, { type = 'bench', chunk = 128 } = {}) {
   const start = performance.now();
-  const pending = [];
-  for (let i = 0; i < n; i += 1024) {
-    const chunk = [];
-    for (let k = i; k < Math.min(n, i + 1024); k++) {
+  const files = [];
+  const syncing = []; // per chunk, its fdatasyncs
+  for (let i = 0; i < n; i += chunk) {
+    if (syncing.length === 2) await syncing.shift(); // the chunk before the previous one has synced
+    const fds = [];
+    for (let k = i; k < Math.min(n, i + chunk); k++) {
       const id = rawId(type);
       const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
       const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
       fs.writeSync(fd, envelopeLine(type, k));
-      chunk.push({ id, tmp, fd });
+      fds.push(fd);
+      files.push({ id, tmp });
     }
-    await Promise.all(chunk.map(({ fd }) => new Promise((res, rej) => fs.fdatasync(fd, (e) => (e ? rej(e) : res())))));
-    for (const { fd } of chunk) fs.closeSync(fd);
-    pending.push(...chunk);
+    syncing.push(Promise.all(fds.map((fd) => fdatasync(fd).then(() => fs.closeSync(fd)))));
   }
-  for (const { id, tmp } of pending) fs.renameSync(tmp, `${layout.queue}/${id}`);
+  await Promise.all(syncing);
+  for (const { id, tmp } of files) fs.renameSync(tmp, `${layout.queue}/${id}`);
   const dfd = fs.openSync(layout.queue, O_RDONLY);
   fs.fsyncSync(dfd);
   fs.closeSync(dfd);
   return { ms: performance.now() - start };
+}
+
+/**
+ * Floor A+fsync with `callers` concurrent writers, for durable enqueues by
+ * many callers: each loops create+write, fdatasync, close, rename, then
+ * waits for an fsync of queue/ that started after its rename; waiting
+ * callers share one (group commit: one running, the next one joined by all
+ * who arrive meanwhile). Per caller an fsync of its own measured slower here.
+ */
+export async function floorCreateConcurrentDurable(layout, n, callers, { type = 'bench' } = {}) {
+  const dfd = fs.openSync(layout.queue, O_RDONLY);
+  let running = Promise.resolve();
+  let next; // the fsync that starts when `running` ends, shared by whoever asks before then
+  const dirSync = () => {
+    if (next === undefined) {
+      next = running.then(() => {
+        next = undefined;
+        return fsyncAsync(dfd);
+      });
+      running = next;
+    }
+    return next;
+  };
+  const lat = new Float64Array(n);
+  let taken = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      for (let i = taken++; i < n; i = taken++) {
+        const t0 = performance.now();
+        const id = rawId(type);
+        const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
+        const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
+        fs.writeSync(fd, envelopeLine(type, i));
+        await fdatasync(fd);
+        fs.closeSync(fd);
+        fs.renameSync(tmp, `${layout.queue}/${id}`);
+        await dirSync();
+        lat[i] = performance.now() - t0;
+      }
+    }),
+  );
+  const ms = performance.now() - start;
+  fs.closeSync(dfd);
+  return { ms, lat };
 }
 
 /** Floor B: a renameSync loop of existing files, queue/ID -> active/ID@CLAIM. */

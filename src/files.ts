@@ -7,7 +7,8 @@
  * create+write+rename 69 us vs 274 us; open+fstat+read of a job 11 us vs
  * 207 us. The async forms would cap a drain at a few thousand jobs/s, below
  * BullMQ. fsync is the exception: it can take milliseconds, so it runs
- * asynchronously and concurrent callers share one directory fsync (group commit).
+ * asynchronously, concurrent callers share one directory fsync (group commit),
+ * and a batch's fdatasyncs run concurrently, which the disk merges (SYNC_CHUNK).
  */
 import fs from 'node:fs';
 import { errnoOf, fsError } from './errors.js';
@@ -39,48 +40,116 @@ export async function writeNew(path: string, content: string, durable: boolean, 
 }
 
 /**
- * Create and write many files, each like writeNew. Written in chunks, each
- * chunk's files fdatasynced together on the descriptors still open (the
- * kernel commits them at once), then closed. If any file fails, every file
- * of the batch is removed and the error thrown: all or nothing.
+ * Files whose fdatasyncs writeBatch starts together. Measured here (ext4 on
+ * virtio, fresh 134-byte files): fdatasyncSync one after another runs
+ * 5.8-6.5k/s; fs.fdatasync with many in flight 8-12k/s on libuv's default 4
+ * threads and 18-26k/s with UV_THREADPOOL_SIZE=64, because the block layer
+ * merges concurrent flushes. They merge best when started in bursts: with 64
+ * threads, starting each file's fdatasync as soon as it was written was 0.6-0.75x
+ * as fast as bursts. Writing the next chunk while the previous one syncs (at
+ * most two chunks open, 256 descriptors) made create+write+fdatasync 1.3x
+ * faster than write-then-sync chunks of 256 with 4 threads, 1.05-1.1x with 16 or 64.
+ */
+export const SYNC_CHUNK = 128;
+
+/**
+ * Create and write many files, each like writeNew. When `durable`, every
+ * SYNC_CHUNK written files start their fdatasyncs together and the next
+ * chunk is written meanwhile; the call resolves once every file is on stable
+ * storage (only then may the caller rename them). If any file fails, every
+ * file of the batch is removed and the error thrown: all or nothing.
  */
 export async function writeBatch(files: readonly { path: string; content: string }[], durable: boolean, mode?: number): Promise<void> {
-  const CHUNK = 256; // open descriptors at a time, well under the usual limit of 1,024
   const written: string[] = [];
+  const syncs = new SyncBursts();
   try {
-    for (let start = 0; start < files.length; start += CHUNK) {
-      const fds: number[] = [];
-      try {
-        for (const { path, content } of files.slice(start, start + CHUNK)) {
-          let fd: number;
-          try {
-            fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
-          } catch (error) {
-            throw fsError(`creating ${path}`, error);
-          }
-          fds.push(fd);
-          written.push(path);
-          try {
-            if (mode !== undefined) fs.fchmodSync(fd, mode);
-            fs.writeSync(fd, content);
-          } catch (error) {
-            throw fsError(`writing ${path}`, error);
-          }
-        }
-        if (durable) await Promise.all(fds.map((fd, i) => datasync(fd, written[start + i]!)));
-      } finally {
-        for (const fd of fds) fs.closeSync(fd);
+    for (const [i, { path, content }] of files.entries()) {
+      if (i % SYNC_CHUNK === 0 && i > 0) {
+        if (durable) await syncs.waitFor(SYNC_CHUNK); // the chunk before the previous one is done
+        else await new Promise((resolve) => setImmediate(resolve)); // nothing waits: let the event loop breathe
       }
-      if (!durable) await new Promise((resolve) => setImmediate(resolve)); // let the event loop breathe between chunks
+      let fd: number;
+      try {
+        fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
+      } catch (error) {
+        throw fsError(`creating ${path}`, error);
+      }
+      written.push(path);
+      try {
+        if (mode !== undefined) fs.fchmodSync(fd, mode);
+        fs.writeSync(fd, content);
+      } catch (error) {
+        fs.closeSync(fd);
+        throw fsError(`writing ${path}`, error);
+      }
+      if (!durable) fs.closeSync(fd);
+      else if (syncs.add(fd, path) === SYNC_CHUNK) syncs.start();
     }
+    syncs.start();
+    await syncs.waitFor(0);
   } catch (error) {
+    await syncs.abandon();
     for (const path of written) fs.rmSync(path, { force: true });
     throw error;
   }
 }
 
-function datasync(fd: number, path: string): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(fsError(`syncing ${path}`, error)) : resolve())));
+/**
+ * Written descriptors, fdatasynced in bursts on libuv's thread pool and then
+ * closed. Keeps the first failure; a descriptor is closed only after its own
+ * fdatasync returned.
+ */
+class SyncBursts {
+  #added: { fd: number; path: string }[] = [];
+  #inFlight = 0;
+  #failure: Error | undefined;
+  #wake: (() => void) | undefined;
+
+  /** Add a written descriptor; returns how many wait for start(). */
+  add(fd: number, path: string): number {
+    return this.#added.push({ fd, path });
+  }
+
+  /** Start the fdatasyncs of every added descriptor at once. */
+  start(): void {
+    for (const { fd, path } of this.#added.splice(0)) {
+      this.#inFlight++;
+      const done = (error: unknown): void => {
+        if (error) this.#failure ??= fsError(`syncing ${path}`, error);
+        try {
+          fs.closeSync(fd);
+        } catch (closeError) {
+          this.#failure ??= fsError(`closing ${path}`, closeError);
+        }
+        this.#inFlight--;
+        this.#wake?.();
+      };
+      try {
+        fs.fdatasync(fd, done);
+      } catch (error) {
+        done(error);
+      }
+    }
+  }
+
+  /** Resolves once at most `n` are in flight, then throws the first failure, if any. */
+  async waitFor(n: number): Promise<void> {
+    while (this.#inFlight > n) await new Promise<void>((resolve) => (this.#wake = resolve));
+    this.#wake = undefined;
+    if (this.#failure) throw this.#failure;
+  }
+
+  /** After a failure: close what was never started, and wait out what is in flight. */
+  async abandon(): Promise<void> {
+    for (const { fd } of this.#added.splice(0)) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // the batch already failed with the error that matters
+      }
+    }
+    await this.waitFor(0).catch(() => undefined);
+  }
 }
 
 /**

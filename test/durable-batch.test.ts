@@ -1,0 +1,114 @@
+/**
+ * Durable enqueueMany: the fdatasyncs of a batch run concurrently, in bursts
+ * of SYNC_CHUNK files, while the next chunk is written; yet every file is on
+ * stable storage before its rename into queue/, the directory is fsynced
+ * after the renames, and a failing fdatasync leaves nothing behind and closes
+ * no descriptor under a running fdatasync. Observed by spying on node:fs.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SYNC_CHUNK } from '../src/files.js';
+import { tempQueue } from './support/temp.js';
+
+const JOBS = 5 * SYNC_CHUNK + 17;
+
+/** Watch the batch's files (those created under `tmpDir`): opens, fdatasyncs in flight, closes, renames. */
+function watchFiles(tmpDir: string, failSyncOf?: number) {
+  const { openSync, closeSync, fdatasync, renameSync } = fs;
+  const fileOf = new Map<number, string>(); // open descriptors of the batch
+  const numberOf = new Map<number, number>(); // descriptor -> the file's place in creation order, from 1
+  const syncing = new Set<number>();
+  const synced = new Set<string>();
+  const seen = { created: 0, maxOpen: 0, maxSyncing: 0, openedWhileSyncing: 0, closedWhileSyncing: 0, renamed: 0, renamedUnsynced: 0 };
+  vi.spyOn(fs, 'openSync').mockImplementation(((file: string, ...rest: unknown[]) => {
+    const fd = (openSync as (...a: unknown[]) => number)(file, ...rest);
+    if (String(file).startsWith(tmpDir)) {
+      if (syncing.size > 0) seen.openedWhileSyncing++;
+      fileOf.set(fd, String(file));
+      numberOf.set(fd, ++seen.created);
+      seen.maxOpen = Math.max(seen.maxOpen, fileOf.size);
+    }
+    return fd;
+  }) as never);
+  vi.spyOn(fs, 'closeSync').mockImplementation(((fd: number) => {
+    if (syncing.has(fd)) seen.closedWhileSyncing++;
+    fileOf.delete(fd);
+    closeSync(fd);
+  }) as never);
+  vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+    const file = fileOf.get(fd);
+    syncing.add(fd);
+    seen.maxSyncing = Math.max(seen.maxSyncing, syncing.size);
+    const done = (error: Error | null): void => {
+      syncing.delete(fd);
+      if (!error && file !== undefined) synced.add(file);
+      callback(error);
+    };
+    if (failSyncOf !== undefined && numberOf.get(fd) === failSyncOf) {
+      setImmediate(() => done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' })));
+    } else {
+      fdatasync(fd, done);
+    }
+  }) as never);
+  vi.spyOn(fs, 'renameSync').mockImplementation(((from: string, to: string) => {
+    if (String(from).startsWith(tmpDir)) {
+      seen.renamed++;
+      if (!synced.has(String(from))) seen.renamedUnsynced++;
+    }
+    renameSync(from, to);
+  }) as never);
+  return { seen, openFiles: () => fileOf.size };
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('durable enqueueMany', () => {
+  it('syncs chunks concurrently while writing the next, and renames only synced files', async () => {
+    const { dir, q } = await tempQueue({ durable: true, maintenance: false });
+    const { seen, openFiles } = watchFiles(path.join(dir, 'tmp'));
+    const dirSyncs: number[] = []; // renames done when each directory fsync was started
+    const { fsync } = fs;
+    vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+      dirSyncs.push(seen.renamed);
+      fsync(fd, callback);
+    }) as never);
+
+    const refs = await q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })));
+
+    expect(refs).toHaveLength(JOBS);
+    expect(fs.readdirSync(path.join(dir, 'queue'))).toHaveLength(JOBS);
+    expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
+    expect(seen.renamed).toBe(JOBS);
+    expect(seen.renamedUnsynced).toBe(0); // I2: a file's data is durable before its name appears in queue/
+    expect(dirSyncs.at(-1)).toBe(JOBS); // the directory fsync comes after the last rename
+    expect(seen.maxSyncing).toBeGreaterThanOrEqual(SYNC_CHUNK); // a chunk's fdatasyncs start together
+    expect(seen.openedWhileSyncing).toBeGreaterThan(0); // the next chunk is written while one syncs
+    expect(seen.maxOpen).toBeLessThanOrEqual(2 * SYNC_CHUNK); // bounded descriptors
+    expect(seen.closedWhileSyncing).toBe(0);
+    expect(openFiles()).toBe(0);
+    await q.close();
+  });
+
+  it('a failing fdatasync enqueues nothing, leaves no file, and closes no descriptor under a running fdatasync', async () => {
+    const { dir, q } = await tempQueue({ durable: true, maintenance: false });
+    const before = await q.enqueue('t', 'already there');
+    const { seen, openFiles } = watchFiles(path.join(dir, 'tmp'), SYNC_CHUNK + 3);
+
+    await expect(q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })))).rejects.toMatchObject({
+      code: 'EIO',
+      message: expect.stringContaining('syncing'),
+    });
+
+    expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual([before.id]);
+    expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
+    expect(seen.renamed).toBe(0);
+    expect(seen.closedWhileSyncing).toBe(0);
+    expect(openFiles()).toBe(0);
+    vi.restoreAllMocks();
+    expect((await q.enqueueMany([{ type: 't', data: 'after' }])).length).toBe(1); // the queue still works
+    await q.close();
+  });
+});
