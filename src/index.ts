@@ -10,7 +10,7 @@ export type { BackoffSpec, JobEvent } from './envelope.js';
 export type { JobInfo, Counts, Stats } from './inspect.js';
 export { STATES } from './layout.js';
 export type { State } from './layout.js';
-export type { Recovered, SweepReport } from './maintenance.js';
+export type { Recovered, SweepReport, Unrecovered } from './maintenance.js';
 export { Pool } from './pool.js';
 export type { PoolCounts, PoolEvents, PoolJob } from './pool.js';
 export type { PoolOptions } from './options.js';

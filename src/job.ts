@@ -7,13 +7,13 @@
 import { backoffDelay } from './backoff.js';
 import { encodeEvent, parseJobFile, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
 import fs from 'node:fs';
-import { CompromisedError, DirQueueError, fsError, recordError } from './errors.js';
+import { CompromisedError, DirQueueError, fsError, recordError, type RecordedError } from './errors.js';
 import { appendLine, move, readJobFile } from './files.js';
 import { releaseKeyOf } from './keys.js';
 import { checkJson } from './json-check.js';
 import type { Layout } from './layout.js';
 import { delayedName, type ParsedId } from './names.js';
-import type { BackoffFunction } from './options.js';
+import { queueDefaults, type BackoffFunction } from './options.js';
 
 /** What a Job needs from the Queue that claimed it. */
 export interface JobHost {
@@ -27,6 +27,8 @@ export interface JobHost {
   settled(job: Job): void;
   /** Count an ending for the lifetime totals. */
   counted(type: string, counter: 'completed' | 'retried' | 'failed'): void;
+  /** Report a problem that did not stop the job (the Queue's 'warning' event). */
+  warn(error: Error): void;
 }
 
 export type JobOutcome = 'completed' | 'retrying' | 'failed' | 'released';
@@ -88,8 +90,9 @@ export class Job<Data = unknown> {
 
   /** Record `result` and move the job to done/. */
   async complete(result?: unknown): Promise<void> {
+    this.#assertHeld('complete');
+    if (result !== undefined) checkJson(result, 'result'); // a bad result leaves the claim held, to fail or release
     this.#begin('complete');
-    if (result !== undefined) checkJson(result, 'result');
     const event = { event: 'result' as const, at: new Date().toISOString(), attempt: this.attempt, claim: this.claim };
     this.#end(encodeEvent(result === undefined ? event : { ...event, value: result }), this.#host.layout.file('done', this.id));
     this.#host.counted(this.type, 'completed');
@@ -113,8 +116,7 @@ export class Job<Data = unknown> {
       releaseKeyOf(layout, this.#record.envelope.key, this.id);
       return 'failed';
     }
-    const spec = this.#record.envelope.backoff ?? this.#host.defaultBackoff;
-    const delay = backoffDelay(spec, this.attempt, recorded);
+    const delay = this.#backoff(recorded);
     const retryAt = new Date(at.getTime() + delay);
     const line = encodeEvent({
       event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded, retryAt: retryAt.toISOString(),
@@ -236,6 +238,23 @@ export class Job<Data = unknown> {
       return ours && !events.some((e) => e.event === 'revoked' && e.claim === this.claim);
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * The wait before the next attempt. A backoff function that throws must not
+   * strand the job in active/: the built-in default backoff stands in, and the
+   * Queue reports the function's error as a warning.
+   */
+  #backoff(recorded: RecordedError): number {
+    const spec = this.#record.envelope.backoff ?? this.#host.defaultBackoff;
+    try {
+      return backoffDelay(spec, this.attempt, recorded);
+    } catch (error) {
+      this.#host.warn(
+        new DirQueueError('EBADOPTION', `job ${this.id}: the backoff function threw (${(error as Error)?.message ?? String(error)}); the default backoff was used; make it return a number of ms`, { cause: error }),
+      );
+      return backoffDelay(queueDefaults.backoff, this.attempt, recorded);
     }
   }
 

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import lockfile from 'proper-lockfile';
 import { encodeEvent, parseJobFile, type RevokeReason } from './envelope.js';
-import { errnoOf, fsError } from './errors.js';
+import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { appendLine, listDir, move, readJobFile } from './files.js';
 import { releaseKeyOf } from './keys.js';
 import { promoteDueJobs } from './discovery.js';
@@ -42,10 +42,18 @@ export interface Recovered {
   to: 'queue' | 'failed';
 }
 
+/** A stale claim this sweep could not take back (it may not write the job file, say). */
+export interface Unrecovered {
+  id: string;
+  error: Error;
+}
+
 export interface SweepReport {
   /** False when another process held the maintenance lock, so nothing was done. */
   swept: boolean;
   recovered: Recovered[];
+  /** Stale claims left as they were, for a sweeper that can take them back; the rest of the sweep ran. */
+  unrecovered: Unrecovered[];
   promoted: number;
   pruned: number;
   tmpRemoved: number;
@@ -75,7 +83,7 @@ export async function sweep(layout: Layout, names: NameMaker, settings: SweepSet
       onCompromised: () => undefined, // a second sweeper is harmless: every step is single-winner
     });
   } catch (error) {
-    if ((error as { code?: string }).code === 'ELOCKED') return { swept: false, recovered: [], promoted: 0, pruned: 0, tmpRemoved: 0 };
+    if ((error as { code?: string }).code === 'ELOCKED') return { swept: false, recovered: [], unrecovered: [], promoted: 0, pruned: 0, tmpRemoved: 0 };
     throw error;
   }
   try {
@@ -88,15 +96,22 @@ export async function sweep(layout: Layout, names: NameMaker, settings: SweepSet
 /** The sweep itself; safe to run concurrently with other sweeps. */
 export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: SweepSettings): Promise<SweepReport> {
   const now = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
-  const recovered = recoverStale(layout, names, settings, now);
+  const problems: Unrecovered[] = [];
+  const recovered = recoverStale(layout, names, settings, now, problems);
   const promoted = promoteDueJobs(layout);
   const pruned = pruneDone(layout, settings.keepDone, now);
   const tmpRemoved = removeOld(layout, 'tmp', settings.tmpMaxAge, now);
   await foldTotals(layout, names.claim(), now);
-  return { swept: true, recovered, promoted, pruned, tmpRemoved };
+  return { swept: true, recovered, unrecovered: problems, promoted, pruned, tmpRemoved };
 }
 
-function recoverStale(layout: Layout, names: NameMaker, settings: SweepSettings, now: number): Recovered[] {
+function recoverStale(
+  layout: Layout,
+  names: NameMaker,
+  settings: SweepSettings,
+  now: number,
+  problems: Unrecovered[],
+): Recovered[] {
   const out: Recovered[] = [];
   const owners = new Map<string, ReturnType<typeof readHeartbeat>>();
   for (const name of listDir(layout.paths.active)) {
@@ -108,10 +123,26 @@ function recoverStale(layout: Layout, names: NameMaker, settings: SweepSettings,
     if (!owners.has(owner)) owners.set(owner, readHeartbeat(layout.file('workers', owner)));
     const reason = judge(layout, name, owners.get(owner), settings, now);
     if (reason === undefined) continue;
-    const to = revoke(layout, names, settings, name, parsed.id, claim.claim, reason);
-    if (to !== undefined) out.push({ id: parsed.id, claim: claim.claim, reason, to });
+    try {
+      const to = revoke(layout, names, settings, name, parsed.id, claim.claim, reason);
+      if (to !== undefined) out.push({ id: parsed.id, claim: claim.claim, reason, to });
+    } catch (error) {
+      problems.push({ id: parsed.id, error: error as Error }); // one job this process may not recover does not stop the sweep
+    }
   }
   return out;
+}
+
+/** After a sweep that did all it could: the claims it could not take back, as one error. */
+export function unrecoveredError(problems: readonly Unrecovered[]): DirQueueError {
+  const [first] = problems as [Unrecovered];
+  const code = first.error instanceof DirQueueError ? first.error.code : 'EFS';
+  return new DirQueueError(
+    code,
+    `could not take back ${problems.length} stale claim(s), first ${first.id}: ${first.error.message}; ` +
+      'sweep as a user who may write the job files, or make the queue group-shared (dirq init --mode 0660)',
+    { cause: first.error },
+  );
 }
 
 /**
@@ -172,7 +203,14 @@ export function revoke(
     }
   }
   if (read.ok || (!read.gone && read.canAppend)) {
-    appendLine(held, `${encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours })}`);
+    try {
+      appendLine(held, `${encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours })}`);
+    } catch (error) {
+      // Without its revoked event the job cannot go on (the old claim's writes would stand and the
+      // attempt would not count): put the claim back as it was, for a sweeper that may write the file.
+      move(held, layout.file('active', name));
+      throw error;
+    }
   }
   const to = exhausted || !read.ok ? 'failed' : 'queue';
   move(held, layout.file(to, id));

@@ -26,7 +26,7 @@ import {
 import { ReadyIndex } from './ready-index.js';
 import { Heartbeat } from './liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from './totals.js';
-import { revoke, sweep, type Recovered, type SweepReport, type SweepSettings } from './maintenance.js';
+import { revoke, sweep, unrecoveredError, type Recovered, type SweepReport, type SweepSettings } from './maintenance.js';
 
 export interface JobRef {
   id: string;
@@ -105,6 +105,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       requeued: (id, delayed) => this.#discovery?.added(id, delayed),
       settled: (job) => this.#held.delete(job),
       counted: (type, counter) => this.#tally.add(type, counter),
+      warn: (error) => this.emit('warning', error),
     };
   }
 
@@ -446,6 +447,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     const report = await sweep(this.#layout, this.#names, settings, wait);
     for (const r of report.recovered) this.#recovered(r);
     if (report.promoted > 0) this.#discovery?.refresh();
+    if (report.unrecovered.length > 0) throw unrecoveredError(report.unrecovered);
     return report;
   }
 

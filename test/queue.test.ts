@@ -227,6 +227,44 @@ describe('failures and retries', () => {
     await q.close();
   });
 
+  it('a result JSON cannot hold is refused and leaves the claim held, to fail or release', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', null, { attempts: 1 });
+    const job = (await q.claim())!;
+    await expect(job.complete({ n: 10n })).rejects.toMatchObject({ code: 'EBADDATA', message: expect.stringContaining('result.n') });
+    expect(job.settled).toBe(false);
+    expect(ls(dir, 'active')).toHaveLength(1);
+    await job.fail(new DirQueueError('EBADDATA', 'unsendable result'));
+    expect(await q.get(id)).toMatchObject({ state: 'failed', error: { code: 'EBADDATA' } });
+    await q.enqueue('t');
+    const other = (await q.claim())!;
+    await expect(other.complete(() => 1)).rejects.toMatchObject({ code: 'EBADDATA' });
+    await q.close(); // close releases a job still held
+    expect(ls(dir, 'active')).toEqual([]);
+    expect(ls(dir, 'queue')).toEqual([other.id]);
+  });
+
+  it('a backoff function that throws does not strand the job: the default backoff stands in, with a warning', async () => {
+    const { dir, q } = await tempQueue({
+      backoff: () => {
+        throw new Error('oops');
+      },
+    });
+    const warnings: Error[] = [];
+    q.on('warning', (error) => warnings.push(error));
+    const { id } = await q.enqueue('t');
+    const before = Date.now();
+    expect(await (await q.claim())!.fail(new Error('nope'))).toBe('retrying');
+    expect(ls(dir, 'active')).toEqual([]);
+    const info = await q.get(id);
+    expect(info.state).toBe('delayed');
+    const wait = info.runAt!.getTime() - before; // the default: 1 s +-20% after the first attempt
+    expect(wait).toBeGreaterThanOrEqual(800 - 5);
+    expect(wait).toBeLessThanOrEqual(1200 + 50);
+    expect(warnings).toEqual([expect.objectContaining({ code: 'EBADOPTION', message: expect.stringMatching(/backoff function threw \(oops\)/) })]);
+    await q.close();
+  });
+
   it('refuses a second ending of one claim', async () => {
     const { q } = await tempQueue();
     await q.enqueue('t');

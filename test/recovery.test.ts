@@ -134,11 +134,11 @@ describe('recovering claims (I4)', () => {
 
 describe('judging liveness', () => {
   /** Fake a claim by `pid` on this host with a heartbeat of the given identity. */
-  async function fakeClaim(dir: string, pid: number, startTime: string, host = os.hostname()): Promise<string> {
+  async function fakeClaim(dir: string, pid: number, startTime: string, host = os.hostname(), nonce = 'fake'): Promise<string> {
     const q = await openQueue(dir, { maintenance: false });
     const { id } = await q.enqueue('t', 'x');
     await q.close();
-    const owner = `${hostToken(host)}.${pid}.fake`;
+    const owner = `${hostToken(host)}.${pid}.${nonce}`;
     fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owner}.0`));
     fs.writeFileSync(path.join(dir, 'workers', owner), JSON.stringify({ host, bootId: bootId(), pid, startTime, started: '' }));
     return id;
@@ -160,10 +160,37 @@ describe('judging liveness', () => {
     const dir = tempDir();
     const id = await fakeClaim(dir, 1, processStartTime(1)!); // pid 1 belongs to root
     openToAll(dir);
+    const dead = await fakeClaim(dir, 1, 'not-the-start-time', os.hostname(), 'dead'); // the control: a dead claim it may recover
+    const deadFile = ls(dir, 'active').find((n) => n.startsWith(dead))!;
+    fs.chownSync(path.join(dir, 'active', deadFile), 65534, 65534);
     const judge = spawnNode([child, 'recover', dir], { uid: 65534, gid: 65534 });
-    const report = JSON.parse(await output(judge)) as { recovered: unknown[] };
-    expect(report.recovered).toEqual([]);
+    const report = JSON.parse(await output(judge)) as { swept: boolean; recovered: { id: string }[] };
+    expect(report).toMatchObject({ swept: true });
+    expect(report.recovered.map((r) => r.id)).toEqual([dead]);
     expect(ls(dir, 'active')).toEqual([expect.stringContaining(id)]);
+  });
+
+  it("a sweeper that may not write a dead claim's file leaves it as it was, finishes the sweep, and says why", async () => {
+    if (!isRoot) throw new Error('this test runs a sweeper as another user and needs root (CI runs as root)');
+    const dir = tempDir();
+    const id = await fakeClaim(dir, 1, 'not-the-start-time'); // dead, and its file is root's, mode 0644
+    const claimed = ls(dir, 'active');
+    const producer = await openQueue(dir, { maintenance: false });
+    const { id: due } = await producer.enqueue('t', 'due', { delay: 3600_000 });
+    await producer.close();
+    const [delayed] = ls(dir, 'delayed') as [string]; // make it due long ago
+    fs.renameSync(path.join(dir, 'delayed', delayed), path.join(dir, 'delayed', delayed.replace(/^\d{16}/, '0000000000000001')));
+    openToAll(dir);
+    const sweeper = spawnNode([child, 'recover', dir], { uid: 65534, gid: 65534 });
+    const report = JSON.parse(await output(sweeper)) as { error: { code: string; message: string } };
+    expect(report.error.code).toBe('EACCES');
+    expect(report.error.message).toMatch(new RegExp(`could not take back 1 stale claim\\(s\\), first ${id.replace(/\./g, '\\.')}: .*group-shared`));
+    expect(ls(dir, 'active')).toEqual(claimed); // the claim as it was, no half-recovered copy
+    expect(ls(dir, 'queue')).toEqual([due]); // the rest of the sweep ran: the due job was promoted
+    const q = await openQueue(dir, { maintenance: false });
+    expect((await q.recover()).recovered).toEqual([expect.objectContaining({ id, reason: 'crashed', to: 'queue' })]);
+    expect((await q.get(id)).attemptsMade).toBe(1);
+    await q.close();
   });
 
   it('another host is judged by its heartbeat alone, in the filesystem clock', async () => {

@@ -1,4 +1,6 @@
 /**
+ * Durability is the default: one enqueue's file is fdatasynced before its
+ * rename into queue/, and queue/ is fsynced before enqueue resolves.
  * Durable enqueueMany: the fdatasyncs of a batch run concurrently, in bursts
  * of SYNC_CHUNK files, while the next chunk is written; yet every file is on
  * stable storage before its rename into queue/, the directory is fsynced
@@ -9,7 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SYNC_CHUNK } from '../src/files.js';
-import { tempQueue } from './support/temp.js';
+import { Queue } from '../src/index.js';
+import { tempDir, tempQueue } from './support/temp.js';
 
 const JOBS = 5 * SYNC_CHUNK + 17;
 
@@ -63,6 +66,42 @@ function watchFiles(tmpDir: string, failSyncOf?: number) {
 
 afterEach(() => {
   vi.restoreAllMocks();
+});
+
+describe('durable enqueue', () => {
+  it('is the default: the file is on stable storage before its name appears, the directory before enqueue resolves', async () => {
+    const dir = tempDir();
+    const q = await Queue.open(dir, { maintenance: false }); // durable not given: the default
+    const { seen } = watchFiles(path.join(dir, 'tmp'));
+    const dirSyncs: number[] = [];
+    const { fsync } = fs;
+    vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+      dirSyncs.push(seen.renamed);
+      fsync(fd, callback);
+    }) as never);
+    let resolved = false;
+    const pending = q.enqueue('t', 'kept').then((ref) => ((resolved = true), ref));
+    const { id } = await pending;
+    expect(resolved).toBe(true);
+    expect(seen.renamed).toBe(1);
+    expect(seen.renamedUnsynced).toBe(0);
+    expect(dirSyncs).toContain(1); // queue/ was fsynced after the rename, before enqueue resolved
+    expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual([id]);
+    await q.close();
+  });
+
+  it('durable: false syncs nothing', async () => {
+    const dir = tempDir();
+    const q = await Queue.open(dir, { maintenance: false, durable: false });
+    const { seen } = watchFiles(path.join(dir, 'tmp'));
+    const fsyncs = vi.spyOn(fs, 'fsync');
+    await q.enqueue('t', 'fast');
+    await q.enqueueMany([{ type: 't' }, { type: 't' }]);
+    expect(seen.renamed).toBe(3);
+    expect(seen.maxSyncing).toBe(0);
+    expect(fsyncs).not.toHaveBeenCalled();
+    await q.close();
+  });
 });
 
 describe('durable enqueueMany', () => {
