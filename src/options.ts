@@ -109,6 +109,7 @@ export function resolveQueueOptions(options: QueueOptions = {}): ResolvedQueueOp
   if (options === null || typeof options !== 'object') {
     throw new DirQueueError('EBADOPTION', `Queue options must be an object, got ${describe(options)}`);
   }
+  checkKnown(options, Object.keys(queueDefaults), 'Queue option');
   const o = { ...queueDefaults, ...dropUndefined(options) } as ResolvedQueueOptions;
   checkBoolean(o.create, 'create');
   checkBoolean(o.durable, 'durable');
@@ -161,10 +162,13 @@ export interface ResolvedEnqueueOptions {
   key: string | undefined;
 }
 
+const ENQUEUE_OPTIONS = Object.freeze(['priority', 'delay', 'runAt', 'attempts', 'backoff', 'timeout', 'key'] as const) satisfies readonly (keyof EnqueueOptions)[];
+
 export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.now()): ResolvedEnqueueOptions {
   if (options === null || typeof options !== 'object') {
     throw new DirQueueError('EBADOPTION', `enqueue options must be an object, got ${describe(options)}`);
   }
+  checkKnown(options, ENQUEUE_OPTIONS, 'enqueue option');
   const priority = options.priority === undefined ? PRIORITY_DEFAULT : checkPriority(options.priority);
   if (options.delay !== undefined && options.runAt !== undefined) {
     throw new DirQueueError('EBADOPTION', 'give either delay or runAt, not both');
@@ -193,6 +197,16 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
   return { priority, runAt, attempts: options.attempts, backoff, timeout: options.timeout, key: options.key };
 }
 
+/** A misspelt option is refused rather than silently ignored. */
+function checkKnown(options: object, known: readonly string[], what: string, alsoKnown: readonly string[] = []): void {
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
+      const all = [...alsoKnown, ...known].join(', ');
+      throw new DirQueueError('EBADOPTION', `unknown ${what} ${JSON.stringify(name)}; the options are ${all}`);
+    }
+  }
+}
+
 export function checkMs(value: unknown, name: string, min: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     throw new DirQueueError('EBADOPTION', `${name} must be a number of milliseconds >= ${min}, got ${describe(value)}`);
@@ -200,7 +214,7 @@ export function checkMs(value: unknown, name: string, min: number): number {
   return value;
 }
 
-function checkInteger(value: unknown, name: string, min: number): void {
+export function checkInteger(value: unknown, name: string, min: number): void {
   if (!Number.isSafeInteger(value) || (value as number) < min) {
     throw new DirQueueError('EBADOPTION', `${name} must be an integer >= ${min}, got ${describe(value)}`);
   }
@@ -269,11 +283,16 @@ export const poolDefaults = Object.freeze({
   stuckAfter: 1000,
 } as const) satisfies Partial<ResolvedPoolOptions>;
 
+const POOL_OPTIONS = Object.freeze([
+  'processor', 'threads', 'concurrency', 'types', 'jobTimeout', 'maxJobsPerThread', 'resourceLimits', 'closeTimeout', 'stuckAfter',
+] as const) satisfies readonly (keyof PoolOptions)[];
+
 export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
   if (options === null || typeof options !== 'object') {
     throw new DirQueueError('EBADOPTION', `Pool options must be an object with a processor, got ${describe(options)}`);
   }
   const { processor, threads, concurrency, types, jobTimeout, maxJobsPerThread, resourceLimits, closeTimeout, stuckAfter, ...queue } = options;
+  checkKnown(queue, Object.keys(queueDefaults), 'Pool option', POOL_OPTIONS);
   let resolved: string | Processor;
   if (typeof processor === 'function') resolved = processor;
   else if (processor instanceof URL) resolved = processor.href;

@@ -17,6 +17,7 @@ import { Job, type JobHost } from './job.js';
 import { checkState, Layout, type State } from './layout.js';
 import { activeName, checkId, describe, encodeType, NameMaker, parseId } from './names.js';
 import {
+  checkInteger,
   checkMs,
   resolveQueueOptions,
   type EnqueueOptions,
@@ -239,7 +240,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   async list(state: State, options: { limit?: number } = {}): Promise<JobInfo[]> {
     checkState(state);
     const limit = options.limit ?? Infinity;
-    if (limit !== Infinity) checkMs(limit, 'limit', 0);
+    if (limit !== Infinity) checkInteger(limit, 'limit', 0);
     const out: JobInfo[] = [];
     for (const name of jobNames(this.#layout, state)) {
       if (out.length >= limit) break;

@@ -104,7 +104,9 @@ describe('dirq ls', () => {
     const dir = await newQueue();
     await ok(['enqueue', dir, 'email', '{"to":"x"}']);
     await ok(['enqueue', dir, 'email', '[1,2]', '--priority', '10', '--attempts', '4']);
+    const before = Date.now();
     const jobs = JSON.parse(await ok(['ls', dir, '--json'])) as Record<string, unknown>[];
+    const after = Date.now();
     expect(jobs).toHaveLength(2);
     expect(jobs[0]).toMatchObject({ state: 'queue', type: 'email', priority: 10, attemptsMade: 0, attempts: 4, data: [1, 2] });
     expect(jobs[1]).toMatchObject({ state: 'queue', type: 'email', priority: 50, attemptsMade: 0, data: { to: 'x' } });
@@ -112,6 +114,9 @@ describe('dirq ls', () => {
       expect(job.id).toMatch(ID);
       expect(new Date(job.readyAt as string).getTime()).toBeGreaterThan(0);
       expect(new Date(job.createdAt as string).getTime()).toBeGreaterThan(0);
+      const created = new Date(job.createdAt as string).getTime();
+      expect(job.age).toBeGreaterThanOrEqual(Math.max(0, before - created)); // ms since enqueue, the AGE column
+      expect(job.age).toBeLessThanOrEqual(after - created);
     }
     const limited = JSON.parse(await ok(['ls', dir, 'queue', '--json', '--limit', '1'])) as { id: string }[];
     expect(limited.map((j) => j.id)).toEqual([jobs[0]!.id]);
@@ -186,7 +191,7 @@ describe('help', () => {
   it('describes every command with an example, and the exit codes', async () => {
     const overview = await ok(['--help']);
     expect(overview).toMatch(/^Usage: dirq COMMAND DIR/);
-    for (const verb of ['init', 'enqueue', 'ls', 'show', 'stats', 'retry', 'rm', 'purge', 'recover', 'wait', 'fsck', 'metrics']) {
+    for (const verb of ['init', 'enqueue', 'work', 'ls', 'show', 'stats', 'retry', 'rm', 'purge', 'recover', 'wait', 'fsck', 'metrics']) {
       expect(overview).toContain(`  ${verb} `);
       const help = await ok([verb, '--help']);
       expect(help).toMatch(new RegExp(`^Usage: dirq ${verb} DIR`));

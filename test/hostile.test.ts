@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DirQueueError } from '../src/index.js';
+import { DirQueueError, Pool, Queue } from '../src/index.js';
 import { exited, openQueue, openToAll, spawnNode, tempDir, tempQueue } from './support/temp.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
@@ -40,6 +40,12 @@ describe('I9 bad arguments', () => {
       [() => q.enqueue('t', 1, { runAt: new Date('nope') }), 'EBADOPTION', /runAt/],
       [() => q.enqueue('t', 1, { attempts: 0 }), 'EBADOPTION', /attempts/],
       [() => q.enqueue('t', 1, { backoff: { type: 'exponential', delay: 1, jitter: 2 } }), 'EBADOPTION', /backoff/],
+      [() => q.enqueue('t', 1, { timeout: 0 }), 'EBADOPTION', /timeout must be a number of milliseconds >= 1/],
+      [() => q.enqueue('t', 1, { prio: 5 } as never), 'EBADOPTION', /unknown enqueue option "prio"; the options are priority, delay/],
+      [() => q.enqueueMany([{ type: 't', priorty: 5 } as never]), 'EBADOPTION', /unknown enqueue option "priorty"/],
+      [() => Queue.open(dir, { stalAfter: 5 } as never), 'EBADOPTION', /unknown Queue option "stalAfter"; the options are create, durable/],
+      [async () => new Pool(dir, { processor: () => 1, thread: 2 } as never), 'EBADOPTION', /unknown Pool option "thread"; the options are processor, threads/],
+      [() => q.list('queue', { limit: -1 }), 'EBADOPTION', /limit must be an integer >= 0, got -1/],
       [() => q.enqueue('t', 'x'.repeat(17 * 1024 * 1024)), 'ETOOBIG', /maxJobBytes/],
       [() => q.claim({ types: 'a' as unknown as string[] }), 'EBADOPTION', /array/],
       [() => q.claim({ wait: -1 }), 'EBADOPTION', /wait/],

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -108,6 +109,36 @@ describe('enqueue and claim', () => {
     const job = await waiting;
     expect(job?.id).toBe(second.id);
     await other.close();
+    await q.close();
+  });
+
+  it("claims from its index: no directory listing per claim, and a types filter opens no other type's file", async () => {
+    const { dir, q } = await tempQueue({ pollInterval: 60_000, rescanInterval: 60_000 });
+    await q.enqueueMany(Array.from({ length: 1000 }, (_, i) => ({ type: 'bulk', data: i })));
+    const mail = await q.enqueueMany(Array.from({ length: 5 }, () => ({ type: 'mail', priority: 99 })));
+    await (await q.claim({ types: ['bulk'] }))!.complete(); // discovery has started and listed queue/ once
+    const listings = vi.spyOn(fs, 'readdirSync');
+    const opens = vi.spyOn(fs, 'openSync');
+    for (let i = 0; i < 200; i++) await (await q.claim({ types: ['bulk'] }))!.complete();
+    expect(listings).not.toHaveBeenCalled();
+    opens.mockClear();
+    for (const { id } of mail) expect((await q.claim({ types: ['mail'] }))!.id).toBe(id);
+    const opened = opens.mock.calls.map(([file]) => path.basename(String(file)));
+    expect(opened.length).toBeGreaterThan(0);
+    expect(opened.filter((name) => !name.includes('.mail'))).toEqual([]); // never a bulk job's file
+    vi.restoreAllMocks();
+    expect(ls(dir, 'queue')).toHaveLength(799);
+    await q.close();
+  });
+
+  it('claim({ wait: 0 }) finds a job that a shell script just moved into queue/', async () => {
+    const { dir, q } = await tempQueue();
+    expect(await q.claim()).toBeUndefined(); // discovery is running, the index is empty
+    const name = `50-${Date.now() * 1000}-shell1.t`;
+    execFileSync('sh', ['-c', `printf '{"type":"t","data":"from sh"}\\n' > "$1/tmp/x" && mv "$1/tmp/x" "$1/queue/${name}"`, 'sh', dir]);
+    const job = await q.claim({ wait: 0 }); // no wait: the move is done, so the job is ready now
+    expect(job).toMatchObject({ id: name, data: 'from sh' });
+    await job!.complete();
     await q.close();
   });
 

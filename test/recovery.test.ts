@@ -8,9 +8,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import lockfile from 'proper-lockfile';
 import { parseJobFile } from '../src/envelope.js';
+import { Layout } from '../src/layout.js';
+import { sweep } from '../src/maintenance.js';
 import { bootId, processStartTime } from '../src/liveness.js';
-import { hostToken } from '../src/names.js';
+import { hostToken, NameMaker } from '../src/names.js';
 import { duplicates } from './support/census.js';
 import { exited, openQueue, openToAll, spawnNode, tempDir, tempQueue, track } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';
@@ -237,6 +240,23 @@ describe('judging liveness', () => {
 });
 
 describe('maintenance without a daemon (I6)', () => {
+  it('one sweeper at a time: a timer sweep skips while another holds the lock, recover() waits for it', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const { id } = await q.enqueue('t', 'x');
+    const owner = 'elsewhere.1.dead';
+    fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owner}.0`));
+    fs.writeFileSync(path.join(dir, 'workers', owner), '{}');
+    backdate(path.join(dir, 'workers', owner), 3600_000);
+    const release = await lockfile.lock(path.join(dir, 'dirqueue.json'), { realpath: false });
+    const settings = { ...q.options, tmpMaxAge: 3600_000 };
+    expect(await sweep(new Layout(dir), new NameMaker(), settings, false)).toMatchObject({ swept: false, recovered: [] });
+    expect(ls(dir, 'active')).toEqual([`${id}@${owner}.0`]);
+    const waiting = q.recover();
+    await release();
+    expect(await waiting).toMatchObject({ swept: true, recovered: [expect.objectContaining({ id, reason: 'stalled' })] });
+    await q.close();
+  });
+
   it('promotes due delayed jobs at open, when no worker ran at their time', async () => {
     const dir = tempDir();
     const producer = await openQueue(dir, { maintenance: false });

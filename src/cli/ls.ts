@@ -22,7 +22,8 @@ Options:
   --limit N  list at most N jobs
   --json     print an array of jobs: id, state, type, priority, data (or
              bytes, base64), attemptsMade, attempts, createdAt, readyAt,
-             runAt, claim, result, error, errors, history, path
+             runAt, claim, result, error, errors, history, path, and age
+             (ms since it was enqueued, the AGE column)
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -46,7 +47,8 @@ Examples:
       return { jobs, total };
     });
     if (parsed.values.json === true) {
-      printJson(jobs.map(jobJson));
+      const now = Date.now();
+      printJson(jobs.map((job) => ({ ...jobJson(job), age: ageOf(job, now) })));
       return 0;
     }
     if (jobs.length === 0) {
@@ -68,13 +70,17 @@ function render(state: State, jobs: readonly JobInfo[], now: number): string {
     align.push(extra.align);
   }
   const rows = jobs.map((job) => {
-    const enqueued = job.createdAt ?? job.readyAt;
     const attempts = job.attempts === undefined ? String(job.attemptsMade) : `${job.attemptsMade}/${job.attempts}`;
-    const row = [job.id, job.type, String(job.priority), formatAge(Math.max(0, now - enqueued.getTime())), attempts];
+    const row = [job.id, job.type, String(job.priority), formatAge(ageOf(job, now)), attempts];
     if (extra !== undefined) row.push(extra.cell(job, now));
     return row;
   });
   return table(headers, rows, align);
+}
+
+/** The AGE column: ms since the job was enqueued (its file's created time, else when it became ready). */
+function ageOf(job: JobInfo, now: number): number {
+  return Math.max(0, now - (job.createdAt ?? job.readyAt).getTime());
 }
 
 const EXTRA: Partial<Record<State, { header: string; align: Align; cell: (job: JobInfo, now: number) => string }>> = {
