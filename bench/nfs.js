@@ -167,10 +167,10 @@ async function main() {
     }
   }
 
-  console.log(`\ndrain of ${DRAIN.toLocaleString('en')} no-op jobs by two pools, one per mount (jobs/s)   poll   rate   split`);
+  console.log(`\n${`drain of ${DRAIN.toLocaleString('en')} no-op jobs by two pools, one per mount`.padEnd(71)}poll  jobs/s   jobs run by pool A / B`);
   for (const poll of POLLS) {
     const r = await drain(poll, 2);
-    console.log(`  caches 2 s${''.padEnd(57)}${String(poll).padStart(6)}  ${Math.round(r.rate).toLocaleString('en').padStart(5)}   ${r.split.join(' / ')}`);
+    console.log(`  caches 2 s${''.padEnd(57)}${String(poll).padStart(6)}  ${Math.round(r.rate).toLocaleString('en').padStart(6)}   ${r.split.join(' / ')}`);
   }
 }
 

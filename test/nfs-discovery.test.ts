@@ -3,21 +3,30 @@
  * 'auto' polls on network and FUSE filesystems and says so once; polls find
  * jobs another host added even while the directory's attributes are cached;
  * names that a listing shows but a lookup does not (stale or not-yet-there)
- * are skipped without error and never run twice; a claim whose rename reply
- * was lost (ENOENT or EIO after success, RFC 1813 4.5) is kept.
+ * are skipped without error and never run twice; a poll lists queue/ only
+ * when its mtime moved, plus the settling scan and the every-5th-poll floor,
+ * spread by +-20%; a claim or a recovery whose rename reply was lost (ENOENT
+ * or EIO after success, RFC 1813 4.5) is kept, once.
  *
  * The caching mounts are bindfs (test/support/hosts.ts); the lost replies are
  * simulated by a spy on fs.renameSync, the one way to lose a reply without an
- * NFS server.
+ * NFS server; the polls run on fake timers, listings counted by a spy on
+ * fs.readdirSync.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Discovery } from '../src/discovery.js';
+import { parseJobFile } from '../src/envelope.js';
 import { filesystemKind } from '../src/fs-kind.js';
 import { Queue, type DirQueueError } from '../src/index.js';
+import { Layout } from '../src/layout.js';
+import { ReadyIndex } from '../src/ready-index.js';
 import { census, duplicates } from './support/census.js';
 import { dirq } from './support/cli.js';
+import { claimByDeadWorker } from './support/fake.js';
 import { mountCached, requireHosts } from './support/hosts.js';
 import { processors } from './support/pools.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
@@ -37,7 +46,8 @@ function handEnqueue(dir: string, id: string): void {
 }
 
 afterEach(() => {
-  vi.restoreAllMocks();
+  vi.restoreAllMocks(); // first: a spy on a faked timer function would restore the fake
+  vi.useRealTimers();
 });
 
 describe("watch: 'auto'", () => {
@@ -115,6 +125,73 @@ describe('polling through caches', () => {
   });
 });
 
+describe('cheap polls (watch: false)', () => {
+  const POLL = 1000; // not below MTIME_DOUBT_MS (1 s), so a new mtime's settling scan is the very next poll
+
+  /**
+   * A Discovery of a fresh queue, polling on fake timers; performance.now,
+   * its monotonic clock, follows them. Listings of queue/ are counted by a spy
+   * on fs.readdirSync (what listDir calls), poll delays by a spy on setTimeout.
+   */
+  async function polling(): Promise<{ dir: string; index: ReadyIndex; discovery: Discovery; poll: () => boolean; delays: number[]; notified: () => number }> {
+    const dir = await sharedQueue();
+    const layout = new Layout(dir);
+    const then = new Date(Date.now() - 60_000);
+    fs.utimesSync(layout.paths.queue, then, then); // so any change made by the test gives queue/ a new mtime, whatever the timestamp granularity
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    vi.spyOn(performance, 'now').mockImplementation(() => Date.now());
+    const timeout = vi.spyOn(globalThis, 'setTimeout');
+    const readdir = vi.spyOn(fs, 'readdirSync');
+    const listings = (): number => readdir.mock.calls.filter(([p]) => p === layout.paths.queue).length;
+    const index = new ReadyIndex(Infinity);
+    // rescanInterval far off: the floor is FLOOR_POLLS polls, and the delayed/ scan timer never fires here
+    const discovery = new Discovery(layout, index, { watch: false, pollInterval: POLL, rescanInterval: 3_600_000 });
+    let notifications = 0;
+    discovery.onChange(() => notifications++);
+    discovery.start();
+    expect(discovery.watching).toBe(false);
+    expect(listings()).toBe(1); // the first scan
+    const delays: number[] = [];
+    const poll = (): boolean => {
+      const [before, scheduled] = [listings(), timeout.mock.calls.length];
+      delays.push(timeout.mock.calls.at(-1)![1]!);
+      vi.advanceTimersToNextTimer(); // the pending poll, nothing else
+      expect(timeout.mock.calls.length, 'each poll schedules the next').toBe(scheduled + 1);
+      return listings() > before;
+    };
+    return { dir, index, discovery, poll, delays, notified: () => notifications };
+  }
+
+  it("lists queue/ only when its mtime changed, the settling scan after it, and every 5th poll (the floor)", async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5); // no jitter: polls exactly POLL apart, so the floor falls on a fixed poll
+    const { dir, index, discovery, poll, notified } = await polling();
+    const run = (polls: number): string => Array.from({ length: polls }, () => (poll() ? 'L' : '.')).join('');
+    // poll 1 is the settling scan of the first mtime (seen at the first scan), then the floor every 5 polls
+    expect(run(18)).toBe('L....L....L....L..');
+    expect(index.size).toBe(0);
+    const id = `50-${String(Date.now() * 1000).padStart(16, '0')}-byhand1.t`;
+    handEnqueue(dir, id); // another host's job: queue/'s mtime moves
+    expect(notified()).toBe(0);
+    expect(run(1)).toBe('L'); // listed at the next poll, not at the floor
+    expect(index.has(id)).toBe(true);
+    expect(notified()).toBe(1); // and claimers waiting are woken
+    expect(run(6)).toBe('L....L'); // settled the next poll, then the floor counts from there
+    discovery.close();
+  });
+
+  it('polls are spread by +-20% of pollInterval', async () => {
+    const { discovery, poll, delays } = await polling();
+    for (let i = 0; i < 60; i++) poll();
+    expect(delays).toHaveLength(60);
+    for (const delay of delays) {
+      expect(delay).toBeGreaterThanOrEqual(0.8 * POLL);
+      expect(delay).toBeLessThanOrEqual(1.2 * POLL);
+    }
+    expect(Math.max(...delays) - Math.min(...delays)).toBeGreaterThan(0.2 * POLL); // spread over the range, not in step (fails by chance with p < 1e-12)
+    discovery.close();
+  });
+});
+
 describe('stale lookups (I3)', () => {
   it('names the index lists but another host already took are skipped without error, never run twice', async () => {
     requireHosts();
@@ -154,16 +231,60 @@ describe('stale lookups (I3)', () => {
 });
 
 describe('claims survive lost replies (I3, RFC 1813 4.5)', () => {
-  /** The next claim rename succeeds on the "server" but reports `code`, as a lost reply and its retransmission do. */
-  function loseNextClaimReply(code: 'ENOENT' | 'EIO', happened = true): void {
+  const inActive = (p: unknown): boolean => String(p).includes(`${path.sep}active${path.sep}`);
+
+  /**
+   * The next rename into active/ (a claim's; with `fromActive`, a revoke's,
+   * from one claim to the recoverer's) succeeds on the "server" but reports
+   * `code`, as a lost reply and its retransmission do. Returns how many such
+   * renames were tried.
+   */
+  function loseNextClaimReply(code: 'ENOENT' | 'EIO', happened = true, fromActive = false): () => number {
     const rename = fs.renameSync;
+    let tried = 0;
     const spy = vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
-      if (!String(to).includes(`${path.sep}active${path.sep}`)) return rename(from, to);
+      if (!inActive(to) || inActive(from) !== fromActive) return rename(from, to);
+      tried++;
       spy.mockRestore();
       if (happened) rename(from, to);
       throw Object.assign(new Error(`${code}: simulated lost reply, rename '${String(from)}' -> '${String(to)}'`), { code, errno: code === 'EIO' ? -5 : -2, syscall: 'rename' });
     });
+    return () => tried;
   }
+
+  it.each(['ENOENT', 'EIO'] as const)('%s after a recovery\'s revoke rename happened: recovered once, back in queue/ with the attempt counted', async (code) => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const { id } = await q.enqueue('t', 'x');
+    claimByDeadWorker(dir, id);
+    const tried = loseNextClaimReply(code, true, true);
+    const report = await q.recover();
+    expect(tried()).toBe(1);
+    expect(report.recovered).toEqual([{ id, claim: expect.any(String), reason: 'crashed', to: 'queue' }]);
+    expect(ls(dir, 'active')).toEqual([]);
+    expect([...census(dir)]).toEqual([[id, ['queue']]]);
+    const record = parseJobFile(fs.readFileSync(path.join(dir, 'queue', id), 'utf8'));
+    expect(record.events.filter((e) => e.event === 'revoked')).toEqual([expect.objectContaining({ reason: 'crashed', attempt: 1 })]);
+    expect(record.attemptsMade).toBe(1);
+    expect((await q.recover()).recovered).toEqual([]); // nothing left to take back
+    const job = await q.claim();
+    expect(job).toMatchObject({ id, attempt: 2 });
+    await job!.complete();
+    expect(duplicates(dir)).toEqual([]);
+    await q.close();
+  });
+
+  it("ENOENT when the revoke rename did not happen (another recoverer's race, as it looks): nothing taken back, the claim left for the next sweep", async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const { id } = await q.enqueue('t', 'x');
+    const owner = claimByDeadWorker(dir, id);
+    const tried = loseNextClaimReply('ENOENT', false, true);
+    expect((await q.recover()).recovered).toEqual([]);
+    expect(tried()).toBe(1);
+    expect(ls(dir, 'active')).toEqual([`${id}@${owner}.0`]);
+    expect((await q.recover()).recovered).toEqual([expect.objectContaining({ id, reason: 'crashed', to: 'queue' })]);
+    expect((await q.get(id)).attemptsMade).toBe(1);
+    await q.close();
+  });
 
   it.each(['ENOENT', 'EIO'] as const)('%s after the rename happened: the claim is ours, run once', async (code) => {
     const { dir, q } = await tempQueue({ maintenance: false });
