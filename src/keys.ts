@@ -4,14 +4,16 @@
  * id of the job holding the key: creating a symlink is atomic and fails with
  * EEXIST, so two enqueuers of one key cannot both win. The job releases its
  * key when it ends (done/ or failed/); a key left behind by a crash points to
- * a job that is no longer live and is taken over by the next enqueuer.
+ * a job that is no longer live (ended, or never renamed out of tmp/ by a
+ * writer that died) and is taken over by the next enqueuer.
  */
 import fs from 'node:fs';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { listDir } from './files.js';
 import { locate } from './inspect.js';
 import type { Layout } from './layout.js';
-import { encodeKey, isId, randomToken } from './names.js';
+import { isWriterGone } from './liveness.js';
+import { encodeKey, isId, parseTmpName, randomToken } from './names.js';
 
 /** Try to take `key` (encoded) for job `id`. Returns undefined when taken, else the id of the live job holding it. */
 export function takeKey(layout: Layout, key: string, id: string): string | undefined {
@@ -103,7 +105,11 @@ export function isLive(layout: Layout, id: string): boolean {
   if (!isId(id)) return false; // not a job id at all: a broken key
   const where = locate(layout, id);
   if (where !== undefined) return where.state === 'queue' || where.state === 'delayed' || where.state === 'active';
-  return listDir(layout.paths.tmp).some((name) => name.startsWith(`${id}.`)); // still being written
+  return listDir(layout.paths.tmp).some((name) => {
+    if (!name.startsWith(`${id}.`)) return false;
+    const tmp = parseTmpName(name);
+    return tmp === undefined || !isWriterGone(layout, tmp); // still being written, unless its writer died
+  });
 }
 
 /** Release the key a job file's envelope names, if any (a job that ended). */

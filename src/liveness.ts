@@ -18,6 +18,8 @@
 import fs from 'node:fs';
 import { hostname } from 'node:os';
 import { errnoOf, fsError } from './errors.js';
+import type { Layout } from './layout.js';
+import { hostToken } from './names.js';
 
 export interface OwnerIdentity {
   host: string;
@@ -58,6 +60,26 @@ export function isDeadHere(owner: OwnerIdentity): boolean {
   }
   const start = processStartTime(owner.pid);
   return start !== undefined && owner.startTime !== '' && start !== owner.startTime; // the pid was reused
+}
+
+/**
+ * Whether the writer of a file in tmp/ is gone, so the file will never be
+ * renamed into place. A writer with a heartbeat (workers/OWNER) is judged
+ * by its identity (isDeadHere); one without (a process that only enqueues)
+ * by its pid, when its host token is ours: a pid that no longer exists is
+ * gone whatever the boot, and a live or reused pid keeps the file (cleaned
+ * up by age instead).
+ */
+export function isWriterGone(layout: Layout, writer: { owner: string; host: string; pid: number }): boolean {
+  const heartbeat = readHeartbeat(layout.file('workers', writer.owner));
+  if (heartbeat?.identity !== undefined) return isDeadHere(heartbeat.identity);
+  if (writer.host !== hostToken()) return false;
+  try {
+    process.kill(writer.pid, 0);
+    return false;
+  } catch (error) {
+    return errnoOf(error) === 'ESRCH';
+  }
 }
 
 /**

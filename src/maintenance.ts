@@ -1,8 +1,8 @@
 /**
  * One maintenance sweep (I4, I6): recover claims whose owner died or went
  * silent, promote due delayed jobs, prune done/ by its retention, and delete
- * abandoned tmp/ files. Any process with the queue open may sweep; a lock
- * keeps it to one at a time normally, and every step is a single-winner
+ * abandoned tmp/ files (old, or left by a writer that died). Any process with
+ * the queue open may sweep; a lock keeps it to one at a time normally, and every step is a single-winner
  * rename or an idempotent delete, so two overlapping sweeps never move a job twice.
  *
  * The lock is proper-lockfile's: its stale takeover judges another host's
@@ -17,8 +17,8 @@ import { appendLine, listDir, move, readJobFile } from './files.js';
 import { releaseKeyOf } from './keys.js';
 import { promoteDueJobs } from './discovery.js';
 import { SETTINGS_FILE, type Layout } from './layout.js';
-import { filesystemNow, isDeadHere, readHeartbeat } from './liveness.js';
-import { activeName, parseActiveName, parseId, type NameMaker } from './names.js';
+import { filesystemNow, isDeadHere, isWriterGone, readHeartbeat } from './liveness.js';
+import { activeName, parseActiveName, parseId, parseTmpName, type NameMaker } from './names.js';
 import { foldTotals } from './totals.js';
 
 /** What taking a claim back needs to know. */
@@ -100,7 +100,7 @@ export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: 
   const recovered = recoverStale(layout, names, settings, now, problems);
   const promoted = promoteDueJobs(layout);
   const pruned = pruneDone(layout, settings.keepDone, now);
-  const tmpRemoved = removeOld(layout, 'tmp', settings.tmpMaxAge, now);
+  const tmpRemoved = removeAbandoned(layout, settings.tmpMaxAge, now);
   await foldTotals(layout, names.claim(), now);
   return { swept: true, recovered, unrecovered: problems, promoted, pruned, tmpRemoved };
 }
@@ -240,9 +240,14 @@ function pruneDone(layout: Layout, keepDone: number, now: number): number {
   return pruned;
 }
 
-function removeOld(layout: Layout, dir: 'tmp', maxAge: number, now: number): number {
+/** Delete tmp/ files that no writer will rename: older than `maxAge`, or left by a writer that died. */
+function removeAbandoned(layout: Layout, maxAge: number, now: number): number {
   let removed = 0;
-  for (const name of listDir(layout.paths[dir])) if (unlinkIfOlder(layout.file(dir, name), now - maxAge)) removed++;
+  for (const name of listDir(layout.paths.tmp)) {
+    const writer = parseTmpName(name);
+    const cutoff = writer !== undefined && isWriterGone(layout, writer) ? Infinity : now - maxAge;
+    if (unlinkIfOlder(layout.file('tmp', name), cutoff)) removed++;
+  }
   return removed;
 }
 

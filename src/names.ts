@@ -29,6 +29,7 @@ const DELAYED_RE = new RegExp(`^(\\d{16})~(${ID})$`);
 const CLAIM = '([A-Za-z0-9-]{1,32})\\.(\\d{1,10})\\.([a-z0-9]{1,16})\\.([a-z0-9]{1,13})';
 const CLAIM_RE = new RegExp(`^${CLAIM}$`);
 const ACTIVE_RE = new RegExp(`^(${ID})@(${CLAIM})$`);
+const TMP_RE = new RegExp(`^(${ID})\\.([A-Za-z0-9-]{1,32})\\.(\\d{1,10})\\.([a-z0-9]{1,16})\\.tmp$`);
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
 export interface ParsedId {
@@ -149,6 +150,14 @@ export function parseClaim(claim: string): ParsedClaim | undefined {
   const m = CLAIM_RE.exec(claim);
   if (!m) return undefined;
   return { claim, host: m[1]!, pid: Number(m[2]), nonce: m[3]!, seq: m[4]! };
+}
+
+/** The job and writer of a file in tmp/ (ID.HOST.PID.NONCE.tmp, NameMaker.tmpName), if it is one of ours. */
+export function parseTmpName(name: string): { id: string; owner: string; host: string; pid: number } | undefined {
+  const m = TMP_RE.exec(name);
+  if (!m) return undefined;
+  const [, id, , , , , host, pid, nonce] = m as unknown as [string, string, string, string, string, string, string, string, string];
+  return { id, owner: `${host}.${pid}.${nonce}`, host, pid: Number(pid) };
 }
 
 function pad16(us: number): string {

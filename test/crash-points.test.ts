@@ -20,6 +20,7 @@ class Crash extends Error {}
 const SPIED = [
   'openSync', 'writeSync', 'closeSync', 'renameSync', 'readSync', 'fstatSync', 'fdatasync', 'fsync', 'open', 'close',
   'rmSync', 'unlinkSync', 'lstatSync', 'existsSync', 'readdirSync', 'statSync', 'futimesSync', 'fchmodSync', 'mkdirSync', 'readFileSync',
+  'linkSync', 'symlinkSync', 'readlinkSync',
 ] as const;
 
 /** Make the `n`th filesystem call from now, and every one after it, throw Crash. */
@@ -60,7 +61,13 @@ const transitions: Transition[] = [
   { name: 'enqueue (durable)', setup: async () => undefined, run: (q) => q.enqueue('t', { x: 1 }) },
   { name: 'enqueue delayed', setup: async () => undefined, run: (q) => q.enqueue('t', 1, { delay: 60_000 }) },
   { name: 'enqueueMany (durable)', setup: async () => undefined, run: (q) => q.enqueueMany([{ type: 't' }, { type: 't', delay: 10 }, { type: 'u' }]) },
+  { name: 'enqueue with a unique key', setup: async () => undefined, run: (q) => q.enqueue('t', 1, { key: 'k1' }) },
   { name: 'claim', setup: (q) => q.enqueue('t', 1), run: (q) => q.claim() },
+  {
+    name: 'complete a keyed job (frees its key)',
+    setup: async (q) => (await q.enqueue('t', 1, { key: 'k1' }), q.claim()),
+    run: (_q, job) => (job as { complete(r: unknown): Promise<void> }).complete('r'),
+  },
   { name: 'complete', setup: async (q) => (await q.enqueue('t', 1), q.claim()), run: (_q, job) => (job as { complete(r: unknown): Promise<void> }).complete('r') },
   { name: 'fail and retry', setup: async (q) => (await q.enqueue('t', 1, { backoff: 0 }), q.claim()), run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e') },
   { name: 'fail with backoff', setup: async (q) => (await q.enqueue('t', 1, { backoff: 5000 }), q.claim()), run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e') },
@@ -131,6 +138,8 @@ describe('a crash between any two steps of a transition (I1)', () => {
         }
         await other.recover();
         for (let job = await other.claim(); job; job = await other.claim()) await job.complete('end');
+        const fresh = await other.enqueue('t', 'after', { key: 'k1' }); // every job has ended: the key is free
+        expect(fresh.duplicate ?? false, `crash at call ${n} wedged the key`).toBe(false);
         await other.close();
         const end = census(dir);
         for (const id of after.keys()) expect(end.get(id), `crash at call ${n}: ${id}`).toEqual([expect.stringMatching(/^(done|failed)$/)]);

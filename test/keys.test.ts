@@ -2,12 +2,39 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { encodeKey, hostToken, NameMaker } from '../src/names.js';
 import { exited, spawnNode, tempQueue } from './support/temp.js';
 
 const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
 
+/** A pid that no process has now: that of a child that exited. */
+async function deadPid(): Promise<number> {
+  const gone = spawnNode(['-e', '0']);
+  await exited(gone);
+  return gone.pid!;
+}
+
 describe('unique keys', () => {
+  it('a key held by a job that a dead writer left in tmp/ is taken over at once, and the sweep deletes the file', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const writer = new NameMaker(hostToken(), await deadPid()); // an enqueuer that died between taking the key and its rename
+    const id = writer.id(50, 't');
+    fs.writeFileSync(path.join(dir, 'tmp', writer.tmpName(id)), '{"type":"t"}\n');
+    fs.symlinkSync(id, path.join(dir, 'keys', encodeKey('k')));
+    const alive = new NameMaker(hostToken(), process.pid); // the same, by a writer that is still at it
+    const busy = alive.id(50, 't');
+    fs.writeFileSync(path.join(dir, 'tmp', alive.tmpName(busy)), '{"type":"t"}\n');
+    fs.symlinkSync(busy, path.join(dir, 'keys', encodeKey('k2')));
+
+    const taken = await q.enqueue('t', 1, { key: 'k' });
+    expect(taken.duplicate).toBe(false);
+    expect(await q.enqueue('t', 2, { key: 'k2' })).toEqual({ id: busy, duplicate: true });
+    expect((await q.recover()).tmpRemoved).toBe(1);
+    expect(ls(dir, 'tmp')).toEqual([alive.tmpName(busy)]);
+    await q.close();
+  });
+
   it('returns the live job holding the key instead of adding another', async () => {
     const { dir, q } = await tempQueue();
     const first = await q.enqueue('report', { day: 1 }, { key: 'report:2026-11-22' });

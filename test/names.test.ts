@@ -10,6 +10,7 @@ import {
   parseClaim,
   parseDelayedName,
   parseId,
+  parseTmpName,
 } from '../src/names.js';
 
 describe('the name codec', () => {
@@ -84,6 +85,15 @@ describe('the name codec', () => {
     expect(maker.claim()).not.toBe(claim);
     expect(parseDelayedName(`123~${id}`)).toBeUndefined();
     expect(parseActiveName(`${id}@not a claim`)).toBeUndefined();
+  });
+
+  it('round-trips tmp/ names to their job and writer', () => {
+    const maker = new NameMaker('web-1', 4242);
+    const id = maker.id(7, 'a.b%2Fc');
+    expect(parseTmpName(maker.tmpName(id))).toEqual({ id, owner: maker.owner, host: 'web-1', pid: 4242 });
+    for (const bad of [`${id}.tmp`, `${id}.web-1.x.abc.tmp`, `${id}.web-1.1.abc`, 'x.web-1.1.abc.tmp', `.${id}.web-1.1.abc.tmp`]) {
+      expect(parseTmpName(bad), bad).toBeUndefined();
+    }
   });
 
   it('keeps host tokens to the safe alphabet', () => {
