@@ -9,8 +9,11 @@ import { until } from './support/wait.js';
 
 const active = (dir: string): string[] => fs.readdirSync(path.join(dir, 'active'));
 
+/** The poll project runs dirq work poll-only (as on NFS), polling often enough for tests. */
+const MODE = process.env.DIRQ_TEST_WATCH === '0' ? ['--poll', '50ms'] : [];
+
 function work(dir: string, ...args: string[]) {
-  const child = spawnNode([CLI, 'work', dir, processors('echo'), ...args]);
+  const child = spawnNode([CLI, 'work', dir, processors('echo'), ...MODE, ...args]);
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -63,10 +66,34 @@ describe('dirq work', () => {
     await q.close();
   });
 
+  it('--types leaves other types alone, --job-timeout fails a job with ETIMEOUT, --max-jobs recycles threads', async () => {
+    const { dir, q } = await tempQueue();
+    await q.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ type: 'other', data: { i }, priority: 0 })));
+    const hang = await q.enqueue('mine', { hang: true }, { attempts: 1, priority: 10 });
+    const mine = await q.enqueueMany(Array.from({ length: 6 }, (_, i) => ({ type: 'mine', data: { i } })));
+    const run = await work(dir, '--types', 'mine', '--job-timeout', '300ms', '--max-jobs', '2', '--drain').done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('stopped: 6 completed, 0 retried, 1 failed');
+    expect(run.stderr).toContain(`failed ${hang.id} (attempt 1): the job ran longer than its timeout of 300 ms`);
+    expect(await q.get(hang.id)).toMatchObject({ state: 'failed', attemptsMade: 1 });
+    expect((await q.get(hang.id)).errors.map((e) => e.code)).toEqual(['ETIMEOUT']);
+    expect(await q.counts()).toMatchObject({ queue: 50, active: 0, done: 6, failed: 1 });
+    for (const job of await q.list('queue')) expect(job).toMatchObject({ type: 'other', attemptsMade: 0 });
+    // 7 jobs, at most 2 per thread: the 6 that completed ran in at least 3 threads
+    const perThread = new Map<number, number>();
+    for (const { id } of mine) {
+      const { thread } = (await q.waitFor(id)) as { thread: number };
+      perThread.set(thread, (perThread.get(thread) ?? 0) + 1);
+    }
+    expect([...perThread.values()].every((n) => n <= 2), JSON.stringify([...perThread])).toBe(true);
+    expect(perThread.size).toBeGreaterThanOrEqual(3);
+    await q.close();
+  });
+
   it('exits 1 when its threads keep dying, instead of respawning forever', async () => {
     const { dir, q } = await tempQueue();
     await q.enqueueMany(Array.from({ length: 10 }, () => ({ type: 't', data: { crash: true }, attempts: 1 })));
-    const run = await dirq(['work', dir, processors('crash'), '--quiet']);
+    const run = await dirq(['work', dir, processors('crash'), ...MODE, '--quiet']);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^dirq: worker threads died \d+ times in 10 s/m);
     expect(fs.readdirSync(path.join(dir, 'active'))).toEqual([]);

@@ -1,9 +1,10 @@
 /** The worker pool: threads that run a processor module, or an in-process function (watch and poll-only modes). */
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { processors, startPool } from './support/pools.js';
-import { tempQueue } from './support/temp.js';
+import { tempDir, tempQueue, WATCH } from './support/temp.js';
 import { until } from './support/wait.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
@@ -24,12 +25,13 @@ describe('Pool', () => {
   });
 
   it('picks up a job another process enqueues while it is idle', async () => {
-    // watching: the event starts it even though the poll interval is a minute; poll-only: the poll finds it
+    // watching: only the inotify event can start it within the deadline, since the poll and the rescan
+    // floor are a minute away; poll-only: the 50 ms poll finds it (queue/'s mtime moved)
     const { dir, q } = await tempQueue();
-    const pool = await startPool(dir, { processor: processors('echo'), pollInterval: 60_000, ...(process.env.DIRQ_TEST_WATCH === '0' ? { pollInterval: 50 } : {}) });
+    const pool = await startPool(dir, { processor: processors('echo'), rescanInterval: 60_000, pollInterval: WATCH ? 60_000 : 50 });
     await pool.onIdle();
     const { id } = await q.enqueue('t', { late: true });
-    expect(await q.waitFor(id, { timeout: 30_000 })).toMatchObject({ echo: { late: true } });
+    expect(await q.waitFor(id, { timeout: 5_000 })).toMatchObject({ echo: { late: true } });
     await pool.close();
     await q.close();
   });
@@ -78,6 +80,25 @@ describe('Pool', () => {
     await until(() => pool.counts.completed === 5, 'the later jobs to run');
     await expect(q.waitFor(spin.id)).rejects.toMatchObject({ code: 'EJOBFAILED', jobError: { code: 'ETIMEOUT' } });
     for (const { id } of later) expect((await q.get(id)).state).toBe('done');
+    expect(errors).toEqual([expect.stringContaining('stuck in synchronous code')]);
+    await pool.close();
+    await q.close();
+  });
+
+  it('a thread stuck in synchronous code: its other job goes back to queue/ unharmed and runs again', async () => {
+    const { dir, q } = await tempQueue();
+    // one thread takes both (the spin first: lower priority runs first); its 'run' message for the
+    // other job is never read, so only the release on replacing the thread can get that job out
+    const spin = await q.enqueue('t', { spin: true }, { attempts: 1, priority: 10, timeout: 300 });
+    const other = await q.enqueue('t', { other: true }, { attempts: 1 });
+    const errors: string[] = [];
+    const pool = await startPool(dir, { processor: processors('echo'), concurrency: 2, stuckAfter: 200 });
+    pool.on('error', (e) => errors.push(e.message));
+    await expect(q.waitFor(spin.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'ETIMEOUT' } });
+    // attempts: 1, so an ETHREAD (or any) failure charged to it would have dead-lettered it
+    expect(await q.waitFor(other.id, { timeout: 30_000 })).toMatchObject({ echo: { other: true }, attempt: 1 });
+    expect(await q.get(other.id)).toMatchObject({ state: 'done', attemptsMade: 0, errors: [] }); // attemptsMade counts failed attempts
+    expect(pool.counts).toMatchObject({ completed: 1, failed: 1, retried: 0, released: 1 });
     expect(errors).toEqual([expect.stringContaining('stuck in synchronous code')]);
     await pool.close();
     await q.close();
@@ -162,6 +183,28 @@ describe('Pool', () => {
   ])('refuses to start when the processor %s cannot load', async (name, message) => {
     const { dir, q } = await tempQueue();
     await expect(startPool(dir, { processor: processors(name), threads: 2 })).rejects.toMatchObject({ code: 'EPROCESSOR', message: expect.stringContaining(message) });
+    await q.close();
+  });
+
+  it('stops with EPROCESSOR when a replacement thread cannot load the processor, instead of respawning', async () => {
+    const { dir, q } = await tempQueue();
+    const marker = path.join(tempDir(), 'broken');
+    const processor = new URL(`${pathToFileURL(processors('breaks-later')).href}?marker=${encodeURIComponent(marker)}`);
+    const errors: Error[] = [];
+    const pool = await startPool(dir, { processor, maxJobsPerThread: 1 }); // loaded: the marker is absent
+    pool.on('error', (e) => errors.push(e));
+    const closed = new Promise<Error | undefined>((resolve) => pool.once('closed', resolve));
+    fs.writeFileSync(marker, '');
+    // the first job retires its thread; the replacement's import throws
+    const first = await q.enqueue('t', { n: 1 });
+    const second = await q.enqueue('t', { n: 2 });
+    const reason = await closed;
+    expect(reason).toMatchObject({ code: 'EPROCESSOR', message: expect.stringContaining('failed to load: this module broke after the pool started') });
+    expect(errors).toEqual([reason]); // the one error the pool reports, and the reason it closed
+    expect(await q.get(first.id)).toMatchObject({ state: 'done', result: { echo: { n: 1 } } });
+    expect(await q.get(second.id)).toMatchObject({ state: 'queue', attemptsMade: 0 });
+    expect(ls(dir, 'active')).toEqual([]);
+    await pool.close(); // already closed: resolves at once
     await q.close();
   });
 
