@@ -66,6 +66,12 @@ export class Pool extends EventEmitter<PoolEvents> {
   #threads: ThreadHost[] = [];
   #runs = new Map<number, Run>();
   #nextRun = 0;
+  /**
+   * In-process functions still running, including ones whose job already
+   * failed at its timeout: a function cannot be stopped, only asked to (its
+   * signal), so its slot stays taken until it returns and `concurrency` holds.
+   */
+  #inProcess = 0;
   #counts = { completed: 0, retried: 0, failed: 0, lost: 0, released: 0 };
   #wake: (() => void) | undefined;
   #stop = new AbortController();
@@ -196,7 +202,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   #hasSlot(): boolean {
-    if (typeof this.options.processor === 'function') return this.#runs.size < this.options.concurrency;
+    if (typeof this.options.processor === 'function') return this.#inProcess < this.options.concurrency;
     return this.#pickThread() !== undefined;
   }
 
@@ -217,7 +223,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     const fields: JobFields = { id: job.id, type: job.type, data: job.data, attempt: job.attempt, attempts: job.attempts, priority: job.priority };
     if (typeof this.options.processor === 'function') {
       run.controller = new AbortController();
-      void this.#runInProcess(this.options.processor, run, fields).then((outcome) => this.#settle(run, outcome));
+      this.#inProcess++;
+      void this.#runInProcess(this.options.processor, run, fields).then((outcome) => {
+        this.#inProcess--;
+        return this.#settle(run, outcome);
+      });
     } else {
       const thread = this.#pickThread()!;
       run.thread = thread;

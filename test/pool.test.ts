@@ -70,6 +70,36 @@ describe('Pool', () => {
     await q.close();
   });
 
+  it('keeps an in-process function that ignores its timeout in its slot until it returns', async () => {
+    const { dir, q } = await tempQueue();
+    const slow = await q.enqueue('t', 'slow', { attempts: 1, priority: 10, timeout: 50 });
+    const next = await q.enqueue('t', 'next', { priority: 20 });
+    const order: string[] = [];
+    let finishSlow!: () => void;
+    const slowMayEnd = new Promise<void>((resolve) => (finishSlow = resolve));
+    const pool = await startPool(dir, {
+      concurrency: 1,
+      processor: async (job) => {
+        order.push(`start ${job.data}`);
+        if (job.data === 'slow') {
+          await slowMayEnd; // ignores job.signal, as a careless function does
+          order.push('end slow');
+        } else {
+          finishSlow(); // had it started early, it would let the slow one end only now
+        }
+        return job.data;
+      },
+    });
+    const failed = new Promise((resolve) => pool.once('failed', resolve));
+    await failed; // the slow job's attempt failed at its timeout, while its function still runs
+    expect(await q.get(slow.id)).toMatchObject({ state: 'failed', error: { code: 'ETIMEOUT' } });
+    setTimeout(finishSlow, 300).unref(); // the function ends some time later; with one slot, "next" waits for it
+    await until(async () => (await q.get(next.id)).state === 'done', 'the next job to run');
+    expect(order).toEqual(['start slow', 'end slow', 'start next']);
+    await pool.close();
+    await q.close();
+  });
+
   it('kills a thread spinning past its job timeout and carries on with later jobs', async () => {
     const { dir, q } = await tempQueue();
     const spin = await q.enqueue('t', { spin: true }, { attempts: 1, priority: 10 });
