@@ -13,7 +13,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { Queue } from '../src/index.js';
 import { bootId } from '../src/liveness.js';
 import { census, duplicates } from './support/census.js';
-import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
+import { deadPid, openQueue, tempDir } from './support/temp.js';
 
 class Crash extends Error {}
 
@@ -40,15 +40,6 @@ function crashAt(n: number): { restore(): void; crashed(): boolean } {
   return { restore: () => spies.forEach((s) => s.mockRestore()), crashed: () => crashed };
 }
 
-let deadPid: number | undefined;
-async function aDeadPid(): Promise<number> {
-  if (deadPid === undefined) {
-    const child = spawnNode(['-e', '0']);
-    await exited(child);
-    deadPid = child.pid!;
-  }
-  return deadPid;
-}
 
 interface Transition {
   name: string;
@@ -129,7 +120,7 @@ describe('a crash between any two steps of a transition (I1)', () => {
         for (const id of before) expect(after.has(id), `crash at call ${n} lost ${id}`).toBe(true);
 
         // the crashed handle is dead: another handle recovers and runs everything to an end
-        fs.writeFileSync(path.join(dir, 'workers', q.owner), JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: await aDeadPid(), startTime: '1', started: '' }));
+        fs.writeFileSync(path.join(dir, 'workers', q.owner), JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: await deadPid(), startTime: '1', started: '' }));
         const other = await openQueue(dir, { maintenance: false, watch: false });
         await other.recover();
         await q.close();

@@ -3,17 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeKey, hostToken, NameMaker } from '../src/names.js';
-import { exited, spawnNode, tempQueue } from './support/temp.js';
+import { deadPid, exited, spawnNode, tempQueue } from './support/temp.js';
 
 const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
-
-/** A pid that no process has now: that of a child that exited. */
-async function deadPid(): Promise<number> {
-  const gone = spawnNode(['-e', '0']);
-  await exited(gone);
-  return gone.pid!;
-}
 
 describe('unique keys', () => {
   it('a key held by a job that a dead writer left in tmp/ is taken over at once, and the sweep deletes the file', async () => {

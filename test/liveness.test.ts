@@ -17,22 +17,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { bootId, isDeadHere, processStartTime, type OwnerIdentity } from '../src/liveness.js';
 import { hostToken } from '../src/names.js';
 import { backdate } from './support/fake.js';
-import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
+import { deadPid, openQueue, tempDir } from './support/temp.js';
 
 const STALE_AFTER = 5000;
 const OTHER_BOOT = '00000000-0000-4000-8000-000000000000';
 
-let deadPid: number | undefined;
-/** A pid that was this host's a moment ago and is gone now. */
-async function aDeadPid(): Promise<number> {
-  if (deadPid === undefined) {
-    const child = spawnNode(['-e', '0']);
-    await exited(child);
-    deadPid = child.pid!;
-  }
-  expect(() => process.kill(deadPid!, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
-  return deadPid;
-}
 
 /** This hostname, with the given boot id, pid and start time. */
 const identity = (boot: string, pid: number, startTime: string): OwnerIdentity => ({ host: hostname(), bootId: boot, pid, startTime, started: '' });
@@ -59,7 +48,7 @@ afterEach(() => {
 
 describe('isDeadHere: a pid is judged only on this host and boot', () => {
   it('same hostname, another boot: neither a dead pid nor a reused one is judged dead', async () => {
-    const dead = await aDeadPid();
+    const dead = await deadPid();
     expect(bootId()).not.toBe(OTHER_BOOT);
     // the contrast: this boot, the same pids
     expect(isDeadHere(identity(bootId(), dead, '1'))).toBe(true); // gone (ESRCH)
@@ -96,7 +85,7 @@ describe('isDeadHere: a pid is judged only on this host and boot', () => {
 describe('a sweep judges a claim of our hostname but another boot by its lease alone', () => {
   it('a dead pid does not make it dead at once: recovered as stalled only when the heartbeat is older than staleAfter', async () => {
     const dir = tempDir();
-    const { id, heartbeat } = await claimAs(dir, identity(OTHER_BOOT, await aDeadPid(), '1'), 'otherboot');
+    const { id, heartbeat } = await claimAs(dir, identity(OTHER_BOOT, await deadPid(), '1'), 'otherboot');
     const q = await openQueue(dir, { maintenance: false, staleAfter: STALE_AFTER });
     expect((await q.recover()).recovered).toEqual([]);
     expect((await q.get(id)).state).toBe('active');
@@ -117,7 +106,7 @@ describe('a sweep judges a claim of our hostname but another boot by its lease a
 
   it('the contrast, this host and boot: a dead pid is crashed at once, its heartbeat still fresh', async () => {
     const dir = tempDir();
-    const { id } = await claimAs(dir, identity(bootId(), await aDeadPid(), '1'), 'thisboot');
+    const { id } = await claimAs(dir, identity(bootId(), await deadPid(), '1'), 'thisboot');
     const q = await openQueue(dir, { maintenance: false, staleAfter: STALE_AFTER });
     expect((await q.recover()).recovered).toEqual([expect.objectContaining({ id, reason: 'crashed', to: 'queue' })]);
     await q.close();

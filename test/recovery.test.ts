@@ -15,7 +15,7 @@ import { sweep } from '../src/maintenance.js';
 import { bootId, processStartTime } from '../src/liveness.js';
 import { hostToken, NameMaker } from '../src/names.js';
 import { duplicates } from './support/census.js';
-import { exited, openQueue, openToAll, spawnNode, tempDir, tempQueue, track } from './support/temp.js';
+import { deadPid, exited, openQueue, openToAll, spawnNode, tempDir, tempQueue, track } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';
 
 const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
@@ -293,13 +293,9 @@ describe('maintenance without a daemon (I6)', () => {
   it('several processes sweeping at once (no lock) lose nothing and move nothing twice', async () => {
     const dir = tempDir();
     const q = await openQueue(dir, { maintenance: false });
-    const deadPid = await (async () => {
-      const p = spawnNode(['-e', '0']);
-      await exited(p);
-      return p.pid!;
-    })();
-    const owner = `${hostToken()}.${deadPid}.dead`;
-    fs.writeFileSync(path.join(dir, 'workers', owner), JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: deadPid, startTime: '1', started: '' }));
+    const dead = await deadPid();
+    const owner = `${hostToken()}.${dead}.dead`;
+    fs.writeFileSync(path.join(dir, 'workers', owner), JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: dead, startTime: '1', started: '' }));
     const refs = await q.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ type: 't', data: i })));
     for (const [i, { id }] of refs.entries()) fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owner}.${i.toString(36)}`));
     const delayed = await q.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ type: 'd', data: i, runAt: Date.now() + 60_000 })));

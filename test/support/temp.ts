@@ -59,6 +59,18 @@ export function spawnNode(args: string[], options: SpawnOptions = {}): ChildProc
   return track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options }));
 }
 
+/** A pid of this host that no process has now: that of a child that has exited. */
+export async function deadPid(): Promise<number> {
+  const child = spawnNode(['-e', '0']);
+  await exited(child);
+  try {
+    process.kill(child.pid!, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return child.pid!;
+  }
+  return deadPid(); // reused already: take another
+}
+
 /** Resolves with the exit code (or signal) of a child. */
 export function exited(child: ChildProcess): Promise<number | NodeJS.Signals> {
   if (child.exitCode !== null) return Promise.resolve(child.exitCode);
