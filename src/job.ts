@@ -105,26 +105,24 @@ export class Job<Data = unknown> {
    * attempts are used up. Resolves with where it went.
    */
   async fail(error?: unknown): Promise<JobOutcome> {
-    this.#begin('fail');
+    this.#assertHeld('fail');
     const recorded = recordError(error);
     const exhausted = this.#record.attemptsSinceRetry + 1 >= this.attempts;
     const layout = this.#host.layout;
     const at = new Date();
     if (exhausted) {
+      this.#begin('fail');
       this.#end(encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded }), layout.file('failed', this.id));
       this.#host.counted(this.type, 'failed');
       releaseKeyOf(layout, this.#record.envelope.key, this.id);
       return 'failed';
     }
-    const delay = this.#backoff(recorded);
-    const retryAt = new Date(at.getTime() + delay);
-    const line = encodeEvent({
-      event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded, retryAt: retryAt.toISOString(),
-    });
-    if (delay > 0) {
-      const name = delayedName(retryAt.getTime() * 1000, this.id);
-      this.#end(line, layout.file('delayed', name));
-      this.#host.requeued(this.id, name);
+    const retry = this.#retryAt(at.getTime(), recorded); // computed before the claim ends, so nothing it throws strands the job
+    const line = encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded, retryAt: retry.iso });
+    this.#begin('fail');
+    if (retry.delayedName !== undefined) {
+      this.#end(line, layout.file('delayed', retry.delayedName));
+      this.#host.requeued(this.id, retry.delayedName);
     } else {
       this.#end(line, layout.file('queue', this.id));
       this.#host.requeued(this.id);
@@ -242,19 +240,26 @@ export class Job<Data = unknown> {
   }
 
   /**
-   * The wait before the next attempt. A backoff function that throws must not
-   * strand the job in active/: the built-in default backoff stands in, and the
-   * Queue reports the function's error as a warning.
+   * When the next attempt may run, `failedAt` + the backoff: its time, and its
+   * delayed/ name unless it may run at once. A backoff function that throws,
+   * or a wait too long to write down (past the year 2286), must not strand
+   * the job in active/: the built-in default backoff stands in, and the Queue
+   * reports why as a warning.
    */
-  #backoff(recorded: RecordedError): number {
+  #retryAt(failedAt: number, recorded: RecordedError): { iso: string; delayedName: string | undefined } {
+    const at = (delay: number): { iso: string; delayedName: string | undefined } => {
+      const retryAt = failedAt + delay;
+      return { iso: new Date(retryAt).toISOString(), delayedName: delay > 0 ? delayedName(Math.round(retryAt * 1000), this.id) : undefined };
+    };
     const spec = this.#record.envelope.backoff ?? this.#host.defaultBackoff;
     try {
-      return backoffDelay(spec, this.attempt, recorded);
+      return at(backoffDelay(spec, this.attempt, recorded));
     } catch (error) {
+      const why = typeof spec === 'function' ? 'the backoff function threw or gave a wait out of range' : 'the backoff gave a wait out of range';
       this.#host.warn(
-        new DirQueueError('EBADOPTION', `job ${this.id}: the backoff function threw (${(error as Error)?.message ?? String(error)}); the default backoff was used; make it return a number of ms`, { cause: error }),
+        new DirQueueError('EBADOPTION', `job ${this.id}: ${why} (${(error as Error)?.message ?? String(error)}); the default backoff was used; give a number of ms`, { cause: error }),
       );
-      return backoffDelay(queueDefaults.backoff, this.attempt, recorded);
+      return at(backoffDelay(queueDefaults.backoff, this.attempt, recorded));
     }
   }
 

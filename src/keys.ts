@@ -5,7 +5,9 @@
  * EEXIST, so two enqueuers of one key cannot both win. The job releases its
  * key when it ends (done/ or failed/); a key left behind by a crash points to
  * a job that is no longer live (ended, or never renamed out of tmp/ by a
- * writer that died) and is taken over by the next enqueuer.
+ * writer known to have died; a writer that only enqueued is not known, and
+ * its tmp/ file holds the key until sweeps delete it by age) and is taken
+ * over by the next enqueuer.
  */
 import fs from 'node:fs';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
@@ -103,13 +105,16 @@ function readKey(path: string): string | undefined {
 /** Whether job `id` is waiting, running, or still being written. */
 export function isLive(layout: Layout, id: string): boolean {
   if (!isId(id)) return false; // not a job id at all: a broken key
-  const where = locate(layout, id);
-  if (where !== undefined) return where.state === 'queue' || where.state === 'delayed' || where.state === 'active';
-  return listDir(layout.paths.tmp).some((name) => {
+  // tmp/ first: a job only moves on from tmp/ (to queue/ or delayed/, later done/), so looking in
+  // that order never misses one that moves between the two looks
+  const writing = listDir(layout.paths.tmp).some((name) => {
     if (!name.startsWith(`${id}.`)) return false;
     const tmp = parseTmpName(name);
-    return tmp === undefined || !isWriterGone(layout, tmp); // still being written, unless its writer died
+    return tmp === undefined || !isWriterGone(layout, tmp.owner); // still being written, unless its writer died
   });
+  if (writing) return true;
+  const where = locate(layout, id);
+  return where !== undefined && (where.state === 'queue' || where.state === 'delayed' || where.state === 'active');
 }
 
 /** Release the key a job file's envelope names, if any (a job that ended). */

@@ -19,7 +19,6 @@ import fs from 'node:fs';
 import { hostname } from 'node:os';
 import { errnoOf, fsError } from './errors.js';
 import type { Layout } from './layout.js';
-import { hostToken } from './names.js';
 
 export interface OwnerIdentity {
   host: string;
@@ -63,23 +62,16 @@ export function isDeadHere(owner: OwnerIdentity): boolean {
 }
 
 /**
- * Whether the writer of a file in tmp/ is gone, so the file will never be
- * renamed into place. A writer with a heartbeat (workers/OWNER) is judged
- * by its identity (isDeadHere); one without (a process that only enqueues)
- * by its pid, when its host token is ours: a pid that no longer exists is
- * gone whatever the boot, and a live or reused pid keeps the file (cleaned
- * up by age instead).
+ * Whether the writer of a file in tmp/ is known to be gone, so the file will
+ * never be renamed into place: only a writer with a heartbeat (workers/OWNER,
+ * a process that has claimed) can be, judged by its full identity
+ * (isDeadHere). The host token in a tmp/ name is no identity (hosts may share
+ * a short name, containers a pid), so a writer without a heartbeat, a
+ * process that only enqueues, is never judged gone: its files go by age.
  */
-export function isWriterGone(layout: Layout, writer: { owner: string; host: string; pid: number }): boolean {
-  const heartbeat = readHeartbeat(layout.file('workers', writer.owner));
-  if (heartbeat?.identity !== undefined) return isDeadHere(heartbeat.identity);
-  if (writer.host !== hostToken()) return false;
-  try {
-    process.kill(writer.pid, 0);
-    return false;
-  } catch (error) {
-    return errnoOf(error) === 'ESRCH';
-  }
+export function isWriterGone(layout: Layout, owner: string): boolean {
+  const heartbeat = readHeartbeat(layout.file('workers', owner));
+  return heartbeat?.identity !== undefined && isDeadHere(heartbeat.identity);
 }
 
 /**

@@ -52,7 +52,11 @@ export interface SweepReport {
   /** False when another process held the maintenance lock, so nothing was done. */
   swept: boolean;
   recovered: Recovered[];
-  /** Stale claims left as they were, for a sweeper that can take them back; the rest of the sweep ran. */
+  /**
+   * Stale claims whose take-back failed; the rest of the sweep ran. Most often
+   * this process may not write the job file, and the claim was put back as it
+   * was, for a sweeper that may. Queue.recover() throws an error naming them.
+   */
   unrecovered: Unrecovered[];
   promoted: number;
   pruned: number;
@@ -245,7 +249,7 @@ function removeAbandoned(layout: Layout, maxAge: number, now: number): number {
   let removed = 0;
   for (const name of listDir(layout.paths.tmp)) {
     const writer = parseTmpName(name);
-    const cutoff = writer !== undefined && isWriterGone(layout, writer) ? Infinity : now - maxAge;
+    const cutoff = writer !== undefined && isWriterGone(layout, writer.owner) ? Infinity : now - maxAge;
     if (unlinkIfOlder(layout.file('tmp', name), cutoff)) removed++;
   }
   return removed;

@@ -153,11 +153,11 @@ export function parseClaim(claim: string): ParsedClaim | undefined {
 }
 
 /** The job and writer of a file in tmp/ (ID.HOST.PID.NONCE.tmp, NameMaker.tmpName), if it is one of ours. */
-export function parseTmpName(name: string): { id: string; owner: string; host: string; pid: number } | undefined {
+export function parseTmpName(name: string): { id: string; owner: string } | undefined {
   const m = TMP_RE.exec(name);
   if (!m) return undefined;
   const [, id, , , , , host, pid, nonce] = m as unknown as [string, string, string, string, string, string, string, string, string];
-  return { id, owner: `${host}.${pid}.${nonce}`, host, pid: Number(pid) };
+  return { id, owner: `${host}.${pid}.${nonce}` };
 }
 
 function pad16(us: number): string {

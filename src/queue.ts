@@ -493,7 +493,14 @@ export class Queue extends EventEmitter<QueueEvents> {
       if (!job.overdue(now, this.options.staleAfter)) continue;
       this.#held.delete(job);
       job.revoked();
-      const to = revoke(this.#layout, this.#names, this.options, basename(job.path), job.id, job.claim, 'timeout');
+      let to: 'queue' | 'failed' | undefined;
+      try {
+        to = revoke(this.#layout, this.#names, this.options, basename(job.path), job.id, job.claim, 'timeout');
+      } catch (error) {
+        this.#held.add(job); // still ours (revoke put it back): try again at the next beat
+        this.emit('warning', error as Error);
+        continue;
+      }
       if (to !== undefined) this.#recovered({ id: job.id, claim: job.claim, reason: 'timeout', to }); // else ended meanwhile, or taken back elsewhere
     }
   }

@@ -1,7 +1,9 @@
 /** Unique keys: at most one live job per key, across processes. */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { bootId, processStartTime } from '../src/liveness.js';
 import { encodeKey, hostToken, NameMaker } from '../src/names.js';
 import { deadPid, exited, spawnNode, tempQueue } from './support/temp.js';
 
@@ -9,22 +11,29 @@ const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
 
 describe('unique keys', () => {
-  it('a key held by a job that a dead writer left in tmp/ is taken over at once, and the sweep deletes the file', async () => {
+  it('a key held by a job that a dead worker left in tmp/ is taken over at once, and the sweep deletes the file', async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
-    const writer = new NameMaker(hostToken(), await deadPid()); // an enqueuer that died between taking the key and its rename
-    const id = writer.id(50, 't');
-    fs.writeFileSync(path.join(dir, 'tmp', writer.tmpName(id)), '{"type":"t"}\n');
-    fs.symlinkSync(id, path.join(dir, 'keys', encodeKey('k')));
-    const alive = new NameMaker(hostToken(), process.pid); // the same, by a writer that is still at it
-    const busy = alive.id(50, 't');
-    fs.writeFileSync(path.join(dir, 'tmp', alive.tmpName(busy)), '{"type":"t"}\n');
-    fs.symlinkSync(busy, path.join(dir, 'keys', encodeKey('k2')));
+    /** A job `writer` left in tmp/ holding `key`; a heartbeat when the writer had claimed (a worker) and `pid` says whose. */
+    const leftInTmp = (writer: NameMaker, key: string, pid?: number): string => {
+      const id = writer.id(50, 't');
+      fs.writeFileSync(path.join(dir, 'tmp', writer.tmpName(id)), '{"type":"t"}\n');
+      fs.symlinkSync(id, path.join(dir, 'keys', encodeKey(key)));
+      if (pid !== undefined) {
+        const identity = { host: os.hostname(), bootId: bootId(), pid, startTime: processStartTime(pid) ?? 'gone', started: '' };
+        fs.writeFileSync(path.join(dir, 'workers', writer.owner), JSON.stringify(identity));
+      }
+      return id;
+    };
+    const dead = await deadPid();
+    leftInTmp(new NameMaker(hostToken(), dead), 'k', dead); // a worker that died between taking the key and its rename
+    const busy = leftInTmp(new NameMaker(hostToken(), process.pid), 'k2', process.pid); // a live worker, still at it
+    const quiet = leftInTmp(new NameMaker(hostToken(), dead), 'k3'); // an enqueuer without a heartbeat: not known dead
 
-    const taken = await q.enqueue('t', 1, { key: 'k' });
-    expect(taken.duplicate).toBe(false);
+    expect((await q.enqueue('t', 1, { key: 'k' })).duplicate).toBe(false);
     expect(await q.enqueue('t', 2, { key: 'k2' })).toEqual({ id: busy, duplicate: true });
+    expect(await q.enqueue('t', 3, { key: 'k3' })).toEqual({ id: quiet, duplicate: true });
     expect((await q.recover()).tmpRemoved).toBe(1);
-    expect(ls(dir, 'tmp')).toEqual([alive.tmpName(busy)]);
+    expect(ls(dir, 'tmp').map((name) => name.slice(0, name.indexOf('.t.') + 2)).sort()).toEqual([busy, quiet].sort());
     await q.close();
   });
 

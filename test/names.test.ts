@@ -90,7 +90,7 @@ describe('the name codec', () => {
   it('round-trips tmp/ names to their job and writer', () => {
     const maker = new NameMaker('web-1', 4242);
     const id = maker.id(7, 'a.b%2Fc');
-    expect(parseTmpName(maker.tmpName(id))).toEqual({ id, owner: maker.owner, host: 'web-1', pid: 4242 });
+    expect(parseTmpName(maker.tmpName(id))).toEqual({ id, owner: maker.owner });
     for (const bad of [`${id}.tmp`, `${id}.web-1.x.abc.tmp`, `${id}.web-1.1.abc`, 'x.web-1.1.abc.tmp', `.${id}.web-1.1.abc.tmp`]) {
       expect(parseTmpName(bad), bad).toBeUndefined();
     }

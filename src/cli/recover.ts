@@ -11,12 +11,14 @@ Run one maintenance sweep of the queue in DIR now, as every worker does
 every few seconds: take back the jobs of workers that died or went silent
 (to queue/, or failed/ when their attempts are used up), move due delayed
 jobs to queue/, delete done/ jobs past their retention (7 days) and files
-abandoned in tmp/ an hour ago. Waits for a sweep another process is
-running. Prints what it did.
+abandoned in tmp/ (an hour old, or left by a worker that died). Waits for
+a sweep another process is running. Prints what it did; exits 1 naming the
+claims it could not take back (a job file this user may not write), after
+doing the rest.
 
 Options:
   --json     print {"swept": BOOL, "recovered": [{"id", "claim", "reason", "to"}],
-             "promoted": N, "pruned": N, "tmpRemoved": N}
+             "unrecovered": [], "promoted": N, "pruned": N, "tmpRemoved": N}
   --debug    print the stack trace of an error
   -h, --help show this help
 
