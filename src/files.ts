@@ -11,7 +11,9 @@
  * and a batch's fdatasyncs run concurrently, which the disk merges (SYNC_CHUNK).
  */
 import fs from 'node:fs';
+import { dirname } from 'node:path';
 import { errnoOf, fsError } from './errors.js';
+import { syncFilesystem, SYNCFS_MIN_FILES } from './syncfs.js';
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
@@ -53,19 +55,27 @@ export async function writeNew(path: string, content: string, durable: boolean, 
 export const SYNC_CHUNK = 128;
 
 /**
- * Create and write many files, each like writeNew. When `durable`, every
- * SYNC_CHUNK written files start their fdatasyncs together and the next
- * chunk is written meanwhile; the call resolves once every file is on stable
- * storage (only then may the caller rename them). If any file fails, every
- * file of the batch is removed and the error thrown: all or nothing.
+ * Create and write many files, each like writeNew; the call resolves once
+ * every file is on stable storage when `durable` (only then may the caller
+ * rename them). A batch of SYNCFS_MIN_FILES or more whose `syncfs` the
+ * caller allows is written whole and made durable by one syncfs (syncfs.ts);
+ * otherwise every SYNC_CHUNK written files start their fdatasyncs together
+ * and the next chunk is written meanwhile. If any file fails, every file of
+ * the batch is removed and the error thrown: all or nothing.
  */
-export async function writeBatch(files: readonly { path: string; content: string }[], durable: boolean, mode?: number): Promise<void> {
+export async function writeBatch(
+  files: readonly { path: string; content: string }[],
+  durable: boolean,
+  options: { mode?: number | undefined; syncfs?: boolean } = {},
+): Promise<void> {
+  const { mode } = options;
+  const whole = durable && options.syncfs === true && files.length >= SYNCFS_MIN_FILES;
   const written: string[] = [];
   const syncs = new SyncBursts();
   try {
     for (const [i, { path, content }] of files.entries()) {
       if (i % SYNC_CHUNK === 0 && i > 0) {
-        if (durable) await syncs.waitFor(SYNC_CHUNK); // the chunk before the previous one is done
+        if (durable && !whole) await syncs.waitFor(SYNC_CHUNK); // the chunk before the previous one is done
         else await new Promise((resolve) => setImmediate(resolve)); // nothing waits: let the event loop breathe
       }
       let fd: number;
@@ -82,15 +92,32 @@ export async function writeBatch(files: readonly { path: string; content: string
         fs.closeSync(fd);
         throw fsError(`writing ${path}`, error);
       }
-      if (!durable) fs.closeSync(fd);
+      if (!durable || whole) fs.closeSync(fd);
       else if (syncs.add(fd, path) === SYNC_CHUNK) syncs.start();
     }
+    if (whole && !(await syncFilesystem(dirname(files[0]!.path)))) await syncEach(written, syncs);
     syncs.start();
     await syncs.waitFor(0);
   } catch (error) {
     await syncs.abandon();
     for (const path of written) fs.rmSync(path, { force: true });
     throw error;
+  }
+}
+
+/** fdatasync files already written and closed, in bursts: when one syncfs could not make them durable. */
+async function syncEach(paths: readonly string[], syncs: SyncBursts): Promise<void> {
+  for (const path of paths) {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW);
+    } catch (error) {
+      throw fsError(`opening ${path} to sync it`, error);
+    }
+    if (syncs.add(fd, path) === SYNC_CHUNK) {
+      syncs.start();
+      await syncs.waitFor(SYNC_CHUNK);
+    }
   }
 }
 

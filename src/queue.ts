@@ -25,6 +25,7 @@ import {
   type ResolvedQueueOptions,
 } from './options.js';
 import { ReadyIndex } from './ready-index.js';
+import { syncfsSuits } from './syncfs.js';
 import { Heartbeat } from './liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from './totals.js';
 import { revoke, sweep, unrecoveredError, type Recovered, type SweepReport, type SweepSettings } from './maintenance.js';
@@ -82,6 +83,8 @@ export class Queue extends EventEmitter<QueueEvents> {
   #discovery: Discovery | undefined;
   #syncer = new DirSyncer();
   #jobHost: JobHost;
+  /** Whether durable batches may use one syncfs (options.batchSync, syncfs.ts); known at the first batch. */
+  #batchSyncfs: boolean | undefined;
   #held = new Set<Job>();
   #heartbeat: Heartbeat | undefined;
   #tally: Tally;
@@ -168,7 +171,12 @@ export class Queue extends EventEmitter<QueueEvents> {
         throw error;
       }
     });
-    await writeBatch(jobs.map((job) => ({ path: job.tmp, content: job.content })), this.options.durable, this.#layout.fileMode);
+    this.#batchSyncfs ??= this.options.batchSync === 'auto' && syncfsSuits(this.#layout.paths.tmp);
+    await writeBatch(
+      jobs.map((job) => ({ path: job.tmp, content: job.content })),
+      this.options.durable,
+      { mode: this.#layout.fileMode, syncfs: this.#batchSyncfs },
+    );
     const refs = new Map<Prepared, JobRef>();
     let placed = 0;
     try {

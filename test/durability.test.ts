@@ -7,12 +7,14 @@
  * after the renames, and a failing fdatasync leaves nothing behind and closes
  * no descriptor under a running fdatasync. Observed by spying on node:fs.
  */
+import childProcess from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SYNC_CHUNK } from '../src/files.js';
+import { SYNCFS_MIN_FILES } from '../src/syncfs.js';
 import { Queue } from '../src/index.js';
-import { tempDir, tempQueue } from './support/temp.js';
+import { openQueue, tempDir, tempQueue } from './support/temp.js';
 
 const JOBS = 5 * SYNC_CHUNK + 17;
 
@@ -106,7 +108,7 @@ describe('durable enqueue', () => {
 
 describe('durable enqueueMany', () => {
   it('syncs chunks concurrently while writing the next, and renames only synced files', async () => {
-    const { dir, q } = await tempQueue({ durable: true, maintenance: false });
+    const { dir, q } = await tempQueue({ durable: true, maintenance: false, batchSync: 'fdatasync' });
     const { seen, openFiles } = watchFiles(path.join(dir, 'tmp'));
     const dirSyncs: number[] = []; // renames done when each directory fsync was started
     const { fsync } = fs;
@@ -132,7 +134,7 @@ describe('durable enqueueMany', () => {
   });
 
   it('a failing fdatasync enqueues nothing, leaves no file, and closes no descriptor under a running fdatasync', async () => {
-    const { dir, q } = await tempQueue({ durable: true, maintenance: false });
+    const { dir, q } = await tempQueue({ durable: true, maintenance: false, batchSync: 'fdatasync' });
     const before = await q.enqueue('t', 'already there');
     const { seen, openFiles } = watchFiles(path.join(dir, 'tmp'), SYNC_CHUNK + 3);
 
@@ -148,6 +150,71 @@ describe('durable enqueueMany', () => {
     expect(openFiles()).toBe(0);
     vi.restoreAllMocks();
     expect((await q.enqueueMany([{ type: 't', data: 'after' }])).length).toBe(1); // the queue still works
+    await q.close();
+  });
+});
+
+/** Watch `sync -f` runs: what was written, open and renamed when each started and when it ended. */
+function watchSyncfs(seen: ReturnType<typeof watchFiles>['seen'], openFiles: () => number, fail = false) {
+  const runs: { args: string[]; atStart: { created: number; open: number; renamed: number }; renamedAtEnd?: number }[] = [];
+  const { execFile } = childProcess;
+  vi.spyOn(childProcess, 'execFile').mockImplementation(((file: string, args: string[], options: unknown, callback: (error: Error | null) => void) => {
+    if (file !== 'sync') return (execFile as (...a: unknown[]) => unknown)(file, args, options, callback);
+    const run: (typeof runs)[number] = { args, atStart: { created: seen.created, open: openFiles(), renamed: seen.renamed } };
+    runs.push(run);
+    const done = (error: Error | null): void => {
+      run.renamedAtEnd = seen.renamed;
+      callback(error);
+    };
+    if (fail) setImmediate(() => done(Object.assign(new Error('Command failed: sync -f'), { code: 1 })));
+    else execFile(file, args, options as never, done);
+    return undefined;
+  }) as never);
+  return runs;
+}
+
+describe('durable enqueueMany of a large batch (batchSync auto)', () => {
+  const JOBS = SYNCFS_MIN_FILES + 44;
+
+  it('writes the whole batch, makes it durable with one syncfs, then renames', async () => {
+    const { dir, q } = await tempQueue({ durable: true, maintenance: false });
+    const { seen, openFiles } = watchFiles(path.join(dir, 'tmp'));
+    const runs = watchSyncfs(seen, openFiles);
+    const refs = await q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })));
+    expect(refs).toHaveLength(JOBS);
+    expect(runs, 'one `sync -f` of the queue (Linux 5.8+, a local filesystem, GNU sync on PATH)').toHaveLength(1);
+    expect(runs[0]!.args).toEqual(['-f', '--', path.join(dir, 'tmp')]);
+    expect(runs[0]!.atStart).toEqual({ created: JOBS, open: 0, renamed: 0 }); // every file written and closed, none renamed
+    expect(runs[0]!.renamedAtEnd).toBe(0); // I2: no name appears in queue/ before the sync returned
+    expect(seen.maxSyncing).toBe(0); // no fdatasync per file
+    expect(fs.readdirSync(path.join(dir, 'queue'))).toHaveLength(JOBS);
+    expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
+    await q.close();
+  });
+
+  it('falls back to an fdatasync of every file when syncfs fails, still before any rename', async () => {
+    const { dir, q } = await tempQueue({ durable: true, maintenance: false });
+    const { seen, openFiles } = watchFiles(path.join(dir, 'tmp'));
+    const runs = watchSyncfs(seen, openFiles, true);
+    await q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })));
+    expect(runs).toHaveLength(1);
+    expect(seen.renamed).toBe(JOBS);
+    expect(seen.renamedUnsynced).toBe(0); // each file fdatasynced (reopened) before its rename
+    expect(seen.closedWhileSyncing).toBe(0);
+    expect(openFiles()).toBe(0);
+    await q.close();
+  });
+
+  it('small batches and batchSync fdatasync never run sync -f', async () => {
+    const { dir, q } = await tempQueue({ durable: true, maintenance: false });
+    const { seen, openFiles } = watchFiles(path.join(dir, 'tmp'));
+    const runs = watchSyncfs(seen, openFiles);
+    await q.enqueueMany(Array.from({ length: SYNCFS_MIN_FILES - 1 }, (_, i) => ({ type: 't', data: i })));
+    const strict = await openQueue(dir, { durable: true, maintenance: false, batchSync: 'fdatasync' });
+    await strict.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })));
+    expect(runs).toEqual([]);
+    expect(seen.renamedUnsynced).toBe(0);
+    await strict.close();
     await q.close();
   });
 });

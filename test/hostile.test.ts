@@ -44,6 +44,7 @@ describe('I9 bad arguments', () => {
       [() => q.enqueue('t', 1, { prio: 5 } as never), 'EBADOPTION', /unknown enqueue option "prio"; the options are priority, delay/],
       [() => q.enqueueMany([{ type: 't', priorty: 5 } as never]), 'EBADOPTION', /unknown enqueue option "priorty"/],
       [() => Queue.open(dir, { stalAfter: 5 } as never), 'EBADOPTION', /unknown Queue option "stalAfter"; the options are create, durable/],
+      [() => Queue.open(dir, { batchSync: 'syncfs' } as never), 'EBADOPTION', /batchSync must be 'auto' or 'fdatasync', got "syncfs"/],
       [async () => new Pool(dir, { processor: () => 1, thread: 2 } as never), 'EBADOPTION', /unknown Pool option "thread"; the options are processor, threads/],
       [() => q.list('queue', { limit: -1 }), 'EBADOPTION', /limit must be an integer >= 0, got -1/],
       [() => q.enqueue('t', 'x'.repeat(17 * 1024 * 1024)), 'ETOOBIG', /maxJobBytes/],
