@@ -23,12 +23,15 @@
  *                    sharing directory fsyncs (group commit), 500
  *   floor A bulk     write all, fdatasync them concurrently in bursts of 128 (the
  *                    next 128 written meanwhile), rename all, one dir fsync
+ *   floor A bulk+syncfs  write and close all, one `sync -f` (syncfs), rename all,
+ *                    one dir fsync: the floor of enqueueMany fsync (batchSync auto)
  *   floor B          rename queue/ -> active/ of existing files (those of `enqueue`)
  *   floor C          rename to active/, read, append a result, rename to done/
  *                    (the files of floor A): the raw cost of claim+complete
  *   enqueue          q.enqueue, awaited one by one: 10,000 (no fsync), 500 (fsync);
  *                    and 500 durable ones by 50 concurrent callers (group commit)
- *   enqueueMany      10,000 jobs in one call, durable false and true
+ *   enqueueMany      10,000 jobs in one call, durable false and true (batchSync
+ *                    auto: one syncfs), and durable with batchSync 'fdatasync'
  *   drain            one consumer, `const j = await q.claim(); await j.complete()`,
  *                    on the 10,000 jobs of enqueueMany, timed from the first claim
  *                    (it builds the index) to the claim that finds queue/ empty;
@@ -175,8 +178,8 @@ async function enqueueConcurrently(dir, n, callers) {
   return { ms, lat };
 }
 
-async function enqueueBulk(dir, n, durable) {
-  const q = await Queue.open(dir, { durable });
+async function enqueueBulk(dir, n, durable, batchSync = 'auto') {
+  const q = await Queue.open(dir, { durable, batchSync });
   const batch = items(n);
   const start = performance.now();
   await q.enqueueMany(batch);
@@ -309,6 +312,20 @@ async function benchFilesystem(target, results) {
         ctx.rm(d);
         return { floor, poll: { ...dr, failed } };
       },
+      // floor A bulk+syncfs: the floor of enqueueMany durable with batchSync 'auto'
+      floorSyncfs: async () => {
+        const d = ctx.sub('floorBulkSyncfs');
+        const floor = await floorCreateBulkDurable(rawLayout(d), SIZE.durableBulk, { syncfs: true });
+        ctx.rm(d);
+        return { floor };
+      },
+      // enqueueMany durable with an fdatasync per file (batchSync 'fdatasync')
+      syncStrict: async () => {
+        const d = ctx.sub('bulkSyncStrict');
+        const bulk = await enqueueBulk(d, SIZE.durableBulk, true, 'fdatasync');
+        ctx.rm(d);
+        return { bulk };
+      },
       // enqueueMany durable, then a yielding drain with watch on
       syncWatch: async () => {
         const d = ctx.sub('bulkSync');
@@ -331,13 +348,16 @@ async function benchFilesystem(target, results) {
     rows.push(row(`floor A+fsync (${int(SIZE.durableOne)})`, { rate: floorAsync.rate, lat: lats(dur.floor) }));
     rows.push(row(`floor A+fsync, 50 callers (${int(SIZE.durableOne)})`, { rate: floorAsyncConc.rate, lat: lats(dur.floorConcurrent) }));
     rows.push(row(`floor A bulk+fsync (${int(SIZE.durableBulk)})`, { rate: floorBulk.rate }));
+    const floorSyncfs = { name: 'A bulk+syncfs', rate: medianRate(pick('floorSyncfs', 'floor'), SIZE.durableBulk) };
+    rows.push(row(`floor A bulk+syncfs (${int(SIZE.durableBulk)})`, { rate: floorSyncfs.rate }));
     rows.push(row(`floor B (${int(SIZE.one)})`, { rate: floorB.rate, lat: lats(pick('oneB', 'b')) }));
     rows.push(row(`floor C (${int(SIZE.one)})`, { rate: floorC.rate, lat: lats(pick('floorAC', 'c')) }));
     rows.push(row(`enqueue, no fsync (${int(SIZE.one)})`, { rate: medianRate(pick('oneB', 'one'), SIZE.one), lat: lats(pick('oneB', 'one')), floor: floorA }));
     rows.push(row(`enqueue, fsync (${int(SIZE.durableOne)})`, { rate: medianRate(dur.lib, SIZE.durableOne), lat: lats(dur.lib), floor: floorAsync }));
     rows.push(row(`enqueue, fsync, 50 callers (${int(SIZE.durableOne)})`, { rate: medianRate(dur.concurrent, SIZE.durableOne), lat: lats(dur.concurrent), floor: floorAsyncConc }));
     rows.push(row(`enqueueMany, no fsync (${int(SIZE.bulk)})`, { rate: medianRate(pick('bulkDrain', 'bulk'), SIZE.bulk), floor: floorA }));
-    rows.push(row(`enqueueMany, fsync (${int(SIZE.durableBulk)})`, { rate: medianRate(pick('syncWatch', 'bulk'), SIZE.durableBulk), floor: floorBulk }));
+    rows.push(row(`enqueueMany, fsync (${int(SIZE.durableBulk)})`, { rate: medianRate(pick('syncWatch', 'bulk'), SIZE.durableBulk), floor: floorSyncfs }));
+    rows.push(row(`enqueueMany, fsync, per file (${int(SIZE.durableBulk)})`, { rate: medianRate(pick('syncStrict', 'bulk'), SIZE.durableBulk), floor: floorBulk }));
     const short = (runs) => (runs.some((x) => x.n !== SIZE.bulk) ? ` drained ${runs.map((x) => x.n).join('/')} jobs!` : '');
     rows.push(
       row(`drain, 1 consumer (${int(SIZE.bulk)})`, {

@@ -6,6 +6,7 @@
  * Not a benchmark itself; imported by bench/core.js. Plain ESM JavaScript so
  * that the scripts run with `node bench/x.js` after `npx tsc -p tsconfig.json`.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -178,7 +179,8 @@ const fsyncAsync = (fd) => new Promise((resolve, reject) => fs.fsync(fd, (e) => 
  * concurrent fdatasyncs merge in the block layer, best when started in
  * bursts (src/files.ts, SYNC_CHUNK, has the measurements).
  */
-export async function floorCreateBulkDurable(layout, n, { type = 'bench', chunk = 128 } = {}) {
+export async function floorCreateBulkDurable(layout, n, { type = 'bench', chunk = 128, syncfs = false } = {}) {
+  if (syncfs) return floorCreateBulkSyncfs(layout, n, type);
   const start = performance.now();
   const files = [];
   const syncing = []; // per chunk, its fdatasyncs
@@ -196,6 +198,30 @@ export async function floorCreateBulkDurable(layout, n, { type = 'bench', chunk 
     syncing.push(Promise.all(fds.map((fd) => fdatasync(fd).then(() => fs.closeSync(fd)))));
   }
   await Promise.all(syncing);
+  for (const { id, tmp } of files) fs.renameSync(tmp, `${layout.queue}/${id}`);
+  const dfd = fs.openSync(layout.queue, O_RDONLY);
+  fs.fsyncSync(dfd);
+  fs.closeSync(dfd);
+  return { ms: performance.now() - start };
+}
+
+/**
+ * Floor A, bulk and durable by one syncfs: create, write and close every
+ * file, `sync -f tmp/` (syncfs of the filesystem), rename them all, fsync
+ * queue/ once. The floor of enqueueMany with batchSync 'auto' (src/syncfs.ts).
+ */
+async function floorCreateBulkSyncfs(layout, n, type) {
+  const start = performance.now();
+  const files = [];
+  for (let k = 0; k < n; k++) {
+    const id = rawId(type);
+    const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
+    const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
+    fs.writeSync(fd, envelopeLine(type, k));
+    fs.closeSync(fd);
+    files.push({ id, tmp });
+  }
+  await new Promise((resolve, reject) => execFile('sync', ['-f', '--', layout.tmp], (e) => (e ? reject(e) : resolve())));
   for (const { id, tmp } of files) fs.renameSync(tmp, `${layout.queue}/${id}`);
   const dfd = fs.openSync(layout.queue, O_RDONLY);
   fs.fsyncSync(dfd);
