@@ -7,7 +7,7 @@
 import { backoffDelay } from './backoff.js';
 import { encodeEvent, parseJobFile, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
 import fs from 'node:fs';
-import { CompromisedError, DirQueueError, fsError, recordError, type RecordedError } from './errors.js';
+import { CompromisedError, DirQueueError, errnoOf, fsError, recordError, type RecordedError } from './errors.js';
 import { appendLine, move, readJobFile } from './files.js';
 import { releaseKeyOf } from './keys.js';
 import { checkJson } from './json-check.js';
@@ -21,6 +21,8 @@ export interface JobHost {
   readonly defaultAttempts: number;
   readonly defaultBackoff: BackoffSpec | BackoffFunction;
   readonly defaultTimeout: number | undefined;
+  /** The queue's staleAfter: a claim held longer may have been taken back by a sweep elsewhere. */
+  readonly staleAfter: number;
   /** The job went back to queue/ (or to delayed/ under `delayed`). */
   requeued(id: string, delayed?: string): void;
   /** The claim ended (completed, failed, released or found lost). */
@@ -182,8 +184,11 @@ export class Job<Data = unknown> {
   }
 
   /**
-   * Append through the descriptor held since the claim. If the claim was
-   * recovered meanwhile, the line lands in the recovered file, where the
+   * Append through the descriptor held since the claim. A claim held for
+   * longer than staleAfter/2 (its process may have been frozen past
+   * staleAfter) first checks that its file is still at its active path, so a
+   * worker resumed after its claim was taken back writes nothing. In the race
+   * that remains, the line lands in the recovered file, where the
    * recoverer's revoked event voids it (envelope.ts), and the rename that
    * follows fails.
    */
@@ -192,11 +197,22 @@ export class Job<Data = unknown> {
       if (!appendLine(this.#activePath, line)) throw this.#lost();
       return;
     }
+    if (performance.now() - this.#claimedAt > this.#host.staleAfter / 2 && !this.#stillHere()) throw this.#lost();
     try {
       fs.writeSync(this.#fd, this.#endsWithNewline ? line : `\n${line}`);
       this.#endsWithNewline = true;
     } catch (error) {
       throw fsError(`appending to ${this.#activePath}`, error);
+    }
+  }
+
+  /** Whether the file at our active path is still the one we hold open (not taken back and moved on). */
+  #stillHere(): boolean {
+    try {
+      return fs.statSync(this.#activePath).ino === fs.fstatSync(this.#fd!).ino;
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return false;
+      throw fsError(`checking the claim ${this.#activePath}`, error);
     }
   }
 

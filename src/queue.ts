@@ -106,6 +106,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       defaultAttempts: options.attempts,
       defaultBackoff: options.backoff,
       defaultTimeout: options.timeout,
+      staleAfter: options.staleAfter,
       requeued: (id, delayed) => this.#discovery?.added(id, delayed),
       settled: (job) => this.#held.delete(job),
       counted: (type, counter) => this.#tally.add(type, counter),

@@ -115,6 +115,25 @@ describe('recovering claims (I4)', () => {
     await q.close();
   });
 
+  it('a worker frozen for real past staleAfter writes nothing into the job it lost once resumed', async () => {
+    // about time: the worker's own clock must see it was frozen, so it is frozen for real (staleAfter 600 ms)
+    const { dir, q } = await tempQueue({ maintenance: false, staleAfter: 600 });
+    const { id } = await q.enqueue('t');
+    const { child: worker } = await holder(dir, { DIRQ_STALE_AFTER: '600' });
+    worker.kill('SIGSTOP');
+    await until(async () => (await q.recover()).recovered.length === 1, 'the frozen claim to go stale');
+    const job = (await q.claim())!;
+    await job.complete('recoverer');
+    const before = fs.readFileSync(path.join(dir, 'done', id), 'utf8');
+    const said = output(worker);
+    worker.kill('SIGCONT');
+    worker.stdin!.write('go\n');
+    expect(await said).toContain('refused ECOMPROMISED');
+    expect(fs.readFileSync(path.join(dir, 'done', id), 'utf8')).toBe(before); // not even a voided line
+    expect(await q.waitFor(id)).toBe('recoverer');
+    await q.close();
+  });
+
   it('a live worker takes back its own job staleAfter past its timeout, though it keeps appending progress', async () => {
     // the claim's run time is the holder's own monotonic clock, not a file time: this test waits ~0.2 s
     const { dir, q } = await tempQueue({ maintenance: false, staleAfter: 100 });
