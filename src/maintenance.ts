@@ -2,8 +2,9 @@
  * One maintenance sweep (I4, I6): recover claims whose owner died or went
  * silent, promote due delayed jobs, prune done/ by its retention, and delete
  * abandoned tmp/ files (old, or left by a writer that died). Any process with
- * the queue open may sweep; a lock keeps it to one at a time normally, and every step is a single-winner
- * rename or an idempotent delete, so two overlapping sweeps never move a job twice.
+ * the queue open may sweep; a lock keeps it to one at a time normally, and
+ * every step is a single-winner rename or an idempotent delete, so two
+ * overlapping sweeps never move a job twice.
  *
  * The lock is proper-lockfile's: its stale takeover judges another host's
  * mtime by the local clock and can hand one lock to two holders (its issue
@@ -212,7 +213,11 @@ export function revoke(
     } catch (error) {
       // Without its revoked event the job cannot go on (the old claim's writes would stand and the
       // attempt would not count): put the claim back as it was, for a sweeper that may write the file.
-      move(held, layout.file('active', name));
+      try {
+        move(held, layout.file('active', name));
+      } catch {
+        // left under our claim: taken back like any of ours, once this process is gone
+      }
       throw error;
     }
   }
@@ -247,9 +252,11 @@ function pruneDone(layout: Layout, keepDone: number, now: number): number {
 /** Delete tmp/ files that no writer will rename: older than `maxAge`, or left by a writer that died. */
 function removeAbandoned(layout: Layout, maxAge: number, now: number): number {
   let removed = 0;
+  const gone = new Map<string, boolean>(); // per writer: a batch in flight has thousands of files
   for (const name of listDir(layout.paths.tmp)) {
-    const writer = parseTmpName(name);
-    const cutoff = writer !== undefined && isWriterGone(layout, writer.owner) ? Infinity : now - maxAge;
+    const owner = parseTmpName(name)?.owner;
+    if (owner !== undefined && !gone.has(owner)) gone.set(owner, isWriterGone(layout, owner));
+    const cutoff = owner !== undefined && gone.get(owner) === true ? Infinity : now - maxAge;
     if (unlinkIfOlder(layout.file('tmp', name), cutoff)) removed++;
   }
   return removed;
