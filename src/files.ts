@@ -8,7 +8,8 @@
  * 207 us. The async forms would cap a drain at a few thousand jobs/s, below
  * BullMQ. fsync is the exception: it can take milliseconds, so it runs
  * asynchronously, concurrent callers share one directory fsync (group commit),
- * and a batch's fdatasyncs run concurrently, which the disk merges (SYNC_CHUNK).
+ * a large durable batch is made durable by one syncfs (syncfs.ts), and a
+ * smaller one runs its fdatasyncs concurrently, which the disk merges (SYNC_CHUNK).
  */
 import fs from 'node:fs';
 import { dirname } from 'node:path';
