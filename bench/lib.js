@@ -137,6 +137,22 @@ export function rawLayout(dir) {
 
 // ---------------------------------------------------------------- raw floors
 
+/** Create tmp/ID.OWNER.tmp exclusively and write job `k`'s envelope line; returns its id, path and open descriptor. */
+function createRaw(layout, type, k) {
+  const id = rawId(type);
+  const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
+  const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
+  fs.writeSync(fd, envelopeLine(type, k));
+  return { id, tmp, fd };
+}
+
+/** fsync a directory: open, fsync, close. */
+function fsyncDir(dir) {
+  const dfd = fs.openSync(dir, O_RDONLY);
+  fs.fsyncSync(dfd);
+  fs.closeSync(dfd);
+}
+
 /**
  * Floor A: a plain loop of open(O_CREAT|O_EXCL|O_WRONLY) + write + close +
  * rename of one envelope line from tmp/ to queue/. With `durable`, also
@@ -150,18 +166,11 @@ export function floorCreate(layout, n, { durable = false, type = 'bench' } = {})
   const start = performance.now();
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    const id = rawId(type);
-    const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
-    const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
-    fs.writeSync(fd, envelopeLine(type, i));
+    const { id, tmp, fd } = createRaw(layout, type, i);
     if (durable) fs.fdatasyncSync(fd);
     fs.closeSync(fd);
     fs.renameSync(tmp, `${layout.queue}/${id}`);
-    if (durable) {
-      const dfd = fs.openSync(layout.queue, O_RDONLY);
-      fs.fsyncSync(dfd);
-      fs.closeSync(dfd);
-    }
+    if (durable) fsyncDir(layout.queue);
     ids[i] = id;
     lat[i] = performance.now() - t0;
   }
@@ -188,10 +197,7 @@ export async function floorCreateBulkDurable(layout, n, { type = 'bench', chunk 
     if (syncing.length === 2) await syncing.shift(); // the chunk before the previous one has synced
     const fds = [];
     for (let k = i; k < Math.min(n, i + chunk); k++) {
-      const id = rawId(type);
-      const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
-      const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
-      fs.writeSync(fd, envelopeLine(type, k));
+      const { id, tmp, fd } = createRaw(layout, type, k);
       fds.push(fd);
       files.push({ id, tmp });
     }
@@ -199,9 +205,7 @@ export async function floorCreateBulkDurable(layout, n, { type = 'bench', chunk 
   }
   await Promise.all(syncing);
   for (const { id, tmp } of files) fs.renameSync(tmp, `${layout.queue}/${id}`);
-  const dfd = fs.openSync(layout.queue, O_RDONLY);
-  fs.fsyncSync(dfd);
-  fs.closeSync(dfd);
+  fsyncDir(layout.queue);
   return { ms: performance.now() - start };
 }
 
@@ -214,18 +218,13 @@ async function floorCreateBulkSyncfs(layout, n, type) {
   const start = performance.now();
   const files = [];
   for (let k = 0; k < n; k++) {
-    const id = rawId(type);
-    const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
-    const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
-    fs.writeSync(fd, envelopeLine(type, k));
+    const { id, tmp, fd } = createRaw(layout, type, k);
     fs.closeSync(fd);
     files.push({ id, tmp });
   }
   await new Promise((resolve, reject) => execFile('sync', ['-f', '--', layout.tmp], (e) => (e ? reject(e) : resolve())));
   for (const { id, tmp } of files) fs.renameSync(tmp, `${layout.queue}/${id}`);
-  const dfd = fs.openSync(layout.queue, O_RDONLY);
-  fs.fsyncSync(dfd);
-  fs.closeSync(dfd);
+  fsyncDir(layout.queue);
   return { ms: performance.now() - start };
 }
 
@@ -257,10 +256,7 @@ export async function floorCreateConcurrentDurable(layout, n, callers, { type = 
     Array.from({ length: callers }, async () => {
       for (let i = taken++; i < n; i = taken++) {
         const t0 = performance.now();
-        const id = rawId(type);
-        const tmp = `${layout.tmp}/${id}.${RAW_OWNER}.tmp`;
-        const fd = fs.openSync(tmp, O_CREAT | O_EXCL | O_WRONLY, 0o666);
-        fs.writeSync(fd, envelopeLine(type, i));
+        const { id, tmp, fd } = createRaw(layout, type, i);
         await fdatasync(fd);
         fs.closeSync(fd);
         fs.renameSync(tmp, `${layout.queue}/${id}`);

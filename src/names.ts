@@ -26,10 +26,12 @@ const TYPE_ENCODED = '(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})+';
 const ID = `(\\d{2})-(\\d{16})-([A-Za-z0-9]{1,32})\\.(${TYPE_ENCODED})`;
 const ID_RE = new RegExp(`^${ID}$`);
 const DELAYED_RE = new RegExp(`^(\\d{16})~(${ID})$`);
-const CLAIM = '([A-Za-z0-9-]{1,32})\\.(\\d{1,10})\\.([a-z0-9]{1,16})\\.([a-z0-9]{1,13})';
+/** HOST.PID.NONCE: a Queue handle (NameMaker.owner); a claim adds .SEQ, a tmp/ name ends .tmp. */
+const OWNER = '([A-Za-z0-9-]{1,32})\\.(\\d{1,10})\\.([a-z0-9]{1,16})';
+const CLAIM = `${OWNER}\\.([a-z0-9]{1,13})`;
 const CLAIM_RE = new RegExp(`^${CLAIM}$`);
 const ACTIVE_RE = new RegExp(`^(${ID})@(${CLAIM})$`);
-const TMP_RE = new RegExp(`^(${ID})\\.([A-Za-z0-9-]{1,32})\\.(\\d{1,10})\\.([a-z0-9]{1,16})\\.tmp$`);
+const TMP_RE = new RegExp(`^(${ID})\\.${OWNER}\\.tmp$`);
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
 export interface ParsedId {

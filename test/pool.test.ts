@@ -70,6 +70,18 @@ describe('Pool', () => {
     await q.close();
   });
 
+  it('a result JSON cannot hold fails the attempt with EBADDATA, leaving nothing in active/', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', null, { attempts: 1 });
+    const pool = await startPool(dir, { processor: async () => ({ n: 10n }) });
+    await pool.onIdle();
+    expect(pool.counts).toMatchObject({ completed: 0, failed: 1 });
+    expect(await q.get(id)).toMatchObject({ state: 'failed', error: { code: 'EBADDATA' } });
+    expect(ls(dir, 'active')).toEqual([]);
+    await pool.close();
+    await q.close();
+  });
+
   it('keeps an in-process function that ignores its timeout in its slot until it returns', async () => {
     const { dir, q } = await tempQueue();
     const slow = await q.enqueue('t', 'slow', { attempts: 1, priority: 10, timeout: 50 });
@@ -93,7 +105,9 @@ describe('Pool', () => {
     const failed = new Promise((resolve) => pool.once('failed', resolve));
     await failed; // the slow job's attempt failed at its timeout, while its function still runs
     expect(await q.get(slow.id)).toMatchObject({ state: 'failed', error: { code: 'ETIMEOUT' } });
-    setTimeout(finishSlow, 300).unref(); // the function ends some time later; with one slot, "next" waits for it
+    // let the pump have its turns: had the timeout freed the slot, it would claim and start "next" within them
+    for (let turn = 0; turn < 100 && order.length === 1; turn++) await new Promise((resolve) => setImmediate(resolve));
+    finishSlow(); // the function ends only now; with one slot, "next" waits for it
     await until(async () => (await q.get(next.id)).state === 'done', 'the next job to run');
     expect(order).toEqual(['start slow', 'end slow', 'start next']);
     await pool.close();
