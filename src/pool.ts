@@ -79,6 +79,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   #nothingReady = false;
   #idleWaiters: (() => void)[] = [];
   #crashes: number[] = [];
+  /** Threads being pinged after a job's timeout, with the verdict to come: true when stuck. */
+  #checks = new Map<ThreadHost, Promise<boolean>>();
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new';
   /** The shutdown under way, which every close() call waits for. */
   #closing: Promise<void> | undefined;
@@ -209,7 +211,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   #pickThread(): ThreadHost | undefined {
     let best: ThreadHost | undefined;
     for (const thread of this.#threads) {
-      if (!thread.isReady || thread.retiring || thread.runs.size >= this.options.concurrency) continue;
+      if (!thread.isReady || thread.retiring || this.#checks.has(thread) || thread.runs.size >= this.options.concurrency) continue;
       if (best === undefined || thread.runs.size < best.runs.size) best = thread;
     }
     return best;
@@ -298,17 +300,50 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
   }
 
+  /**
+   * A job ran past its timeout: abort it and fail its attempt (ETIMEOUT), then
+   * check its thread. While another job's timeout is checking the same thread,
+   * this one waits for the verdict first: a thread stuck in synchronous code
+   * also holds up its other jobs past their timeouts, and they were not at
+   * fault, so they go back to queue/ with the thread instead of failing. The
+   * pool cannot tell which of a thread's jobs is spinning; it charges the one
+   * whose timeout fired first.
+   */
   async #timedOut(run: Run, timeout: number): Promise<void> {
+    const thread = run.thread;
+    const verdict = thread === undefined ? undefined : this.#checks.get(thread);
+    if (verdict !== undefined && (await verdict)) return; // stuck: released with its thread
+    if (run.settled) return;
     const message = `the job ran longer than its timeout of ${timeout} ms`;
     run.controller?.abort(new Error(message));
-    const thread = run.thread;
-    thread?.abort(run.id, message);
+    if (thread === undefined) return this.#settle(run, { ok: false, error: { message, code: 'ETIMEOUT' } });
+    thread.abort(run.id, message);
+    const stuck = this.#checkThread(thread);
     await this.#settle(run, { ok: false, error: { message, code: 'ETIMEOUT' } });
-    if (thread !== undefined && !(await thread.ping(this.options.stuckAfter))) {
-      // stuck in synchronous code: replace the thread; its other jobs go back to queue/ unharmed
-      for (const other of this.#runs.values()) if (other.thread === thread) void this.#settle(other, 'release');
-      this.#retire(thread, true);
+    await stuck;
+  }
+
+  /**
+   * Ping `thread` (one check at a time per thread); resolves true when it did
+   * not answer within stuckAfter, after its other jobs were released and the
+   * thread replaced.
+   */
+  #checkThread(thread: ThreadHost): Promise<boolean> {
+    let check = this.#checks.get(thread);
+    if (check === undefined) {
+      check = thread.ping(this.options.stuckAfter).then((answered) => {
+        this.#checks.delete(thread);
+        if (answered) {
+          this.#wake?.(); // it takes jobs again
+          return false;
+        }
+        for (const other of this.#runs.values()) if (other.thread === thread && !other.settled) void this.#settle(other, 'release');
+        this.#retire(thread, true);
+        return true;
+      });
+      this.#checks.set(thread, check);
     }
+    return check;
   }
 
   #afterRun(thread: ThreadHost | undefined): void {

@@ -148,6 +148,27 @@ describe('Pool', () => {
     await q.close();
   });
 
+  it('a thread stuck in synchronous code: neighbours whose own timeouts pass meanwhile go back unharmed too', async () => {
+    const { dir, q } = await tempQueue();
+    // one thread runs all three; the pool's jobTimeout applies to each, so the neighbours' timers
+    // fire a moment after the spinning job's, while its thread is being pinged (stuckAfter is long)
+    const spin = await q.enqueue('t', { spin: true }, { attempts: 1, priority: 10 });
+    const neighbours = await q.enqueueMany([1, 2].map((i) => ({ type: 't', data: { sleep: 10, i }, attempts: 1 })));
+    const errors: string[] = [];
+    const pool = await startPool(dir, { processor: processors('echo'), concurrency: 3, jobTimeout: 400, stuckAfter: 3000 });
+    pool.on('error', (e) => errors.push(e.message));
+    await expect(q.waitFor(spin.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'ETIMEOUT' } });
+    for (const { id } of neighbours) {
+      // attempts: 1, so an ETIMEOUT charged to a neighbour would have dead-lettered it
+      expect(await q.waitFor(id, { timeout: 30_000 })).toMatchObject({ attempt: 1 });
+      expect(await q.get(id)).toMatchObject({ state: 'done', attemptsMade: 0, errors: [] });
+    }
+    expect(pool.counts).toMatchObject({ completed: 2, failed: 1, retried: 0, released: 2 });
+    expect(errors).toEqual([expect.stringContaining('stuck in synchronous code')]);
+    await pool.close();
+    await q.close();
+  });
+
   it('aborts the signal of a job past its timeout, and retries it', async () => {
     const { dir, q } = await tempQueue();
     const { id } = await q.enqueue('t', { hang: true }, { timeout: 100, attempts: 2, backoff: 0 });
