@@ -7,8 +7,11 @@
  * within closeTimeout, then releases the rest back to queue/.
  */
 import { EventEmitter } from 'node:events';
-import { DirQueueError, recordError, type RecordedError } from './errors.js';
+import fs from 'node:fs';
+import { checkCanWrite } from './can-write.js';
+import { DirQueueError, errnoOf, fsError, recordError, type RecordedError } from './errors.js';
 import type { Job } from './job.js';
+import { Layout } from './layout.js';
 import type { Recovered } from './maintenance.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import type { JobFields, Processor, ProcessorJob } from './processor.js';
@@ -98,7 +101,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     return { ...this.#counts, running: this.#runs.size };
   }
 
-  /** Open the queue, start the threads (their processor loaded), and start taking jobs. */
+  /**
+   * Open the queue, start the threads (their processor loaded), and start
+   * taking jobs. Rejects with EPROCESSOR when the processor cannot load, and
+   * with the errno code (EACCES, EROFS, ...) when this process cannot write
+   * the queue.
+   */
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new DirQueueError('EBADSTATE', 'a Pool starts once; make a new Pool to start again');
     this.#state = 'running';
@@ -106,6 +114,15 @@ export class Pool extends EventEmitter<PoolEvents> {
       this.#queue = await Queue.open(this.dir, this.options.queue);
     } catch (error) {
       this.#state = 'closed';
+      throw error;
+    }
+    try {
+      // before any listener: a queue we may not write has already failed its opening sweep, which
+      // would be reported too, and a pool that went on would fail every claim, every second
+      checkCanWrite(new Layout(this.#queue.dir));
+    } catch (error) {
+      this.#state = 'closed';
+      await this.#queue.close();
       throw error;
     }
     this.#queue.on('recovered', (info) => this.emit('recovered', info));
@@ -196,11 +213,59 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (job === undefined) return;
     }
     this.#nothingReady = false;
-    if (this.#stop.signal.aborted) {
+    // closing, or the slot went while the claim waited (its thread died, or is being checked after a timeout)
+    if (this.#stop.signal.aborted || !this.#hasSlot()) {
       await job.release();
       return;
     }
+    if (!(await this.#mayWrite(job))) return;
     this.#dispatch(job);
+  }
+
+  /**
+   * A job whose file this process may not write could run but never record
+   * its outcome (in a group-shared queue, a file a producer made without the
+   * queue's mode): put it back unrun and stop the pool, which would otherwise
+   * claim it again at once (it is still the next job) and spin. One access(2)
+   * per job.
+   */
+  async #mayWrite(job: Job): Promise<boolean> {
+    let denied: unknown;
+    let stat: fs.Stats;
+    try {
+      fs.accessSync(job.path, fs.constants.W_OK);
+      return true;
+    } catch (error) {
+      const code = errnoOf(error);
+      if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return true; // gone (taken back), or for the ending to report
+      denied = error;
+    }
+    try {
+      stat = fs.statSync(job.path);
+    } catch {
+      return true; // gone meanwhile: the ending will say so
+    }
+    let where: string;
+    try {
+      await job.release();
+      this.#counts.released++;
+      where = 'it was put back in queue/ without running';
+    } catch (releaseError) {
+      where = `putting it back failed (${(releaseError as Error).message}): a sweep takes it back once this pool has stopped`;
+    }
+    const who = process.getuid === undefined ? 'this process' : `this process (uid ${process.getuid()})`;
+    const file = `mode 0${(stat.mode & 0o777).toString(8)}, owner uid ${stat.uid}, gid ${stat.gid}`;
+    const { code } = fsError(job.path, denied);
+    this.#giveUp(
+      new DirQueueError(
+        code,
+        `job ${job.id}: ${who} may not write its file (${file}), so it could not record an outcome; ${where}, and the pool stopped. ` +
+          "Make the file writable to the workers (in a group-shared queue each file needs the queue's mode, e.g. chmod 0660 as its owner; " +
+          'producers must create files with that mode, see FORMAT.md), then start the pool again',
+        { cause: denied },
+      ),
+    );
+    return false;
   }
 
   #hasSlot(): boolean {
@@ -281,12 +346,34 @@ export class Pool extends EventEmitter<PoolEvents> {
         this.#counts.lost++;
         this.emit('lost', info, error as Error);
       } else {
-        this.#report(error as Error);
+        await this.#unrecorded(job, error as Error);
       }
     } finally {
       this.#runs.delete(run.id);
       this.#afterRun(run.thread);
     }
+  }
+
+  /**
+   * Ending a job failed for a reason of the filesystem (a full disk, a file
+   * this process may not write): its outcome is not recorded. Never leave it
+   * stranded in active/: put it back in queue/ (a rename, nothing appended),
+   * and stop the pool, since a pool that cannot record outcomes would take
+   * the job again at once and redo its work, forever. If even the rename
+   * fails, the job stays held: close() tries again, and once this process has
+   * gone a sweep takes it back.
+   */
+  async #unrecorded(job: Job, error: Error): Promise<void> {
+    let where: string;
+    try {
+      await job.release();
+      this.#counts.released++;
+      where = 'it was put back in queue/ (attempt not counted) and will run again';
+    } catch (releaseError) {
+      where = `putting it back failed too (${(releaseError as Error).message}): it stays in active/ until a sweep takes it back after this pool has stopped`;
+    }
+    const code = (error as DirQueueError).code ?? 'EFS';
+    this.#giveUp(new DirQueueError(code, `job ${job.id}: its outcome could not be recorded: ${error.message}; ${where}. The pool stopped: fix the cause and start it again`, { cause: error }));
   }
 
   async #fail(job: Job, info: PoolJob, error: RecordedError): Promise<void> {

@@ -4,33 +4,14 @@
  * its own primary group and the queue's group as a supplementary one. Runs
  * processes as other users (setpriv), so it needs root, as CI runs.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, closed, ok, type Run } from './support/cli.js';
-import { exited, openQueue, openToAll, tempDir, track } from './support/temp.js';
+import { CLI, ok } from './support/cli.js';
+import { openQueue, openToAll, tempDir } from './support/temp.js';
+import { GROUP, requireRoot, runAs, WEB, WORKER } from './support/users.js';
 
-const GROUP = 65534; // nogroup: the queue's group
-const WEB = 12346; // the web app's user, primary group 12346
-const WORKER = 12345; // the worker's user, primary group 12345
 const CHILD = new URL('./fixtures/child.mjs', import.meta.url).pathname;
-
-/** Run node `args` as `uid` (primary group `uid`, supplementary group GROUP). */
-async function runAs(uid: number, args: string[]): Promise<Run> {
-  const child = track(spawn('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--groups', String(GROUP), process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await exited(child);
-  await Promise.all([closed(child.stdout!), closed(child.stderr!)]);
-  return { code, stdout, stderr };
-}
-
-function requireRoot(): void {
-  if (process.getuid?.() !== 0) throw new Error('this test runs processes as other users and needs root (CI runs as root)');
-}
 
 /** A directory others may traverse, to hold the queue. */
 function sharedBase(): string {
