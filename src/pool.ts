@@ -11,9 +11,10 @@ import fs from 'node:fs';
 import { checkCanWrite } from './can-write.js';
 import { DirQueueError, errnoOf, fsError, recordError, type RecordedError } from './errors.js';
 import type { Job } from './job.js';
+import { pending, splitRetries, typeFilter, type DelayedJob } from './drain.js';
 import { Layout } from './layout.js';
 import type { Recovered } from './maintenance.js';
-import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
+import { checkMs, resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import type { JobFields, Processor, ProcessorJob } from './processor.js';
 import { Queue } from './queue.js';
 import { ThreadHost, type RunOutcome } from './thread-host.js';
@@ -59,6 +60,21 @@ interface Run {
   settled: boolean;
 }
 
+/** What a drain did not wait for: delayed jobs of the pool's types due later than its bound. */
+export interface Leftovers {
+  /** Jobs that failed an attempt and wait for their retry. */
+  retries: DelayedJob[];
+  /** Jobs scheduled to run later that have not run yet. */
+  scheduled: DelayedJob[];
+}
+
+/**
+ * onDrained waits this long for delayed jobs: the default backoff (1 s,
+ * doubling) keeps each retry of up to 6 attempts within it, and a drain run
+ * from cron every few minutes still ends.
+ */
+export const DRAIN_WITHIN_MS = 60_000;
+
 /** Thread deaths within this window that make the pool give up. */
 const CRASH_WINDOW_MS = 10_000;
 
@@ -66,6 +82,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   readonly dir: string;
   readonly options: Readonly<ResolvedPoolOptions>;
   #queue: Queue | undefined;
+  #layout: Layout | undefined;
   #threads: ThreadHost[] = [];
   #runs = new Map<number, Run>();
   #nextRun = 0;
@@ -119,7 +136,8 @@ export class Pool extends EventEmitter<PoolEvents> {
     try {
       // before any listener: a queue we may not write has already failed its opening sweep, which
       // would be reported too, and a pool that went on would fail every claim, every second
-      checkCanWrite(new Layout(this.#queue.dir));
+      this.#layout = new Layout(this.#queue.dir);
+      checkCanWrite(this.#layout);
     } catch (error) {
       this.#state = 'closed';
       await this.#queue.close();
@@ -145,6 +163,36 @@ export class Pool extends EventEmitter<PoolEvents> {
   onIdle(): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Resolves once nothing is left that this pool would run soon: no job of
+   * its types is ready or running, and none waits in delayed/ to be due
+   * within `within` ms (a retry's backoff, a short delay), looking at the
+   * directory, so jobs other processes add count too. Delayed jobs due later
+   * are not waited for (a job scheduled for tomorrow must not hold a drain
+   * until tomorrow): it resolves with them, split into retries (they failed
+   * an attempt: their outcome is still open) and scheduled jobs (never run).
+   * Also resolves, with what is left then, if the pool closes.
+   */
+  async onDrained(options: { within?: number } = {}): Promise<Leftovers> {
+    const within = options.within === undefined ? DRAIN_WITHIN_MS : checkMs(options.within, 'within', 0);
+    const layout = this.#layout;
+    if (layout === undefined || this.#queue === undefined) throw new DirQueueError('EBADSTATE', 'onDrained() needs a started pool: call start() first');
+    const types = typeFilter(this.options.types);
+    const pollInterval = this.#queue.options.pollInterval;
+    for (;;) {
+      await this.onIdle();
+      const look = pending(layout, this.#queue.owner, types);
+      const now = Date.now();
+      const due = look.delayed.find((job) => job.runAt <= now + within);
+      if (this.#state !== 'running' || (!look.busy && this.#runs.size === 0 && due === undefined)) {
+        return splitRetries(layout, look.delayed, this.#queue.options);
+      }
+      // the pool's sweeps and promotion timer move due jobs; look again then, or a poll later
+      const wait = due === undefined || look.busy ? pollInterval : Math.min(pollInterval, Math.max(1, due.runAt - now));
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
 
   /**

@@ -37,6 +37,35 @@ describe('dirq work', () => {
     await q.close();
   });
 
+  it('--drain waits for a retry due within --drain-within, and only mentions a job scheduled later', async () => {
+    const { dir, q } = await tempQueue();
+    const retried = await q.enqueue('t', { failUntil: 2 }, { attempts: 2, backoff: 300 });
+    const fine = await q.enqueue('t', { fine: true });
+    const later = await q.enqueue('t', { later: true }, { delay: 2 * 3600_000 });
+    const run = await work(dir, '--drain').done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('stopped: 2 completed, 1 retried, 0 failed');
+    expect(run.stdout).toMatch(/not waited for: 1 job\(s\) scheduled later, the next at \d{4}-/);
+    expect(await q.get(retried.id)).toMatchObject({ state: 'done', attemptsMade: 1 });
+    expect((await q.get(fine.id)).state).toBe('done');
+    expect((await q.get(later.id)).state).toBe('delayed');
+    await q.close();
+  });
+
+  it('--drain exits 1 naming a retry due after --drain-within, instead of 0 with the job unfinished', async () => {
+    const { dir, q } = await tempQueue();
+    const retried = await q.enqueue('t', { throw: 'not yet' }, { attempts: 2, backoff: 3600_000 });
+    const run = await work(dir, '--drain', '--drain-within', '5s').done;
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('stopped: 0 completed, 1 retried, 0 failed');
+    expect(run.stderr).toMatch(new RegExp(`^dirq: drained, but 1 job\\(s\\) wait in delayed/ for a retry due after --drain-within 5s: ${retried.id.replace(/\./g, '\\.')} at \\d{4}-.*dirq retry`, 'm'));
+    expect((await q.get(retried.id)).state).toBe('delayed');
+    const bad = await dirq(['work', dir, processors('echo'), '--drain-within', '5s']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^dirq: --drain-within goes with --drain/);
+    await q.close();
+  });
+
   it('SIGTERM lets running jobs finish, leaves nothing in active/, and exits 0', async () => {
     const { dir, q } = await tempQueue();
     const refs = await q.enqueueMany(Array.from({ length: 2 }, () => ({ type: 't', data: { sleep: 300 } })));

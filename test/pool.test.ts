@@ -296,6 +296,22 @@ describe('Pool', () => {
     await q.close();
   });
 
+  it('onDrained waits for a retry due within its bound, and resolves with the delayed jobs of its types it did not wait for', async () => {
+    const { dir, q } = await tempQueue();
+    const soon = await q.enqueue('t', { failUntil: 2 }, { attempts: 2, backoff: 200 });
+    const late = await q.enqueue('t', { throw: 'again later' }, { attempts: 2, backoff: 3600_000 });
+    const scheduled = await q.enqueue('t', {}, { delay: 3600_000 });
+    await q.enqueue('other', {}, { delay: 3600_000 }); // not its type: neither waited for nor reported
+    const pool = await startPool(dir, { processor: processors('echo'), types: ['t'] });
+    const left = await pool.onDrained({ within: 10_000 });
+    expect(await q.get(soon.id)).toMatchObject({ state: 'done', attemptsMade: 1 });
+    expect(left.retries.map((j) => j.id)).toEqual([late.id]);
+    expect(left.scheduled.map((j) => j.id)).toEqual([scheduled.id]);
+    expect(left.retries[0]!.runAt).toBeGreaterThan(Date.now() + 3000_000);
+    await pool.close();
+    await q.close();
+  });
+
   it('starts delayed jobs when they are due', async () => {
     const { dir, q } = await tempQueue();
     const pool = await startPool(dir, { processor: processors('echo') });

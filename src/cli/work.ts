@@ -1,6 +1,6 @@
-/** dirq work DIR PROCESSOR: run a worker pool until SIGTERM/SIGINT (or, with --drain, until idle). */
+/** dirq work DIR PROCESSOR: run a worker pool until SIGTERM/SIGINT (or, with --drain, until nothing is left to run). */
 import { parseDuration } from '../duration.js';
-import { Pool } from '../pool.js';
+import { DRAIN_WITHIN_MS, Pool, type Leftovers } from '../pool.js';
 import type { PoolOptions } from '../options.js';
 import { parse, parseInteger, UsageError, type Command } from './common.js';
 
@@ -28,10 +28,19 @@ Options:
   --close-timeout DUR  how long shutdown waits for running jobs (default 30s)
   --stale-after DUR    take back a silent worker's claims after this (default 30s)
   --poll DUR           poll for jobs this often instead of watching (NFS)
-  --drain              exit 0 once no job is ready or running
+  --drain              stop once nothing is left to run (see below)
+  --drain-within DUR   with --drain, wait for delayed jobs due within this
+                       (default 1m)
   --quiet              print only errors
   --debug              print the stack trace of an error
   -h, --help           show this help
+
+With --drain the pool stops once no job of its types is ready or running
+and none in delayed/ is due within --drain-within: a retry waiting for its
+backoff is waited for, a job scheduled for tomorrow is not. It exits 0 when
+nothing of its types is left but jobs scheduled later (it says how many); it
+exits 1, naming them, when retries due later than that are left (their jobs
+have not finished: run it again later, or dirq retry DIR ID to run one now).
 
 Durations: 100ms, 30s, 5m, 2h, 7d.
 
@@ -53,6 +62,7 @@ Example:
         'stale-after': { type: 'string' },
         poll: { type: 'string' },
         drain: { type: 'boolean' },
+        'drain-within': { type: 'string' },
         quiet: { type: 'boolean' },
       },
       { min: 2, max: 2 },
@@ -73,6 +83,8 @@ Example:
       options.watch = false;
       options.pollInterval = parseDuration(v.poll);
     }
+    if (v['drain-within'] !== undefined && v.drain !== true) throw new UsageError('--drain-within goes with --drain');
+    const within = v['drain-within'] === undefined ? DRAIN_WITHIN_MS : parseDuration(v['drain-within']);
     if (options.types?.length === 0) throw new UsageError('--types needs at least one type, e.g. --types email,sms');
     const quiet = v.quiet === true;
     const say = (line: string): void => void (quiet || process.stdout.write(`${line}\n`));
@@ -89,6 +101,7 @@ Example:
 
     let signals = 0;
     let fatal: Error | undefined;
+    let left: Leftovers | undefined;
     const stopped = new Promise<void>((resolve) => {
       pool.once('closed', (error) => {
         fatal = error;
@@ -101,12 +114,28 @@ Example:
       };
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
-      if (v.drain === true) void pool.onIdle().then(() => pool.close().then(resolve));
+      if (v.drain === true) {
+        void pool.onDrained({ within }).then((leftovers) => {
+          if (signals === 0) left = leftovers; // stopped by a signal: nothing to report
+          return pool.close().then(resolve);
+        });
+      }
     });
     await stopped;
     const c = pool.counts;
     say(`dirq work: stopped: ${c.completed} completed, ${c.retried} retried, ${c.failed} failed, ${c.released} released, ${c.lost} lost`);
     if (fatal !== undefined) throw fatal; // the pool gave up: exit 1 with its reason
+    if (left !== undefined && left.scheduled.length > 0) {
+      say(`dirq work: not waited for: ${left.scheduled.length} job(s) scheduled later, the next at ${new Date(left.scheduled[0]!.runAt).toISOString()}`);
+    }
+    if (left !== undefined && left.retries.length > 0) {
+      const first = left.retries[0]!;
+      const more = left.retries.length > 1 ? ` and ${left.retries.length - 1} more` : '';
+      throw new Error(
+        `drained, but ${left.retries.length} job(s) wait in delayed/ for a retry due after --drain-within ${v['drain-within'] ?? '1m'}: ` +
+          `${first.id} at ${new Date(first.runAt).toISOString()}${more}; run dirq work --drain again then, or dirq retry ${dir} ID to run one now`,
+      );
+    }
     return 0;
   },
 };
