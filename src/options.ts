@@ -1,14 +1,12 @@
 /**
  * Every option of the public classes, with its default and its validation.
  */
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
 import { DirQueueError, type RecordedError } from './errors.js';
-import type { Processor } from './processor.js';
 import { isBackoff, type BackoffSpec } from './envelope.js';
 import { parseMode } from './layout.js';
 import { checkPriority, describe, encodeKey, PRIORITY_DEFAULT } from './names.js';
+import { processorSpecifier, type Processor } from './processor.js';
 
 /** Milliseconds to wait before attempt `attempt + 1`, after `error` ended attempt `attempt`. */
 export type BackoffFunction = (attempt: number, error: RecordedError) => number;
@@ -254,8 +252,11 @@ function dropUndefined<T extends object>(object: T): Partial<T> {
 
 export interface PoolOptions extends QueueOptions {
   /**
-   * The processor: a module path or file URL whose default export is
-   * `async (job) => result`, run in worker threads; or a function, run in-process.
+   * The processor: a module whose default export is `async (job) => result`,
+   * run in worker threads; or a function, run in-process. A module is a path,
+   * resolved against process.cwd() when the Pool is made (not against the
+   * calling module: pass `new URL('./send.js', import.meta.url)` for that),
+   * or a file: URL, as a URL object or a 'file://' string.
    */
   processor: string | URL | Processor;
   /** Worker threads (module processors only). @default 1 */
@@ -309,10 +310,8 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
   checkKnown(queue, Object.keys(queueDefaults), 'Pool option', POOL_OPTIONS);
   let resolved: string | Processor;
   if (typeof processor === 'function') resolved = processor;
-  else if (processor instanceof URL) resolved = processor.href;
-  else if (typeof processor === 'string' && processor.length > 0) {
-    resolved = /^[a-z][a-z0-9+.-]*:/i.test(processor) ? processor : pathToFileURL(path.resolve(processor)).href;
-  } else {
+  else if (processor instanceof URL || (typeof processor === 'string' && processor.length > 0)) resolved = processorSpecifier(processor);
+  else {
     throw new DirQueueError('EBADOPTION', `processor must be a module path, a file URL or a function, got ${describe(processor)}`);
   }
   const o: ResolvedPoolOptions = {

@@ -3,7 +3,11 @@
  * ways to report progress, keep log lines and enqueue child jobs. The same
  * shape in a worker thread and in-process.
  */
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DirQueueError } from './errors.js';
 import type { EnqueueOptions } from './options.js';
+import { describe } from './names.js';
 
 export interface ProcessorJob<Data = unknown> {
   id: string;
@@ -53,3 +57,27 @@ export type FromThread =
   | { t: 'done'; run: number; ok: false; error: { message: string; code?: string; stack?: string } }
   | { t: 'pong'; n: number }
   | { t: 'call'; req: number; run: number; method: 'progress' | 'log' | 'enqueue'; args: unknown[] };
+
+/**
+ * The module a thread imports, as a file: URL. A path is resolved against
+ * process.cwd() when the Pool is made, as a shell user means `./send.js`; a
+ * library that means a module next to its own passes
+ * `new URL('./send.js', import.meta.url)`. file: URLs (URL objects or
+ * strings) are taken as they are; other schemes cannot name a processor.
+ */
+export function processorSpecifier(processor: string | URL): string {
+  const text = processor instanceof URL ? processor.href : processor;
+  if (!/^[a-z][a-z0-9+.-]+:/i.test(text)) return pathToFileURL(path.resolve(text)).href;
+  let url: URL;
+  try {
+    url = new URL(text);
+    if (url.protocol !== 'file:') throw new Error(`${url.protocol} URLs cannot be imported as a processor`);
+    fileURLToPath(url); // a file URL with a host or an encoded slash names no local file
+  } catch (error) {
+    throw new DirQueueError(
+      'EBADOPTION',
+      `processor must be a module path or a file: URL, got ${describe(text)} (${(error as Error).message})${text.includes('//') ? '' : `; for a path with a colon, write ./${text}`}`,
+    );
+  }
+  return url.href;
+}

@@ -129,6 +129,15 @@ describe('dirq work', () => {
     await q.close();
   });
 
+  it('resolves a relative processor path against the current directory', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', { here: true });
+    const run = await dirq(['work', dir, 'echo.mjs', ...MODE, '--drain'], undefined, { cwd: path.dirname(processors('echo')) });
+    expect(run.code, run.stderr).toBe(0);
+    expect(await q.waitFor(id)).toMatchObject({ echo: { here: true } });
+    await q.close();
+  });
+
   it('fails in one line when the processor cannot load, or the options are bad', async () => {
     const { dir, q } = await tempQueue();
     const broken = await dirq(['work', dir, processors('broken')]);

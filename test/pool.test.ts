@@ -338,6 +338,18 @@ describe('Pool', () => {
     await q.close();
   });
 
+  it("takes its processor as a 'file://' string (or a URL object), and refuses other URLs at once", async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', { by: 'url' });
+    const pool = await startPool(dir, { processor: pathToFileURL(processors('echo')).href });
+    expect(await q.waitFor(id, { timeout: 30_000 })).toMatchObject({ echo: { by: 'url' } });
+    await pool.close();
+    for (const processor of ['https://example.com/send.js', new URL('node:fs')]) {
+      await expect(startPool(dir, { processor })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(/^processor must be a module path or a file: URL/) });
+    }
+    await q.close();
+  });
+
   it('validates its options', async () => {
     const { dir, q } = await tempQueue();
     await expect(startPool(dir, { processor: processors('echo'), threads: 0 })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining('threads') });
