@@ -1,7 +1,8 @@
 /**
  * Whether this process may write a queue the way a worker must: create its
  * heartbeat in workers/, rename jobs into and out of every state directory,
- * write child jobs in tmp/ and free unique keys in keys/. A pool checks this
+ * write child jobs in tmp/, free unique keys in keys/ and take the sweep lock
+ * in the queue directory itself. A pool checks this
  * at start, so a worker run as the wrong user fails at once with one clear
  * error instead of retrying its first claim every second.
  *
@@ -15,8 +16,8 @@ import { DIRS, type Layout } from './layout.js';
 
 /** Throws a DirQueueError with the errno code (EACCES, EROFS, ...) naming the first directory this process cannot write. */
 export function checkCanWrite(layout: Layout): void {
-  for (const dir of DIRS) {
-    const where = layout.paths[dir];
+  // the root too: its sweeps take their lock there, and one that always fails is a warning every sweep
+  for (const where of [layout.root, ...DIRS.map((dir) => layout.paths[dir])]) {
     try {
       fs.accessSync(where, fs.constants.W_OK | fs.constants.X_OK);
     } catch (error) {

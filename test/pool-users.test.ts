@@ -46,7 +46,7 @@ describe('a pool that may not write', () => {
     expect(run).toMatchObject({ code: 0, stderr: '' }); // and no warning of the failed opening sweep
     expect(JSON.parse(run.stdout)).toEqual({
       code: 'EACCES',
-      message: expect.stringMatching(/^this process \(uid 12345, gid 12345\) cannot write \S+\/q\/\w+ \(permission denied\), so it cannot work on the queue: run the worker as the queue's owner/),
+      message: expect.stringMatching(/^this process \(uid 12345, gid 12345\) cannot write \S+\/q \(permission denied\), so it cannot work on the queue: run the worker as the queue's owner/),
     });
     expect(ls(dir, 'queue')).toHaveLength(1);
   });
