@@ -12,7 +12,12 @@ export const work: Command = {
 Run the jobs of the queue in DIR with PROCESSOR, a JavaScript module whose
 default export is an async function (job) => result, in worker threads. The
 job has id, type, data, attempt, signal (aborted on timeout or shutdown),
-progress(value), log(line) and enqueue(type, data, options).
+progress(value), log(line) and enqueue(type, data, options). PROCESSOR is a
+path, relative to the current directory, or a file: URL.
+
+It exits 1 at once if it may not write the queue. If it cannot record a
+job's outcome (a job file it may not write, a full disk), it puts the job
+back in queue/, says what to fix, and exits 1.
 
 On SIGTERM or SIGINT the pool stops taking jobs, lets running jobs finish
 (up to --close-timeout), releases the rest back to queue/ and exits 0; a
