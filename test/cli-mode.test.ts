@@ -8,13 +8,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, closed, ok, type Run } from './support/cli.js';
+import { closed, ok, type Run } from './support/cli.js';
+import { checkoutForOtherUsers } from './support/other-users.js';
 import { exited, openQueue, openToAll, tempDir, track } from './support/temp.js';
 
 const GROUP = 65534; // nogroup: the queue's group
 const WEB = 12346; // the web app's user, primary group 12346
 const WORKER = 12345; // the worker's user, primary group 12345
-const CHILD = new URL('./fixtures/child.mjs', import.meta.url).pathname;
+const { cli: CLI, child: CHILD } = checkoutForOtherUsers(); // the users below run these, not the checkout's
 
 /** Run node `args` as `uid` (primary group `uid`, supplementary group GROUP). */
 async function runAs(uid: number, args: string[]): Promise<Run> {

@@ -4,11 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DirQueueError, Pool, Queue } from '../src/index.js';
+import { checkoutForOtherUsers } from './support/other-users.js';
 import { exited, openQueue, openToAll, spawnNode, tempDir, tempQueue } from './support/temp.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
 const ID = (unique: string): string => `50-1763830000000000-${unique}.t`;
 const isRoot = process.getuid?.() === 0;
+const CHILD = checkoutForOtherUsers().child; // a copy other users may read wherever the checkout is
 
 async function claimAll(q: Awaited<ReturnType<typeof openQueue>>): Promise<unknown[]> {
   const data: unknown[] = [];
@@ -158,7 +160,7 @@ describe('I9 hostile files in queue/', () => {
     const log = path.join(dir, 'log');
     fs.writeFileSync(log, '');
     fs.chmodSync(log, 0o666);
-    const child = spawnNode([new URL('./fixtures/child.mjs', import.meta.url).pathname, 'drain', dir, log], { uid: 65534, gid: 65534 });
+    const child = spawnNode([CHILD, 'drain', dir, log], { uid: 65534, gid: 65534 });
     expect(await exited(child)).toBe(0);
     expect(fs.readdirSync(path.join(dir, 'failed'))).toEqual([ID('secret')]);
     expect(fs.readFileSync(log, 'utf8')).toBe('');
@@ -169,7 +171,7 @@ describe('I9 hostile files in queue/', () => {
     const { dir, q } = await tempQueue();
     await q.enqueue('t', 1);
     fs.chmodSync(dir, 0o755); // others may read it, not write
-    const reader = spawnNode([new URL('./fixtures/child.mjs', import.meta.url).pathname, 'counts', dir], { uid: 65534, gid: 65534 });
+    const reader = spawnNode([CHILD, 'counts', dir], { uid: 65534, gid: 65534 });
     let out = '';
     reader.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     expect(await exited(reader)).toBe(0);

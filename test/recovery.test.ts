@@ -15,10 +15,11 @@ import { sweep } from '../src/maintenance.js';
 import { bootId, processStartTime } from '../src/liveness.js';
 import { hostToken, NameMaker } from '../src/names.js';
 import { duplicates } from './support/census.js';
+import { checkoutForOtherUsers } from './support/other-users.js';
 import { deadPid, exited, openQueue, openToAll, spawnNode, tempDir, tempQueue, track } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';
 
-const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
+const child = checkoutForOtherUsers().child; // a copy other users may read wherever the checkout is
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
 const isRoot = process.getuid?.() === 0;
 
