@@ -17,23 +17,18 @@ import { afterAll } from 'vitest';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface OtherUsersCheckout {
-  /** The copy's root, in place of the checkout's. */
-  dir: string;
   /** The copy of dist/cli/main.js. */
   cli: string;
   /** The copy of test/fixtures/child.mjs. */
   child: string;
 }
 
-let copy: OtherUsersCheckout | undefined;
-
 /**
- * The copy for this test file, made on the first call and removed after the
- * file's tests. Call it at the top level of the test file (not inside a
- * describe), so that the removal waits for every test of the file.
+ * A fresh copy, removed after the tests of the current suite. Call it once,
+ * at the top level of the test file (not inside a describe), so that the
+ * copy outlives every test of the file.
  */
 export function checkoutForOtherUsers(): OtherUsersCheckout {
-  if (copy !== undefined) return copy;
   requireEnterable(os.tmpdir());
   if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js'))) throw new Error(`${ROOT}dist/ is missing: run npm run build before the tests that run processes as other users`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-test-checkout-'));
@@ -43,13 +38,8 @@ export function checkoutForOtherUsers(): OtherUsersCheckout {
     fs.cpSync(pkg, path.join(dir, path.relative(ROOT, pkg)), { recursive: true, filter: (src) => src !== path.join(pkg, 'node_modules') });
   }
   letEveryoneRead(dir);
-  const made: OtherUsersCheckout = { dir, cli: path.join(dir, 'dist/cli/main.js'), child: path.join(dir, 'test/fixtures/child.mjs') };
-  copy = made;
-  afterAll(() => {
-    fs.rmSync(made.dir, { recursive: true, force: true });
-    copy = undefined;
-  });
-  return made;
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return { cli: path.join(dir, 'dist/cli/main.js'), child: path.join(dir, 'test/fixtures/child.mjs') };
 }
 
 /**
