@@ -4,43 +4,15 @@
  * its own primary group and the queue's group as a supplementary one. Runs
  * processes as other users (setpriv), so it needs root, as CI runs.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { closed, ok, type Run } from './support/cli.js';
+import { ok } from './support/cli.js';
 import { checkoutForOtherUsers } from './support/other-users.js';
-import { exited, openQueue, openToAll, tempDir, track } from './support/temp.js';
+import { openQueue, openToAll } from './support/temp.js';
+import { chgrpQueue, modeOf, requireRoot, runAs, sharedBase, GROUP, WEB, WORKER } from './support/users.js';
 
-const GROUP = 65534; // nogroup: the queue's group
-const WEB = 12346; // the web app's user, primary group 12346
-const WORKER = 12345; // the worker's user, primary group 12345
 const { cli: CLI, child: CHILD } = checkoutForOtherUsers(); // the users below run these, not the checkout's
-
-/** Run node `args` as `uid` (primary group `uid`, supplementary group GROUP). */
-async function runAs(uid: number, args: string[]): Promise<Run> {
-  const child = track(spawn('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--groups', String(GROUP), process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await exited(child);
-  await Promise.all([closed(child.stdout!), closed(child.stderr!)]);
-  return { code, stdout, stderr };
-}
-
-function requireRoot(): void {
-  if (process.getuid?.() !== 0) throw new Error('this test runs processes as other users and needs root (CI runs as root)');
-}
-
-/** A directory others may traverse, to hold the queue. */
-function sharedBase(): string {
-  const base = tempDir();
-  fs.chmodSync(base, 0o755);
-  return base;
-}
-
-const modeOf = (file: string): number => fs.statSync(file).mode & 0o7777;
 
 describe('group-shared queues (--mode)', () => {
   it('init --mode 0660 keeps the mode in dirqueue.json and makes the directories setgid and group-writable', async () => {
@@ -56,8 +28,8 @@ describe('group-shared queues (--mode)', () => {
     requireRoot();
     const dir = path.join(sharedBase(), 'q');
     await ok(['init', dir, '--mode', '0660']);
-    for (const p of [dir, ...fs.readdirSync(dir).map((n) => path.join(dir, n))]) fs.chownSync(p, 0, GROUP); // chgrp -R
-    const enqueue = await runAs(WEB, [CLI, 'enqueue', dir, 'send', '{"to":"a@example.com"}', '--key', 'k1']);
+    chgrpQueue(dir);
+    const enqueue = await runAs(WEB, process.execPath, [CLI, 'enqueue', dir, 'send', '{"to":"a@example.com"}', '--key', 'k1']);
     expect(enqueue).toMatchObject({ code: 0, stderr: '' });
     const id = enqueue.stdout.trimEnd();
     const file = path.join(dir, 'queue', id);
@@ -66,13 +38,13 @@ describe('group-shared queues (--mode)', () => {
     const log = path.join(dir, '..', 'log');
     fs.writeFileSync(log, '');
     fs.chmodSync(log, 0o666);
-    const worker = await runAs(WORKER, [CHILD, 'drain', dir, log]);
+    const worker = await runAs(WORKER, process.execPath, [CHILD, 'drain', dir, log]);
     expect(worker).toMatchObject({ code: 0, stderr: '' });
     expect(fs.readFileSync(log, 'utf8')).toMatch(new RegExp(`^${id.replace(/\./g, '\\.')} \\d+\n$`));
     const done = path.join(dir, 'done', id);
     expect(fs.readFileSync(done, 'utf8').split('\n')[1]).toMatch(/^\{"event":"result"/); // the worker could append to the web app's file
     expect(fs.readdirSync(path.join(dir, 'keys'))).toEqual([]); // and release its key
-    const shown = await runAs(WEB, [CLI, 'show', dir, id, '--json']);
+    const shown = await runAs(WEB, process.execPath, [CLI, 'show', dir, id, '--json']);
     expect(JSON.parse(shown.stdout)).toMatchObject({ state: 'done', result: expect.any(Number) });
   });
 
@@ -81,7 +53,7 @@ describe('group-shared queues (--mode)', () => {
     const dir = path.join(sharedBase(), 'q');
     await ok(['init', dir]);
     openToAll(dir);
-    const enqueue = await runAs(WEB, [CLI, 'enqueue', dir, 'send', '{}']);
+    const enqueue = await runAs(WEB, process.execPath, [CLI, 'enqueue', dir, 'send', '{}']);
     expect(modeOf(path.join(dir, 'queue', enqueue.stdout.trimEnd())) & 0o020).toBe(0);
   });
 

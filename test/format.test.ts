@@ -19,7 +19,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job, Queue } from '../src/index.js';
+import { CLI, ok, okJson } from './support/cli.js';
+import { processors } from './support/pools.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
+import { chgrpQueue, GROUP, modeOf, requireRoot, runAs, sharedBase, WEB, WORKER } from './support/users.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GOLDEN = path.join(ROOT, 'test/fixtures/golden');
@@ -339,13 +342,8 @@ describe('enqueueing without the library, with the recipes in FORMAT.md', () => 
   });
 
   it('the Python recipe enqueues jobs the library claims and completes', async () => {
-    const recipe = codeBlock('python');
     const { dir, q } = await tempQueue();
-    const script = path.join(tempDir(), 'enqueue.py');
-    fs.writeFileSync(
-      script,
-      `${recipe}\nimport sys\nfor t, d, p in json.loads(sys.argv[2]):\n    print(enqueue(sys.argv[1], t, d, p))\n`,
-    );
+    const script = pythonScript(tempDir());
     const wanted: [string, unknown, number][] = [
       ['resize.v2', { w: 64, name: 'caf\u00e9 \u2713', n: null }, 50],
       ['ping', null, 5],
@@ -364,7 +362,45 @@ describe('enqueueing without the library, with the recipes in FORMAT.md', () => 
     for (const [i, id] of ids.entries()) expect(await q.waitFor(id!, { timeout: 10_000 })).toEqual({ ok: wanted[i]![0] });
     await q.close();
   });
+
+  it("both recipes give their files a shared queue's mode, whatever the umask, so another user's worker runs the jobs", async () => {
+    requireRoot();
+    const dir = path.join(sharedBase(), 'q');
+    await ok(['init', dir, '--mode', '0660']);
+    chgrpQueue(dir);
+    const scripts = sharedBase();
+    const bash = path.join(scripts, 'enqueue.sh');
+    fs.writeFileSync(bash, `${codeBlock('bash').replace(/^enqueue \/var\/spool\/.*$/m, '')}\nenqueue "$@"\n`);
+    const python = pythonScript(scripts);
+    // The web app's user, with the common umask 022, which alone would make the files 0644.
+    const fromBash = await runAs(WEB, 'bash', [bash, dir, 'send', '{"to":"a@example.com"}']);
+    const fromPython = await runAs(WEB, 'python3', [python, dir, JSON.stringify([['resize', { w: 64 }, 50]])]);
+    expect([fromBash, fromPython]).toMatchObject([
+      { code: 0, stderr: '' },
+      { code: 0, stderr: '' },
+    ]);
+    const ids = [fromBash.stdout.trimEnd(), fromPython.stdout.trimEnd()];
+    for (const id of ids) {
+      expect(isId(id), id).toBe(true);
+      const file = path.join(dir, 'queue', id);
+      expect(fs.statSync(file), id).toMatchObject({ uid: WEB, gid: GROUP });
+      expect(modeOf(file).toString(8), id).toBe('660');
+    }
+
+    // The worker's user is another member of the group: it must be able to append each job's result.
+    const worker = await runAs(WORKER, process.execPath, [CLI, 'work', dir, processors('echo'), '--drain', '--quiet']);
+    expect(worker).toMatchObject({ code: 0, stderr: '' });
+    expect(await okJson(['show', dir, ids[0]!])).toMatchObject({ state: 'done', result: { echo: { to: 'a@example.com' }, attempt: 1 } });
+    expect(await okJson(['show', dir, ids[1]!])).toMatchObject({ state: 'done', result: { echo: { w: 64 }, attempt: 1 } });
+  });
 });
+
+/** The Python recipe of FORMAT.md as a script: `python3 SCRIPT DIR '[[TYPE, DATA, PRIORITY], ...]'` prints the ids. */
+function pythonScript(dir: string): string {
+  const script = path.join(dir, 'enqueue.py');
+  fs.writeFileSync(script, `${codeBlock('python')}\nimport sys\nfor t, d, p in json.loads(sys.argv[2]):\n    print(enqueue(sys.argv[1], t, d, p))\n`);
+  return script;
+}
 
 describe('files the library writes have the documented shape', () => {
   it('enqueue writes PP-T-UNIQUE.TYPE with the envelope on line 1; complete appends a result', async () => {
