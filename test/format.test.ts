@@ -19,14 +19,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job, Queue } from '../src/index.js';
-import { CLI, ok, okJson } from './support/cli.js';
-import { processors } from './support/pools.js';
+import { ok, okJson } from './support/cli.js';
+import { checkoutForOtherUsers } from './support/other-users.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
 import { chgrpQueue, GROUP, modeOf, requireRoot, runAs, sharedBase, WEB, WORKER } from './support/users.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GOLDEN = path.join(ROOT, 'test/fixtures/golden');
 const FORMAT_MD = fs.readFileSync(path.join(ROOT, 'FORMAT.md'), 'utf8');
+/** What the worker user below runs: a copy it may read wherever the checkout is. */
+const OTHERS = checkoutForOtherUsers();
+const OTHERS_ECHO = path.join(path.dirname(OTHERS.child), 'processors/echo.mjs');
 
 // ---- the grammar of FORMAT.md, "File names" ----
 const TYPE = '(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})+';
@@ -388,7 +391,7 @@ describe('enqueueing without the library, with the recipes in FORMAT.md', () => 
     }
 
     // The worker's user is another member of the group: it must be able to append each job's result.
-    const worker = await runAs(WORKER, process.execPath, [CLI, 'work', dir, processors('echo'), '--drain', '--quiet']);
+    const worker = await runAs(WORKER, process.execPath, [OTHERS.cli, 'work', dir, OTHERS_ECHO, '--drain', '--quiet']);
     expect(worker).toMatchObject({ code: 0, stderr: '' });
     expect(await okJson(['show', dir, ids[0]!])).toMatchObject({ state: 'done', result: { echo: { to: 'a@example.com' }, attempt: 1 } });
     expect(await okJson(['show', dir, ids[1]!])).toMatchObject({ state: 'done', result: { echo: { w: 64 }, attempt: 1 } });
