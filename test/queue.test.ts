@@ -172,6 +172,24 @@ describe('enqueue and claim', () => {
     await q.close();
   });
 
+  it('a delayed job leaves later jobs their own enqueue time and place in line (Correctness 1)', async () => {
+    const { dir, q } = await tempQueue();
+    const other = await openQueue(dir);
+    const [, later] = await q.enqueueMany([{ type: 'report', delay: 3_600_000 }, { type: 'email', data: 'mine' }]);
+    const { id: plain } = await q.enqueue('email', 'mine too');
+    const { id: theirs } = await other.enqueue('email', 'theirs');
+    for (const id of [later!.id, plain]) expect((await q.get(id)).readyAt.getTime()).toBeLessThan(Date.now() + 60_000); // not an hour ahead
+    expect(ls(dir, 'queue')).toEqual([later!.id, plain, theirs]); // run order: as enqueued, across processes
+    const data: unknown[] = [];
+    for (let job = await q.claim(); job; job = await q.claim()) {
+      data.push(job.data);
+      await job.complete();
+    }
+    expect(data).toEqual(['mine', 'mine too', 'theirs']);
+    await other.close();
+    await q.close();
+  });
+
   it('enqueueMany writes a batch with durability and keeps order', async () => {
     const { dir, q } = await tempQueue({ durable: true });
     const refs = await q.enqueueMany(Array.from({ length: 300 }, (_, i) => ({ type: i % 2 ? 'odd' : 'even', data: i, priority: i % 3 === 0 ? 20 : 50 })));
