@@ -57,8 +57,8 @@ export interface QueueEvents {
   /** A maintenance sweep took a claim back from a dead, silent or timed-out worker. */
   recovered: [info: Recovered];
   /**
-   * A background step (a timed sweep, the heartbeat) failed; the queue keeps
-   * going. Also, once, code EPOLLING: `watch: 'auto'` found queue/ on a
+   * A background step (a timed sweep, the heartbeat, promoting a due job,
+   * a rescan) failed; the queue keeps going and tries it again later. Also, once, code EPOLLING: `watch: 'auto'` found queue/ on a
    * network or FUSE filesystem and polls instead of watching (NFS.md).
    */
   warning: [error: Error];

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { CompromisedError, DirQueueError, JobFailedError, Queue } from '../src/index.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
+import { until } from './support/wait.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
 
@@ -158,6 +159,49 @@ describe('enqueue and claim', () => {
     expect(job?.id).toBe(id);
     expect(Date.now()).toBeGreaterThanOrEqual((await q.get(id)).readyAt.getTime());
     await job!.complete();
+    await q.close();
+  });
+
+  it('promotes a delayed job on time after a forward step of the wall clock, without a timer loop (D8)', async () => {
+    const { q } = await tempQueue();
+    const real = Date.now.bind(Date);
+    const step = vi.spyOn(Date, 'now').mockImplementation(() => real() + 3_600_000); // suspend or NTP: an hour ahead
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const { id } = await q.enqueue('t', 'after the step', { delay: 50 });
+      const job = await q.claim({ wait: 10_000 });
+      expect(job?.id).toBe(id);
+      await job!.complete();
+      // a promotion timer that re-arms at once while the job is not due yet is a loop of 0 ms timers
+      expect(timers.mock.calls.filter(([, ms]) => (ms ?? 0) < 1).length).toBeLessThan(10);
+    } finally {
+      timers.mockRestore();
+      step.mockRestore();
+    }
+    await q.close();
+  });
+
+  it('a promotion that fails in the background is a warning, and is tried again (Correctness 2)', async () => {
+    const { q } = await tempQueue({ maintenance: false });
+    const warnings: Error[] = [];
+    q.on('warning', (error) => warnings.push(error));
+    const rename = fs.renameSync;
+    const denied = vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (String(from).includes(`${path.sep}delayed${path.sep}`)) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+      rename(from, to);
+    });
+    try {
+      const { id } = await q.enqueue('t', 'later', { delay: 20 });
+      expect(await q.claim()).toBeUndefined(); // starts watching and polling; the job is not due yet
+      await until(() => warnings.length > 0, 'a warning', 10_000); // before: an uncaught throw in the promotion timer
+      expect(warnings[0]).toMatchObject({ code: 'EACCES', message: expect.stringContaining('delayed') });
+      denied.mockRestore();
+      const job = await q.claim({ wait: 30_000 });
+      expect(job?.id).toBe(id);
+      await job!.complete();
+    } finally {
+      denied.mockRestore();
+    }
     await q.close();
   });
 
