@@ -214,7 +214,8 @@ export function notFound(id: string): DirQueueError {
   return new DirQueueError('ENOTFOUND', `no job ${id} in any state (it may have been removed or purged)`);
 }
 
-function lexists(path: string): boolean {
+/** Whether anything is at `path` (a symlink counts: it is not followed). */
+export function lexists(path: string): boolean {
   try {
     fs.lstatSync(path);
     return true;

@@ -12,7 +12,7 @@ import { dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.
 import { encodeEvent, parseJobFile } from './envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
 import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from './files.js';
-import { counts, jobNames, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
+import { counts, jobNames, lexists, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
 import { Job, type JobHost } from './job.js';
 import { checkState, Layout, type State } from './layout.js';
 import { activeName, checkId, describe, encodeType, NameMaker, parseId } from './names.js';
@@ -349,14 +349,17 @@ export class Queue extends EventEmitter<QueueEvents> {
   /**
    * Wait for a job to finish. Resolves with its result when it is in done/;
    * rejects with EJOBFAILED (JobFailedError) when it is in failed/, ETIMEOUT
-   * after `timeout` ms, ENOTFOUND when there is no such job.
+   * after `timeout` ms, ENOTFOUND when there is no such job or it is removed
+   * while waited for.
    */
   async waitFor(id: string, options: { timeout?: number } = {}): Promise<unknown> {
     this.#assertOpen();
     checkId(id);
     const timeout = options.timeout === undefined ? Infinity : checkMs(options.timeout, 'timeout', 0);
     const deadline = Date.now() + timeout;
-    let checkedExists = false;
+    // Where the job's file was last seen: while it is still there, one lstat
+    // says the job exists; only once it moved does a full locate run.
+    let seenAt: string | undefined;
     for (;;) {
       const done = readJobFile(this.#layout.file('done', id), this.options.maxJobBytes);
       if (done.ok) return parseJobFile(done.text).result?.value;
@@ -364,10 +367,11 @@ export class Queue extends EventEmitter<QueueEvents> {
         const info = readInfo(this.#layout, 'failed', id, this.options);
         throw new JobFailedError(id, info?.error ?? (info?.invalid === undefined ? undefined : { message: info.invalid }));
       }
-      if (!checkedExists) {
-        if (locate(this.#layout, id) === undefined) throw notFound(id);
-        checkedExists = true;
-        continue;
+      if (seenAt === undefined || !lexists(seenAt)) {
+        const where = locate(this.#layout, id);
+        if (where === undefined) throw notFound(id);
+        seenAt = this.#layout.file(where.state, where.name);
+        if (where.state === 'done' || where.state === 'failed') continue; // it ended meanwhile
       }
       const left = deadline - Date.now();
       if (left <= 0) throw new DirQueueError('ETIMEOUT', `job ${id} did not finish within ${timeout} ms`);

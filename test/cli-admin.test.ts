@@ -191,6 +191,19 @@ describe('dirq wait', () => {
     expect(JSON.parse(run.stdout)).toEqual({ id, state: 'failed', error: { message: 'mailbox full', code: 'EPROCESS', stack: expect.any(String) } });
   });
 
+  it('exits 1 with ENOTFOUND\'s message when the job it waits for is removed (D9)', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'email', '{}');
+    const child = spawnNode([CLI, 'wait', dir, id]);
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    await until(() => watching(child.pid!) || child.exitCode !== null, 'dirq wait to watch for the job');
+    expect(await ok(['rm', dir, id])).toContain(id);
+    const code = await exited(child);
+    await closed(child.stderr!);
+    expectOneLineError({ code, stdout: '', stderr }, 1, new RegExp(`^dirq: no job ${id.replace(/\./g, '\\.')} in any state`));
+  }, 30_000);
+
   it('exits 4 after --timeout, saying where the job is', async () => {
     const dir = await newQueue();
     const id = await enqueued(dir, 'email', '{}');

@@ -474,6 +474,18 @@ describe('inspection and administration', () => {
     await q.close();
   });
 
+  it('waitFor without a timeout rejects ENOTFOUND once its job is removed, ready or delayed (D9)', async () => {
+    const { q } = await tempQueue();
+    const ready = await q.enqueue('t', 'ready');
+    const later = await q.enqueue('t', 'later', { delay: 3_600_000 });
+    // waitFor has looked for the job once it returns its promise (the first pass runs synchronously)
+    const outcomes = [ready.id, later.id].map((id) => q.waitFor(id).then(() => 'finished', (error: DirQueueError) => error.code));
+    expect(await q.remove(ready.id)).toBe('queue');
+    expect(await q.remove(later.id)).toBe('delayed');
+    expect(await Promise.all(outcomes)).toEqual(['ENOTFOUND', 'ENOTFOUND']); // before: waited for ever
+    await q.close();
+  }, 20_000);
+
   it('rejects use after close with ECLOSED, and close resolves waiting claims', async () => {
     const { q } = await tempQueue();
     const waiting = q.claim({ wait: 60_000 });
