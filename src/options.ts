@@ -53,8 +53,8 @@ export interface QueueOptions {
   rescanInterval?: number;
   /**
    * Ageing against starvation (I8): each agingStep ms of waiting counts as one
-   * priority level, so a job of priority p waits at most p x agingStep behind
-   * more urgent newer jobs. Infinity gives strict priority.
+   * priority level, up to 0, so once a job of priority p has waited
+   * p x agingStep no job enqueued after it runs first. Infinity gives strict priority.
    * @default 10000
    */
   agingStep?: number;

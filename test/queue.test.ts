@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { CompromisedError, DirQueueError, JobFailedError, Queue } from '../src/index.js';
+import { nowUs, parseId } from '../src/names.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
 import { until } from './support/wait.js';
 
@@ -231,6 +232,23 @@ describe('enqueue and claim', () => {
     }
     expect(data).toEqual(['mine', 'mine too', 'theirs']);
     await other.close();
+    await q.close();
+  });
+
+  it('once a low priority has waited p x agingStep, no job enqueued after it starts before it (I8, real files)', async () => {
+    const { q } = await tempQueue({ agingStep: 1 });
+    const { id: low } = await q.enqueue('t', 'low', { priority: 90 });
+    const enqueuedUs = parseId(low)!.enqueuedUs;
+    const overtakenBy: string[] = [];
+    // two urgent jobs for each claim: the stream outpaces the worker, until the low one runs
+    for (let job; job?.id !== low; ) {
+      await q.enqueueMany([{ type: 't', priority: 0 }, { type: 't', priority: 0 }]);
+      const startedUs = nowUs();
+      job = (await q.claim())!;
+      await job.complete();
+      if (startedUs >= enqueuedUs + 90 * 1000 && parseId(job.id)!.enqueuedUs > enqueuedUs) overtakenBy.push(job.id);
+    }
+    expect(overtakenBy).toEqual([]);
     await q.close();
   });
 
