@@ -4,10 +4,12 @@ import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { CompromisedError, DirQueueError, JobFailedError, Queue } from '../src/index.js';
 import { nowUs, parseId } from '../src/names.js';
-import { openQueue, tempDir, tempQueue } from './support/temp.js';
+import { libfaketime } from './support/hosts.js';
+import { exited, openQueue, spawnNode, tempDir, tempQueue } from './support/temp.js';
 import { until } from './support/wait.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
+const CHILD = new URL('./fixtures/child.mjs', import.meta.url).pathname;
 
 describe('Queue.open', () => {
   it('creates the layout and dirqueue.json', async () => {
@@ -181,6 +183,21 @@ describe('enqueue and claim', () => {
     }
     await q.close();
   });
+
+  it('a worker whose wall clock really steps an hour ahead promotes on time (D8, libfaketime)', async () => {
+    const lib = libfaketime();
+    if (lib === undefined) throw new Error('libfaketime is missing: apt-get install faketime (.ci/run does)');
+    const { dir, q } = await tempQueue();
+    await q.close();
+    const offset = path.join(tempDir(), 'faketime');
+    fs.writeFileSync(offset, '+0\n');
+    const env = { ...process.env, LD_PRELOAD: lib, FAKETIME_TIMESTAMP_FILE: offset, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+    const worker = spawnNode([CHILD, 'clock-step', dir, offset], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    worker.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    expect(await exited(worker)).toBe(0);
+    expect(out).toBe('stepped true\nclaimed\n'); // before: not claimed within 10 s (due an hour later by its clock)
+  }, 30_000);
 
   it('a promotion that fails in the background is a warning, and is tried again (Correctness 2)', async () => {
     const { q } = await tempQueue({ maintenance: false });
