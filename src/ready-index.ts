@@ -122,8 +122,9 @@ export class ReadyIndex {
         if (id === undefined) continue;
         const enqueued = idEnqueuedUs(id);
         const rank = ageing ? Math.max(now, enqueued + p * this.#agingStepUs) : 0;
-        const tieWon = ageing ? enqueued < bestEnqueued || (enqueued === bestEnqueued && id < best!) : id < best!;
-        if (best === undefined || rank < bestRank || (rank === bestRank && tieWon)) {
+        const wins =
+          best === undefined || rank < bestRank || (rank === bestRank && (ageing && enqueued !== bestEnqueued ? enqueued < bestEnqueued : id < best));
+        if (wins) {
           best = id;
           bestRank = rank;
           bestEnqueued = enqueued;
