@@ -31,9 +31,11 @@
  * the next rescan brings the name back if it is really there.
  *
  * Due times are Date.now() readings (options.ts), so a job is due when
- * Date.now() reaches its time, and the promotion timer is armed for then:
- * a step of the wall clock moves promotions with it, and a timer that fires
- * early re-arms for the time left (at least a millisecond), never in a loop.
+ * Date.now() reaches its time. Timers count on the monotonic clock, which a
+ * step of the wall clock (suspend, NTP) does not move, so the promotion timer
+ * looks at the wall clock at least every pollInterval: a forward step is seen
+ * within one, and a timer that fires before the due time re-arms for the time
+ * left (at least a millisecond), never in a loop.
  *
  * Nothing here runs in a timer or a watch callback without a catch: a failed
  * background step (a listing, a promotion) reaches `warn` (the Queue's
@@ -69,7 +71,7 @@ export class Discovery {
   #watchers: fs.FSWatcher[] = [];
   #timers: NodeJS.Timeout[] = [];
   #promoteTimer: NodeJS.Timeout | undefined;
-  /** When (Date.now() ms) the promotion timer fires; -Infinity while it waits out a failed promotion. */
+  /** The due time (Date.now() ms) the promotion timer is armed for; -Infinity while it waits out a failed promotion. */
   #promoteAt = Infinity;
   /** delayed/ names by due time, ascending. */
   #delayed: string[] = [];
@@ -298,7 +300,7 @@ export class Discovery {
     this.#promoteTimer = undefined;
     this.#promoteAt = at;
     if (at === Infinity) return;
-    this.#armPromotion(Math.max(0, Math.min(at - Date.now(), 2 ** 31 - 1)));
+    this.#armPromotion(Math.max(0, Math.min(at - Date.now(), this.#options.pollInterval, 2 ** 31 - 1)));
   }
 
   #armPromotion(ms: number): void {
