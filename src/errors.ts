@@ -21,6 +21,7 @@ export type DirQueueErrorCode =
   | 'ETIMEOUT' // waitFor gave up; a job ran past its timeout
   | 'EPROCESSOR' // a pool's processor module failed to load, or its threads keep dying
   | 'ETHREAD' // a pool's worker thread died (an uncaught error, its memory limit)
+  | 'EBADFILE' // a file or directory the library keeps (settings, workers/, keys/, a layout directory) is a link, FIFO or other wrong kind: never followed or opened
   | 'EPOLLING' // a notice ('warning' event): queue/ is on a network or FUSE filesystem, so the queue polls instead of watching
   | 'EFS'; // a filesystem call failed; `cause` holds the system error
 

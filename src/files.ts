@@ -290,7 +290,8 @@ export function listDir(dir: string): string[] {
   }
 }
 
-function kindOf(stat: fs.Stats): string {
+/** What a non-regular file is, for messages. */
+export function kindOf(stat: fs.Stats): string {
   if (stat.isDirectory()) return 'directory';
   if (stat.isFIFO()) return 'FIFO';
   if (stat.isSocket()) return 'socket';

@@ -26,10 +26,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { encodeEvent, parseJobFile } from './envelope.js';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { appendLine, listDir, move, readJobFile } from './files.js';
+import { appendLine, kindOf, listDir, move, readJobFile } from './files.js';
+import { CLOCK_FILE, LOCK_FILE } from './sweep-lock.js';
 import { idOfName } from './inspect.js';
 import { formatAge } from './duration.js';
-import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, writeSettings, type State } from './layout.js';
+import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, type State } from './layout.js';
 import { isLive, keyTarget, removeStaleKey } from './keys.js';
 import { isDeadHere, readHeartbeat } from './liveness.js';
 import { parseActiveName, parseClaim, parseId } from './names.js';
@@ -135,7 +136,7 @@ async function checkSettings(ctx: Context): Promise<void> {
   let did: string | undefined;
   if (ctx.o.repair) {
     try {
-      await writeSettings(file, settings);
+      await layout.writeSettings(settings);
     } catch (error) {
       throw fsError(`writing ${file}`, error);
     }
@@ -271,6 +272,7 @@ function checkHelpers(ctx: Context): void {
       unlink(file) ? 'deleted' : undefined,
     );
   }
+  checkSweepFiles(ctx);
   for (const name of listDir(layout.paths.keys)) {
     const file = layout.file('keys', name);
     if (name.startsWith('.stale.')) {
@@ -295,6 +297,47 @@ function checkHelpers(ctx: Context): void {
     const lock = name === `${SETTINGS_FILE}.lock`;
     found(ctx, 'stale-helper', file, lock ? 'a maintenance lock left by a process that died' : `a temporary file left by a write of ${SETTINGS_FILE}`,
       'run with --repair to delete it', () => (unlink(file) ? 'deleted' : undefined));
+  }
+}
+
+/**
+ * The sweeps' own files in workers/ (dot files, which the loop over
+ * heartbeats skips): the filesystem clock and the maintenance lock must be
+ * regular files (sweeps work around anything else, with a warning, but never
+ * use it), a lock left by a sweeper that died goes stale, and so does what a
+ * lock takeover moved aside (.lock~TOKEN).
+ */
+function checkSweepFiles(ctx: Context): void {
+  const { layout } = ctx;
+  for (const name of listDir(layout.paths.workers)) {
+    if (name !== CLOCK_FILE && name !== LOCK_FILE && !name.startsWith(`${LOCK_FILE}~`)) continue;
+    const file = layout.file('workers', name);
+    const stat = lstat(file);
+    if (stat === undefined) continue;
+    const what = name === CLOCK_FILE ? 'the filesystem clock' : 'the maintenance lock';
+    let problem: string;
+    if (!stat.isFile() && name !== CLOCK_FILE && name !== LOCK_FILE) {
+      if (ctx.now - stat.mtimeMs <= ctx.o.helperMaxAge) continue;
+      problem = 'left by a takeover of the maintenance lock';
+    } else if (!stat.isFile()) {
+      problem = `${stat.isSymbolicLink() ? 'a symbolic link' : `a ${kindOf(stat)}`} where ${what} belongs: sweeps never follow or open it (they work around it with a warning)`;
+    } else if (name === CLOCK_FILE || ctx.now - stat.mtimeMs <= ctx.o.helperMaxAge) {
+      continue;
+    } else {
+      problem = name === LOCK_FILE ? 'a maintenance lock left by a process that died' : 'left by a takeover of the maintenance lock';
+    }
+    const todo = stat.isDirectory() ? 'run with --repair to delete it if it is empty, else move it away' : 'run with --repair to delete it';
+    found(ctx, 'stale-helper', file, problem, todo, () => (removeEntry(file) ? 'deleted' : undefined));
+  }
+}
+
+/** Delete a file, a link or an empty directory; false when it is gone, or a directory that is not empty. */
+function removeEntry(file: string): boolean {
+  try {
+    return unlink(file);
+  } catch (error) {
+    if ((error as DirQueueError).code === 'ENOTEMPTY' || (error as DirQueueError).code === 'EEXIST') return false;
+    throw error;
   }
 }
 

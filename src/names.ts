@@ -32,6 +32,9 @@ const CLAIM = `${OWNER}\\.([a-z0-9]{1,13})`;
 const CLAIM_RE = new RegExp(`^${CLAIM}$`);
 const ACTIVE_RE = new RegExp(`^(${ID})@(${CLAIM})$`);
 const TMP_RE = new RegExp(`^(${ID})\\.${OWNER}\\.tmp$`);
+const OWNER_RE = new RegExp(`^${OWNER}$`);
+/** workers/totals.OWNER.SEQ: one process's counter delta (totals.ts). */
+const DELTA_RE = new RegExp(`^totals\\.${OWNER}\\.([a-z0-9]{1,13})$`);
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
 export interface ParsedId {
@@ -160,6 +163,21 @@ export function parseTmpName(name: string): { id: string; owner: string } | unde
   if (!m) return undefined;
   const [, id, , , , , host, pid, nonce] = m as unknown as [string, string, string, string, string, string, string, string, string];
   return { id, owner: `${host}.${pid}.${nonce}` };
+}
+
+/** Whether `name` is a Queue handle's owner token (HOST.PID.NONCE): the name of its heartbeat in workers/. */
+export function isOwnerName(name: string): boolean {
+  return OWNER_RE.test(name);
+}
+
+/** The name of the `seq`th counter delta written by `owner` (NameMaker.owner). */
+export function deltaName(owner: string, seq: number): string {
+  return `totals.${owner}.${seq.toString(36)}`;
+}
+
+/** Whether `name` is a counter delta's name; only such names, read from a file, may become a path. */
+export function isDeltaName(name: string): boolean {
+  return DELTA_RE.test(name);
 }
 
 function pad16(us: number): string {

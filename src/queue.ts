@@ -460,6 +460,8 @@ export class Queue extends EventEmitter<QueueEvents> {
     const settings: SweepSettings = { ...this.options, tmpMaxAge: TMP_MAX_AGE_MS };
     const report = await sweep(this.#layout, this.#names, settings, wait);
     for (const r of report.recovered) this.#recovered(r);
+    // on the next turn: the sweep of Queue.open runs before its caller can listen
+    for (const warning of report.warnings) setImmediate(() => this.emit('warning', warning));
     if (report.promoted > 0) this.#discovery?.refresh();
     if (report.unrecovered.length > 0) throw unrecoveredError(report.unrecovered);
     return report;

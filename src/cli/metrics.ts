@@ -1,8 +1,10 @@
 /** dirq metrics DIR: the queue's gauges and lifetime counters in the Prometheus text format. */
-import writeFileAtomic from 'write-file-atomic';
-import { fsError } from '../errors.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { DirQueueError } from '../errors.js';
 import type { Stats } from '../inspect.js';
 import { STATES } from '../layout.js';
+import { badFile, notRegular, replaceFile } from '../safe-file.js';
 import { COUNTERS, type Totals } from '../totals.js';
 import { parse, printJson, withQueue, type Command } from './common.js';
 
@@ -55,13 +57,26 @@ Examples:
     if (parsed.values.output === undefined) {
       process.stdout.write(text);
     } else {
-      await writeFileAtomic(parsed.values.output, text, { mode: 0o644 }).catch((error: unknown) => {
-        throw fsError(`writing ${parsed.values.output}`, error);
-      });
+      await writeOutput(parsed.values.output, text);
     }
     return 0;
   },
 };
+
+/**
+ * Replace FILE with `text` by renaming a fresh file (made beside it, so on
+ * its filesystem) over it: a collector reads the old text or the new, never
+ * half of one. A symbolic link at FILE is refused rather than replaced or
+ * followed: dirq never writes through links (a root cron job must not be
+ * steered onto another file).
+ */
+async function writeOutput(file: string, text: string): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new DirQueueError('ENOENT', `--output ${file}: the directory ${dir} does not exist: create it, or choose another path`);
+  const kind = notRegular(file);
+  if (kind !== undefined) throw badFile(file, kind, 'give --output the path of a regular file (or a new one), not a link to one');
+  await replaceFile(file, text, { tmpDir: dir, mode: 0o644 });
+}
 
 interface Sample {
   labels: Record<string, string>;

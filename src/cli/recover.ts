@@ -18,7 +18,8 @@ doing the rest.
 
 Options:
   --json     print {"swept": BOOL, "recovered": [{"id", "claim", "reason", "to"}],
-             "unrecovered": [], "promoted": N, "pruned": N, "tmpRemoved": N}
+             "unrecovered": [], "promoted": N, "pruned": N, "tmpRemoved": N,
+             "heartbeatsRemoved": N, "warnings": [{"code", "message"}]}
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -29,7 +30,7 @@ Example:
     const parsed = parse(this, args, { json: { type: 'boolean' } }, { min: 1, max: 1 });
     if (parsed === undefined) return 0;
     const report = await withQueue(parsed.positionals[0]!, (q) => q.recover());
-    if (parsed.values.json === true) printJson(report);
+    if (parsed.values.json === true) printJson({ ...report, warnings: report.warnings.map(({ code, message }) => ({ code, message })) });
     else print(render(report));
     return 0;
   },
@@ -43,5 +44,6 @@ function render(r: SweepReport): string {
     `${plural(r.recovered.length, 'claim')} taken back, ${plural(r.promoted, 'delayed job')} promoted, ` +
       `${plural(r.pruned, 'done job')} pruned, ${plural(r.tmpRemoved, 'abandoned tmp/ file')} removed`,
   );
+  for (const warning of r.warnings) lines.push(`warning: ${warning.message}`);
   return lines.join('\n');
 }
