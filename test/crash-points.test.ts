@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { Queue } from '../src/index.js';
+import { Layout, readSettings } from '../src/layout.js';
 import { bootId } from '../src/liveness.js';
 import { census, duplicates } from './support/census.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
@@ -89,6 +90,15 @@ const transitions: Transition[] = [
       return undefined;
     },
     run: (q) => q.recover(),
+  },
+  {
+    // dirqueue.json is replaced by a rename of a fresh file from tmp/: a crash leaves the old one or the new one
+    name: 'rewrite the settings (as init --mode does on an existing queue)',
+    setup: (q) => q.enqueue('t', 1),
+    run: (q) => {
+      const layout = new Layout(q.dir);
+      return layout.writeSettings({ ...readSettings(layout.settingsPath)!, mode: '0660' });
+    },
   },
 ];
 

@@ -72,7 +72,7 @@ Examples:
  */
 async function writeOutput(file: string, text: string): Promise<void> {
   const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir)) throw new DirQueueError('ENOENT', `--output ${file}: the directory ${dir} does not exist: create it, or choose another path`);
+  if (!fs.existsSync(dir)) throw new DirQueueError('ENOENT', `writing ${file} failed: the directory ${dir} does not exist: create it, or choose another --output`);
   const kind = notRegular(file);
   if (kind !== undefined) throw badFile(file, kind, 'give --output the path of a regular file (or a new one), not a link to one');
   await replaceFile(file, text, { tmpDir: dir, mode: 0o644 });
