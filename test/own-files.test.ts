@@ -72,6 +72,36 @@ describe('S1: names read from files pass the codec before they become paths', ()
     await q.close();
   });
 
+  it('a workers/totals that is a link or a FIFO is never followed or blocked on: a fold replaces the name itself', async () => {
+    for (const make of ['link', 'fifo'] as const) {
+      const { dir, q, victim } = await queueWithVictims();
+      const base = path.join(dir, 'workers', 'totals');
+      if (make === 'link') fs.symlinkSync(victim, base);
+      else execFileSync('mkfifo', [base]);
+      fs.writeFileSync(path.join(dir, 'workers', `totals.${q.owner}.0`), '{"counts":{"t":{"completed":2}}}\n');
+      await q.recover();
+      await q.recover(); // the first made room for a base (the bad one was moved aside), the second folds
+      expect(fs.readFileSync(victim, 'utf8'), make).toBe('root:secret-hash:0:0\n');
+      expect(fs.lstatSync(base).isFile(), make).toBe(true);
+      expect(await q.totals(), make).toEqual({ t: { completed: 2 } });
+      await q.close();
+    }
+  });
+
+  it('a heartbeat that is a link or a FIFO is never followed or blocked on: its fresh claims are judged by their own age, and kept', async () => {
+    const { dir, q, victim } = await queueWithVictims();
+    const ids = [(await q.enqueue('t', 1)).id, (await q.enqueue('t', 2)).id];
+    const owners = ['elsewhere.1.link', 'elsewhere.1.fifo'];
+    fs.symlinkSync(victim, path.join(dir, 'workers', owners[0]!));
+    execFileSync('mkfifo', [path.join(dir, 'workers', owners[1]!)]);
+    for (const [i, id] of ids.entries()) fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owners[i]}.0`));
+    // no heartbeat to read: each claim is judged by its ctime (the rename into active/), fresh here
+    expect(await q.recover()).toMatchObject({ swept: true, recovered: [], heartbeatsRemoved: 0 });
+    expect(ls(dir, 'active')).toHaveLength(2);
+    expect(fs.readFileSync(victim, 'utf8')).toBe('root:secret-hash:0:0\n');
+    await q.close();
+  });
+
   it('a heartbeat whose pid is not a process id (a negative group id) is not judged dead at once', async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
     const { id } = await q.enqueue('t');
