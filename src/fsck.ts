@@ -13,7 +13,9 @@
  *   (line 1 not an envelope, not a regular file, too big, wrong type) -> set
  *   it aside in failed/ with the reason, as a claimer would
  * - stale-helper: a heartbeat of a worker that is gone, a key whose job
- *   ended, a leftover lock or settings temp file -> delete it
+ *   ended, a leftover lock (workers/.lock, or an earlier version's
+ *   dirqueue.json.lock) or settings temp file, and anything but a regular
+ *   file at workers/.clock or workers/.lock (a link, FIFO, directory) -> delete it
  * - stray: a name that is not a job name in a state directory -> reported
  *   only (readers skip it; it may be someone's file)
  * Dot files and names ending in `~` are skipped, as readers skip them.
