@@ -390,7 +390,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (this.#closed) return;
     this.#closed = true;
     for (const timer of this.#timers) clearTimeout(timer);
-    for (const job of [...this.#held]) await job.release().catch(() => undefined);
+    for (const job of [...this.#held]) await job.releaseOnClose().catch((error: Error) => this.emit('warning', error));
     await this.#tally.flush().catch((error: Error) => this.emit('warning', error));
     this.#heartbeat?.close();
     this.#discovery?.close();
@@ -439,7 +439,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       if (record.envelope.type !== undefined && record.envelope.type !== parsed.type) {
         throw new DirQueueError('EBADDATA', `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(parsed.type)}`);
       }
-      return new Job(this.#jobHost, parsed, record, claim, activePath, { fd: read.fd, endsWithNewline: read.text.endsWith('\n') });
+      return new Job(this.#jobHost, parsed, record, claim, activePath, { fd: read.fd, tail: read.tail });
     } catch (error) {
       if (read.fd !== undefined) fs.closeSync(read.fd);
       if (!(error instanceof DirQueueError)) throw error;

@@ -440,6 +440,34 @@ describe('failures and retries', () => {
     expect(await q.waitFor(id)).toBe('fresh result');
     await q.close();
   });
+
+  it('a holder whose job close() released gets ECOMPROMISED from every later call, and the job runs again', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t');
+    const job = (await q.claim())!;
+    await q.close();
+    expect(ls(dir, 'queue')).toEqual([id]);
+    const calls: [string, () => Promise<unknown>][] = [
+      ['complete', () => job.complete('late')],
+      ['fail', () => job.fail(new Error('late'))],
+      ['release', () => job.release()],
+      ['progress', () => job.progress(1)],
+      ['log', () => job.log('late')],
+    ];
+    for (const [name, call] of calls) {
+      const error = await call().then(() => undefined, (e: unknown) => e);
+      expect(error, name).toBeInstanceOf(CompromisedError);
+      expect(error, name).toMatchObject({ code: 'ECOMPROMISED', message: expect.stringContaining('the queue was closed') });
+    }
+    expect(ls(dir, 'queue')).toEqual([id]); // nothing the late calls did moved or wrote it
+    expect(fs.readFileSync(path.join(dir, 'queue', id), 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
+    const other = await openQueue(dir);
+    const again = (await other.claim())!;
+    expect(again.attempt).toBe(1); // a release does not count an attempt
+    await again.complete('fresh');
+    expect(await other.waitFor(id)).toBe('fresh');
+    await other.close();
+  });
 });
 
 describe('lost replies (NFS)', () => {
