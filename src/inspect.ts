@@ -113,9 +113,9 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
 
 /** An unparsable file set aside by a reader still carries its reason on its last line. */
 function lastInvalidReason(text: string): string | undefined {
-  const lines = text.trimEnd().split('\n');
+  const trimmed = text.trimEnd();
   try {
-    const event = JSON.parse(lines.at(-1) ?? '') as { event?: unknown; reason?: unknown };
+    const event = JSON.parse(trimmed.slice(trimmed.lastIndexOf('\n') + 1)) as { event?: unknown; reason?: unknown }; // the last line only: no split of a huge file
     return event.event === 'invalid' && typeof event.reason === 'string' ? event.reason : undefined;
   } catch {
     return undefined;

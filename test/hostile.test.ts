@@ -249,6 +249,25 @@ describe('I9 hostile files in queue/', () => {
     await q.close();
   });
 
+  it('junk lines cost a scan, not a thrown exception each; past 1,000 torn lines a file is set aside', async () => {
+    const TORN_LIMIT = 1000; // FORMAT.md, "File content"
+    const { dir, q } = await tempQueue();
+    fs.writeFileSync(path.join(dir, 'queue', ID('braces')), `{"data":1}\n${'{\n'.repeat(TORN_LIMIT + 1)}`);
+    fs.writeFileSync(path.join(dir, 'queue', ID('junk')), `{"data":"kept"}\n${'x\n'.repeat(1_000_000)}`);
+    fs.writeFileSync(path.join(dir, 'queue', ID('torn')), `{"data":"torn"}\n${'{"event":"err\n'.repeat(TORN_LIMIT)}`);
+    const reasons = new Map<string, string>();
+    q.on('invalid', ({ id, reason }) => reasons.set(id, reason));
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      expect(await claimAll(q)).toEqual(['kept', 'torn']);
+      expect(parse.mock.calls.length).toBeLessThan(2 * TORN_LIMIT + 100); // not one per line of junk
+    } finally {
+      parse.mockRestore();
+    }
+    expect(reasons).toEqual(new Map([[ID('braces'), expect.stringContaining(`more than ${TORN_LIMIT} lines after line 1 are not JSON`)]]));
+    await q.close();
+  });
+
   it('sets aside a file the worker cannot read', async () => {
     if (!isRoot) throw new Error('this test runs a worker as another user and needs root (CI runs as root)');
     const dir = tempDir();
