@@ -18,6 +18,7 @@ export type DirQueueErrorCode =
   | 'ECOMPROMISED' // the claim on a job was lost (taken back from a silent worker, or past its timeout)
   | 'ETOOBIG' // a job file is larger than `maxJobBytes`
   | 'EJOBFAILED' // waitFor: the job ended in failed/
+  | 'ETORN' // waitFor: the job is in done/ but its result was lost (a power cut); it will run again
   | 'ETIMEOUT' // waitFor gave up; a job ran past its timeout
   | 'EPROCESSOR' // a pool's processor module failed to load, or its threads keep dying
   | 'ETHREAD' // a pool's worker thread died (an uncaught error, its memory limit)

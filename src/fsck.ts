@@ -12,6 +12,9 @@
  * - unparsable: a job file in queue/, delayed/ or done/ that cannot run
  *   (line 1 not an envelope, not a regular file, too big, wrong type) -> set
  *   it aside in failed/ with the reason, as a claimer would
+ * - torn: a job in done/ without a proven result (its result event lost in a
+ *   power cut; envelope.ts tornReason) -> put it back in queue/ to run again,
+ *   with a `torn` event saying why (torn.ts)
  * - stale-helper: a heartbeat of a worker that is gone, a key whose job
  *   ended, a leftover lock (workers/.lock, or an earlier version's
  *   dirqueue.json.lock) or settings temp file, and anything but a regular
@@ -26,7 +29,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeEvent, parseJobFile } from './envelope.js';
+import { encodeEvent, parseJobFile, tornReason } from './envelope.js';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { appendLine, kindOf, listDir, move, readJobFile } from './files.js';
 import { CLOCK_FILE, LOCK_FILE } from './sweep-lock.js';
@@ -36,6 +39,7 @@ import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, read
 import { isLive, keyTarget, removeStaleKey } from './keys.js';
 import { isDeadHere, readHeartbeat } from './liveness.js';
 import { parseActiveName, parseClaim, parseId } from './names.js';
+import { putBack } from './torn.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (see the module comment); false only reports. @default false */
@@ -55,7 +59,7 @@ export const fsckDefaults = Object.freeze({
   maxJobBytes: 16 * 1024 * 1024,
 } as const) satisfies Required<FsckOptions>;
 
-export type FindingKind = 'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'stale-helper' | 'stray';
+export type FindingKind = 'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray';
 
 export interface Finding {
   kind: FindingKind;
@@ -219,30 +223,37 @@ function checkDuplicates(ctx: Context, places: Places): void {
   }
 }
 
-/** Read every job in queue/, delayed/ and done/; files that cannot run go to failed/. */
+/** Read every job in queue/, delayed/ and done/; files that cannot run go to failed/, torn done/ jobs back to queue/. */
 function checkContents(ctx: Context, places: Places): void {
   for (const [id, list] of places) {
     for (const { state, name } of list) {
       if (state === 'active' || state === 'failed') continue; // a holder ends its claim; failed/ is where bad files rest
       ctx.checked++;
       const file = ctx.layout.file(state, name);
-      const problem = whyUnrunnable(ctx, file, id);
+      const problem = whyUnrunnable(ctx, file, id, state);
       if (problem === undefined) continue;
+      if (problem.torn) {
+        found(ctx, 'torn', file, `not provably completed: ${problem.reason}`, 'run with --repair to put it back in queue/ to run again', () =>
+          putBack(ctx.layout, id, problem.reason) ? `moved back to queue/${id} to run again` : undefined,
+        );
+        continue;
+      }
       found(ctx, 'unparsable', file, problem.reason, 'run with --repair to set it aside in failed/', () => setAside(ctx, file, id, problem));
     }
   }
 }
 
-function whyUnrunnable(ctx: Context, file: string, id: string): { reason: string; canAppend: boolean } | undefined {
+function whyUnrunnable(ctx: Context, file: string, id: string, state: State): { reason: string; canAppend: boolean; torn?: true } | undefined {
   const read = readJobFile(file, ctx.o.maxJobBytes);
   if (!read.ok) return read.gone ? undefined : { reason: read.reason, canAppend: read.canAppend };
   try {
-    const { envelope } = parseJobFile(read.text);
+    const record = parseJobFile(read.text);
     const type = parseId(id)!.type;
-    if (envelope.type !== undefined && envelope.type !== type) {
-      return { reason: `its type ${JSON.stringify(envelope.type)} differs from the type in its name ${JSON.stringify(type)}`, canAppend: true };
+    if (record.envelope.type !== undefined && record.envelope.type !== type) {
+      return { reason: `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(type)}`, canAppend: true };
     }
-    return undefined;
+    const torn = state === 'done' ? tornReason(read.text, record) : undefined;
+    return torn === undefined ? undefined : { reason: torn, canAppend: true, torn: true };
   } catch (error) {
     return { reason: (error as Error).message, canAppend: true };
   }

@@ -3,7 +3,7 @@
  * in run order (list), counts and stats. Nothing here claims or moves a file.
  */
 import fs from 'node:fs';
-import { parseJobFile, payloadOf, type JobEvent } from './envelope.js';
+import { parseJobFile, payloadOf, tornReason, type JobEvent } from './envelope.js';
 import { DirQueueError, type RecordedError } from './errors.js';
 import { listDir, readJobFile } from './files.js';
 import { STATES, type Layout, type State } from './layout.js';
@@ -30,6 +30,13 @@ export interface JobInfo {
   claim?: string;
   /** done/ only: what the processor returned. */
   result?: unknown;
+  /**
+   * done/ only: why the job did not provably complete (its result event is
+   * missing or torn, as after a power cut; envelope.ts tornReason). It has
+   * no result then, and runs again once a sweep after a reboot or
+   * `fsck --repair` puts it back in queue/.
+   */
+  torn?: string;
   /** The last error, if any attempt failed. */
   error?: RecordedError;
   /** Every error, oldest first. */
@@ -102,7 +109,11 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
   info.attemptsMade = record.attemptsMade;
   info.attempts = record.envelope.attempts ?? defaults.attempts;
   if (record.envelope.created !== undefined) info.createdAt = new Date(record.envelope.created);
-  if (record.result !== undefined && state === 'done') info.result = record.result.value;
+  if (state === 'done') {
+    const torn = tornReason(read.text, record);
+    if (torn !== undefined) info.torn = torn;
+    else info.result = record.result!.value;
+  }
   info.errors = record.errors;
   const last = record.errors.at(-1);
   if (last !== undefined) info.error = last;

@@ -18,6 +18,7 @@ import { filesystemNow, isDeadHere, isWriterGone, readHeartbeat } from './livene
 import { activeName, isOwnerName, parseActiveName, parseId, parseTmpName, type NameMaker } from './names.js';
 import { CLOCK_FILE, lockSweeps } from './sweep-lock.js';
 import { foldTotals } from './totals.js';
+import { requeueTornAfterBoot, type TornReport } from './torn.js';
 
 /** What taking a claim back needs to know. */
 export interface RevokeSettings {
@@ -66,6 +67,8 @@ export interface SweepReport {
    * the clock from a scratch file instead). Queue emits each as a 'warning'.
    */
   warnings: DirQueueError[];
+  /** done/ jobs whose result was torn, put back in queue/ (only in the first sweep after a boot: torn.ts). */
+  torn?: TornReport;
 }
 
 /**
@@ -112,11 +115,12 @@ export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: 
   const recovered = recoverStale(layout, names, settings, now, problems);
   const promoted = promoteDueJobs(layout);
   const pruned = pruneDone(layout, settings.keepDone, now);
+  const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
   const tmp = removeAbandoned(layout, settings.tmpMaxAge, now);
   const heartbeatsRemoved = removeGoneHeartbeats(layout, names.owner, tmp.writers, Math.max(SILENT_HEARTBEAT_MS, settings.staleAfter), now);
   await foldTotals(layout, names.claim(), now);
   const warnings = warning === undefined ? [] : [warning];
-  return { swept: true, recovered, unrecovered: problems, promoted, pruned, tmpRemoved: tmp.removed, heartbeatsRemoved, warnings };
+  return { swept: true, recovered, unrecovered: problems, promoted, pruned, tmpRemoved: tmp.removed, heartbeatsRemoved, warnings, torn };
 }
 
 function recoverStale(

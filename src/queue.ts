@@ -9,7 +9,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
 import { FinishWatch } from './finish-watch.js';
 import { dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.js';
-import { encodeEvent, parseJobFile } from './envelope.js';
+import { encodeEvent, parseJobFile, tornReason } from './envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
 import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from './files.js';
 import { counts, jobNames, lexists, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
@@ -350,7 +350,10 @@ export class Queue extends EventEmitter<QueueEvents> {
    * Wait for a job to finish. Resolves with its result when it is in done/;
    * rejects with EJOBFAILED (JobFailedError) when it is in failed/, ETIMEOUT
    * after `timeout` ms, ENOTFOUND when there is no such job or it is removed
-   * while waited for.
+   * while waited for, ETORN when it is in done/ without a proven result (lost
+   * in a power cut, envelope.ts tornReason): rather than wait for a re-run
+   * that needs a sweep after the reboot or fsck --repair, it says so; call it
+   * again once the job is back.
    */
   async waitFor(id: string, options: { timeout?: number } = {}): Promise<unknown> {
     this.#assertOpen();
@@ -362,7 +365,12 @@ export class Queue extends EventEmitter<QueueEvents> {
     let seenAt: string | undefined;
     for (;;) {
       const done = readJobFile(this.#layout.file('done', id), this.options.maxJobBytes);
-      if (done.ok) return parseJobFile(done.text).result?.value;
+      if (done.ok) {
+        const record = parseJobFile(done.text);
+        const torn = tornReason(done.text, record);
+        if (torn !== undefined) throw tornError(id, torn, this.dir);
+        return record.result!.value;
+      }
       if (fs.existsSync(this.#layout.file('failed', id))) {
         const info = readInfo(this.#layout, 'failed', id, this.options);
         throw new JobFailedError(id, info?.error ?? (info?.invalid === undefined ? undefined : { message: info.invalid }));
@@ -462,6 +470,8 @@ export class Queue extends EventEmitter<QueueEvents> {
     for (const r of report.recovered) this.#recovered(r);
     // on the next turn: the sweep of Queue.open runs before its caller can listen
     for (const warning of report.warnings) setImmediate(() => this.emit('warning', warning));
+    for (const id of report.torn?.requeued ?? []) this.#discovery?.added(id);
+    for (const problem of report.torn?.problems ?? []) setImmediate(() => this.emit('warning', problem));
     if (report.promoted > 0) this.#discovery?.refresh();
     if (report.unrecovered.length > 0) throw unrecoveredError(report.unrecovered);
     return report;
@@ -586,3 +596,9 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 }
 
+function tornError(id: string, reason: string, dir: string): DirQueueError {
+  return new DirQueueError(
+    'ETORN',
+    `job ${id} is in done/ without a proven result (${reason}; a power cut does this): it runs again once the first sweep after a reboot, or dirq fsck ${dir} --repair, puts it back in queue/; then wait for it again`,
+  );
+}

@@ -141,7 +141,7 @@ describe('dirq recover', () => {
     const id = await enqueued(dir, 'email', '{}', '--delay', '1h');
     const [name] = ls(dir, 'delayed');
     fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', `0000000000000001~${id}`)); // due long ago
-    expect(await okJson(['recover', dir])).toEqual({ swept: true, recovered: [], unrecovered: [], promoted: 1, pruned: 0, tmpRemoved: 0, heartbeatsRemoved: 0, warnings: [] });
+    expect(await okJson(['recover', dir])).toEqual({ swept: true, recovered: [], unrecovered: [], promoted: 1, pruned: 0, tmpRemoved: 0, heartbeatsRemoved: 0, warnings: [], torn: { requeued: [], problems: [] } });
     expect(jobFiles(dir)).toEqual([`queue/${id}`]);
   });
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dirq, enqueued, newQueue, ok, okJson } from './support/cli.js';
-import { backdate } from './support/fake.js';
+import { backdate, resultLine } from './support/fake.js';
 
 describe('dirq fsck', () => {
   it('says a healthy queue is clean and exits 0', async () => {
@@ -18,6 +18,7 @@ describe('dirq fsck', () => {
     const id = await enqueued(dir, 'email', '{}');
     const bad = await enqueued(dir, 'email', '{}');
     fs.copyFileSync(path.join(dir, 'queue', id), path.join(dir, 'done', id));
+    fs.appendFileSync(path.join(dir, 'done', id), resultLine()); // the copy kept is a completed job, not a torn one
     fs.writeFileSync(path.join(dir, 'queue', bad), '{"data": oops\n');
     fs.writeFileSync(path.join(dir, 'tmp', 'x'), 'half');
     backdate(path.join(dir, 'tmp', 'x'), 2 * 3600_000);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fsck, type Finding } from '../src/index.js';
-import { backdate, claimByDeadWorker, deadHeartbeat } from './support/fake.js';
+import { backdate, claimByDeadWorker, deadHeartbeat, resultLine } from './support/fake.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
 
 const HOUR = 3600_000;
@@ -49,9 +49,11 @@ describe('fsck', () => {
     await q.close();
     const at = (...p: string[]): string => path.join(dir, ...p);
     fs.copyFileSync(at('queue', copied!), at('done', copied!)); // a job in two states (cp)
+    fs.appendFileSync(at('done', copied!), resultLine()); // the done/ copy has its result: it is not torn
     fs.linkSync(at('queue', linked!), at('failed', linked!)); // ... and by a hard link
     fs.writeFileSync(at('queue', garbage!), 'this is not JSON\n');
     fs.writeFileSync(at('queue', wrongType!), '{"type":"other"}\n');
+    fs.appendFileSync(at('queue', finished!), resultLine());
     fs.renameSync(at('queue', finished!), at('done', finished!));
     fs.symlinkSync(finished!, at('keys', 'stale-key')); // a key whose job ended
     fs.writeFileSync(at('tmp', 'abandoned'), '{"data":');

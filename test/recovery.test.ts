@@ -16,6 +16,7 @@ import { hostToken, NameMaker } from '../src/names.js';
 import { lockSweeps } from '../src/sweep-lock.js';
 import { duplicates } from './support/census.js';
 import { checkoutForOtherUsers } from './support/other-users.js';
+import { resultLine } from './support/fake.js';
 import { deadPid, exited, openQueue, openToAll, spawnNode, tempDir, tempQueue, track } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';
 
@@ -297,7 +298,7 @@ describe('maintenance without a daemon (I6)', () => {
     const oldUs = (Date.now() - 3 * 3600_000) * 1000;
     const ended = `50-${oldUs}-old.t`; // ready 3 h ago, ended 2 h ago: pruned
     const endedLate = `50-${oldUs + 1}-late.t`; // ready 3 h ago, ended just now: kept
-    for (const name of [ended, endedLate]) fs.writeFileSync(path.join(dir, 'done', name), '{}\n');
+    for (const name of [ended, endedLate]) fs.writeFileSync(path.join(dir, 'done', name), `{}\n${resultLine()}`);
     backdate(path.join(dir, 'done', ended), 2 * 3600_000);
     backdate(path.join(dir, 'done', recent), 2 * 3600_000); // its id says it was ready recently: never stat'ed
     fs.writeFileSync(path.join(dir, 'tmp', 'abandoned.tmp'), 'half');

@@ -19,7 +19,8 @@ doing the rest.
 Options:
   --json     print {"swept": BOOL, "recovered": [{"id", "claim", "reason", "to"}],
              "unrecovered": [], "promoted": N, "pruned": N, "tmpRemoved": N,
-             "heartbeatsRemoved": N, "warnings": [{"code", "message"}]}
+             "heartbeatsRemoved": N, "warnings": [{"code", "message"}],
+             "torn": {"requeued": [ID], "problems": []}}
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -39,6 +40,7 @@ Example:
 function render(r: SweepReport): string {
   if (!r.swept) return 'another process was sweeping the queue: nothing done';
   const lines = r.recovered.map((x) => `recovered ${x.id} from ${x.claim} (${x.reason}) -> ${x.to}/`);
+  for (const id of r.torn?.requeued ?? []) lines.push(`put back ${id}: in done/ without a proven result (torn) -> queue/`);
   const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
   lines.push(
     `${plural(r.recovered.length, 'claim')} taken back, ${plural(r.promoted, 'delayed job')} promoted, ` +

@@ -57,7 +57,8 @@ function render(job: JobInfo, now: number): string {
   if (job.claim !== undefined) rows.push(['CLAIMED BY', job.claim]);
   rows.push(['FILE', job.path]);
   rows.push(['DATA', payload(job.data)]);
-  if (job.state === 'done') rows.push(['RESULT', job.result === undefined ? '(none)' : json(job.result)]);
+  if (job.torn !== undefined) rows.push(['RESULT', `torn: ${job.torn} (a sweep after a reboot, or dirq fsck --repair, puts it back to run again)`]);
+  else if (job.state === 'done') rows.push(['RESULT', job.result === undefined ? '(none)' : json(job.result)]);
   if (job.error !== undefined) rows.push(['ERROR', errorText(job.error)]);
   if (job.invalid !== undefined) rows.push(['INVALID', `${job.invalid} (fix the file, then dirq retry)`]);
   const width = Math.max(...rows.map(([k]) => k.length));
@@ -80,6 +81,8 @@ function historyRow(e: JobEvent): string[] {
       return [e.at, e.event, '-', '-', oneLine(e.reason)];
     case 'retry':
       return [e.at, e.event, '-', '-', 'sent back to queue/ by an operator: attempts start over'];
+    case 'torn':
+      return [e.at, e.event, '-', '-', `found in done/ without its result (${oneLine(e.reason)}): put back in queue/ to run again`];
     case 'progress':
       return [e.at, e.event, String(e.attempt), e.claim, oneLine(json(e.value))];
     case 'log':
