@@ -23,7 +23,7 @@ class Crash extends Error {}
 const SPIED = [
   'openSync', 'writeSync', 'closeSync', 'renameSync', 'readSync', 'fstatSync', 'fdatasync', 'fsync', 'open', 'close',
   'rmSync', 'unlinkSync', 'lstatSync', 'existsSync', 'readdirSync', 'statSync', 'futimesSync', 'fchmodSync', 'mkdirSync', 'readFileSync',
-  'linkSync', 'symlinkSync', 'readlinkSync',
+  'linkSync', 'symlinkSync', 'readlinkSync', 'ftruncateSync',
 ] as const;
 
 /** Make the `n`th filesystem call from now, and every one after it, throw Crash. */
