@@ -234,7 +234,7 @@ function checkContents(ctx: Context, places: Places): void {
       if (problem === undefined) continue;
       if (problem.torn) {
         found(ctx, 'torn', file, `not provably completed: ${problem.reason}`, 'run with --repair to put it back in queue/ to run again', () =>
-          putBack(ctx.layout, id, problem.reason) ? `moved back to queue/${id} to run again` : undefined,
+          putBack(ctx.layout, id, problem.reason, problem.key) ? `moved back to queue/${id} to run again` : undefined,
         );
         continue;
       }
@@ -243,7 +243,15 @@ function checkContents(ctx: Context, places: Places): void {
   }
 }
 
-function whyUnrunnable(ctx: Context, file: string, id: string, state: State): { reason: string; canAppend: boolean; torn?: true } | undefined {
+interface Unrunnable {
+  reason: string;
+  canAppend: boolean;
+  /** A done/ job without a proven result, and its unique key: it can run again. */
+  torn?: true;
+  key?: string | undefined;
+}
+
+function whyUnrunnable(ctx: Context, file: string, id: string, state: State): Unrunnable | undefined {
   const read = readJobFile(file, ctx.o.maxJobBytes);
   if (!read.ok) return read.gone ? undefined : { reason: read.reason, canAppend: read.canAppend };
   try {
@@ -253,7 +261,7 @@ function whyUnrunnable(ctx: Context, file: string, id: string, state: State): { 
       return { reason: `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(type)}`, canAppend: true };
     }
     const torn = state === 'done' ? tornReason(read.text, record) : undefined;
-    return torn === undefined ? undefined : { reason: torn, canAppend: true, torn: true };
+    return torn === undefined ? undefined : { reason: torn, canAppend: true, torn: true, key: record.envelope.key };
   } catch (error) {
     return { reason: (error as Error).message, canAppend: true };
   }

@@ -24,7 +24,8 @@ import { errnoOf, fsError } from './errors.js';
 import { appendLine, listDir, move, readJobFile, writeNew } from './files.js';
 import type { Layout } from './layout.js';
 import { bootId } from './liveness.js';
-import { hostToken, isId } from './names.js';
+import { takeKey } from './keys.js';
+import { encodeKey, hostToken, isId } from './names.js';
 
 /** What the torn-result step of a sweep did. */
 export interface TornReport {
@@ -48,8 +49,8 @@ export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number):
     if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldToLoop();
     if (!isId(name)) continue;
     try {
-      const reason = tornIn(layout, name, maxJobBytes);
-      if (reason !== undefined && putBack(layout, name, reason)) report.requeued.push(name);
+      const torn = tornIn(layout, name, maxJobBytes);
+      if (torn !== undefined && putBack(layout, name, torn.reason, torn.key)) report.requeued.push(name);
     } catch (error) {
       report.problems.push(error as Error);
     }
@@ -65,8 +66,11 @@ export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number):
   return report;
 }
 
-/** Why the job `id` in done/ is torn, or undefined when it completed (or its file is for fsck to judge: gone, not a job). */
-export function tornIn(layout: Layout, id: string, maxJobBytes: number): string | undefined {
+/**
+ * Why the job `id` in done/ is torn, with its unique key if it has one; undefined
+ * when it completed (or its file is for fsck to judge: gone, not a job).
+ */
+export function tornIn(layout: Layout, id: string, maxJobBytes: number): { reason: string; key: string | undefined } | undefined {
   const read = readJobFile(layout.file('done', id), maxJobBytes);
   if (!read.ok) return undefined;
   let record;
@@ -75,19 +79,32 @@ export function tornIn(layout: Layout, id: string, maxJobBytes: number): string 
   } catch {
     return undefined; // unparsable: fsck sets it aside in failed/
   }
-  return tornReason(read.text, record);
+  const reason = tornReason(read.text, record);
+  return reason === undefined ? undefined : { reason, key: record.envelope.key };
 }
 
 /**
  * Put the torn job `id` back from done/ in queue/: append a `torn` event
  * with the reason, then one rename. A crash between the two leaves it in
  * done/ with the event last, which is torn still, so the next check puts it
- * back (two `torn` events in a row count as one run). False when it was gone.
+ * back (two `torn` events in a row count as one run). A job with a unique
+ * key takes it again first, as a live job holds it (its completion released
+ * it); if a job enqueued since holds it, both run. False when it was gone.
  */
-export function putBack(layout: Layout, id: string, reason: string): boolean {
+export function putBack(layout: Layout, id: string, reason: string, key: string | undefined): boolean {
   const from = layout.file('done', id);
+  if (key !== undefined) retakeKey(layout, key, id);
   if (appendLine(from, encodeEvent({ event: 'torn', at: new Date().toISOString(), reason })) === undefined) return false;
   return move(from, layout.file('queue', id));
+}
+
+/** Take the key back for the job about to run again; a key it cannot take does not keep it from running. */
+function retakeKey(layout: Layout, key: string, id: string): void {
+  try {
+    takeKey(layout, encodeKey(key), id);
+  } catch {
+    // a key the library could not have written, or contention: the job runs without holding it
+  }
 }
 
 function lexists(path: string): boolean {

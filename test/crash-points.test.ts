@@ -103,9 +103,9 @@ const transitions: Transition[] = [
     },
   },
   {
-    name: 'put back a torn done/ job (the first sweep after a boot)',
+    name: 'put back a torn done/ job with a unique key (the first sweep after a boot)',
     setup: async (q) => {
-      const { id } = await q.enqueue('t', 1);
+      const { id } = await q.enqueue('t', 1, { key: 'k1' });
       await (await q.claim())!.complete('r');
       const file = path.join(q.dir, 'done', id);
       fs.writeFileSync(file, `${fs.readFileSync(file, 'utf8').split('\n')[0]}\n`); // a power cut kept the rename, not the result line

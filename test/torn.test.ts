@@ -124,6 +124,19 @@ describe('torn results', () => {
     await q.close();
   });
 
+  it('a torn job with a unique key holds it again when it goes back to run', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', 1, { key: 'report-7' });
+    await (await q.claim())!.complete('lost');
+    tear(dir, id, 'missing');
+    reboot(dir);
+    await q.recover();
+    expect(await q.enqueue('t', 2, { key: 'report-7' })).toEqual({ id, duplicate: true });
+    await (await q.claim())!.complete('again');
+    expect((await q.enqueue('t', 3, { key: 'report-7' })).duplicate).toBe(false); // released when it ended
+    await q.close();
+  });
+
   it('fsck names a torn job, and --repair puts it back in queue/', async () => {
     const { dir, q } = await tempQueue();
     const [torn, kept] = await completed(q, ['r0', 'r1']);
