@@ -73,15 +73,19 @@ const G = {
   busy: '50-1763829998000000-busy1.email',
   sent: '50-1763829995000000-sent1.email',
   redo: '50-1763829996000000-redo1.resize',
+  lost: '50-1763829997000000-lost1.email', // in done/, its result line cut short: torn
   bad: '50-1763829990000000-bad1.email',
   junk: '50-1763829991000000-junk1.email',
 } as const;
 
 /** queue/ in run order: priority first, then ready time (creation order is low, min, again, bin, urgent). */
 const QUEUE_ORDER = [G.urgent, G.min, G.again, G.bin, G.low];
-/** Once back1 is promoted, it runs by its id (ready at ...250000), not by its due time. */
-const RUN_ORDER = [G.urgent, G.min, G.back, G.again, G.bin, G.low];
-const GOLDEN_COUNTS = { queue: 5, delayed: 2, active: 1, done: 2, failed: 2 };
+/**
+ * Once back1 is promoted, it runs by its id (ready at ...250000), not by its due time; the torn
+ * lost1, put back by the first sweep after a boot, runs by its id too.
+ */
+const RUN_ORDER = [G.urgent, G.lost, G.min, G.back, G.again, G.bin, G.low];
+const GOLDEN_COUNTS = { queue: 5, delayed: 2, active: 1, done: 3, failed: 2 };
 /** Names in queue/ that are not jobs: readers must skip them and leave them where they are. */
 const QUEUE_NOT_JOBS = [
   '.50-1763830000000000-min1.ping.swp',
@@ -243,7 +247,12 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     });
     expect(await q.get(G.far)).toMatchObject({ state: 'delayed', runAt: new Date('2100-01-01T00:00:00.000Z'), data: { year: 2100 } });
 
-    expect((await q.list('done')).map((j) => j.id)).toEqual([G.sent, G.redo]);
+    // the power cut kept lost1's rename into done/, not all of its result line: not a completed job
+    const lost = await q.get(G.lost);
+    expect(lost).toMatchObject({ state: 'done', torn: expect.stringMatching(/cut short/), attemptsMade: 0 });
+    expect('result' in lost).toBe(false);
+
+    expect((await q.list('done')).map((j) => j.id)).toEqual([G.sent, G.redo, G.lost]);
     expect((await q.list('failed')).map((j) => j.id)).toEqual([G.bad, G.junk]);
     expect((await q.list('active')).map((j) => j.id)).toEqual([G.busy]);
     expect((await q.list('delayed')).map((j) => j.id)).toEqual([G.back, G.far]);
@@ -273,7 +282,8 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     // The golden jobs were enqueued in 2025: under ageing all of them have waited past 99 x agingStep and run
     // first come, first served (I8). The order ls shows is the order of strict priority.
     const q = await openQueue(dir, { maintenance: false, agingStep: Infinity });
-    expect(await q.recover()).toMatchObject({ promoted: 1, recovered: [] }); // web1's claim is younger than staleAfter
+    // web1's claim is younger than staleAfter; no sweep has checked done/ since this host booted
+    expect(await q.recover()).toMatchObject({ promoted: 1, recovered: [], torn: { requeued: [G.lost], problems: [] } });
     expect((await q.list('delayed')).map((j) => j.id)).toEqual([G.far]);
     const ls = lsC(path.join(dir, 'queue')).filter(isId);
     expect(ls).toEqual(RUN_ORDER);
@@ -287,9 +297,10 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     expect(byId.get(G.again)).toMatchObject({ type: 'resize', attempt: 3, attempts: 2 });
     expect(byId.get(G.bin)!.data).toEqual(Buffer.from([0, 1, 2, 253, 254, 255]));
     expect(byId.get(G.low)).toMatchObject({ type: 'report', priority: 90, attempt: 1 });
+    expect(byId.get(G.lost)).toMatchObject({ type: 'email', data: { to: 'e@example.com' }, attempt: 2 }); // its lost run counts
     for (const job of jobs) await job.complete({ ran: job.id });
 
-    expect(await q.counts()).toEqual({ queue: 0, delayed: 1, active: 1, done: 8, failed: 2 });
+    expect(await q.counts()).toEqual({ queue: 0, delayed: 1, active: 1, done: 9, failed: 2 });
     expect(await q.get(G.back)).toMatchObject({ state: 'done', result: { ran: G.back } });
     expect((await q.get(G.far)).state).toBe('delayed');
     // the names that are not jobs were neither run nor set aside
