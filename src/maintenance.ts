@@ -114,8 +114,9 @@ export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: 
   const problems: Unrecovered[] = [];
   const recovered = recoverStale(layout, names, settings, now, problems);
   const promoted = promoteDueJobs(layout);
-  const pruned = pruneDone(layout, settings.keepDone, now);
+  // before pruning: after a power cut a torn job's mtime may be old, and it must run again, not be pruned
   const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
+  const pruned = pruneDone(layout, settings.keepDone, now);
   const tmp = removeAbandoned(layout, settings.tmpMaxAge, now);
   const heartbeatsRemoved = removeGoneHeartbeats(layout, names.owner, tmp.writers, Math.max(SILENT_HEARTBEAT_MS, settings.staleAfter), now);
   await foldTotals(layout, names.claim(), now);

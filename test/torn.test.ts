@@ -111,6 +111,19 @@ describe('torn results', () => {
     await q.close();
   });
 
+  it('a torn job older than keepDone is put back to run, not pruned with the done jobs of its age', async () => {
+    const { dir, q } = await tempQueue({ keepDone: 0 }); // every done/ job is past its retention
+    const [torn, kept] = await completed(q, ['r0', 'r1']);
+    tear(dir, torn!, 'missing');
+    const old = new Date(Date.now() - 3600_000); // a power cut may leave the mtime of an earlier write
+    for (const id of [torn, kept]) fs.utimesSync(path.join(dir, 'done', id!), old, old);
+    reboot(dir);
+    const report = await q.recover();
+    expect([report.torn?.requeued, report.pruned]).toEqual([[torn], 1]);
+    expect([ls(dir, 'queue'), ls(dir, 'done')]).toEqual([[torn], []]);
+    await q.close();
+  });
+
   it('a torn job whose attempts were used up still runs again: the lost run did not fail', async () => {
     const { dir, q } = await tempQueue();
     const { id } = await q.enqueue('t', 1, { attempts: 1 });
