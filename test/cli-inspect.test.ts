@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { table } from '../src/cli/common.js';
 import { CLI, closed, dirq, enqueued, expectOneLineError, newQueue, ok, okJson, runAll, onTerminal } from './support/cli.js';
 import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
 import { until } from './support/wait.js';
@@ -66,6 +67,24 @@ describe('dirq show', () => {
     expect(text).toMatch(new RegExp(`^ID {8}${id.replace(/\./g, '\\.')}\n`));
     expect(text).toMatch(/\nRUNS AT {3}\S+Z \(in 1h59m\)\n/);
     expect(text).toMatch(/\nDATA {6}\(none\)\n/);
+  });
+});
+
+describe('tables of any length (D10)', () => {
+  it('lays out 200,000 rows, past what spreading them into Math.max can take', () => {
+    const rows = Array.from({ length: 200_000 }, (_, i) => [String(i), i === 123_456 ? 'the widest cell' : 'x']);
+    const lines = table(['N', 'CELL'], rows, ['right', 'left']).split('\n');
+    expect(lines).toHaveLength(200_001);
+    expect(lines[0]).toBe('     N  CELL');
+    expect(lines[123_457]).toBe('123456  the widest cell');
+  });
+
+  it('dirq show prints a job with 200,000 history lines', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'email', '{}');
+    fs.appendFileSync(path.join(dir, 'queue', id), '{"event":"retry","at":"2026-01-01T00:00:00.000Z"}\n'.repeat(200_000));
+    const text = await ok(['show', dir, id]);
+    expect(text.split('\n').filter((l) => l.includes(' retry ')).length).toBe(200_000);
   });
 });
 

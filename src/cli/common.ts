@@ -209,7 +209,9 @@ export type Align = 'left' | 'right';
 
 /** Columns padded to their widest cell, two spaces apart, no trailing blanks (as kubectl prints). */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  // a loop, not Math.max(...cells): spreading every row as arguments overflows the stack past ~100,000 rows
+  const widths = headers.map((h) => h.length);
+  for (const row of rows) for (const [i, cell] of row.entries()) if (i < widths.length && cell.length > widths[i]!) widths[i] = cell.length;
   const line = (cells: readonly string[]): string =>
     cells
       .map((cell, i) => (align[i] === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
