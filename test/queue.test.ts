@@ -35,6 +35,19 @@ describe('Queue.open', () => {
     await expect(Queue.open(dir, { watch: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'EBADOPTION' });
     await expect(Queue.open(dir, { backoff: { type: 'linear' } as never })).rejects.toMatchObject({ code: 'EBADOPTION' });
     await expect(Queue.open('')).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await expect(Queue.open(dir, { backoff: -5 })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining('backoff') });
+  });
+
+  it('takes a plain number of ms as the default backoff, as enqueue does (D11)', async () => {
+    const { dir, q } = await tempQueue({ backoff: 60_000, maintenance: false });
+    await q.enqueue('t', 1);
+    const job = await q.claim();
+    expect(await job!.fail(new Error('again'))).toBe('retrying');
+    const [name] = fs.readdirSync(path.join(dir, 'delayed'));
+    const { history } = await q.get(job!.id);
+    const failedAt = Date.parse(history.at(-1)!.at);
+    expect(Number(name!.slice(0, 16)) / 1000 - failedAt).toBe(60_000);
+    await q.close();
   });
 });
 
