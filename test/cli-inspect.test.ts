@@ -268,6 +268,8 @@ describe('dirq metrics', () => {
 
   it('fails with one line for an unwritable --output', async () => {
     const dir = await newQueue();
-    expectOneLineError(await dirq(['metrics', dir, '--output', path.join(dir, 'no', 'such', 'dir.prom')]), 1, /writing .*dir\.prom failed/);
+    const taken = path.join(tempDir(), 'x.prom');
+    fs.mkdirSync(taken); // a directory where the file should go
+    expectOneLineError(await dirq(['metrics', dir, '--output', taken]), 1, /writing .*x\.prom failed/);
   });
 });

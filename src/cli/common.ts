@@ -13,11 +13,12 @@
  *      left unrepaired
  *   4  `wait --timeout`: the job did not finish in time
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DirQueueError } from '../errors.js';
 import type { JobInfo } from '../inspect.js';
-import { isState, STATES, type State } from '../layout.js';
+import { DIRS, isState, SETTINGS_FILE, STATES, type State } from '../layout.js';
 import { checkId, parseActiveName, parseDelayedName } from '../names.js';
 import type { QueueOptions } from '../options.js';
 import { Queue } from '../queue.js';
@@ -102,10 +103,11 @@ export function parse<O extends Options>(
   positionals: { min: number; max: number },
 ): Parsed<O> | undefined {
   let parsed;
+  const joined = joinNegativeValues(args, options);
   try {
-    parsed = parseArgs({ args, options: { ...options, ...COMMON_OPTIONS }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joined, options: { ...options, ...COMMON_OPTIONS }, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError(`${parseArgsMessage(error)} (see dirq ${command.name} --help)`);
+    throw new UsageError(`${parseArgsMessage(error, joined)} (see dirq ${command.name} --help)`);
   }
   if ((parsed.values as { help?: boolean }).help === true) {
     process.stdout.write(command.help);
@@ -126,16 +128,44 @@ function usageLine(command: Command): string {
   return line === undefined ? `dirq ${command.name}` : line.slice('Usage: '.length);
 }
 
-function parseArgsMessage(error: unknown): string {
+/**
+ * `--priority -1` as `--priority=-1`: parseArgs takes a value that starts
+ * with '-' for an option and refuses it, but no option of dirq looks like a
+ * negative number, so the value is meant; then the value's own check says
+ * what is wrong with it (priority 0..99) instead of a hint about '='.
+ */
+function joinNegativeValues(args: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+function parseArgsMessage(error: unknown, args: readonly string[]): string {
   const { code, message } = error as { code?: string; message?: string };
   const option = /'(-[^' ]*)/.exec(message ?? '')?.[1];
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `unknown option ${option}`;
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       if (message?.includes('does not take an argument')) return `option ${option} does not take a value`;
-      if (message?.includes('ambiguous')) return `option ${option} needs a value (for one starting with '-', write ${option}=-5)`;
+      const value = option === undefined ? undefined : args[args.indexOf(option) + 1];
+      if (message?.includes('ambiguous') && value !== undefined) return `option ${option} needs a value (for a value that starts with '-', write ${option}=${value})`;
       return `option ${option} needs a value`;
+    }
     default:
       return oneLine(message ?? String(error));
   }
@@ -178,8 +208,31 @@ export async function openExisting(dir: string, options: QueueOptions = {}): Pro
         cause: error,
       });
     }
+    const misread = error instanceof DirQueueError && error.code === 'ENOTQUEUE' ? notAQueue(dir) : undefined;
+    if (misread !== undefined) throw new DirQueueError('ENOTQUEUE', misread, { cause: error });
     throw error;
   }
+}
+
+/**
+ * Why `dir` is no queue, for the two cases where `dirq init DIR` is the
+ * wrong advice: a file, or a directory inside a queue (`dirq ls Q/queue`).
+ */
+function notAQueue(dir: string): string | undefined {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch {
+    return undefined;
+  }
+  if (!stat.isDirectory()) return `${dir} is a file, not a queue directory: give the directory that holds ${SETTINGS_FILE}`;
+  const parent = path.dirname(path.resolve(dir));
+  const name = path.basename(path.resolve(dir));
+  if ((DIRS as readonly string[]).includes(name) && fs.existsSync(path.join(parent, SETTINGS_FILE))) {
+    const hint = isState(name) ? ` (to list its jobs: dirq ls ${parent} ${name})` : '';
+    return `${dir} is the ${name}/ directory of the queue ${parent}: give the queue's directory, ${parent}${hint}`;
+  }
+  return undefined;
 }
 
 /** Run `body` with an open queue and close it afterwards. */

@@ -39,7 +39,7 @@ Examples:
     let limit: number | undefined;
     if (parsed.values.limit !== undefined) {
       limit = parseInteger(parsed.values.limit, '--limit');
-      if (limit < 0) throw new UsageError(`--limit must be 0 or more, got ${limit}`);
+      if (limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit} (leave it out to list every job)`);
     }
     const { jobs, total } = await withQueue(dir, async (q) => {
       const jobs = await q.list(state, limit === undefined ? {} : { limit });

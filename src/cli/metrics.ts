@@ -1,12 +1,11 @@
 /** dirq metrics DIR: the queue's gauges and lifetime counters in the Prometheus text format. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DirQueueError } from '../errors.js';
 import type { Stats } from '../inspect.js';
 import { STATES } from '../layout.js';
 import { badFile, notRegular, replaceFile } from '../safe-file.js';
 import { COUNTERS, type Totals } from '../totals.js';
-import { parse, printJson, withQueue, type Command } from './common.js';
+import { parse, printJson, UsageError, withQueue, type Command } from './common.js';
 
 export const metrics: Command = {
   name: 'metrics',
@@ -47,6 +46,7 @@ Examples:
   async run(args) {
     const parsed = parse(this, args, { output: { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: 1 });
     if (parsed === undefined) return 0;
+    if (parsed.values.output !== undefined) checkOutputDir(parsed.values.output);
     const { dir, stats, totals } = await withQueue(parsed.positionals[0]!, async (q) => ({ dir: q.dir, stats: await q.stats(), totals: await q.totals() }));
     const families = collect(dir, stats, totals);
     if (parsed.values.json === true) {
@@ -72,10 +72,21 @@ Examples:
  */
 async function writeOutput(file: string, text: string): Promise<void> {
   const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir)) throw new DirQueueError('ENOENT', `writing ${file} failed: the directory ${dir} does not exist: create it, or choose another --output`);
   const kind = notRegular(file);
   if (kind !== undefined) throw badFile(file, kind, 'give --output the path of a regular file (or a new one), not a link to one');
   await replaceFile(file, text, { tmpDir: dir, mode: 0o644 });
+}
+
+/** A missing directory for --output is the caller's mistake, not the queue's: say so before reading the queue. */
+function checkOutputDir(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  let isDir: boolean;
+  try {
+    isDir = fs.statSync(dir).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new UsageError(`--output ${file}: the directory ${dir} does not exist: create it, or write the file elsewhere`);
 }
 
 interface Sample {
