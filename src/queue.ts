@@ -25,6 +25,7 @@ import {
   type ResolvedQueueOptions,
 } from './options.js';
 import { ReadyIndex } from './ready-index.js';
+import { notRegular } from './safe-file.js';
 import { syncfsSuits } from './syncfs.js';
 import { Heartbeat } from './liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from './totals.js';
@@ -273,6 +274,10 @@ export class Queue extends EventEmitter<QueueEvents> {
     const where = locate(this.#layout, id);
     if (where === undefined) throw notFound(id);
     const from = this.#layout.file(where.state, where.name);
+    const kind = notRegular(from);
+    if (kind !== undefined) {
+      throw new DirQueueError('EBADDATA', `${where.state}/${where.name} is ${kind}, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)`);
+    }
     if (where.state === 'failed') {
       appendLine(from, encodeEvent({ event: 'retry', at: new Date().toISOString() }));
     } else if (where.state !== 'delayed') {

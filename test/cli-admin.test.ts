@@ -2,6 +2,7 @@
  * Operating on jobs: dirq retry, rm, purge, recover and wait, spawned as
  * users run them, with their output, --json shapes and exit codes.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -45,6 +46,21 @@ describe('dirq retry', () => {
     expect(await ok(['retry', dir, '--all'])).toBe(emails.map((id) => `retried ${id}\n`).join(''));
     expect(ls(dir, 'failed')).toEqual([]);
     expect(await dirq(['retry', dir, '--all'])).toEqual({ code: 0, stdout: '', stderr: 'No jobs in failed/.\n' });
+  });
+
+  it('--all leaves a FIFO that a claim set aside in failed/; retrying it by id is refused (item 15)', async () => {
+    const { dir, emails, sms } = await withFailures(1);
+    const fifo = '50-1763830000000000-fifo.email';
+    execFileSync('mkfifo', [path.join(dir, 'queue', fifo)]);
+    await runAll(dir); // the claim sets the FIFO aside
+    expect(ls(dir, 'failed')).toEqual([emails[0], fifo, sms].sort());
+    const run = await dirq(['retry', dir, '--all']);
+    expect(run).toMatchObject({ code: 0, stdout: [emails[0], sms].sort().map((id) => `retried ${id}\n`).join('') });
+    expect(run.stderr).toBe(`skipped ${fifo}: failed/${fifo} is a FIFO, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)\n`);
+    expect(ls(dir, 'failed')).toEqual([fifo]);
+    expect(ls(dir, 'queue')).toEqual([emails[0], sms].sort());
+    expectOneLineError(await dirq(['retry', dir, fifo]), 1, /is a FIFO, not a job file/);
+    expect(fs.lstatSync(path.join(dir, 'failed', fifo)).isFIFO()).toBe(true);
   });
 
   it('runs a delayed job now', async () => {
