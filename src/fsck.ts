@@ -8,7 +8,11 @@
  * - missing: a directory of the layout missing -> create it
  * - orphan-tmp: a file in tmp/ not written for `tmpMaxAge` (its writer died) -> delete it
  * - duplicate: one job id in two places (a `cp`, a hard link) -> keep the copy
- *   furthest along (done, failed, active, delayed, queue), delete the others
+ *   that proves the furthest progress and delete the others: a done/ copy
+ *   with its result, a failed/ copy with the error or reason that ended it,
+ *   then a claim in active/, then a waiting copy (delayed/, queue/), the one
+ *   with the longest history first; a done/ or failed/ copy that records no
+ *   end never ran there and goes last
  * - unparsable: a job file in queue/, delayed/ or done/ that cannot run
  *   (line 1 not an envelope, not a regular file, too big, wrong type) -> set
  *   it aside in failed/ with the reason, as a claimer would
@@ -19,9 +23,11 @@
  *   ended, a leftover lock (workers/.lock, or an earlier version's
  *   dirqueue.json.lock) or settings temp file, and anything but a regular
  *   file at workers/.clock or workers/.lock (a link, FIFO, directory) -> delete it
- * - stray: a name that is not a job name in a state directory -> reported
- *   only (readers skip it; it may be someone's file)
- * Dot files and names ending in `~` are skipped, as readers skip them.
+ * - stray: a name that is not a job name in a state directory, or a file in
+ *   keys/ that is no key -> rename it to NAME~ in place (it may be someone's
+ *   file: nothing is deleted, nothing leaves its directory)
+ * Dot files and names ending in `~` are skipped, as readers skip them: a
+ * stray set aside is reported once, when it is renamed.
  *
  * A job moving while fsck looks is not a duplicate: a copy is a different
  * inode, or the same inode under two names (nlink > 1); the same file seen
@@ -81,7 +87,7 @@ export interface FsckReport {
   unrepaired: number;
 }
 
-/** Where a kept copy of a duplicated job is preferred: the furthest along its life. */
+/** Among copies that prove the same progress, the state preferred: the furthest along a job's life. */
 const KEEP_ORDER: readonly State[] = ['done', 'failed', 'active', 'delayed', 'queue'];
 
 export async function fsck(dir: string, options: FsckOptions = {}): Promise<FsckReport> {
@@ -188,7 +194,7 @@ function census(ctx: Context): Places {
       const id = idOfName(state, name);
       if (id === undefined) {
         const problem = `not a job name in ${state}/ (FORMAT.md, "File names"): readers skip it`;
-        found(ctx, 'stray', ctx.layout.file(state, name), problem, `rename it or move it out of ${state}/`);
+        stray(ctx, ctx.layout.file(state, name), problem, `rename it or move it out of ${state}/`);
         continue;
       }
       const list = places.get(id) ?? [];
@@ -210,8 +216,11 @@ function checkDuplicates(ctx: Context, places: Places): void {
       places.set(id, present.slice(0, 1)); // a job that moved while we listed
       continue;
     }
-    present.sort((a, b) => KEEP_ORDER.indexOf(a.state) - KEEP_ORDER.indexOf(b.state) || b.stat.mtimeMs - a.stat.mtimeMs);
-    const [keep, ...extra] = present;
+    const ranked = present.map((p) => ({ ...p, ...progressOf(ctx, p.state, ctx.layout.file(p.state, p.name)) }));
+    ranked.sort(
+      (a, b) => b.rank - a.rank || b.events - a.events || KEEP_ORDER.indexOf(a.state) - KEEP_ORDER.indexOf(b.state) || b.stat.mtimeMs - a.stat.mtimeMs,
+    );
+    const [keep, ...extra] = ranked;
     places.set(id, [keep!]);
     const where = present.map((p) => `${p.state}/`).join(', ');
     for (const copy of extra) {
@@ -221,6 +230,30 @@ function checkDuplicates(ctx: Context, places: Places): void {
       );
     }
   }
+}
+
+/**
+ * How far a copy of a job provably got. A copy made with `cp` or a link
+ * before the job ran can sit in done/ or failed/ without having run: only
+ * the events in the file prove an end. 3: it ended where it is (a result in
+ * done/; an error, a revocation or an invalid reason in failed/); 2: a claim
+ * in active/ (a worker may be running it); 1: waiting, or in done/ or failed/
+ * with no end recorded; 0: unreadable. `events` breaks ties: more history
+ * is further along.
+ */
+function progressOf(ctx: Context, state: State, file: string): { rank: number; events: number } {
+  const read = readJobFile(file, ctx.o.maxJobBytes);
+  if (!read.ok) return { rank: 0, events: 0 };
+  let record;
+  try {
+    record = parseJobFile(read.text);
+  } catch {
+    return { rank: 0, events: 0 };
+  }
+  const events = record.events.length;
+  if (state === 'done' && record.result !== undefined) return { rank: 3, events };
+  if (state === 'failed' && (record.attemptsSinceRetry > 0 || record.invalid !== undefined)) return { rank: 3, events };
+  return { rank: state === 'active' ? 2 : 1, events: state === 'done' || state === 'failed' ? -1 : events };
 }
 
 /** Read every job in queue/, delayed/ and done/; files that cannot run go to failed/, torn done/ jobs back to queue/. */
@@ -296,6 +329,7 @@ function checkHelpers(ctx: Context): void {
   checkSweepFiles(ctx);
   for (const name of listDir(layout.paths.keys)) {
     const file = layout.file('keys', name);
+    if (name.endsWith('~')) continue; // a stray set aside
     if (name.startsWith('.stale.')) {
       if (olderThan(ctx, file, ctx.o.helperMaxAge)) {
         found(ctx, 'stale-helper', file, 'left by an interrupted key takeover', 'run with --repair to delete it', () => (unlink(file) ? 'deleted' : undefined));
@@ -304,7 +338,7 @@ function checkHelpers(ctx: Context): void {
     }
     const holder = keyTarget(layout, name);
     if (holder === undefined) {
-      found(ctx, 'stray', file, 'not a symbolic link: not a unique key', 'move it out of keys/');
+      stray(ctx, file, 'not a symbolic link: not a unique key', 'move it out of keys/');
     } else if (!isLive(layout, holder)) {
       found(ctx, 'stale-helper', file, `a unique key held by ${holder}, which is no longer waiting or running`, 'run with --repair to delete it', () =>
         removeStaleKey(layout, name) ? 'deleted' : undefined,
@@ -360,6 +394,20 @@ function removeEntry(file: string): boolean {
     if ((error as DirQueueError).code === 'ENOTEMPTY' || (error as DirQueueError).code === 'EEXIST') return false;
     throw error;
   }
+}
+
+/**
+ * A name that is not ours where ours belong: readers skip it, but it is
+ * damage until it is set aside. Repair renames it to NAME~ (NAME.2~, ... if
+ * taken), which no reader and no later check looks at, in the same
+ * directory: one rename, and the owner finds it beside where it was.
+ */
+function stray(ctx: Context, file: string, problem: string, todo: string): void {
+  found(ctx, 'stray', file, problem, `${todo}, or run with --repair to rename it to ${path.basename(file)}~`, () => {
+    let target = `${file}~`;
+    for (let n = 2; lstat(target) !== undefined; n++) target = `${file}.${n}~`;
+    return move(file, target) ? `renamed to ${path.basename(target)} (set aside: readers and fsck skip names ending in ~)` : undefined;
+  });
 }
 
 function lstat(file: string): fs.Stats | undefined {
