@@ -17,10 +17,19 @@ export interface JobInfo {
   /** The payload: JSON data, a Buffer for raw bytes, undefined when none or unreadable. */
   data: unknown;
   priority: number;
-  /** Attempts that have ended so far (errors, timeouts, crashes). */
+  /** Attempts that have ended so far (errors, timeouts, crashes), over every round. */
   attemptsMade: number;
-  /** The most attempts the job gets (its own, or the queue's default). */
+  /**
+   * Attempts that have ended in this round, since an operator's last retry:
+   * what counts against `attempts`. Equals attemptsMade until a retry.
+   */
+  attemptsSinceRetry: number;
+  /** The most attempts the job gets in a round (its own, or the queue's default). */
   attempts: number;
+  /** Runs that have ended over the job's whole life: every failed attempt, and the one that succeeded. */
+  runs: number;
+  /** How many times an operator sent the job back from failed/ (dirq retry): each starts a round. */
+  retries: number;
   createdAt: Date | undefined;
   /** When the job became (or becomes) ready: from its id. */
   readyAt: Date;
@@ -83,7 +92,10 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
     data: undefined,
     priority: parsed.priority,
     attemptsMade: 0,
+    attemptsSinceRetry: 0,
     attempts: defaults.attempts,
+    runs: 0,
+    retries: 0,
     createdAt: undefined,
     readyAt: new Date(parsed.enqueuedUs / 1000),
     errors: [],
@@ -107,7 +119,10 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
   }
   info.data = payloadOf(record.envelope);
   info.attemptsMade = record.attemptsMade;
+  info.attemptsSinceRetry = record.attemptsSinceRetry;
   info.attempts = record.envelope.attempts ?? defaults.attempts;
+  info.runs = record.attemptsMade + (record.result === undefined ? 0 : 1);
+  info.retries = record.events.filter((e) => e.event === 'retry').length;
   if (record.envelope.created !== undefined) info.createdAt = new Date(record.envelope.created);
   if (state === 'done') {
     const torn = tornReason(read.text, record);

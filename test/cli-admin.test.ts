@@ -39,6 +39,28 @@ describe('dirq retry', () => {
     await q.close();
   });
 
+  it('counts attempts per round after a retry, and every round\'s runs apart (item 5)', async () => {
+    const dir = await newQueue();
+    const q = await openQueue(dir, { backoff: 0 });
+    const { id } = await q.enqueue('email', {}, { attempts: 2 });
+    const failRound = async (): Promise<void> => {
+      for (let i = 0; i < 2; i++) await (await q.claim())!.fail(new Error('down'));
+    };
+    await failRound();
+    await q.retry(id);
+    await failRound();
+    const failed = (await ok(['ls', dir, 'failed'])).split('\n');
+    expect(failed[0]).toMatch(/^ID\s+TYPE\s+PRI\s+AGE\s+ATTEMPTS\s+RUNS\s+ERROR$/);
+    expect(failed[1]).toMatch(/\s2\/2\s+4\s+down$/);
+    expect(await ok(['show', dir, id])).toMatch(/\nATTEMPTS {2}2 of 2 used since the last retry \(retried once; 4 runs in all\)\n/);
+    expect(await okJson(['show', dir, id])).toMatchObject({ attemptsMade: 4, attemptsSinceRetry: 2, attempts: 2, runs: 4, retries: 1 });
+    await q.retry(id);
+    await (await q.claim())!.complete('sent');
+    await q.close();
+    expect(await ok(['show', dir, id])).toMatch(/\nATTEMPTS {2}succeeded on attempt 1 of 2 since the last retry \(retried 2 times; 5 runs in all\)\n/);
+    expect((await ok(['ls', dir, 'done'])).split('\n')[1]).toMatch(/\s0\/2\s+5$/);
+  });
+
   it('--all retries every failed job, --type only those of a type; --json lists them', async () => {
     const { dir, emails, sms } = await withFailures(3);
     expect(await okJson(['retry', dir, '--all', '--type', 'sms'])).toEqual({ retried: [sms] });

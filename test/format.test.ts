@@ -190,7 +190,7 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     // `{}`: a job of the type in its name, with no data
     expect(min).toMatchObject({ type: 'ping', priority: 50, data: undefined, attemptsMade: 0, createdAt: undefined });
     // an operator retry: attempts start over, yet every ended attempt is counted
-    expect(again).toMatchObject({ type: 'resize', data: { w: 64, h: 64 }, attemptsMade: 2, attempts: 2 });
+    expect(again).toMatchObject({ type: 'resize', data: { w: 64, h: 64 }, attemptsMade: 2, attempts: 2, attemptsSinceRetry: 0, runs: 2, retries: 1 });
     expect(again!.history.at(-1)).toMatchObject({ event: 'retry' });
     expect(bin!.type).toBe('thumbnail');
     expect(Buffer.isBuffer(bin!.data)).toBe(true);

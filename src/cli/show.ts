@@ -49,7 +49,7 @@ function render(job: JobInfo, now: number): string {
     ['STATE', job.state],
     ['TYPE', job.type],
     ['PRIORITY', String(job.priority)],
-    ['ATTEMPTS', job.state === 'done' ? `succeeded on attempt ${job.attemptsMade + 1} of ${job.attempts}` : `${job.attemptsMade} of ${job.attempts} used`],
+    ['ATTEMPTS', attemptsText(job)],
   ];
   if (job.createdAt !== undefined) rows.push(['CREATED', when(job.createdAt)]);
   rows.push(['READY', when(job.readyAt)]);
@@ -67,6 +67,14 @@ function render(job: JobInfo, now: number): string {
     out.push('', 'HISTORY', indent(table(['AT', 'EVENT', 'ATTEMPT', 'CLAIM', 'DETAIL'], job.history.map(historyRow)), 2, true));
   }
   return out.join('\n');
+}
+
+/** Attempts count per round (a retry starts one); the runs of every round are told apart. */
+function attemptsText(job: JobInfo): string {
+  const round = job.state === 'done' ? `succeeded on attempt ${job.attemptsSinceRetry + 1} of ${job.attempts}` : `${job.attemptsSinceRetry} of ${job.attempts} used`;
+  if (job.retries === 0) return round;
+  const times = job.retries === 1 ? 'once' : `${job.retries} times`;
+  return `${round} since the last retry (retried ${times}; ${job.runs} run${job.runs === 1 ? '' : 's'} in all)`;
 }
 
 function historyRow(e: JobEvent): string[] {
