@@ -265,7 +265,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   async stats(): Promise<Stats> {
-    return stats(this.#layout);
+    return stats(this.#layout, this.options.maxJobBytes);
   }
 
   /** Move a failed (or delayed) job back to queue/ to run now; a failed job gets a fresh set of attempts. */

@@ -63,7 +63,7 @@ describe('dirq retry', () => {
 
   it('--all retries every failed job, --type only those of a type; --json lists them', async () => {
     const { dir, emails, sms } = await withFailures(3);
-    expect(await okJson(['retry', dir, '--all', '--type', 'sms'])).toEqual({ retried: [sms] });
+    expect(await okJson(['retry', dir, '--all', '--type', 'sms'])).toEqual({ schema: 1, retried: [sms] });
     expect(ls(dir, 'failed')).toEqual(emails);
     expect(await ok(['retry', dir, '--all'])).toBe(emails.map((id) => `retried ${id}\n`).join(''));
     expect(ls(dir, 'failed')).toEqual([]);
@@ -121,7 +121,7 @@ describe('dirq rm', () => {
     expect(job!.id).toBe(running);
     const run = await dirq(['rm', dir, running, ready, '--json']);
     expect(run.code).toBe(1);
-    expect(JSON.parse(run.stdout)).toEqual({ removed: [{ id: ready, state: 'queue' }] });
+    expect(JSON.parse(run.stdout)).toEqual({ schema: 1, removed: [{ id: ready, state: 'queue' }] });
     expect(run.stderr).toBe(`dirq: job ${running} is running (active/); wait for it to end, then remove it\n`);
     await job!.complete();
     await q.close();
@@ -138,7 +138,7 @@ describe('dirq purge', () => {
     for (const id of done.slice(0, 3)) backdate(path.join(dir, 'done', id), 8 * 86_400_000);
     expect(await ok(['purge', dir, 'done', '--older-than', '7d'])).toBe('purged 3 jobs from done/ (older than 7d)\n');
     expect(ls(dir, 'done')).toEqual(done.slice(3));
-    expect(await okJson(['purge', dir, 'done/'])).toEqual({ state: 'done', removed: 2 });
+    expect(await okJson(['purge', dir, 'done/'])).toEqual({ schema: 1, state: 'done', removed: 2 });
     expect(await ok(['purge', dir, 'failed'])).toBe('purged 0 jobs from failed/\n');
   });
 
@@ -179,7 +179,7 @@ describe('dirq recover', () => {
     const id = await enqueued(dir, 'email', '{}', '--delay', '1h');
     const [name] = ls(dir, 'delayed');
     fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', `0000000000000001~${id}`)); // due long ago
-    expect(await okJson(['recover', dir])).toEqual({ swept: true, recovered: [], unrecovered: [], promoted: 1, pruned: 0, tmpRemoved: 0, heartbeatsRemoved: 0, warnings: [], torn: { requeued: [], problems: [] } });
+    expect(await okJson(['recover', dir])).toEqual({ schema: 1, swept: true, recovered: [], unrecovered: [], promoted: 1, pruned: 0, tmpRemoved: 0, heartbeatsRemoved: 0, warnings: [], torn: { requeued: [], problems: [] } });
     expect(jobFiles(dir)).toEqual([`queue/${id}`]);
   });
 
@@ -199,7 +199,7 @@ describe('dirq wait', () => {
     const id = await enqueued(dir, 'email', '{"to":"a"}');
     await runAll(dir);
     expect(await ok(['wait', dir, id])).toBe('{\n  "ok": {\n    "to": "a"\n  }\n}\n');
-    expect(await okJson(['wait', dir, id])).toEqual({ id, state: 'done', result: { ok: { to: 'a' } } });
+    expect(await okJson(['wait', dir, id])).toEqual({ schema: 1, id, state: 'done', result: { ok: { to: 'a' } } });
   });
 
   it('waits for a running job until its worker completes it', async () => {
@@ -226,7 +226,7 @@ describe('dirq wait', () => {
     expectOneLineError(await dirq(['wait', dir, id]), 1, new RegExp(`^dirq: job ${id.replace(/\./g, '\\.')} failed: mailbox full$`));
     const run = await dirq(['wait', dir, id, '--json']);
     expect(run.code).toBe(1);
-    expect(JSON.parse(run.stdout)).toEqual({ id, state: 'failed', error: { message: 'mailbox full', code: 'EPROCESS', stack: expect.any(String) } });
+    expect(JSON.parse(run.stdout)).toEqual({ schema: 1, id, state: 'failed', error: { message: 'mailbox full', code: 'EPROCESS', stack: expect.any(String) } });
   });
 
   it('exits 1 with ENOTFOUND\'s message when the job it waits for is removed (D9)', async () => {

@@ -10,7 +10,7 @@ describe('dirq fsck', () => {
     const dir = await newQueue();
     await enqueued(dir, 'email', '{}');
     expect(await ok(['fsck', dir])).toBe(`${dir}: clean (1 job file checked)\n`);
-    expect(await okJson(['fsck', dir])).toEqual({ dir, checked: 1, findings: [], unrepaired: 0 });
+    expect(await okJson(['fsck', dir])).toEqual({ schema: 1, dir, checked: 1, findings: [], unrepaired: 0 });
   });
 
   it('reports damage and exits 3; --repair fixes it and exits 0; then it is clean', async () => {

@@ -17,11 +17,11 @@ const { cli: CLI, child: CHILD } = checkoutForOtherUsers(); // the users below r
 describe('group-shared queues (--mode)', () => {
   it('init --mode 0660 keeps the mode in dirqueue.json and makes the directories setgid and group-writable', async () => {
     const dir = path.join(sharedBase(), 'q');
-    expect(JSON.parse(await ok(['init', dir, '--mode', '0660', '--json']))).toEqual({ dir, mode: '0660' });
+    expect(JSON.parse(await ok(['init', dir, '--mode', '0660', '--json']))).toEqual({ schema: 1, dir, mode: '0660' });
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ mode: '0660' });
     expect(modeOf(path.join(dir, 'dirqueue.json'))).toBe(0o660);
     for (const d of ['.', 'tmp', 'queue', 'delayed', 'active', 'done', 'failed', 'workers', 'keys']) expect(modeOf(path.join(dir, d)), d).toBe(0o2770);
-    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ dir, mode: '0660' }); // again: unchanged
+    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ schema: 1, dir, mode: '0660' }); // again: unchanged
   });
 
   it('a web app user enqueues with the CLI and a worker user of the same group runs the job', async () => {

@@ -16,7 +16,7 @@ describe('dirq init', () => {
     expect(await ok(['init', dir])).toBe(`${dir}\n`);
     for (const d of ['tmp', ...STATES]) expect(fs.statSync(path.join(dir, d)).isDirectory()).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ format: 'dirqueue', version: '1.0' });
-    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ dir, mode: null });
+    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ schema: 1, dir, mode: null });
   });
 
   it('refuses a directory that holds something else', async () => {

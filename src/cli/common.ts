@@ -245,8 +245,22 @@ export async function withQueue<T>(dir: string, body: (q: Queue) => Promise<T>, 
   }
 }
 
+/**
+ * The version of every --json shape (README, "JSON output"). Object outputs
+ * carry it as their first field, `schema`; arrays (ls, enqueue --jsonl,
+ * metrics) stay plain arrays. New fields may appear at any version; it goes
+ * up when a field changes its meaning or goes away.
+ */
+export const JSON_SCHEMA = 1;
+
+/** An output as JSON, an object stamped with the schema version; pretty-printed unless `oneLine` (--watch). */
+export function jsonText(value: unknown, oneLine = false): string {
+  const stamped = value !== null && typeof value === 'object' && !Array.isArray(value) ? { schema: JSON_SCHEMA, ...value } : value;
+  return oneLine ? JSON.stringify(stamped) : JSON.stringify(stamped, null, 2);
+}
+
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${jsonText(value)}\n`);
 }
 
 export function print(text = ''): void {
