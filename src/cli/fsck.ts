@@ -29,7 +29,7 @@ Exits 0 when the queue is clean (or --repair fixed everything it found),
 
 Options:
   --repair   fix what can be fixed
-  --json     print {"dir": DIR, "checked": N, "unrepaired": N, "findings":
+  --json     print {"schema": 1, "dir": DIR, "checked": N, "unrepaired": N, "findings":
              [{"kind", "path", "problem", "action", "repaired"}, ...]}
   --debug    print the stack trace of an error
   -h, --help show this help

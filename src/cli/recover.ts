@@ -17,7 +17,7 @@ claims it could not take back (a job file this user may not write), after
 doing the rest.
 
 Options:
-  --json     print {"swept": BOOL, "recovered": [{"id", "claim", "reason", "to"}],
+  --json     print {"schema": 1, "swept": BOOL, "recovered": [{"id", "claim", "reason", "to"}],
              "unrecovered": [], "promoted": N, "pruned": N, "tmpRemoved": N,
              "heartbeatsRemoved": N, "warnings": [{"code", "message"}],
              "torn": {"requeued": [ID], "problems": []}}

@@ -19,7 +19,7 @@ reported on stderr, the others are still retried, and the exit code is 1.
 Options:
   --all        every job in failed/
   --type TYPE  with --all: only jobs of this type
-  --json       print {"retried": [ID, ...]}
+  --json       print {"schema": 1, "retried": [ID, ...]}
   --debug      print the stack trace of an error
   -h, --help   show this help
 

@@ -17,9 +17,11 @@ event appended to the job file: errors, results, recoveries, retries). ID
 is the job's id, or its file name or path in any state directory.
 
 Options:
-  --json     print the job: id, state, type, priority, data (or bytes,
-             base64), attemptsMade, attempts, createdAt, readyAt, runAt,
-             claim, result, error, errors, invalid, history, path
+  --json     print the job: schema (1), id, state, type, priority, data (or
+             bytes, base64), attemptsMade, attemptsSinceRetry, attempts,
+             runs, retries, createdAt, readyAt, runAt, claim, claimedAt,
+             result, error, errors, invalid, history, path (README, "JSON
+             output")
   --debug    print the stack trace of an error
   -h, --help show this help
 
