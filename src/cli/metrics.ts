@@ -16,18 +16,22 @@ Print the state of the queue in DIR in the Prometheus text exposition
 format, every sample labelled queue="DIR":
 
   dirqueue_jobs{state}                   jobs in each state
-  dirqueue_oldest_age_seconds{state}     age of the oldest job of each state (0 if none)
-  dirqueue_longest_wait_seconds          longest time a ready job has waited in queue/
+  dirqueue_oldest_age_seconds{state}     age of the oldest job of each state (0 if none;
+                                         active: since its claim)
+  dirqueue_longest_wait_seconds          longest time a job has waited to start: in
+                                         queue/, or past its due time in delayed/
   dirqueue_jobs_by_type{type,state}      jobs of each type in each state
   dirqueue_completed_last_minute         jobs that ended in done/ in the last minute
   dirqueue_failed_last_minute            jobs that ended in failed/ in the last minute
   dirqueue_throughput_per_second         jobs ended per second over the last minute
+                                         (since the queue was made, if it is younger)
   dirqueue_latency_seconds{quantile}     ready-to-ended time of the jobs completed in
                                          the last minute: 0.5, 0.95, 1 (max); absent if none
   dirqueue_job_events_total{type,event}  counter: jobs enqueued, completed, retried,
                                          failed and recovered since the queue was made,
                                          by every process that opened it (the library
-                                         counts; jobs moved by hand with mv are not seen)
+                                         counts; jobs moved by hand with mv are not seen;
+                                         each process writes its counts every 5s)
 
 For node_exporter's textfile collector, write the file with --output (it is
 replaced atomically, so the collector never reads half of it) from cron.
@@ -108,7 +112,7 @@ function collect(queue: string, s: Stats, totals: Totals): Family[] {
   const families = [
     gauge('jobs', 'Jobs in each state.', STATES.map((state) => one(s.counts[state], { state }))),
     gauge('oldest_age_seconds', 'Age of the oldest job in each state (0 when empty).', STATES.map((state) => one(seconds(s.oldest[state]), { state }))),
-    gauge('longest_wait_seconds', 'Longest time a ready job has waited in queue/.', [one(seconds(s.waiting))]),
+    gauge('longest_wait_seconds', 'Longest time a job has waited to start: in queue/, or past its due time in delayed/.', [one(seconds(s.waiting))]),
     gauge(
       'jobs_by_type',
       'Jobs of each type in each state.',
@@ -118,7 +122,7 @@ function collect(queue: string, s: Stats, totals: Totals): Family[] {
     ),
     gauge('completed_last_minute', 'Jobs that ended in done/ in the last minute.', [one(s.recent.completed)]),
     gauge('failed_last_minute', 'Jobs that ended in failed/ in the last minute.', [one(s.recent.failed)]),
-    gauge('throughput_per_second', 'Jobs ended per second over the last minute.', [one(s.recent.perSecond)]),
+    gauge('throughput_per_second', 'Jobs ended per second over the last minute (since the queue was made, if it is younger).', [one(s.recent.perSecond)]),
   ];
   const types = [...new Set([...Object.keys(s.types), ...Object.keys(totals)])].sort();
   families.push({
