@@ -148,6 +148,7 @@ describe('dirq stats', () => {
     expect(job!.id).toBe(id);
     const first = await okJson<StatsJson>(['stats', dir]);
     expect(first.oldest.active).toBeLessThan(60_000);
+    expect(await ok(['show', dir, id])).toMatch(new RegExp(`\nCLAIMED BY  ${job!.claim.replace(/\./g, '\\.')}, \\S+Z \\(\\d+(ms|s) ago\\)\n`));
     await job!.progress({ pct: 50 }); // an append moves the file's times: the claim's first event stands in
     const second = await okJson<StatsJson>(['stats', dir]);
     expect(second.oldest.active).toBeLessThan(60_000);

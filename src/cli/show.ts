@@ -56,7 +56,7 @@ function render(job: JobInfo, now: number): string {
   if (job.createdAt !== undefined) rows.push(['CREATED', when(job.createdAt)]);
   rows.push(['READY', when(job.readyAt)]);
   if (job.runAt !== undefined) rows.push(['RUNS AT', when(job.runAt)]);
-  if (job.claim !== undefined) rows.push(['CLAIMED BY', job.claim]);
+  if (job.claim !== undefined) rows.push(['CLAIMED BY', job.claimedAt === undefined ? job.claim : `${job.claim}, ${when(job.claimedAt)}`]);
   rows.push(['FILE', job.path]);
   rows.push(['DATA', payload(job.data)]);
   if (job.torn !== undefined) rows.push(['RESULT', `torn: ${job.torn} (a sweep after a reboot, or dirq fsck --repair, puts it back to run again)`]);
