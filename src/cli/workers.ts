@@ -24,7 +24,8 @@ ago its heartbeat last beat, whether it is live, stale (silent longer than
 --stale-after: a sweep will take its jobs back), dead (on this host, its
 process is gone) or without a heartbeat (its claims were made by hand or
 it closed without releasing them), and the jobs it holds: how long each has
-run since its claim and the last progress it reported.
+run since its claim and the last progress it reported. Ages are read with
+this host's clock against the files' times (the filesystem's clock).
 
 Options:
   --stale-after D  the staleAfter the workers run with (default 30s)
