@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dirq, enqueued, newQueue, ok, okJson } from './support/cli.js';
-import { backdate, resultLine } from './support/fake.js';
+import { backdate } from './support/fake.js';
 
 describe('dirq fsck', () => {
   it('says a healthy queue is clean and exits 0', async () => {
