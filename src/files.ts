@@ -43,17 +43,18 @@ export async function writeNew(path: string, content: string, durable: boolean, 
 }
 
 /**
- * Write all of `bytes` at the descriptor's offset (or the end, O_APPEND).
- * write(2) may write less than asked, and on a nearly full disk it does: the
- * rest is written by further calls, and the one that finds no space at all
- * throws ENOSPC. Returns nothing; throws with `written` (bytes that did
- * reach the file) on the error, so the caller can undo them.
+ * Write all of `bytes` at `position`, or at the descriptor's offset (the end,
+ * with O_APPEND) when it is omitted. write(2) may write less than asked, and
+ * on a nearly full disk it does: the rest is written by further calls, and
+ * the one that finds no space at all throws ENOSPC. Returns nothing; throws
+ * with `written` (bytes that did reach the file) on the error, so the caller
+ * can undo them.
  */
-function writeAll(fd: number, bytes: Buffer): void {
+export function writeAll(fd: number, bytes: Buffer, position?: number): void {
   let written = 0;
   try {
     while (written < bytes.length) {
-      const n = fs.writeSync(fd, bytes, written, bytes.length - written);
+      const n = fs.writeSync(fd, bytes, written, bytes.length - written, position === undefined ? null : position + written);
       // a regular file never writes 0 of a non-empty request unless it cannot: treat it as full, not as a loop
       if (n <= 0) throw Object.assign(new Error('write(2) wrote nothing'), { code: 'ENOSPC' });
       written += n;

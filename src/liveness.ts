@@ -19,7 +19,8 @@ import fs from 'node:fs';
 import { hostname } from 'node:os';
 import { errnoOf, fsError, type DirQueueError } from './errors.js';
 import type { Layout } from './layout.js';
-import { badFile, openRegular, writeAll } from './safe-file.js';
+import { writeAll } from './files.js';
+import { badFile, openRegular } from './safe-file.js';
 
 export interface OwnerIdentity {
   host: string;
@@ -191,7 +192,7 @@ function scratchNow(dir: string): number {
 function stampNow(fd: number, content: Buffer, path: string): number {
   try {
     try {
-      writeAll(fd, content);
+      writeAll(fd, content, 0); // a rewrite in place: the same bytes at the start, so the filesystem stamps the mtime
     } catch (error) {
       // a full disk cannot take even a rewrite of a new file: stamp it by hand (local clock) instead
       if (errnoOf(error) !== 'ENOSPC' && errnoOf(error) !== 'EDQUOT') throw error;

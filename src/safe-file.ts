@@ -16,10 +16,10 @@
 import fs from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { kindOf } from './files.js';
+import { kindOf, writeNew } from './files.js';
 import { randomToken } from './names.js';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
+const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 
 /** The kind of what is at `path` when it is not a regular file, or undefined when it is one (or nothing is there). */
 export function notRegular(path: string): string | undefined {
@@ -87,16 +87,6 @@ export function readSmallFile(path: string, maxBytes: number, todo: string): str
   }
 }
 
-/** write(2) until all of `data` is written: a short write (a nearly full disk) is not success. */
-export function writeAll(fd: number, data: Buffer, position = 0): void {
-  let offset = 0;
-  while (offset < data.length) {
-    const n = fs.writeSync(fd, data, offset, data.length - offset, position + offset);
-    if (n === 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-    offset += n;
-  }
-}
-
 /**
  * Replace `target` with a file holding `content`, atomically: a reader sees
  * the old file or the new one, never part of one. The new file is created
@@ -109,22 +99,7 @@ export function writeAll(fd: number, data: Buffer, position = 0): void {
  */
 export async function replaceFile(target: string, content: string, options: { tmpDir: string; mode?: number | undefined }): Promise<void> {
   const tmp = `${options.tmpDir}/.${basename(target)}.${process.pid}.${randomToken(8)}`;
-  let fd: number;
-  try {
-    fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
-  } catch (error) {
-    throw fsError(`creating ${tmp}`, error);
-  }
-  try {
-    if (options.mode !== undefined) fs.fchmodSync(fd, options.mode);
-    writeAll(fd, Buffer.from(content));
-    await new Promise<void>((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve())));
-    fs.closeSync(fd);
-  } catch (error) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw fsError(`writing ${tmp}`, error);
-  }
+  await writeNew(tmp, content, true, options.mode);
   try {
     fs.renameSync(tmp, target);
   } catch (error) {
