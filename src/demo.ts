@@ -3,16 +3,23 @@
  * enqueues 5,000 jobs of two types at three priorities in one enqueueMany,
  * shows that `ls queue/` lists them in run order, runs them with a worker
  * pool (2 threads running demo-processor.js; 2% fail once and are retried at
- * once), prints progress and the final stats, and removes the queue.
+ * once), prints progress and what `dirq stats` says then, and removes the
+ * queue, or keeps it with `--keep` (`npm run demo -- --keep`) to look at.
  *
  * The queue is opened with `durable: false`: the demo shows the flow, not
  * fsync throughput (bench/ measures both).
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Pool, Queue, type EnqueueItem } from './index.js';
 
+const USAGE = 'usage: npm run demo [-- --keep]   (--keep: keep the queue afterwards, to look at it)';
+/** The built CLI next to this file, run as a user would run `dirq`. */
+const CLI = fileURLToPath(new URL('./cli/main.js', import.meta.url));
 const JOBS = 5000;
 const THREADS = 2;
 const CONCURRENCY = 8;
@@ -26,17 +33,30 @@ interface DemoData {
 }
 
 async function main(): Promise<void> {
+  let keep: boolean;
+  try {
+    keep = parseArgs({ options: { keep: { type: 'boolean' } } }).values.keep === true;
+  } catch (error) {
+    console.error(`demo: ${(error as Error).message}\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-demo-'));
   console.log(`dirqueue demo: a temporary queue in ${dir}\n`);
   try {
-    await run(dir);
+    report(dir, await run(dir));
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-    console.log(`\nremoved ${dir}`);
+    if (keep) {
+      console.log(`\nkept the queue in ${dir}: try \`npx dirq ls ${dir} done\`, \`ls ${dir}/done\`, then rm -r it`);
+    } else {
+      fs.rmSync(dir, { recursive: true, force: true });
+      console.log(`\nremoved ${dir} (npm run demo -- --keep keeps it)`);
+    }
   }
 }
 
-async function run(dir: string): Promise<void> {
+/** Enqueue the jobs, run them with a pool; resolves with the id of a job that was retried. */
+async function run(dir: string): Promise<string> {
   const q = await Queue.open(dir, { durable: false });
   try {
     // Low priorities first, so the `ls` below shows order by priority, not by enqueue time.
@@ -88,16 +108,21 @@ async function run(dir: string): Promise<void> {
 ran by a pool of ${THREADS} worker threads x ${CONCURRENCY} in ${ms(drainMs)}: ${rate(JOBS, drainMs)} jobs/s`);
     console.log(`first completed (priority 10 first): ${firstRuns.join(', ')}\n`);
 
-    const stats = await q.stats();
-    console.log('$ dirq stats');
-    console.log(Object.entries(stats.counts).map(([state, count]) => `  ${state.padEnd(8)}${String(count).padStart(6)}`).join('\n'));
-    for (const [type, counts] of Object.entries(stats.types)) console.log(`  ${type}: ${counts.done} done`);
-    if (stats.counts.done !== JOBS || stats.counts.failed !== 0) throw new Error(`expected ${JOBS} jobs in done/, got ${JSON.stringify(stats.counts)}`);
-    const retriedJob = await q.get(retriedId);
-    console.log(`\na retried job's file tells its story (${retriedJob.id}):`);
-    for (const line of fs.readFileSync(retriedJob.path, 'utf8').trimEnd().split('\n')) console.log(`  ${line.length > 150 ? `${line.slice(0, 147)}...` : line}`);
+    const counts = await q.counts();
+    if (counts.done !== JOBS || counts.failed !== 0) throw new Error(`expected ${JOBS} jobs in done/, got ${JSON.stringify(counts)}`);
+    return retriedId;
   } finally {
-    await q.close();
+    await q.close(); // which also leaves its lifetime counts in workers/ for dirq stats
+  }
+}
+
+/** What `dirq stats` says of the queue (the CLI itself, not a copy of its output), and one retried job's file. */
+function report(dir: string, retriedId: string): void {
+  console.log(`$ dirq stats ${dir}`);
+  process.stdout.write(execFileSync(process.execPath, [CLI, 'stats', dir], { encoding: 'utf8' }));
+  console.log(`\na retried job's file tells its story (done/${retriedId}):`);
+  for (const line of fs.readFileSync(path.join(dir, 'done', retriedId), 'utf8').trimEnd().split('\n')) {
+    console.log(`  ${line.length > 150 ? `${line.slice(0, 147)}...` : line}`);
   }
 }
 

@@ -29,6 +29,17 @@
  * A listing can be stale too (NFS readdir and lookup caches): a claim of a
  * name that is gone, or not there yet, fails with ENOENT and moves on (I3);
  * the next rescan brings the name back if it is really there.
+ *
+ * Due times are Date.now() readings (options.ts), so a job is due when
+ * Date.now() reaches its time. Timers count on the monotonic clock, which a
+ * step of the wall clock (suspend, NTP) does not move, so the promotion timer
+ * looks at the wall clock at least every pollInterval: a forward step is seen
+ * within one, and a timer that fires before the due time re-arms for the time
+ * left (at least a millisecond), never in a loop.
+ *
+ * Nothing here runs in a timer or a watch callback without a catch: a failed
+ * background step (a listing, a promotion) reaches `warn` (the Queue's
+ * 'warning' event) and is tried again at the next poll or rescan.
  */
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -36,7 +47,7 @@ import { DirQueueError, errnoOf } from './errors.js';
 import { listDir, move } from './files.js';
 import { filesystemKind } from './fs-kind.js';
 import type { Layout } from './layout.js';
-import { isId, nowUs, parseDelayedName } from './names.js';
+import { isId, parseDelayedName } from './names.js';
 import type { ReadyIndex } from './ready-index.js';
 
 /** A change within this long of a scan may share the directory's mtime tick. */
@@ -60,6 +71,7 @@ export class Discovery {
   #watchers: fs.FSWatcher[] = [];
   #timers: NodeJS.Timeout[] = [];
   #promoteTimer: NodeJS.Timeout | undefined;
+  /** The due time (Date.now() ms) the promotion timer is armed for; -Infinity while it waits out a failed promotion. */
   #promoteAt = Infinity;
   /** delayed/ names by due time, ascending. */
   #delayed: string[] = [];
@@ -71,15 +83,15 @@ export class Discovery {
   #seenMtimeMs = -1;
   #seenAt = -Infinity;
   #pollTimer: NodeJS.Timeout | undefined;
-  #warn: (error: DirQueueError) => void;
+  #warn: (error: Error) => void;
   #listeners = new Set<() => void>();
   /** Ids this process claimed from queue/ whose departure event has not arrived yet. */
   #departed = new Set<string>();
   #watching = false;
   #closed = false;
 
-  /** `warn` hears, once, that 'auto' chose polling (code EPOLLING). */
-  constructor(layout: Layout, index: ReadyIndex, options: DiscoveryOptions, warn: (error: DirQueueError) => void = () => undefined) {
+  /** `warn` hears of background steps that failed, and, once, that 'auto' chose polling (code EPOLLING). */
+  constructor(layout: Layout, index: ReadyIndex, options: DiscoveryOptions, warn: (error: Error) => void = () => undefined) {
     this.#layout = layout;
     this.#index = index;
     this.#options = options;
@@ -91,16 +103,17 @@ export class Discovery {
     return this.#watching;
   }
 
+  /** Start finding jobs. The first scans throw to the caller (a claim); the timers, armed first, try again later. */
   start(): void {
     if (this.#shouldWatch()) this.#startWatching();
-    this.rescan();
-    this.#scanDelayed();
     if (this.#watching) {
-      this.#timers.push(setInterval(() => this.rescan() && this.#notify(), this.#options.rescanInterval).unref());
+      this.#timers.push(setInterval(() => this.#background(() => this.rescan() && this.#notify()), this.#options.rescanInterval).unref());
     } else {
       this.#schedulePoll();
     }
-    this.#timers.push(setInterval(() => this.#scanDelayed(), this.#options.rescanInterval).unref());
+    this.#timers.push(setInterval(() => this.#background(() => this.#scanDelayed()), this.#options.rescanInterval).unref());
+    this.rescan();
+    this.#scanDelayed();
   }
 
   close(): void {
@@ -172,7 +185,7 @@ export class Discovery {
     try {
       const queue = fs.watch(this.#layout.paths.queue, { persistent: false }, (_event, name) => {
         if (name === null) {
-          if (this.rescan()) this.#notify();
+          this.#background(() => this.rescan() && this.#notify());
         } else if (isId(name) && !this.#departed.delete(name)) {
           // a rename event says a name came or went: look which, so claims never chase gone names
           if (!fs.existsSync(this.#layout.file('queue', name))) this.#index.delete(name);
@@ -180,7 +193,7 @@ export class Discovery {
         }
       });
       const delayed = fs.watch(this.#layout.paths.delayed, { persistent: false }, (_event, name) => {
-        if (name === null) this.#scanDelayed();
+        if (name === null) this.#background(() => this.#scanDelayed());
         else this.#learnDelayed(name);
       });
       for (const w of [queue, delayed]) w.on('error', () => this.#stopWatching());
@@ -223,9 +236,18 @@ export class Discovery {
     const delay = this.#options.pollInterval * (1 - POLL_JITTER + 2 * POLL_JITTER * Math.random());
     this.#pollTimer = setTimeout(() => {
       this.#pollTimer = undefined;
-      if (this.refresh()) this.#notify();
+      this.#background(() => this.refresh() && this.#notify());
       this.#schedulePoll();
     }, delay).unref();
+  }
+
+  /** Run a step of a timer or watch callback: what it throws is a warning, never an uncaught exception. */
+  #background(step: () => unknown): void {
+    try {
+      step();
+    } catch (error) {
+      this.#warn(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   /** stat queue/ (-1 when it cannot be read), noting when a new mtime is first seen. */
@@ -268,45 +290,63 @@ export class Discovery {
     }
   }
 
+  /** Arm the promotion timer for the first due time, unless it is armed for no later (or waits out a failure). */
   #schedulePromotion(): void {
     if (this.#closed) return;
     const first = this.#delayed[0];
-    const at = first === undefined ? Infinity : parseDelayedName(first)!.dueUs / 1000;
+    const at = first === undefined ? Infinity : Math.ceil(parseDelayedName(first)!.dueUs / 1000);
     if (at >= this.#promoteAt && this.#promoteTimer !== undefined) return;
     clearTimeout(this.#promoteTimer);
     this.#promoteTimer = undefined;
     this.#promoteAt = at;
     if (at === Infinity) return;
+    this.#armPromotion(Math.max(0, Math.min(at - Date.now(), this.#options.pollInterval, 2 ** 31 - 1)));
+  }
+
+  #armPromotion(ms: number): void {
     this.#promoteTimer = setTimeout(() => {
       this.#promoteTimer = undefined;
       this.#promoteAt = Infinity;
       this.#promoteDue();
-    }, Math.max(0, Math.min(at - Date.now(), 2 ** 31 - 1))).unref();
+    }, ms).unref();
   }
 
-  /** Move every due job from delayed/ to queue/. Each move is one rename; losers of a race skip. */
+  /**
+   * Move every due job from delayed/ to queue/. Each move is one rename;
+   * losers of a race skip. A move that fails (EACCES, EIO...) is a warning,
+   * and no promotion is tried again for a pollInterval.
+   */
   #promoteDue(): void {
-    const now = nowUs();
+    if (this.#promoteAt === -Infinity) return; // waiting out a failure
+    const nowUs = Date.now() * 1000;
     let promoted = false;
     let due = 0;
-    for (; due < this.#delayed.length; due++) {
-      const name = this.#delayed[due]!;
-      const parsed = parseDelayedName(name)!;
-      if (parsed.dueUs > now) break;
-      this.#delayedKnown.delete(name);
-      if (move(this.#layout.file('delayed', name), this.#layout.file('queue', parsed.id))) {
-        this.#index.add(parsed.id);
-        promoted = true;
+    try {
+      for (; due < this.#delayed.length; due++) {
+        const name = this.#delayed[due]!;
+        const parsed = parseDelayedName(name)!;
+        if (parsed.dueUs > nowUs) break;
+        if (move(this.#layout.file('delayed', name), this.#layout.file('queue', parsed.id))) {
+          this.#index.add(parsed.id);
+          promoted = true;
+        }
+        this.#delayedKnown.delete(name);
       }
+    } catch (error) {
+      this.#warn(error as Error);
+      clearTimeout(this.#promoteTimer);
+      this.#promoteAt = -Infinity;
+      this.#armPromotion(this.#options.pollInterval);
+    } finally {
+      this.#delayed.splice(0, due); // the failed one and those after it stay
     }
-    this.#delayed.splice(0, due);
     this.#schedulePromotion();
     if (promoted) this.#notify();
   }
 }
 
 /** Promote every due job in delayed/ without an index (maintenance, I6). Returns how many moved. */
-export function promoteDueJobs(layout: Layout, now = nowUs()): number {
+export function promoteDueJobs(layout: Layout, now = Date.now() * 1000): number {
   let moved = 0;
   for (const name of listDir(layout.paths.delayed)) {
     const parsed = parseDelayedName(name);

@@ -37,6 +37,7 @@ export type JobEvent =
   | { event: 'revoked'; at: string; attempt: number; claim: string; reason: RevokeReason; by: string }
   | { event: 'invalid'; at: string; reason: string }
   | { event: 'retry'; at: string }
+  | { event: 'torn'; at: string; reason: string }
   | { event: 'progress'; at: string; attempt: number; claim: string; value: unknown }
   | { event: 'log'; at: string; attempt: number; claim: string; line: string };
 
@@ -52,6 +53,12 @@ export interface JobRecord {
   errors: RecordedError[];
   /** Why the file was set aside, if a reader found it invalid. */
   invalid: string | undefined;
+  /**
+   * The last event that ends a run, leaving out those a revoke voids: a
+   * `result`, an `error`, a `revoked` claim, or a `torn` put-back. A job in
+   * done/ is proven complete only when this is 'result' (see tornReason).
+   */
+  lastOutcome: 'result' | 'error' | 'revoked' | 'torn' | undefined;
 }
 
 export function encodeEnvelope(envelope: Envelope): string {
@@ -63,27 +70,58 @@ export function encodeEvent(event: JobEvent): string {
 }
 
 /**
+ * A crash tears at most the one line being appended, so a job file's
+ * history holds a few torn lines at most. Each costs a thrown SyntaxError
+ * (about 3 us): a 16 MB file of junk lines that start like JSON would hold
+ * the event loop for tens of seconds, close to staleAfter. Past this many,
+ * the file is not a job's history and parseJobFile refuses it.
+ */
+export const MAX_TORN_LINES = 1000;
+
+/**
  * Parse a job file. Throws EBADDATA with the reason when line 1 is not an
- * envelope; lines after it that do not parse (a write torn by a crash) are skipped.
+ * envelope, or when more than MAX_TORN_LINES later lines are torn. A later
+ * line that does not parse (a write torn by a crash) is skipped; so is a
+ * line that does not start with `{` (after blanks), without parsing it: it
+ * cannot be an event, and junk costs a scan, not an exception per line.
  */
 export function parseJobFile(text: string): JobRecord {
   const newline = text.indexOf('\n');
   const first = newline === -1 ? text : text.slice(0, newline);
   const envelope = parseEnvelope(first);
   const events: JobEvent[] = [];
-  if (newline !== -1) {
-    for (const line of text.slice(newline + 1).split('\n')) {
-      if (line.length === 0) continue;
-      let event: unknown;
-      try {
-        event = JSON.parse(line);
-      } catch {
-        continue; // a torn append: the writer crashed mid-line; nothing after it depends on it
+  let torn = 0;
+  for (let start = newline === -1 ? text.length : newline + 1; start < text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = text.length;
+    let at = start;
+    while (at < end && isBlank(text.charCodeAt(at))) at++;
+    if (text.charCodeAt(at) === OPEN_BRACE && at < end) {
+      const event = parseLine(text.slice(at, end));
+      if (event === undefined) {
+        if (++torn > MAX_TORN_LINES) throw bad(`more than ${MAX_TORN_LINES} lines after line 1 are not JSON (a crash tears at most one line): this is not a job's history`);
+      } else if (isEvent(event)) {
+        events.push(event); // a line of an unknown shape is skipped like a torn one
       }
-      if (isEvent(event)) events.push(event); // a line of an unknown shape is skipped like a torn one
     }
+    start = end + 1;
   }
   return replay(envelope, events);
+}
+
+const OPEN_BRACE = 0x7b;
+
+function isBlank(code: number): boolean {
+  return code === 0x20 || code === 0x09 || code === 0x0d;
+}
+
+/** A line's JSON value, or undefined when it does not parse (a torn append). */
+function parseLine(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
 }
 
 const REVOKE_REASONS: readonly string[] = ['crashed', 'timeout', 'stalled'];
@@ -103,6 +141,8 @@ function isEvent(value: unknown): value is JobEvent {
       return typeof e.reason === 'string';
     case 'retry':
       return true;
+    case 'torn':
+      return typeof e.reason === 'string';
     case 'progress':
       return claimed;
     case 'log':
@@ -119,22 +159,37 @@ function replay(envelope: Envelope, events: JobEvent[]): JobRecord {
   let attemptsSinceRetry = 0;
   let result: JobRecord['result'];
   let invalid: string | undefined;
+  let lastOutcome: JobRecord['lastOutcome'];
   const errors: RecordedError[] = [];
   for (const e of events) {
     switch (e.event) {
       case 'result':
-        if (!voided.has(e.claim)) result = 'value' in e ? { value: e.value } : { value: undefined };
+        if (voided.has(e.claim)) break;
+        result = 'value' in e ? { value: e.value } : { value: undefined };
+        lastOutcome = 'result';
         break;
       case 'error':
         if (voided.has(e.claim)) break;
         attemptsMade++;
         attemptsSinceRetry++;
         errors.push(recordedError(e));
+        lastOutcome = 'error';
         break;
       case 'revoked':
         attemptsMade++;
         attemptsSinceRetry++;
         errors.push({ message: revokedMessage(e.reason), code: `E${e.reason.toUpperCase()}` });
+        lastOutcome = 'revoked';
+        break;
+      case 'torn':
+        // The run whose result was lost counts as a run (the next one's attempt number shows it), not
+        // against `attempts`: it did not fail. Two in a row are one put-back interrupted and redone.
+        if (lastOutcome !== 'torn') {
+          attemptsMade++;
+          errors.push({ message: `the result of attempt ${attemptsMade} was lost (${e.reason}); the job ran again`, code: 'ETORN' });
+        }
+        result = undefined;
+        lastOutcome = 'torn';
         break;
       case 'invalid':
         invalid = e.reason;
@@ -145,7 +200,30 @@ function replay(envelope: Envelope, events: JobEvent[]): JobRecord {
         break;
     }
   }
-  return { envelope, events, attemptsMade, attemptsSinceRetry, result, errors, invalid };
+  return { envelope, events, attemptsMade, attemptsSinceRetry, result, errors, invalid, lastOutcome };
+}
+
+/**
+ * Why a file in done/ does not prove that its job completed, or undefined
+ * when it does. This is what "torn" means.
+ *
+ * complete() appends a `result` event, then renames the file into done/.
+ * Unless results are synced, a power cut can keep the rename and lose the
+ * append: ext4 reads the line back as NUL bytes (the length reached the
+ * disk, the data did not), xfs keeps the old length (no line at all), btrfs
+ * can keep part of it (a line that does not parse). So a done/ file is
+ * complete only when its last outcome (JobRecord.lastOutcome: the last
+ * result, error, revoked or torn event that no revoke voids) is a result.
+ * A result without a value (complete() with nothing) counts: its event is
+ * written all the same. Anything else is torn: the job did not provably
+ * complete, readers say so, and a sweep after a reboot or fsck --repair puts
+ * it back in queue/ to run again (torn.ts).
+ */
+export function tornReason(text: string, record: JobRecord): string | undefined {
+  if (record.lastOutcome === 'result') return undefined;
+  if (text.includes('\0')) return 'its last write reads back as NUL bytes: the result never reached the disk';
+  if (!text.endsWith('\n')) return 'its last line is cut short: the result was torn';
+  return 'it has no result event: the result never reached the disk, or the file was moved to done/ without one';
 }
 
 function revokedMessage(reason: RevokeReason): string {

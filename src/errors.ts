@@ -18,9 +18,11 @@ export type DirQueueErrorCode =
   | 'ECOMPROMISED' // the claim on a job was lost (taken back from a silent worker, or past its timeout)
   | 'ETOOBIG' // a job file is larger than `maxJobBytes`
   | 'EJOBFAILED' // waitFor: the job ended in failed/
+  | 'ETORN' // waitFor: the job is in done/ but its result was lost (a power cut); it will run again
   | 'ETIMEOUT' // waitFor gave up; a job ran past its timeout
   | 'EPROCESSOR' // a pool's processor module failed to load, or its threads keep dying
   | 'ETHREAD' // a pool's worker thread died (an uncaught error, its memory limit)
+  | 'EBADFILE' // a file or directory the library keeps (settings, workers/, keys/, a layout directory) is a link, FIFO or other wrong kind: never followed or opened
   | 'EPOLLING' // a notice ('warning' event): queue/ is on a network or FUSE filesystem, so the queue polls instead of watching
   | 'EFS'; // a filesystem call failed; `cause` holds the system error
 

@@ -32,7 +32,7 @@ export async function writeNew(path: string, content: string, durable: boolean, 
   }
   try {
     if (mode !== undefined) fs.fchmodSync(fd, mode);
-    fs.writeSync(fd, content);
+    writeAll(fd, Buffer.from(content));
     if (durable) await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
   } catch (error) {
     fs.closeSync(fd);
@@ -40,6 +40,90 @@ export async function writeNew(path: string, content: string, durable: boolean, 
     throw fsError(`writing ${path}`, error);
   }
   fs.closeSync(fd);
+}
+
+/**
+ * Write all of `bytes` at `position`, or at the descriptor's offset (the end,
+ * with O_APPEND) when it is omitted. write(2) may write less than asked, and
+ * on a nearly full disk it does: the rest is written by further calls, and
+ * the one that finds no space at all throws ENOSPC. Returns nothing; throws
+ * with `written` (bytes that did reach the file) on the error, so the caller
+ * can undo them.
+ */
+export function writeAll(fd: number, bytes: Buffer, position?: number): void {
+  let written = 0;
+  try {
+    while (written < bytes.length) {
+      const n = fs.writeSync(fd, bytes, written, bytes.length - written, position === undefined ? null : position + written);
+      // a regular file never writes 0 of a non-empty request unless it cannot: treat it as full, not as a loop
+      if (n <= 0) throw Object.assign(new Error('write(2) wrote nothing'), { code: 'ENOSPC' });
+      written += n;
+    }
+  } catch (error) {
+    throw Object.assign(error as Error, { written });
+  }
+}
+
+/** Where a file ends: its size, and whether its last byte is a newline (an empty file counts as ending in one). */
+export interface Tail {
+  size: number;
+  endsWithNewline: boolean;
+}
+
+export function tailOf(fd: number): Tail {
+  const { size } = fs.fstatSync(fd);
+  const last = Buffer.alloc(1);
+  return { size, endsWithNewline: size === 0 || (fs.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] === 0x0a) };
+}
+
+/**
+ * Append `line` to the file open as `fd` (O_APPEND), which ends as `tail`
+ * says, starting a new line first if it does not end with one. All or
+ * nothing: when the disk fills mid-line, the bytes that did land are cut off
+ * again (ftruncate back to `tail.size`, unless someone else appended
+ * meanwhile), so the file is as it was and the caller may end the job
+ * another way. Returns the new tail; throws a DirQueueError naming `path`.
+ */
+export function appendAll(fd: number, line: string, tail: Tail, path: string): Tail {
+  const bytes = Buffer.from(tail.endsWithNewline ? line : `\n${line}`);
+  try {
+    writeAll(fd, bytes);
+  } catch (error) {
+    const written = (error as { written?: number }).written ?? 0;
+    if (written > 0) cutBack(fd, tail.size, written);
+    throw fsError(`appending to ${path}`, error);
+  }
+  return { size: tail.size + bytes.length, endsWithNewline: bytes.at(-1) === 0x0a };
+}
+
+/** Undo `written` bytes appended to a file that was `size` long, if they are still its tail. */
+function cutBack(fd: number, size: number, written: number): void {
+  try {
+    if (fs.fstatSync(fd).size === size + written) fs.ftruncateSync(fd, size);
+  } catch {
+    // the append already failed with the error that matters; a torn tail is skipped by readers (envelope.ts)
+  }
+}
+
+/**
+ * Cut the file at `path` back to `size`, never through a symbolic link: an
+ * ending whose rename failed takes back the line it appended (its claim
+ * still holds the file, so nobody else appends to it).
+ */
+export function truncateFile(path: string, size: number): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (error) {
+    throw fsError(`restoring ${path}`, error);
+  }
+  try {
+    fs.ftruncateSync(fd, size);
+  } catch (error) {
+    throw fsError(`restoring ${path}`, error);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
@@ -88,7 +172,7 @@ export async function writeBatch(
       written.push(path);
       try {
         if (mode !== undefined) fs.fchmodSync(fd, mode);
-        fs.writeSync(fd, content);
+        writeAll(fd, Buffer.from(content));
       } catch (error) {
         fs.closeSync(fd);
         throw fsError(`writing ${path}`, error);
@@ -201,7 +285,7 @@ export function move(from: string, to: string, toIsOurs = false): boolean {
 }
 
 export type ReadOutcome =
-  | { ok: true; text: string; mtimeMs: number; fd?: number }
+  | { ok: true; text: string; mtimeMs: number; fd?: number; tail: Tail }
   | { ok: false; gone: true }
   | { ok: false; gone: false; reason: string; canAppend: boolean };
 
@@ -227,6 +311,9 @@ export function readJobFile(path: string, maxBytes: number, keepForAppend = fals
     if (code === 'EACCES' || code === 'EPERM') {
       return { ok: false, gone: false, reason: `unreadable (${code}): check its owner and mode`, canAppend: false };
     }
+    // open(2) of a Unix socket is ENXIO, of a device without a driver ENXIO or ENODEV: name what it is
+    const special = specialKind(path);
+    if (special !== undefined) return { ok: false, gone: false, reason: `a ${special}, not a regular file`, canAppend: false };
     throw fsError(`opening ${path}`, error);
   }
   let keep = false;
@@ -244,8 +331,9 @@ export function readJobFile(path: string, maxBytes: number, keepForAppend = fals
       offset += n;
     }
     const text = buffer.toString('utf8', 0, offset);
+    const tail = { size: offset, endsWithNewline: offset === 0 || buffer[offset - 1] === 0x0a };
     keep = keepForAppend;
-    return keep ? { ok: true, text, mtimeMs: stat.mtimeMs, fd } : { ok: true, text, mtimeMs: stat.mtimeMs };
+    return keep ? { ok: true, text, mtimeMs: stat.mtimeMs, fd, tail } : { ok: true, text, mtimeMs: stat.mtimeMs, tail };
   } catch (error) {
     return { ok: false, gone: false, reason: `unreadable (${errnoOf(error) ?? String(error)})`, canAppend: false };
   } finally {
@@ -256,28 +344,28 @@ export function readJobFile(path: string, maxBytes: number, keepForAppend = fals
 /**
  * Append one line to an existing regular file, starting a new line first if
  * the file does not end with one (a torn write, or an outsider's envelope
- * without its newline). Returns false when the file is gone (its claim was
- * recovered by another process).
+ * without its newline). All or nothing, as appendAll. Returns where the file
+ * ends now, or undefined when it is gone (its claim was recovered by another process).
  */
-export function appendLine(path: string, line: string): boolean {
+export function appendLine(path: string, line: string): Tail | undefined {
   let fd: number;
   try {
     fd = fs.openSync(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return false;
+    if (errnoOf(error) === 'ENOENT') return undefined;
     throw fsError(`appending to ${path}`, error);
   }
   try {
-    const { size } = fs.fstatSync(fd);
-    const last = Buffer.alloc(1);
-    if (size > 0 && fs.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a) line = `\n${line}`;
-    fs.writeSync(fd, line);
-  } catch (error) {
-    throw fsError(`appending to ${path}`, error);
+    let tail: Tail;
+    try {
+      tail = tailOf(fd);
+    } catch (error) {
+      throw fsError(`appending to ${path}`, error);
+    }
+    return appendAll(fd, line, tail, path);
   } finally {
     fs.closeSync(fd);
   }
-  return true;
 }
 
 /** Names in a directory; a missing directory reads as empty. */
@@ -290,7 +378,18 @@ export function listDir(dir: string): string[] {
   }
 }
 
-function kindOf(stat: fs.Stats): string {
+/** What `path` is when it is there but not a regular file (by lstat, which never opens it). */
+function specialKind(path: string): string | undefined {
+  try {
+    const stat = fs.lstatSync(path);
+    return stat.isFile() ? undefined : kindOf(stat);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a non-regular file is, for messages. */
+export function kindOf(stat: fs.Stats): string {
   if (stat.isDirectory()) return 'directory';
   if (stat.isFIFO()) return 'FIFO';
   if (stat.isSocket()) return 'socket';

@@ -8,15 +8,26 @@
  * - missing: a directory of the layout missing -> create it
  * - orphan-tmp: a file in tmp/ not written for `tmpMaxAge` (its writer died) -> delete it
  * - duplicate: one job id in two places (a `cp`, a hard link) -> keep the copy
- *   furthest along (done, failed, active, delayed, queue), delete the others
+ *   that proves the furthest progress and delete the others: a done/ copy
+ *   with its result, a failed/ copy with the error or reason that ended it,
+ *   then a claim in active/, then a waiting copy (delayed/, queue/), the one
+ *   with the longest history first; a done/ or failed/ copy that records no
+ *   end never ran there and goes last
  * - unparsable: a job file in queue/, delayed/ or done/ that cannot run
  *   (line 1 not an envelope, not a regular file, too big, wrong type) -> set
  *   it aside in failed/ with the reason, as a claimer would
+ * - torn: a job in done/ without a proven result (its result event lost in a
+ *   power cut; envelope.ts tornReason) -> put it back in queue/ to run again,
+ *   with a `torn` event saying why (torn.ts)
  * - stale-helper: a heartbeat of a worker that is gone, a key whose job
- *   ended, a leftover lock or settings temp file -> delete it
- * - stray: a name that is not a job name in a state directory -> reported
- *   only (readers skip it; it may be someone's file)
- * Dot files and names ending in `~` are skipped, as readers skip them.
+ *   ended, a leftover lock (workers/.lock, or an earlier version's
+ *   dirqueue.json.lock) or settings temp file, and anything but a regular
+ *   file at workers/.clock or workers/.lock (a link, FIFO, directory) -> delete it
+ * - stray: a name that is not a job name in a state directory, or a file in
+ *   keys/ that is no key -> rename it to NAME~ in place (it may be someone's
+ *   file: nothing is deleted, nothing leaves its directory)
+ * Dot files and names ending in `~` are skipped, as readers skip them: a
+ * stray set aside is reported once, when it is renamed.
  *
  * A job moving while fsck looks is not a duplicate: a copy is a different
  * inode, or the same inode under two names (nlink > 1); the same file seen
@@ -24,15 +35,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeEvent, parseJobFile } from './envelope.js';
+import { encodeEvent, parseJobFile, tornReason } from './envelope.js';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { appendLine, listDir, move, readJobFile } from './files.js';
+import { appendLine, kindOf, listDir, move, readJobFile } from './files.js';
+import { CLOCK_FILE, LOCK_FILE } from './sweep-lock.js';
 import { idOfName } from './inspect.js';
 import { formatAge } from './duration.js';
-import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, writeSettings, type State } from './layout.js';
+import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, type State } from './layout.js';
 import { isLive, keyTarget, removeStaleKey } from './keys.js';
 import { isDeadHere, readHeartbeat } from './liveness.js';
 import { parseActiveName, parseClaim, parseId } from './names.js';
+import { putBack } from './torn.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (see the module comment); false only reports. @default false */
@@ -52,7 +65,7 @@ export const fsckDefaults = Object.freeze({
   maxJobBytes: 16 * 1024 * 1024,
 } as const) satisfies Required<FsckOptions>;
 
-export type FindingKind = 'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'stale-helper' | 'stray';
+export type FindingKind = 'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray';
 
 export interface Finding {
   kind: FindingKind;
@@ -74,7 +87,7 @@ export interface FsckReport {
   unrepaired: number;
 }
 
-/** Where a kept copy of a duplicated job is preferred: the furthest along its life. */
+/** Among copies that prove the same progress, the state preferred: the furthest along a job's life. */
 const KEEP_ORDER: readonly State[] = ['done', 'failed', 'active', 'delayed', 'queue'];
 
 export async function fsck(dir: string, options: FsckOptions = {}): Promise<FsckReport> {
@@ -135,7 +148,7 @@ async function checkSettings(ctx: Context): Promise<void> {
   let did: string | undefined;
   if (ctx.o.repair) {
     try {
-      await writeSettings(file, settings);
+      await layout.writeSettings(settings);
     } catch (error) {
       throw fsError(`writing ${file}`, error);
     }
@@ -181,7 +194,7 @@ function census(ctx: Context): Places {
       const id = idOfName(state, name);
       if (id === undefined) {
         const problem = `not a job name in ${state}/ (FORMAT.md, "File names"): readers skip it`;
-        found(ctx, 'stray', ctx.layout.file(state, name), problem, `rename it or move it out of ${state}/`);
+        stray(ctx, ctx.layout.file(state, name), problem, `rename it or move it out of ${state}/`);
         continue;
       }
       const list = places.get(id) ?? [];
@@ -203,8 +216,11 @@ function checkDuplicates(ctx: Context, places: Places): void {
       places.set(id, present.slice(0, 1)); // a job that moved while we listed
       continue;
     }
-    present.sort((a, b) => KEEP_ORDER.indexOf(a.state) - KEEP_ORDER.indexOf(b.state) || b.stat.mtimeMs - a.stat.mtimeMs);
-    const [keep, ...extra] = present;
+    const ranked = present.map((p) => ({ ...p, ...progressOf(ctx, p.state, ctx.layout.file(p.state, p.name)) }));
+    ranked.sort(
+      (a, b) => b.rank - a.rank || b.events - a.events || KEEP_ORDER.indexOf(a.state) - KEEP_ORDER.indexOf(b.state) || b.stat.mtimeMs - a.stat.mtimeMs,
+    );
+    const [keep, ...extra] = ranked;
     places.set(id, [keep!]);
     const where = present.map((p) => `${p.state}/`).join(', ');
     for (const copy of extra) {
@@ -216,30 +232,69 @@ function checkDuplicates(ctx: Context, places: Places): void {
   }
 }
 
-/** Read every job in queue/, delayed/ and done/; files that cannot run go to failed/. */
+/**
+ * How far a copy of a job provably got. A copy made with `cp` or a link
+ * before the job ran can sit in done/ or failed/ without having run: only
+ * the events in the file prove an end. 3: it ended where it is (a result in
+ * done/; an error, a revocation or an invalid reason in failed/); 2: a claim
+ * in active/ (a worker may be running it); 1: waiting, or in done/ or failed/
+ * with no end recorded; 0: unreadable. `events` breaks ties: more history
+ * is further along.
+ */
+function progressOf(ctx: Context, state: State, file: string): { rank: number; events: number } {
+  const read = readJobFile(file, ctx.o.maxJobBytes);
+  if (!read.ok) return { rank: 0, events: 0 };
+  let record;
+  try {
+    record = parseJobFile(read.text);
+  } catch {
+    return { rank: 0, events: 0 };
+  }
+  const events = record.events.length;
+  if (state === 'done' && record.result !== undefined) return { rank: 3, events };
+  if (state === 'failed' && (record.attemptsSinceRetry > 0 || record.invalid !== undefined)) return { rank: 3, events };
+  return { rank: state === 'active' ? 2 : 1, events: state === 'done' || state === 'failed' ? -1 : events };
+}
+
+/** Read every job in queue/, delayed/ and done/; files that cannot run go to failed/, torn done/ jobs back to queue/. */
 function checkContents(ctx: Context, places: Places): void {
   for (const [id, list] of places) {
     for (const { state, name } of list) {
       if (state === 'active' || state === 'failed') continue; // a holder ends its claim; failed/ is where bad files rest
       ctx.checked++;
       const file = ctx.layout.file(state, name);
-      const problem = whyUnrunnable(ctx, file, id);
+      const problem = whyUnrunnable(ctx, file, id, state);
       if (problem === undefined) continue;
+      if (problem.torn) {
+        found(ctx, 'torn', file, `not provably completed: ${problem.reason}`, 'run with --repair to put it back in queue/ to run again', () =>
+          putBack(ctx.layout, id, problem.reason, problem.key) ? `moved back to queue/${id} to run again` : undefined,
+        );
+        continue;
+      }
       found(ctx, 'unparsable', file, problem.reason, 'run with --repair to set it aside in failed/', () => setAside(ctx, file, id, problem));
     }
   }
 }
 
-function whyUnrunnable(ctx: Context, file: string, id: string): { reason: string; canAppend: boolean } | undefined {
+interface Unrunnable {
+  reason: string;
+  canAppend: boolean;
+  /** A done/ job without a proven result, and its unique key: it can run again. */
+  torn?: true;
+  key?: string | undefined;
+}
+
+function whyUnrunnable(ctx: Context, file: string, id: string, state: State): Unrunnable | undefined {
   const read = readJobFile(file, ctx.o.maxJobBytes);
   if (!read.ok) return read.gone ? undefined : { reason: read.reason, canAppend: read.canAppend };
   try {
-    const { envelope } = parseJobFile(read.text);
+    const record = parseJobFile(read.text);
     const type = parseId(id)!.type;
-    if (envelope.type !== undefined && envelope.type !== type) {
-      return { reason: `its type ${JSON.stringify(envelope.type)} differs from the type in its name ${JSON.stringify(type)}`, canAppend: true };
+    if (record.envelope.type !== undefined && record.envelope.type !== type) {
+      return { reason: `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(type)}`, canAppend: true };
     }
-    return undefined;
+    const torn = state === 'done' ? tornReason(read.text, record) : undefined;
+    return torn === undefined ? undefined : { reason: torn, canAppend: true, torn: true, key: record.envelope.key };
   } catch (error) {
     return { reason: (error as Error).message, canAppend: true };
   }
@@ -271,8 +326,10 @@ function checkHelpers(ctx: Context): void {
       unlink(file) ? 'deleted' : undefined,
     );
   }
+  checkSweepFiles(ctx);
   for (const name of listDir(layout.paths.keys)) {
     const file = layout.file('keys', name);
+    if (name.endsWith('~')) continue; // a stray set aside
     if (name.startsWith('.stale.')) {
       if (olderThan(ctx, file, ctx.o.helperMaxAge)) {
         found(ctx, 'stale-helper', file, 'left by an interrupted key takeover', 'run with --repair to delete it', () => (unlink(file) ? 'deleted' : undefined));
@@ -281,7 +338,7 @@ function checkHelpers(ctx: Context): void {
     }
     const holder = keyTarget(layout, name);
     if (holder === undefined) {
-      found(ctx, 'stray', file, 'not a symbolic link: not a unique key', 'move it out of keys/');
+      stray(ctx, file, 'not a symbolic link: not a unique key', 'move it out of keys/');
     } else if (!isLive(layout, holder)) {
       found(ctx, 'stale-helper', file, `a unique key held by ${holder}, which is no longer waiting or running`, 'run with --repair to delete it', () =>
         removeStaleKey(layout, name) ? 'deleted' : undefined,
@@ -296,6 +353,61 @@ function checkHelpers(ctx: Context): void {
     found(ctx, 'stale-helper', file, lock ? 'a maintenance lock left by a process that died' : `a temporary file left by a write of ${SETTINGS_FILE}`,
       'run with --repair to delete it', () => (unlink(file) ? 'deleted' : undefined));
   }
+}
+
+/**
+ * The sweeps' own files in workers/ (dot files, which the loop over
+ * heartbeats skips): the filesystem clock and the maintenance lock must be
+ * regular files (sweeps work around anything else, with a warning, but never
+ * use it), a lock left by a sweeper that died goes stale, and so does what a
+ * lock takeover moved aside (.lock~TOKEN).
+ */
+function checkSweepFiles(ctx: Context): void {
+  const { layout } = ctx;
+  for (const name of listDir(layout.paths.workers)) {
+    if (name !== CLOCK_FILE && name !== LOCK_FILE && !name.startsWith(`${LOCK_FILE}~`)) continue;
+    const file = layout.file('workers', name);
+    const stat = lstat(file);
+    if (stat === undefined) continue;
+    const what = name === CLOCK_FILE ? 'the filesystem clock' : 'the maintenance lock';
+    let problem: string;
+    if (!stat.isFile() && name !== CLOCK_FILE && name !== LOCK_FILE) {
+      if (ctx.now - stat.mtimeMs <= ctx.o.helperMaxAge) continue;
+      problem = 'left by a takeover of the maintenance lock';
+    } else if (!stat.isFile()) {
+      problem = `${stat.isSymbolicLink() ? 'a symbolic link' : `a ${kindOf(stat)}`} where ${what} belongs: sweeps never follow or open it (they work around it with a warning)`;
+    } else if (name === CLOCK_FILE || ctx.now - stat.mtimeMs <= ctx.o.helperMaxAge) {
+      continue;
+    } else {
+      problem = name === LOCK_FILE ? 'a maintenance lock left by a process that died' : 'left by a takeover of the maintenance lock';
+    }
+    const todo = stat.isDirectory() ? 'run with --repair to delete it if it is empty, else move it away' : 'run with --repair to delete it';
+    found(ctx, 'stale-helper', file, problem, todo, () => (removeEntry(file) ? 'deleted' : undefined));
+  }
+}
+
+/** Delete a file, a link or an empty directory; false when it is gone, or a directory that is not empty. */
+function removeEntry(file: string): boolean {
+  try {
+    return unlink(file);
+  } catch (error) {
+    if ((error as DirQueueError).code === 'ENOTEMPTY' || (error as DirQueueError).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+/**
+ * A name that is not ours where ours belong: readers skip it, but it is
+ * damage until it is set aside. Repair renames it to NAME~ (NAME.2~, ... if
+ * taken), which no reader and no later check looks at, in the same
+ * directory: one rename, and the owner finds it beside where it was.
+ */
+function stray(ctx: Context, file: string, problem: string, todo: string): void {
+  found(ctx, 'stray', file, problem, `${todo}, or run with --repair to rename it to ${path.basename(file)}~`, () => {
+    let target = `${file}~`;
+    for (let n = 2; lstat(target) !== undefined; n++) target = `${file}.${n}~`;
+    return move(file, target) ? `renamed to ${path.basename(target)} (set aside: readers and fsck skip names ending in ~)` : undefined;
+  });
 }
 
 function lstat(file: string): fs.Stats | undefined {

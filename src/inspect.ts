@@ -3,12 +3,13 @@
  * in run order (list), counts and stats. Nothing here claims or moves a file.
  */
 import fs from 'node:fs';
-import { parseJobFile, payloadOf, type JobEvent } from './envelope.js';
+import path from 'node:path';
+import { parseJobFile, payloadOf, tornReason, type JobEvent } from './envelope.js';
 import { DirQueueError, type RecordedError } from './errors.js';
 import { listDir, readJobFile } from './files.js';
-import { STATES, type Layout, type State } from './layout.js';
+import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from './layout.js';
 import { isId, nowUs, parseActiveName, parseDelayedName, parseId } from './names.js';
-import { recent, type Recent } from './throughput.js';
+import { recent, RECENT_WINDOW_MS, type Recent } from './throughput.js';
 
 export interface JobInfo {
   id: string;
@@ -17,10 +18,19 @@ export interface JobInfo {
   /** The payload: JSON data, a Buffer for raw bytes, undefined when none or unreadable. */
   data: unknown;
   priority: number;
-  /** Attempts that have ended so far (errors, timeouts, crashes). */
+  /** Attempts that have ended so far (errors, timeouts, crashes), over every round. */
   attemptsMade: number;
-  /** The most attempts the job gets (its own, or the queue's default). */
+  /**
+   * Attempts that have ended in this round, since an operator's last retry:
+   * what counts against `attempts`. Equals attemptsMade until a retry.
+   */
+  attemptsSinceRetry: number;
+  /** The most attempts the job gets in a round (its own, or the queue's default). */
   attempts: number;
+  /** Runs that have ended over the job's whole life: every failed attempt, and the one that succeeded. */
+  runs: number;
+  /** How many times an operator sent the job back from failed/ (dirq retry): each starts a round. */
+  retries: number;
   createdAt: Date | undefined;
   /** When the job became (or becomes) ready: from its id. */
   readyAt: Date;
@@ -28,8 +38,17 @@ export interface JobInfo {
   runAt?: Date;
   /** active/ only: the claim token of the holder. */
   claim?: string;
+  /** active/ only: when it was claimed (see claimTime). */
+  claimedAt?: Date;
   /** done/ only: what the processor returned. */
   result?: unknown;
+  /**
+   * done/ only: why the job did not provably complete (its result event is
+   * missing or torn, as after a power cut; envelope.ts tornReason). It has
+   * no result then, and runs again once a sweep after a reboot or
+   * `fsck --repair` puts it back in queue/.
+   */
+  torn?: string;
   /** The last error, if any attempt failed. */
   error?: RecordedError;
   /** Every error, oldest first. */
@@ -76,7 +95,10 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
     data: undefined,
     priority: parsed.priority,
     attemptsMade: 0,
+    attemptsSinceRetry: 0,
     attempts: defaults.attempts,
+    runs: 0,
+    retries: 0,
     createdAt: undefined,
     readyAt: new Date(parsed.enqueuedUs / 1000),
     errors: [],
@@ -100,22 +122,33 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
   }
   info.data = payloadOf(record.envelope);
   info.attemptsMade = record.attemptsMade;
+  info.attemptsSinceRetry = record.attemptsSinceRetry;
   info.attempts = record.envelope.attempts ?? defaults.attempts;
+  info.runs = record.attemptsMade + (record.result === undefined ? 0 : 1);
+  info.retries = record.events.filter((e) => e.event === 'retry').length;
   if (record.envelope.created !== undefined) info.createdAt = new Date(record.envelope.created);
-  if (record.result !== undefined && state === 'done') info.result = record.result.value;
+  if (state === 'done') {
+    const torn = tornReason(read.text, record);
+    if (torn !== undefined) info.torn = torn;
+    else info.result = record.result!.value;
+  }
   info.errors = record.errors;
   const last = record.errors.at(-1);
   if (last !== undefined) info.error = last;
   if (record.invalid !== undefined) info.invalid = record.invalid;
   info.history = record.events;
+  if (state === 'active') {
+    const claimed = claimTime(layout, name, defaults.maxJobBytes, record.events);
+    if (claimed !== undefined) info.claimedAt = new Date(claimed);
+  }
   return info;
 }
 
 /** An unparsable file set aside by a reader still carries its reason on its last line. */
 function lastInvalidReason(text: string): string | undefined {
-  const lines = text.trimEnd().split('\n');
+  const trimmed = text.trimEnd();
   try {
-    const event = JSON.parse(lines.at(-1) ?? '') as { event?: unknown; reason?: unknown };
+    const event = JSON.parse(trimmed.slice(trimmed.lastIndexOf('\n') + 1)) as { event?: unknown; reason?: unknown }; // the last line only: no split of a huge file
     return event.event === 'invalid' && typeof event.reason === 'string' ? event.reason : undefined;
   } catch {
     return undefined;
@@ -143,78 +176,165 @@ export function jobNames(layout: Layout, state: State): string[] {
 
 export type Counts = Record<State, number>;
 
+/**
+ * The order a snapshot lists the state directories in: the way jobs flow
+ * (delayed/ to queue/ to active/ to done/ or failed/). A job that moves on
+ * while the listing runs is seen twice, in its old directory and, later, in
+ * its new one, and is counted once, where it was seen last; listing against
+ * the flow would miss it instead. Only a job moving back (a release, a
+ * recovery or a retry: active/ to queue/ or delayed/, failed/ to queue/)
+ * can be missed, never counted twice. So the counts of a snapshot never sum
+ * to more than the jobs there are.
+ */
+const FLOW: readonly State[] = ['delayed', 'queue', 'active', 'done', 'failed'];
+
+/** The job names of every state, in run order, each job in one state only (see FLOW). */
+export function snapshot(layout: Layout): Record<State, string[]> {
+  const names = {} as Record<State, string[]>;
+  const seen = new Map<string, State>();
+  const movedOn = new Map<State, Set<string>>();
+  for (const state of FLOW) {
+    const listed = jobNames(layout, state);
+    const ended = state === 'done' || state === 'failed';
+    for (const name of listed) {
+      const id = idOfName(state, name)!;
+      const before = seen.get(id);
+      if (before !== undefined) (movedOn.get(before) ?? movedOn.set(before, new Set()).get(before)!).add(id);
+      if (!ended) seen.set(id, state);
+    }
+    names[state] = listed;
+  }
+  for (const [state, ids] of movedOn) names[state] = names[state].filter((name) => !ids.has(idOfName(state, name)!));
+  return names;
+}
+
 export function counts(layout: Layout): Counts {
+  const names = snapshot(layout);
   const out = {} as Counts;
-  for (const state of STATES) out[state] = jobNames(layout, state).length;
+  for (const state of STATES) out[state] = names[state].length;
   return out;
 }
 
 export interface Stats {
+  /** Jobs per state: a snapshot, each job counted once (see FLOW). */
   counts: Counts;
   /**
    * Per state, the age of its oldest job, ms (null when empty): since it
-   * became ready (its id's time), except in delayed/, where it is since it
-   * entered delayed/ (the file's ctime).
+   * became ready (its id's time), except in delayed/, since it entered
+   * delayed/ (the file's ctime), and in active/, since it was claimed (claimTime).
    */
   oldest: Record<State, number | null>;
   /** delayed/ only: ms until the earliest delayed job is due (negative when overdue), null when none. */
   nextDue: number | null;
-  /** queue/ only: the longest any ready job has waited in queue/, ms, from the time it entered (ctime). */
+  /**
+   * The longest any job that may run has waited to start, ms: a job in
+   * queue/ since it entered queue/ (its ctime), a delayed job whose time has
+   * come since its due time (nothing has promoted it yet). Null when none.
+   */
   waiting: number | null;
   /** The id of that job. */
   waitingId: string | null;
+  /** Where that job waits: queue, or delayed when it is overdue there. */
+  waitingState: 'queue' | 'delayed' | null;
   /** Per job type, counts by state. */
   types: Record<string, Counts>;
-  /** Jobs that ended in the last minute: throughput and latency (see throughput.ts). */
+  /** Jobs that ended in the last minute (or since the queue was made, if later): throughput and latency (see throughput.ts). */
   recent: Recent;
 }
 
-export function stats(layout: Layout): Stats {
+export function stats(layout: Layout, maxJobBytes: number): Stats {
   const now = nowUs();
+  const names = snapshot(layout);
   const result: Stats = {
     counts: {} as Counts,
     oldest: {} as Stats['oldest'],
     nextDue: null,
     waiting: null,
     waitingId: null,
+    waitingState: null,
     types: {},
-    recent: recent(layout),
+    recent: recent(layout, RECENT_WINDOW_MS, now / 1000, createdMs(layout)),
+  };
+  const waited = (state: 'queue' | 'delayed', id: string, ms: number): void => {
+    if (result.waiting !== null && ms <= result.waiting) return;
+    result.waiting = ms;
+    result.waitingId = id;
+    result.waitingState = state;
   };
   for (const state of STATES) {
-    const names = jobNames(layout, state);
-    result.counts[state] = names.length;
+    result.counts[state] = names[state].length;
     let oldestUs = Infinity;
-    for (const name of names) {
+    for (const name of names[state]) {
       const parsed = parseId(idOfName(state, name)!)!;
-      if (state === 'delayed') {
-        const entered = ctimeMs(layout.file('delayed', name));
-        if (entered !== undefined) oldestUs = Math.min(oldestUs, entered * 1000);
-      } else {
-        oldestUs = Math.min(oldestUs, parsed.enqueuedUs);
-      }
+      const sinceMs = state === 'delayed' ? ctimeMs(layout.file(state, name)) : state === 'active' ? claimTime(layout, name, maxJobBytes) : parsed.enqueuedUs / 1000;
+      if (sinceMs !== undefined) oldestUs = Math.min(oldestUs, sinceMs * 1000);
       const perType = (result.types[parsed.type] ??= { queue: 0, delayed: 0, active: 0, done: 0, failed: 0 });
       perType[state]++;
       if (state === 'queue') {
         const entered = ctimeMs(layout.file('queue', name));
-        const waited = entered === undefined ? undefined : Math.max(0, now / 1000 - entered);
-        if (waited !== undefined && (result.waiting === null || waited > result.waiting)) {
-          result.waiting = waited;
-          result.waitingId = name;
-        }
+        if (entered !== undefined) waited('queue', name, Math.max(0, now / 1000 - entered));
       }
     }
     result.oldest[state] = oldestUs === Infinity ? null : Math.max(0, Math.round((now - oldestUs) / 1000));
-    if (state === 'delayed' && names.length > 0) result.nextDue = Math.round((parseDelayedName(names[0]!)!.dueUs - now) / 1000);
+  }
+  const [first] = names.delayed; // delayed/ names sort by due time: the first is due soonest
+  if (first !== undefined) {
+    const { dueUs, id } = parseDelayedName(first)!;
+    result.nextDue = Math.round((dueUs - now) / 1000);
+    if (dueUs < now) waited('delayed', id, (now - dueUs) / 1000);
   }
   if (result.waiting !== null) result.waiting = Math.round(result.waiting);
   return result;
+}
+
+/**
+ * When the claim `name` in active/ was made, ms since the epoch; undefined
+ * when it is gone. No file records it, but the rename into active/ stamps
+ * the file's ctime, and while the holder has appended nothing since, its
+ * ctime is later than its mtime (the last write, before the claim) and is
+ * the claim's time. An append by the holder (progress, log) moves both:
+ * then the first event of this claim, a moment after it, is the closest
+ * record there is.
+ */
+export function claimTime(layout: Layout, name: string, maxJobBytes: number, events?: readonly JobEvent[]): number | undefined {
+  const claim = parseActiveName(name)?.claim.claim;
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(layout.file('active', name));
+  } catch {
+    return undefined;
+  }
+  if (claim === undefined || stat.ctimeMs > stat.mtimeMs) return stat.ctimeMs;
+  if (events === undefined) {
+    const read = readJobFile(layout.file('active', name), maxJobBytes);
+    if (!read.ok) return stat.ctimeMs;
+    try {
+      events = parseJobFile(read.text).events;
+    } catch {
+      return stat.ctimeMs;
+    }
+  }
+  const mine = events.find((e) => 'claim' in e && e.claim === claim);
+  const at = mine === undefined ? NaN : Date.parse(mine.at);
+  return Number.isFinite(at) ? Math.min(at, stat.ctimeMs) : stat.ctimeMs;
+}
+
+/** When the queue was made (dirqueue.json's `created`), ms since the epoch; undefined when unknown. */
+function createdMs(layout: Layout): number | undefined {
+  try {
+    const created = Date.parse(readSettings(path.join(layout.root, SETTINGS_FILE))?.created ?? '');
+    return Number.isFinite(created) ? created : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function notFound(id: string): DirQueueError {
   return new DirQueueError('ENOTFOUND', `no job ${id} in any state (it may have been removed or purged)`);
 }
 
-function lexists(path: string): boolean {
+/** Whether anything is at `path` (a symlink counts: it is not followed). */
+export function lexists(path: string): boolean {
   try {
     fs.lstatSync(path);
     return true;

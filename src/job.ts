@@ -3,12 +3,17 @@
  * Each ending is one rename out of active/ (I1). If the rename finds the
  * active file gone, another process recovered the claim: the call fails with
  * ECOMPROMISED and anything this claim appended is void (see envelope.ts).
+ *
+ * An ending that fails (a full disk: ENOSPC on the append or the rename)
+ * leaves the job as it was: still held, its file without the line, so the
+ * holder can end it another way (fail, release) and close() releases it.
+ * The claim is over only once its rename landed, or once it is known lost.
  */
 import { backoffDelay } from './backoff.js';
 import { encodeEvent, parseJobFile, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
 import fs from 'node:fs';
 import { CompromisedError, DirQueueError, errnoOf, fsError, recordError, type RecordedError } from './errors.js';
-import { appendLine, move, readJobFile } from './files.js';
+import { appendAll, appendLine, move, readJobFile, tailOf, truncateFile, type Tail } from './files.js';
 import { releaseKeyOf } from './keys.js';
 import { checkJson } from './json-check.js';
 import type { Layout } from './layout.js';
@@ -52,12 +57,15 @@ export class Job<Data = unknown> {
   #host: JobHost;
   #record: JobRecord;
   #activePath: string;
-  #settled = false;
+  /** held until an ending's rename lands (ended) or the claim is known gone (lost, with why). */
+  #state: 'held' | 'ended' | 'lost' = 'held';
+  #lostWhy = '';
   /** When this process claimed the job, on its monotonic clock (performance.now()). */
   #claimedAt = performance.now();
   /** The claimed file, open for appending (undefined when we may only read it). */
   #fd: number | undefined;
-  #endsWithNewline: boolean;
+  /** Where the file ends as this claim wrote it: an append or an ending that fails is cut back to it. */
+  #tail: Tail;
 
   /** @internal Made by Queue.claim. */
   constructor(
@@ -66,14 +74,14 @@ export class Job<Data = unknown> {
     record: JobRecord,
     claim: string,
     activePath: string,
-    file: { fd: number | undefined; endsWithNewline: boolean },
+    file: { fd: number | undefined; tail: Tail },
   ) {
     const { envelope } = record;
     this.#host = host;
     this.#record = record;
     this.#activePath = activePath;
     this.#fd = file.fd;
-    this.#endsWithNewline = file.endsWithNewline;
+    this.#tail = file.tail;
     this.id = parsed.id;
     this.type = parsed.type;
     this.data = payloadOf(envelope) as Data;
@@ -94,7 +102,6 @@ export class Job<Data = unknown> {
   async complete(result?: unknown): Promise<void> {
     this.#assertHeld('complete');
     if (result !== undefined) checkJson(result, 'result'); // a bad result leaves the claim held, to fail or release
-    this.#begin('complete');
     const event = { event: 'result' as const, at: new Date().toISOString(), attempt: this.attempt, claim: this.claim };
     this.#end(encodeEvent(result === undefined ? event : { ...event, value: result }), this.#host.layout.file('done', this.id));
     this.#host.counted(this.type, 'completed');
@@ -113,7 +120,6 @@ export class Job<Data = unknown> {
     const layout = this.#host.layout;
     const at = new Date();
     if (exhausted) {
-      this.#begin('fail');
       this.#end(encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded }), layout.file('failed', this.id));
       this.#host.counted(this.type, 'failed');
       releaseKeyOf(layout, this.#record.envelope.key, this.id);
@@ -121,7 +127,6 @@ export class Job<Data = unknown> {
     }
     const retry = this.#retryAt(at.getTime(), recorded); // computed before the claim ends, so nothing it throws strands the job
     const line = encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded, retryAt: retry.iso });
-    this.#begin('fail');
     if (retry.delayedName !== undefined) {
       this.#end(line, layout.file('delayed', retry.delayedName));
       this.#host.requeued(this.id, retry.delayedName);
@@ -146,25 +151,45 @@ export class Job<Data = unknown> {
     this.#append(encodeEvent({ event: 'log', at: new Date().toISOString(), attempt: this.attempt, claim: this.claim, line: String(line) }));
   }
 
-  /** True once complete, fail or release was called. */
+  /** True once the claim ended: complete, fail or release succeeded, or the claim was lost (taken back, or the queue closed). */
   get settled(): boolean {
-    return this.#settled;
+    return this.#state !== 'held';
   }
 
   /** Put the job back in queue/ unchanged; the attempt does not count. */
   async release(): Promise<void> {
-    this.#begin('release');
+    this.#assertHeld('release');
     this.#end(undefined, this.#host.layout.file('queue', this.id));
     this.#host.requeued(this.id);
   }
 
   /**
    * @internal
+   * The queue is closing: put the job back in queue/ as release does. From
+   * now on the holder's complete, fail, release, progress and log throw
+   * ECOMPROMISED, since the job may already run elsewhere. If the rename
+   * fails, the file stays in active/ without a heartbeat, for a sweep.
+   */
+  async releaseOnClose(): Promise<void> {
+    if (this.#state !== 'held') return;
+    try {
+      await this.release();
+    } finally {
+      this.#state = 'lost';
+      this.#lostWhy = 'the queue was closed while the job was held (close() puts held jobs back in queue/)';
+      this.#host.settled(this);
+      this.#closeFile();
+    }
+  }
+
+  /**
+   * @internal
    * True when the job has run `grace` ms past its timeout: its owner then takes
    * the claim back (Queue), since a worker that ignores its timeout holds the job forever.
+   * Asked only of jobs the Queue still holds (a take-back that failed is asked again).
    */
   overdue(now: number, grace: number): boolean {
-    return !this.#settled && this.timeout !== undefined && now - this.#claimedAt > this.timeout + grace;
+    return this.timeout !== undefined && now - this.#claimedAt > this.timeout + grace;
   }
 
   /**
@@ -174,11 +199,14 @@ export class Job<Data = unknown> {
    * now throw ECOMPROMISED.
    */
   revoked(): void {
+    this.#state = 'lost';
+    this.#lostWhy = `it ran past its timeout of ${this.timeout} ms and staleAfter more, so this process took the claim back`;
     this.#closeFile();
   }
 
   #assertHeld(what: string): void {
-    if (this.#settled) {
+    if (this.#state === 'lost') throw this.#compromised();
+    if (this.#state === 'ended') {
       throw new DirQueueError('EBADSTATE', `job ${this.id}: ${what}() after the claim already ended; call one of complete, fail, release once`);
     }
   }
@@ -194,15 +222,21 @@ export class Job<Data = unknown> {
    */
   #append(line: string): void {
     if (this.#fd === undefined) {
-      if (!appendLine(this.#activePath, line)) throw this.#lost();
+      const tail = appendLine(this.#activePath, line);
+      if (tail === undefined) throw this.#lose();
+      this.#tail = tail;
       return;
     }
-    if (performance.now() - this.#claimedAt > this.#host.staleAfter / 2 && !this.#stillHere()) throw this.#lost();
+    if (performance.now() - this.#claimedAt > this.#host.staleAfter / 2 && !this.#stillHere()) throw this.#lose();
     try {
-      fs.writeSync(this.#fd, this.#endsWithNewline ? line : `\n${line}`);
-      this.#endsWithNewline = true;
+      this.#tail = appendAll(this.#fd, line, this.#tail, this.#activePath);
     } catch (error) {
-      throw fsError(`appending to ${this.#activePath}`, error);
+      try {
+        this.#tail = tailOf(this.#fd); // cut back as it was, unless the cut failed: then the next line starts a new one
+      } catch {
+        // the append's error is the one to report
+      }
+      throw error;
     }
   }
 
@@ -222,20 +256,52 @@ export class Job<Data = unknown> {
     this.#fd = undefined;
   }
 
-  #begin(what: string): void {
-    this.#assertHeld(what);
-    this.#settled = true;
+  /**
+   * Append `line` (if any) and rename to `target`: the one rename that ends
+   * the claim. The file is closed before the rename, so on NFS its data
+   * reaches the server (close-to-open) before the name does. If the append
+   * or the rename fails, the line is cut off again and the job stays held.
+   */
+  #end(line: string | undefined, target: string): void {
+    const before = this.#tail;
+    if (line !== undefined) this.#append(line);
+    this.#closeFile();
+    let moved: boolean;
+    try {
+      moved = move(this.#activePath, target);
+    } catch (error) {
+      if (line !== undefined) this.#cutBack(before);
+      throw error;
+    }
+    if (!moved && !(line !== undefined && this.#landed(target))) throw this.#lose();
+    this.#state = 'ended';
     this.#host.settled(this);
   }
 
-  /** Append `line` (if any) and rename to `target`: the one rename that ends the claim. */
-  #end(line: string | undefined, target: string): void {
+  /**
+   * After a failed rename: take the ending's line out of the file again, so
+   * a later fail or release does not leave a result or an error that never
+   * happened. If even that fails the line stays; a later ending's own line
+   * comes after it, and the last outcome is what counts (envelope.ts).
+   */
+  #cutBack(before: Tail): void {
     try {
-      if (line !== undefined) this.#append(line);
-    } finally {
-      this.#closeFile();
+      truncateFile(this.#activePath, before.size);
+      this.#tail = before;
+    } catch (error) {
+      this.#host.warn(error as Error);
     }
-    if (!move(this.#activePath, target) && !(line !== undefined && this.#landed(target))) throw this.#lost();
+  }
+
+  /** The claim is gone (taken back by a sweep): no call on it can count any more. */
+  #lose(): CompromisedError {
+    if (this.#state === 'held') {
+      this.#state = 'lost';
+      this.#lostWhy = `the claim ${this.claim} was taken back (its worker went silent, or the job ran past its timeout)`;
+      this.#host.settled(this);
+    }
+    this.#closeFile();
+    return this.#compromised();
   }
 
   /**
@@ -279,9 +345,7 @@ export class Job<Data = unknown> {
     }
   }
 
-  #lost(): CompromisedError {
-    return new CompromisedError(
-      `job ${this.id}: the claim ${this.claim} was taken back (its worker went silent, or the job ran past its timeout); this run's outcome is not recorded`,
-    );
+  #compromised(): CompromisedError {
+    return new CompromisedError(`job ${this.id}: ${this.#lostWhy}; this run's outcome is not recorded`);
   }
 }

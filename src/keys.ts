@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { listDir } from './files.js';
+import { kindOf, listDir } from './files.js';
 import { locate } from './inspect.js';
 import type { Layout } from './layout.js';
 import { isWriterGone } from './liveness.js';
@@ -28,7 +28,15 @@ export function takeKey(layout: Layout, key: string, id: string): string | undef
       if (errnoOf(error) !== 'EEXIST') throw fsError(`taking the key ${path}`, error);
     }
     const holder = readKey(path);
-    if (holder === undefined) continue; // released meanwhile
+    if (holder === undefined) {
+      const kind = notALink(path);
+      if (kind === undefined) continue; // released meanwhile
+      throw new DirQueueError(
+        'EBADFILE',
+        `${path} is ${kind}, not a unique key (a symbolic link naming a job): dirqueue does not delete what it did not make; ` +
+          `move it out of ${layout.paths.keys} (dirq fsck ${layout.root} lists such entries), then enqueue again`,
+      );
+    }
     if (isLive(layout, holder)) return holder;
     // a stale key: grab it by rename (one winner), and delete it only if it is still the stale one
     const grabbed = layout.file('keys', `.stale.${randomToken(8)}`);
@@ -45,7 +53,7 @@ export function takeKey(layout: Layout, key: string, id: string): string | undef
         // EEXIST: a third enqueuer took the key meanwhile and keeps it
       }
     }
-    fs.rmSync(grabbed, { force: true });
+    removeQuietly(grabbed);
   }
   throw new DirQueueError('EFS', `could not take the key ${path}: too much contention, try again`);
 }
@@ -74,7 +82,7 @@ export function removeStaleKey(layout: Layout, name: string): boolean {
       // EEXIST: a third enqueuer took the key meanwhile and keeps it
     }
   }
-  fs.rmSync(grabbed, { force: true });
+  removeQuietly(grabbed);
   return stale;
 }
 
@@ -91,6 +99,27 @@ export function releaseKey(layout: Layout, key: string, id: string): void {
     fs.unlinkSync(path);
   } catch (error) {
     if (errnoOf(error) !== 'ENOENT') throw fsError(`releasing the key ${path}`, error);
+  }
+}
+
+/** What is at keys/NAME when it is not a symbolic link ("a directory", ...), or undefined when nothing is. */
+function notALink(path: string): string | undefined {
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(path);
+  } catch {
+    return undefined;
+  }
+  if (stat.isSymbolicLink()) return undefined; // a link again: made meanwhile
+  return stat.isFile() ? 'a regular file' : `a ${kindOf(stat)}`;
+}
+
+/** Delete a key moved aside; only links are ever moved aside, but something else may have been put there meanwhile. */
+function removeQuietly(path: string): void {
+  try {
+    fs.unlinkSync(path);
+  } catch {
+    // a directory put in place meanwhile: fsck reports the .stale. entry
   }
 }
 

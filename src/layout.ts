@@ -1,14 +1,16 @@
 /**
  * The queue directory: its state directories and dirqueue.json (FORMAT.md).
- * dirqueue.json is written with write-file-atomic: a settings file is the
- * case it fits (its temp file sits beside the target, which is fine here and
- * would not be in queue/).
+ * dirqueue.json is replaced by a rename of a fresh file from tmp/
+ * (safe-file.ts), which replaces a symbolic link at its name rather than
+ * writing through it; write-file-atomic, the design card's choice, resolves
+ * links first and installs signal-exit, which takes over the host process's
+ * SIGTERM and SIGINT (defects issue, S2 and D12).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
 import { listDir } from './files.js';
-import { DirQueueError, errnoOf, fsError } from './errors.js';
+import { DirQueueError, fsError } from './errors.js';
+import { checkDir, chmodDirNoFollow, makeDirNoFollow, readSmallFile, replaceFile } from './safe-file.js';
 
 export const STATES = ['queue', 'delayed', 'active', 'done', 'failed'] as const;
 export type State = (typeof STATES)[number];
@@ -20,6 +22,8 @@ export type Dir = (typeof DIRS)[number];
 export const FORMAT_MAJOR = 1;
 export const FORMAT_MINOR = 0;
 export const SETTINGS_FILE = 'dirqueue.json';
+/** A settings file is a few hundred bytes: anything much larger is not one. */
+const SETTINGS_MAX_BYTES = 64 * 1024;
 
 export interface Settings {
   format: 'dirqueue';
@@ -96,8 +100,7 @@ export class Layout {
    * turns) it a queue whose files get that mode (a group-shared queue).
    */
   async prepare(create: boolean, mode?: number): Promise<Settings> {
-    const settingsPath = path.join(this.root, SETTINGS_FILE);
-    let settings = readSettings(settingsPath);
+    let settings = readSettings(this.settingsPath);
     if (settings === undefined) {
       if (!create) {
         const exists = fs.existsSync(this.root);
@@ -120,63 +123,101 @@ export class Layout {
       this.fileMode = mode;
       try {
         fs.mkdirSync(this.root, { recursive: true });
-        if (mode !== undefined) fs.chmodSync(this.root, modeOfDirs(mode));
+        if (mode !== undefined) fs.chmodSync(this.root, modeOfDirs(mode)); // the root is the caller's own path: links in it are theirs
         for (const dir of DIRS) this.makeDir(dir);
-        await writeSettings(settingsPath, settings);
+        await this.writeSettings(settings);
       } catch (error) {
         throw fsError(`creating the queue in ${this.root}`, error);
       }
       return settings;
     }
-    checkVersion(settings, settingsPath);
-    this.fileMode = settings.mode === undefined ? undefined : parseMode(settings.mode, `"mode" in ${settingsPath}`);
+    checkVersion(settings, this.settingsPath);
+    this.fileMode = settings.mode === undefined ? undefined : parseMode(settings.mode, `"mode" in ${this.settingsPath}`);
+    // Every directory of the layout must be one, not a link to one elsewhere: the library creates,
+    // chmods, renames and deletes inside them, and must never do so outside the queue (S3).
+    const missing = DIRS.filter((dir) => !this.#checkDir(dir));
+    for (const dir of missing) {
+      if (!create && dir !== 'workers' && dir !== 'keys') {
+        throw new DirQueueError('ENOTQUEUE', `${this.paths[dir]} is missing: run dirq fsck ${this.root} --repair`);
+      }
+      try {
+        this.makeDir(dir);
+      } catch (error) {
+        throw fsError(`creating ${this.paths[dir]}`, error);
+      }
+    }
     if (mode !== undefined && mode !== this.fileMode) {
       settings = { ...settings, mode: formatMode(mode) };
       this.fileMode = mode;
       try {
-        await writeSettings(settingsPath, settings);
-        for (const dir of [this.root, ...DIRS.map((d) => this.paths[d])]) if (fs.existsSync(dir)) fs.chmodSync(dir, modeOfDirs(mode));
+        await this.writeSettings(settings);
+        fs.chmodSync(this.root, modeOfDirs(mode));
+        for (const dir of DIRS) chmodDirNoFollow(this.paths[dir], modeOfDirs(mode), this.#replaceTodo(dir));
       } catch (error) {
+        if (error instanceof DirQueueError && error.code === 'EBADFILE') throw error;
         throw fsError(`setting the mode of the queue ${this.root} (only its owner or root can)`, error);
-      }
-    }
-    for (const dir of DIRS) {
-      if (!fs.existsSync(this.paths[dir])) {
-        if (!create && dir !== 'workers' && dir !== 'keys') {
-          throw new DirQueueError('ENOTQUEUE', `${this.paths[dir]} is missing: run dirq fsck ${this.root} --repair`);
-        }
-        try {
-          this.makeDir(dir);
-        } catch (error) {
-          throw fsError(`creating ${this.paths[dir]}`, error);
-        }
       }
     }
     return settings;
   }
 
-  /** Create one of the queue's directories (if missing), with the queue's mode. */
+  get settingsPath(): string {
+    return path.join(this.root, SETTINGS_FILE);
+  }
+
+  /** Create one of the queue's directories (if missing), with the queue's mode; never through a link. */
   makeDir(dir: Dir): void {
-    fs.mkdirSync(this.paths[dir], { recursive: true });
-    if (this.fileMode !== undefined) fs.chmodSync(this.paths[dir], modeOfDirs(this.fileMode));
+    makeDirNoFollow(this.paths[dir], this.fileMode === undefined ? undefined : modeOfDirs(this.fileMode), this.#replaceTodo(dir));
+  }
+
+  /**
+   * Replace dirqueue.json (atomically, fsynced), readable by whoever may use
+   * the queue: a fresh file made in tmp/ (created if missing) is renamed over it.
+   */
+  async writeSettings(settings: Settings): Promise<void> {
+    const mode = settings.mode === undefined ? undefined : parseMode(settings.mode) & 0o666;
+    makeDirNoFollow(this.paths.tmp, mode === undefined ? undefined : modeOfDirs(mode), this.#replaceTodo('tmp'));
+    await replaceFile(this.settingsPath, `${JSON.stringify(settings, null, 2)}\n`, { tmpDir: this.paths.tmp, mode });
+  }
+
+  /** Whether `dir` exists; throws EBADFILE when it is something other than a directory. */
+  #checkDir(dir: Dir): boolean {
+    if (notThere(this.paths[dir])) return false;
+    checkDir(this.paths[dir], this.#replaceTodo(dir));
+    return true;
+  }
+
+  #replaceTodo(dir: Dir): string {
+    return `move it away and run dirq fsck ${this.root} --repair to make ${dir}/ again`;
   }
 }
 
-/** Write dirqueue.json (atomically, fsynced), readable by whoever may use the queue. */
-export async function writeSettings(file: string, settings: Settings): Promise<void> {
-  const mode = settings.mode === undefined ? undefined : parseMode(settings.mode) & 0o666;
-  await writeFileAtomic(file, `${JSON.stringify(settings, null, 2)}\n`, mode === undefined ? { fsync: true } : { fsync: true, mode });
-}
-
-/** dirqueue.json, or undefined when it does not exist; throws ENOTQUEUE when it is not a settings file. */
-export function readSettings(file: string): Settings | undefined {
-  let text: string;
+/** True when nothing at all (not even a dangling link) is at `p`. */
+function notThere(p: string): boolean {
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') return undefined;
-    throw fsError(`reading ${file}`, error);
+    fs.lstatSync(p);
+    return false;
+  } catch {
+    return true;
   }
+}
+
+/**
+ * dirqueue.json, or undefined when it does not exist; throws ENOTQUEUE when
+ * it is not a settings file, a symbolic link or a FIFO included (never
+ * followed, never blocking: a link to a file outside the queue is not read).
+ */
+export function readSettings(file: string): Settings | undefined {
+  let text: string | undefined;
+  try {
+    text = readSmallFile(file, SETTINGS_MAX_BYTES, `put the queue's settings file there, or run dirq fsck ${path.dirname(file)} --repair to write a fresh one`);
+  } catch (error) {
+    const code = (error as DirQueueError).code;
+    if (code === 'ENOTDIR') return undefined;
+    if (code === 'EBADFILE') throw new DirQueueError('ENOTQUEUE', (error as DirQueueError).message);
+    throw error;
+  }
+  if (text === undefined) return undefined;
   try {
     const settings = JSON.parse(text) as Settings;
     if (settings?.format !== 'dirqueue' || typeof settings.version !== 'string') throw new Error('not a dirqueue settings file');

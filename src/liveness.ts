@@ -17,8 +17,10 @@
  */
 import fs from 'node:fs';
 import { hostname } from 'node:os';
-import { errnoOf, fsError } from './errors.js';
+import { errnoOf, fsError, type DirQueueError } from './errors.js';
 import type { Layout } from './layout.js';
+import { writeAll } from './files.js';
+import { badFile, openRegular } from './safe-file.js';
 
 export interface OwnerIdentity {
   host: string;
@@ -82,51 +84,90 @@ export function isWriterGone(layout: Layout, owner: string): boolean {
 export class Heartbeat {
   readonly path: string;
   #fd: number;
+  #mode: number | undefined;
   #content: Buffer;
 
   /** `mode`: a group-shared queue's file mode, set exactly whatever the umask. */
   constructor(path: string, mode?: number) {
     this.path = path;
+    this.#mode = mode;
     this.#content = Buffer.from(`${JSON.stringify(myIdentity())}\n`);
-    try {
-      this.#fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o666);
-    } catch (error) {
-      throw fsError(`creating the heartbeat ${path}`, error);
-    }
-    if (mode !== undefined) fs.fchmodSync(this.#fd, mode); // our own new file: cannot fail for lack of rights
+    this.#fd = this.#create();
     this.beat();
   }
 
+  /**
+   * A sweep deletes the heartbeat of a process silent for long (SILENT_HEARTBEAT_MS)
+   * that holds nothing, and a process stopped that long (SIGSTOP, a suspended VM)
+   * may yet resume: then it makes its heartbeat again, so that its next claims
+   * are judged by it.
+   */
   beat(): number {
+    if (fstatOf(this.#fd, this.path).nlink === 0) {
+      fs.closeSync(this.#fd);
+      this.#fd = this.#create();
+    }
     return stampNow(this.#fd, this.#content, this.path);
   }
 
   close(): void {
     fs.closeSync(this.#fd);
-    fs.rmSync(this.path, { force: true });
+    try {
+      fs.unlinkSync(this.path);
+    } catch {
+      // gone already (a sweep judged it stale), or replaced by something that is not ours to delete
+    }
   }
+
+  /** Our own new file, exclusively: the owner's name is unique, so nothing else may be at it. */
+  #create(): number {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o666);
+    } catch (error) {
+      throw fsError(`creating the heartbeat ${this.path}`, error);
+    }
+    if (this.#mode !== undefined) fs.fchmodSync(fd, this.#mode); // our own new file: cannot fail for lack of rights
+    return fd;
+  }
+}
+
+/** "Now" in the filesystem's clock, and why it had to be read elsewhere than the shared file, if it had to. */
+export interface FilesystemNow {
+  now: number;
+  warning?: DirQueueError;
 }
 
 /**
  * Read "now" in the filesystem's clock by writing to `path`, a file shared by
  * every process of the queue (created world-writable if missing). A process
- * that may not write it (another user's queue) uses a scratch file in `scratchDir`.
+ * that may not write it (another user's queue) uses a scratch file in
+ * `scratchDir`; so does one that finds a symbolic link, a directory or a FIFO
+ * there (never followed, never blocking), with a warning naming it, so that
+ * sweeps go on recovering claims until someone removes it (dirq fsck --repair).
  */
-export function filesystemNow(path: string, scratchDir: string): number {
-  let fd: number;
+export function filesystemNow(path: string, scratchDir: string): FilesystemNow {
+  let opened: ReturnType<typeof openRegular>;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o666);
+    opened = openRegular(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o666);
   } catch (error) {
-    if (errnoOf(error) !== 'EACCES' && errnoOf(error) !== 'EPERM') throw fsError(`reading the filesystem clock at ${path}`, error);
-    return scratchNow(scratchDir);
+    const code = (error as DirQueueError).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw fsError(`reading the filesystem clock at ${path}`, error);
+    return { now: scratchNow(scratchDir) };
   }
+  if (opened === undefined) throw fsError(`reading the filesystem clock at ${path}`, Object.assign(new Error('ENOENT'), { code: 'ENOENT' }));
+  if (typeof opened !== 'number') {
+    const todo = `sweeps read the filesystem's clock from a scratch file in ${scratchDir} meanwhile; remove it (dirq fsck --repair does)`;
+    return { now: scratchNow(scratchDir), warning: badFile(path, opened.kind, todo) };
+  }
+  const fd = opened;
   try {
     fs.fchmodSync(fd, 0o666);
   } catch {
     // not ours to chmod: someone else created it writable
   }
   try {
-    return stampNow(fd, Buffer.from('\n'), path);
+    return { now: stampNow(fd, Buffer.from('\n'), path) };
   } finally {
     fs.closeSync(fd);
   }
@@ -151,7 +192,7 @@ function scratchNow(dir: string): number {
 function stampNow(fd: number, content: Buffer, path: string): number {
   try {
     try {
-      fs.writeSync(fd, content, 0, content.length, 0);
+      writeAll(fd, content, 0); // a rewrite in place: the same bytes at the start, so the filesystem stamps the mtime
     } catch (error) {
       // a full disk cannot take even a rewrite of a new file: stamp it by hand (local clock) instead
       if (errnoOf(error) !== 'ENOSPC' && errnoOf(error) !== 'EDQUOT') throw error;
@@ -161,6 +202,14 @@ function stampNow(fd: number, content: Buffer, path: string): number {
     return fs.fstatSync(fd).mtimeMs;
   } catch (error) {
     throw fsError(`writing ${path}`, error);
+  }
+}
+
+function fstatOf(fd: number, path: string): fs.Stats {
+  try {
+    return fs.fstatSync(fd);
+  } catch (error) {
+    throw fsError(`checking ${path}`, error);
   }
 }
 
@@ -179,16 +228,30 @@ export function readHeartbeat(path: string): { identity: OwnerIdentity | undefin
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile() || stat.size > 4096) return undefined;
+    let identity: unknown;
     try {
-      return { identity: JSON.parse(fs.readFileSync(fd, 'utf8')) as OwnerIdentity, mtimeMs: stat.mtimeMs };
+      identity = JSON.parse(fs.readFileSync(fd, 'utf8'));
     } catch {
-      return { identity: undefined, mtimeMs: stat.mtimeMs };
+      identity = undefined;
     }
+    return { identity: isIdentity(identity) ? identity : undefined, mtimeMs: stat.mtimeMs };
   } catch {
     return undefined;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Whether a heartbeat's content is an identity a judge may act on. Its pid is
+ * given to kill(2) and read in /proc: anything but a positive integer (0 or a
+ * negative pid names a process group, "../x" a path) would make a live
+ * worker look dead, or read a file outside /proc.
+ */
+function isIdentity(value: unknown): value is OwnerIdentity {
+  if (typeof value !== 'object' || value === null) return false;
+  const { host, bootId, pid, startTime } = value as Partial<Record<keyof OwnerIdentity, unknown>>;
+  return typeof host === 'string' && typeof bootId === 'string' && typeof startTime === 'string' && Number.isSafeInteger(pid) && (pid as number) > 0;
 }
 
 function readOr(path: string, fallback: string): string {

@@ -4,23 +4,21 @@
  * abandoned tmp/ files (old, or left by a writer that died). Any process with
  * the queue open may sweep; a lock keeps it to one at a time normally, and
  * every step is a single-winner rename or an idempotent delete, so two
- * overlapping sweeps never move a job twice.
- *
- * The lock is proper-lockfile's: its stale takeover judges another host's
- * mtime by the local clock and can hand one lock to two holders (its issue
- * #121), which is harmless here, and only here: claims never use it.
+ * overlapping sweeps never move a job twice. The lock is the library's own
+ * (sweep-lock.ts says why it is not proper-lockfile's).
  */
 import fs from 'node:fs';
-import lockfile from 'proper-lockfile';
 import { encodeEvent, parseJobFile, type RevokeReason } from './envelope.js';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { appendLine, listDir, move, readJobFile } from './files.js';
 import { releaseKeyOf } from './keys.js';
 import { promoteDueJobs } from './discovery.js';
-import { SETTINGS_FILE, type Layout } from './layout.js';
+import type { Layout } from './layout.js';
 import { filesystemNow, isDeadHere, isWriterGone, readHeartbeat } from './liveness.js';
-import { activeName, parseActiveName, parseId, parseTmpName, type NameMaker } from './names.js';
+import { activeName, isOwnerName, parseActiveName, parseId, parseTmpName, type NameMaker } from './names.js';
+import { CLOCK_FILE, lockSweeps } from './sweep-lock.js';
 import { foldTotals } from './totals.js';
+import { requeueTornAfterBoot, type TornReport } from './torn.js';
 
 /** What taking a claim back needs to know. */
 export interface RevokeSettings {
@@ -62,52 +60,68 @@ export interface SweepReport {
   promoted: number;
   pruned: number;
   tmpRemoved: number;
+  /** Heartbeats deleted: of workers known dead, or silent for SILENT_HEARTBEAT_MS, that held nothing. */
+  heartbeatsRemoved: number;
+  /**
+   * Problems the sweep worked around, say a FIFO at workers/.clock (it read
+   * the clock from a scratch file instead). Queue emits each as a 'warning'.
+   */
+  warnings: DirQueueError[];
+  /** done/ jobs whose result was torn, put back in queue/ (only in the first sweep after a boot: torn.ts). */
+  torn?: TornReport;
 }
 
-/** Filesystem "now" is read from this file in workers/; its name is not an owner's. */
-const CLOCK_FILE = '.clock';
 /**
  * The lock is held for a sweep (milliseconds, usually). A holder that died
- * leaves it, and others take it over once it is this old: staleAfter/2 within
- * proper-lockfile's bounds (2..10 s), so a dead sweeper never stretches the
- * recovery bound past staleAfter.
+ * leaves it, and others take it over once it is this old in the filesystem's
+ * clock: staleAfter/2, kept within 2..10 s, so a dead sweeper never stretches
+ * the recovery bound past staleAfter (NFS.md quotes these bounds).
  */
 const lockStaleMs = (staleAfter: number): number => Math.min(10_000, Math.max(2000, staleAfter / 2));
+
+/**
+ * A heartbeat silent this long whose worker holds no claim is deleted by
+ * sweeps even when its worker is not known dead (another host's): it would
+ * only pile up. If that worker was merely stopped, it makes its heartbeat
+ * again when it resumes (liveness.ts Heartbeat.beat).
+ */
+const SILENT_HEARTBEAT_MS = 3600_000;
+
+const notSwept = (): SweepReport => ({ swept: false, recovered: [], unrecovered: [], promoted: 0, pruned: 0, tmpRemoved: 0, heartbeatsRemoved: 0, warnings: [] });
 
 /**
  * Run one sweep under the maintenance lock. `wait`: wait for the lock (an
  * explicit recover()) instead of skipping the sweep (a timer's).
  */
 export async function sweep(layout: Layout, names: NameMaker, settings: SweepSettings, wait: boolean): Promise<SweepReport> {
-  let release: (() => Promise<void>) | undefined;
-  try {
-    release = await lockfile.lock(`${layout.root}/${SETTINGS_FILE}`, {
-      realpath: false,
-      stale: lockStaleMs(settings.staleAfter),
-      retries: wait ? { retries: 50, minTimeout: 20, maxTimeout: 200 } : 0,
-      onCompromised: () => undefined, // a second sweeper is harmless: every step is single-winner
-    });
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ELOCKED') return { swept: false, recovered: [], unrecovered: [], promoted: 0, pruned: 0, tmpRemoved: 0 };
-    throw error;
-  }
+  const stale = lockStaleMs(settings.staleAfter);
+  const lock = await lockSweeps(layout, names.owner, stale, wait ? stale + 1000 : 0);
+  if (lock === undefined) return notSwept();
   try {
     return await sweepUnlocked(layout, names, settings);
   } finally {
-    await release().catch(() => undefined);
+    try {
+      lock.release();
+    } catch {
+      // a lock left behind is taken over once stale
+    }
   }
 }
 
 /** The sweep itself; safe to run concurrently with other sweeps. */
 export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: SweepSettings): Promise<SweepReport> {
-  const now = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
+  const { now, warning } = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
   const problems: Unrecovered[] = [];
   const recovered = recoverStale(layout, names, settings, now, problems);
   const promoted = promoteDueJobs(layout);
+  // before pruning: after a power cut a torn job's mtime may be old, and it must run again, not be pruned
+  const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
   const pruned = pruneDone(layout, settings.keepDone, now);
-  const tmpRemoved = removeAbandoned(layout, settings.tmpMaxAge, now);
+  const tmp = removeAbandoned(layout, settings.tmpMaxAge, now);
+  const heartbeatsRemoved = removeGoneHeartbeats(layout, names.owner, tmp.writers, Math.max(SILENT_HEARTBEAT_MS, settings.staleAfter), now);
   await foldTotals(layout, names.claim(), now);
-  return { swept: true, recovered, unrecovered: problems, promoted, pruned, tmpRemoved };
+  const warnings = warning === undefined ? [] : [warning];
+  return { swept: true, recovered, unrecovered: problems, promoted, pruned, tmpRemoved: tmp.removed, heartbeatsRemoved, warnings, torn };
 }
 
 function recoverStale(
@@ -249,15 +263,51 @@ function pruneDone(layout: Layout, keepDone: number, now: number): number {
   return pruned;
 }
 
-/** Delete tmp/ files that no writer will rename: older than `maxAge`, or left by a writer that died. */
-function removeAbandoned(layout: Layout, maxAge: number, now: number): number {
+/**
+ * Delete tmp/ files that no writer will rename: older than `maxAge`, or left
+ * by a writer that died. Returns how many, and the writers whose files remain.
+ */
+function removeAbandoned(layout: Layout, maxAge: number, now: number): { removed: number; writers: Set<string> } {
   let removed = 0;
+  const writers = new Set<string>();
   const gone = new Map<string, boolean>(); // per writer: a batch in flight has thousands of files
   for (const name of listDir(layout.paths.tmp)) {
     const owner = parseTmpName(name)?.owner;
     if (owner !== undefined && !gone.has(owner)) gone.set(owner, isWriterGone(layout, owner));
     const cutoff = owner !== undefined && gone.get(owner) === true ? Infinity : now - maxAge;
     if (unlinkIfOlder(layout.file('tmp', name), cutoff)) removed++;
+    else if (owner !== undefined) writers.add(owner);
+  }
+  return { removed, writers };
+}
+
+/**
+ * Delete the heartbeats of workers that hold no claim (after this sweep took
+ * back what it could) and have no file left in tmp/ (a heartbeat is what
+ * tells a dead writer's tmp/ files and unique keys from a live one's), when
+ * their worker is known dead or has been silent for `silentMs`. Only names
+ * the codec calls owners are touched, and never this process's own.
+ */
+function removeGoneHeartbeats(layout: Layout, self: string, writers: ReadonlySet<string>, silentMs: number, now: number): number {
+  const holders = new Set<string>();
+  for (const name of listDir(layout.paths.active)) {
+    const claim = parseActiveName(name)?.claim;
+    if (claim !== undefined) holders.add(`${claim.host}.${claim.pid}.${claim.nonce}`);
+  }
+  let removed = 0;
+  for (const name of listDir(layout.paths.workers)) {
+    if (!isOwnerName(name) || name === self || holders.has(name) || writers.has(name)) continue;
+    const path = layout.file('workers', name);
+    const beat = readHeartbeat(path);
+    if (beat === undefined) continue; // gone meanwhile, or not a heartbeat file: fsck names it
+    const dead = beat.identity !== undefined && isDeadHere(beat.identity);
+    if (!dead && now - beat.mtimeMs <= silentMs) continue;
+    try {
+      fs.unlinkSync(path);
+      removed++;
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw fsError(`removing the heartbeat ${path}`, error);
+    }
   }
   return removed;
 }

@@ -32,6 +32,9 @@ const CLAIM = `${OWNER}\\.([a-z0-9]{1,13})`;
 const CLAIM_RE = new RegExp(`^${CLAIM}$`);
 const ACTIVE_RE = new RegExp(`^(${ID})@(${CLAIM})$`);
 const TMP_RE = new RegExp(`^(${ID})\\.${OWNER}\\.tmp$`);
+const OWNER_RE = new RegExp(`^${OWNER}$`);
+/** workers/totals.OWNER.SEQ: one process's counter delta (totals.ts). */
+const DELTA_RE = new RegExp(`^totals\\.${OWNER}\\.([a-z0-9]{1,13})$`);
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
 export interface ParsedId {
@@ -162,6 +165,21 @@ export function parseTmpName(name: string): { id: string; owner: string } | unde
   return { id, owner: `${host}.${pid}.${nonce}` };
 }
 
+/** Whether `name` is a Queue handle's owner token (HOST.PID.NONCE): the name of its heartbeat in workers/. */
+export function isOwnerName(name: string): boolean {
+  return OWNER_RE.test(name);
+}
+
+/** The name of the `seq`th counter delta written by `owner` (NameMaker.owner). */
+export function deltaName(owner: string, seq: number): string {
+  return `totals.${owner}.${seq.toString(36)}`;
+}
+
+/** Whether `name` is a counter delta's name; only such names, read from a file, may become a path. */
+export function isDeltaName(name: string): boolean {
+  return DELTA_RE.test(name);
+}
+
 function pad16(us: number): string {
   if (!Number.isSafeInteger(us) || us < 0 || us > 9_999_999_999_999_999) {
     throw new DirQueueError('EBADOPTION', `time out of range: ${us} microseconds since the epoch`);
@@ -182,31 +200,63 @@ export function randomToken(length: number): string {
   return out;
 }
 
-/** Microseconds since the epoch, from the wall clock. */
+/** How far the wall clock is from the monotonic one, in ms (see nowUs). */
+let wallOffsetMs = 0;
+
+/**
+ * Microseconds since the epoch on the wall clock. Date.now() alone has only
+ * milliseconds, and performance.now() alone keeps the offset it had at start,
+ * so after a step of the wall clock (suspend, NTP) its times would no longer
+ * compare with the due times and ids that Date.now() makes here and on other
+ * hosts. So: the monotonic clock for the microseconds, re-anchored to
+ * Date.now() whenever the two are more than a millisecond apart.
+ */
 export function nowUs(): number {
-  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  const mono = performance.timeOrigin + performance.now();
+  const wall = Date.now();
+  if (Math.abs(mono + wallOffsetMs - wall) > 1) wallOffsetMs = wall - mono;
+  return Math.floor((mono + wallOffsetMs) * 1000);
 }
 
 /**
- * Makes job ids and claim tokens for one Queue instance. Ids it makes have
- * strictly increasing times, so jobs enqueued by one process keep their order
- * (FIFO within a priority) even within one microsecond or if the clock steps back.
+ * Makes job ids and claim tokens for one Queue instance. Ids of jobs ready
+ * now have strictly increasing times, so jobs enqueued by one process keep
+ * their order (FIFO within a priority) even within one microsecond or if the
+ * clock steps back. A job with a due time gets exactly that time, which moves
+ * nothing else: a later job ready now still gets the time it was enqueued.
  */
 export class NameMaker {
   readonly owner: string;
   #nonce = randomToken(6);
+  #clock: () => number;
   #lastUs = 0;
   #seq = 0;
+  #dueSeq = 0;
 
-  constructor(host = hostToken(), pid = process.pid) {
+  /** `clock`: microseconds since the epoch (nowUs). */
+  constructor(host = hostToken(), pid = process.pid, clock: () => number = nowUs) {
     this.owner = `${host}.${pid}.${this.#nonce}`;
+    this.#clock = clock;
   }
 
-  /** A fresh job id; `atUs` is the enqueue time (default now). */
-  id(priority: number, encodedType: string, atUs = nowUs()): string {
-    const us = Math.max(atUs, this.#lastUs + 1);
-    this.#lastUs = us;
-    return `${String(priority).padStart(2, '0')}-${pad16(us)}-${this.#nonce}.${encodedType}`;
+  /**
+   * A fresh job id: ready now, or at `dueUs` (a delayed job). An id with a due
+   * time may share its time with any other id of this maker, so its unique
+   * part is the nonce plus a counter, longer than the plain nonce of the ids
+   * made for now: the two kinds never collide, and ids due at the same
+   * microsecond keep the order they were made in.
+   */
+  id(priority: number, encodedType: string, dueUs?: number): string {
+    let unique = this.#nonce;
+    let us: number;
+    if (dueUs === undefined) {
+      us = Math.max(this.#clock(), this.#lastUs + 1);
+      this.#lastUs = us;
+    } else {
+      us = dueUs;
+      unique += (this.#dueSeq++).toString(36).padStart(6, '0');
+    }
+    return `${String(priority).padStart(2, '0')}-${pad16(us)}-${unique}.${encodedType}`;
   }
 
   /** A claim token unique to this instance and claim: HOST.PID.NONCE.SEQ. */

@@ -51,8 +51,8 @@ export interface QueueOptions {
   rescanInterval?: number;
   /**
    * Ageing against starvation (I8): each agingStep ms of waiting counts as one
-   * priority level, so a job of priority p waits at most p x agingStep behind
-   * more urgent newer jobs. Infinity gives strict priority.
+   * priority level, up to 0, so once a job of priority p has waited
+   * p x agingStep no job enqueued after it runs first. Infinity gives strict priority.
    * @default 10000
    */
   agingStep?: number;
@@ -77,8 +77,11 @@ export interface QueueOptions {
   maxJobBytes?: number;
   /** Attempts for jobs that do not set their own. @default 3 */
   attempts?: number;
-  /** Backoff for jobs that do not set their own. @default { type: 'exponential', delay: 1000, jitter: 0.2 } */
-  backoff?: BackoffSpec | BackoffFunction;
+  /**
+   * Backoff for jobs that do not set their own; a number is a fixed delay in
+   * ms, as in enqueue's `backoff`. @default { type: 'exponential', delay: 1000, jitter: 0.2 }
+   */
+  backoff?: BackoffSpec | BackoffFunction | number;
   /** Timeout for jobs that do not set their own, ms; undefined for none. @default undefined */
   timeout?: number;
   /**
@@ -90,7 +93,8 @@ export interface QueueOptions {
   mode?: number | string;
 }
 
-export interface ResolvedQueueOptions extends Required<Omit<QueueOptions, 'timeout' | 'mode'>> {
+export interface ResolvedQueueOptions extends Required<Omit<QueueOptions, 'timeout' | 'mode' | 'backoff'>> {
+  backoff: BackoffSpec | BackoffFunction;
   timeout: number | undefined;
   mode: number | undefined;
 }
@@ -137,7 +141,7 @@ export function resolveQueueOptions(options: QueueOptions = {}): ResolvedQueueOp
   if (o.keepDone !== Infinity) checkMs(o.keepDone, 'keepDone', 0);
   checkInteger(o.maxJobBytes, 'maxJobBytes', 64);
   checkInteger(o.attempts, 'attempts', 1);
-  if (typeof o.backoff !== 'function') checkBackoff(o.backoff, 'backoff');
+  if (typeof o.backoff !== 'function') o.backoff = resolveBackoff(o.backoff as BackoffSpec | number);
   if (o.timeout !== undefined) checkMs(o.timeout, 'timeout', 1);
   if (o.mode !== undefined) o.mode = parseMode(o.mode);
   return o;
@@ -197,13 +201,7 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
     runAt = at > now ? Math.round(at) : undefined;
   }
   if (options.attempts !== undefined) checkInteger(options.attempts, 'attempts', 1);
-  let backoff: BackoffSpec | undefined;
-  if (typeof options.backoff === 'number') {
-    checkMs(options.backoff, 'backoff', 0);
-    backoff = { type: 'fixed', delay: options.backoff };
-  } else if (options.backoff !== undefined) {
-    backoff = checkBackoff(options.backoff, 'backoff');
-  }
+  const backoff = options.backoff === undefined ? undefined : resolveBackoff(options.backoff);
   if (options.timeout !== undefined) checkMs(options.timeout, 'timeout', 1);
   if (options.key !== undefined) encodeKey(options.key);
   return { priority, runAt, attempts: options.attempts, backoff, timeout: options.timeout, key: options.key };
@@ -234,6 +232,12 @@ export function checkInteger(value: unknown, name: string, min: number): void {
 
 function checkBoolean(value: unknown, name: string): void {
   if (typeof value !== 'boolean') throw new DirQueueError('EBADOPTION', `${name} must be true or false, got ${describe(value)}`);
+}
+
+/** A backoff as Queue.open and enqueue both take it: a spec, or a number of ms for a fixed delay. */
+function resolveBackoff(value: BackoffSpec | number): BackoffSpec {
+  if (typeof value === 'number') return { type: 'fixed', delay: checkMs(value, 'backoff', 0) };
+  return checkBackoff(value, 'backoff');
 }
 
 function checkBackoff(value: unknown, name: string): BackoffSpec {

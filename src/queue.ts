@@ -9,10 +9,10 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
 import { FinishWatch } from './finish-watch.js';
 import { dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.js';
-import { encodeEvent, parseJobFile } from './envelope.js';
+import { encodeEvent, parseJobFile, tornReason } from './envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
 import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from './files.js';
-import { counts, jobNames, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
+import { counts, jobNames, lexists, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
 import { Job, type JobHost } from './job.js';
 import { checkState, Layout, type State } from './layout.js';
 import { activeName, checkId, describe, encodeType, NameMaker, parseId } from './names.js';
@@ -25,6 +25,7 @@ import {
   type ResolvedQueueOptions,
 } from './options.js';
 import { ReadyIndex } from './ready-index.js';
+import { notRegular } from './safe-file.js';
 import { syncfsSuits } from './syncfs.js';
 import { Heartbeat } from './liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from './totals.js';
@@ -57,8 +58,8 @@ export interface QueueEvents {
   /** A maintenance sweep took a claim back from a dead, silent or timed-out worker. */
   recovered: [info: Recovered];
   /**
-   * A background step (a timed sweep, the heartbeat) failed; the queue keeps
-   * going. Also, once, code EPOLLING: `watch: 'auto'` found queue/ on a
+   * A background step (a timed sweep, the heartbeat, promoting a due job,
+   * a rescan) failed; the queue keeps going and tries it again later. Also, once, code EPOLLING: `watch: 'auto'` found queue/ on a
    * network or FUSE filesystem and polls instead of watching (NFS.md).
    */
   warning: [error: Error];
@@ -264,7 +265,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   async stats(): Promise<Stats> {
-    return stats(this.#layout);
+    return stats(this.#layout, this.options.maxJobBytes);
   }
 
   /** Move a failed (or delayed) job back to queue/ to run now; a failed job gets a fresh set of attempts. */
@@ -273,6 +274,10 @@ export class Queue extends EventEmitter<QueueEvents> {
     const where = locate(this.#layout, id);
     if (where === undefined) throw notFound(id);
     const from = this.#layout.file(where.state, where.name);
+    const kind = notRegular(from);
+    if (kind !== undefined) {
+      throw new DirQueueError('EBADDATA', `${where.state}/${where.name} is ${kind}, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)`);
+    }
     if (where.state === 'failed') {
       appendLine(from, encodeEvent({ event: 'retry', at: new Date().toISOString() }));
     } else if (where.state !== 'delayed') {
@@ -349,25 +354,37 @@ export class Queue extends EventEmitter<QueueEvents> {
   /**
    * Wait for a job to finish. Resolves with its result when it is in done/;
    * rejects with EJOBFAILED (JobFailedError) when it is in failed/, ETIMEOUT
-   * after `timeout` ms, ENOTFOUND when there is no such job.
+   * after `timeout` ms, ENOTFOUND when there is no such job or it is removed
+   * while waited for, ETORN when it is in done/ without a proven result (lost
+   * in a power cut, envelope.ts tornReason): rather than wait for a re-run
+   * that needs a sweep after the reboot or fsck --repair, it says so; call it
+   * again once the job is back.
    */
   async waitFor(id: string, options: { timeout?: number } = {}): Promise<unknown> {
     this.#assertOpen();
     checkId(id);
     const timeout = options.timeout === undefined ? Infinity : checkMs(options.timeout, 'timeout', 0);
     const deadline = Date.now() + timeout;
-    let checkedExists = false;
+    // Where the job's file was last seen: while it is still there, one lstat
+    // says the job exists; only once it moved does a full locate run.
+    let seenAt: string | undefined;
     for (;;) {
       const done = readJobFile(this.#layout.file('done', id), this.options.maxJobBytes);
-      if (done.ok) return parseJobFile(done.text).result?.value;
+      if (done.ok) {
+        const record = parseJobFile(done.text);
+        const torn = tornReason(done.text, record);
+        if (torn !== undefined) throw tornError(id, torn, this.dir);
+        return record.result!.value;
+      }
       if (fs.existsSync(this.#layout.file('failed', id))) {
         const info = readInfo(this.#layout, 'failed', id, this.options);
         throw new JobFailedError(id, info?.error ?? (info?.invalid === undefined ? undefined : { message: info.invalid }));
       }
-      if (!checkedExists) {
-        if (locate(this.#layout, id) === undefined) throw notFound(id);
-        checkedExists = true;
-        continue;
+      if (seenAt === undefined || !lexists(seenAt)) {
+        const where = locate(this.#layout, id);
+        if (where === undefined) throw notFound(id);
+        seenAt = this.#layout.file(where.state, where.name);
+        if (where.state === 'done' || where.state === 'failed') continue; // it ended meanwhile
       }
       const left = deadline - Date.now();
       if (left <= 0) throw new DirQueueError('ETIMEOUT', `job ${id} did not finish within ${timeout} ms`);
@@ -386,7 +403,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (this.#closed) return;
     this.#closed = true;
     for (const timer of this.#timers) clearTimeout(timer);
-    for (const job of [...this.#held]) await job.release().catch(() => undefined);
+    for (const job of [...this.#held]) await job.releaseOnClose().catch((error: Error) => this.emit('warning', error));
     await this.#tally.flush().catch((error: Error) => this.emit('warning', error));
     this.#heartbeat?.close();
     this.#discovery?.close();
@@ -435,7 +452,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       if (record.envelope.type !== undefined && record.envelope.type !== parsed.type) {
         throw new DirQueueError('EBADDATA', `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(parsed.type)}`);
       }
-      return new Job(this.#jobHost, parsed, record, claim, activePath, { fd: read.fd, endsWithNewline: read.text.endsWith('\n') });
+      return new Job(this.#jobHost, parsed, record, claim, activePath, { fd: read.fd, tail: read.tail });
     } catch (error) {
       if (read.fd !== undefined) fs.closeSync(read.fd);
       if (!(error instanceof DirQueueError)) throw error;
@@ -456,6 +473,10 @@ export class Queue extends EventEmitter<QueueEvents> {
     const settings: SweepSettings = { ...this.options, tmpMaxAge: TMP_MAX_AGE_MS };
     const report = await sweep(this.#layout, this.#names, settings, wait);
     for (const r of report.recovered) this.#recovered(r);
+    // on the next turn: the sweep of Queue.open runs before its caller can listen
+    for (const warning of report.warnings) setImmediate(() => this.emit('warning', warning));
+    for (const id of report.torn?.requeued ?? []) this.#discovery?.added(id);
+    for (const problem of report.torn?.problems ?? []) setImmediate(() => this.emit('warning', problem));
     if (report.promoted > 0) this.#discovery?.refresh();
     if (report.unrecovered.length > 0) throw unrecoveredError(report.unrecovered);
     return report;
@@ -580,3 +601,9 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 }
 
+function tornError(id: string, reason: string, dir: string): DirQueueError {
+  return new DirQueueError(
+    'ETORN',
+    `job ${id} is in done/ without a proven result (${reason}; a power cut does this): it runs again once the first sweep after a reboot, or dirq fsck ${dir} --repair, puts it back in queue/; then wait for it again`,
+  );
+}

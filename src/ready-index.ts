@@ -6,11 +6,24 @@
  * does not grow with the backlog.
  *
  * Ordering (I5, I8): strict priority then FIFO when `agingStep` is Infinity.
- * Otherwise a job's rank is its enqueue time plus priority x agingStep: a job
- * of priority p waits at most p x agingStep behind more urgent jobs enqueued
- * after it, so nothing starves, while short backlogs still run in priority order.
+ * Otherwise a job's priority improves by one level per agingStep of waiting,
+ * down to 0, the most urgent; the lower effective priority runs first, then
+ * the older job. As a time: a job enqueued at t with priority p ranks at
+ * max(now, t + p x agingStep), ties to the older. Once it has waited
+ * p x agingStep its rank is `now`, which no job enqueued after it can beat,
+ * so from then on it waits only for jobs enqueued before it: that is the
+ * no-starvation bound README states. Short backlogs still run in priority order.
+ *
+ * Ranking by t + p x agingStep alone, without the floor at `now`, bounds only
+ * how far behind it a later job may be to overtake it: under a stream that
+ * outpaces the workers, every urgent job of the p x agingStep after it still
+ * ran first (a priority-90 job with agingStep 20 started after 3.4 s, not 1.8 s).
+ *
+ * The ranks of bucket heads change with `now`, but within a bucket (one type,
+ * one priority) the older job always ranks first, so a claim still looks only
+ * at the heads.
  */
-import { idEncodedType, idEnqueuedUs, idPriority } from './names.js';
+import { idEncodedType, idEnqueuedUs, idPriority, nowUs } from './names.js';
 
 interface Bucket {
   items: string[];
@@ -28,10 +41,12 @@ export class ReadyIndex {
   #known = new Set<string>();
   #types = new Map<string, TypeIndex>();
   #agingStepUs: number;
+  #clock: () => number;
 
-  /** `agingStepMs`: Infinity for strict priority. */
-  constructor(agingStepMs: number) {
+  /** `agingStepMs`: Infinity for strict priority. `clock`: microseconds since the epoch, the clock of the ids' times. */
+  constructor(agingStepMs: number, clock: () => number = nowUs) {
     this.#agingStepUs = agingStepMs * 1000;
+    this.#clock = clock;
   }
 
   get size(): number {
@@ -98,18 +113,25 @@ export class ReadyIndex {
     let bestIndex: TypeIndex | undefined;
     let bestType = '';
     let bestRank = Infinity;
+    let bestEnqueued = Infinity;
+    const ageing = Number.isFinite(this.#agingStepUs);
+    const now = ageing ? this.#clock() : 0;
     const consider = (type: string, index: TypeIndex): void => {
       for (const p of [...index.priorities]) {
         const id = this.#head(type, index, p);
         if (id === undefined) continue;
-        const rank = Number.isFinite(this.#agingStepUs) ? idEnqueuedUs(id) + p * this.#agingStepUs : 0;
-        if (best === undefined || rank < bestRank || (rank === bestRank && id < best)) {
+        const enqueued = idEnqueuedUs(id);
+        const rank = ageing ? Math.max(now, enqueued + p * this.#agingStepUs) : 0;
+        const wins =
+          best === undefined || rank < bestRank || (rank === bestRank && (ageing && enqueued !== bestEnqueued ? enqueued < bestEnqueued : id < best));
+        if (wins) {
           best = id;
           bestRank = rank;
+          bestEnqueued = enqueued;
           bestIndex = index;
           bestType = type;
         }
-        if (!Number.isFinite(this.#agingStepUs)) break; // strict priority: the lowest priority's head wins in this type
+        if (!ageing) break; // strict priority: the lowest priority's head wins in this type
       }
     };
     if (types === undefined) {

@@ -18,7 +18,11 @@ import { parseId } from './names.js';
 export const RECENT_WINDOW_MS = 60_000;
 
 export interface Recent {
-  /** The window looked at, ms (the last minute by default). */
+  /**
+   * The window looked at, ms: the last minute by default, or since the
+   * queue was made when that is later (at least a second), so that a young
+   * queue's rate is not divided by time it did not exist.
+   */
   windowMs: number;
   /** Jobs that ended in done/ within the window. */
   completed: number;
@@ -33,15 +37,19 @@ export interface Recent {
   latency: { p50: number; p95: number; max: number } | null;
 }
 
-/** The jobs that ended within the last `windowMs` before `now` (ms since the epoch). */
-export function recent(layout: Layout, windowMs = RECENT_WINDOW_MS, now = Date.now()): Recent {
+/**
+ * The jobs that ended within the last `windowMs` before `now` (ms since the
+ * epoch), but not before `notBefore` (when the queue was made), if given.
+ */
+export function recent(layout: Layout, windowMs = RECENT_WINDOW_MS, now = Date.now(), notBefore = -Infinity): Recent {
+  windowMs = Math.max(Math.min(windowMs, 1000), Math.min(windowMs, now - notBefore));
   const since = now - windowMs;
   const latencies: number[] = [];
   const completed = endedSince(layout, 'done', since, latencies);
   const failed = endedSince(layout, 'failed', since);
   latencies.sort((a, b) => a - b);
   const latency = latencies.length === 0 ? null : { p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95), max: latencies.at(-1)! };
-  return { windowMs, completed, failed, perSecond: round((completed + failed) / (windowMs / 1000)), latency };
+  return { windowMs: Math.round(windowMs), completed, failed, perSecond: round((completed + failed) / (windowMs / 1000)), latency };
 }
 
 function endedSince(layout: Layout, state: 'done' | 'failed', since: number, latencies?: number[]): number {

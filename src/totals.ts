@@ -25,6 +25,8 @@ import { basename } from 'node:path';
 import { errnoOf, fsError } from './errors.js';
 import { listDir, move, writeNew } from './files.js';
 import type { Layout } from './layout.js';
+import { deltaName, isDeltaName } from './names.js';
+import { openRegular } from './safe-file.js';
 
 export const COUNTERS = ['enqueued', 'completed', 'retried', 'failed', 'recovered'] as const;
 export type Counter = (typeof COUNTERS)[number];
@@ -40,7 +42,10 @@ export const FLUSH_MS = 5000;
 export const FOLD_STALE_MS = 60_000;
 
 const BASE = 'totals';
-const isDelta = (name: string): boolean => name.startsWith(`${BASE}.`);
+/** Names come from listings and from the base's `absorbed`: only what the codec calls a delta is ever read or deleted. */
+const isDelta = isDeltaName;
+/** Counter files are small; a larger one is not ours and is not read. */
+const MAX_BYTES = 16 * 1024 * 1024;
 const isHeldBase = (name: string): boolean => name.startsWith(`${BASE}~`);
 
 interface Base {
@@ -80,7 +85,7 @@ export class Tally {
     const counts = this.#counts;
     this.#counts = noTotals();
     this.#dirty = false;
-    const name = `${BASE}.${this.#owner}.${(this.#seq++).toString(36)}`;
+    const name = deltaName(this.#owner, this.#seq++);
     const tmp = this.#layout.file('tmp', `.${name}`);
     await writeNew(tmp, `${JSON.stringify({ counts })}\n`, false, this.#layout.fileMode);
     move(tmp, this.#layout.file('workers', name));
@@ -190,7 +195,8 @@ class Reader {
   base(name: string): Base | undefined {
     const value = this.#json(name) as Partial<Base> | undefined;
     if (typeof value !== 'object' || value === null || typeof value.gen !== 'number' || !Array.isArray(value.absorbed)) return undefined;
-    return { gen: value.gen, counts: checkCounts(value.counts), absorbed: value.absorbed.filter((n): n is string => typeof n === 'string') };
+    // `absorbed` names files this fold deletes: a name that is not a delta's ("../../x") is dropped here (S1)
+    return { gen: value.gen, counts: checkCounts(value.counts), absorbed: value.absorbed.filter((n): n is string => typeof n === 'string' && isDelta(n)) };
   }
 
   counts(name: string): Totals {
@@ -202,14 +208,15 @@ class Reader {
   #json(name: string): unknown {
     let text: string;
     try {
-      const fd = fs.openSync(this.#layout.file('workers', name), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      const fd = openRegular(this.#layout.file('workers', name), fs.constants.O_RDONLY);
+      if (fd === undefined) this.vanished = true;
+      if (typeof fd !== 'number') return undefined; // gone, or a link, FIFO or directory: never followed
       try {
-        text = fs.readFileSync(fd, 'utf8');
+        text = fs.fstatSync(fd).size > MAX_BYTES ? '' : fs.readFileSync(fd, 'utf8');
       } finally {
         fs.closeSync(fd);
       }
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') this.vanished = true;
+    } catch {
       return undefined;
     }
     try {

@@ -2,6 +2,7 @@
  * Operating on jobs: dirq retry, rm, purge, recover and wait, spawned as
  * users run them, with their output, --json shapes and exit codes.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -38,13 +39,50 @@ describe('dirq retry', () => {
     await q.close();
   });
 
+  it('counts attempts per round after a retry, and every round\'s runs apart (item 5)', async () => {
+    const dir = await newQueue();
+    const q = await openQueue(dir, { backoff: 0 });
+    const { id } = await q.enqueue('email', {}, { attempts: 2 });
+    const failRound = async (): Promise<void> => {
+      for (let i = 0; i < 2; i++) await (await q.claim())!.fail(new Error('down'));
+    };
+    await failRound();
+    await q.retry(id);
+    await failRound();
+    const failed = (await ok(['ls', dir, 'failed'])).split('\n');
+    expect(failed[0]).toMatch(/^ID\s+TYPE\s+PRI\s+AGE\s+ATTEMPTS\s+RUNS\s+ERROR$/);
+    expect(failed[1]).toMatch(/\s2\/2\s+4\s+down$/);
+    expect(await ok(['show', dir, id])).toMatch(/\nATTEMPTS {2}2 of 2 used since the last retry \(retried once; 4 runs in all\)\n/);
+    expect(await okJson(['show', dir, id])).toMatchObject({ attemptsMade: 4, attemptsSinceRetry: 2, attempts: 2, runs: 4, retries: 1 });
+    await q.retry(id);
+    await (await q.claim())!.complete('sent');
+    await q.close();
+    expect(await ok(['show', dir, id])).toMatch(/\nATTEMPTS {2}succeeded on attempt 1 of 2 since the last retry \(retried 2 times; 5 runs in all\)\n/);
+    expect((await ok(['ls', dir, 'done'])).split('\n')[1]).toMatch(/\s0\/2\s+5$/);
+  });
+
   it('--all retries every failed job, --type only those of a type; --json lists them', async () => {
     const { dir, emails, sms } = await withFailures(3);
-    expect(await okJson(['retry', dir, '--all', '--type', 'sms'])).toEqual({ retried: [sms] });
+    expect(await okJson(['retry', dir, '--all', '--type', 'sms'])).toEqual({ schema: 1, retried: [sms] });
     expect(ls(dir, 'failed')).toEqual(emails);
     expect(await ok(['retry', dir, '--all'])).toBe(emails.map((id) => `retried ${id}\n`).join(''));
     expect(ls(dir, 'failed')).toEqual([]);
     expect(await dirq(['retry', dir, '--all'])).toEqual({ code: 0, stdout: '', stderr: 'No jobs in failed/.\n' });
+  });
+
+  it('--all leaves a FIFO that a claim set aside in failed/; retrying it by id is refused (item 15)', async () => {
+    const { dir, emails, sms } = await withFailures(1);
+    const fifo = '50-1763830000000000-fifo.email';
+    execFileSync('mkfifo', [path.join(dir, 'queue', fifo)]);
+    await runAll(dir); // the claim sets the FIFO aside
+    expect(ls(dir, 'failed')).toEqual([emails[0], fifo, sms].sort());
+    const run = await dirq(['retry', dir, '--all']);
+    expect(run).toMatchObject({ code: 0, stdout: [emails[0], sms].sort().map((id) => `retried ${id}\n`).join('') });
+    expect(run.stderr).toBe(`skipped ${fifo}: failed/${fifo} is a FIFO, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)\n`);
+    expect(ls(dir, 'failed')).toEqual([fifo]);
+    expect(ls(dir, 'queue')).toEqual([emails[0], sms].sort());
+    expectOneLineError(await dirq(['retry', dir, fifo]), 1, /is a FIFO, not a job file/);
+    expect(fs.lstatSync(path.join(dir, 'failed', fifo)).isFIFO()).toBe(true);
   });
 
   it('runs a delayed job now', async () => {
@@ -83,7 +121,7 @@ describe('dirq rm', () => {
     expect(job!.id).toBe(running);
     const run = await dirq(['rm', dir, running, ready, '--json']);
     expect(run.code).toBe(1);
-    expect(JSON.parse(run.stdout)).toEqual({ removed: [{ id: ready, state: 'queue' }] });
+    expect(JSON.parse(run.stdout)).toEqual({ schema: 1, removed: [{ id: ready, state: 'queue' }] });
     expect(run.stderr).toBe(`dirq: job ${running} is running (active/); wait for it to end, then remove it\n`);
     await job!.complete();
     await q.close();
@@ -100,7 +138,7 @@ describe('dirq purge', () => {
     for (const id of done.slice(0, 3)) backdate(path.join(dir, 'done', id), 8 * 86_400_000);
     expect(await ok(['purge', dir, 'done', '--older-than', '7d'])).toBe('purged 3 jobs from done/ (older than 7d)\n');
     expect(ls(dir, 'done')).toEqual(done.slice(3));
-    expect(await okJson(['purge', dir, 'done/'])).toEqual({ state: 'done', removed: 2 });
+    expect(await okJson(['purge', dir, 'done/'])).toEqual({ schema: 1, state: 'done', removed: 2 });
     expect(await ok(['purge', dir, 'failed'])).toBe('purged 0 jobs from failed/\n');
   });
 
@@ -141,7 +179,7 @@ describe('dirq recover', () => {
     const id = await enqueued(dir, 'email', '{}', '--delay', '1h');
     const [name] = ls(dir, 'delayed');
     fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', `0000000000000001~${id}`)); // due long ago
-    expect(await okJson(['recover', dir])).toEqual({ swept: true, recovered: [], unrecovered: [], promoted: 1, pruned: 0, tmpRemoved: 0 });
+    expect(await okJson(['recover', dir])).toEqual({ schema: 1, swept: true, recovered: [], unrecovered: [], promoted: 1, pruned: 0, tmpRemoved: 0, heartbeatsRemoved: 0, warnings: [], torn: { requeued: [], problems: [] } });
     expect(jobFiles(dir)).toEqual([`queue/${id}`]);
   });
 
@@ -161,7 +199,7 @@ describe('dirq wait', () => {
     const id = await enqueued(dir, 'email', '{"to":"a"}');
     await runAll(dir);
     expect(await ok(['wait', dir, id])).toBe('{\n  "ok": {\n    "to": "a"\n  }\n}\n');
-    expect(await okJson(['wait', dir, id])).toEqual({ id, state: 'done', result: { ok: { to: 'a' } } });
+    expect(await okJson(['wait', dir, id])).toEqual({ schema: 1, id, state: 'done', result: { ok: { to: 'a' } } });
   });
 
   it('waits for a running job until its worker completes it', async () => {
@@ -188,8 +226,21 @@ describe('dirq wait', () => {
     expectOneLineError(await dirq(['wait', dir, id]), 1, new RegExp(`^dirq: job ${id.replace(/\./g, '\\.')} failed: mailbox full$`));
     const run = await dirq(['wait', dir, id, '--json']);
     expect(run.code).toBe(1);
-    expect(JSON.parse(run.stdout)).toEqual({ id, state: 'failed', error: { message: 'mailbox full', code: 'EPROCESS', stack: expect.any(String) } });
+    expect(JSON.parse(run.stdout)).toEqual({ schema: 1, id, state: 'failed', error: { message: 'mailbox full', code: 'EPROCESS', stack: expect.any(String) } });
   });
+
+  it('exits 1 with ENOTFOUND\'s message when the job it waits for is removed (D9)', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'email', '{}');
+    const child = spawnNode([CLI, 'wait', dir, id]);
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    await until(() => watching(child.pid!) || child.exitCode !== null, 'dirq wait to watch for the job');
+    expect(await ok(['rm', dir, id])).toContain(id);
+    const code = await exited(child);
+    await closed(child.stderr!);
+    expectOneLineError({ code, stdout: '', stderr }, 1, new RegExp(`^dirq: no job ${id.replace(/\./g, '\\.')} in any state`));
+  }, 30_000);
 
   it('exits 4 after --timeout, saying where the job is', async () => {
     const dir = await newQueue();

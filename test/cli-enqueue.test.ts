@@ -26,7 +26,7 @@ describe('dirq enqueue --at and --key', () => {
   it('adds one job per --key while it is live, and says so on stderr', async () => {
     const dir = await newQueue();
     const first = await okJson<{ id: string; duplicate: boolean }>(['enqueue', dir, 'invoice', '{"n":1}', '--key', 'invoice-42']);
-    expect(first).toEqual({ id: expect.stringMatching(ID), duplicate: false });
+    expect(first).toEqual({ schema: 1, id: expect.stringMatching(ID), duplicate: false });
     const again = await dirq(['enqueue', dir, 'invoice', '{"n":2}', '--key', 'invoice-42']);
     expect(again).toMatchObject({ code: 0, stdout: `${first.id}\n` });
     expect(again.stderr).toBe(`key "invoice-42" is held by job ${first.id}, which is waiting or running: nothing was added\n`);

@@ -10,7 +10,7 @@ describe('dirq fsck', () => {
     const dir = await newQueue();
     await enqueued(dir, 'email', '{}');
     expect(await ok(['fsck', dir])).toBe(`${dir}: clean (1 job file checked)\n`);
-    expect(await okJson(['fsck', dir])).toEqual({ dir, checked: 1, findings: [], unrepaired: 0 });
+    expect(await okJson(['fsck', dir])).toEqual({ schema: 1, dir, checked: 1, findings: [], unrepaired: 0 });
   });
 
   it('reports damage and exits 3; --repair fixes it and exits 0; then it is clean', async () => {
@@ -27,7 +27,7 @@ describe('dirq fsck', () => {
     expect(run.stderr).toBe('');
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^KIND\s+PATH\s+PROBLEM$/);
-    expect(lines[1]).toMatch(new RegExp(`^duplicate\\s+queue/${id.replace(/\./g, '\\.')}\\s+job .* is in done/, queue/: run with --repair to delete this copy and keep done/`));
+    expect(lines[1]).toMatch(new RegExp(`^duplicate\\s+done/${id.replace(/\./g, '\\.')}\\s+job .* is in queue/, done/: run with --repair to delete this copy and keep queue/`));
     expect(lines[2]).toMatch(/^orphan-tmp\s+tmp\/x\s+abandoned by its writer \(last written 2h ago\): run with --repair to delete it$/);
     expect(lines[3]).toMatch(/^unparsable\s+queue\/\S+\s+unparsable job file: line 1 is not JSON .*: run with --repair to set it aside in failed\/$/);
     expect(lines.at(-1)).toBe(`${dir}: 3 problems, 0 repaired (2 job files checked)`);
@@ -37,22 +37,26 @@ describe('dirq fsck', () => {
     const report = JSON.parse(repaired.stdout) as { unrepaired: number; findings: { kind: string; action: string; repaired: boolean }[] };
     expect(report.unrepaired).toBe(0);
     expect(report.findings.map((f) => [f.kind, f.action, f.repaired])).toEqual([
-      ['duplicate', `deleted this copy, kept done/${id}`, true],
+      ['duplicate', `deleted this copy, kept queue/${id}`, true],
       ['orphan-tmp', 'deleted', true],
       ['unparsable', `moved to failed/${bad}`, true],
     ]);
     expect(await ok(['fsck', dir])).toBe(`${dir}: clean (1 job file checked)\n`);
+    expect(fs.readdirSync(path.join(dir, 'done'))).toEqual([]);
     expect(await ok(['ls', dir, 'failed'])).toMatch(/unparsable job file: line 1 is not JSON/);
   });
 
-  it('exits 3 after --repair when damage is left (a stray file it will not delete)', async () => {
+  it('sets a stray file aside with --repair (renamed, never deleted), then exits 0 (item 15)', async () => {
     const dir = await newQueue();
     fs.writeFileSync(path.join(dir, 'queue', 'notes.txt'), 'mine');
+    const found = await dirq(['fsck', dir]);
+    expect(found.code).toBe(3);
+    expect(found.stdout).toMatch(/^stray\s+queue\/notes\.txt\s+not a job name in queue\/ .*: rename it or move it out of queue\/, or run with --repair to rename it to notes\.txt~$/m);
     const run = await dirq(['fsck', dir, '--repair']);
-    expect(run.code).toBe(3);
-    expect(run.stdout).toMatch(/^stray\s+queue\/notes\.txt\s+not a job name in queue\/ .*: rename it or move it out of queue\/$/m);
-    expect(run.stdout).toMatch(/: 1 problem, 0 repaired \(0 job files checked\)\n$/);
-    expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual(['notes.txt']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/: 1 problem, 1 repaired \(0 job files checked\)\n$/);
+    expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual(['notes.txt~']);
+    expect(await ok(['fsck', dir])).toBe(`${dir}: clean (0 job files checked)\n`);
   });
 
   it('repairs a queue that other commands refuse to open (a missing directory)', async () => {

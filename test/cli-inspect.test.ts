@@ -5,14 +5,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { table } from '../src/cli/common.js';
 import { CLI, closed, dirq, enqueued, expectOneLineError, newQueue, ok, okJson, runAll, onTerminal } from './support/cli.js';
 import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
 import { until } from './support/wait.js';
 
 interface StatsJson {
+  schema: number;
   counts: Record<string, number>;
+  oldest: Record<string, number | null>;
   waiting: number | null;
   waitingId: string | null;
+  waitingState: 'queue' | 'delayed' | null;
+  interval?: StatsJson['recent'];
   recent: { windowMs: number; completed: number; failed: number; perSecond: number; latency: { p50: number; p95: number; max: number } | null };
   sla?: { limit: number; ok: boolean };
   totals: Record<string, number>;
@@ -69,9 +74,91 @@ describe('dirq show', () => {
   });
 });
 
+describe('tables of any length (D10)', () => {
+  it('lays out 200,000 rows, past what spreading them into Math.max can take', () => {
+    const rows = Array.from({ length: 200_000 }, (_, i) => [String(i), i === 123_456 ? 'the widest cell' : 'x']);
+    const lines = table(['N', 'CELL'], rows, ['right', 'left']).split('\n');
+    expect(lines).toHaveLength(200_001);
+    expect(lines[0]).toBe('     N  CELL');
+    expect(lines[123_457]).toBe('123456  the widest cell');
+  });
+
+  it('dirq show prints a job with 200,000 history lines', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'email', '{}');
+    fs.appendFileSync(path.join(dir, 'queue', id), '{"event":"retry","at":"2026-01-01T00:00:00.000Z"}\n'.repeat(200_000));
+    const text = await ok(['show', dir, id]);
+    expect(text.split('\n').filter((l) => /^ {2}\S+Z\s+retry\s/.test(l)).length).toBe(200_000);
+  });
+});
+
+/** Say in dirqueue.json that the queue was made `ms` ago. */
+function madeAgo(dir: string, ms: number): void {
+  const file = path.join(dir, 'dirqueue.json');
+  const settings = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(file, JSON.stringify({ ...settings, created: new Date(Date.now() - ms).toISOString() }));
+}
+
 describe('dirq stats', () => {
+  it('--sla counts a delayed job past its due time as waiting (item 4)', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'report', '{}', '--delay', '1s');
+    const [name] = fs.readdirSync(path.join(dir, 'delayed'));
+    const due = String((Date.now() - 1_800_000) * 1000).padStart(16, '0'); // as if its second had passed half an hour ago, unpromoted
+    fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', `${due}~${id}`));
+    const run = await dirq(['stats', dir, '--sla', '2s']);
+    expect(run).toMatchObject({ code: 3, stderr: '' });
+    expect(run.stdout).toMatch(new RegExp(`^CRITICAL: job ${id.replace(/\./g, '\\.')} has waited 30m past its due time in delayed/ \\(nothing has moved it to queue/\\), over the SLA of 2s \\(0 jobs ready\\) \\| wait=18\\d\\d\\.\\ds;;2 ready=0\n$`));
+    const stats = await okJson<StatsJson>(['stats', dir]);
+    expect(stats).toMatchObject({ schema: 1, waitingId: id, waitingState: 'delayed' });
+    expect(stats.waiting).toBeGreaterThanOrEqual(1_800_000);
+    expect(await ok(['stats', dir])).toMatch(/\nLongest wait: 30m, past its due time in delayed\/\nNext delayed job due: overdue by 30m\n/);
+    expect((await dirq(['stats', dir, '--sla', '1h'])).code).toBe(0);
+  });
+
+  it('divides by the time the queue has existed when it is younger than a minute (item 9)', async () => {
+    const dir = await newQueue();
+    madeAgo(dir, 10_000);
+    for (let i = 0; i < 5; i++) await enqueued(dir, 'email', String(i));
+    await runAll(dir);
+    const { recent } = await okJson<StatsJson>(['stats', dir]);
+    expect(recent.windowMs).toBeGreaterThanOrEqual(10_000);
+    expect(recent.windowMs).toBeLessThan(60_000);
+    expect(recent.perSecond).toBe(Math.round((5 / (recent.windowMs / 1000)) * 100) / 100);
+    expect(await ok(['stats', dir])).toMatch(/\nLast \d+s: 5 done, 0 failed \(0\.\d+\/s\)/);
+  });
+
+  it('counts a job seen in two directories once, where it went (item 9)', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'email', '{}');
+    // what a listing sees when the job is claimed between reading queue/ and active/: both names
+    fs.linkSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@host.1.abc.0`));
+    const stats = await okJson<StatsJson>(['stats', dir]);
+    expect(stats.counts).toEqual({ queue: 0, delayed: 0, active: 1, done: 0, failed: 0 });
+    expect(Object.values(stats.counts).reduce((a, b) => a + b)).toBe(1);
+  });
+
+  it('ages active/ from the claim, not from when the job became ready (item 9)', async () => {
+    const dir = await newQueue();
+    const hourAgo = String((Date.now() - 3600_000) * 1000).padStart(16, '0');
+    const id = `50-${hourAgo}-old.email`;
+    fs.writeFileSync(path.join(dir, 'queue', id), '{}\n'); // ready an hour ago
+    const q = await openQueue(dir);
+    const job = await q.claim();
+    expect(job!.id).toBe(id);
+    const first = await okJson<StatsJson>(['stats', dir]);
+    expect(first.oldest.active).toBeLessThan(60_000);
+    expect(await ok(['show', dir, id])).toMatch(new RegExp(`\nCLAIMED BY  ${job!.claim.replace(/\./g, '\\.')}, \\S+Z \\(\\d+(ms|s) ago\\)\n`));
+    await job!.progress({ pct: 50 }); // an append moves the file's times: the claim's first event stands in
+    const second = await okJson<StatsJson>(['stats', dir]);
+    expect(second.oldest.active).toBeLessThan(60_000);
+    await job!.complete();
+    await q.close();
+  });
+
   it('counts jobs that ended in the last minute, with their latency; older ones do not count', async () => {
     const dir = await newQueue();
+    madeAgo(dir, 3600_000);
     for (let i = 0; i < 4; i++) await enqueued(dir, 'email', String(i), '--attempts', '1');
     await runAll(dir, (data) => (data === 3 ? 'no' : undefined));
     const [old] = fs.readdirSync(path.join(dir, 'done'));
@@ -85,11 +172,12 @@ describe('dirq stats', () => {
     expect(await ok(['stats', dir])).toMatch(/\nLast minute: 2 done, 1 failed \(0\.05\/s\); latency p50 \d+(ms|s), p95 \d+(ms|s), max \d+(ms|s)\n/);
     // the lifetime totals count the job whose file is too old for the last minute
     expect(stats.totals).toEqual({ enqueued: 4, completed: 3, retried: 0, failed: 1, recovered: 0 });
-    expect(await ok(['stats', dir])).toMatch(/\nSince the queue was made: 4 enqueued, 3 completed, 0 retried, 1 failed, 0 recovered\n/);
+    expect(await ok(['stats', dir])).toMatch(/\nSince the queue was made \(each process adds its counts every 5s\): 4 enqueued, 3 completed, 0 retried, 1 failed, 0 recovered\n/);
   });
 
   it('says when no jobs ended in the last minute', async () => {
     const dir = await newQueue();
+    madeAgo(dir, 3600_000);
     expect(await ok(['stats', dir])).toMatch(/\nLast minute: no jobs ended\n/);
     expect((await okJson<StatsJson>(['stats', dir])).recent).toEqual({ windowMs: 60_000, completed: 0, failed: 0, perSecond: 0, latency: null });
   });
@@ -153,6 +241,22 @@ describe('dirq stats', () => {
     child.stdin!.write('\x03'); // Ctrl-C on the terminal: SIGINT to dirq
     expect(await exited(child)).toBe(0);
     expect(tty).toMatch(/^\x1b\[H\x1b\[2Jdirq stats /);
+  });
+
+  it('--watch shows the rate over the refresh interval, not only over the last minute (item 9)', async () => {
+    const dir = await newQueue();
+    madeAgo(dir, 3600_000);
+    for (let i = 0; i < 3; i++) await enqueued(dir, 'email', String(i));
+    await runAll(dir);
+    const child = spawnNode([CLI, 'stats', dir, '--watch', '--json', '--interval', '10m']);
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    await until(() => out.includes('\n'), 'the first refresh');
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+    const first = JSON.parse(out.split('\n')[0]!) as StatsJson;
+    expect(first.interval).toMatchObject({ windowMs: 600_000, completed: 3, failed: 0, perSecond: 0.01 });
+    expect(first.recent).toMatchObject({ windowMs: 60_000, completed: 3, perSecond: 0.05 });
   });
 
   it('--watch --json prints one object per line', async () => {
@@ -249,6 +353,8 @@ describe('dirq metrics', () => {
 
   it('fails with one line for an unwritable --output', async () => {
     const dir = await newQueue();
-    expectOneLineError(await dirq(['metrics', dir, '--output', path.join(dir, 'no', 'such', 'dir.prom')]), 1, /writing .*dir\.prom failed/);
+    const taken = path.join(tempDir(), 'x.prom');
+    fs.mkdirSync(taken); // a directory where the file should go
+    expectOneLineError(await dirq(['metrics', dir, '--output', taken]), 1, /x\.prom is a directory, not a regular file/);
   });
 });

@@ -7,37 +7,29 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, ok } from './support/cli.js';
-import { openQueue, openToAll, tempDir } from './support/temp.js';
-import { GROUP, requireRoot, runAs, WEB, WORKER } from './support/users.js';
+import { ok } from './support/cli.js';
+import { checkoutForOtherUsers } from './support/other-users.js';
+import { openQueue, openToAll } from './support/temp.js';
+import { chgrpQueue, modeOf, requireRoot, runAs, sharedBase, GROUP, WEB, WORKER } from './support/users.js';
 
-const CHILD = new URL('./fixtures/child.mjs', import.meta.url).pathname;
-
-/** A directory others may traverse, to hold the queue. */
-function sharedBase(): string {
-  const base = tempDir();
-  fs.chmodSync(base, 0o755);
-  return base;
-}
-
-const modeOf = (file: string): number => fs.statSync(file).mode & 0o7777;
+const { cli: CLI, child: CHILD } = checkoutForOtherUsers(); // the users below run these, not the checkout's
 
 describe('group-shared queues (--mode)', () => {
   it('init --mode 0660 keeps the mode in dirqueue.json and makes the directories setgid and group-writable', async () => {
     const dir = path.join(sharedBase(), 'q');
-    expect(JSON.parse(await ok(['init', dir, '--mode', '0660', '--json']))).toEqual({ dir, mode: '0660' });
+    expect(JSON.parse(await ok(['init', dir, '--mode', '0660', '--json']))).toEqual({ schema: 1, dir, mode: '0660' });
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ mode: '0660' });
     expect(modeOf(path.join(dir, 'dirqueue.json'))).toBe(0o660);
     for (const d of ['.', 'tmp', 'queue', 'delayed', 'active', 'done', 'failed', 'workers', 'keys']) expect(modeOf(path.join(dir, d)), d).toBe(0o2770);
-    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ dir, mode: '0660' }); // again: unchanged
+    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ schema: 1, dir, mode: '0660' }); // again: unchanged
   });
 
   it('a web app user enqueues with the CLI and a worker user of the same group runs the job', async () => {
     requireRoot();
     const dir = path.join(sharedBase(), 'q');
     await ok(['init', dir, '--mode', '0660']);
-    for (const p of [dir, ...fs.readdirSync(dir).map((n) => path.join(dir, n))]) fs.chownSync(p, 0, GROUP); // chgrp -R
-    const enqueue = await runAs(WEB, [CLI, 'enqueue', dir, 'send', '{"to":"a@example.com"}', '--key', 'k1']);
+    chgrpQueue(dir);
+    const enqueue = await runAs(WEB, process.execPath, [CLI, 'enqueue', dir, 'send', '{"to":"a@example.com"}', '--key', 'k1']);
     expect(enqueue).toMatchObject({ code: 0, stderr: '' });
     const id = enqueue.stdout.trimEnd();
     const file = path.join(dir, 'queue', id);
@@ -46,13 +38,13 @@ describe('group-shared queues (--mode)', () => {
     const log = path.join(dir, '..', 'log');
     fs.writeFileSync(log, '');
     fs.chmodSync(log, 0o666);
-    const worker = await runAs(WORKER, [CHILD, 'drain', dir, log]);
+    const worker = await runAs(WORKER, process.execPath, [CHILD, 'drain', dir, log]);
     expect(worker).toMatchObject({ code: 0, stderr: '' });
     expect(fs.readFileSync(log, 'utf8')).toMatch(new RegExp(`^${id.replace(/\./g, '\\.')} \\d+\n$`));
     const done = path.join(dir, 'done', id);
     expect(fs.readFileSync(done, 'utf8').split('\n')[1]).toMatch(/^\{"event":"result"/); // the worker could append to the web app's file
     expect(fs.readdirSync(path.join(dir, 'keys'))).toEqual([]); // and release its key
-    const shown = await runAs(WEB, [CLI, 'show', dir, id, '--json']);
+    const shown = await runAs(WEB, process.execPath, [CLI, 'show', dir, id, '--json']);
     expect(JSON.parse(shown.stdout)).toMatchObject({ state: 'done', result: expect.any(Number) });
   });
 
@@ -61,7 +53,7 @@ describe('group-shared queues (--mode)', () => {
     const dir = path.join(sharedBase(), 'q');
     await ok(['init', dir]);
     openToAll(dir);
-    const enqueue = await runAs(WEB, [CLI, 'enqueue', dir, 'send', '{}']);
+    const enqueue = await runAs(WEB, process.execPath, [CLI, 'enqueue', dir, 'send', '{}']);
     expect(modeOf(path.join(dir, 'queue', enqueue.stdout.trimEnd())) & 0o020).toBe(0);
   });
 

@@ -16,7 +16,7 @@ describe('dirq init', () => {
     expect(await ok(['init', dir])).toBe(`${dir}\n`);
     for (const d of ['tmp', ...STATES]) expect(fs.statSync(path.join(dir, d)).isDirectory()).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ format: 'dirqueue', version: '1.0' });
-    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ dir, mode: null });
+    expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ schema: 1, dir, mode: null });
   });
 
   it('refuses a directory that holds something else', async () => {
@@ -222,11 +222,17 @@ describe('bad input: exit non-zero, one line on stderr, nothing enqueued', () =>
     { name: 'a missing queue dir', args: (d) => ['enqueue', path.join(d, 'nope'), 'send', '{}'], code: 1, message: /no queue at .*nope.*dirq init/ },
     { name: 'a missing queue dir and a bad priority', args: (d) => ['enqueue', path.join(d, 'nope'), 'send', '{}', '--priority', '500'], code: 2, message: /priority/ },
     { name: 'a directory that is not a queue', args: (d) => ['enqueue', path.dirname(d), 'send', '{}'], code: 1, message: /is not a queue .*dirq init/ },
-    { name: 'an unknown verb', args: (d) => ['frobnicate', d], code: 2, message: /unknown command "frobnicate": use one of init, enqueue, .*ls, show, stats, retry, rm, purge, recover, wait, fsck, metrics.* \(see dirq --help\)$/ },
+    { name: 'an unknown verb', args: (d) => ['frobnicate', d], code: 2, message: /unknown command "frobnicate": use one of init, enqueue, .*ls, show, stats, workers, retry, rm, purge, recover, wait, fsck, metrics.* \(see dirq --help\)$/ },
     { name: 'no verb', args: () => [], code: 2, message: /missing command/ },
     { name: 'an unknown state', args: (d) => ['ls', d, 'pending'], code: 2, message: /unknown state "pending": use one of queue, delayed, active, done, failed/ },
     { name: 'an unknown flag of ls', args: (d) => ['ls', d, '--all'], code: 2, message: /unknown option --all/ },
     { name: 'a bad limit', args: (d) => ['ls', d, '--limit', 'ten'], code: 2, message: /--limit must be a whole number/ },
+    { name: 'a limit of 0', args: (d) => ['ls', d, '--limit', '0'], code: 2, message: /--limit must be 1 or more, got 0 \(leave it out to list every job\)$/ },
+    { name: 'a negative priority', args: (d) => ['enqueue', d, 'send', '{}', '--priority', '-1'], code: 2, message: /^dirq: priority must be an integer 0\.\.99 .*got -1$/ },
+    { name: 'a value starting with -', args: (d) => ['enqueue', d, 'send', '{}', '--key', '-k'], code: 2, message: /option --key needs a value \(for a value that starts with '-', write --key=-k\)/ },
+    { name: 'ls of a file', args: (d) => ['ls', path.join(d, 'dirqueue.json')], code: 1, message: /dirqueue\.json is a file, not a queue directory: give the directory that holds dirqueue\.json$/ },
+    { name: 'ls of a state directory', args: (d) => ['ls', path.join(d, 'queue')], code: 1, message: /q\/queue is the queue\/ directory of the queue \S+\/q: give the queue's directory, \S+\/q \(to list its jobs: dirq ls \S+\/q queue\)$/ },
+    { name: 'metrics --output in a missing directory', args: (d) => ['metrics', d, '--output', path.join(d, 'nope', 'x.prom')], code: 2, message: /--output \S+x\.prom: the directory \S+nope does not exist: create it, or write the file elsewhere$/ },
     { name: 'stats of a missing queue', args: (d) => ['stats', path.join(d, 'nope')], code: 1, message: /no queue at/ },
     { name: 'a bad --at', args: (d) => ['enqueue', d, 'send', '{}', '--at', 'tomorrow'], code: 2, message: /--at must be an ISO 8601 time/ },
     { name: '--delay and --at', args: (d) => ['enqueue', d, 'send', '{}', '--delay', '1s', '--at', '2030-01-01T00:00:00Z'], code: 2, message: /give --delay or --at, not both/ },

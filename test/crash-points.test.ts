@@ -3,7 +3,8 @@
  * simulated crash before its 1st, 2nd, 3rd, ... filesystem call (from then on
  * every call fails, as if the process were gone). After each crash every job
  * is in exactly one state directory, nothing is lost, and a recovery by
- * another queue handle brings every job to an end exactly once.
+ * another queue handle brings every job to an end exactly once, every job in
+ * done/ with a proven result (none torn).
  * The fault injection lives here, in the test, by spying on node:fs.
  */
 import fs from 'node:fs';
@@ -11,7 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { Queue } from '../src/index.js';
+import { Layout, readSettings } from '../src/layout.js';
 import { bootId } from '../src/liveness.js';
+import { tornIn } from '../src/torn.js';
 import { census, duplicates } from './support/census.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
 
@@ -20,7 +23,7 @@ class Crash extends Error {}
 const SPIED = [
   'openSync', 'writeSync', 'closeSync', 'renameSync', 'readSync', 'fstatSync', 'fdatasync', 'fsync', 'open', 'close',
   'rmSync', 'unlinkSync', 'lstatSync', 'existsSync', 'readdirSync', 'statSync', 'futimesSync', 'fchmodSync', 'mkdirSync', 'readFileSync',
-  'linkSync', 'symlinkSync', 'readlinkSync',
+  'linkSync', 'symlinkSync', 'readlinkSync', 'ftruncateSync',
 ] as const;
 
 /** Make the `n`th filesystem call from now, and every one after it, throw Crash. */
@@ -90,6 +93,26 @@ const transitions: Transition[] = [
     },
     run: (q) => q.recover(),
   },
+  {
+    // dirqueue.json is replaced by a rename of a fresh file from tmp/: a crash leaves the old one or the new one
+    name: 'rewrite the settings (as init --mode does on an existing queue)',
+    setup: (q) => q.enqueue('t', 1),
+    run: (q) => {
+      const layout = new Layout(q.dir);
+      return layout.writeSettings({ ...readSettings(layout.settingsPath)!, mode: '0660' });
+    },
+  },
+  {
+    name: 'put back a torn done/ job with a unique key (the first sweep after a boot)',
+    setup: async (q) => {
+      const { id } = await q.enqueue('t', 1, { key: 'k1' });
+      await (await q.claim())!.complete('r');
+      const file = path.join(q.dir, 'done', id);
+      fs.writeFileSync(file, `${fs.readFileSync(file, 'utf8').split('\n')[0]}\n`); // a power cut kept the rename, not the result line
+      return undefined; // maintenance is off: no sweep has checked done/ since this "boot"
+    },
+    run: (q) => q.recover(),
+  },
 ];
 
 describe('a crash between any two steps of a transition (I1)', () => {
@@ -134,6 +157,7 @@ describe('a crash between any two steps of a transition (I1)', () => {
         await other.close();
         const end = census(dir);
         for (const id of after.keys()) expect(end.get(id), `crash at call ${n}: ${id}`).toEqual([expect.stringMatching(/^(done|failed)$/)]);
+        for (const id of fs.readdirSync(path.join(dir, 'done'))) expect(tornIn(new Layout(dir), id, 1 << 20), `crash at call ${n}: ${id} torn`).toBeUndefined();
       }
       expect(crashPoints).toBeGreaterThanOrEqual(1); // a release is a single rename; enqueueMany of 3 has 27 calls
     });

@@ -19,11 +19,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job, Queue } from '../src/index.js';
+import { ok, okJson } from './support/cli.js';
+import { checkoutForOtherUsers } from './support/other-users.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
+import { chgrpQueue, GROUP, modeOf, requireRoot, runAs, sharedBase, WEB, WORKER } from './support/users.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GOLDEN = path.join(ROOT, 'test/fixtures/golden');
 const FORMAT_MD = fs.readFileSync(path.join(ROOT, 'FORMAT.md'), 'utf8');
+/** What the worker user below runs: a copy it may read wherever the checkout is. */
+const OTHERS = checkoutForOtherUsers();
+const OTHERS_ECHO = path.join(path.dirname(OTHERS.child), 'processors/echo.mjs');
 
 // ---- the grammar of FORMAT.md, "File names" ----
 const TYPE = '(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})+';
@@ -67,15 +73,19 @@ const G = {
   busy: '50-1763829998000000-busy1.email',
   sent: '50-1763829995000000-sent1.email',
   redo: '50-1763829996000000-redo1.resize',
+  lost: '50-1763829997000000-lost1.email', // in done/, its result line cut short: torn
   bad: '50-1763829990000000-bad1.email',
   junk: '50-1763829991000000-junk1.email',
 } as const;
 
 /** queue/ in run order: priority first, then ready time (creation order is low, min, again, bin, urgent). */
 const QUEUE_ORDER = [G.urgent, G.min, G.again, G.bin, G.low];
-/** Once back1 is promoted, it runs by its id (ready at ...250000), not by its due time. */
-const RUN_ORDER = [G.urgent, G.min, G.back, G.again, G.bin, G.low];
-const GOLDEN_COUNTS = { queue: 5, delayed: 2, active: 1, done: 2, failed: 2 };
+/**
+ * Once back1 is promoted, it runs by its id (ready at ...250000), not by its due time; the torn
+ * lost1, put back by the first sweep after a boot, runs by its id too.
+ */
+const RUN_ORDER = [G.urgent, G.lost, G.min, G.back, G.again, G.bin, G.low];
+const GOLDEN_COUNTS = { queue: 5, delayed: 2, active: 1, done: 3, failed: 2 };
 /** Names in queue/ that are not jobs: readers must skip them and leave them where they are. */
 const QUEUE_NOT_JOBS = [
   '.50-1763830000000000-min1.ping.swp',
@@ -180,7 +190,7 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     // `{}`: a job of the type in its name, with no data
     expect(min).toMatchObject({ type: 'ping', priority: 50, data: undefined, attemptsMade: 0, createdAt: undefined });
     // an operator retry: attempts start over, yet every ended attempt is counted
-    expect(again).toMatchObject({ type: 'resize', data: { w: 64, h: 64 }, attemptsMade: 2, attempts: 2 });
+    expect(again).toMatchObject({ type: 'resize', data: { w: 64, h: 64 }, attemptsMade: 2, attempts: 2, attemptsSinceRetry: 0, runs: 2, retries: 1 });
     expect(again!.history.at(-1)).toMatchObject({ event: 'retry' });
     expect(bin!.type).toBe('thumbnail');
     expect(Buffer.isBuffer(bin!.data)).toBe(true);
@@ -237,7 +247,12 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     });
     expect(await q.get(G.far)).toMatchObject({ state: 'delayed', runAt: new Date('2100-01-01T00:00:00.000Z'), data: { year: 2100 } });
 
-    expect((await q.list('done')).map((j) => j.id)).toEqual([G.sent, G.redo]);
+    // the power cut kept lost1's rename into done/, not all of its result line: not a completed job
+    const lost = await q.get(G.lost);
+    expect(lost).toMatchObject({ state: 'done', torn: expect.stringMatching(/cut short/), attemptsMade: 0 });
+    expect('result' in lost).toBe(false);
+
+    expect((await q.list('done')).map((j) => j.id)).toEqual([G.sent, G.redo, G.lost]);
     expect((await q.list('failed')).map((j) => j.id)).toEqual([G.bad, G.junk]);
     expect((await q.list('active')).map((j) => j.id)).toEqual([G.busy]);
     expect((await q.list('delayed')).map((j) => j.id)).toEqual([G.back, G.far]);
@@ -264,8 +279,11 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
 
   it('claims in the documented order; recover() promotes the past-due delayed job, not the future one', async () => {
     const dir = copyGolden();
-    const q = await openGolden(dir);
-    expect(await q.recover()).toMatchObject({ promoted: 1, recovered: [] }); // web1's claim is younger than staleAfter
+    // The golden jobs were enqueued in 2025: under ageing all of them have waited past 99 x agingStep and run
+    // first come, first served (I8). The order ls shows is the order of strict priority.
+    const q = await openQueue(dir, { maintenance: false, agingStep: Infinity });
+    // web1's claim is younger than staleAfter; no sweep has checked done/ since this host booted
+    expect(await q.recover()).toMatchObject({ promoted: 1, recovered: [], torn: { requeued: [G.lost], problems: [] } });
     expect((await q.list('delayed')).map((j) => j.id)).toEqual([G.far]);
     const ls = lsC(path.join(dir, 'queue')).filter(isId);
     expect(ls).toEqual(RUN_ORDER);
@@ -279,9 +297,10 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     expect(byId.get(G.again)).toMatchObject({ type: 'resize', attempt: 3, attempts: 2 });
     expect(byId.get(G.bin)!.data).toEqual(Buffer.from([0, 1, 2, 253, 254, 255]));
     expect(byId.get(G.low)).toMatchObject({ type: 'report', priority: 90, attempt: 1 });
+    expect(byId.get(G.lost)).toMatchObject({ type: 'email', data: { to: 'e@example.com' }, attempt: 2 }); // its lost run counts
     for (const job of jobs) await job.complete({ ran: job.id });
 
-    expect(await q.counts()).toEqual({ queue: 0, delayed: 1, active: 1, done: 8, failed: 2 });
+    expect(await q.counts()).toEqual({ queue: 0, delayed: 1, active: 1, done: 9, failed: 2 });
     expect(await q.get(G.back)).toMatchObject({ state: 'done', result: { ran: G.back } });
     expect((await q.get(G.far)).state).toBe('delayed');
     // the names that are not jobs were neither run nor set aside
@@ -339,13 +358,8 @@ describe('enqueueing without the library, with the recipes in FORMAT.md', () => 
   });
 
   it('the Python recipe enqueues jobs the library claims and completes', async () => {
-    const recipe = codeBlock('python');
     const { dir, q } = await tempQueue();
-    const script = path.join(tempDir(), 'enqueue.py');
-    fs.writeFileSync(
-      script,
-      `${recipe}\nimport sys\nfor t, d, p in json.loads(sys.argv[2]):\n    print(enqueue(sys.argv[1], t, d, p))\n`,
-    );
+    const script = pythonScript(tempDir());
     const wanted: [string, unknown, number][] = [
       ['resize.v2', { w: 64, name: 'caf\u00e9 \u2713', n: null }, 50],
       ['ping', null, 5],
@@ -364,7 +378,45 @@ describe('enqueueing without the library, with the recipes in FORMAT.md', () => 
     for (const [i, id] of ids.entries()) expect(await q.waitFor(id!, { timeout: 10_000 })).toEqual({ ok: wanted[i]![0] });
     await q.close();
   });
+
+  it("both recipes give their files a shared queue's mode, whatever the umask, so another user's worker runs the jobs", async () => {
+    requireRoot();
+    const dir = path.join(sharedBase(), 'q');
+    await ok(['init', dir, '--mode', '0660']);
+    chgrpQueue(dir);
+    const scripts = sharedBase();
+    const bash = path.join(scripts, 'enqueue.sh');
+    fs.writeFileSync(bash, `${codeBlock('bash').replace(/^enqueue \/var\/spool\/.*$/m, '')}\nenqueue "$@"\n`);
+    const python = pythonScript(scripts);
+    // The web app's user, with the common umask 022, which alone would make the files 0644.
+    const fromBash = await runAs(WEB, 'bash', [bash, dir, 'send', '{"to":"a@example.com"}']);
+    const fromPython = await runAs(WEB, 'python3', [python, dir, JSON.stringify([['resize', { w: 64 }, 50]])]);
+    expect([fromBash, fromPython]).toMatchObject([
+      { code: 0, stderr: '' },
+      { code: 0, stderr: '' },
+    ]);
+    const ids = [fromBash.stdout.trimEnd(), fromPython.stdout.trimEnd()];
+    for (const id of ids) {
+      expect(isId(id), id).toBe(true);
+      const file = path.join(dir, 'queue', id);
+      expect(fs.statSync(file), id).toMatchObject({ uid: WEB, gid: GROUP });
+      expect(modeOf(file).toString(8), id).toBe('660');
+    }
+
+    // The worker's user is another member of the group: it must be able to append each job's result.
+    const worker = await runAs(WORKER, process.execPath, [OTHERS.cli, 'work', dir, OTHERS_ECHO, '--drain', '--quiet']);
+    expect(worker).toMatchObject({ code: 0, stderr: '' });
+    expect(await okJson(['show', dir, ids[0]!])).toMatchObject({ state: 'done', result: { echo: { to: 'a@example.com' }, attempt: 1 } });
+    expect(await okJson(['show', dir, ids[1]!])).toMatchObject({ state: 'done', result: { echo: { w: 64 }, attempt: 1 } });
+  });
 });
+
+/** The Python recipe of FORMAT.md as a script: `python3 SCRIPT DIR '[[TYPE, DATA, PRIORITY], ...]'` prints the ids. */
+function pythonScript(dir: string): string {
+  const script = path.join(dir, 'enqueue.py');
+  fs.writeFileSync(script, `${codeBlock('python')}\nimport sys\nfor t, d, p in json.loads(sys.argv[2]):\n    print(enqueue(sys.argv[1], t, d, p))\n`);
+  return script;
+}
 
 describe('files the library writes have the documented shape', () => {
   it('enqueue writes PP-T-UNIQUE.TYPE with the envelope on line 1; complete appends a result', async () => {

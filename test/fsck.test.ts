@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fsck, type Finding } from '../src/index.js';
-import { backdate, claimByDeadWorker, deadHeartbeat } from './support/fake.js';
+import { backdate, claimByDeadWorker, deadHeartbeat, resultLine } from './support/fake.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
 
 const HOUR = 3600_000;
@@ -41,7 +41,7 @@ describe('fsck', () => {
     await q.close();
   });
 
-  it('finds each kind of damage, changes nothing, and repair fixes all but strays', async () => {
+  it('finds each kind of damage, changes nothing, and repair fixes it all', async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
     const [copied, linked, garbage, wrongType, keyed, finished, crashed] = await Promise.all(
       ['copied', 'linked', 'garbage', 'wrongtype', 'keyed', 'finished', 'crashed'].map(async (t) => (await q.enqueue(t, {}, t === 'keyed' ? { key: 'K' } : {})).id),
@@ -52,6 +52,7 @@ describe('fsck', () => {
     fs.linkSync(at('queue', linked!), at('failed', linked!)); // ... and by a hard link
     fs.writeFileSync(at('queue', garbage!), 'this is not JSON\n');
     fs.writeFileSync(at('queue', wrongType!), '{"type":"other"}\n');
+    fs.appendFileSync(at('queue', finished!), resultLine());
     fs.renameSync(at('queue', finished!), at('done', finished!));
     fs.symlinkSync(finished!, at('keys', 'stale-key')); // a key whose job ended
     fs.writeFileSync(at('tmp', 'abandoned'), '{"data":');
@@ -65,8 +66,8 @@ describe('fsck', () => {
 
     const report = await fsck(dir);
     expect(brief(report.findings)).toEqual([
-      ['duplicate', `queue/${copied}`, false],
-      ['duplicate', `queue/${linked}`, false],
+      ['duplicate', `done/${copied}`, false],
+      ['duplicate', `failed/${linked}`, false],
       ['orphan-tmp', 'tmp/abandoned', false],
       ['stale-helper', 'dirqueue.json.lock', false],
       ['stale-helper', 'keys/stale-key', false],
@@ -76,28 +77,32 @@ describe('fsck', () => {
       ['unparsable', `queue/${wrongType}`, false],
     ]);
     expect(report.unrepaired).toBe(9);
-    expect(report.findings.find((f) => f.path === `queue/${copied}`)).toMatchObject({
-      problem: `job ${copied} is in done/, queue/`,
-      action: `run with --repair to delete this copy and keep done/${copied}`,
+    // the copies in done/ and failed/ never ran there (no result, no error): the waiting one is the job
+    expect(report.findings.find((f) => f.path === `done/${copied}`)).toMatchObject({
+      problem: `job ${copied} is in queue/, done/`,
+      action: `run with --repair to delete this copy and keep queue/${copied}`,
     });
+    expect(report.findings.find((f) => f.path === 'queue/README')!.action).toBe(
+      'rename it or move it out of queue/, or run with --repair to rename it to README~',
+    );
     expect(report.findings.find((f) => f.path === `queue/${garbage}`)!.problem).toMatch(/line 1 is not JSON/);
     expect(report.findings.find((f) => f.path === `queue/${wrongType}`)!.problem).toMatch(/type "other" differs from the type in its name "wrongtype"/);
     expect(snapshot(dir)).toEqual(before);
 
     const repaired = await fsck(dir, { repair: true });
-    expect(repaired.findings.filter((f) => !f.repaired).map((f) => f.path)).toEqual(['queue/README']);
-    expect(repaired.unrepaired).toBe(1);
-    expect(fs.readdirSync(at('queue')).sort()).toEqual(['README', `${keyed}`].sort());
-    expect(fs.readdirSync(at('done')).sort()).toEqual([copied, finished].sort());
-    expect(fs.readdirSync(at('failed')).sort()).toEqual([garbage, linked, wrongType].sort());
-    expect(fs.statSync(at('failed', linked!)).nlink).toBe(1);
+    expect(repaired.findings.filter((f) => !f.repaired).map((f) => f.path)).toEqual([]);
+    expect(repaired.unrepaired).toBe(0);
+    expect(repaired.findings.find((f) => f.path === 'queue/README')!.action).toBe('renamed to README~ (set aside: readers and fsck skip names ending in ~)');
+    expect(fs.readdirSync(at('queue')).sort()).toEqual(['README~', copied, keyed, linked].sort());
+    expect(fs.readdirSync(at('done')).sort()).toEqual([finished]);
+    expect(fs.readdirSync(at('failed')).sort()).toEqual([garbage, wrongType].sort());
+    expect(fs.statSync(at('queue', linked!)).nlink).toBe(1);
     expect(fs.readdirSync(at('keys'))).toEqual(['K']); // the live job's key stays
     expect(fs.readdirSync(at('tmp'))).toEqual([]);
     expect(fs.readdirSync(at('workers')).filter((n) => !n.startsWith('totals'))).toEqual([holder]); // its claim needs it: dirq recover takes that job back
     expect(fs.existsSync(at('dirqueue.json.lock'))).toBe(false);
 
-    fs.rmSync(at('queue', 'README'));
-    expect(await fsck(dir)).toMatchObject({ findings: [], unrepaired: 0 });
+    expect(await fsck(dir)).toMatchObject({ findings: [], unrepaired: 0 }); // the stray set aside is no longer damage
     const q2 = await openQueue(dir, { maintenance: false });
     expect((await q2.get(garbage!)).invalid).toMatch(/line 1 is not JSON/);
     expect((await q2.get(wrongType!)).invalid).toMatch(/differs from the type in its name/);
@@ -134,6 +139,42 @@ describe('fsck', () => {
     expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual([]);
     await job!.complete();
     await q.close();
+  });
+
+  it('keeps a done/ copy of a job only when it has its result (item 15)', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const { id: ran } = await q.enqueue('a', 1);
+    const { id: never } = await q.enqueue('a', 2);
+    fs.copyFileSync(path.join(dir, 'queue', ran), path.join(dir, 'tmp', 'copy'));
+    const job = await q.claim();
+    expect(job!.id).toBe(ran);
+    await job!.complete('done it');
+    fs.renameSync(path.join(dir, 'tmp', 'copy'), path.join(dir, 'queue', ran)); // a copy from before it ran
+    fs.copyFileSync(path.join(dir, 'queue', never), path.join(dir, 'done', never)); // a copy in done/ of a job that never ran
+    await q.close();
+    const report = await fsck(dir, { repair: true });
+    expect(brief(report.findings)).toEqual([
+      ['duplicate', `done/${never}`, true],
+      ['duplicate', `queue/${ran}`, true],
+    ]);
+    expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual([never]);
+    expect(fs.readdirSync(path.join(dir, 'done'))).toEqual([ran]);
+  });
+
+  it('sets a stray aside once: a second check is clean (item 15)', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    await q.close();
+    fs.writeFileSync(path.join(dir, 'queue', 'notes.txt'), 'mine');
+    fs.writeFileSync(path.join(dir, 'queue', 'notes.txt~'), 'an earlier one');
+    fs.writeFileSync(path.join(dir, 'keys', 'not-a-link'), 'x');
+    expect(brief((await fsck(dir, { repair: true })).findings)).toEqual([
+      ['stray', 'keys/not-a-link', true],
+      ['stray', 'queue/notes.txt', true],
+    ]);
+    expect(fs.readdirSync(path.join(dir, 'queue')).sort()).toEqual(['notes.txt.2~', 'notes.txt~']);
+    expect(fs.readFileSync(path.join(dir, 'queue', 'notes.txt.2~'), 'utf8')).toBe('mine');
+    expect(fs.readdirSync(path.join(dir, 'keys'))).toEqual(['not-a-link~']);
+    expect(await fsck(dir)).toMatchObject({ findings: [], unrepaired: 0 });
   });
 
   it('refuses a directory that is not a queue', async () => {

@@ -1,14 +1,17 @@
 /** I9: bad arguments and hostile files get a typed error or are set aside, and never hurt other jobs. */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DirQueueError, Pool, Queue } from '../src/index.js';
+import { checkoutForOtherUsers } from './support/other-users.js';
 import { exited, openQueue, openToAll, spawnNode, tempDir, tempQueue } from './support/temp.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
 const ID = (unique: string): string => `50-1763830000000000-${unique}.t`;
 const isRoot = process.getuid?.() === 0;
+const CHILD = checkoutForOtherUsers().child; // a copy other users may read wherever the checkout is
 
 async function claimAll(q: Awaited<ReturnType<typeof openQueue>>): Promise<unknown[]> {
   const data: unknown[] = [];
@@ -104,6 +107,99 @@ describe('I9 bad arguments', () => {
     }
   });
 
+  it('a nearly full disk: an enqueue, a complete and a fail that do not fit fail with ENOSPC and leave every file as it was', async () => {
+    if (!isRoot) throw new Error('this test mounts a tiny tmpfs and needs root (CI runs as root)');
+    const mount = tempDir();
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mount]);
+    const dir = path.join(mount, 'q');
+    const q = await openQueue(dir, { maintenance: false });
+    try {
+      const { id } = await q.enqueue('t', 'small');
+      const job = (await q.claim())!;
+      const before = fs.readFileSync(job.path);
+      const filler = path.join(mount, 'filler');
+      const { bavail, bsize } = fs.statfsSync(mount);
+      fs.writeFileSync(filler, Buffer.alloc(bavail * bsize - 40 * 1024)); // 40 KB left
+      const big = 'y'.repeat(200 * 1024);
+
+      await expect(q.enqueue('t', big)).rejects.toMatchObject({ code: 'ENOSPC', message: expect.stringContaining('full') });
+      expect([ls(dir, 'queue'), ls(dir, 'tmp')]).toEqual([[], []]); // no half-written job anywhere
+
+      await expect(job.complete(big)).rejects.toMatchObject({ code: 'ENOSPC' });
+      await expect(job.fail(new Error(big))).rejects.toMatchObject({ code: 'ENOSPC' });
+      expect(job.settled).toBe(false); // still held: endable another way
+      expect(fs.readFileSync(job.path)).toEqual(before); // neither a torn result nor a torn error line
+      expect(ls(dir, 'done')).toEqual([]);
+
+      fs.rmSync(filler);
+      await q.close(); // releases what it holds, the job that could not end included
+      expect(ls(dir, 'queue')).toEqual([id]);
+      const other = await openQueue(dir, { maintenance: false });
+      const again = (await other.claim())!;
+      expect([again.id, again.attempt]).toEqual([id, 1]); // the failed fail() counted no attempt
+      await again.complete(big);
+      expect(await other.waitFor(id)).toBe(big);
+      await other.close();
+    } finally {
+      await q.close();
+      execFileSync('umount', [mount]);
+    }
+  });
+
+  it('short writes are continued: every byte of enqueues, results and errors reaches the file', async () => {
+    const { dir, q } = await tempQueue({ attempts: 2, backoff: { type: 'fixed', delay: 0 } });
+    const write = fs.writeSync;
+    // write(2) may write less than asked (a nearly full disk, a signal): let each call write at most 1000 bytes
+    const spy = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, data: string | NodeJS.ArrayBufferView, ...rest: unknown[]) => {
+      const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset + ((rest[0] as number | undefined) ?? 0), (rest[1] as number | undefined) ?? data.byteLength - ((rest[0] as number | undefined) ?? 0));
+      const position = typeof data === 'string' ? rest[0] : rest[2];
+      return write(fd, bytes, 0, Math.min(bytes.length, 1000), (position as number | null | undefined) ?? null);
+    }) as never);
+    try {
+      const big = (c: string): string => c.repeat(10_000);
+      const one = await q.enqueue('t', big('a'));
+      const [two] = await q.enqueueMany([{ type: 't', data: big('b') }]);
+      const first = (await q.claim())!;
+      expect(first.data).toBe(big('a'));
+      await first.complete(big('r'));
+      const second = (await q.claim())!;
+      expect(second.data).toBe(big('b'));
+      await second.fail(new Error(big('e')));
+      expect(spy.mock.calls.length).toBeGreaterThan(40);
+      spy.mockRestore();
+      expect(await q.waitFor(one.id)).toBe(big('r'));
+      const info = await q.get(two!.id);
+      expect([info.state, info.attemptsMade, info.error?.message]).toEqual(['queue', 1, big('e')]);
+      expect(ls(dir, 'failed')).toEqual([]);
+    } finally {
+      spy.mockRestore();
+      await q.close();
+    }
+  });
+
+  it('an ending whose rename fails (ENOSPC on the directory) keeps the job held, its file without the line', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t', 1);
+    const job = (await q.claim())!;
+    const before = fs.readFileSync(job.path, 'utf8');
+    const rename = fs.renameSync;
+    const spy = vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (String(to).includes(`${path.sep}done${path.sep}`)) throw Object.assign(new Error('ENOSPC: no space left on device, rename'), { code: 'ENOSPC' });
+      rename(from, to);
+    });
+    try {
+      await expect(job.complete('r')).rejects.toMatchObject({ code: 'ENOSPC' });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(job.settled).toBe(false);
+    expect(fs.readFileSync(job.path, 'utf8')).toBe(before); // the result line was taken back
+    await job.release();
+    expect(ls(dir, 'queue')).toEqual([id]);
+    expect((await q.get(id)).history).toEqual([]);
+    await q.close();
+  });
+
   it('an unwritable queue directory is a typed error, not a crash', async () => {
     const { dir, q } = await tempQueue();
     fs.rmSync(path.join(dir, 'tmp'), { recursive: true });
@@ -121,6 +217,8 @@ describe('I9 hostile files in queue/', () => {
     fs.symlinkSync(outside, path.join(dir, 'queue', ID('link')));
     fs.mkdirSync(path.join(dir, 'queue', ID('dir')));
     execFileSync('mkfifo', [path.join(dir, 'queue', ID('fifo'))]);
+    const socket = net.createServer().listen(path.join(dir, 'queue', ID('sock')));
+    await new Promise((resolve) => socket.once('listening', resolve));
     fs.writeFileSync(path.join(dir, 'queue', ID('huge')), `{"data":"${'z'.repeat(4096)}"}\n`);
     fs.writeFileSync(path.join(dir, 'queue', ID('empty')), '');
     fs.writeFileSync(path.join(dir, 'queue', ID('array')), '[1,2]\n');
@@ -137,14 +235,36 @@ describe('I9 hostile files in queue/', () => {
         ['fifo', expect.stringContaining('FIFO')],
         ['huge', expect.stringContaining('over the limit')],
         ['link', expect.stringContaining('symbolic link')],
+        ['sock', expect.stringContaining('socket')],
         ['wrongtype', expect.stringContaining('differs from the type in its name')],
       ]),
     );
-    expect(ls(dir, 'failed')).toHaveLength(7);
+    expect(ls(dir, 'failed')).toHaveLength(8);
+    expect(ls(dir, 'active')).toEqual([]); // the socket did not stay behind under a claim
+    await new Promise((resolve) => socket.close(resolve));
     expect(fs.readFileSync(outside, 'utf8')).toBe('{"data":"secret"}\n'); // never followed or written
     expect((await q.get(ID('huge'))).invalid).toContain('over the limit');
     expect((await q.get(ID('link'))).invalid).toContain('symbolic link');
     expect((await q.get(good.id)).state).toBe('done');
+    await q.close();
+  });
+
+  it('junk lines cost a scan, not a thrown exception each; past 1,000 torn lines a file is set aside', async () => {
+    const TORN_LIMIT = 1000; // FORMAT.md, "File content"
+    const { dir, q } = await tempQueue();
+    fs.writeFileSync(path.join(dir, 'queue', ID('braces')), `{"data":1}\n${'{\n'.repeat(TORN_LIMIT + 1)}`);
+    fs.writeFileSync(path.join(dir, 'queue', ID('junk')), `{"data":"kept"}\n${'x\n'.repeat(1_000_000)}`);
+    fs.writeFileSync(path.join(dir, 'queue', ID('torn')), `{"data":"torn"}\n${'{"event":"err\n'.repeat(TORN_LIMIT)}`);
+    const reasons = new Map<string, string>();
+    q.on('invalid', ({ id, reason }) => reasons.set(id, reason));
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      expect(await claimAll(q)).toEqual(['kept', 'torn']);
+      expect(parse.mock.calls.length).toBeLessThan(2 * TORN_LIMIT + 100); // not one per line of junk
+    } finally {
+      parse.mockRestore();
+    }
+    expect(reasons).toEqual(new Map([[ID('braces'), expect.stringContaining(`more than ${TORN_LIMIT} lines after line 1 are not JSON`)]]));
     await q.close();
   });
 
@@ -158,7 +278,7 @@ describe('I9 hostile files in queue/', () => {
     const log = path.join(dir, 'log');
     fs.writeFileSync(log, '');
     fs.chmodSync(log, 0o666);
-    const child = spawnNode([new URL('./fixtures/child.mjs', import.meta.url).pathname, 'drain', dir, log], { uid: 65534, gid: 65534 });
+    const child = spawnNode([CHILD, 'drain', dir, log], { uid: 65534, gid: 65534 });
     expect(await exited(child)).toBe(0);
     expect(fs.readdirSync(path.join(dir, 'failed'))).toEqual([ID('secret')]);
     expect(fs.readFileSync(log, 'utf8')).toBe('');
@@ -169,7 +289,7 @@ describe('I9 hostile files in queue/', () => {
     const { dir, q } = await tempQueue();
     await q.enqueue('t', 1);
     fs.chmodSync(dir, 0o755); // others may read it, not write
-    const reader = spawnNode([new URL('./fixtures/child.mjs', import.meta.url).pathname, 'counts', dir], { uid: 65534, gid: 65534 });
+    const reader = spawnNode([CHILD, 'counts', dir], { uid: 65534, gid: 65534 });
     let out = '';
     reader.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     expect(await exited(reader)).toBe(0);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   activeName,
   checkId,
@@ -6,6 +6,7 @@ import {
   encodeType,
   hostToken,
   NameMaker,
+  nowUs,
   parseActiveName,
   parseClaim,
   parseDelayedName,
@@ -69,10 +70,41 @@ describe('the name codec', () => {
   });
 
   it('makes strictly increasing ids within one maker, even for one microsecond or a clock step back', () => {
-    const maker = new NameMaker('h', 1);
-    const ids = [maker.id(50, 't', 1000), maker.id(50, 't', 1000), maker.id(50, 't', 999), maker.id(50, 't', 2000)];
+    const times = [1000, 1000, 999, 2000];
+    const maker = new NameMaker('h', 1, () => times.shift()!);
+    const ids = [maker.id(50, 't'), maker.id(50, 't'), maker.id(50, 't'), maker.id(50, 't')];
     expect([...ids].sort()).toEqual(ids);
     expect(new Set(ids).size).toBe(4);
+  });
+
+  it('gives a delayed job its due time without moving the times of later jobs (Correctness 1)', () => {
+    let now = 1_000_000;
+    const maker = new NameMaker('h', 1, () => now);
+    const hourLater = now + 3_600_000_000;
+    const delayed = maker.id(50, 'report', hourLater);
+    now += 5;
+    const plain = maker.id(50, 'email');
+    expect(parseId(delayed)!.enqueuedUs).toBe(hourLater);
+    expect(parseId(plain)!.enqueuedUs).toBe(now); // enqueue time, not an hour ahead
+    // ids that share a time stay distinct, and in the order they were made
+    now = hourLater;
+    const same = [maker.id(50, 'report', hourLater), maker.id(50, 'report', hourLater), maker.id(50, 'report')];
+    expect(new Set([delayed, ...same]).size).toBe(4);
+    expect([delayed, same[0], same[1]].sort()).toEqual([delayed, same[0], same[1]]);
+    for (const id of [delayed, ...same]) expect(parseId(id)).toMatchObject({ id, priority: 50 });
+  });
+
+  it('reads the wall clock, and follows it when it steps (D8)', () => {
+    const before = Date.now() * 1000;
+    expect(Math.abs(nowUs() - before)).toBeLessThan(1_000_000);
+    const real = Date.now.bind(Date);
+    const step = vi.spyOn(Date, 'now').mockImplementation(() => real() + 3_600_000); // the wall clock jumps an hour ahead
+    try {
+      expect(nowUs()).toBeGreaterThanOrEqual(before + 3_599_000_000);
+    } finally {
+      step.mockRestore();
+    }
+    expect(nowUs()).toBeLessThan(before + 1_000_000);
   });
 
   it('round-trips delayed and active names', () => {

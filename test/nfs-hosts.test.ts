@@ -190,7 +190,7 @@ describe('many hosts, one queue directory', () => {
     await victim.kill();
     const killedAt = Date.now();
     // killed in the middle of a sweep, it leaves the sweep lock, which others take over once it is 10 s old (NFS.md)
-    const leftLock = fs.existsSync(path.join(dir, 'dirqueue.json.lock'));
+    const leftLock = fs.existsSync(path.join(dir, 'workers', '.lock'));
     const orphans = held().map((n) => n.slice(0, n.indexOf('@')));
     expect(orphans.length).toBeGreaterThan(0);
     const restarted = (): boolean => {

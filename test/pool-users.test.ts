@@ -10,17 +10,15 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CLI, ok } from './support/cli.js';
 import { processors } from './support/pools.js';
-import { openQueue, tempDir } from './support/temp.js';
-import { GROUP, requireRoot, runAs, WEB, WORKER } from './support/users.js';
+import { openQueue } from './support/temp.js';
+import { chgrpQueue, GROUP, requireRoot, runAs, sharedBase, WEB, WORKER } from './support/users.js';
 
 const DIST = pathToFileURL(path.join(path.dirname(CLI), '..', 'index.js')).href;
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state));
 
 /** A queue made by root with the default umask: others may read it, not write it. */
 async function rootsQueue(): Promise<string> {
-  const base = tempDir();
-  fs.chmodSync(base, 0o755);
-  const dir = path.join(base, 'q');
+  const dir = path.join(sharedBase(), 'q');
   const q = await openQueue(dir);
   await q.enqueue('t', { n: 1 });
   await q.close();
@@ -42,7 +40,7 @@ describe('a pool that may not write', () => {
         console.log(JSON.stringify({ code: error.code, message: error.message }));
       }`;
     // the child must also end by itself: a pool that failed to start leaves no timer or thread behind
-    const run = await runAs(WORKER, ['--input-type=module', '-e', script]);
+    const run = await runAs(WORKER, process.execPath, ['--input-type=module', '-e', script]);
     expect(run).toMatchObject({ code: 0, stderr: '' }); // and no warning of the failed opening sweep
     expect(JSON.parse(run.stdout)).toEqual({
       code: 'EACCES',
@@ -54,7 +52,7 @@ describe('a pool that may not write', () => {
   it('dirq work fails at once with that one line and exit 1, instead of retrying every second', async () => {
     requireRoot();
     const dir = await rootsQueue();
-    const run = await runAs(WORKER, [CLI, 'work', dir, processors('echo')]); // no --drain: only failing can end it
+    const run = await runAs(WORKER, process.execPath, [CLI, 'work', dir, processors('echo')]); // no --drain: only failing can end it
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(/^dirq: this process \(uid 12345, gid 12345\) cannot write .* --mode 0660.*\n$/);
@@ -62,19 +60,17 @@ describe('a pool that may not write', () => {
 
   it("dirq work puts back a job whose file it may not write, unrun, says what to do, and exits 1", async () => {
     requireRoot();
-    const base = tempDir();
-    fs.chmodSync(base, 0o755);
-    const dir = path.join(base, 'q');
+    const dir = path.join(sharedBase(), 'q');
     await ok(['init', dir, '--mode', '0660']);
-    for (const p of [dir, ...fs.readdirSync(dir).map((n) => path.join(dir, n))]) fs.chownSync(p, 0, GROUP); // chgrp -R
-    const enqueue = await runAs(WEB, [CLI, 'enqueue', dir, 'send', '{"to":"a@example.com"}']);
+    chgrpQueue(dir);
+    const enqueue = await runAs(WEB, process.execPath, [CLI, 'enqueue', dir, 'send', '{"to":"a@example.com"}']);
     expect(enqueue).toMatchObject({ code: 0, stderr: '' });
     const id = enqueue.stdout.trimEnd();
     const file = path.join(dir, 'queue', id);
     fs.chmodSync(file, 0o644); // as a producer that ignores the queue's mode makes it
     const before = fs.readFileSync(file, 'utf8');
 
-    const run = await runAs(WORKER, [CLI, 'work', dir, processors('echo'), '--drain']);
+    const run = await runAs(WORKER, process.execPath, [CLI, 'work', dir, processors('echo'), '--drain']);
     expect(run.code, run.stderr).toBe(1);
     expect(run.stderr).toContain(`job ${id}: this process (uid 12345) may not write its file (mode 0644, owner uid ${WEB}, gid ${GROUP})`);
     expect(run.stderr).toContain('it was put back in queue/ without running, and the pool stopped');
@@ -84,16 +80,14 @@ describe('a pool that may not write', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(before); // it did not run: nothing was appended, attempt not counted
 
     fs.chmodSync(file, 0o660); // the fix the message names
-    const again = await runAs(WORKER, [CLI, 'work', dir, processors('echo'), '--drain']);
+    const again = await runAs(WORKER, process.execPath, [CLI, 'work', dir, processors('echo'), '--drain']);
     expect(again.code, again.stderr).toBe(0);
     expect(ls(dir, 'done')).toEqual([id]);
   });
 
   it('a pool whose ending of a job fails (the rename into done/ is refused) puts the job back in queue/ and stops', async () => {
     requireRoot();
-    const base = tempDir();
-    fs.chmodSync(base, 0o755);
-    const dir = path.join(base, 'q');
+    const dir = path.join(sharedBase(), 'q');
     await (await openQueue(dir)).close();
     for (const p of [dir, ...fs.readdirSync(dir).map((n) => path.join(dir, n))]) fs.chownSync(p, WORKER, WORKER); // the worker owns the queue
     // the processor itself takes the worker's right to write done/ away (root would ignore modes)
@@ -114,7 +108,7 @@ describe('a pool that may not write', () => {
       await pool.start();
       const reason = await closed;
       console.log(JSON.stringify({ id, code: reason?.code, message: reason?.message, counts: pool.counts }));`;
-    const run = await runAs(WORKER, ['--input-type=module', '-e', script]);
+    const run = await runAs(WORKER, process.execPath, ['--input-type=module', '-e', script]);
     expect(run, run.stderr).toMatchObject({ code: 0, stderr: '' });
     const { id, code, message, counts } = JSON.parse(run.stdout) as { id: string; code: string; message: string; counts: Record<string, number> };
     expect(code).toBe('EACCES');

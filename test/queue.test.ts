@@ -3,9 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { CompromisedError, DirQueueError, JobFailedError, Queue } from '../src/index.js';
-import { openQueue, tempDir, tempQueue } from './support/temp.js';
+import { nowUs, parseId } from '../src/names.js';
+import { libfaketime } from './support/hosts.js';
+import { exited, openQueue, spawnNode, tempDir, tempQueue } from './support/temp.js';
+import { until } from './support/wait.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
+const CHILD = new URL('./fixtures/child.mjs', import.meta.url).pathname;
 
 describe('Queue.open', () => {
   it('creates the layout and dirqueue.json', async () => {
@@ -31,6 +35,19 @@ describe('Queue.open', () => {
     await expect(Queue.open(dir, { watch: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'EBADOPTION' });
     await expect(Queue.open(dir, { backoff: { type: 'linear' } as never })).rejects.toMatchObject({ code: 'EBADOPTION' });
     await expect(Queue.open('')).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await expect(Queue.open(dir, { backoff: -5 })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining('backoff') });
+  });
+
+  it('takes a plain number of ms as the default backoff, as enqueue does (D11)', async () => {
+    const { dir, q } = await tempQueue({ backoff: 60_000, maintenance: false });
+    await q.enqueue('t', 1);
+    const job = await q.claim();
+    expect(await job!.fail(new Error('again'))).toBe('retrying');
+    const [name] = fs.readdirSync(path.join(dir, 'delayed'));
+    const { history } = await q.get(job!.id);
+    const failedAt = Date.parse(history.at(-1)!.at);
+    expect(Number(name!.slice(0, 16)) / 1000 - failedAt).toBe(60_000);
+    await q.close();
   });
 });
 
@@ -161,6 +178,70 @@ describe('enqueue and claim', () => {
     await q.close();
   });
 
+  it('promotes delayed jobs on time after a forward step of the wall clock, without a timer loop (D8)', async () => {
+    const { q } = await tempQueue({ maintenance: false }); // no sweep to promote them: discovery alone
+    const { id: before } = await q.enqueue('t', 'due an hour after it was enqueued', { delay: 3_600_000 });
+    expect(await q.claim()).toBeUndefined(); // its promotion timer is armed, for an hour from now
+    const real = Date.now.bind(Date);
+    const step = vi.spyOn(Date, 'now').mockImplementation(() => real() + 3_600_000); // suspend or NTP: an hour ahead
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const { id: after } = await q.enqueue('t', 'after the step', { delay: 50 });
+      const claimed = [];
+      for (let i = 0; i < 2; i++) {
+        const job = await q.claim({ wait: 10_000 });
+        claimed.push(job?.id);
+        await job?.complete();
+      }
+      expect(claimed).toEqual([before, after]);
+      // a promotion timer that re-arms at once while the job is not due yet is a loop of 0 ms timers
+      expect(timers.mock.calls.filter(([, ms]) => (ms ?? 0) < 1).length).toBeLessThan(10);
+    } finally {
+      timers.mockRestore();
+      step.mockRestore();
+    }
+    await q.close();
+  });
+
+  it('a worker whose wall clock really steps an hour ahead promotes on time (D8, libfaketime)', async () => {
+    const lib = libfaketime();
+    if (lib === undefined) throw new Error('libfaketime is missing: apt-get install faketime (.ci/run does)');
+    const { dir, q } = await tempQueue();
+    await q.close();
+    const offset = path.join(tempDir(), 'faketime');
+    fs.writeFileSync(offset, '+0\n');
+    const env = { ...process.env, LD_PRELOAD: lib, FAKETIME_TIMESTAMP_FILE: offset, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+    const worker = spawnNode([CHILD, 'clock-step', dir, offset], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    worker.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    expect(await exited(worker)).toBe(0);
+    expect(out).toBe('stepped true\nclaimed\n'); // before: not claimed within 10 s (due an hour later by its clock)
+  }, 30_000);
+
+  it('a promotion that fails in the background is a warning, and is tried again (Correctness 2)', async () => {
+    const { q } = await tempQueue({ maintenance: false });
+    const warnings: Error[] = [];
+    q.on('warning', (error) => warnings.push(error));
+    const rename = fs.renameSync;
+    const denied = vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (String(from).includes(`${path.sep}delayed${path.sep}`)) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+      rename(from, to);
+    });
+    try {
+      const { id } = await q.enqueue('t', 'later', { delay: 20 });
+      expect(await q.claim()).toBeUndefined(); // starts watching and polling; the job is not due yet
+      await until(() => warnings.length > 0, 'a warning', 10_000); // before: an uncaught throw in the promotion timer
+      expect(warnings[0]).toMatchObject({ code: 'EACCES', message: expect.stringContaining('delayed') });
+      denied.mockRestore();
+      const job = await q.claim({ wait: 30_000 });
+      expect(job?.id).toBe(id);
+      await job!.complete();
+    } finally {
+      denied.mockRestore();
+    }
+    await q.close();
+  });
+
   it('schedules with runAt, and a past runAt is ready at once', async () => {
     const { dir, q } = await tempQueue();
     const future = await q.enqueue('t', 1, { runAt: new Date(Date.now() + 3_600_000) });
@@ -169,6 +250,41 @@ describe('enqueue and claim', () => {
     expect((await q.get(future.id)).state).toBe('delayed');
     await q.retry(future.id); // run now
     expect((await q.get(future.id)).state).toBe('queue');
+    await q.close();
+  });
+
+  it('a delayed job leaves later jobs their own enqueue time and place in line (Correctness 1)', async () => {
+    const { dir, q } = await tempQueue();
+    const other = await openQueue(dir);
+    const [, later] = await q.enqueueMany([{ type: 'report', delay: 3_600_000 }, { type: 'email', data: 'mine' }]);
+    const { id: plain } = await q.enqueue('email', 'mine too');
+    const { id: theirs } = await other.enqueue('email', 'theirs');
+    for (const id of [later!.id, plain]) expect((await q.get(id)).readyAt.getTime()).toBeLessThan(Date.now() + 60_000); // not an hour ahead
+    expect(ls(dir, 'queue')).toEqual([later!.id, plain, theirs]); // run order: as enqueued, across processes
+    const data: unknown[] = [];
+    for (let job = await q.claim(); job; job = await q.claim()) {
+      data.push(job.data);
+      await job.complete();
+    }
+    expect(data).toEqual(['mine', 'mine too', 'theirs']);
+    await other.close();
+    await q.close();
+  });
+
+  it('once a low priority has waited p x agingStep, no job enqueued after it starts before it (I8, real files)', async () => {
+    const { q } = await tempQueue({ agingStep: 1 });
+    const { id: low } = await q.enqueue('t', 'low', { priority: 90 });
+    const enqueuedUs = parseId(low)!.enqueuedUs;
+    const overtakenBy: string[] = [];
+    // two urgent jobs for each claim: the stream outpaces the worker, until the low one runs
+    for (let job; job?.id !== low; ) {
+      await q.enqueueMany([{ type: 't', priority: 0 }, { type: 't', priority: 0 }]);
+      const startedUs = nowUs();
+      job = (await q.claim())!;
+      await job.complete();
+      if (startedUs >= enqueuedUs + 90 * 1000 && parseId(job.id)!.enqueuedUs > enqueuedUs) overtakenBy.push(job.id);
+    }
+    expect(overtakenBy).toEqual([]);
     await q.close();
   });
 
@@ -337,6 +453,34 @@ describe('failures and retries', () => {
     expect(await q.waitFor(id)).toBe('fresh result');
     await q.close();
   });
+
+  it('a holder whose job close() released gets ECOMPROMISED from every later call, and the job runs again', async () => {
+    const { dir, q } = await tempQueue();
+    const { id } = await q.enqueue('t');
+    const job = (await q.claim())!;
+    await q.close();
+    expect(ls(dir, 'queue')).toEqual([id]);
+    const calls: [string, () => Promise<unknown>][] = [
+      ['complete', () => job.complete('late')],
+      ['fail', () => job.fail(new Error('late'))],
+      ['release', () => job.release()],
+      ['progress', () => job.progress(1)],
+      ['log', () => job.log('late')],
+    ];
+    for (const [name, call] of calls) {
+      const error = await call().then(() => undefined, (e: unknown) => e);
+      expect(error, name).toBeInstanceOf(CompromisedError);
+      expect(error, name).toMatchObject({ code: 'ECOMPROMISED', message: expect.stringContaining('the queue was closed') });
+    }
+    expect(ls(dir, 'queue')).toEqual([id]); // nothing the late calls did moved or wrote it
+    expect(fs.readFileSync(path.join(dir, 'queue', id), 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
+    const other = await openQueue(dir);
+    const again = (await other.claim())!;
+    expect(again.attempt).toBe(1); // a release does not count an attempt
+    await again.complete('fresh');
+    expect(await other.waitFor(id)).toBe('fresh');
+    await other.close();
+  });
 });
 
 describe('lost replies (NFS)', () => {
@@ -411,6 +555,18 @@ describe('inspection and administration', () => {
     await worker.close();
     await q.close();
   });
+
+  it('waitFor without a timeout rejects ENOTFOUND once its job is removed, ready or delayed (D9)', async () => {
+    const { q } = await tempQueue();
+    const ready = await q.enqueue('t', 'ready');
+    const later = await q.enqueue('t', 'later', { delay: 3_600_000 });
+    // waitFor has looked for the job once it returns its promise (the first pass runs synchronously)
+    const outcomes = [ready.id, later.id].map((id) => q.waitFor(id).then(() => 'finished', (error: DirQueueError) => error.code));
+    expect(await q.remove(ready.id)).toBe('queue');
+    expect(await q.remove(later.id)).toBe('delayed');
+    expect(await Promise.all(outcomes)).toEqual(['ENOTFOUND', 'ENOTFOUND']); // before: waited for ever
+    await q.close();
+  }, 20_000);
 
   it('rejects use after close with ECLOSED, and close resolves waiting claims', async () => {
     const { q } = await tempQueue();

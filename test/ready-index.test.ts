@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { idEnqueuedUs } from '../src/names.js';
 import { ReadyIndex } from '../src/ready-index.js';
 
 const id = (priority: number, us: number, type = 't', unique = 'a'): string =>
@@ -29,16 +30,56 @@ describe('the ready index', () => {
     expect(index.count(new Set(['bulk']))).toBe(1000);
   });
 
-  it('ages waiting jobs so a low priority is not starved (I8)', () => {
+  it('before anything has waited, a low priority runs behind urgent jobs enqueued less than p x agingStep after it', () => {
     const stepMs = 10;
-    const index = new ReadyIndex(stepMs);
+    const index = new ReadyIndex(stepMs, () => 0); // ranked at t=0: nothing has waited yet
     // a priority-90 job enqueued at t=0 against priority-0 jobs enqueued later and later
     index.add(id(90, 0, 't', 'low'));
     for (let t = 1; t <= 2000; t++) index.add(id(0, t * 1000, 't', 'hi'));
     const order = drain(index);
-    const position = order.indexOf(id(90, 0, 't', 'low'));
-    // it may wait behind urgent jobs enqueued up to 90 x 10 ms after it, no more
-    expect(position).toBe(900);
+    expect(order.indexOf(id(90, 0, 't', 'low'))).toBe(899); // those of t = 1..899 ms; at 900 ms it ties and is older
+  });
+
+  /**
+   * The bound of I8 (README): once a job of priority p has waited p x agingStep,
+   * no job enqueued after it runs before it. Simulated time, one millisecond a
+   * step: two priority-0 jobs arrive and one is claimed, so the stream outpaces
+   * the workers and the urgent backlog grows for ever.
+   */
+  function starve(backlog: number): { startedMs: number; overtakenAfterMs: number[] } {
+    const stepMs = 20;
+    let now = 0;
+    const index = new ReadyIndex(stepMs, () => now);
+    let n = 0;
+    for (let i = backlog; i > 0; i--) index.add(id(0, 1_000_000 - i, 't', `old${n++}`)); // waiting before it
+    const low = id(90, 1_000_000, 't', 'low');
+    index.add(low);
+    const overtakenAfterMs: number[] = [];
+    for (let ms = 0; ms < 100_000; ms++) {
+      now = 1_000_001 + ms * 1000; // a microsecond later than it, and one millisecond per claim
+      index.add(id(0, now, 't', `a${n++}`));
+      index.add(id(0, now, 't', `b${n++}`));
+      const taken = index.take(undefined)!;
+      if (taken === low) return { startedMs: ms, overtakenAfterMs };
+      if (idEnqueuedUs(taken) > 1_000_000 && ms >= 90 * stepMs) overtakenAfterMs.push(ms);
+    }
+    throw new Error('the priority-90 job never started');
+  }
+
+  it('starts a priority-90 job after 90 x agingStep under an endless stream of priority-0 jobs (I8, Correctness 7)', () => {
+    // before: it ran after every urgent job of the 1,800 ms after it, at 3,600 ms
+    expect(starve(0)).toEqual({ startedMs: 1800, overtakenAfterMs: [] });
+  });
+
+  it('and behind a backlog enqueued before it, right after that backlog, never after later jobs (I8)', () => {
+    expect(starve(3000)).toEqual({ startedMs: 3000, overtakenAfterMs: [] });
+  });
+
+  it('once aged fully, runs jobs in enqueue order whatever their priority', () => {
+    const index = new ReadyIndex(10, () => 10_000_000); // 10 s after the jobs: all of them waited over 99 x 10 ms
+    const ids = [id(90, 1000, 't', 'x'), id(0, 2000, 't', 'x'), id(10, 3000, 't', 'y'), id(50, 3000, 'u', 'x')];
+    for (const i of [...ids].reverse()) index.add(i);
+    expect(drain(index)).toEqual(ids);
   });
 
   it('forgets ids that left queue/ without scanning, and takes a re-added id once', () => {
@@ -63,7 +104,7 @@ describe('the ready index', () => {
   });
 
   it('drains a 100,000-job backlog in order', () => {
-    const index = new ReadyIndex(10_000);
+    const index = new ReadyIndex(10_000, () => 1763830000000000); // as they are enqueued: priority order
     const ids: string[] = [];
     for (let i = 0; i < 100_000; i++) ids.push(id(i % 3 === 0 ? 10 : 50, 1763830000000000 + i, 'bulk'));
     for (const i of [...ids].reverse()) index.add(i);

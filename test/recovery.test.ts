@@ -8,17 +8,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import lockfile from 'proper-lockfile';
 import { parseJobFile } from '../src/envelope.js';
 import { Layout } from '../src/layout.js';
 import { sweep } from '../src/maintenance.js';
 import { bootId, processStartTime } from '../src/liveness.js';
 import { hostToken, NameMaker } from '../src/names.js';
+import { lockSweeps } from '../src/sweep-lock.js';
 import { duplicates } from './support/census.js';
+import { checkoutForOtherUsers } from './support/other-users.js';
+import { resultLine } from './support/fake.js';
 import { deadPid, exited, openQueue, openToAll, spawnNode, tempDir, tempQueue, track } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';
 
-const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
+const child = checkoutForOtherUsers().child; // a copy other users may read wherever the checkout is
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
 const isRoot = process.getuid?.() === 0;
 
@@ -266,12 +268,12 @@ describe('maintenance without a daemon (I6)', () => {
     fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owner}.0`));
     fs.writeFileSync(path.join(dir, 'workers', owner), '{}');
     backdate(path.join(dir, 'workers', owner), 3600_000);
-    const release = await lockfile.lock(path.join(dir, 'dirqueue.json'), { realpath: false });
+    const lock = (await lockSweeps(new Layout(dir), 'elsewhere.2.sweeper', 10_000))!;
     const settings = { ...q.options, tmpMaxAge: 3600_000 };
     expect(await sweep(new Layout(dir), new NameMaker(), settings, false)).toMatchObject({ swept: false, recovered: [] });
     expect(ls(dir, 'active')).toEqual([`${id}@${owner}.0`]);
     const waiting = q.recover();
-    await release();
+    lock.release();
     expect(await waiting).toMatchObject({ swept: true, recovered: [expect.objectContaining({ id, reason: 'stalled' })] });
     await q.close();
   });
@@ -296,7 +298,7 @@ describe('maintenance without a daemon (I6)', () => {
     const oldUs = (Date.now() - 3 * 3600_000) * 1000;
     const ended = `50-${oldUs}-old.t`; // ready 3 h ago, ended 2 h ago: pruned
     const endedLate = `50-${oldUs + 1}-late.t`; // ready 3 h ago, ended just now: kept
-    for (const name of [ended, endedLate]) fs.writeFileSync(path.join(dir, 'done', name), '{}\n');
+    for (const name of [ended, endedLate]) fs.writeFileSync(path.join(dir, 'done', name), `{}\n${resultLine()}`);
     backdate(path.join(dir, 'done', ended), 2 * 3600_000);
     backdate(path.join(dir, 'done', recent), 2 * 3600_000); // its id says it was ready recently: never stat'ed
     fs.writeFileSync(path.join(dir, 'tmp', 'abandoned.tmp'), 'half');

@@ -13,11 +13,12 @@
  *      left unrepaired
  *   4  `wait --timeout`: the job did not finish in time
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DirQueueError } from '../errors.js';
 import type { JobInfo } from '../inspect.js';
-import { isState, STATES, type State } from '../layout.js';
+import { DIRS, isState, SETTINGS_FILE, STATES, type State } from '../layout.js';
 import { checkId, parseActiveName, parseDelayedName } from '../names.js';
 import type { QueueOptions } from '../options.js';
 import { Queue } from '../queue.js';
@@ -102,10 +103,11 @@ export function parse<O extends Options>(
   positionals: { min: number; max: number },
 ): Parsed<O> | undefined {
   let parsed;
+  const joined = joinNegativeValues(args, options);
   try {
-    parsed = parseArgs({ args, options: { ...options, ...COMMON_OPTIONS }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joined, options: { ...options, ...COMMON_OPTIONS }, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError(`${parseArgsMessage(error)} (see dirq ${command.name} --help)`);
+    throw new UsageError(`${parseArgsMessage(error, joined)} (see dirq ${command.name} --help)`);
   }
   if ((parsed.values as { help?: boolean }).help === true) {
     process.stdout.write(command.help);
@@ -126,16 +128,44 @@ function usageLine(command: Command): string {
   return line === undefined ? `dirq ${command.name}` : line.slice('Usage: '.length);
 }
 
-function parseArgsMessage(error: unknown): string {
+/**
+ * `--priority -1` as `--priority=-1`: parseArgs takes a value that starts
+ * with '-' for an option and refuses it, but no option of dirq looks like a
+ * negative number, so the value is meant; then the value's own check says
+ * what is wrong with it (priority 0..99) instead of a hint about '='.
+ */
+function joinNegativeValues(args: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+function parseArgsMessage(error: unknown, args: readonly string[]): string {
   const { code, message } = error as { code?: string; message?: string };
   const option = /'(-[^' ]*)/.exec(message ?? '')?.[1];
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `unknown option ${option}`;
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       if (message?.includes('does not take an argument')) return `option ${option} does not take a value`;
-      if (message?.includes('ambiguous')) return `option ${option} needs a value (for one starting with '-', write ${option}=-5)`;
+      const value = option === undefined ? undefined : args[args.indexOf(option) + 1];
+      if (message?.includes('ambiguous') && value !== undefined) return `option ${option} needs a value (for a value that starts with '-', write ${option}=${value})`;
       return `option ${option} needs a value`;
+    }
     default:
       return oneLine(message ?? String(error));
   }
@@ -178,8 +208,31 @@ export async function openExisting(dir: string, options: QueueOptions = {}): Pro
         cause: error,
       });
     }
+    const misread = error instanceof DirQueueError && error.code === 'ENOTQUEUE' ? notAQueue(dir) : undefined;
+    if (misread !== undefined) throw new DirQueueError('ENOTQUEUE', misread, { cause: error });
     throw error;
   }
+}
+
+/**
+ * Why `dir` is no queue, for the two cases where `dirq init DIR` is the
+ * wrong advice: a file, or a directory inside a queue (`dirq ls Q/queue`).
+ */
+function notAQueue(dir: string): string | undefined {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch {
+    return undefined;
+  }
+  if (!stat.isDirectory()) return `${dir} is a file, not a queue directory: give the directory that holds ${SETTINGS_FILE}`;
+  const parent = path.dirname(path.resolve(dir));
+  const name = path.basename(path.resolve(dir));
+  if ((DIRS as readonly string[]).includes(name) && fs.existsSync(path.join(parent, SETTINGS_FILE))) {
+    const hint = isState(name) ? ` (to list its jobs: dirq ls ${parent} ${name})` : '';
+    return `${dir} is the ${name}/ directory of the queue ${parent}: give the queue's directory, ${parent}${hint}`;
+  }
+  return undefined;
 }
 
 /** Run `body` with an open queue and close it afterwards. */
@@ -192,8 +245,22 @@ export async function withQueue<T>(dir: string, body: (q: Queue) => Promise<T>, 
   }
 }
 
+/**
+ * The version of every --json shape (README, "JSON output"). Object outputs
+ * carry it as their first field, `schema`; arrays (ls, enqueue --jsonl,
+ * metrics) stay plain arrays. New fields may appear at any version; it goes
+ * up when a field changes its meaning or goes away.
+ */
+export const JSON_SCHEMA = 1;
+
+/** An output as JSON, an object stamped with the schema version; pretty-printed unless `oneLine` (--watch). */
+export function jsonText(value: unknown, oneLine = false): string {
+  const stamped = value !== null && typeof value === 'object' && !Array.isArray(value) ? { schema: JSON_SCHEMA, ...value } : value;
+  return oneLine ? JSON.stringify(stamped) : JSON.stringify(stamped, null, 2);
+}
+
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${jsonText(value)}\n`);
 }
 
 export function print(text = ''): void {
@@ -209,7 +276,9 @@ export type Align = 'left' | 'right';
 
 /** Columns padded to their widest cell, two spaces apart, no trailing blanks (as kubectl prints). */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  // a loop, not Math.max(...cells): spreading every row as arguments overflows the stack past ~100,000 rows
+  const widths = headers.map((h) => h.length);
+  for (const row of rows) for (const [i, cell] of row.entries()) if (i < widths.length && cell.length > widths[i]!) widths[i] = cell.length;
   const line = (cells: readonly string[]): string =>
     cells
       .map((cell, i) => (align[i] === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))

@@ -33,7 +33,8 @@ Options:
                  its id instead of adding another (a note says so on stderr)
   --file PATH    a raw payload: the bytes of PATH ("-": stdin) instead of JSON
   --jsonl FILE   one job per line of FILE ("-": stdin), each line its JSON data
-  --json         print {"id": ..., "duplicate": false} (--jsonl: an array of them)
+  --json         print {"schema": 1, "id": ..., "duplicate": false} (--jsonl:
+                 an array of {"id", "duplicate"})
   --debug        print the stack trace of an error
   -h, --help     show this help
 

@@ -13,20 +13,23 @@ link), job files that cannot run (not JSON, not a regular file, too big,
 a type that differs from the name), helper files left by processes that
 died (heartbeats in workers/, keys in keys/ of jobs that ended, the
 maintenance lock, temporary settings files), a missing dirqueue.json or
-directory, and names in the state directories that are not jobs (reported
-only: readers skip them). Dot files and names ending in ~ are skipped.
+directory, and names in the state directories (or keys/) that are not
+jobs (readers skip them). Dot files and names ending in ~ are skipped.
 
 --repair fixes what it safely can while workers run: deletes the abandoned
-and stale files, keeps the copy of a duplicated job furthest along (done,
-failed, active, delayed, queue) and deletes the others, sets unrunnable
-jobs aside in failed/ with the reason, recreates what is missing.
+and stale files; of a duplicated job keeps the copy that proves the furthest
+progress (a done/ copy with its result, a failed/ copy with the error that
+ended it, a claim in active/, then a waiting copy) and deletes the others (a
+done/ or failed/ copy that records no end never ran there); sets unrunnable
+jobs aside in failed/ with the reason; renames a name that is not a job to
+NAME~ in place (set aside, never deleted); recreates what is missing.
 
 Exits 0 when the queue is clean (or --repair fixed everything it found),
 3 when damage is left.
 
 Options:
   --repair   fix what can be fixed
-  --json     print {"dir": DIR, "checked": N, "unrepaired": N, "findings":
+  --json     print {"schema": 1, "dir": DIR, "checked": N, "unrepaired": N, "findings":
              [{"kind", "path", "problem", "action", "repaired"}, ...]}
   --debug    print the stack trace of an error
   -h, --help show this help

@@ -14,16 +14,16 @@ List the jobs in one state of the queue in DIR, in the order they run
 ${STATES.join(', ')}; the default is queue.
 
 Columns: ID (the file name in queue/), TYPE, PRI (0..99, lower runs first),
-AGE (since it was enqueued), ATTEMPTS (made/allowed), and per state:
-DUE IN (delayed), CLAIM (active: HOST.PID.NONCE.SEQ of the holder),
-ERROR (failed).
+AGE (since it was enqueued), ATTEMPTS (made/allowed in this round: a retry
+with dirq retry starts a new round), RUNS (only when a listed job was
+retried: its runs that ended, over every round), and per state: DUE IN
+(delayed), CLAIM (active: HOST.PID.NONCE.SEQ of the holder), ERROR (failed).
 
 Options:
   --limit N  list at most N jobs
-  --json     print an array of jobs: id, state, type, priority, data (or
-             bytes, base64), attemptsMade, attempts, createdAt, readyAt,
-             runAt, claim, result, error, errors, history, path, and age
-             (ms since it was enqueued, the AGE column)
+  --json     print an array of jobs, each as dirq show --json prints one
+             (README, "JSON output"), plus age (ms since it was enqueued,
+             the AGE column)
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -39,7 +39,7 @@ Examples:
     let limit: number | undefined;
     if (parsed.values.limit !== undefined) {
       limit = parseInteger(parsed.values.limit, '--limit');
-      if (limit < 0) throw new UsageError(`--limit must be 0 or more, got ${limit}`);
+      if (limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit} (leave it out to list every job)`);
     }
     const { jobs, total } = await withQueue(dir, async (q) => {
       const jobs = await q.list(state, limit === undefined ? {} : { limit });
@@ -69,9 +69,15 @@ function render(state: State, jobs: readonly JobInfo[], now: number): string {
     headers.push(extra.header);
     align.push(extra.align);
   }
+  // RUNS only once an operator has retried a listed job: until then it would repeat ATTEMPTS
+  const runs = jobs.some((job) => job.retries > 0);
+  if (runs) {
+    headers.splice(5, 0, 'RUNS');
+    align.splice(5, 0, 'right');
+  }
   const rows = jobs.map((job) => {
-    const attempts = job.attempts === undefined ? String(job.attemptsMade) : `${job.attemptsMade}/${job.attempts}`;
-    const row = [job.id, job.type, String(job.priority), formatAge(ageOf(job, now)), attempts];
+    const row = [job.id, job.type, String(job.priority), formatAge(ageOf(job, now)), `${job.attemptsSinceRetry}/${job.attempts}`];
+    if (runs) row.push(String(job.runs));
     if (extra !== undefined) row.push(extra.cell(job, now));
     return row;
   });

@@ -19,8 +19,9 @@ import { show } from './show.js';
 import { stats } from './stats.js';
 import { wait } from './wait.js';
 import { work } from './work.js';
+import { workers } from './workers.js';
 
-const COMMANDS: readonly Command[] = [init, enqueue, work, ls, show, stats, retry, rm, purge, recover, wait, fsck, metrics];
+const COMMANDS: readonly Command[] = [init, enqueue, work, ls, show, stats, workers, retry, rm, purge, recover, wait, fsck, metrics];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,10 +1,11 @@
 /** dirq metrics DIR: the queue's gauges and lifetime counters in the Prometheus text format. */
-import writeFileAtomic from 'write-file-atomic';
-import { fsError } from '../errors.js';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Stats } from '../inspect.js';
 import { STATES } from '../layout.js';
+import { badFile, notRegular, replaceFile } from '../safe-file.js';
 import { COUNTERS, type Totals } from '../totals.js';
-import { parse, printJson, withQueue, type Command } from './common.js';
+import { parse, printJson, UsageError, withQueue, type Command } from './common.js';
 
 export const metrics: Command = {
   name: 'metrics',
@@ -15,18 +16,22 @@ Print the state of the queue in DIR in the Prometheus text exposition
 format, every sample labelled queue="DIR":
 
   dirqueue_jobs{state}                   jobs in each state
-  dirqueue_oldest_age_seconds{state}     age of the oldest job of each state (0 if none)
-  dirqueue_longest_wait_seconds          longest time a ready job has waited in queue/
+  dirqueue_oldest_age_seconds{state}     age of the oldest job of each state (0 if none;
+                                         active: since its claim)
+  dirqueue_longest_wait_seconds          longest time a job has waited to start: in
+                                         queue/, or past its due time in delayed/
   dirqueue_jobs_by_type{type,state}      jobs of each type in each state
   dirqueue_completed_last_minute         jobs that ended in done/ in the last minute
   dirqueue_failed_last_minute            jobs that ended in failed/ in the last minute
   dirqueue_throughput_per_second         jobs ended per second over the last minute
+                                         (since the queue was made, if it is younger)
   dirqueue_latency_seconds{quantile}     ready-to-ended time of the jobs completed in
                                          the last minute: 0.5, 0.95, 1 (max); absent if none
   dirqueue_job_events_total{type,event}  counter: jobs enqueued, completed, retried,
                                          failed and recovered since the queue was made,
                                          by every process that opened it (the library
-                                         counts; jobs moved by hand with mv are not seen)
+                                         counts; jobs moved by hand with mv are not seen;
+                                         each process writes its counts every 5s)
 
 For node_exporter's textfile collector, write the file with --output (it is
 replaced atomically, so the collector never reads half of it) from cron.
@@ -45,6 +50,7 @@ Examples:
   async run(args) {
     const parsed = parse(this, args, { output: { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: 1 });
     if (parsed === undefined) return 0;
+    if (parsed.values.output !== undefined) checkOutputDir(parsed.values.output);
     const { dir, stats, totals } = await withQueue(parsed.positionals[0]!, async (q) => ({ dir: q.dir, stats: await q.stats(), totals: await q.totals() }));
     const families = collect(dir, stats, totals);
     if (parsed.values.json === true) {
@@ -55,13 +61,37 @@ Examples:
     if (parsed.values.output === undefined) {
       process.stdout.write(text);
     } else {
-      await writeFileAtomic(parsed.values.output, text, { mode: 0o644 }).catch((error: unknown) => {
-        throw fsError(`writing ${parsed.values.output}`, error);
-      });
+      await writeOutput(parsed.values.output, text);
     }
     return 0;
   },
 };
+
+/**
+ * Replace FILE with `text` by renaming a fresh file (made beside it, so on
+ * its filesystem) over it: a collector reads the old text or the new, never
+ * half of one. A symbolic link at FILE is refused rather than replaced or
+ * followed: dirq never writes through links (a root cron job must not be
+ * steered onto another file).
+ */
+async function writeOutput(file: string, text: string): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  const kind = notRegular(file);
+  if (kind !== undefined) throw badFile(file, kind, 'give --output the path of a regular file (or a new one), not a link to one');
+  await replaceFile(file, text, { tmpDir: dir, mode: 0o644 });
+}
+
+/** A missing directory for --output is the caller's mistake, not the queue's: say so before reading the queue. */
+function checkOutputDir(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  let isDir: boolean;
+  try {
+    isDir = fs.statSync(dir).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new UsageError(`--output ${file}: the directory ${dir} does not exist: create it, or write the file elsewhere`);
+}
 
 interface Sample {
   labels: Record<string, string>;
@@ -82,7 +112,7 @@ function collect(queue: string, s: Stats, totals: Totals): Family[] {
   const families = [
     gauge('jobs', 'Jobs in each state.', STATES.map((state) => one(s.counts[state], { state }))),
     gauge('oldest_age_seconds', 'Age of the oldest job in each state (0 when empty).', STATES.map((state) => one(seconds(s.oldest[state]), { state }))),
-    gauge('longest_wait_seconds', 'Longest time a ready job has waited in queue/.', [one(seconds(s.waiting))]),
+    gauge('longest_wait_seconds', 'Longest time a job has waited to start: in queue/, or past its due time in delayed/.', [one(seconds(s.waiting))]),
     gauge(
       'jobs_by_type',
       'Jobs of each type in each state.',
@@ -92,7 +122,7 @@ function collect(queue: string, s: Stats, totals: Totals): Family[] {
     ),
     gauge('completed_last_minute', 'Jobs that ended in done/ in the last minute.', [one(s.recent.completed)]),
     gauge('failed_last_minute', 'Jobs that ended in failed/ in the last minute.', [one(s.recent.failed)]),
-    gauge('throughput_per_second', 'Jobs ended per second over the last minute.', [one(s.recent.perSecond)]),
+    gauge('throughput_per_second', 'Jobs ended per second over the last minute (since the queue was made, if it is younger).', [one(s.recent.perSecond)]),
   ];
   const types = [...new Set([...Object.keys(s.types), ...Object.keys(totals)])].sort();
   families.push({

@@ -16,7 +16,7 @@ on a terminal. Workers prune done/ by themselves after keepDone (7 days).
 
 Options:
   --older-than D  only jobs older than D: 30s, 5m, 2h, 7d
-  --json          print {"state": STATE, "removed": N}
+  --json          print {"schema": 1, "state": STATE, "removed": N}
   --debug         print the stack trace of an error
   -h, --help      show this help
 

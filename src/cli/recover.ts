@@ -17,8 +17,10 @@ claims it could not take back (a job file this user may not write), after
 doing the rest.
 
 Options:
-  --json     print {"swept": BOOL, "recovered": [{"id", "claim", "reason", "to"}],
-             "unrecovered": [], "promoted": N, "pruned": N, "tmpRemoved": N}
+  --json     print {"schema": 1, "swept": BOOL, "recovered": [{"id", "claim", "reason", "to"}],
+             "unrecovered": [], "promoted": N, "pruned": N, "tmpRemoved": N,
+             "heartbeatsRemoved": N, "warnings": [{"code", "message"}],
+             "torn": {"requeued": [ID], "problems": []}}
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -29,7 +31,7 @@ Example:
     const parsed = parse(this, args, { json: { type: 'boolean' } }, { min: 1, max: 1 });
     if (parsed === undefined) return 0;
     const report = await withQueue(parsed.positionals[0]!, (q) => q.recover());
-    if (parsed.values.json === true) printJson(report);
+    if (parsed.values.json === true) printJson({ ...report, warnings: report.warnings.map(({ code, message }) => ({ code, message })) });
     else print(render(report));
     return 0;
   },
@@ -38,10 +40,12 @@ Example:
 function render(r: SweepReport): string {
   if (!r.swept) return 'another process was sweeping the queue: nothing done';
   const lines = r.recovered.map((x) => `recovered ${x.id} from ${x.claim} (${x.reason}) -> ${x.to}/`);
+  for (const id of r.torn?.requeued ?? []) lines.push(`put back ${id}: in done/ without a proven result (torn) -> queue/`);
   const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
   lines.push(
     `${plural(r.recovered.length, 'claim')} taken back, ${plural(r.promoted, 'delayed job')} promoted, ` +
       `${plural(r.pruned, 'done job')} pruned, ${plural(r.tmpRemoved, 'abandoned tmp/ file')} removed`,
   );
+  for (const warning of r.warnings) lines.push(`warning: ${warning.message}`);
   return lines.join('\n');
 }

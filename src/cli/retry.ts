@@ -1,4 +1,5 @@
 /** dirq retry DIR ID... | --all [--type T]: send failed (or delayed) jobs back to queue/. */
+import { DirQueueError } from '../errors.js';
 import { encodeType } from '../names.js';
 import { EXIT_FAILURE, note, parse, parseIdArg, print, printJson, reportError, UsageError, withQueue, type Command } from './common.js';
 
@@ -10,14 +11,15 @@ export const retry: Command = {
 Move jobs back to queue/ to run as soon as a worker is free: a job in
 failed/ gets a fresh set of attempts (its history is kept, with a "retry"
 event); a job in delayed/ runs now instead of at its time. With --all,
-every job in failed/ (of TYPE with --type). Prints the id of each job
-retried. A job that cannot be retried (running, done, not found) is
+every job in failed/ (of TYPE with --type), except files that are not
+job files (a FIFO or socket set aside there), which stay, each with a note
+on stderr. Prints the id of each job retried. A job that cannot be retried (running, done, not found) is
 reported on stderr, the others are still retried, and the exit code is 1.
 
 Options:
   --all        every job in failed/
   --type TYPE  with --all: only jobs of this type
-  --json       print {"retried": [ID, ...]}
+  --json       print {"schema": 1, "retried": [ID, ...]}
   --debug      print the stack trace of an error
   -h, --help   show this help
 
@@ -46,6 +48,10 @@ Examples:
           retried.push(id);
           if (parsed.values.json !== true) print(`retried ${id}`);
         } catch (error) {
+          if (all === true && error instanceof DirQueueError && error.code === 'EBADDATA') {
+            note(`skipped ${id}: ${error.message}`); // a file set aside because it cannot run (a FIFO, a socket): --all leaves it
+            continue;
+          }
           reportError(error, debug);
           failures++;
         }

@@ -13,7 +13,7 @@ each id and the state it was removed from. A job that cannot be removed is
 reported on stderr, the others are still removed, and the exit code is 1.
 
 Options:
-  --json     print {"removed": [{"id": ID, "state": STATE}, ...]}
+  --json     print {"schema": 1, "removed": [{"id": ID, "state": STATE}, ...]}
   --debug    print the stack trace of an error
   -h, --help show this help
 

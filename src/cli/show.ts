@@ -17,9 +17,11 @@ event appended to the job file: errors, results, recoveries, retries). ID
 is the job's id, or its file name or path in any state directory.
 
 Options:
-  --json     print the job: id, state, type, priority, data (or bytes,
-             base64), attemptsMade, attempts, createdAt, readyAt, runAt,
-             claim, result, error, errors, invalid, history, path
+  --json     print the job: schema (1), id, state, type, priority, data (or
+             bytes, base64), attemptsMade, attemptsSinceRetry, attempts,
+             runs, retries, createdAt, readyAt, runAt, claim, claimedAt,
+             result, error, errors, invalid, history, path (README, "JSON
+             output")
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -49,15 +51,16 @@ function render(job: JobInfo, now: number): string {
     ['STATE', job.state],
     ['TYPE', job.type],
     ['PRIORITY', String(job.priority)],
-    ['ATTEMPTS', job.state === 'done' ? `succeeded on attempt ${job.attemptsMade + 1} of ${job.attempts}` : `${job.attemptsMade} of ${job.attempts} used`],
+    ['ATTEMPTS', attemptsText(job)],
   ];
   if (job.createdAt !== undefined) rows.push(['CREATED', when(job.createdAt)]);
   rows.push(['READY', when(job.readyAt)]);
   if (job.runAt !== undefined) rows.push(['RUNS AT', when(job.runAt)]);
-  if (job.claim !== undefined) rows.push(['CLAIMED BY', job.claim]);
+  if (job.claim !== undefined) rows.push(['CLAIMED BY', job.claimedAt === undefined ? job.claim : `${job.claim}, ${when(job.claimedAt)}`]);
   rows.push(['FILE', job.path]);
   rows.push(['DATA', payload(job.data)]);
-  if (job.state === 'done') rows.push(['RESULT', job.result === undefined ? '(none)' : json(job.result)]);
+  if (job.torn !== undefined) rows.push(['RESULT', `torn: ${job.torn} (a sweep after a reboot, or dirq fsck --repair, puts it back to run again)`]);
+  else if (job.state === 'done') rows.push(['RESULT', job.result === undefined ? '(none)' : json(job.result)]);
   if (job.error !== undefined) rows.push(['ERROR', errorText(job.error)]);
   if (job.invalid !== undefined) rows.push(['INVALID', `${job.invalid} (fix the file, then dirq retry)`]);
   const width = Math.max(...rows.map(([k]) => k.length));
@@ -66,6 +69,14 @@ function render(job: JobInfo, now: number): string {
     out.push('', 'HISTORY', indent(table(['AT', 'EVENT', 'ATTEMPT', 'CLAIM', 'DETAIL'], job.history.map(historyRow)), 2, true));
   }
   return out.join('\n');
+}
+
+/** Attempts count per round (a retry starts one); the runs of every round are told apart. */
+function attemptsText(job: JobInfo): string {
+  const round = job.state === 'done' ? `succeeded on attempt ${job.attemptsSinceRetry + 1} of ${job.attempts}` : `${job.attemptsSinceRetry} of ${job.attempts} used`;
+  if (job.retries === 0) return round;
+  const times = job.retries === 1 ? 'once' : `${job.retries} times`;
+  return `${round} since the last retry (retried ${times}; ${job.runs} run${job.runs === 1 ? '' : 's'} in all)`;
 }
 
 function historyRow(e: JobEvent): string[] {
@@ -80,6 +91,8 @@ function historyRow(e: JobEvent): string[] {
       return [e.at, e.event, '-', '-', oneLine(e.reason)];
     case 'retry':
       return [e.at, e.event, '-', '-', 'sent back to queue/ by an operator: attempts start over'];
+    case 'torn':
+      return [e.at, e.event, '-', '-', `found in done/ without its result (${oneLine(e.reason)}): put back in queue/ to run again`];
     case 'progress':
       return [e.at, e.event, String(e.attempt), e.claim, oneLine(json(e.value))];
     case 'log':

@@ -2,10 +2,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatAge, parseDuration } from '../duration.js';
 import type { Stats } from '../inspect.js';
-import { STATES } from '../layout.js';
+import { Layout, STATES } from '../layout.js';
 import type { Queue } from '../queue.js';
-import { COUNTERS, type Counter } from '../totals.js';
-import { EXIT_CHECK, openExisting, parse, print, printJson, table, type Align, type Command } from './common.js';
+import { recent, type Recent } from '../throughput.js';
+import { COUNTERS, FLUSH_MS, type Counter } from '../totals.js';
+import { EXIT_CHECK, jsonText, openExisting, parse, print, printJson, table, type Align, type Command } from './common.js';
 
 export const stats: Command = {
   name: 'stats',
@@ -14,27 +15,33 @@ export const stats: Command = {
 
 Show, for the queue in DIR: how many jobs are in each state and how old the
 oldest of them is (since it became ready; in delayed/, since it was put
-there); when the next delayed job is due; the longest any ready job has
-waited in queue/; the jobs of each type by state; and the jobs that ended
-in the last minute: how many, how fast, and their latency (from ready to
-ended), read from the files in done/ and failed/; and the lifetime totals
-(jobs enqueued, completed, retried, failed and recovered since the queue was
-made, as the library counted them; retention and purges do not lower them).
+there; in active/, since it was claimed); when the next delayed job is due;
+the longest any job that may run has waited to start (in queue/, or past
+its due time in delayed/); the jobs of each type by state; the jobs that
+ended in the last minute (or since the queue was made, if it is younger):
+how many, how fast, and their latency (from ready to ended), read from the
+files in done/ and failed/; and the lifetime totals (jobs enqueued,
+completed, retried, failed and recovered since the queue was made, as the
+library counted them; retention and purges do not lower them).
+
+The counts are one pass over the directories in the order jobs flow
+(delayed, queue, active, done, failed): a job that moves on meanwhile is
+counted once, where it arrived; one moving back (a release, a retry) may
+be missed. The lifetime totals are what each process has written: a
+process writes its counts every ${FLUSH_MS / 1000}s (and when it closes), so while
+workers run the totals trail done/ and failed/ by up to ${FLUSH_MS / 1000}s of work.
 
 --sla D is a check for cron or a monitor (Nagios-style): it prints one line,
 "OK: ..." or "CRITICAL: job ID has waited 6m12s in queue/, over the SLA of
-5m ...", and exits 3 when a ready job has waited in queue/ longer than D.
+5m ...", and exits 3 when a job has waited longer than D to start: in
+queue/, or in delayed/ past its due time (nothing moved it to queue/).
 
 Options:
-  --json         print {"counts": {"queue": N, ...}, "oldest": {"queue": MS|null, ...},
-                 "nextDue": MS|null, "waiting": MS|null, "waitingId": ID|null,
-                 "types": {"TYPE": {"queue": N, ...}}, "recent": {"windowMs": 60000,
-                 "completed": N, "failed": N, "perSecond": N, "latency":
-                 {"p50": MS, "p95": MS, "max": MS}|null}, "totals": {"enqueued": N,
-                 "completed": N, "retried": N, "failed": N, "recovered": N}} (ages in ms; with
-                 --sla also "sla": {"limit": MS, "ok": BOOL}; with --watch one
-                 object per line)
-  --sla D        check that no ready job has waited longer than D (30s, 5m, 1h)
+  --json         print the stats as one object (README, "JSON output"; ages
+                 in ms); with --sla also "sla": {"limit": MS, "ok": BOOL};
+                 with --watch one object per line, each with "interval": the
+                 jobs that ended since the last refresh, as in "recent"
+  --sla D        check that no job has waited longer than D to start (30s, 5m, 1h)
   -q, --quiet    with --sla: print nothing while within the SLA (for cron)
   --watch        refresh until Ctrl-C, like top
   --interval D   time between refreshes with --watch (default 2s)
@@ -73,7 +80,7 @@ Examples:
         await watch(q, view, interval);
         return 0;
       }
-      const breached = show(await report(q), view);
+      const breached = show(await report(q, undefined), view);
       return breached ? EXIT_CHECK : 0;
     } finally {
       await q.close();
@@ -81,14 +88,15 @@ Examples:
   },
 };
 
-/** Stats plus the lifetime totals summed over types. */
-type Report = Stats & { totals: Record<Counter, number> };
+/** Stats plus the lifetime totals summed over types; with --watch, the jobs that ended within the last refresh interval. */
+type Report = Stats & { totals: Record<Counter, number>; interval?: Recent };
 
-async function report(q: Queue): Promise<Report> {
+async function report(q: Queue, interval: number | undefined): Promise<Report> {
   const [s, byType] = await Promise.all([q.stats(), q.totals()]);
   const totals = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
   for (const row of Object.values(byType)) for (const c of COUNTERS) totals[c] += row[c] ?? 0;
-  return { ...s, totals };
+  // the rate now, as top shows it: over the refresh interval, not diluted by a quiet minute before
+  return interval === undefined ? { ...s, totals } : { ...s, totals, interval: recent(new Layout(q.dir), interval) };
 }
 
 interface View {
@@ -115,8 +123,10 @@ function show(s: Report, view: View): boolean {
 function slaLine(s: Stats, sla: number, breached: boolean): string {
   const ready = `${s.counts.queue} job${s.counts.queue === 1 ? '' : 's'} ready`;
   const perf = `| wait=${((s.waiting ?? 0) / 1000).toFixed(1)}s;;${sla / 1000} ready=${s.counts.queue}`;
-  if (breached) return `CRITICAL: job ${s.waitingId} has waited ${formatAge(s.waiting!)} in queue/, over the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
-  const wait = s.waiting === null ? 'nothing is waiting in queue/' : `the longest wait in queue/ is ${formatAge(s.waiting)}`;
+  const where = s.waitingState === 'delayed' ? 'past its due time in delayed/ (nothing has moved it to queue/)' : 'in queue/';
+  if (breached) return `CRITICAL: job ${s.waitingId} has waited ${formatAge(s.waiting!)} ${where}, over the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
+  const longest = s.waitingState === 'delayed' ? `the longest wait is ${formatAge(s.waiting!)} ${where}` : `the longest wait in queue/ is ${formatAge(s.waiting!)}`;
+  const wait = s.waiting === null ? 'nothing is waiting in queue/' : longest;
   return `OK: ${wait}, within the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
 }
 
@@ -129,9 +139,9 @@ async function watch(q: Queue, view: View, interval: number): Promise<void> {
   const tty = process.stdout.isTTY === true && !view.json;
   try {
     while (!stop.signal.aborted) {
-      const s = await report(q);
+      const s = await report(q, interval);
       if (view.json) {
-        print(JSON.stringify(view.sla === undefined ? s : { ...s, sla: { limit: view.sla, ok: !(s.waiting !== null && s.waiting > view.sla) } }));
+        print(jsonText(view.sla === undefined ? s : { ...s, sla: { limit: view.sla, ok: !(s.waiting !== null && s.waiting > view.sla) } }, true));
       } else {
         const header = `dirq stats ${q.dir}: every ${formatAge(interval)}, at ${new Date().toTimeString().slice(0, 8)} (Ctrl-C to stop)`;
         const sla = view.sla === undefined ? '' : `\n\n${slaLine(s, view.sla, s.waiting !== null && s.waiting > view.sla)}`;
@@ -152,10 +162,12 @@ function render(s: Report): string {
     STATES.map((state) => [state, String(s.counts[state]), age(s.oldest[state])]),
     ['left', 'right', 'right'],
   );
-  const out = [states, '', `Longest wait in queue/: ${age(s.waiting)}`];
+  const longest = s.waitingState === 'delayed' ? `Longest wait: ${age(s.waiting)}, past its due time in delayed/` : `Longest wait in queue/: ${age(s.waiting)}`;
+  const out = [states, '', longest];
   if (s.nextDue !== null) out.push(`Next delayed job due: ${s.nextDue <= 0 ? `overdue by ${formatAge(-s.nextDue)}` : `in ${formatAge(s.nextDue)}`}`);
+  if (s.interval !== undefined) out.push(recentLine(s.interval));
   out.push(recentLine(s.recent));
-  out.push(`Since the queue was made: ${COUNTERS.map((c) => `${s.totals[c]} ${c}`).join(', ')}`);
+  out.push(`Since the queue was made (each process adds its counts every ${FLUSH_MS / 1000}s): ${COUNTERS.map((c) => `${s.totals[c]} ${c}`).join(', ')}`);
   const types = Object.keys(s.types).sort();
   if (types.length > 0) {
     const align: Align[] = ['left', ...STATES.map((): Align => 'right')];

@@ -15,8 +15,9 @@ When it ends in failed/, print its error on stderr and exit 1. With
 
 Options:
   --timeout D  wait at most D: 100ms, 30s, 5m, 2h (default: for ever)
-  --json       print {"id": ID, "state": "done", "result": ...} or, exiting 1,
-               {"id": ID, "state": "failed", "error": {"message", "code"?, "stack"?}}
+  --json       print {"schema": 1, "id": ID, "state": "done", "result": ...}
+               or, exiting 1, {"schema": 1, "id": ID, "state": "failed",
+               "error": {"message", "code"?, "stack"?}}
   --debug      print the stack trace of an error
   -h, --help   show this help
 

@@ -100,13 +100,12 @@ Example:
     pool.on('lost', (job) => say(`lost ${job.id}: its claim was taken back by another worker's recovery`));
     pool.on('recovered', (r) => say(`recovered ${r.id} from ${r.claim} (${r.reason}) -> ${r.to}/`));
     pool.on('error', (error) => process.stderr.write(`dirq work: ${error.message}\n`));
-    await pool.start();
-    const { threads, concurrency } = pool.options;
-    say(`dirq work: ${dir}, ${typeof pool.options.processor === 'string' ? `${threads} thread(s) x ${concurrency}` : concurrency} (pid ${process.pid})`);
-
+    // Listen before the pool starts: it may claim a job before start() resolves, and a signal then
+    // must close the pool (the job goes back), not end the process by the signal's default action.
     let signals = 0;
     let fatal: Error | undefined;
     let left: Leftovers | undefined;
+    let started: Promise<void> = Promise.resolve();
     const stopped = new Promise<void>((resolve) => {
       pool.once('closed', (error) => {
         fatal = error;
@@ -115,17 +114,22 @@ Example:
       const onSignal = (signal: NodeJS.Signals): void => {
         signals++;
         say(signals === 1 ? `${signal}: finishing running jobs (again to release them now)` : `${signal}: releasing running jobs now`);
-        void pool.close(signals === 1 ? {} : { timeout: 0 }).then(resolve);
+        const timeout = signals === 1 ? {} : { timeout: 0 };
+        void started.then(() => pool.close(timeout)).then(resolve, resolve);
       };
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
-      if (v.drain === true) {
-        void pool.onDrained({ within }).then((leftovers) => {
-          if (signals === 0) left = leftovers; // stopped by a signal: nothing to report
-          return pool.close().then(resolve);
-        });
-      }
     });
+    started = pool.start();
+    await started;
+    const { threads, concurrency } = pool.options;
+    say(`dirq work: ${dir}, ${typeof pool.options.processor === 'string' ? `${threads} thread(s) x ${concurrency}` : concurrency} (pid ${process.pid})`);
+    if (v.drain === true) {
+      void pool.onDrained({ within }).then((leftovers) => {
+        if (signals === 0) left = leftovers; // stopped by a signal: nothing to report
+        return pool.close();
+      });
+    }
     await stopped;
     const c = pool.counts;
     say(`dirq work: stopped: ${c.completed} completed, ${c.retried} retried, ${c.failed} failed, ${c.released} released, ${c.lost} lost`);

@@ -29,3 +29,8 @@ export function backdate(file: string, ms: number): void {
   const then = new Date(Date.now() - ms);
   fs.utimesSync(file, then, then);
 }
+
+/** A result event, as complete() appends it: a job file in done/ without one is torn (FORMAT.md, "Torn results"). */
+export function resultLine(claim = 'elsewhere.1.done.0'): string {
+  return `${JSON.stringify({ event: 'result', at: new Date().toISOString(), attempt: 1, claim })}\n`;
+}

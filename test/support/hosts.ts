@@ -220,7 +220,7 @@ export function startHost(name: string, mode: string, mount: string, options: Ho
 }
 
 /** The path of libfaketime.so.1 (Debian: /usr/lib/<triplet>/faketime/), if installed. */
-function libfaketime(): string | undefined {
+export function libfaketime(): string | undefined {
   for (const base of ['/usr/lib', '/usr/local/lib', ...safeList('/usr/lib').map((d) => `/usr/lib/${d}`)]) {
     const file = `${base}/faketime/libfaketime.so.1`;
     if (fs.existsSync(file)) return file;
