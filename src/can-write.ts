@@ -2,8 +2,10 @@
  * Whether this process may write a queue the way a worker must: create its
  * heartbeat in workers/, rename jobs into and out of every state directory,
  * write child jobs in tmp/, free unique keys in keys/ and take the sweep lock
- * in the queue directory itself. A pool checks this
- * at start, so a worker run as the wrong user fails at once with one clear
+ * (workers/.lock). The queue directory itself is not written by workers (only
+ * init and fsck --repair replace dirqueue.json there), so it is not checked:
+ * a root-owned queue directory with group-writable state directories works. A
+ * pool checks this at start, so a worker run as the wrong user fails at once with one clear
  * error instead of retrying its first claim every second.
  *
  * access(2) judges by the real uid and gid, which for a worker are its
@@ -16,8 +18,7 @@ import { DIRS, type Layout } from './layout.js';
 
 /** Throws a DirQueueError with the errno code (EACCES, EROFS, ...) naming the first directory this process cannot write. */
 export function checkCanWrite(layout: Layout): void {
-  // the root too: its sweeps take their lock there, and one that always fails is a warning every sweep
-  for (const where of [layout.root, ...DIRS.map((dir) => layout.paths[dir])]) {
+  for (const where of DIRS.map((dir) => layout.paths[dir])) {
     try {
       fs.accessSync(where, fs.constants.W_OK | fs.constants.X_OK);
     } catch (error) {

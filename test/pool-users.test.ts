@@ -8,12 +8,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CLI, ok } from './support/cli.js';
-import { processors } from './support/pools.js';
+import { ok } from './support/cli.js';
+import { checkoutForOtherUsers } from './support/other-users.js';
 import { openQueue } from './support/temp.js';
 import { chgrpQueue, GROUP, requireRoot, runAs, sharedBase, WEB, WORKER } from './support/users.js';
 
+// the users below run a copy they may read, wherever the checkout is (a clone under a 0700 directory)
+const { cli: CLI, child: CHILD } = checkoutForOtherUsers();
 const DIST = pathToFileURL(path.join(path.dirname(CLI), '..', 'index.js')).href;
+const processors = (name: string): string => path.join(path.dirname(CHILD), 'processors', `${name}.mjs`);
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state));
 
 /** A queue made by root with the default umask: others may read it, not write it. */
@@ -44,7 +47,7 @@ describe('a pool that may not write', () => {
     expect(run).toMatchObject({ code: 0, stderr: '' }); // and no warning of the failed opening sweep
     expect(JSON.parse(run.stdout)).toEqual({
       code: 'EACCES',
-      message: expect.stringMatching(/^this process \(uid 12345, gid 12345\) cannot write \S+\/q \(permission denied\), so it cannot work on the queue: run the worker as the queue's owner/),
+      message: expect.stringMatching(/^this process \(uid 12345, gid 12345\) cannot write \S+\/q\/tmp \(permission denied\), so it cannot work on the queue: run the worker as the queue's owner/),
     });
     expect(ls(dir, 'queue')).toHaveLength(1);
   });
