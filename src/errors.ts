@@ -23,6 +23,7 @@ export type DirQueueErrorCode =
   | 'EPROCESSOR' // a pool's processor module failed to load, or its threads keep dying
   | 'ETHREAD' // a pool's worker thread died (an uncaught error, its memory limit)
   | 'EBADFILE' // a file or directory the library keeps (settings, workers/, keys/, a layout directory) is a link, FIFO or other wrong kind: never followed or opened
+  | 'EBADMODE' // a notice ('warning' event): a group-shared queue's directory is writable by its group or by anyone (dirq init DIR --mode fixes it)
   | 'EPOLLING' // a notice ('warning' event): queue/ is on a network or FUSE filesystem, so the queue polls instead of watching
   | 'EFS'; // a filesystem call failed; `cause` holds the system error
 

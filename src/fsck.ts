@@ -44,7 +44,7 @@ import { formatAge } from './duration.js';
 import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, type State } from './layout.js';
 import { isLive, keyTarget, removeStaleKey } from './keys.js';
 import { isDeadHere, readHeartbeat } from './liveness.js';
-import { parseActiveName, parseClaim, parseId } from './names.js';
+import { isLibraryTmpName, parseActiveName, parseClaim, parseId } from './names.js';
 import { putBack } from './torn.js';
 
 export interface FsckOptions {
@@ -177,7 +177,9 @@ function checkTmp(ctx: Context): void {
     const file = ctx.layout.file('tmp', name);
     const stat = lstat(file);
     if (stat === undefined || stat.isDirectory() || ctx.now - stat.mtimeMs <= ctx.o.tmpMaxAge) continue;
-    found(ctx, 'orphan-tmp', file, `abandoned by its writer (last written ${ago(ctx, stat.mtimeMs)})`, 'run with --repair to delete it', () =>
+    // sweeps delete only the library's own names here (isLibraryTmpName): anything else waits for this check
+    const problem = isLibraryTmpName(name) ? 'abandoned by its writer' : 'not a name dirqueue makes, so sweeps leave it';
+    found(ctx, 'orphan-tmp', file, `${problem} (last written ${ago(ctx, stat.mtimeMs)})`, 'run with --repair to delete it', () =>
       unlink(file) ? 'deleted' : undefined,
     );
   }
@@ -376,6 +378,8 @@ function checkSweepFiles(ctx: Context): void {
       problem = 'left by a takeover of the maintenance lock';
     } else if (!stat.isFile()) {
       problem = `${stat.isSymbolicLink() ? 'a symbolic link' : `a ${kindOf(stat)}`} where ${what} belongs: sweeps never follow or open it (they work around it with a warning)`;
+    } else if (name === CLOCK_FILE && stat.nlink > 1) {
+      problem = `a file with ${stat.nlink} names (a hard link, maybe to a file outside the queue) where ${what} belongs: sweeps never write it (they work around it with a warning); removing this name leaves the other names as they are`;
     } else if (name === CLOCK_FILE || ctx.now - stat.mtimeMs <= ctx.o.helperMaxAge) {
       continue;
     } else {

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { listDir } from './files.js';
-import { DirQueueError, fsError } from './errors.js';
+import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { checkDir, chmodDirNoFollow, makeDirNoFollow, readSmallFile, replaceFile } from './safe-file.js';
 
 export const STATES = ['queue', 'delayed', 'active', 'done', 'failed'] as const;
@@ -32,7 +32,8 @@ export interface Settings {
   /**
    * A group-shared queue: the permission bits (octal, e.g. "0660") of every
    * file the library creates; its directories are then setgid and
-   * group-writable (see modeOfDirs). Absent: files get 0666 less the umask.
+   * group-writable (see modeOfDirs), the queue directory itself only setgid
+   * (modeOfRoot). Absent: files get 0666 less the umask.
    */
   mode?: string;
 }
@@ -67,6 +68,20 @@ export function modeOfDirs(fileMode: number): number {
   return fileMode | ((fileMode & 0o444) >> 2) | 0o700 | 0o2000;
 }
 
+/**
+ * The queue directory itself: as its state directories, but writable by its
+ * owner only (0660 -> 02750). Workers and enqueuers never create or rename
+ * anything in it (they write in tmp/, the state directories and workers/;
+ * only the owner's `dirq init` and `fsck --repair` replace dirqueue.json), so
+ * a group member has no need to, and must not be able to, rename one of the
+ * queue's directories away and put a link to a directory outside the queue
+ * in its place, which would make a worker (often root) write or delete there
+ * (defects issue, S3).
+ */
+export function modeOfRoot(fileMode: number): number {
+  return modeOfDirs(fileMode) & ~0o022;
+}
+
 export function isState(value: unknown): value is State {
   return typeof value === 'string' && (STATES as readonly string[]).includes(value);
 }
@@ -84,6 +99,10 @@ export class Layout {
   readonly paths: Readonly<Record<Dir, string>>;
   /** The queue's file mode from dirqueue.json, once prepare() read it; undefined: 0666 less the umask. */
   fileMode: number | undefined;
+  /** What prepare() found amiss but could work with (a shared queue whose root others may write): Queue emits each as a 'warning'. */
+  readonly warnings: DirQueueError[] = [];
+  /** Each directory of the layout as prepare() found it (dev and inode), so that sweeps notice one replaced since. */
+  #identities = new Map<Dir, { dev: number; ino: number }>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -123,12 +142,13 @@ export class Layout {
       this.fileMode = mode;
       try {
         fs.mkdirSync(this.root, { recursive: true });
-        if (mode !== undefined) fs.chmodSync(this.root, modeOfDirs(mode)); // the root is the caller's own path: links in it are theirs
+        if (mode !== undefined) fs.chmodSync(this.root, modeOfRoot(mode)); // the root is the caller's own path: links in it are theirs
         for (const dir of DIRS) this.makeDir(dir);
         await this.writeSettings(settings);
       } catch (error) {
         throw fsError(`creating the queue in ${this.root}`, error);
       }
+      this.#noteIdentities();
       return settings;
     }
     checkVersion(settings, this.settingsPath);
@@ -143,6 +163,10 @@ export class Layout {
       try {
         this.makeDir(dir);
       } catch (error) {
+        const code = (error as DirQueueError).code; // makeDirNoFollow throws only DirQueueErrors
+        if (code === 'EACCES' || code === 'EPERM') {
+          throw new DirQueueError(code, `${this.paths[dir]} is missing and this user may not create it in ${this.root}: run dirq fsck ${this.root} --repair as the queue's owner`);
+        }
         throw fsError(`creating ${this.paths[dir]}`, error);
       }
     }
@@ -151,14 +175,80 @@ export class Layout {
       this.fileMode = mode;
       try {
         await this.writeSettings(settings);
-        fs.chmodSync(this.root, modeOfDirs(mode));
+        fs.chmodSync(this.root, modeOfRoot(mode));
         for (const dir of DIRS) chmodDirNoFollow(this.paths[dir], modeOfDirs(mode), this.#replaceTodo(dir));
       } catch (error) {
         if (error instanceof DirQueueError && error.code === 'EBADFILE') throw error;
         throw fsError(`setting the mode of the queue ${this.root} (only its owner or root can)`, error);
       }
+    } else if (mode !== undefined && ((rootModeOf(this.root) ?? 0) & 0o022) !== 0) {
+      // The mode is the queue's already, but its root is writable by others, as an older dirqueue made
+      // every shared queue's (S3): its owner fixes that by opening with the mode; anyone else may not,
+      // and is warned below like any process that opens it.
+      try {
+        fs.chmodSync(this.root, modeOfRoot(mode));
+      } catch (error) {
+        if (errnoOf(error) !== 'EPERM') throw fsError(`setting the mode of the queue ${this.root}`, error);
+      }
     }
+    this.#checkRootMode();
+    this.#noteIdentities();
     return settings;
+  }
+
+  /**
+   * A shared queue whose root its group (or anyone) may write lets a member
+   * swap one of its directories for a link elsewhere. Sweeps notice such a
+   * swap (checkIdentities) but a worker's own renames between sweeps would
+   * not, so say how to close it. A warning, not a refusal: queues made by an
+   * older dirqueue are all like this, and refusing would stop their workers
+   * on upgrade, while only the owner can fix the mode.
+   */
+  #checkRootMode(): void {
+    if (this.fileMode === undefined) return;
+    const mode = rootModeOf(this.root);
+    if (mode === undefined || (mode & 0o022) === 0) return;
+    this.warnings.push(
+      new DirQueueError(
+        'EBADMODE',
+        `${this.root} is writable by ${mode & 0o002 ? 'every user' : 'its group'} (mode 0${(mode & 0o7777).toString(8)}), so another user could replace one of the queue's directories with a link to a directory outside it: run dirq init ${this.root} --mode ${formatMode(this.fileMode)} as the queue's owner`,
+      ),
+    );
+  }
+
+  #noteIdentities(): void {
+    for (const dir of DIRS) {
+      try {
+        const { dev, ino } = fs.lstatSync(this.paths[dir]);
+        this.#identities.set(dir, { dev, ino });
+      } catch {
+        // missing (a read-only open of a damaged queue): nothing to compare with later
+      }
+    }
+  }
+
+  /**
+   * The first directory of the layout that is no longer the one prepare()
+   * found (renamed away, replaced by a link or another directory), as an
+   * EBADFILE error to report; undefined when all are as they were. One lstat
+   * per directory: a sweep checks this before touching anything.
+   */
+  checkIdentities(): DirQueueError | undefined {
+    for (const [dir, was] of this.#identities) {
+      let stat: fs.Stats | undefined;
+      try {
+        stat = fs.lstatSync(this.paths[dir]);
+      } catch {
+        stat = undefined;
+      }
+      if (stat !== undefined && stat.isDirectory() && stat.dev === was.dev && stat.ino === was.ino) continue;
+      const now = stat === undefined ? 'gone' : stat.isSymbolicLink() ? 'a symbolic link' : stat.isDirectory() ? 'another directory' : 'no longer a directory';
+      return new DirQueueError(
+        'EBADFILE',
+        `${this.paths[dir]} was replaced since this process opened the queue (it is ${now} now): sweeps are skipped until it is the queue's own directory again, so that nothing outside the queue is touched; find who replaced it, put the original back, and restart the queue's processes (dirq fsck ${this.root} says what is wrong)`,
+      );
+    }
+    return undefined;
   }
 
   get settingsPath(): string {
@@ -189,6 +279,15 @@ export class Layout {
 
   #replaceTodo(dir: Dir): string {
     return `move it away and run dirq fsck ${this.root} --repair to make ${dir}/ again`;
+  }
+}
+
+/** The mode bits of the queue directory, or undefined when it cannot be read. */
+function rootModeOf(root: string): number | undefined {
+  try {
+    return fs.statSync(root).mode & 0o7777;
+  } catch {
+    return undefined;
   }
 }
 

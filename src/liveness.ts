@@ -20,6 +20,7 @@ import { hostname } from 'node:os';
 import { errnoOf, fsError, type DirQueueError } from './errors.js';
 import type { Layout } from './layout.js';
 import { writeAll } from './files.js';
+import { randomToken } from './names.js';
 import { badFile, openRegular } from './safe-file.js';
 
 export interface OwnerIdentity {
@@ -142,14 +143,17 @@ export interface FilesystemNow {
  * Read "now" in the filesystem's clock by writing to `path`, a file shared by
  * every process of the queue (created world-writable if missing). A process
  * that may not write it (another user's queue) uses a scratch file in
- * `scratchDir`; so does one that finds a symbolic link, a directory or a FIFO
- * there (never followed, never blocking), with a warning naming it, so that
+ * `scratchDir`; so does one that finds a symbolic link, a directory, a FIFO
+ * or a file with other names (a hard link to a file elsewhere) there, never
+ * followed, never blocking, never written, with a warning naming it, so that
  * sweeps go on recovering claims until someone removes it (dirq fsck --repair).
+ * Only a clock this call has just created is chmodded: an existing one may be
+ * anyone's file under another name (defects issue, S3).
  */
 export function filesystemNow(path: string, scratchDir: string): FilesystemNow {
   let opened: ReturnType<typeof openRegular>;
   try {
-    opened = openRegular(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o666);
+    opened = openRegular(path, fs.constants.O_RDWR) ?? createClock(path) ?? openRegular(path, fs.constants.O_RDWR); // a racing creator's
   } catch (error) {
     const code = (error as DirQueueError).code;
     if (code !== 'EACCES' && code !== 'EPERM') throw fsError(`reading the filesystem clock at ${path}`, error);
@@ -160,21 +164,33 @@ export function filesystemNow(path: string, scratchDir: string): FilesystemNow {
     const todo = `sweeps read the filesystem's clock from a scratch file in ${scratchDir} meanwhile; remove it (dirq fsck --repair does)`;
     return { now: scratchNow(scratchDir), warning: badFile(path, opened.kind, todo) };
   }
-  const fd = opened;
   try {
-    fs.fchmodSync(fd, 0o666);
-  } catch {
-    // not ours to chmod: someone else created it writable
-  }
-  try {
-    return { now: stampNow(fd, Buffer.from('\n'), path) };
+    return { now: stampNow(opened, Buffer.from('\n'), path) };
   } finally {
-    fs.closeSync(fd);
+    fs.closeSync(opened);
   }
 }
 
+/** A new clock file, world-writable whatever the umask, or undefined when another process made one first. */
+function createClock(path: string): number | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o666);
+  } catch (error) {
+    if (errnoOf(error) === 'EEXIST') return undefined;
+    throw fsError(`creating the filesystem clock ${path}`, error);
+  }
+  try {
+    fs.fchmodSync(fd, 0o666); // our own new file
+  } catch (error) {
+    fs.closeSync(fd);
+    throw fsError(`creating the filesystem clock ${path}`, error);
+  }
+  return fd;
+}
+
 function scratchNow(dir: string): number {
-  const path = `${dir}/.clock.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  const path = `${dir}/.clock.${process.pid}.${randomToken(8)}`; // names.ts isLibraryTmpName knows this name
   let fd: number;
   try {
     fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);

@@ -15,7 +15,7 @@ import { releaseKeyOf } from './keys.js';
 import { promoteDueJobs } from './discovery.js';
 import type { Layout } from './layout.js';
 import { filesystemNow, isDeadHere, isWriterGone, readHeartbeat } from './liveness.js';
-import { activeName, isOwnerName, parseActiveName, parseId, parseTmpName, type NameMaker } from './names.js';
+import { activeName, isLibraryTmpName, isOwnerName, parseActiveName, parseId, parseTmpName, type NameMaker } from './names.js';
 import { CLOCK_FILE, lockSweeps } from './sweep-lock.js';
 import { foldTotals } from './totals.js';
 import { requeueTornAfterBoot, type TornReport } from './torn.js';
@@ -94,6 +94,8 @@ const notSwept = (): SweepReport => ({ swept: false, recovered: [], unrecovered:
  * explicit recover()) instead of skipping the sweep (a timer's).
  */
 export async function sweep(layout: Layout, names: NameMaker, settings: SweepSettings, wait: boolean): Promise<SweepReport> {
+  const replaced = layout.checkIdentities(); // before the lock, whose temp file is made in tmp/
+  if (replaced !== undefined) return { ...notSwept(), warnings: [replaced] };
   const stale = lockStaleMs(settings.staleAfter);
   const lock = await lockSweeps(layout, names.owner, stale, wait ? stale + 1000 : 0);
   if (lock === undefined) return notSwept();
@@ -110,6 +112,10 @@ export async function sweep(layout: Layout, names: NameMaker, settings: SweepSet
 
 /** The sweep itself; safe to run concurrently with other sweeps. */
 export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: SweepSettings): Promise<SweepReport> {
+  // A directory of the layout swapped for a link (or another directory) since the queue was opened would
+  // make this sweep delete or rename files outside the queue: do nothing at all then (S3).
+  const replaced = layout.checkIdentities();
+  if (replaced !== undefined) return { ...notSwept(), warnings: [replaced] };
   const { now, warning } = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
   const problems: Unrecovered[] = [];
   const recovered = recoverStale(layout, names, settings, now, problems);
@@ -266,12 +272,15 @@ function pruneDone(layout: Layout, keepDone: number, now: number): number {
 /**
  * Delete tmp/ files that no writer will rename: older than `maxAge`, or left
  * by a writer that died. Returns how many, and the writers whose files remain.
+ * Only names the library makes there are deleted (isLibraryTmpName): anything
+ * else is not ours to delete, and `dirq fsck` names it.
  */
 function removeAbandoned(layout: Layout, maxAge: number, now: number): { removed: number; writers: Set<string> } {
   let removed = 0;
   const writers = new Set<string>();
   const gone = new Map<string, boolean>(); // per writer: a batch in flight has thousands of files
   for (const name of listDir(layout.paths.tmp)) {
+    if (!isLibraryTmpName(name)) continue;
     const owner = parseTmpName(name)?.owner;
     if (owner !== undefined && !gone.has(owner)) gone.set(owner, isWriterGone(layout, owner));
     const cutoff = owner !== undefined && gone.get(owner) === true ? Infinity : now - maxAge;

@@ -35,6 +35,17 @@ const TMP_RE = new RegExp(`^(${ID})\\.${OWNER}\\.tmp$`);
 const OWNER_RE = new RegExp(`^${OWNER}$`);
 /** workers/totals.OWNER.SEQ: one process's counter delta (totals.ts). */
 const DELTA_RE = new RegExp(`^totals\\.${OWNER}\\.([a-z0-9]{1,13})$`);
+/**
+ * The dot files the library makes in tmp/ besides job temps, each renamed or
+ * linked into place or deleted by its writer: a counter delta or base
+ * (totals.ts: .totals.OWNER.SEQ, .totals~CLAIM, .totals~totals~CLAIM), a
+ * maintenance lock (sweep-lock.ts: .lock.OWNER.TOKEN), a scratch clock
+ * (liveness.ts: .clock.PID.TOKEN) and dirqueue.json's replacement
+ * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN).
+ */
+const LIBRARY_DOT_RE = new RegExp(
+  `^\\.(?:totals\\.${OWNER}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${CLAIM}|lock\\.${OWNER}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8})$`,
+);
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
 export interface ParsedId {
@@ -166,6 +177,15 @@ export function parseTmpName(name: string): { id: string; owner: string } | unde
 }
 
 /** Whether `name` is a Queue handle's owner token (HOST.PID.NONCE): the name of its heartbeat in workers/. */
+/**
+ * Whether `name` is one the library makes in tmp/, the only names sweeps
+ * delete there: a file another user put in tmp/ is not the library's to
+ * delete (dirq fsck names it).
+ */
+export function isLibraryTmpName(name: string): boolean {
+  return TMP_RE.test(name) || LIBRARY_DOT_RE.test(name);
+}
+
 export function isOwnerName(name: string): boolean {
   return OWNER_RE.test(name);
 }

@@ -124,6 +124,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     const layout = new Layout(dir);
     await layout.prepare(resolved.create, resolved.mode);
     const queue = new Queue(layout, resolved);
+    for (const warning of layout.warnings) setImmediate(() => queue.emit('warning', warning)); // on the next turn: the caller listens after open
     queue.#startTallyFlush();
     if (resolved.maintenance) {
       // the next process to open the queue catches up first (I6); a queue this process may

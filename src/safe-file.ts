@@ -19,7 +19,7 @@ import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { kindOf, writeNew } from './files.js';
 import { randomToken } from './names.js';
 
-const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 
 /** The kind of what is at `path` when it is not a regular file, or undefined when it is one (or nothing is there). */
 export function notRegular(path: string): string | undefined {
@@ -35,18 +35,26 @@ export function notRegular(path: string): string | undefined {
 
 /** A typed refusal to use `path`, which is a `kind`, where a regular file belongs. `todo` says what to do. */
 export function badFile(path: string, kind: string, todo: string): DirQueueError {
-  return new DirQueueError('EBADFILE', `${path} is ${kind}, not a regular file: dirqueue never follows symbolic links or opens special files it did not make; ${todo}`);
+  return new DirQueueError(
+    'EBADFILE',
+    `${path} is ${kind}, not a regular file of its own: dirqueue never follows symbolic links, opens special files or writes into a file with other names that it did not make; ${todo}`,
+  );
 }
 
 /**
  * Open `path` with `flags` plus O_NOFOLLOW | O_NONBLOCK and check it is a
- * regular file. Returns the descriptor, undefined when nothing is there (and
- * `flags` does not create), or the kind of what is there instead.
+ * regular file, and, when `flags` open it for writing, one with no other
+ * name: in a directory others may write, a hard link at a name of ours can be
+ * any file they may write, elsewhere (fs.protected_hardlinks lets a user link
+ * a file they may read and write, root's included), which O_NOFOLLOW does not
+ * see. Returns the descriptor, undefined when nothing is there, or the kind
+ * of what is there instead. It never creates: a file the library makes is
+ * made with O_EXCL, so that it is known to be its own.
  */
-export function openRegular(path: string, flags: number, mode = 0o666): number | undefined | { kind: string } {
+export function openRegular(path: string, flags: number): number | undefined | { kind: string } {
   let fd: number;
   try {
-    fd = fs.openSync(path, flags | O_NOFOLLOW | O_NONBLOCK, mode);
+    fd = fs.openSync(path, flags | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
     const code = errnoOf(error);
     if (code === 'ENOENT') return undefined;
@@ -62,9 +70,10 @@ export function openRegular(path: string, flags: number, mode = 0o666): number |
     fs.closeSync(fd);
     throw fsError(`opening ${path}`, error);
   }
-  if (stat.isFile()) return fd;
+  const writing = (flags & (O_WRONLY | O_RDWR)) !== 0;
+  if (stat.isFile() && (!writing || stat.nlink <= 1)) return fd;
   fs.closeSync(fd);
-  return { kind: describeKind(stat) };
+  return { kind: stat.isFile() ? `a file with ${stat.nlink} names (a hard link)` : describeKind(stat) };
 }
 
 /**

@@ -28,7 +28,7 @@ describe('dirq fsck', () => {
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^KIND\s+PATH\s+PROBLEM$/);
     expect(lines[1]).toMatch(new RegExp(`^duplicate\\s+done/${id.replace(/\./g, '\\.')}\\s+job .* is in queue/, done/: run with --repair to delete this copy and keep queue/`));
-    expect(lines[2]).toMatch(/^orphan-tmp\s+tmp\/x\s+abandoned by its writer \(last written 2h ago\): run with --repair to delete it$/);
+    expect(lines[2]).toMatch(/^orphan-tmp\s+tmp\/x\s+not a name dirqueue makes, so sweeps leave it \(last written 2h ago\): run with --repair to delete it$/);
     expect(lines[3]).toMatch(/^unparsable\s+queue\/\S+\s+unparsable job file: line 1 is not JSON .*: run with --repair to set it aside in failed\/$/);
     expect(lines.at(-1)).toBe(`${dir}: 3 problems, 0 repaired (2 job files checked)`);
 

@@ -15,12 +15,13 @@ import { chgrpQueue, modeOf, requireRoot, runAs, sharedBase, GROUP, WEB, WORKER 
 const { cli: CLI, child: CHILD } = checkoutForOtherUsers(); // the users below run these, not the checkout's
 
 describe('group-shared queues (--mode)', () => {
-  it('init --mode 0660 keeps the mode in dirqueue.json and makes the directories setgid and group-writable', async () => {
+  it('init --mode 0660 keeps the mode in dirqueue.json and makes the directories setgid and group-writable, the queue directory only setgid', async () => {
     const dir = path.join(sharedBase(), 'q');
     expect(JSON.parse(await ok(['init', dir, '--mode', '0660', '--json']))).toEqual({ schema: 1, dir, mode: '0660' });
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ mode: '0660' });
     expect(modeOf(path.join(dir, 'dirqueue.json'))).toBe(0o660);
-    for (const d of ['.', 'tmp', 'queue', 'delayed', 'active', 'done', 'failed', 'workers', 'keys']) expect(modeOf(path.join(dir, d)), d).toBe(0o2770);
+    expect(modeOf(dir)).toBe(0o2750); // members never create or rename in it, so none may swap its directories (S3)
+    for (const d of ['tmp', 'queue', 'delayed', 'active', 'done', 'failed', 'workers', 'keys']) expect(modeOf(path.join(dir, d)), d).toBe(0o2770);
     expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ schema: 1, dir, mode: '0660' }); // again: unchanged
   });
 
@@ -63,11 +64,11 @@ describe('group-shared queues (--mode)', () => {
     const { id } = await q.enqueue('t', 1);
     expect(modeOf(path.join(dir, 'queue', id))).toBe(0o664);
     await q.close();
-    expect(modeOf(path.join(dir, 'done'))).toBe(0o2775);
+    expect([modeOf(dir), modeOf(path.join(dir, 'done'))]).toEqual([0o2755, 0o2775]);
     const again = await openQueue(dir, { mode: 0o660 });
     await again.close();
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ mode: '0660' });
-    expect(modeOf(path.join(dir, 'done'))).toBe(0o2770);
+    expect([modeOf(dir), modeOf(path.join(dir, 'done'))]).toEqual([0o2750, 0o2770]);
     await expect(openQueue(dir, { mode: '0400' })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(/owner read and write/) });
   });
 });
