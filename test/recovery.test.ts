@@ -301,12 +301,14 @@ describe('maintenance without a daemon (I6)', () => {
     for (const name of [ended, endedLate]) fs.writeFileSync(path.join(dir, 'done', name), `{}\n${resultLine()}`);
     backdate(path.join(dir, 'done', ended), 2 * 3600_000);
     backdate(path.join(dir, 'done', recent), 2 * 3600_000); // its id says it was ready recently: never stat'ed
-    fs.writeFileSync(path.join(dir, 'tmp', 'abandoned.tmp'), 'half');
-    backdate(path.join(dir, 'tmp', 'abandoned.tmp'), 2 * 3600_000);
-    fs.writeFileSync(path.join(dir, 'tmp', 'fresh.tmp'), 'being written');
+    const abandoned = `${ended}.elsewhere.1.writer.tmp`; // a job temp (ID.OWNER.tmp): the only kind sweeps delete besides the library's dot files
+    const fresh = `${endedLate}.elsewhere.1.writer.tmp`;
+    fs.writeFileSync(path.join(dir, 'tmp', abandoned), 'half');
+    backdate(path.join(dir, 'tmp', abandoned), 2 * 3600_000);
+    fs.writeFileSync(path.join(dir, 'tmp', fresh), 'being written');
     const report = await q.recover();
     expect(report).toMatchObject({ swept: true, pruned: 1, tmpRemoved: 1 });
-    expect(ls(dir, 'tmp')).toEqual(['fresh.tmp']);
+    expect(ls(dir, 'tmp')).toEqual([fresh]);
     expect(ls(dir, 'done')).toEqual([endedLate, recent].sort());
     await q.close();
   });
