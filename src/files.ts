@@ -378,6 +378,20 @@ export function listDir(dir: string): string[] {
   }
 }
 
+/**
+ * listDir without blocking the event loop while the directory is read: a
+ * done/ of 100,000 jobs takes about 60 ms to list, which readdir(3) spends in
+ * the thread pool here; only building the array of names runs on the loop.
+ */
+export async function listDirAsync(dir: string): Promise<string[]> {
+  try {
+    return await fs.promises.readdir(dir);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return [];
+    throw fsError(`listing ${dir}`, error);
+  }
+}
+
 /** What `path` is when it is there but not a regular file (by lstat, which never opens it). */
 function specialKind(path: string): string | undefined {
   try {

@@ -20,8 +20,8 @@
 import fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { encodeEvent, parseJobFile, tornReason } from './envelope.js';
-import { errnoOf, fsError } from './errors.js';
-import { appendLine, listDir, move, readJobFile, writeNew } from './files.js';
+import { DirQueueError, errnoOf, fsError } from './errors.js';
+import { appendLine, listDir, listDirAsync, move, readJobFile, writeNew } from './files.js';
 import type { Layout } from './layout.js';
 import { bootId } from './liveness.js';
 import { takeKey } from './keys.js';
@@ -36,20 +36,51 @@ export interface TornReport {
 }
 
 const MARK = '.done-checked.';
-/** Files read between two yields to the event loop: a pass over a large done/ must not starve the heartbeat. */
+/**
+ * A pass over a large done/ must not starve this process's heartbeat (and
+ * its other timers) while it holds the sweep lock: it yields to the event
+ * loop after this many files, or this many bytes read, whichever comes
+ * first. Results can be up to maxJobBytes each, so files alone do not bound
+ * it: measured here (done/ of 200 results of 4 MiB and 100,000 small jobs,
+ * in the page cache), yielding every 256 files held the loop for 1.6 s at
+ * once; by bytes too, and listing done/ in the thread pool, 45 to 75 ms.
+ * A turn reads at most YIELD_BYTES and the one file that passes it.
+ *
+ * Each file is read whole: whether it is torn depends on its last outcome
+ * that no revoke voids (envelope.ts tornReason), and a `revoked` event
+ * anywhere in the file can void a result at its end, so its tail alone
+ * cannot tell; nor is a result line proven without parsing all of it.
+ */
 const YIELD_EVERY = 256;
+export const YIELD_BYTES = 4 << 20;
+
+/**
+ * Markers this process could not create (keyed by path): it checked that boot
+ * once and does not again. Without this, a workers/ it may not write would
+ * make every sweep redo the whole pass, and warn each time.
+ */
+const checkedUnmarked = new Set<string>();
 
 /** The sweep's step: the first sweep after this host booted puts every torn job in done/ back in queue/. */
 export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number): Promise<TornReport> {
   const report: TornReport = { requeued: [], problems: [] };
   const mine = `${MARK}${hostToken()}.`;
   const marker = layout.file('workers', `${mine}${bootId()}`);
-  if (lexists(marker)) return report;
-  for (const [i, name] of listDir(layout.paths.done).entries()) {
-    if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldToLoop();
+  if (checkedUnmarked.has(marker) || lexists(marker)) return report;
+  let files = 0;
+  let bytes = 0;
+  for (const name of await listDirAsync(layout.paths.done)) {
+    if (files >= YIELD_EVERY || bytes >= YIELD_BYTES) {
+      await yieldToLoop();
+      files = 0;
+      bytes = 0;
+    }
     if (!isId(name)) continue;
+    files++;
     try {
-      const torn = tornIn(layout, name, maxJobBytes);
+      const checked = check(layout, name, maxJobBytes);
+      bytes += checked.bytes;
+      const torn = checked.torn;
       if (torn !== undefined && putBack(layout, name, torn.reason, torn.key)) report.requeued.push(name);
     } catch (error) {
       report.problems.push(error as Error);
@@ -58,7 +89,12 @@ export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number):
   try {
     await writeNew(marker, `${new Date().toISOString()}\n`, false, layout.fileMode);
   } catch (error) {
-    if (errnoOf(error) !== 'EEXIST') report.problems.push(error as Error); // EEXIST: another sweep checked too
+    const code = errnoOf((error as Error).cause); // writeNew wraps the system's error
+    if (code === undefined) report.problems.push(error as Error);
+    else if (code !== 'EEXIST') { // EEXIST: another sweep checked too
+      checkedUnmarked.add(marker); // the filesystem refused it (EACCES, EROFS, ENOSPC): asking again each sweep would not help
+      report.problems.push(unmarked(marker, error));
+    }
   }
   for (const name of listDir(layout.paths.workers)) {
     if (name.startsWith(mine) && layout.file('workers', name) !== marker) unlinkQuietly(layout.file('workers', name)); // this host's earlier boots
@@ -70,17 +106,39 @@ export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number):
  * Why the job `id` in done/ is torn, with its unique key if it has one; undefined
  * when it completed (or its file is for fsck to judge: gone, not a job).
  */
-export function tornIn(layout: Layout, id: string, maxJobBytes: number): { reason: string; key: string | undefined } | undefined {
+export function tornIn(layout: Layout, id: string, maxJobBytes: number): Torn | undefined {
+  return check(layout, id, maxJobBytes).torn;
+}
+
+interface Torn {
+  reason: string;
+  key: string | undefined;
+}
+
+/** tornIn, with the bytes it read. */
+function check(layout: Layout, id: string, maxJobBytes: number): { torn: Torn | undefined; bytes: number } {
   const read = readJobFile(layout.file('done', id), maxJobBytes);
-  if (!read.ok) return undefined;
+  if (!read.ok) return { torn: undefined, bytes: 0 };
+  const bytes = read.tail.size;
   let record;
   try {
     record = parseJobFile(read.text);
   } catch {
-    return undefined; // unparsable: fsck sets it aside in failed/
+    return { torn: undefined, bytes }; // unparsable: fsck sets it aside in failed/
   }
   const reason = tornReason(read.text, record);
-  return reason === undefined ? undefined : { reason, key: record.envelope.key };
+  return { torn: reason === undefined ? undefined : { reason, key: record.envelope.key }, bytes };
+}
+
+/** The warning for a marker this process could not create, said once per process and boot. */
+function unmarked(marker: string, error: unknown): DirQueueError {
+  const cause = fsError(`creating ${marker}`, error);
+  return new DirQueueError(
+    cause.code,
+    `done/ was checked for torn results after this boot, but ${cause.message}; this process will not check again, ` +
+      'but every process that opens the queue will read all of done/ once more until the file can be created (make workers/ writable to the workers)',
+    { cause },
+  );
 }
 
 /**

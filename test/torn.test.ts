@@ -11,6 +11,7 @@ import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { fsck } from '../src/fsck.js';
 import type { Queue } from '../src/index.js';
+import { YIELD_BYTES } from '../src/torn.js';
 import { openQueue, tempQueue } from './support/temp.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
@@ -170,5 +171,60 @@ describe('torn results', () => {
     await job.complete('again');
     expect(await other.waitFor(torn!)).toBe('again');
     await other.close();
+  });
+
+  it('the pass after a boot yields to the event loop by bytes read too, not only every 256 files', async () => {
+    const { dir, q } = await tempQueue();
+    const big = 'r'.repeat(3 << 20); // 3 MiB results: a few files are more than YIELD_BYTES
+    await completed(q, [big, big, big, big, big, big]);
+    reboot(dir);
+    // count the turns of the event loop, and what is read in each
+    let turn = 0;
+    let counting = true;
+    const tick = (): void => {
+      turn++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const readPerTurn = new Map<number, number>();
+    const realRead = fs.readSync;
+    const read = vi.spyOn(fs, 'readSync').mockImplementation(((...args: Parameters<typeof fs.readSync>) => {
+      const n = (realRead as (...a: Parameters<typeof fs.readSync>) => number)(...args);
+      readPerTurn.set(turn, (readPerTurn.get(turn) ?? 0) + n);
+      return n;
+    }) as typeof fs.readSync);
+    try {
+      await q.recover();
+    } finally {
+      read.mockRestore();
+      counting = false;
+    }
+    const perTurn = [...readPerTurn.values()];
+    expect(perTurn.reduce((a, b) => a + b, 0)).toBeGreaterThan(6 * big.length); // it read every result
+    expect(Math.max(...perTurn)).toBeLessThan(YIELD_BYTES + 2 * big.length); // at most YIELD_BYTES and the file that passed it
+    await q.close();
+  });
+
+  it('a boot whose check cannot be recorded in workers/ is checked once per process, with one warning', async () => {
+    const { dir, q } = await tempQueue();
+    const [torn] = await completed(q, ['r0', 'r1']);
+    tear(dir, torn!, 'missing');
+    reboot(dir);
+    const realOpen = fs.openSync;
+    const open = vi.spyOn(fs, 'openSync').mockImplementation(((file: fs.PathLike, ...rest: [never]) => {
+      if (String(file).includes(`${path.sep}.done-checked.`)) throw Object.assign(new Error(`EACCES: permission denied, open '${String(file)}'`), { code: 'EACCES' });
+      return (realOpen as (f: fs.PathLike, ...r: [never]) => number)(file, ...rest);
+    }) as typeof fs.openSync);
+    try {
+      const first = (await q.recover()).torn!;
+      expect(first.requeued).toEqual([torn]);
+      expect(first.problems).toEqual([expect.objectContaining({ code: 'EACCES', message: expect.stringMatching(/\.done-checked\..*permission denied.*this process will not check again/) })]);
+      open.mockClear();
+      expect((await q.recover()).torn).toEqual({ requeued: [], problems: [] }); // no second warning
+      expect(open.mock.calls.filter(([file]) => String(file).includes(`${path.sep}done${path.sep}`))).toEqual([]); // and done/ was not read again
+    } finally {
+      open.mockRestore();
+    }
+    await q.close();
   });
 });
