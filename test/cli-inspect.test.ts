@@ -63,6 +63,28 @@ describe('dirq show', () => {
     });
   });
 
+  it('a torn done/ job: show says its success is not proven, ls done marks it, both --json carry torn', async () => {
+    const dir = await newQueue();
+    const torn = await enqueued(dir, 'email', '1');
+    const kept = await enqueued(dir, 'email', '2');
+    await runAll(dir);
+    const file = path.join(dir, 'done', torn);
+    fs.writeFileSync(file, `${fs.readFileSync(file, 'utf8').split('\n')[0]}\n`); // a power cut kept the rename, not the result line
+    const lines = (await ok(['show', dir, torn])).split('\n');
+    expect(lines).toContain('ATTEMPTS  not proven: the result of attempt 1 of 3 was lost (torn), so it runs again');
+    expect(lines).toContainEqual(expect.stringMatching(/^RESULT {4}torn: it has no result event/));
+    expect(await okJson(['show', dir, torn])).toMatchObject({ attemptsMade: 0, torn: expect.stringMatching(/no result event/) });
+
+    const listed = await dirq(['ls', dir, 'done']);
+    expect(listed.code).toBe(0);
+    const [header, ...rows] = listed.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/\sATTEMPTS\s+RESULT$/);
+    expect(rows).toEqual([expect.stringMatching(new RegExp(`^${torn}\\s.*\\s0/3\\s+torn$`)), expect.stringMatching(new RegExp(`^${kept}\\s.*\\s0/3\\s+ok$`))]);
+    expect(listed.stderr).toMatch(/^\(1 torn: the result was lost.*dirq fsck --repair/);
+    const json = await okJson<Record<string, unknown>[]>(['ls', dir, 'done']);
+    expect(json.map((job) => [job.id, job.torn])).toEqual([[torn, expect.stringMatching(/no result event/)], [kept, undefined]]);
+  });
+
   it('finds a delayed job by its delayed/ name, and shows when it runs', async () => {
     const dir = await newQueue();
     const id = await enqueued(dir, 'report', '--delay', '2h');

@@ -17,7 +17,9 @@ Columns: ID (the file name in queue/), TYPE, PRI (0..99, lower runs first),
 AGE (since it was enqueued), ATTEMPTS (made/allowed in this round: a retry
 with dirq retry starts a new round), RUNS (only when a listed job was
 retried: its runs that ended, over every round), and per state: DUE IN
-(delayed), CLAIM (active: HOST.PID.NONCE.SEQ of the holder), ERROR (failed).
+(delayed), CLAIM (active: HOST.PID.NONCE.SEQ of the holder), ERROR (failed),
+RESULT (done, only when a listed job is torn: "torn" for a job whose result
+a power cut lost, which will run again; --json has its "torn" reason).
 
 Options:
   --limit N  list at most N jobs
@@ -56,6 +58,10 @@ Examples:
       return 0;
     }
     print(render(state, jobs, Date.now()));
+    const torn = jobs.filter((job) => job.torn !== undefined).length;
+    if (torn > 0) {
+      note(`(${torn} torn: the result was lost, as in a power cut, so the job did not provably complete; a sweep after a reboot or dirq fsck --repair puts it back to run again, dirq show ID says why)`);
+    }
     if (total > jobs.length) note(`(${jobs.length} of ${total} jobs in ${state}/; raise --limit to see more)`);
     return 0;
   },
@@ -75,10 +81,17 @@ function render(state: State, jobs: readonly JobInfo[], now: number): string {
     headers.splice(5, 0, 'RUNS');
     align.splice(5, 0, 'right');
   }
+  // RESULT only when a listed done/ job is torn: otherwise every job in done/ succeeded and it would say so each row
+  const torn = jobs.some((job) => job.torn !== undefined);
+  if (torn) {
+    headers.push('RESULT');
+    align.push('left');
+  }
   const rows = jobs.map((job) => {
     const row = [job.id, job.type, String(job.priority), formatAge(ageOf(job, now)), `${job.attemptsSinceRetry}/${job.attempts}`];
     if (runs) row.push(String(job.runs));
     if (extra !== undefined) row.push(extra.cell(job, now));
+    if (torn) row.push(job.torn === undefined ? 'ok' : 'torn');
     return row;
   });
   return table(headers, rows, align);

@@ -20,8 +20,8 @@ Options:
   --json     print the job: schema (1), id, state, type, priority, data (or
              bytes, base64), attemptsMade, attemptsSinceRetry, attempts,
              runs, retries, createdAt, readyAt, runAt, claim, claimedAt,
-             result, error, errors, invalid, history, path (README, "JSON
-             output")
+             result, torn (done/: why its result is not proven), error,
+             errors, invalid, history, path (README, "JSON output")
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -71,9 +71,18 @@ function render(job: JobInfo, now: number): string {
   return out.join('\n');
 }
 
-/** Attempts count per round (a retry starts one); the runs of every round are told apart. */
+/**
+ * Attempts count per round (a retry starts one); the runs of every round are
+ * told apart. A torn job in done/ did not provably succeed: its last run's
+ * result was lost, so that run is not counted (get() says so too) and will run again.
+ */
 function attemptsText(job: JobInfo): string {
-  const round = job.state === 'done' ? `succeeded on attempt ${job.attemptsSinceRetry + 1} of ${job.attempts}` : `${job.attemptsSinceRetry} of ${job.attempts} used`;
+  const round =
+    job.state !== 'done'
+      ? `${job.attemptsSinceRetry} of ${job.attempts} used`
+      : job.torn !== undefined
+        ? `not proven: the result of attempt ${job.attemptsSinceRetry + 1} of ${job.attempts} was lost (torn), so it runs again`
+        : `succeeded on attempt ${job.attemptsSinceRetry + 1} of ${job.attempts}`;
   if (job.retries === 0) return round;
   const times = job.retries === 1 ? 'once' : `${job.retries} times`;
   return `${round} since the last retry (retried ${times}; ${job.runs} run${job.runs === 1 ? '' : 's'} in all)`;
