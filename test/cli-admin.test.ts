@@ -63,7 +63,7 @@ describe('dirq retry', () => {
 
   it('--all retries every failed job, --type only those of a type; --json lists them', async () => {
     const { dir, emails, sms } = await withFailures(3);
-    expect(await okJson(['retry', dir, '--all', '--type', 'sms'])).toEqual({ schema: 1, retried: [sms] });
+    expect(await okJson(['retry', dir, '--all', '--type', 'sms'])).toEqual({ schema: 1, retried: [sms], skipped: [] });
     expect(ls(dir, 'failed')).toEqual(emails);
     expect(await ok(['retry', dir, '--all'])).toBe(emails.map((id) => `retried ${id}\n`).join(''));
     expect(ls(dir, 'failed')).toEqual([]);
@@ -78,9 +78,14 @@ describe('dirq retry', () => {
     expect(ls(dir, 'failed')).toEqual([emails[0], fifo, sms].sort());
     const run = await dirq(['retry', dir, '--all']);
     expect(run).toMatchObject({ code: 0, stdout: [emails[0], sms].sort().map((id) => `retried ${id}\n`).join('') });
-    expect(run.stderr).toBe(`skipped ${fifo}: failed/${fifo} is a FIFO, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)\n`);
+    const why = `skipped ${fifo}: failed/${fifo} is a FIFO, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)\n`;
+    expect(run.stderr).toBe(`${why}2 retried, 1 skipped (not a job file)\n`);
     expect(ls(dir, 'failed')).toEqual([fifo]);
     expect(ls(dir, 'queue')).toEqual([emails[0], sms].sort());
+    // with only the FIFO left, it says what it did, not that failed/ is empty
+    expect(await dirq(['retry', dir, '--all'])).toEqual({ code: 0, stdout: '', stderr: `${why}0 retried, 1 skipped (not a job file)\n` });
+    const json = await dirq(['retry', dir, '--all', '--json']);
+    expect([json.code, JSON.parse(json.stdout), json.stderr]).toEqual([0, { schema: 1, retried: [], skipped: [fifo] }, why]);
     expectOneLineError(await dirq(['retry', dir, fifo]), 1, /is a FIFO, not a job file/);
     expect(fs.lstatSync(path.join(dir, 'failed', fifo)).isFIFO()).toBe(true);
   });

@@ -13,13 +13,14 @@ failed/ gets a fresh set of attempts (its history is kept, with a "retry"
 event); a job in delayed/ runs now instead of at its time. With --all,
 every job in failed/ (of TYPE with --type), except files that are not
 job files (a FIFO or socket set aside there), which stay, each with a note
-on stderr. Prints the id of each job retried. A job that cannot be retried (running, done, not found) is
+on stderr, and a last line that counts them. Prints the id of each job retried. A job that cannot be retried (running, done, not found) is
 reported on stderr, the others are still retried, and the exit code is 1.
 
 Options:
   --all        every job in failed/
   --type TYPE  with --all: only jobs of this type
-  --json       print {"schema": 1, "retried": [ID, ...]}
+  --json       print {"schema": 1, "retried": [ID, ...], "skipped": [ID, ...]}
+               (skipped: with --all, the files that are not job files)
   --debug      print the stack trace of an error
   -h, --help   show this help
 
@@ -39,6 +40,7 @@ Examples:
     const ids = idArgs.map(parseIdArg);
     const debug = parsed.values.debug === true;
     const retried: string[] = [];
+    const skipped: string[] = [];
     let failures = 0;
     await withQueue(dir, async (q) => {
       const targets = all === true ? (await q.list('failed')).filter((job) => type === undefined || job.type === type).map((job) => job.id) : ids;
@@ -50,6 +52,7 @@ Examples:
         } catch (error) {
           if (all === true && error instanceof DirQueueError && error.code === 'EBADDATA') {
             note(`skipped ${id}: ${error.message}`); // a file set aside because it cannot run (a FIFO, a socket): --all leaves it
+            skipped.push(id);
             continue;
           }
           reportError(error, debug);
@@ -57,7 +60,8 @@ Examples:
         }
       }
     });
-    if (parsed.values.json === true) printJson({ retried });
+    if (parsed.values.json === true) printJson({ retried, skipped });
+    else if (skipped.length > 0) note(`${retried.length} retried, ${skipped.length} skipped (not a job file)`);
     else if (retried.length === 0 && failures === 0) note(type === undefined ? 'No jobs in failed/.' : `No jobs of type ${type} in failed/.`);
     return failures > 0 ? EXIT_FAILURE : 0;
   },
