@@ -13,6 +13,21 @@ const ID = (unique: string): string => `50-1763830000000000-${unique}.t`;
 const isRoot = process.getuid?.() === 0;
 const CHILD = checkoutForOtherUsers().child; // a copy other users may read wherever the checkout is
 
+/**
+ * Unmount a test's filesystem. One still busy (a file left open) is detached
+ * lazily, so it never stays mounted; the error of the plain umount is
+ * returned, for the test to fail with once its own failure, if any, is told.
+ */
+function unmount(mount: string): Error | undefined {
+  try {
+    execFileSync('umount', [mount], { stdio: 'pipe' });
+    return undefined;
+  } catch (error) {
+    execFileSync('umount', ['-l', mount]);
+    return error as Error;
+  }
+}
+
 async function claimAll(q: Awaited<ReturnType<typeof openQueue>>): Promise<unknown[]> {
   const data: unknown[] = [];
   for (let job = await q.claim(); job; job = await q.claim()) {
@@ -112,8 +127,11 @@ describe('I9 bad arguments', () => {
     const mount = tempDir();
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mount]);
     const dir = path.join(mount, 'q');
-    const q = await openQueue(dir, { maintenance: false });
+    const queues: Queue[] = [];
+    let failure: unknown;
     try {
+      const q = await openQueue(dir, { maintenance: false });
+      queues.push(q);
       const { id } = await q.enqueue('t', 'small');
       const job = (await q.claim())!;
       const before = fs.readFileSync(job.path);
@@ -135,15 +153,21 @@ describe('I9 bad arguments', () => {
       await q.close(); // releases what it holds, the job that could not end included
       expect(ls(dir, 'queue')).toEqual([id]);
       const other = await openQueue(dir, { maintenance: false });
+      queues.push(other);
       const again = (await other.claim())!;
       expect([again.id, again.attempt]).toEqual([id, 1]); // the failed fail() counted no attempt
       await again.complete(big);
       expect(await other.waitFor(id)).toBe(big);
       await other.close();
-    } finally {
-      await q.close();
-      execFileSync('umount', [mount]);
+    } catch (error) {
+      failure = error;
     }
+    // unmount whatever happened (a close that throws included), and let the test's own failure win over the cleanup's
+    const closed = await Promise.allSettled(queues.map((queue) => queue.close()));
+    const unmounted = unmount(mount);
+    if (failure !== undefined) throw failure;
+    for (const result of closed) if (result.status === 'rejected') throw result.reason;
+    if (unmounted !== undefined) throw unmounted;
   });
 
   it('short writes are continued: every byte of enqueues, results and errors reaches the file', async () => {
