@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import { dirname } from 'node:path';
-import { errnoOf, fsError } from './errors.js';
+import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { syncFilesystem, SYNCFS_MIN_FILES } from './syncfs.js';
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
@@ -346,14 +346,16 @@ export function readJobFile(path: string, maxBytes: number, keepForAppend = fals
  * the file does not end with one (a torn write, or an outsider's envelope
  * without its newline). All or nothing, as appendAll. Returns where the file
  * ends now, or undefined when it is gone (its claim was recovered by another process).
+ * `queueMode`: the queue's file mode, which an error names as the fix when
+ * this process may not write the file (jobFileDenied).
  */
-export function appendLine(path: string, line: string): Tail | undefined {
+export function appendLine(path: string, line: string, queueMode?: number): Tail | undefined {
   let fd: number;
   try {
     fd = fs.openSync(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return undefined;
-    throw fsError(`appending to ${path}`, error);
+    throw jobFileDenied(`appending to ${path}`, path, error, queueMode) ?? fsError(`appending to ${path}`, error);
   }
   try {
     let tail: Tail;
@@ -366,6 +368,42 @@ export function appendLine(path: string, line: string): Tail | undefined {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * When this process may not write the job file `path` (EACCES, EPERM): an
+ * error that names the file, its mode and owner, and the fix. What is wrong
+ * is the file, not the queue's directories (fsError's advice): most often a
+ * producer made it without the queue's mode (FORMAT.md), so another user's
+ * worker can rename it but not append to it. Undefined for other errors.
+ */
+export function jobFileDenied(what: string, path: string, cause: unknown, queueMode: number | undefined): DirQueueError | undefined {
+  const code = errnoOf(cause);
+  if (code !== 'EACCES' && code !== 'EPERM') return undefined;
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(path);
+  } catch {
+    return undefined; // gone meanwhile: fsError's advice is all there is to say
+  }
+  const { problem, fix } = unwritableJobFile(path, stat, queueMode);
+  return new DirQueueError(code, `${what} failed: ${problem}: ${fix}`, { cause });
+}
+
+/**
+ * Who may not write the job file `path`, with its mode and owner (`stat`),
+ * and the fix: chmod it to the queue's mode. Also said by a pool that finds
+ * a claimed job's file unwritable before running it (pool.ts).
+ */
+export function unwritableJobFile(path: string, stat: fs.Stats, queueMode: number | undefined): { problem: string; fix: string } {
+  const who = process.getuid === undefined ? 'this process' : `this process (uid ${process.getuid()}, gid ${process.getgid!()})`;
+  const octal = (mode: number): string => `0${mode.toString(8).padStart(3, '0')}`;
+  const problem = `${who} may not write the job file ${path} (mode ${octal(stat.mode & 0o7777)}, owner uid ${stat.uid}, gid ${stat.gid})`;
+  const fix =
+    queueMode === undefined
+      ? `make it writable to the workers: chmod it to the queue's mode (its "mode" in dirqueue.json, e.g. chmod 0660 ${path}, as its owner or root), or run the workers as its owner`
+      : `chmod it to the queue's mode (chmod ${octal(queueMode)} ${path}, as its owner or root); producers must create job files with that mode (FORMAT.md)`;
+  return { problem, fix };
 }
 
 /** Names in a directory; a missing directory reads as empty. */

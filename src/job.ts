@@ -222,7 +222,7 @@ export class Job<Data = unknown> {
    */
   #append(line: string): void {
     if (this.#fd === undefined) {
-      const tail = appendLine(this.#activePath, line);
+      const tail = appendLine(this.#activePath, line, this.#host.layout.fileMode);
       if (tail === undefined) throw this.#lose();
       this.#tail = tail;
       return;

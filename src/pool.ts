@@ -9,10 +9,11 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { checkCanWrite } from './can-write.js';
+import { unwritableJobFile } from './files.js';
 import { DirQueueError, errnoOf, fsError, recordError, type RecordedError } from './errors.js';
 import type { Job } from './job.js';
 import { pending, splitRetries, typeFilter, type DelayedJob } from './drain.js';
-import { Layout } from './layout.js';
+import { Layout, parseMode, readSettings } from './layout.js';
 import type { Recovered } from './maintenance.js';
 import { checkMs, resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import type { JobFields, Processor, ProcessorJob } from './processor.js';
@@ -294,24 +295,21 @@ export class Pool extends EventEmitter<PoolEvents> {
       return true; // gone meanwhile: the ending will say so
     }
     let where: string;
+    let file = job.path; // where it is now, for the chmod the error names
     try {
       await job.release();
       this.#counts.released++;
       where = 'it was put back in queue/ without running';
+      file = this.#layout!.file('queue', job.id);
     } catch (releaseError) {
       where = `putting it back failed (${(releaseError as Error).message}): a sweep takes it back once this pool has stopped`;
     }
-    const who = process.getuid === undefined ? 'this process' : `this process (uid ${process.getuid()})`;
-    const file = `mode 0${(stat.mode & 0o777).toString(8)}, owner uid ${stat.uid}, gid ${stat.gid}`;
+    const { problem, fix } = unwritableJobFile(file, stat, queueMode(this.#layout!));
     const { code } = fsError(job.path, denied);
     this.#giveUp(
-      new DirQueueError(
-        code,
-        `job ${job.id}: ${who} may not write its file (${file}), so it could not record an outcome; ${where}, and the pool stopped. ` +
-          "Make the file writable to the workers (in a group-shared queue each file needs the queue's mode, e.g. chmod 0660 as its owner; " +
-          'producers must create files with that mode, see FORMAT.md), then start the pool again',
-        { cause: denied },
-      ),
+      new DirQueueError(code, `job ${job.id}: ${problem}, so it could not record an outcome; ${where}, and the pool stopped. Fix: ${fix}; then start the pool again`, {
+        cause: denied,
+      }),
     );
     return false;
   }
@@ -569,5 +567,15 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   #checkIdle(): void {
     if (this.#isIdle()) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+}
+
+/** The queue's file mode from its settings, for the fix an error names; undefined when it has none or they cannot be read. */
+function queueMode(layout: Layout): number | undefined {
+  try {
+    const mode = readSettings(layout.settingsPath)?.mode;
+    return mode === undefined ? undefined : parseMode(mode);
+  } catch {
+    return undefined;
   }
 }

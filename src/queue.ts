@@ -280,7 +280,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       throw new DirQueueError('EBADDATA', `${where.state}/${where.name} is ${kind}, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)`);
     }
     if (where.state === 'failed') {
-      appendLine(from, encodeEvent({ event: 'retry', at: new Date().toISOString() }));
+      appendLine(from, encodeEvent({ event: 'retry', at: new Date().toISOString() }), this.#layout.fileMode);
     } else if (where.state !== 'delayed') {
       throw new DirQueueError('EBADSTATE', `job ${id} is in ${where.state}/; only failed and delayed jobs can be retried`);
     }
@@ -463,7 +463,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   #setAside(id: string, activePath: string, reason: string, canAppend: boolean): void {
-    if (canAppend) appendLine(activePath, `${encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason })}`);
+    if (canAppend) appendLine(activePath, `${encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason })}`, this.#layout.fileMode);
     move(activePath, this.#layout.file('failed', id));
     const type = parseId(id)?.type;
     if (type !== undefined) this.#tally.add(type, 'failed');

@@ -152,7 +152,7 @@ function unmarked(marker: string, error: unknown): DirQueueError {
 export function putBack(layout: Layout, id: string, reason: string, key: string | undefined): boolean {
   const from = layout.file('done', id);
   if (key !== undefined) retakeKey(layout, key, id);
-  if (appendLine(from, encodeEvent({ event: 'torn', at: new Date().toISOString(), reason })) === undefined) return false;
+  if (appendLine(from, encodeEvent({ event: 'torn', at: new Date().toISOString(), reason }), layout.fileMode) === undefined) return false;
   return move(from, layout.file('queue', id));
 }
 

@@ -75,9 +75,10 @@ describe('a pool that may not write', () => {
 
     const run = await runAs(WORKER, process.execPath, [CLI, 'work', dir, processors('echo'), '--drain']);
     expect(run.code, run.stderr).toBe(1);
-    expect(run.stderr).toContain(`job ${id}: this process (uid 12345) may not write its file (mode 0644, owner uid ${WEB}, gid ${GROUP})`);
-    expect(run.stderr).toContain('it was put back in queue/ without running, and the pool stopped');
-    expect(run.stderr).toContain('chmod 0660');
+    expect(run.stderr).toContain(
+      `job ${id}: this process (uid 12345, gid 12345) may not write the job file ${file} (mode 0644, owner uid ${WEB}, gid ${GROUP}), so it could not record an outcome; ` +
+        `it was put back in queue/ without running, and the pool stopped. Fix: chmod it to the queue's mode (chmod 0660 ${file}, as its owner or root)`,
+    );
     expect(ls(dir, 'active')).toEqual([]);
     expect(ls(dir, 'queue')).toEqual([id]);
     expect(fs.readFileSync(file, 'utf8')).toBe(before); // it did not run: nothing was appended, attempt not counted
@@ -86,6 +87,37 @@ describe('a pool that may not write', () => {
     const again = await runAs(WORKER, process.execPath, [CLI, 'work', dir, processors('echo'), '--drain']);
     expect(again.code, again.stderr).toBe(0);
     expect(ls(dir, 'done')).toEqual([id]);
+  });
+
+  it("a job whose file the worker may not append to: complete() names the file, its mode and owner, and the chmod to the queue's mode (item 10)", async () => {
+    requireRoot();
+    const dir = path.join(sharedBase(), 'q');
+    await ok(['init', dir, '--mode', '0660']);
+    chgrpQueue(dir);
+    const enqueue = await runAs(WEB, process.execPath, [CLI, 'enqueue', dir, 'send', '{}']);
+    expect(enqueue).toMatchObject({ code: 0, stderr: '' });
+    const id = enqueue.stdout.trimEnd();
+    fs.chmodSync(path.join(dir, 'queue', id), 0o644); // as a producer that ignores the queue's mode makes it
+    const script = `
+      import { Queue } from ${JSON.stringify(DIST)};
+      const q = await Queue.open(${JSON.stringify(dir)}, { create: false });
+      const job = await q.claim();
+      try {
+        await job.complete('r');
+        console.log(JSON.stringify({ completed: true }));
+      } catch (error) {
+        console.log(JSON.stringify({ code: error.code, message: error.message, path: job.path }));
+      }
+      await q.close(); // releases the job it could not end`;
+    const run = await runAs(WORKER, process.execPath, ['--input-type=module', '-e', script]);
+    expect(run, run.stderr).toMatchObject({ code: 0, stderr: '' });
+    const { code, message, path: file } = JSON.parse(run.stdout) as { code: string; message: string; path: string };
+    expect(code).toBe('EACCES');
+    expect(message).toBe(
+      `appending to ${file} failed: this process (uid 12345, gid 12345) may not write the job file ${file} (mode 0644, owner uid ${WEB}, gid ${GROUP}): ` +
+        `chmod it to the queue's mode (chmod 0660 ${file}, as its owner or root); producers must create job files with that mode (FORMAT.md)`,
+    );
+    expect(ls(dir, 'queue')).toEqual([id]); // not stranded in active/
   });
 
   it('a pool whose ending of a job fails (the rename into done/ is refused) puts the job back in queue/ and stops', async () => {
