@@ -1,6 +1,7 @@
 export { Queue } from './queue.js';
 export type { ClaimOptions, EnqueueItem, JobRef, QueueEvents } from './queue.js';
-export { Job } from './job.js';
+// a type only: a Job is made by Queue.claim, and one built by hand would hold no claim
+export type { Job } from './job.js';
 export type { JobOutcome } from './job.js';
 export { DirQueueError, CompromisedError, JobFailedError } from './errors.js';
 export type { DirQueueErrorCode, ErrorCode, RecordedError } from './errors.js';

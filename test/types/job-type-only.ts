@@ -1,0 +1,17 @@
+/**
+ * Type-level test, checked by `npm run typecheck` (vitest does not run it):
+ * users get Job as a type to annotate claimed jobs with, never a class they
+ * could construct. A Job is made only by Queue.claim; one built by hand would
+ * hold no claim, yet its complete() and fail() would rename files in active/.
+ */
+import * as dirqueue from '../../src/index.js';
+
+export async function annotate(q: dirqueue.Queue): Promise<dirqueue.Job<{ to: string }> | undefined> {
+  const job: dirqueue.Job<{ to: string }> | undefined = await q.claim<{ to: string }>();
+  return job;
+}
+
+export function construct(args: ConstructorParameters<typeof import('../../src/job.js').Job>): void {
+  // @ts-expect-error Job is exported as a type only: it cannot be used as a value
+  new dirqueue.Job(...args);
+}
