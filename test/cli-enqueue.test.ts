@@ -119,3 +119,40 @@ describe('dirq enqueue --jsonl', () => {
     expect(piped.stderr).toBe('');
   });
 });
+
+describe('dirq enqueue --timeout and --backoff (the library options, from the shell)', () => {
+  it('writes the run limit and the backoff into the job file, in ms', async () => {
+    const dir = await newQueue();
+    const fixed = await enqueued(dir, 'send', '{}', '--timeout', '1m30s', '--backoff', '30s');
+    expect(envelope(path.join(dir, 'queue', fixed))).toMatchObject({ timeout: 90_000, backoff: { type: 'fixed', delay: 30_000 } });
+    const exponential = await enqueued(dir, 'send', '{}', '--backoff', 'exponential:2s');
+    expect(envelope(path.join(dir, 'queue', exponential)).backoff).toEqual({ type: 'exponential', delay: 2000 });
+    const spec = '{"type":"exponential","delay":1000,"max":60000,"jitter":0.5}';
+    const json = await enqueued(dir, 'send', '{}', '--backoff', spec);
+    expect(envelope(path.join(dir, 'queue', json)).backoff).toEqual(JSON.parse(spec));
+  });
+
+  it('the claimed job has the --timeout, and an attempt that fails waits the --backoff', async () => {
+    const dir = await newQueue();
+    const id = await enqueued(dir, 'send', '{}', '--timeout', '50ms', '--backoff', '1h');
+    const q = await openQueue(dir);
+    const job = (await q.claim())!;
+    expect(job.timeout).toBe(50);
+    expect(await job.fail(new Error('boom'))).toBe('retrying');
+    const [name] = fs.readdirSync(path.join(dir, 'delayed'));
+    expect(name).toMatch(new RegExp(`~${id.replace(/\./g, '\\.')}$`));
+    const due = Number(name!.split('~')[0]) / 1000;
+    expect(due - Date.now()).toBeGreaterThan(59 * 60_000);
+    await q.close();
+  });
+
+  it('refuses a bad --timeout or --backoff in one line, and enqueues nothing', async () => {
+    const dir = await newQueue();
+    expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--timeout', 'soon']), 2, /--timeout must be a duration like/);
+    expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--timeout', '0']), 2, /timeout/);
+    expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--backoff', 'exponential:x']), 2, /--backoff exponential: must be a duration/);
+    expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--backoff', '{"type":"linear"}']), 2, /backoff/);
+    expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--backoff', '{oops']), 2, /--backoff is not valid JSON/);
+    expect(jobFiles(dir)).toEqual([]);
+  });
+});

@@ -380,3 +380,45 @@ describe('dirq metrics', () => {
     expectOneLineError(await dirq(['metrics', dir, '--output', taken]), 1, /x\.prom is a directory, not a regular file/);
   });
 });
+
+describe('dirq ls --type, --grep, --older-than', () => {
+  /** Rewrite a job file's created time, as if it had been enqueued `ms` ago. */
+  function backdate(file: string, ms: number): void {
+    const [first, ...rest] = fs.readFileSync(file, 'utf8').split('\n');
+    const envelope = { ...(JSON.parse(first!) as object), created: new Date(Date.now() - ms).toISOString() };
+    fs.writeFileSync(file, [JSON.stringify(envelope), ...rest].join('\n'));
+  }
+
+  it('keeps only the jobs that match every filter given; --limit and the count apply to those', async () => {
+    const dir = await newQueue();
+    const q = await openQueue(dir);
+    const mail = (await q.enqueue('send', { to: 'a@example.com' }, { attempts: 1 })).id;
+    const other = (await q.enqueue('send', { to: 'b@example.com' }, { attempts: 1 })).id;
+    const photo = (await q.enqueue('resize', { path: 'a@example.com.jpg' }, { attempts: 1 })).id;
+    await q.close();
+    await runAll(dir, (data) => ((data as { to?: string }).to === 'b@example.com' ? 'connect ECONNREFUSED 10.0.0.1:25' : 'no such file'));
+    backdate(path.join(dir, 'failed', mail), 2 * 3600_000);
+    const ids = async (...filters: string[]): Promise<string[]> =>
+      (await okJson<{ id: string }[]>(['ls', dir, 'failed', ...filters])).map((job) => job.id);
+
+    expect(await ids('--type', 'send')).toEqual([mail, other]);
+    expect(await ids('--type', 'send', '--type', 'resize')).toEqual([mail, other, photo]);
+    expect(await ids('--grep', 'a@example.com')).toEqual([mail, photo]); // in the data
+    expect(await ids('--grep', 'ECONNREFUSED')).toEqual([other]); // in the error
+    expect(await ids('--grep', 'econnrefused')).toEqual([]); // case matters, as grep -F
+    expect(await ids('--older-than', '1h')).toEqual([mail]);
+    expect(await ids('--type', 'resize', '--grep', 'a@example.com', '--older-than', '1h')).toEqual([]);
+
+    const limited = await dirq(['ls', dir, 'failed', '--grep', 'a@example.com', '--limit', '1']);
+    expect(limited.code).toBe(0);
+    expect(limited.stdout.split('\n')[1]).toMatch(new RegExp(`^${mail.replace(/\./g, '\\.')}\\s+send\\s`));
+    expect(limited.stderr).toBe('(1 of 2 matching jobs in failed/; raise --limit to see more)\n');
+    expect(await dirq(['ls', dir, 'failed', '--type', 'thumbnail'])).toMatchObject({ code: 0, stdout: '', stderr: 'No matching jobs in failed/.\n' });
+  });
+
+  it('refuses a bad --older-than or an empty --grep in one line', async () => {
+    const dir = await newQueue();
+    expectOneLineError(await dirq(['ls', dir, '--older-than', 'yesterday']), 2, /--older-than must be a duration like/);
+    expectOneLineError(await dirq(['ls', dir, '--grep', '']), 2, /--grep needs some text/);
+  });
+});

@@ -1,6 +1,7 @@
 /** dirq enqueue DIR TYPE [JSON|-]: add one job, or one per line with --jsonl. */
 import fs from 'node:fs';
 import { parseDuration } from '../duration.js';
+import type { BackoffSpec } from '../envelope.js';
 import { encodeType } from '../names.js';
 import { resolveEnqueueOptions, type EnqueueOptions } from '../options.js';
 import type { JobRef, Queue } from '../queue.js';
@@ -29,6 +30,11 @@ Options:
   --delay D      run no sooner than D from now: 500ms, 30s, 5m, 2h, 7d, 1h30m
   --at TIME      run no sooner than TIME, ISO 8601: 2026-11-22T18:00:00Z
   --attempts N   how many times to try before the job goes to failed/ (default 3)
+  --timeout D    a run longer than D counts as a failed attempt: 30s, 5m
+  --backoff B    the wait before the next attempt after an error: a duration
+                 (fixed: 30s), exponential:D (D, then doubling: exponential:1s),
+                 or JSON as in the library: '{"type":"exponential","delay":1000,"max":60000}'
+                 (default: the queue's, exponential from 1s)
   --key K        a unique key: while a job with key K waits or runs, print
                  its id instead of adding another (a note says so on stderr)
   --file PATH    a raw payload: the bytes of PATH ("-": stdin) instead of JSON
@@ -54,6 +60,8 @@ Examples:
         delay: { type: 'string' },
         at: { type: 'string' },
         attempts: { type: 'string' },
+        timeout: { type: 'string' },
+        backoff: { type: 'string' },
         key: { type: 'string' },
         file: { type: 'string' },
         jsonl: { type: 'string' },
@@ -74,6 +82,8 @@ Examples:
     if (values.delay !== undefined) options.delay = parseDuration(values.delay, '--delay');
     if (values.at !== undefined) options.runAt = parseTime(values.at);
     if (values.attempts !== undefined) options.attempts = parseInteger(values.attempts, '--attempts');
+    if (values.timeout !== undefined) options.timeout = parseDuration(values.timeout, '--timeout');
+    if (values.backoff !== undefined) options.backoff = parseBackoff(values.backoff);
     if (values.key !== undefined) options.key = values.key;
     encodeType(type);
     resolveEnqueueOptions(options);
@@ -142,6 +152,20 @@ function parseData(text: string, fromStdin: boolean): unknown {
     const hint = fromStdin ? '' : ` (quote it for the shell: '{"to":"a@example.com"}'; a plain string needs its JSON quotes: '"hello"'; raw bytes: --file)`;
     throw new UsageError(`${where} is not valid JSON: ${(error as Error).message}${hint}`);
   }
+}
+
+/** --backoff: a fixed delay, exponential:DELAY, or a backoff object as JSON (the library checks its fields). */
+function parseBackoff(text: string): BackoffSpec | number {
+  if (text.trim().startsWith('{')) {
+    try {
+      return JSON.parse(text) as BackoffSpec;
+    } catch (error) {
+      throw new UsageError(`--backoff is not valid JSON: ${(error as Error).message} (or give a duration: 30s, or exponential:1s)`);
+    }
+  }
+  const exponential = /^exp(?:onential)?:(.*)$/.exec(text.trim());
+  if (exponential !== null) return { type: 'exponential', delay: parseDuration(exponential[1]!, '--backoff exponential:') };
+  return parseDuration(text, '--backoff');
 }
 
 function parseTime(text: string): Date {

@@ -1,5 +1,5 @@
 /** dirq ls DIR [STATE]: the jobs in one state, in run order. */
-import { formatAge } from '../duration.js';
+import { formatAge, parseDuration } from '../duration.js';
 import type { JobInfo } from '../inspect.js';
 import { STATES, type State } from '../layout.js';
 import { jobJson, note, parse, parseInteger, parseState, print, printJson, table, UsageError, withQueue, type Align, type Command } from './common.js';
@@ -7,7 +7,7 @@ import { jobJson, note, parse, parseInteger, parseState, print, printJson, table
 export const ls: Command = {
   name: 'ls',
   summary: 'list the jobs in a state, in run order',
-  help: `Usage: dirq ls DIR [STATE] [--json] [--limit N]
+  help: `Usage: dirq ls DIR [STATE] [--json] [--limit N] [--type T] [--grep TEXT] [--older-than D]
 
 List the jobs in one state of the queue in DIR, in the order they run
 (priority, then the time they became ready). STATE is one of
@@ -22,7 +22,11 @@ RESULT (done, only when a listed job is torn: "torn" for a job whose result
 a power cut lost, which will run again; --json has its "torn" reason).
 
 Options:
-  --limit N  list at most N jobs
+  --limit N         list at most N jobs (of those the filters keep)
+  --type T          only jobs of type T (repeat it for several types)
+  --grep TEXT       only jobs whose data (as JSON) or error message holds
+                    TEXT, a plain case-sensitive substring
+  --older-than D    only jobs older than D (the AGE column): 30s, 5m, 2h, 7d
   --json     print an array of jobs, each as dirq show --json prints one
              (README, "JSON output"), plus age (ms since it was enqueued,
              the AGE column)
@@ -32,9 +36,21 @@ Options:
 Examples:
   dirq ls /var/spool/mail-out
   dirq ls /var/spool/mail-out failed --json --limit 10
+  dirq ls /var/spool/mail-out failed --type send --grep ECONNREFUSED --older-than 1h
 `,
   async run(args) {
-    const parsed = parse(this, args, { json: { type: 'boolean' }, limit: { type: 'string' } }, { min: 1, max: 2 });
+    const parsed = parse(
+      this,
+      args,
+      {
+        json: { type: 'boolean' },
+        limit: { type: 'string' },
+        type: { type: 'string', multiple: true },
+        grep: { type: 'string' },
+        'older-than': { type: 'string' },
+      },
+      { min: 1, max: 2 },
+    );
     if (parsed === undefined) return 0;
     const [dir, stateArg = 'queue'] = parsed.positionals as [string, string?];
     const state = parseState(stateArg);
@@ -43,18 +59,26 @@ Examples:
       limit = parseInteger(parsed.values.limit, '--limit');
       if (limit < 1) throw new UsageError(`--limit must be 1 or more, got ${limit} (leave it out to list every job)`);
     }
+    const keep = filterOf(parsed.values.type, parsed.values.grep, parsed.values['older-than']);
     const { jobs, total } = await withQueue(dir, async (q) => {
+      if (keep !== undefined) {
+        // a filter must read every job to know which match: the limit applies to those it keeps
+        const now = Date.now();
+        const matching = (await q.list(state)).filter((job) => keep(job, now));
+        return { jobs: matching.slice(0, limit), total: matching.length };
+      }
       const jobs = await q.list(state, limit === undefined ? {} : { limit });
       const total = limit !== undefined && jobs.length >= limit ? (await q.counts())[state] : jobs.length;
       return { jobs, total };
     });
+    const matching = keep === undefined ? '' : ' matching';
     if (parsed.values.json === true) {
       const now = Date.now();
       printJson(jobs.map((job) => ({ ...jobJson(job), age: ageOf(job, now) })));
       return 0;
     }
     if (jobs.length === 0) {
-      note(`No jobs in ${state}/.`);
+      note(`No${matching} jobs in ${state}/.`);
       return 0;
     }
     print(render(state, jobs, Date.now()));
@@ -62,10 +86,31 @@ Examples:
     if (torn > 0) {
       note(`(${torn} torn: the result was lost, as in a power cut, so the job did not provably complete; a sweep after a reboot or dirq fsck --repair puts it back to run again, dirq show ID says why)`);
     }
-    if (total > jobs.length) note(`(${jobs.length} of ${total} jobs in ${state}/; raise --limit to see more)`);
+    if (total > jobs.length) note(`(${jobs.length} of ${total}${matching} jobs in ${state}/; raise --limit to see more)`);
     return 0;
   },
 };
+
+/** The filters given, as one test of a job; undefined when none was given. */
+function filterOf(types: string[] | undefined, grep: string | undefined, olderThan: string | undefined): ((job: JobInfo, now: number) => boolean) | undefined {
+  if (types === undefined && grep === undefined && olderThan === undefined) return undefined;
+  if (grep === '') throw new UsageError('--grep needs some text to look for (leave it out to list every job)');
+  const minAge = olderThan === undefined ? undefined : parseDuration(olderThan, '--older-than');
+  return (job, now) =>
+    (types === undefined || types.includes(job.type)) &&
+    (grep === undefined || searchable(job).some((text) => text.includes(grep))) &&
+    (minAge === undefined || ageOf(job, now) > minAge);
+}
+
+/** What --grep looks in: the data as JSON (raw bytes as text) and the last error's message or why the job is invalid. */
+function searchable(job: JobInfo): string[] {
+  const texts: string[] = [];
+  if (Buffer.isBuffer(job.data)) texts.push(job.data.toString('utf8'));
+  else if (job.data !== undefined) texts.push(JSON.stringify(job.data));
+  if (job.error?.message !== undefined) texts.push(job.error.message);
+  if (job.invalid !== undefined) texts.push(job.invalid);
+  return texts;
+}
 
 function render(state: State, jobs: readonly JobInfo[], now: number): string {
   const headers = ['ID', 'TYPE', 'PRI', 'AGE', 'ATTEMPTS'];
