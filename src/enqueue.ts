@@ -23,6 +23,8 @@ export interface Prepared {
   delayed: string | undefined;
   /** The encoded unique key, if any. */
   key: string | undefined;
+  /** The running job that may hand the key over (EnqueueOptions.keyFrom). */
+  keyFrom: string | undefined;
   tmp: string;
 }
 
@@ -58,7 +60,7 @@ export function prepare(
   const id = o.runAt === undefined ? names.id(o.priority, encodedType) : names.id(o.priority, encodedType, o.runAt * 1000);
   const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
   const key = o.key === undefined ? undefined : encodeKey(o.key);
-  return { id, type, content, delayed, key, tmp: layout.file('tmp', names.tmpName(id)) };
+  return { id, type, content, delayed, key, keyFrom: o.keyFrom, tmp: layout.file('tmp', names.tmpName(id)) };
 }
 
 /** Take the job's unique key, if it has one. Returns the id of the live job holding it instead (ours removed). */
@@ -66,7 +68,7 @@ export function takeKeyOf(layout: Layout, job: Prepared): string | undefined {
   if (job.key === undefined) return undefined;
   let holder: string | undefined;
   try {
-    holder = takeKey(layout, job.key, job.id);
+    holder = takeKey(layout, job.key, job.id, job.keyFrom);
   } catch (error) {
     fs.rmSync(job.tmp, { force: true });
     throw error;

@@ -17,8 +17,12 @@ import type { Layout } from './layout.js';
 import { isWriterGone } from './liveness.js';
 import { encodeKey, isId, parseTmpName, randomToken } from './names.js';
 
-/** Try to take `key` (encoded) for job `id`. Returns undefined when taken, else the id of the live job holding it. */
-export function takeKey(layout: Layout, key: string, id: string): string | undefined {
+/**
+ * Try to take `key` (encoded) for job `id`. Returns undefined when taken, else
+ * the id of the live job holding it. When that holder is `from` and running
+ * (in active/), it hands the key to `id` instead (see handOver).
+ */
+export function takeKey(layout: Layout, key: string, id: string, from?: string): string | undefined {
   const path = layout.file('keys', key);
   for (let tries = 0; tries < 5; tries++) {
     try {
@@ -36,6 +40,10 @@ export function takeKey(layout: Layout, key: string, id: string): string | undef
         `${path} is ${kind}, not a unique key (a symbolic link naming a job): dirqueue does not delete what it did not make; ` +
           `move it out of ${layout.paths.keys} (dirq fsck ${layout.root} lists such entries), then enqueue again`,
       );
+    }
+    if (holder === from && locate(layout, from)?.state === 'active') {
+      handOver(layout, path, id);
+      return undefined;
     }
     if (isLive(layout, holder)) return holder;
     // a stale key: grab it by rename (one winner), and delete it only if it is still the stale one
@@ -56,6 +64,27 @@ export function takeKey(layout: Layout, key: string, id: string): string | undef
     removeQuietly(grabbed);
   }
   throw new DirQueueError('EFS', `could not take the key ${path}: too much contention, try again`);
+}
+
+/**
+ * Point the key at `path` to job `id` in one rename over it: at no instant is
+ * the key free, so no third enqueuer can slip in between the running holder
+ * and its successor. The new link is made under the .stale. prefix, which
+ * fsck deletes when a crash leaves one behind. The holder was read just
+ * before; only a sweep elsewhere revoking it to failed/ (and so releasing the
+ * key) and another enqueuer taking the key, both within that instant, would
+ * see their key replaced. The holder's own ending then finds the key naming
+ * another job and leaves it (releaseKey).
+ */
+function handOver(layout: Layout, path: string, id: string): void {
+  const link = layout.file('keys', `.stale.${randomToken(8)}`);
+  try {
+    fs.symlinkSync(id, link);
+    fs.renameSync(link, path);
+  } catch (error) {
+    removeQuietly(link);
+    throw fsError(`handing the key ${path} over to job ${id}`, error);
+  }
 }
 
 /**

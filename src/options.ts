@@ -5,7 +5,7 @@ import type { ResourceLimits } from 'node:worker_threads';
 import { DirQueueError, type RecordedError } from './errors.js';
 import { isBackoff, type BackoffSpec } from './envelope.js';
 import { parseMode } from './layout.js';
-import { checkPriority, describe, encodeKey, PRIORITY_DEFAULT } from './names.js';
+import { checkPriority, describe, encodeKey, isId, PRIORITY_DEFAULT } from './names.js';
 import { processorSpecifier, type Processor } from './processor.js';
 
 /** Milliseconds to wait before attempt `attempt + 1`, after `error` ended attempt `attempt`. */
@@ -166,6 +166,14 @@ export interface EnqueueOptions {
    * `duplicate: true`). The key is free again once that job ends.
    */
   key?: string;
+  /**
+   * The id of the running job (in active/) that holds `key` and hands it to
+   * the job being enqueued: a job enqueueing its own next run under its own
+   * key (`{ key, keyFrom: job.id }`). The new job takes the key in one rename; the
+   * running job no longer holds it, so its ending leaves the key to the new job.
+   * When `keyFrom` is not running or does not hold the key, `key` acts as usual.
+   */
+  keyFrom?: string;
 }
 
 export interface ResolvedEnqueueOptions {
@@ -176,9 +184,10 @@ export interface ResolvedEnqueueOptions {
   backoff: BackoffSpec | undefined;
   timeout: number | undefined;
   key: string | undefined;
+  keyFrom: string | undefined;
 }
 
-const ENQUEUE_OPTIONS = Object.freeze(['priority', 'delay', 'runAt', 'attempts', 'backoff', 'timeout', 'key'] as const) satisfies readonly (keyof EnqueueOptions)[];
+const ENQUEUE_OPTIONS = Object.freeze(['priority', 'delay', 'runAt', 'attempts', 'backoff', 'timeout', 'key', 'keyFrom'] as const) satisfies readonly (keyof EnqueueOptions)[];
 
 export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.now()): ResolvedEnqueueOptions {
   if (options === null || typeof options !== 'object') {
@@ -204,7 +213,13 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
   const backoff = options.backoff === undefined ? undefined : resolveBackoff(options.backoff);
   if (options.timeout !== undefined) checkMs(options.timeout, 'timeout', 1);
   if (options.key !== undefined) encodeKey(options.key);
-  return { priority, runAt, attempts: options.attempts, backoff, timeout: options.timeout, key: options.key };
+  if (options.keyFrom !== undefined) {
+    if (options.key === undefined) throw new DirQueueError('EBADOPTION', 'keyFrom hands over a unique key: give the key too ({ key, keyFrom: job.id })');
+    if (typeof options.keyFrom !== 'string' || !isId(options.keyFrom)) {
+      throw new DirQueueError('EBADOPTION', `keyFrom must be the id of the running job that holds the key (job.id), got ${describe(options.keyFrom)}`);
+    }
+  }
+  return { priority, runAt, attempts: options.attempts, backoff, timeout: options.timeout, key: options.key, keyFrom: options.keyFrom };
 }
 
 /** A misspelt option is refused rather than silently ignored. */

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import type { Queue } from '../src/index.js';
+import type { Job, Queue } from '../src/index.js';
 import { Layout, readSettings } from '../src/layout.js';
 import { bootId } from '../src/liveness.js';
 import { tornIn } from '../src/torn.js';
@@ -56,6 +56,11 @@ const transitions: Transition[] = [
   { name: 'enqueue delayed', setup: async () => undefined, run: (q) => q.enqueue('t', 1, { delay: 60_000 }) },
   { name: 'enqueueMany (durable)', setup: async () => undefined, run: (q) => q.enqueueMany([{ type: 't' }, { type: 't', delay: 10 }, { type: 'u' }]) },
   { name: 'enqueue with a unique key', setup: async () => undefined, run: (q) => q.enqueue('t', 1, { key: 'k1' }) },
+  {
+    name: 'a running job enqueues its next run under its key (keyFrom hands the key over)',
+    setup: async (q) => (await q.enqueue('t', 1, { key: 'k1' }), q.claim()),
+    run: (q, job) => q.enqueue('t', 2, { key: 'k1', keyFrom: (job as Job).id }),
+  },
   { name: 'claim', setup: (q) => q.enqueue('t', 1), run: (q) => q.claim() },
   {
     name: 'complete a keyed job (frees its key)',

@@ -110,3 +110,43 @@ describe('unique keys', () => {
     await q.close();
   });
 });
+
+describe('a running job hands its key to its next run (keyFrom)', () => {
+  it('the successor takes the key from the running holder; a third enqueue is its duplicate; completing the first keeps the key', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const first = await q.enqueue('report', { run: 1 }, { key: 'daily' });
+    const running = (await q.claim())!;
+    expect(running.id).toBe(first.id);
+
+    // without keyFrom the running holder keeps the key: the next run cannot be added
+    expect(await q.enqueue('report', { run: 2 }, { key: 'daily' })).toEqual({ id: first.id, duplicate: true });
+    const next = await q.enqueue('report', { run: 2 }, { key: 'daily', keyFrom: running.id, delay: 60_000 });
+    expect(next.duplicate).toBe(false);
+    expect(next.id).not.toBe(first.id);
+    expect(fs.readlinkSync(path.join(dir, 'keys', encodeKey('daily')))).toBe(next.id);
+    expect(ls(dir, 'keys')).toEqual([encodeKey('daily')]); // the link made for the hand-over was renamed into place
+    expect(await q.enqueue('report', { run: 3 }, { key: 'daily' })).toEqual({ id: next.id, duplicate: true });
+    // handing over twice from the same job does nothing more: it no longer holds the key
+    expect(await q.enqueue('report', { run: 3 }, { key: 'daily', keyFrom: running.id })).toEqual({ id: next.id, duplicate: true });
+
+    await running.complete();
+    expect(fs.readlinkSync(path.join(dir, 'keys', encodeKey('daily')))).toBe(next.id);
+    expect(await q.enqueue('report', { run: 4 }, { key: 'daily' })).toEqual({ id: next.id, duplicate: true });
+    expect((await q.get(next.id)).state).toBe('delayed');
+    await q.close();
+  });
+
+  it('only a running holder hands over: a waiting one keeps its key', async () => {
+    const { q } = await tempQueue({ maintenance: false });
+    const waiting = await q.enqueue('report', 1, { key: 'daily' });
+    expect(await q.enqueue('report', 2, { key: 'daily', keyFrom: waiting.id })).toEqual({ id: waiting.id, duplicate: true });
+    await q.close();
+  });
+
+  it('refuses keyFrom without a key, or that is not a job id', async () => {
+    const { q } = await tempQueue({ maintenance: false });
+    await expect(q.enqueue('report', 1, { keyFrom: '50-1763830000000000-k3j9x0.report' })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(/give the key too/) });
+    await expect(q.enqueue('report', 1, { key: 'daily', keyFrom: 'me' })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(/keyFrom must be the id of the running job/) });
+    await q.close();
+  });
+});
