@@ -139,6 +139,8 @@ export function checkPriority(priority: unknown): number {
 export const idPriority = (id: string): number => (id.charCodeAt(0) - 48) * 10 + (id.charCodeAt(1) - 48);
 export const idEnqueuedUs = (id: string): number => Number(id.slice(3, 19));
 export const idEncodedType = (id: string): string => id.slice(id.indexOf('.', 20) + 1);
+/** `id` with its time replaced by `us`: the rank of a job made ready at another time than its id says (ready-index.ts). */
+export const withEnqueuedUs = (id: string, us: number): string => `${id.slice(0, 3)}${pad16(us)}${id.slice(19)}`;
 
 export function delayedName(dueUs: number, id: string): string {
   return `${pad16(dueUs)}~${id}`;

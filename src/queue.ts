@@ -15,7 +15,7 @@ import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from '
 import { counts, jobNames, lexists, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
 import { Job, type JobHost } from './job.js';
 import { checkState, Layout, type State } from './layout.js';
-import { activeName, checkId, describe, encodeType, NameMaker, parseId } from './names.js';
+import { activeName, checkId, describe, encodeType, NameMaker, nowUs, parseId } from './names.js';
 import {
   checkInteger,
   checkMs,
@@ -100,7 +100,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#layout = layout;
     this.dir = layout.root;
     this.options = Object.freeze(options);
-    this.#index = new ReadyIndex(options.agingStep);
+    this.#index = new ReadyIndex(options.agingStep, nowUs, (id) => readyUsOf(layout, id));
     this.#tally = new Tally(layout, this.#names.owner);
     this.#jobHost = {
       layout,
@@ -269,7 +269,12 @@ export class Queue extends EventEmitter<QueueEvents> {
     return stats(this.#layout, this.options.maxJobBytes);
   }
 
-  /** Move a failed (or delayed) job back to queue/ to run now; a failed job gets a fresh set of attempts. */
+  /**
+   * Move a failed (or delayed) job back to queue/ to run now; a failed job gets a fresh set of attempts.
+   * The id stays, so get, waitFor and the job's unique key still find it. A delayed job's id carries a
+   * time still to come: its file's mtime, set to now here, is when it became ready, and claims rank it
+   * by that (ready-index.ts), after the jobs ready before the retry and before those enqueued after it.
+   */
   async retry(id: string): Promise<void> {
     checkId(id);
     const where = locate(this.#layout, id);
@@ -281,7 +286,15 @@ export class Queue extends EventEmitter<QueueEvents> {
     }
     if (where.state === 'failed') {
       appendLine(from, encodeEvent({ event: 'retry', at: new Date().toISOString() }), this.#layout.fileMode);
-    } else if (where.state !== 'delayed') {
+    } else if (where.state === 'delayed') {
+      const readySeconds = nowUs() / 1e6;
+      try {
+        fs.utimesSync(from, readySeconds, readySeconds);
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT') throw notFound(id);
+        throw fsError(`marking job ${id} ready now`, error);
+      }
+    } else {
       throw new DirQueueError('EBADSTATE', `job ${id} is in ${where.state}/; only failed and delayed jobs can be retried`);
     }
     if (!move(from, this.#layout.file('queue', id))) throw notFound(id);
@@ -599,6 +612,15 @@ export class Queue extends EventEmitter<QueueEvents> {
 
   #closedError(): DirQueueError {
     return new DirQueueError('ECLOSED', `the queue ${this.dir} was closed: open it again with Queue.open`);
+  }
+}
+
+/** When a job in queue/ became ready, by its file's mtime (µs; rounded up, as it may only be later than the time set); undefined when it is gone. */
+function readyUsOf(layout: Layout, id: string): number | undefined {
+  try {
+    return Number((fs.lstatSync(layout.file('queue', id), { bigint: true }).mtimeNs + 999n) / 1000n);
+  } catch {
+    return undefined;
   }
 }
 

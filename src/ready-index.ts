@@ -22,8 +22,15 @@
  * The ranks of bucket heads change with `now`, but within a bucket (one type,
  * one priority) the older job always ranks first, so a claim still looks only
  * at the heads.
+ *
+ * An id whose time is still to come when it is added was made ready early
+ * (retry of a delayed job, or a `mv` by hand): ranked by its id it would wait
+ * behind every job enqueued before its due time. It ranks instead by when it
+ * became ready, the time `readyUs` gives (the file's mtime, which retry sets),
+ * under a rank key: the id with that time in place of its own. Buckets hold
+ * keys; `#early` maps the keys that are not ids back to their ids.
  */
-import { idEncodedType, idEnqueuedUs, idPriority, nowUs } from './names.js';
+import { idEncodedType, idEnqueuedUs, idPriority, nowUs, withEnqueuedUs } from './names.js';
 
 interface Bucket {
   items: string[];
@@ -40,13 +47,20 @@ interface TypeIndex {
 export class ReadyIndex {
   #known = new Set<string>();
   #types = new Map<string, TypeIndex>();
+  #early = new Map<string, string>();
   #agingStepUs: number;
   #clock: () => number;
+  #readyUs: ((id: string) => number | undefined) | undefined;
 
-  /** `agingStepMs`: Infinity for strict priority. `clock`: microseconds since the epoch, the clock of the ids' times. */
-  constructor(agingStepMs: number, clock: () => number = nowUs) {
+  /**
+   * `agingStepMs`: Infinity for strict priority. `clock`: microseconds since the epoch, the clock of the ids' times.
+   * `readyUs`: when a job whose id's time is still to come became ready (undefined: unknown, rank it by its id);
+   * without it every job ranks by its id.
+   */
+  constructor(agingStepMs: number, clock: () => number = nowUs, readyUs?: (id: string) => number | undefined) {
     this.#agingStepUs = agingStepMs * 1000;
     this.#clock = clock;
+    this.#readyUs = readyUs;
   }
 
   get size(): number {
@@ -71,19 +85,20 @@ export class ReadyIndex {
   add(id: string): boolean {
     if (this.#known.has(id)) return false;
     this.#known.add(id);
-    const bucket = this.#bucketFor(id);
+    const key = this.#keyOf(id);
+    const bucket = this.#bucketFor(key);
     const { items } = bucket;
-    if (items.length === bucket.head || items[items.length - 1]! < id) {
-      items.push(id);
+    if (items.length === bucket.head || items[items.length - 1]! < key) {
+      items.push(key);
     } else {
       let lo = bucket.head;
       let hi = items.length;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (items[mid]! < id) lo = mid + 1;
+        if (items[mid]! < key) lo = mid + 1;
         else hi = mid;
       }
-      items.splice(lo, 0, id);
+      items.splice(lo, 0, key);
     }
     return true;
   }
@@ -92,7 +107,8 @@ export class ReadyIndex {
   reset(ids: Iterable<string>): void {
     this.#known = new Set(ids);
     this.#types.clear();
-    for (const id of this.#known) this.#bucketFor(id).items.push(id);
+    this.#early.clear();
+    for (const id of this.#known) this.#bucketFor(id).items.push(this.#keyOf(id));
     for (const index of this.#types.values()) for (const p of index.priorities) index.buckets[p]!.items.sort(byteOrder);
   }
 
@@ -143,18 +159,30 @@ export class ReadyIndex {
       }
     }
     if (best === undefined || bestIndex === undefined) return undefined;
-    this.#known.delete(best);
+    const id = this.#early.get(best) ?? best;
+    this.#known.delete(id);
     bestIndex.size--;
     this.#removeHead(bestType, bestIndex, idPriority(best));
-    return best;
+    return id;
   }
 
-  /** The first known id of a bucket, dropping forgotten ones on the way; undefined when it empties. */
+  /** The rank key of a new id: itself, unless it was made ready before its time. */
+  #keyOf(id: string): string {
+    const at = idEnqueuedUs(id);
+    if (this.#readyUs === undefined || at <= this.#clock()) return id;
+    const ready = this.#readyUs(id);
+    if (ready === undefined || ready >= at) return id;
+    const key = withEnqueuedUs(id, ready);
+    this.#early.set(key, id);
+    return key;
+  }
+
+  /** The first known key of a bucket, dropping forgotten ones on the way; undefined when it empties. */
   #head(type: string, index: TypeIndex, p: number): string | undefined {
     const bucket = index.buckets[p]!;
     for (;;) {
-      const id = bucket.items[bucket.head]!;
-      if (this.#known.has(id)) return id;
+      const key = bucket.items[bucket.head]!;
+      if (this.#known.has(this.#early.get(key) ?? key)) return key;
       this.#removeHead(type, index, p);
       if (index.buckets[p]!.items.length === 0) return undefined;
     }
@@ -185,6 +213,7 @@ export class ReadyIndex {
 
   #removeHead(type: string, index: TypeIndex, p: number): void {
     const bucket = index.buckets[p]!;
+    this.#early.delete(bucket.items[bucket.head]!);
     bucket.items[bucket.head++] = '';
     if (bucket.head === bucket.items.length) {
       bucket.items = [];

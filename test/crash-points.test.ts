@@ -61,6 +61,11 @@ const transitions: Transition[] = [
     setup: async (q) => (await q.enqueue('t', 1, { key: 'k1' }), q.claim()),
     run: (q, job) => q.enqueue('t', 2, { key: 'k1', keyFrom: (job as Job).id }),
   },
+  {
+    name: 'retry a delayed job (run now: its mtime, then one rename)',
+    setup: async (q) => (await q.enqueue('t', 1, { delay: 3_600_000 })).id,
+    run: (q, id) => q.retry(id as string),
+  },
   { name: 'claim', setup: (q) => q.enqueue('t', 1), run: (q) => q.claim() },
   {
     name: 'complete a keyed job (frees its key)',

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { CompromisedError, DirQueueError, JobFailedError, Queue } from '../src/index.js';
+import { CompromisedError, DirQueueError, JobFailedError, Queue, type Job } from '../src/index.js';
 import { nowUs, parseId } from '../src/names.js';
 import { libfaketime } from './support/hosts.js';
 import { exited, openQueue, spawnNode, tempDir, tempQueue } from './support/temp.js';
@@ -251,6 +251,33 @@ describe('enqueue and claim', () => {
     await q.retry(future.id); // run now
     expect((await q.get(future.id)).state).toBe('queue');
     await q.close();
+  });
+
+  it('retry of a delayed job runs it now: after the jobs ready before the retry, before those enqueued after it, whoever claims', async () => {
+    const { dir, q } = await tempQueue({ agingStep: Infinity });
+    const future = await q.enqueue('t', 'future', { delay: 3_600_000 });
+    expect(await q.claim()).toBeUndefined(); // this handle's index is live from here on, as a worker's is
+    await q.enqueueMany([{ type: 't', data: 'b1' }, { type: 't', data: 'b2' }]); // the backlog
+    await q.retry(future.id);
+    const after = await q.enqueueMany([{ type: 't', data: 'a1' }, { type: 't', data: 'a2' }]);
+    await q.enqueue('t', 'urgent', { priority: 10 }); // priorities still come first
+    const order = ['urgent', 'b1', 'b2', 'future', 'a1', 'a2'];
+    const claimAll = async (handle: Queue): Promise<Job[]> => {
+      const jobs: Job[] = [];
+      for (let job = await handle.claim(); job; job = await handle.claim()) jobs.push(job);
+      return jobs;
+    };
+    const mine = await claimAll(q);
+    expect(mine.map((job) => job.data)).toEqual(order);
+    for (const job of mine) await job.release();
+    // a handle that finds the retried job in its first scan of queue/ ranks it the same way
+    const other = await openQueue(dir, { agingStep: Infinity });
+    const theirs = await claimAll(other);
+    expect(theirs.map((job) => job.data)).toEqual(order);
+    for (const job of theirs) await job.complete();
+    expect(after.every((ref) => ref.id < future.id)).toBe(true); // the id keeps its due time: only its rank changed
+    await q.close();
+    await other.close();
   });
 
   it('a delayed job leaves later jobs their own enqueue time and place in line (Correctness 1)', async () => {

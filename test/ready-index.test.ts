@@ -112,3 +112,17 @@ describe('the ready index', () => {
     expect(drain(index)).toEqual(ids.sort());
   });
 });
+
+describe('a job made ready before its id\'s time (retry of a delayed job)', () => {
+  it('ranks by when it became ready, not by its id, and is taken under its id', () => {
+    const early = id(50, 9_000, 't', 'due');
+    const index = new ReadyIndex(Infinity, () => 5_000, (i) => (i === early ? 2_500 : undefined));
+    for (const i of [id(50, 2_000), early, id(50, 3_000), id(50, 4_000)]) index.add(i);
+    expect(drain(index)).toEqual([id(50, 2_000), early, id(50, 3_000), id(50, 4_000)]);
+    index.reset([id(50, 3_000), early]); // a rescan ranks it the same way
+    expect(drain(index)).toEqual([early, id(50, 3_000)]);
+    index.add(early);
+    index.delete(early); // claimed elsewhere: forgotten under its rank key too
+    expect(index.take(undefined)).toBeUndefined();
+  });
+});
