@@ -33,7 +33,8 @@ Options:
   --timeout D    a run longer than D counts as a failed attempt: 30s, 5m
   --backoff B    the wait before the next attempt after an error: a duration
                  (fixed: 30s), exponential:D (D, then doubling: exponential:1s),
-                 or JSON as in the library: '{"type":"exponential","delay":1000,"max":60000}'
+                 or the library's object as JSON:
+                 '{"type":"exponential","delay":1000,"max":60000}'
                  (default: the queue's, exponential from 1s)
   --key K        a unique key: while a job with key K waits or runs, print
                  its id instead of adding another (a note says so on stderr)
