@@ -47,7 +47,7 @@ import { DirQueueError, errnoOf } from './errors.js';
 import { listDir, move } from './files.js';
 import { filesystemKind } from './fs-kind.js';
 import type { Layout } from './layout.js';
-import { isId, parseDelayedName } from './names.js';
+import { idEnqueuedUs, isId, parseDelayedName } from './names.js';
 import type { ReadyIndex } from './ready-index.js';
 
 /** A change within this long of a scan may share the directory's mtime tick. */
@@ -326,7 +326,7 @@ export class Discovery {
         const name = this.#delayed[due]!;
         const parsed = parseDelayedName(name)!;
         if (parsed.dueUs > nowUs) break;
-        if (move(this.#layout.file('delayed', name), this.#layout.file('queue', parsed.id))) {
+        if (promote(this.#layout, name, parsed)) {
           this.#index.add(parsed.id);
           promoted = true;
         }
@@ -351,9 +351,28 @@ export function promoteDueJobs(layout: Layout, now = Date.now() * 1000): number 
   for (const name of listDir(layout.paths.delayed)) {
     const parsed = parseDelayedName(name);
     if (parsed === undefined || parsed.dueUs > now) continue;
-    if (move(layout.file('delayed', name), layout.file('queue', parsed.id))) moved++;
+    if (promote(layout, name, parsed)) moved++;
   }
   return moved;
+}
+
+/**
+ * The rename of one due job to queue/. A job whose id's time is later than
+ * its due time (retried early, then it failed with a shorter backoff) is
+ * ranked by its file's mtime (ready-index.ts), which is when it failed: set
+ * to the due time first, so it does not pass the jobs enqueued during its
+ * backoff. If that cannot be set, the job still moves, a little ahead.
+ */
+function promote(layout: Layout, name: string, parsed: { dueUs: number; id: string }): boolean {
+  const from = layout.file('delayed', name);
+  if (idEnqueuedUs(parsed.id) > parsed.dueUs) {
+    try {
+      fs.utimesSync(from, parsed.dueUs / 1e6, parsed.dueUs / 1e6);
+    } catch {
+      // gone (promoted elsewhere: move says so) or not ours to touch
+    }
+  }
+  return move(from, layout.file('queue', parsed.id));
 }
 
 function mtimeOf(dir: string): number {

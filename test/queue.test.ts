@@ -280,6 +280,28 @@ describe('enqueue and claim', () => {
     await other.close();
   });
 
+  it('a job retried early that fails again waits its backoff: promoted, it ranks from its due time, not from its failure', async () => {
+    const { dir, q } = await tempQueue({ agingStep: Infinity, maintenance: false });
+    const future = await q.enqueue('t', 'future', { delay: 3_600_000, backoff: 60_000 });
+    await q.retry(future.id);
+    expect(await (await q.claim())!.fail(new Error('again'))).toBe('retrying');
+    const during = await q.enqueue('t', 'during the backoff');
+    // its backoff ends (the delayed/ name says when) a microsecond after that job was enqueued
+    const [name] = ls(dir, 'delayed');
+    const dueUs = parseId(during.id)!.enqueuedUs + 1;
+    fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', name!.replace(/^\d{16}/, String(dueUs).padStart(16, '0'))));
+    expect((await q.recover()).promoted).toBe(1);
+    const other = await openQueue(dir, { agingStep: Infinity, maintenance: false });
+    const order: unknown[] = [];
+    for (let job = await other.claim(); job; job = await other.claim()) {
+      order.push(job.data);
+      await job.complete();
+    }
+    expect(order).toEqual(['during the backoff', 'future']);
+    await q.close();
+    await other.close();
+  });
+
   it('a delayed job leaves later jobs their own enqueue time and place in line (Correctness 1)', async () => {
     const { dir, q } = await tempQueue();
     const other = await openQueue(dir);
