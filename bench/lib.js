@@ -186,7 +186,7 @@ const fsyncAsync = (fd) => new Promise((resolve, reject) => fs.fsync(fd, (e) => 
  * next 128 are written meanwhile (at most two chunks syncing); then rename them
  * all and fsync queue/ once. The best a hand-written bulk enqueuer does here:
  * concurrent fdatasyncs merge in the block layer, best when started in
- * bursts (src/files.ts, SYNC_CHUNK, has the measurements).
+ * bursts (src/store/files.ts, SYNC_CHUNK, has the measurements).
  */
 export async function floorCreateBulkDurable(layout, n, { type = 'bench', chunk = 128, syncfs = false } = {}) {
   if (syncfs) return floorCreateBulkSyncfs(layout, n, type);
@@ -212,7 +212,7 @@ export async function floorCreateBulkDurable(layout, n, { type = 'bench', chunk 
 /**
  * Floor A, bulk and durable by one syncfs: create, write and close every
  * file, `sync -f tmp/` (syncfs of the filesystem), rename them all, fsync
- * queue/ once. The floor of enqueueMany with batchSync 'auto' (src/syncfs.ts).
+ * queue/ once. The floor of enqueueMany with batchSync 'auto' (src/store/syncfs.ts).
  */
 async function floorCreateBulkSyncfs(layout, n, type) {
   const start = performance.now();

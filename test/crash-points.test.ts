@@ -12,9 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { Job, Queue } from '../src/index.js';
-import { Layout, readSettings } from '../src/layout.js';
-import { bootId } from '../src/liveness.js';
-import { tornIn } from '../src/torn.js';
+import { Layout, readSettings } from '../src/store/layout.js';
+import { bootId } from '../src/store/liveness.js';
+import { tornIn } from '../src/maintenance/torn.js';
 import { census, duplicates } from './support/census.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
 

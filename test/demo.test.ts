@@ -1,14 +1,15 @@
 /**
  * The README's first command runs the demo (`npm run demo`, which is
- * `node dist/demo.js` after a build): it must keep working, say where its
- * queue is, show real `dirq stats` output, and keep the queue with `--keep`.
+ * `node demo/dist/demo.js` after building the package and the demo): it
+ * must keep working, say where its queue is, show real `dirq stats` output,
+ * and keep the queue with `--keep`. The demo is not in the package.
  */
 import fs from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { closed, ok } from './support/cli.js';
 import { exited, spawnNode } from './support/temp.js';
 
-const DEMO = new URL('../dist/demo.js', import.meta.url).pathname;
+const DEMO = new URL('../demo/dist/demo.js', import.meta.url).pathname;
 
 async function demo(...args: string[]): Promise<{ code: number | NodeJS.Signals; out: string; err: string }> {
   const child = spawnNode([DEMO, ...args]);

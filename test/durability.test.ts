@@ -11,8 +11,8 @@ import childProcess from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SYNC_CHUNK } from '../src/files.js';
-import { SYNCFS_MIN_FILES } from '../src/syncfs.js';
+import { SYNC_CHUNK } from '../src/store/files.js';
+import { SYNCFS_MIN_FILES } from '../src/store/syncfs.js';
 import { Queue } from '../src/index.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
 

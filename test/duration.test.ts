@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatAge, parseDuration } from '../src/duration.js';
+import { formatAge, parseDuration } from '../src/store/duration.js';
 import { DirQueueError } from '../src/index.js';
 
 describe('parseDuration', () => {

@@ -9,7 +9,7 @@
  * - a newer major format version is refused, a newer minor one accepted.
  *
  * The name grammar below is written again from FORMAT.md, not imported from
- * src/names.ts, so a change of the codec that breaks the page fails here.
+ * src/store/names.ts, so a change of the codec that breaks the page fails here.
  * Tests copy the fixture to a temp dir and never touch the original.
  */
 import { execFileSync, spawnSync } from 'node:child_process';

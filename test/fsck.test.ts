@@ -1,5 +1,5 @@
 /**
- * fsck (src/fsck.ts): each kind of damage is found, nothing changes without
+ * fsck (src/maintenance/fsck.ts): each kind of damage is found, nothing changes without
  * repair, repair fixes it and a second check is clean; healthy files of a
  * working queue are never reported.
  */

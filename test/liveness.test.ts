@@ -1,5 +1,5 @@
 /**
- * Host identity (src/liveness.ts): a pid is evidence only on the host and
+ * Host identity (src/store/liveness.ts): a pid is evidence only on the host and
  * boot that issued it. Hostnames are half of that and nfs-hosts.test.ts
  * covers them (hosts with their own names); this file covers the other
  * half, the boot id: a machine that rebooted (or a clone of it, or a
@@ -14,8 +14,8 @@ import fs from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { bootId, isDeadHere, processStartTime, type OwnerIdentity } from '../src/liveness.js';
-import { hostToken } from '../src/names.js';
+import { bootId, isDeadHere, processStartTime, type OwnerIdentity } from '../src/store/liveness.js';
+import { hostToken } from '../src/store/names.js';
 import { backdate } from './support/fake.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
 

@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseJobFile } from '../src/envelope.js';
+import { parseJobFile } from '../src/store/envelope.js';
 import type { Queue } from '../src/index.js';
 import { census, duplicates } from './support/census.js';
 import { backdate } from './support/fake.js';
@@ -25,7 +25,7 @@ import { until } from './support/wait.js';
 const STALE_AFTER = 5000;
 const SWEEP_INTERVAL = 300;
 const POLL = 100;
-/** The maintenance lock's stale time (maintenance.ts). */
+/** The maintenance lock's stale time (src/maintenance/sweep.ts). */
 const LOCK_STALE = 10_000;
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();

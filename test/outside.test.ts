@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fsck } from '../src/fsck.js';
+import { fsck } from '../src/maintenance/fsck.js';
 import type { Queue } from '../src/index.js';
 import { ok } from './support/cli.js';
 import { backdate } from './support/fake.js';

@@ -43,7 +43,7 @@ describe('the npm package', () => {
       const packed = target.endsWith('/') ? [...files].some((file) => file.startsWith(target)) : files.has(target);
       expect(packed, `${page} links to ${href}, which the package must hold`).toBe(true);
     }
-    expect([...files].filter((file) => /^(src|test|bench|\.ci)\//.test(file))).toEqual([]);
+    expect([...files].filter((file) => /^(src|test|bench|demo|\.ci)\//.test(file))).toEqual([]);
     expect(fs.readFileSync(path.join(ROOT, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n\nCopyright \(c\) \d{4} the dirqueue authors\n/);
   });
 

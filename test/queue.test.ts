@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { CompromisedError, DirQueueError, JobFailedError, Queue, type Job } from '../src/index.js';
-import { nowUs, parseId } from '../src/names.js';
+import { nowUs, parseId } from '../src/store/names.js';
 import { libfaketime } from './support/hosts.js';
 import { exited, openQueue, spawnNode, tempDir, tempQueue } from './support/temp.js';
 import { until } from './support/wait.js';

@@ -16,12 +16,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DirQueueError } from '../errors.js';
-import type { JobInfo } from '../inspect.js';
-import { DIRS, isState, SETTINGS_FILE, STATES, type State } from '../layout.js';
-import { checkId, parseActiveName, parseDelayedName } from '../names.js';
-import type { QueueOptions } from '../options.js';
-import { Queue } from '../queue.js';
+import { DirQueueError } from '../store/errors.js';
+import type { JobInfo } from '../queue/inspect.js';
+import { DIRS, isState, SETTINGS_FILE, STATES, type State } from '../store/layout.js';
+import { checkId, parseActiveName, parseDelayedName } from '../store/names.js';
+import type { QueueOptions } from '../queue/options.js';
+import { Queue } from '../queue/queue.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;

@@ -1,10 +1,10 @@
 /** dirq enqueue DIR TYPE [JSON|-]: add one job, or one per line with --jsonl. */
 import fs from 'node:fs';
-import { parseDuration } from '../duration.js';
-import type { BackoffSpec } from '../envelope.js';
-import { encodeType } from '../names.js';
-import { resolveEnqueueOptions, type EnqueueOptions } from '../options.js';
-import type { JobRef, Queue } from '../queue.js';
+import { parseDuration } from '../store/duration.js';
+import type { BackoffSpec } from '../store/envelope.js';
+import { encodeType } from '../store/names.js';
+import { resolveEnqueueOptions, type EnqueueOptions } from '../queue/options.js';
+import type { JobRef, Queue } from '../queue/queue.js';
 import { note, parse, parseInteger, print, printJson, readStdin, UsageError, withQueue, type Command } from './common.js';
 import { progressBar } from './progress.js';
 

@@ -1,5 +1,5 @@
 /** dirq fsck DIR [--repair]: find (and fix) damage in a queue directory. */
-import { fsck as check, type FsckReport } from '../fsck.js';
+import { fsck as check, type FsckReport } from '../maintenance/fsck.js';
 import { EXIT_CHECK, parse, print, printJson, table, type Command } from './common.js';
 
 export const fsck: Command = {

@@ -1,9 +1,9 @@
 /** dirq init DIR [--mode 0660]: create a queue directory (or check an existing one). */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DirQueueError } from '../errors.js';
-import { formatMode, modeOfRoot, parseMode, readSettings, SETTINGS_FILE } from '../layout.js';
-import { Queue } from '../queue.js';
+import { DirQueueError } from '../store/errors.js';
+import { formatMode, modeOfRoot, parseMode, readSettings, SETTINGS_FILE } from '../store/layout.js';
+import { Queue } from '../queue/queue.js';
 import { parse, print, printJson, UsageError, type Command } from './common.js';
 
 export const init: Command = {

@@ -1,7 +1,7 @@
 /** dirq ls DIR [STATE]: the jobs in one state, in run order. */
-import { formatAge, parseDuration } from '../duration.js';
-import type { JobInfo } from '../inspect.js';
-import { STATES, type State } from '../layout.js';
+import { formatAge, parseDuration } from '../store/duration.js';
+import type { JobInfo } from '../queue/inspect.js';
+import { STATES, type State } from '../store/layout.js';
 import { jobJson, note, parse, parseInteger, parseState, print, printJson, table, UsageError, withQueue, type Align, type Command } from './common.js';
 
 export const ls: Command = {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { EXIT_CODES_HELP, exitCodeOf, reportError, UsageError, type Command } from './common.js';
-import { STATES } from '../layout.js';
+import { STATES } from '../store/layout.js';
 import { enqueue } from './enqueue.js';
 import { fsck } from './fsck.js';
 import { init } from './init.js';

@@ -1,10 +1,10 @@
 /** dirq metrics DIR: the queue's gauges and lifetime counters in the Prometheus text format. */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Stats } from '../inspect.js';
-import { STATES } from '../layout.js';
-import { badFile, notRegular, replaceFile } from '../safe-file.js';
-import { COUNTERS, type Totals } from '../totals.js';
+import type { Stats } from '../queue/inspect.js';
+import { STATES } from '../store/layout.js';
+import { badFile, notRegular, replaceFile } from '../store/safe-file.js';
+import { COUNTERS, type Totals } from '../store/totals.js';
 import { parse, printJson, UsageError, withQueue, type Command } from './common.js';
 
 export const metrics: Command = {

@@ -1,5 +1,5 @@
 /** dirq purge DIR STATE [--older-than D]: delete the jobs of a state. */
-import { formatAge, parseDuration } from '../duration.js';
+import { formatAge, parseDuration } from '../store/duration.js';
 import { parse, parseState, print, printJson, UsageError, withQueue, type Command } from './common.js';
 import { progressBar } from './progress.js';
 

@@ -1,5 +1,5 @@
 /** dirq recover DIR: one maintenance sweep now. */
-import type { SweepReport } from '../maintenance.js';
+import type { SweepReport } from '../maintenance/sweep.js';
 import { parse, print, printJson, withQueue, type Command } from './common.js';
 
 export const recover: Command = {

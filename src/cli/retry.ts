@@ -1,6 +1,6 @@
 /** dirq retry DIR ID... | --all [--type T]: send failed (or delayed) jobs back to queue/. */
-import { DirQueueError } from '../errors.js';
-import { encodeType } from '../names.js';
+import { DirQueueError } from '../store/errors.js';
+import { encodeType } from '../store/names.js';
 import { EXIT_FAILURE, note, parse, parseIdArg, print, printJson, reportError, UsageError, withQueue, type Command } from './common.js';
 
 export const retry: Command = {

@@ -1,6 +1,6 @@
 /** dirq rm DIR ID...: delete jobs that are not running. */
 import { parse, parseIdArg, print, printJson, reportError, EXIT_FAILURE, withQueue, type Command } from './common.js';
-import type { State } from '../layout.js';
+import type { State } from '../store/layout.js';
 
 export const rm: Command = {
   name: 'rm',

@@ -1,8 +1,8 @@
 /** dirq show DIR ID: everything about one job, its history, result or error. */
-import { formatAge } from '../duration.js';
-import type { JobEvent } from '../envelope.js';
-import type { RecordedError } from '../errors.js';
-import type { JobInfo } from '../inspect.js';
+import { formatAge } from '../store/duration.js';
+import type { JobEvent } from '../store/envelope.js';
+import type { RecordedError } from '../store/errors.js';
+import type { JobInfo } from '../queue/inspect.js';
 import { jobJson, parse, parseIdArg, print, printJson, table, withQueue, type Command } from './common.js';
 
 export const show: Command = {

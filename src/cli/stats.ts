@@ -1,11 +1,11 @@
 /** dirq stats DIR: counts, ages, types, the last minute; --sla for monitors, --watch like top. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatAge, parseDuration } from '../duration.js';
-import type { Stats } from '../inspect.js';
-import { Layout, STATES } from '../layout.js';
-import type { Queue } from '../queue.js';
-import { recent, type Recent } from '../throughput.js';
-import { COUNTERS, FLUSH_MS, type Counter } from '../totals.js';
+import { formatAge, parseDuration } from '../store/duration.js';
+import type { Stats } from '../queue/inspect.js';
+import { Layout, STATES } from '../store/layout.js';
+import type { Queue } from '../queue/queue.js';
+import { recent, type Recent } from '../queue/throughput.js';
+import { COUNTERS, FLUSH_MS, type Counter } from '../store/totals.js';
 import { EXIT_CHECK, jsonText, openExisting, parse, print, printJson, table, type Align, type Command } from './common.js';
 
 export const stats: Command = {

@@ -1,6 +1,6 @@
 /** dirq wait DIR ID [--timeout D]: wait for a job to finish; print its result. */
-import { formatAge, parseDuration } from '../duration.js';
-import { DirQueueError, JobFailedError } from '../errors.js';
+import { formatAge, parseDuration } from '../store/duration.js';
+import { DirQueueError, JobFailedError } from '../store/errors.js';
 import { EXIT_FAILURE, openExisting, parse, parseIdArg, print, printJson, type Command } from './common.js';
 
 export const wait: Command = {

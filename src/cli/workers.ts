@@ -4,12 +4,12 @@
  * claim in active/ (names.ts), so the two together say which workers there
  * are, whether each is alive, and what each holds: what `ls active/` cannot.
  */
-import { formatAge, parseDuration } from '../duration.js';
-import type { JobInfo } from '../inspect.js';
-import { Layout } from '../layout.js';
-import { isDeadHere, readHeartbeat, type OwnerIdentity } from '../liveness.js';
-import { parseClaim } from '../names.js';
-import { listDir } from '../files.js';
+import { formatAge, parseDuration } from '../store/duration.js';
+import type { JobInfo } from '../queue/inspect.js';
+import { Layout } from '../store/layout.js';
+import { isDeadHere, readHeartbeat, type OwnerIdentity } from '../store/liveness.js';
+import { parseClaim } from '../store/names.js';
+import { listDir } from '../store/files.js';
 import { note, parse, print, printJson, table, withQueue, type Command } from './common.js';
 
 export const workers: Command = {

@@ -1,4 +1,4 @@
-/** Pools for tests, from the built package (worker threads load dist/thread.js); a pool left running fails the test. */
+/** Pools for tests, from the built package (worker threads load dist/pool/thread.js); a pool left running fails the test. */
 import { afterEach } from 'vitest';
 import { Pool, type PoolOptions } from '../../dist/index.js';
 import { WATCH } from './temp.js';

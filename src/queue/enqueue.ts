@@ -5,13 +5,13 @@
  * runs these for enqueue and enqueueMany, around the writes and fsyncs.
  */
 import fs from 'node:fs';
-import { encodeEnvelope, type Envelope } from './envelope.js';
-import { DirQueueError } from './errors.js';
-import { move } from './files.js';
-import { checkJson } from './json-check.js';
-import { takeKey } from './keys.js';
-import type { Layout } from './layout.js';
-import { delayedName, encodeKey, encodeType, parseId, type NameMaker } from './names.js';
+import { encodeEnvelope, type Envelope } from '../store/envelope.js';
+import { DirQueueError } from '../store/errors.js';
+import { move } from '../store/files.js';
+import { checkJson } from '../store/json-check.js';
+import { takeKey } from '../store/keys.js';
+import type { Layout } from '../store/layout.js';
+import { delayedName, encodeKey, encodeType, parseId, type NameMaker } from '../store/names.js';
 import { resolveEnqueueOptions, type EnqueueOptions } from './options.js';
 
 /** A job ready to be written to `tmp` and placed. */

@@ -9,13 +9,13 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
 import { FinishWatch } from './finish-watch.js';
 import { dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.js';
-import { encodeEvent, parseJobFile, tornReason } from './envelope.js';
-import { DirQueueError, errnoOf, fsError, JobFailedError } from './errors.js';
-import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from './files.js';
+import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
+import { DirQueueError, errnoOf, fsError, JobFailedError } from '../store/errors.js';
+import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from '../store/files.js';
 import { counts, jobNames, lexists, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
 import { Job, type JobHost } from './job.js';
-import { checkState, Layout, type State } from './layout.js';
-import { activeName, checkId, describe, encodeType, NameMaker, nowUs, parseId } from './names.js';
+import { checkState, Layout, type State } from '../store/layout.js';
+import { activeName, checkId, describe, encodeType, NameMaker, nowUs, parseId } from '../store/names.js';
 import {
   checkInteger,
   checkMs,
@@ -25,11 +25,11 @@ import {
   type ResolvedQueueOptions,
 } from './options.js';
 import { ReadyIndex } from './ready-index.js';
-import { notRegular } from './safe-file.js';
-import { syncfsSuits } from './syncfs.js';
-import { Heartbeat } from './liveness.js';
-import { FLUSH_MS, readTotals, Tally, type Totals } from './totals.js';
-import { revoke, sweep, unrecoveredError, type Recovered, type SweepReport, type SweepSettings } from './maintenance.js';
+import { notRegular } from '../store/safe-file.js';
+import { syncfsSuits } from '../store/syncfs.js';
+import { Heartbeat } from '../store/liveness.js';
+import { FLUSH_MS, readTotals, Tally, type Totals } from '../store/totals.js';
+import { revoke, sweep, unrecoveredError, type Recovered, type SweepReport, type SweepSettings } from '../maintenance/sweep.js';
 
 export interface JobRef {
   id: string;

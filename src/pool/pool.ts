@@ -9,15 +9,15 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { checkCanWrite } from './can-write.js';
-import { unwritableJobFile } from './files.js';
-import { DirQueueError, errnoOf, fsError, recordError, type RecordedError } from './errors.js';
-import type { Job } from './job.js';
+import { unwritableJobFile } from '../store/files.js';
+import { DirQueueError, errnoOf, fsError, recordError, type RecordedError } from '../store/errors.js';
+import type { Job } from '../queue/job.js';
 import { pending, splitRetries, typeFilter, type DelayedJob } from './drain.js';
-import { Layout, parseMode, readSettings } from './layout.js';
-import type { Recovered } from './maintenance.js';
-import { checkMs, resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
+import { Layout, parseMode, readSettings } from '../store/layout.js';
+import type { Recovered } from '../maintenance/sweep.js';
+import { checkMs, resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../queue/options.js';
 import type { JobFields, Processor, ProcessorJob } from './processor.js';
-import { Queue } from './queue.js';
+import { Queue } from '../queue/queue.js';
 import { ThreadHost, type RunOutcome } from './thread-host.js';
 
 /** A job as pool events report it. */

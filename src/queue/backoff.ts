@@ -1,6 +1,6 @@
 /** How long a failed job waits before its next attempt. */
-import type { BackoffSpec } from './envelope.js';
-import type { RecordedError } from './errors.js';
+import type { BackoffSpec } from '../store/envelope.js';
+import type { RecordedError } from '../store/errors.js';
 import type { BackoffFunction } from './options.js';
 
 /** Delay in ms after attempt `attempt` (1-based) failed with `error`. */

@@ -5,9 +5,9 @@
  */
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DirQueueError } from './errors.js';
-import type { EnqueueOptions } from './options.js';
-import { describe } from './names.js';
+import { DirQueueError } from '../store/errors.js';
+import type { EnqueueOptions } from '../queue/options.js';
+import { describe } from '../store/names.js';
 
 export interface ProcessorJob<Data = unknown> {
   id: string;
@@ -62,7 +62,7 @@ export type FromThread =
  * The module a thread imports, as a file: URL. A path is resolved against
  * process.cwd() when the Pool is made, as a shell user means `./send.js`; a
  * library that means a module next to its own passes
- * `new URL('./send.js', import.meta.url)`. file: URLs (URL objects or
+ * `new URL('../send.js', import.meta.url)`. file: URLs (URL objects or
  * strings) are taken as they are; other schemes cannot name a processor.
  */
 export function processorSpecifier(processor: string | URL): string {

@@ -13,8 +13,8 @@
  * mounts (EROFS), so it answers as the renames would.
  */
 import fs from 'node:fs';
-import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { DIRS, type Layout } from './layout.js';
+import { DirQueueError, errnoOf, fsError } from '../store/errors.js';
+import { DIRS, type Layout } from '../store/layout.js';
 
 /** Throws a DirQueueError with the errno code (EACCES, EROFS, ...) naming the first directory this process cannot write. */
 export function checkCanWrite(layout: Layout): void {

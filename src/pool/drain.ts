@@ -9,10 +9,10 @@
  * a claim that has renamed its job but not yet handed it to a thread is in
  * active/ first.
  */
-import type { Layout } from './layout.js';
-import { listDir } from './files.js';
-import { readInfo } from './inspect.js';
-import { encodeType, idEncodedType, isId, parseActiveName, parseDelayedName } from './names.js';
+import type { Layout } from '../store/layout.js';
+import { listDir } from '../store/files.js';
+import { readInfo } from '../queue/inspect.js';
+import { encodeType, idEncodedType, isId, parseActiveName, parseDelayedName } from '../store/names.js';
 
 export interface DelayedJob {
   id: string;

@@ -2,11 +2,11 @@
  * Every option of the public classes, with its default and its validation.
  */
 import type { ResourceLimits } from 'node:worker_threads';
-import { DirQueueError, type RecordedError } from './errors.js';
-import { isBackoff, type BackoffSpec } from './envelope.js';
-import { parseMode } from './layout.js';
-import { checkPriority, describe, encodeKey, isId, PRIORITY_DEFAULT } from './names.js';
-import { processorSpecifier, type Processor } from './processor.js';
+import { DirQueueError, type RecordedError } from '../store/errors.js';
+import { isBackoff, type BackoffSpec } from '../store/envelope.js';
+import { parseMode } from '../store/layout.js';
+import { checkPriority, describe, encodeKey, isId, PRIORITY_DEFAULT } from '../store/names.js';
+import { processorSpecifier, type Processor } from '../pool/processor.js';
 
 /** Milliseconds to wait before attempt `attempt + 1`, after `error` ended attempt `attempt`. */
 export type BackoffFunction = (attempt: number, error: RecordedError) => number;
@@ -274,7 +274,7 @@ export interface PoolOptions extends QueueOptions {
    * The processor: a module whose default export is `async (job) => result`,
    * run in worker threads; or a function, run in-process. A module is a path,
    * resolved against process.cwd() when the Pool is made (not against the
-   * calling module: pass `new URL('./send.js', import.meta.url)` for that),
+   * calling module: pass `new URL('../send.js', import.meta.url)` for that),
    * or a file: URL, as a URL object or a 'file://' string.
    */
   processor: string | URL | Processor;

@@ -2,7 +2,7 @@
  * `npm run demo`: a queue's life in a few seconds. Makes a temporary queue,
  * enqueues 5,000 jobs of two types at three priorities in one enqueueMany,
  * shows that `ls queue/` lists them in run order, runs them with a worker
- * pool (2 threads running demo-processor.js; 2% fail once and are retried at
+ * pool (2 threads running processor.js; 2% fail once and are retried at
  * once), prints progress and what `dirq stats` says then, and removes the
  * queue, or keeps it with `--keep` (`npm run demo -- --keep`) to look at.
  *
@@ -15,11 +15,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Pool, Queue, type EnqueueItem } from './index.js';
+import { Pool, Queue, type EnqueueItem } from 'dirqueue';
 
 const USAGE = 'usage: npm run demo [-- --keep]   (--keep: keep the queue afterwards, to look at it)';
-/** The built CLI next to this file, run as a user would run `dirq`. */
-const CLI = fileURLToPath(new URL('./cli/main.js', import.meta.url));
+/** The checkout's built CLI (this file runs from demo/dist/), run as a user would run `dirq`. */
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const JOBS = 5000;
 const THREADS = 2;
 const CONCURRENCY = 8;
@@ -87,7 +87,7 @@ async function run(dir: string): Promise<string> {
     let retriedId = '';
     const firstRuns: string[] = [];
     const pool = new Pool(dir, {
-      processor: new URL('./demo-processor.js', import.meta.url),
+      processor: new URL('./processor.js', import.meta.url),
       threads: THREADS,
       concurrency: CONCURRENCY,
       durable: false,

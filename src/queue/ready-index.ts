@@ -30,7 +30,7 @@
  * under a rank key: the id with that time in place of its own. Buckets hold
  * keys; `#early` maps the keys that are not ids back to their ids.
  */
-import { idEncodedType, idEnqueuedUs, idPriority, nowUs, withEnqueuedUs } from './names.js';
+import { idEncodedType, idEnqueuedUs, idPriority, nowUs, withEnqueuedUs } from '../store/names.js';
 
 interface Bucket {
   items: string[];

@@ -5,7 +5,7 @@
  * finished by another host.
  */
 import fs from 'node:fs';
-import { filesystemKind } from './fs-kind.js';
+import { filesystemKind } from '../store/fs-kind.js';
 
 export class FinishWatch {
   #watchers: fs.FSWatcher[] = [];

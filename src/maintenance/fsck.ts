@@ -35,16 +35,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeEvent, parseJobFile, tornReason } from './envelope.js';
-import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { appendLine, kindOf, listDir, move, readJobFile } from './files.js';
-import { CLOCK_FILE, LOCK_FILE } from './sweep-lock.js';
-import { idOfName } from './inspect.js';
-import { formatAge } from './duration.js';
-import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, type State } from './layout.js';
-import { isLive, keyTarget, removeStaleKey } from './keys.js';
-import { isDeadHere, readHeartbeat } from './liveness.js';
-import { isLibraryTmpName, parseActiveName, parseClaim, parseId } from './names.js';
+import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
+import { DirQueueError, errnoOf, fsError } from '../store/errors.js';
+import { appendLine, kindOf, listDir, move, readJobFile } from '../store/files.js';
+import { CLOCK_FILE, LOCK_FILE } from '../store/sweep-lock.js';
+import { idOfName } from '../queue/inspect.js';
+import { formatAge } from '../store/duration.js';
+import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, type State } from '../store/layout.js';
+import { isLive, keyTarget, removeStaleKey } from '../store/keys.js';
+import { isDeadHere, readHeartbeat } from '../store/liveness.js';
+import { isLibraryTmpName, parseActiveName, parseClaim, parseId } from '../store/names.js';
 import { putBack } from './torn.js';
 
 export interface FsckOptions {

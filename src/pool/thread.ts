@@ -5,7 +5,7 @@
  * pool's main thread as messages.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { recordError } from './errors.js';
+import { recordError } from '../store/errors.js';
 import type { FromThread, JobFields, Processor, ProcessorJob, ToThread } from './processor.js';
 
 const port = parentPort!;

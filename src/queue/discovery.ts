@@ -43,11 +43,11 @@
  */
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { DirQueueError, errnoOf } from './errors.js';
-import { listDir, move } from './files.js';
-import { filesystemKind } from './fs-kind.js';
-import type { Layout } from './layout.js';
-import { idEnqueuedUs, isId, parseDelayedName } from './names.js';
+import { DirQueueError, errnoOf } from '../store/errors.js';
+import { listDir, move } from '../store/files.js';
+import { filesystemKind } from '../store/fs-kind.js';
+import type { Layout } from '../store/layout.js';
+import { idEnqueuedUs, isId, parseDelayedName } from '../store/names.js';
 import type { ReadyIndex } from './ready-index.js';
 
 /** A change within this long of a scan may share the directory's mtime tick. */

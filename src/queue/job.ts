@@ -10,14 +10,14 @@
  * The claim is over only once its rename landed, or once it is known lost.
  */
 import { backoffDelay } from './backoff.js';
-import { encodeEvent, parseJobFile, payloadOf, type BackoffSpec, type JobRecord } from './envelope.js';
+import { encodeEvent, parseJobFile, payloadOf, type BackoffSpec, type JobRecord } from '../store/envelope.js';
 import fs from 'node:fs';
-import { CompromisedError, DirQueueError, errnoOf, fsError, recordError, type RecordedError } from './errors.js';
-import { appendAll, appendLine, move, readJobFile, tailOf, truncateFile, type Tail } from './files.js';
-import { releaseKeyOf } from './keys.js';
-import { checkJson } from './json-check.js';
-import type { Layout } from './layout.js';
-import { delayedName, type ParsedId } from './names.js';
+import { CompromisedError, DirQueueError, errnoOf, fsError, recordError, type RecordedError } from '../store/errors.js';
+import { appendAll, appendLine, move, readJobFile, tailOf, truncateFile, type Tail } from '../store/files.js';
+import { releaseKeyOf } from '../store/keys.js';
+import { checkJson } from '../store/json-check.js';
+import type { Layout } from '../store/layout.js';
+import { delayedName, type ParsedId } from '../store/names.js';
 import { queueDefaults, type BackoffFunction } from './options.js';
 
 /** What a Job needs from the Queue that claimed it. */

@@ -4,11 +4,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseJobFile, payloadOf, tornReason, type JobEvent } from './envelope.js';
-import { DirQueueError, type RecordedError } from './errors.js';
-import { listDir, readJobFile } from './files.js';
-import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from './layout.js';
-import { isId, nowUs, parseActiveName, parseDelayedName, parseId } from './names.js';
+import { parseJobFile, payloadOf, tornReason, type JobEvent } from '../store/envelope.js';
+import { DirQueueError, type RecordedError } from '../store/errors.js';
+import { listDir, readJobFile } from '../store/files.js';
+import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from '../store/layout.js';
+import { isId, nowUs, parseActiveName, parseDelayedName, parseId } from '../store/names.js';
 import { recent, RECENT_WINDOW_MS, type Recent } from './throughput.js';
 
 export interface JobInfo {

@@ -19,13 +19,13 @@
  */
 import fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { encodeEvent, parseJobFile, tornReason } from './envelope.js';
-import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { appendLine, listDir, listDirAsync, move, readJobFile, writeNew } from './files.js';
-import type { Layout } from './layout.js';
-import { bootId } from './liveness.js';
-import { takeKey } from './keys.js';
-import { encodeKey, hostToken, isId } from './names.js';
+import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
+import { DirQueueError, errnoOf, fsError } from '../store/errors.js';
+import { appendLine, listDir, listDirAsync, move, readJobFile, writeNew } from '../store/files.js';
+import type { Layout } from '../store/layout.js';
+import { bootId } from '../store/liveness.js';
+import { takeKey } from '../store/keys.js';
+import { encodeKey, hostToken, isId } from '../store/names.js';
 
 /** What the torn-result step of a sweep did. */
 export interface TornReport {

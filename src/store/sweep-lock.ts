@@ -26,7 +26,7 @@
  * The lock only keeps sweeps to one at a time normally. A sweep that runs
  * longer than `staleMs`, or a taker that misjudges, lets a second one in, and
  * that is harmless: every step of a sweep is a single-winner rename or an
- * idempotent delete (maintenance.ts), so two sweeps never move a job twice.
+ * idempotent delete (maintenance/sweep.ts), so two sweeps never move a job twice.
  */
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -8,16 +8,16 @@
  * (sweep-lock.ts says why it is not proper-lockfile's).
  */
 import fs from 'node:fs';
-import { encodeEvent, parseJobFile, type RevokeReason } from './envelope.js';
-import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { appendLine, listDir, move, readJobFile } from './files.js';
-import { releaseKeyOf } from './keys.js';
-import { promoteDueJobs } from './discovery.js';
-import type { Layout } from './layout.js';
-import { filesystemNow, isDeadHere, isWriterGone, readHeartbeat } from './liveness.js';
-import { activeName, isLibraryTmpName, isOwnerName, parseActiveName, parseId, parseTmpName, type NameMaker } from './names.js';
-import { CLOCK_FILE, lockSweeps } from './sweep-lock.js';
-import { foldTotals } from './totals.js';
+import { encodeEvent, parseJobFile, type RevokeReason } from '../store/envelope.js';
+import { DirQueueError, errnoOf, fsError } from '../store/errors.js';
+import { appendLine, listDir, move, readJobFile } from '../store/files.js';
+import { releaseKeyOf } from '../store/keys.js';
+import { promoteDueJobs } from '../queue/discovery.js';
+import type { Layout } from '../store/layout.js';
+import { filesystemNow, isDeadHere, isWriterGone, readHeartbeat } from '../store/liveness.js';
+import { activeName, isLibraryTmpName, isOwnerName, parseActiveName, parseId, parseTmpName, type NameMaker } from '../store/names.js';
+import { CLOCK_FILE, lockSweeps } from '../store/sweep-lock.js';
+import { foldTotals } from '../store/totals.js';
 import { requeueTornAfterBoot, type TornReport } from './torn.js';
 
 /** What taking a claim back needs to know. */

@@ -10,9 +10,9 @@
  * fine for `dirq stats` and a metrics scrape, not for a hot path.
  */
 import fs from 'node:fs';
-import { listDir } from './files.js';
-import type { Layout } from './layout.js';
-import { parseId } from './names.js';
+import { listDir } from '../store/files.js';
+import type { Layout } from '../store/layout.js';
+import { parseId } from '../store/names.js';
 
 /** The default window: one minute. */
 export const RECENT_WINDOW_MS = 60_000;
