@@ -13,7 +13,7 @@ import { Layout } from '../src/store/layout.js';
 import { sweep } from '../src/maintenance/sweep.js';
 import { bootId, processStartTime } from '../src/store/liveness.js';
 import { hostToken, NameMaker } from '../src/store/names.js';
-import { lockSweeps } from '../src/store/sweep-lock.js';
+import { lockSweeps } from '../src/maintenance/sweep-lock.js';
 import { duplicates } from './support/census.js';
 import { checkoutForOtherUsers } from './support/other-users.js';
 import { resultLine } from './support/fake.js';

@@ -1,7 +1,7 @@
 /** dirq work DIR PROCESSOR: run a worker pool until SIGTERM/SIGINT (or, with --drain, until nothing is left to run). */
 import { parseDuration } from '../store/duration.js';
 import { DRAIN_WITHIN_MS, Pool, type Leftovers } from '../pool/pool.js';
-import type { PoolOptions } from '../queue/options.js';
+import type { PoolOptions } from '../pool/options.js';
 import { parse, parseInteger, UsageError, type Command } from './common.js';
 
 export const work: Command = {

@@ -14,10 +14,11 @@ import { DirQueueError, errnoOf, fsError, recordError, type RecordedError } from
 import type { Job } from '../queue/job.js';
 import { pending, splitRetries, typeFilter, type DelayedJob } from './drain.js';
 import { Layout, parseMode, readSettings } from '../store/layout.js';
-import type { Recovered } from '../maintenance/sweep.js';
-import { checkMs, resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../queue/options.js';
-import type { JobFields, Processor, ProcessorJob } from './processor.js';
-import { Queue } from '../queue/queue.js';
+import { checkMs } from '../queue/options.js';
+import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
+import type { Processor, ProcessorJob } from './processor.js';
+import type { JobFields } from './thread-messages.js';
+import { Queue, type QueueEvents } from '../queue/queue.js';
 import { ThreadHost, type RunOutcome } from './thread-host.js';
 
 /** A job as pool events report it. */
@@ -36,7 +37,7 @@ export interface PoolEvents {
   /** The claim was taken back by another process's recovery; this run's outcome was not recorded. */
   lost: [job: PoolJob, error: Error];
   /** This pool's maintenance took back a dead or silent worker's claim. */
-  recovered: [info: Recovered];
+  recovered: QueueEvents['recovered'];
   /** A problem of the pool itself: a thread died, maintenance failed, the processor cannot load. */
   error: [error: Error];
   /** The pool has stopped: closed, or given up (`error` says why: its processor cannot run). */

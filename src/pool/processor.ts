@@ -31,33 +31,6 @@ export interface ProcessorJob<Data = unknown> {
 /** A processor: the default export of a module (threads), or a function (in-process). */
 export type Processor<Data = unknown, Result = unknown> = (job: ProcessorJob<Data>) => Result | Promise<Result>;
 
-/** The job fields that travel to a thread. */
-export interface JobFields {
-  id: string;
-  type: string;
-  data: unknown;
-  attempt: number;
-  attempts: number;
-  priority: number;
-}
-
-/** Messages from the pool to a thread. */
-export type ToThread =
-  | { t: 'run'; run: number; job: JobFields }
-  | { t: 'abort'; run: number; reason: string }
-  | { t: 'ping'; n: number }
-  | { t: 'reply'; req: number; ok: true; value: unknown }
-  | { t: 'reply'; req: number; ok: false; error: { message: string; code?: string } };
-
-/** Messages from a thread to the pool. */
-export type FromThread =
-  | { t: 'ready' }
-  | { t: 'load-error'; message: string; stack?: string }
-  | { t: 'done'; run: number; ok: true; result: unknown }
-  | { t: 'done'; run: number; ok: false; error: { message: string; code?: string; stack?: string } }
-  | { t: 'pong'; n: number }
-  | { t: 'call'; req: number; run: number; method: 'progress' | 'log' | 'enqueue'; args: unknown[] };
-
 /**
  * The module a thread imports, as a file: URL. A path is resolved against
  * process.cwd() when the Pool is made, as a shell user means `./send.js`; a

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { DirQueueError } from '../store/errors.js';
-import type { FromThread, JobFields, ToThread } from './processor.js';
+import type { FromThread, JobFields, ToThread } from './thread-messages.js';
 
 export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: { message: string; code?: string; stack?: string } };
 

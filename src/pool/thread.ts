@@ -6,7 +6,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { recordError } from '../store/errors.js';
-import type { FromThread, JobFields, Processor, ProcessorJob, ToThread } from './processor.js';
+import type { Processor, ProcessorJob } from './processor.js';
+import type { FromThread, JobFields, ToThread } from './thread-messages.js';
 
 const port = parentPort!;
 const send = (message: FromThread): void => port.postMessage(message);

@@ -44,11 +44,12 @@
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { DirQueueError, errnoOf } from '../store/errors.js';
-import { listDir, move } from '../store/files.js';
+import { listDir } from '../store/files.js';
 import { filesystemKind } from '../store/fs-kind.js';
 import type { Layout } from '../store/layout.js';
-import { idEnqueuedUs, isId, parseDelayedName } from '../store/names.js';
+import { isId, parseDelayedName } from '../store/names.js';
 import type { ReadyIndex } from './ready-index.js';
+import { promote } from '../maintenance/promote.js';
 
 /** A change within this long of a scan may share the directory's mtime tick. */
 const MTIME_DOUBT_MS = 1000;
@@ -343,36 +344,6 @@ export class Discovery {
     this.#schedulePromotion();
     if (promoted) this.#notify();
   }
-}
-
-/** Promote every due job in delayed/ without an index (maintenance, I6). Returns how many moved. */
-export function promoteDueJobs(layout: Layout, now = Date.now() * 1000): number {
-  let moved = 0;
-  for (const name of listDir(layout.paths.delayed)) {
-    const parsed = parseDelayedName(name);
-    if (parsed === undefined || parsed.dueUs > now) continue;
-    if (promote(layout, name, parsed)) moved++;
-  }
-  return moved;
-}
-
-/**
- * The rename of one due job to queue/. A job whose id's time is later than
- * its due time (retried early, then it failed with a shorter backoff) is
- * ranked by its file's mtime (ready-index.ts), which is when it failed: set
- * to the due time first, so it does not pass the jobs enqueued during its
- * backoff. If that cannot be set, the job still moves, a little ahead.
- */
-function promote(layout: Layout, name: string, parsed: { dueUs: number; id: string }): boolean {
-  const from = layout.file('delayed', name);
-  if (idEnqueuedUs(parsed.id) > parsed.dueUs) {
-    try {
-      fs.utimesSync(from, parsed.dueUs / 1e6, parsed.dueUs / 1e6);
-    } catch {
-      // gone (promoted elsewhere: move says so) or not ours to touch
-    }
-  }
-  return move(from, layout.file('queue', parsed.id));
 }
 
 function mtimeOf(dir: string): number {

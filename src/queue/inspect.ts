@@ -8,7 +8,8 @@ import { parseJobFile, payloadOf, tornReason, type JobEvent } from '../store/env
 import { DirQueueError, type RecordedError } from '../store/errors.js';
 import { listDir, readJobFile } from '../store/files.js';
 import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from '../store/layout.js';
-import { isId, nowUs, parseActiveName, parseDelayedName, parseId } from '../store/names.js';
+import { nowUs, parseActiveName, parseDelayedName, parseId } from '../store/names.js';
+import { idOfName } from '../store/locate.js';
 import { recent, RECENT_WINDOW_MS, type Recent } from './throughput.js';
 
 export interface JobInfo {
@@ -59,21 +60,6 @@ export interface JobInfo {
   history: JobEvent[];
   /** The file's path when it was read. */
   path: string;
-}
-
-/** Where a job's file is, by state; undefined when it is nowhere. */
-export function locate(layout: Layout, id: string): { state: State; name: string } | undefined {
-  // Probe in lifecycle order, twice: a job moving while we look is found on the second pass.
-  for (let pass = 0; pass < 2; pass++) {
-    if (lexists(layout.file('queue', id))) return { state: 'queue', name: id };
-    const delayed = listDir(layout.paths.delayed).find((n) => n.endsWith(`~${id}`) && parseDelayedName(n)?.id === id);
-    if (delayed !== undefined) return { state: 'delayed', name: delayed };
-    const active = listDir(layout.paths.active).find((n) => n.startsWith(`${id}@`) && parseActiveName(n)?.id === id);
-    if (active !== undefined) return { state: 'active', name: active };
-    if (lexists(layout.file('done', id))) return { state: 'done', name: id };
-    if (lexists(layout.file('failed', id))) return { state: 'failed', name: id };
-  }
-  return undefined;
 }
 
 /** What a reader assumes where a job file is silent. */
@@ -152,18 +138,6 @@ function lastInvalidReason(text: string): string | undefined {
     return event.event === 'invalid' && typeof event.reason === 'string' ? event.reason : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** The job id inside a file name of `state`, or undefined if the name is not a job of that state. */
-export function idOfName(state: State, name: string): string | undefined {
-  switch (state) {
-    case 'delayed':
-      return parseDelayedName(name)?.id;
-    case 'active':
-      return parseActiveName(name)?.id;
-    default:
-      return isId(name) ? name : undefined;
   }
 }
 
@@ -331,16 +305,6 @@ function createdMs(layout: Layout): number | undefined {
 
 export function notFound(id: string): DirQueueError {
   return new DirQueueError('ENOTFOUND', `no job ${id} in any state (it may have been removed or purged)`);
-}
-
-/** Whether anything is at `path` (a symlink counts: it is not followed). */
-export function lexists(path: string): boolean {
-  try {
-    fs.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function ctimeMs(path: string): number | undefined {

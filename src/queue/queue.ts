@@ -12,7 +12,8 @@ import { dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.
 import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from '../store/errors.js';
 import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from '../store/files.js';
-import { counts, jobNames, lexists, locate, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
+import { counts, jobNames, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
+import { lexists, locate } from '../store/locate.js';
 import { Job, type JobHost } from './job.js';
 import { checkState, Layout, type State } from '../store/layout.js';
 import { activeName, checkId, describe, encodeType, NameMaker, nowUs, parseId } from '../store/names.js';
@@ -29,7 +30,8 @@ import { notRegular } from '../store/safe-file.js';
 import { syncfsSuits } from '../store/syncfs.js';
 import { Heartbeat } from '../store/liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from '../store/totals.js';
-import { revoke, sweep, unrecoveredError, type Recovered, type SweepReport, type SweepSettings } from '../maintenance/sweep.js';
+import { revoke, unrecoveredError, type Recovered } from '../maintenance/rescue.js';
+import { sweep, type SweepReport, type SweepSettings } from '../maintenance/sweep.js';
 
 export interface JobRef {
   id: string;

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { kindOf, listDir } from './files.js';
-import { locate } from '../queue/inspect.js';
+import { locate } from './locate.js';
 import type { Layout } from './layout.js';
 import { isWriterGone } from './liveness.js';
 import { encodeKey, isId, parseTmpName, randomToken } from './names.js';

@@ -30,11 +30,11 @@
  */
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errnoOf, fsError } from './errors.js';
-import { writeNew } from './files.js';
-import type { Layout } from './layout.js';
-import { filesystemNow, isDeadHere, myIdentity, readHeartbeat } from './liveness.js';
-import { isOwnerName, randomToken } from './names.js';
+import { errnoOf, fsError } from '../store/errors.js';
+import { writeNew } from '../store/files.js';
+import type { Layout } from '../store/layout.js';
+import { filesystemNow, isDeadHere, myIdentity, readHeartbeat } from '../store/liveness.js';
+import { isOwnerName, randomToken } from '../store/names.js';
 
 /** The lock's name in workers/: a dot file, never an owner's name. */
 export const LOCK_FILE = '.lock';

@@ -1,0 +1,34 @@
+/**
+ * The messages between the Pool (thread-host.ts) and a worker thread
+ * (thread.ts), sent with postMessage. Internal: users see only
+ * Processor and ProcessorJob (processor.ts), which are the same in a thread
+ * and in-process. Errors travel as message and code, since structured
+ * clone does not keep an Error's class.
+ */
+
+/** The job fields that travel to a thread. */
+export interface JobFields {
+  id: string;
+  type: string;
+  data: unknown;
+  attempt: number;
+  attempts: number;
+  priority: number;
+}
+
+/** Messages from the pool to a thread. */
+export type ToThread =
+  | { t: 'run'; run: number; job: JobFields }
+  | { t: 'abort'; run: number; reason: string }
+  | { t: 'ping'; n: number }
+  | { t: 'reply'; req: number; ok: true; value: unknown }
+  | { t: 'reply'; req: number; ok: false; error: { message: string; code?: string } };
+
+/** Messages from a thread to the pool. */
+export type FromThread =
+  | { t: 'ready' }
+  | { t: 'load-error'; message: string; stack?: string }
+  | { t: 'done'; run: number; ok: true; result: unknown }
+  | { t: 'done'; run: number; ok: false; error: { message: string; code?: string; stack?: string } }
+  | { t: 'pong'; n: number }
+  | { t: 'call'; req: number; run: number; method: 'progress' | 'log' | 'enqueue'; args: unknown[] };

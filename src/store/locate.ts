@@ -1,0 +1,46 @@
+/**
+ * Finding a job's file by its id, and a job's id by its file name, in every
+ * state (FORMAT.md, "Directories" and "File names"). Below the queue because unique keys
+ * (keys.ts) must find the job that holds a key, and fsck the job a name is.
+ */
+import fs from 'node:fs';
+import { listDir } from './files.js';
+import type { Layout, State } from './layout.js';
+import { isId, parseActiveName, parseDelayedName } from './names.js';
+
+/** Where a job's file is, by state; undefined when it is nowhere. */
+export function locate(layout: Layout, id: string): { state: State; name: string } | undefined {
+  // Probe in lifecycle order, twice: a job moving while we look is found on the second pass.
+  for (let pass = 0; pass < 2; pass++) {
+    if (lexists(layout.file('queue', id))) return { state: 'queue', name: id };
+    const delayed = listDir(layout.paths.delayed).find((n) => n.endsWith(`~${id}`) && parseDelayedName(n)?.id === id);
+    if (delayed !== undefined) return { state: 'delayed', name: delayed };
+    const active = listDir(layout.paths.active).find((n) => n.startsWith(`${id}@`) && parseActiveName(n)?.id === id);
+    if (active !== undefined) return { state: 'active', name: active };
+    if (lexists(layout.file('done', id))) return { state: 'done', name: id };
+    if (lexists(layout.file('failed', id))) return { state: 'failed', name: id };
+  }
+  return undefined;
+}
+
+/** The job id inside a file name of `state`, or undefined if the name is not a job of that state. */
+export function idOfName(state: State, name: string): string | undefined {
+  switch (state) {
+    case 'delayed':
+      return parseDelayedName(name)?.id;
+    case 'active':
+      return parseActiveName(name)?.id;
+    default:
+      return isId(name) ? name : undefined;
+  }
+}
+
+/** Whether anything is at `path` (a symlink counts: it is not followed). */
+export function lexists(path: string): boolean {
+  try {
+    fs.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
