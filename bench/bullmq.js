@@ -2,7 +2,7 @@
  * bench/bullmq.js: dirqueue and BullMQ on a local Redis, side by side in one
  * run, at equal durability.
  *
- * Goal (DESIGN.md, "Targets"): dirqueue at or above BullMQ-on-Redis, measured
+ * Goal (ARCHITECTURE.md, "Performance targets"): dirqueue at or above BullMQ-on-Redis, measured
  * on the same machine in the same run, for enqueue one by one, enqueue in
  * bulk and drain (concurrency 50), and an enqueue-to-start latency of p50
  * <= 1 ms, p99 <= 5 ms with an idle worker. Earlier measurement here (no

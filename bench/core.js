@@ -4,7 +4,7 @@
  * ext4 here, same device as /work; DIRQUEUE_BENCH_DIR overrides) and on tmpfs
  * (/dev/shm), where only CPU counts.
  *
- * Goal (DESIGN.md, "Targets"; BullMQ on a local Redis measured here, 10,000 jobs):
+ * Goal (ARCHITECTURE.md, "Performance targets"; BullMQ on a local Redis measured here, 10,000 jobs):
  *   - enqueue one by one   >= 6.5k jobs/s   (BullMQ add)
  *   - enqueue in bulk      >= 14k jobs/s    (BullMQ addBulk)
  *   - drain                >= 8.7k jobs/s   (BullMQ at concurrency 50; 4.1k at 1)
@@ -509,7 +509,7 @@ function printBacklog(rows) {
   for (const b of body) console.log(fmt(b));
 }
 
-/** DESIGN.md targets against this filesystem's medians: labels, never assertions. */
+/** The performance targets (ARCHITECTURE.md) against this filesystem's medians: labels, never assertions. */
 function summarize(target, rows, backlogRows) {
   const get = (prefix) => rows.find((r) => r.name.startsWith(prefix));
   const on = backlogRows.filter((r) => r.watch);

@@ -1,6 +1,6 @@
 // bench/pool.js: the worker pool, end to end.
 //
-// Goal (DESIGN.md "Targets"): enqueue-to-start latency p50 <= 1 ms and p99 <= 5 ms with an
+// Goal (ARCHITECTURE.md, "Performance targets"): enqueue-to-start latency p50 <= 1 ms and p99 <= 5 ms with an
 // idle pool, unchanged with 100,000 jobs of another type waiting; drain at or above
 // BullMQ-on-Redis's 8.7k jobs/s (concurrency 50) on this machine.
 //

@@ -2,7 +2,7 @@
  * bench/run.js: run every dirqueue benchmark, one child process each, one
  * after the other, and print their tables.
  *
- * Goal: the numbers DESIGN.md's targets are judged by and the README quotes:
+ * Goal: the numbers ARCHITECTURE.md's performance targets are judged by and the README quotes:
  * enqueue one by one >= 6.5k/s and in bulk >= 14k/s (BullMQ-on-Redis here);
  * drain >= 8.7k/s; enqueue-to-start latency p50 <= 1 ms, p99 <= 5 ms; a
  * claim's cost independent of the backlog; < 200 bytes per waiting job in the

@@ -1,5 +1,5 @@
 /**
- * The invariants of DESIGN.md that the queue core owns, each by name.
+ * The invariants (ARCHITECTURE.md, I1..I9) that the queue core owns, each by name.
  * (I4 and I6, recovery and maintenance, have their own file.)
  */
 import { spawnSync } from 'node:child_process';

@@ -1,6 +1,6 @@
 /**
  * The Queue: enqueue, claim, inspect and administer one queue directory.
- * See DESIGN.md for the invariants and FORMAT.md for the files.
+ * See ARCHITECTURE.md for the invariants and FORMAT.md for the files.
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
