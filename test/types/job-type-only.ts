@@ -11,7 +11,7 @@ export async function annotate(q: dirqueue.Queue): Promise<dirqueue.Job<{ to: st
   return job;
 }
 
-export function construct(args: ConstructorParameters<typeof import('../../src/job.js').Job>): void {
+export function construct(args: ConstructorParameters<typeof import('../../src/queue/job.js').Job>): void {
   // @ts-expect-error Job is exported as a type only: it cannot be used as a value
   new dirqueue.Job(...args);
 }
