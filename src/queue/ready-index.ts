@@ -32,6 +32,17 @@
  */
 import { idEncodedType, idEnqueuedUs, idPriority, nowUs, withEnqueuedUs } from '../store/names.js';
 
+/**
+ * How far ahead of this clock an id's time must be for its job to count as
+ * made ready early. A job promoted at its due time is not early, yet this
+ * clock may read a little behind the one that judged it due (nowUs() lags
+ * Date.now() by up to a millisecond; another host's clock may be seconds
+ * off), and its mtime, when it was written, would rank it ahead of every job
+ * enqueued while it waited. A retry of a job due within this margin waits at
+ * most this long behind the backlog, as its delay would have.
+ */
+const EARLY_MARGIN_US = 5_000_000;
+
 interface Bucket {
   items: string[];
   head: number;
@@ -169,7 +180,7 @@ export class ReadyIndex {
   /** The rank key of a new id: itself, unless it was made ready before its time. */
   #keyOf(id: string): string {
     const at = idEnqueuedUs(id);
-    if (this.#readyUs === undefined || at <= this.#clock()) return id;
+    if (this.#readyUs === undefined || at <= this.#clock() + EARLY_MARGIN_US) return id;
     const ready = this.#readyUs(id);
     if (ready === undefined || ready >= at) return id;
     const key = withEnqueuedUs(id, ready);
