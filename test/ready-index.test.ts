@@ -27,7 +27,8 @@ describe('the ready index', () => {
     index.add(id(90, 5000, 'mail'));
     expect(index.take(new Set(['mail']))).toBe(id(90, 5000, 'mail'));
     expect(index.take(new Set(['mail', 'none']))).toBeUndefined();
-    expect(index.count(new Set(['bulk']))).toBe(1000);
+    expect(drain(index, new Set(['bulk']))).toHaveLength(1000);
+    expect(index.size).toBe(0);
   });
 
   it('before anything has waited, a low priority runs behind urgent jobs enqueued less than p x agingStep after it', () => {
@@ -88,8 +89,8 @@ describe('the ready index', () => {
     index.delete(id(50, 1));
     index.delete(id(10, 1, 'u'));
     index.delete(id(99, 9)); // never known: nothing happens
-    expect(index.count(new Set(['t']))).toBe(2);
-    expect(index.count(new Set(['u']))).toBe(0);
+    expect(drain(index, new Set(['u']))).toEqual([]);
+    expect(index.size).toBe(2);
     index.add(id(50, 1)); // it came back (released)
     expect(drain(index)).toEqual([id(50, 1), id(50, 2), id(50, 3)]);
     expect(index.size).toBe(0);

@@ -23,7 +23,6 @@ import { checkId, parseActiveName, parseDelayedName } from '../store/names.js';
 import type { QueueOptions } from '../queue/options.js';
 import { Queue } from '../queue/queue.js';
 
-export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_CHECK = 3;

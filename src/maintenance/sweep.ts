@@ -80,7 +80,11 @@ export async function sweep(layout: Layout, names: NameMaker, settings: SweepSet
   }
 }
 
-/** The sweep itself; safe to run concurrently with other sweeps. */
+/**
+ * The sweep itself; safe to run concurrently with other sweeps. Exported for
+ * the tests that prove that (test/fixtures/child.mjs 'sweep-unlocked': several
+ * processes sweeping at once with no lock), which no public path can do.
+ */
 export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: SweepSettings): Promise<SweepReport> {
   // A directory of the layout swapped for a link (or another directory) since the queue was opened would
   // make this sweep delete or rename files outside the queue: do nothing at all then (S3).

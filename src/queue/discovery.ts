@@ -99,11 +99,6 @@ export class Discovery {
     this.#warn = warn;
   }
 
-  /** True when inotify events are arriving (false on poll-only or when fs.watch failed). */
-  get watching(): boolean {
-    return this.#watching;
-  }
-
   /** Start finding jobs. The first scans throw to the caller (a claim); the timers, armed first, try again later. */
   start(): void {
     if (this.#shouldWatch()) this.#startWatching();

@@ -52,7 +52,6 @@ interface TypeIndex {
   buckets: (Bucket | undefined)[];
   /** Non-empty priorities, ascending. */
   priorities: number[];
-  size: number;
 }
 
 export class ReadyIndex {
@@ -78,18 +77,12 @@ export class ReadyIndex {
     return this.#known.size;
   }
 
-  has(id: string): boolean {
-    return this.#known.has(id);
-  }
-
   /**
    * Forget an id (it left queue/). Its bucket entry stays and is skipped
    * when it reaches the head, so this costs O(1).
    */
   delete(id: string): void {
-    if (!this.#known.delete(id)) return;
-    const index = this.#types.get(idEncodedType(id));
-    if (index !== undefined) index.size--;
+    this.#known.delete(id);
   }
 
   /** Add a valid job id (callers check with names.isId). Returns false if it was known. */
@@ -121,14 +114,6 @@ export class ReadyIndex {
     this.#early.clear();
     for (const id of this.#known) this.#bucketFor(id).items.push(this.#keyOf(id));
     for (const index of this.#types.values()) for (const p of index.priorities) index.buckets[p]!.items.sort(byteOrder);
-  }
-
-  /** Count of ready ids of the given encoded types (all when undefined). */
-  count(types?: ReadonlySet<string>): number {
-    if (types === undefined) return this.#known.size;
-    let n = 0;
-    for (const t of types) n += this.#types.get(t)?.size ?? 0;
-    return n;
   }
 
   /**
@@ -172,7 +157,6 @@ export class ReadyIndex {
     if (best === undefined || bestIndex === undefined) return undefined;
     const id = this.#early.get(best) ?? best;
     this.#known.delete(id);
-    bestIndex.size--;
     this.#removeHead(bestType, bestIndex, idPriority(best));
     return id;
   }
@@ -203,7 +187,7 @@ export class ReadyIndex {
     const type = idEncodedType(id);
     let index = this.#types.get(type);
     if (index === undefined) {
-      index = { buckets: [], priorities: [], size: 0 };
+      index = { buckets: [], priorities: [] };
       this.#types.set(type, index);
     }
     const p = idPriority(id);
@@ -218,7 +202,6 @@ export class ReadyIndex {
         index.priorities.sort((a, b) => a - b);
       }
     }
-    index.size++;
     return bucket;
   }
 
