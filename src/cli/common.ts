@@ -293,9 +293,14 @@ export function jobJson(info: JobInfo): Record<string, unknown> {
   return { id, state, type, priority, ...payload, ...rest };
 }
 
-/** Read all of stdin as UTF-8. */
-export async function readStdin(): Promise<string> {
+/** Read all of stdin, as bytes (a raw payload). */
+export async function readStdinBytes(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+/** Read all of stdin as UTF-8. */
+export async function readStdin(): Promise<string> {
+  return (await readStdinBytes()).toString('utf8');
 }

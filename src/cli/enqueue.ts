@@ -5,7 +5,7 @@ import type { BackoffSpec } from '../store/envelope.js';
 import { encodeType } from '../store/names.js';
 import { resolveEnqueueOptions, type EnqueueOptions } from '../queue/options.js';
 import type { JobRef, Queue } from '../queue/queue.js';
-import { note, parse, parseInteger, print, printJson, readStdin, UsageError, withQueue, type Command } from './common.js';
+import { note, parse, parseInteger, print, printJson, readStdin, readStdinBytes, UsageError, withQueue, type Command } from './common.js';
 import { progressBar } from './progress.js';
 
 /** Jobs per enqueueMany call with --jsonl: each call is all or nothing. */
@@ -191,10 +191,4 @@ function readText(file: string, flag: string): string {
   } catch (error) {
     throw new UsageError(`cannot read ${flag} ${file}: ${(error as Error).message}`);
   }
-}
-
-async function readStdinBytes(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }

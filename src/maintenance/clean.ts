@@ -18,6 +18,9 @@ import { isLibraryTmpName, isOwnerName, parseActiveName, parseTmpName } from '..
  */
 export const SILENT_HEARTBEAT_MS = 3600_000;
 
+/** Abandoned files in tmp/ (a writer died mid-enqueue) are deleted after this long: sweeps and fsck's default. */
+export const TMP_MAX_AGE_MS = 3600_000;
+
 /**
  * Delete tmp/ files that no writer will rename: older than `maxAge`, or left
  * by a writer that died. Returns how many, and the writers whose files remain.

@@ -37,7 +37,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
 import { DirQueueError, errnoOf, fsError } from '../store/errors.js';
-import { appendLine, kindOf, listDir, move, readJobFile } from '../store/files.js';
+import { appendLine, DEFAULT_MAX_JOB_BYTES, kindOf, listDir, move, readJobFile } from '../store/files.js';
 import { CLOCK_FILE, LOCK_FILE } from './sweep-lock.js';
 import { idOfName } from '../store/locate.js';
 import { formatAge } from '../store/duration.js';
@@ -45,6 +45,7 @@ import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, read
 import { isLive, keyTarget, removeStaleKey } from '../store/keys.js';
 import { isDeadHere, readHeartbeat } from '../store/liveness.js';
 import { isLibraryTmpName, parseActiveName, parseClaim, parseId } from '../store/names.js';
+import { TMP_MAX_AGE_MS } from './clean.js';
 import { putBack } from './torn.js';
 
 export interface FsckOptions {
@@ -60,9 +61,9 @@ export interface FsckOptions {
 
 export const fsckDefaults = Object.freeze({
   repair: false,
-  tmpMaxAge: 3600_000,
+  tmpMaxAge: TMP_MAX_AGE_MS,
   helperMaxAge: 3600_000,
-  maxJobBytes: 16 * 1024 * 1024,
+  maxJobBytes: DEFAULT_MAX_JOB_BYTES,
 } as const) satisfies Required<FsckOptions>;
 
 export type FindingKind = 'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray';

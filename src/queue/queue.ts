@@ -30,6 +30,7 @@ import { notRegular } from '../store/safe-file.js';
 import { syncfsSuits } from '../store/syncfs.js';
 import { Heartbeat } from '../store/liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from '../store/totals.js';
+import { TMP_MAX_AGE_MS } from '../maintenance/clean.js';
 import { revoke, unrecoveredError, type Recovered } from '../maintenance/rescue.js';
 import { sweep, type SweepReport, type SweepSettings } from '../maintenance/sweep.js';
 
@@ -66,9 +67,6 @@ export interface QueueEvents {
    */
   warning: [error: Error];
 }
-
-/** Abandoned files in tmp/ (a writer died mid-enqueue) are deleted after this long. */
-const TMP_MAX_AGE_MS = 3600_000;
 
 /**
  * enqueue and claim finish without I/O waits (their syscalls are synchronous),

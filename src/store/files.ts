@@ -24,6 +24,23 @@ const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NON
  * `mode` (a group-shared queue's) is set exactly, whatever the umask.
  */
 export async function writeNew(path: string, content: string, durable: boolean, mode?: number): Promise<void> {
+  const fd = createWritten(path, content, mode);
+  try {
+    if (durable) await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+  } catch (error) {
+    fs.closeSync(fd);
+    fs.rmSync(path, { force: true });
+    throw fsError(`writing ${path}`, error);
+  }
+  fs.closeSync(fd);
+}
+
+/**
+ * Create `path` exclusively, set `mode` when given, and write `content`;
+ * returns the descriptor, still open for the caller's fdatasync. A failed
+ * write closes it and removes the file.
+ */
+function createWritten(path: string, content: string, mode: number | undefined): number {
   let fd: number;
   try {
     fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
@@ -33,13 +50,12 @@ export async function writeNew(path: string, content: string, durable: boolean, 
   try {
     if (mode !== undefined) fs.fchmodSync(fd, mode);
     writeAll(fd, Buffer.from(content));
-    if (durable) await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
   } catch (error) {
     fs.closeSync(fd);
     fs.rmSync(path, { force: true });
     throw fsError(`writing ${path}`, error);
   }
-  fs.closeSync(fd);
+  return fd;
 }
 
 /**
@@ -163,20 +179,8 @@ export async function writeBatch(
         if (durable && !whole) await syncs.waitFor(SYNC_CHUNK); // the chunk before the previous one is done
         else await new Promise((resolve) => setImmediate(resolve)); // nothing waits: let the event loop breathe
       }
-      let fd: number;
-      try {
-        fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
-      } catch (error) {
-        throw fsError(`creating ${path}`, error);
-      }
+      const fd = createWritten(path, content, mode);
       written.push(path);
-      try {
-        if (mode !== undefined) fs.fchmodSync(fd, mode);
-        writeAll(fd, Buffer.from(content));
-      } catch (error) {
-        fs.closeSync(fd);
-        throw fsError(`writing ${path}`, error);
-      }
       if (!durable || whole) fs.closeSync(fd);
       else if (syncs.add(fd, path) === SYNC_CHUNK) syncs.start();
     }
@@ -283,6 +287,9 @@ export function move(from: string, to: string, toIsOurs = false): boolean {
     return false;
   }
 }
+
+/** The default largest job file a reader takes (Queue's maxJobBytes, fsck's): a bigger one is set aside. */
+export const DEFAULT_MAX_JOB_BYTES = 16 * 1024 * 1024;
 
 export type ReadOutcome =
   | { ok: true; text: string; mtimeMs: number; fd?: number; tail: Tail }
