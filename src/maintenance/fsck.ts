@@ -36,8 +36,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
-import { DirQueueError, errnoOf, fsError } from '../store/errors.js';
+import { DirQueueError, fsError } from '../store/errors.js';
 import { appendLine, DEFAULT_MAX_JOB_BYTES, kindOf, listDir, move, readJobFile } from '../store/files.js';
+import { lstatOrGone, unlinkOrGone } from '../store/entry.js';
 import { CLOCK_FILE, LOCK_FILE } from './sweep-lock.js';
 import { idOfName } from '../store/locate.js';
 import { formatAge } from '../store/duration.js';
@@ -161,7 +162,7 @@ async function checkSettings(ctx: Context): Promise<void> {
 function checkDirs(ctx: Context): void {
   for (const dir of DIRS) {
     const p = ctx.layout.paths[dir];
-    const stat = lstat(p);
+    const stat = lstatOrGone(p);
     if (stat === undefined) {
       found(ctx, 'missing', p, `${dir}/ is missing`, 'run with --repair to create it', () => {
         ctx.layout.makeDir(dir);
@@ -176,7 +177,7 @@ function checkDirs(ctx: Context): void {
 function checkTmp(ctx: Context): void {
   for (const name of listDir(ctx.layout.paths.tmp)) {
     const file = ctx.layout.file('tmp', name);
-    const stat = lstat(file);
+    const stat = lstatOrGone(file);
     if (stat === undefined || stat.isDirectory() || ctx.now - stat.mtimeMs <= ctx.o.tmpMaxAge) continue;
     // sweeps delete only the library's own names here (isLibraryTmpName): anything else waits for this check
     const problem = isLibraryTmpName(name) ? 'abandoned by its writer' : 'not a name dirqueue makes, so sweeps leave it';
@@ -212,7 +213,7 @@ function checkDuplicates(ctx: Context, places: Places): void {
   for (const [id, list] of places) {
     if (list.length < 2) continue;
     const present = list
-      .map((p) => ({ ...p, stat: lstat(ctx.layout.file(p.state, p.name)) }))
+      .map((p) => ({ ...p, stat: lstatOrGone(ctx.layout.file(p.state, p.name)) }))
       .filter((p): p is typeof p & { stat: fs.Stats } => p.stat !== undefined);
     const copies = new Set(present.map((p) => `${p.stat.dev}:${p.stat.ino}`)).size > 1 || present.some((p) => p.stat.nlink > 1);
     if (present.length < 2 || !copies) {
@@ -305,7 +306,7 @@ function whyUnrunnable(ctx: Context, file: string, id: string, state: State): Un
 
 function setAside(ctx: Context, file: string, id: string, problem: { reason: string; canAppend: boolean }): string | undefined {
   const target = ctx.layout.file('failed', id);
-  if (lstat(target) !== undefined) return undefined; // never replace a job in failed/
+  if (lstatOrGone(target) !== undefined) return undefined; // never replace a job in failed/
   if (problem.canAppend) appendLine(file, encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason: problem.reason }));
   return move(file, target) ? `moved to failed/${id}` : undefined;
 }
@@ -370,7 +371,7 @@ function checkSweepFiles(ctx: Context): void {
   for (const name of listDir(layout.paths.workers)) {
     if (name !== CLOCK_FILE && name !== LOCK_FILE && !name.startsWith(`${LOCK_FILE}~`)) continue;
     const file = layout.file('workers', name);
-    const stat = lstat(file);
+    const stat = lstatOrGone(file);
     if (stat === undefined) continue;
     const what = name === CLOCK_FILE ? 'the filesystem clock' : 'the maintenance lock';
     let problem: string;
@@ -410,35 +411,19 @@ function removeEntry(file: string): boolean {
 function stray(ctx: Context, file: string, problem: string, todo: string): void {
   found(ctx, 'stray', file, problem, `${todo}, or run with --repair to rename it to ${path.basename(file)}~`, () => {
     let target = `${file}~`;
-    for (let n = 2; lstat(target) !== undefined; n++) target = `${file}.${n}~`;
+    for (let n = 2; lstatOrGone(target) !== undefined; n++) target = `${file}.${n}~`;
     return move(file, target) ? `renamed to ${path.basename(target)} (set aside: readers and fsck skip names ending in ~)` : undefined;
   });
 }
 
-function lstat(file: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(file);
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return undefined;
-    throw fsError(`checking ${file}`, error);
-  }
-}
-
 function olderThan(ctx: Context, file: string, ms: number): boolean {
-  const stat = lstat(file);
+  const stat = lstatOrGone(file);
   return stat !== undefined && ctx.now - stat.mtimeMs > ms;
 }
 
 /** Delete a file (or an empty directory: the lock); false when it was gone already. */
 function unlink(file: string): boolean {
-  try {
-    if (lstat(file)?.isDirectory()) fs.rmdirSync(file);
-    else fs.unlinkSync(file);
-    return true;
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return false;
-    throw fsError(`deleting ${file}`, error);
-  }
+  return unlinkOrGone(file, lstatOrGone(file)?.isDirectory() === true);
 }
 
 function ago(ctx: Context, ms: number): string {

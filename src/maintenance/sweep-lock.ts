@@ -32,6 +32,7 @@ import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoOf, fsError } from '../store/errors.js';
 import { writeNew } from '../store/files.js';
+import { lstatQuietly } from '../store/entry.js';
 import type { Layout } from '../store/layout.js';
 import { filesystemNow, isDeadHere, myIdentity, readHeartbeat } from '../store/liveness.js';
 import { isOwnerName, randomToken } from '../store/names.js';
@@ -74,10 +75,10 @@ async function tryCreate(layout: Layout, path: string, owner: string): Promise<S
   } finally {
     fs.rmSync(tmp, { force: true });
   }
-  const mine = lstatOrUndefined(path);
+  const mine = lstatQuietly(path);
   return {
     release() {
-      if (mine === undefined || !sameFile(lstatOrUndefined(path), mine)) return; // taken over as stale: the lock is someone else's now
+      if (mine === undefined || !sameFile(lstatQuietly(path), mine)) return; // taken over as stale: the lock is someone else's now
       try {
         fs.unlinkSync(path);
       } catch (error) {
@@ -93,7 +94,7 @@ async function tryCreate(layout: Layout, path: string, owner: string): Promise<S
  * nothing is at `path` any more.
  */
 function takeOverStale(layout: Layout, path: string, staleMs: number): boolean {
-  const judged = lstatOrUndefined(path);
+  const judged = lstatQuietly(path);
   if (judged === undefined) return true;
   if (judged.isFile() && !holderIsGone(layout, path)) {
     const { now } = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
@@ -106,7 +107,7 @@ function takeOverStale(layout: Layout, path: string, staleMs: number): boolean {
     if (errnoOf(error) === 'ENOENT') return true; // another taker, or its holder, was first
     throw fsError(`taking over the stale maintenance lock ${path}`, error);
   }
-  if (!sameFile(lstatOrUndefined(aside), judged)) {
+  if (!sameFile(lstatQuietly(aside), judged)) {
     try {
       fs.linkSync(aside, path); // a fresh lock made since we looked: put it back, unless yet another was made
     } catch {
@@ -139,14 +140,6 @@ function removeEntry(path: string): void {
     } catch {
       // not empty: `dirq fsck` reports it
     }
-  }
-}
-
-function lstatOrUndefined(path: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(path);
-  } catch {
-    return undefined;
   }
 }
 

@@ -17,11 +17,11 @@
  * sweep is the whole cost. `dirq fsck` reads every done/ file whenever it
  * runs, and with `--repair` puts torn ones back as well.
  */
-import fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
 import { DirQueueError, errnoOf, fsError } from '../store/errors.js';
 import { appendLine, listDir, listDirAsync, move, readJobFile, writeNew } from '../store/files.js';
+import { lstatOrGone, unlinkQuietly } from '../store/entry.js';
 import type { Layout } from '../store/layout.js';
 import { bootId } from '../store/liveness.js';
 import { takeKey } from '../store/keys.js';
@@ -66,7 +66,7 @@ export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number):
   const report: TornReport = { requeued: [], problems: [] };
   const mine = `${MARK}${hostToken()}.`;
   const marker = layout.file('workers', `${mine}${bootId()}`);
-  if (checkedUnmarked.has(marker) || lexists(marker)) return report;
+  if (checkedUnmarked.has(marker) || lstatOrGone(marker) !== undefined) return report;
   let files = 0;
   let bytes = 0;
   for (const name of await listDirAsync(layout.paths.done)) {
@@ -97,7 +97,7 @@ export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number):
     }
   }
   for (const name of listDir(layout.paths.workers)) {
-    if (name.startsWith(mine) && layout.file('workers', name) !== marker) unlinkQuietly(layout.file('workers', name)); // this host's earlier boots
+    if (name.startsWith(mine) && layout.file('workers', name) !== marker) unlinkQuietly(layout.file('workers', name)); // this host's earlier boots (only records of past checks)
   }
   return report;
 }
@@ -165,20 +165,3 @@ function retakeKey(layout: Layout, key: string, id: string): void {
   }
 }
 
-function lexists(path: string): boolean {
-  try {
-    fs.lstatSync(path);
-    return true;
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return false;
-    throw fsError(`checking ${path}`, error);
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    fs.unlinkSync(path);
-  } catch {
-    // another sweep removed it, or it is not a file: it is only a record of a past check
-  }
-}

@@ -11,6 +11,7 @@
  */
 import fs from 'node:fs';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
+import { unlinkQuietly } from './entry.js';
 import { kindOf, listDir } from './files.js';
 import { locate } from './locate.js';
 import type { Layout } from './layout.js';
@@ -46,22 +47,7 @@ export function takeKey(layout: Layout, key: string, id: string, from?: string):
       return undefined;
     }
     if (isLive(layout, holder)) return holder;
-    // a stale key: grab it by rename (one winner), and delete it only if it is still the stale one
-    const grabbed = layout.file('keys', `.stale.${randomToken(8)}`);
-    try {
-      fs.renameSync(path, grabbed);
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') continue;
-      throw fsError(`taking over the stale key ${path}`, error);
-    }
-    if (readKey(grabbed) !== holder) {
-      try {
-        fs.linkSync(grabbed, path); // someone's fresh key: put it back unless yet another was made
-      } catch {
-        // EEXIST: a third enqueuer took the key meanwhile and keeps it
-      }
-    }
-    removeQuietly(grabbed);
+    grabStale(layout, path, holder, 'taking over the stale key'); // then try again to make ours
   }
   throw new DirQueueError('EFS', `could not take the key ${path}: too much contention, try again`);
 }
@@ -82,7 +68,7 @@ function handOver(layout: Layout, path: string, id: string): void {
     fs.symlinkSync(id, link);
     fs.renameSync(link, path);
   } catch (error) {
-    removeQuietly(link);
+    unlinkQuietly(link);
     throw fsError(`handing the key ${path} over to job ${id}`, error);
   }
 }
@@ -96,12 +82,24 @@ export function removeStaleKey(layout: Layout, name: string): boolean {
   const path = layout.file('keys', name);
   const holder = readKey(path);
   if (holder === undefined || isLive(layout, holder)) return false;
+  return grabStale(layout, path, holder, 'removing the stale key');
+}
+
+/**
+ * Delete the key at `path`, read as naming the dead `holder`. Deleting it by
+ * name could delete a fresh key made since it was read, so it is renamed
+ * aside first (one winner among those who judged it stale) and deleted only
+ * if it still names `holder`; someone's fresh key is put back, unless a third
+ * enqueuer took the key meanwhile. True when the stale key was deleted;
+ * false when it was gone already or fresh.
+ */
+function grabStale(layout: Layout, path: string, holder: string, doing: string): boolean {
   const grabbed = layout.file('keys', `.stale.${randomToken(8)}`);
   try {
     fs.renameSync(path, grabbed);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return false;
-    throw fsError(`removing the stale key ${path}`, error);
+    throw fsError(`${doing} ${path}`, error);
   }
   const stale = readKey(grabbed) === holder;
   if (!stale) {
@@ -111,7 +109,7 @@ export function removeStaleKey(layout: Layout, name: string): boolean {
       // EEXIST: a third enqueuer took the key meanwhile and keeps it
     }
   }
-  removeQuietly(grabbed);
+  unlinkQuietly(grabbed); // a directory put in place meanwhile stays: fsck reports the .stale. entry
   return stale;
 }
 
@@ -141,15 +139,6 @@ function notALink(path: string): string | undefined {
   }
   if (stat.isSymbolicLink()) return undefined; // a link again: made meanwhile
   return stat.isFile() ? 'a regular file' : `a ${kindOf(stat)}`;
-}
-
-/** Delete a key moved aside; only links are ever moved aside, but something else may have been put there meanwhile. */
-function removeQuietly(path: string): void {
-  try {
-    fs.unlinkSync(path);
-  } catch {
-    // a directory put in place meanwhile: fsck reports the .stale. entry
-  }
 }
 
 function readKey(path: string): string | undefined {

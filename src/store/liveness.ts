@@ -235,15 +235,16 @@ function fstatOf(fd: number, path: string): fs.Stats {
  * revalidates the file's attributes (close-to-open), so its mtime is fresh.
  */
 export function readHeartbeat(path: string): { identity: OwnerIdentity | undefined; mtimeMs: number } | undefined {
-  let fd: number;
+  let fd: ReturnType<typeof openRegular>;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    fd = openRegular(path, fs.constants.O_RDONLY);
   } catch {
     return undefined;
   }
+  if (typeof fd !== 'number') return undefined; // missing, or a link, directory or special file: never followed
   try {
     const stat = fs.fstatSync(fd);
-    if (!stat.isFile() || stat.size > 4096) return undefined;
+    if (stat.size > 4096) return undefined;
     let identity: unknown;
     try {
       identity = JSON.parse(fs.readFileSync(fd, 'utf8'));

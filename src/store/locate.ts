@@ -3,8 +3,8 @@
  * state (FORMAT.md, "Directories" and "File names"). Below the queue because unique keys
  * (keys.ts) must find the job that holds a key, and fsck the job a name is.
  */
-import fs from 'node:fs';
 import { listDir } from './files.js';
+import { lstatQuietly } from './entry.js';
 import type { Layout, State } from './layout.js';
 import { isId, parseActiveName, parseDelayedName } from './names.js';
 
@@ -37,10 +37,5 @@ export function idOfName(state: State, name: string): string | undefined {
 
 /** Whether anything is at `path` (a symlink counts: it is not followed). */
 export function lexists(path: string): boolean {
-  try {
-    fs.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return lstatQuietly(path) !== undefined;
 }

@@ -23,6 +23,7 @@
 import fs from 'node:fs';
 import { basename } from 'node:path';
 import { errnoOf, fsError } from './errors.js';
+import { unlinkOrGone } from './entry.js';
 import { listDir, move, writeNew } from './files.js';
 import type { Layout } from './layout.js';
 import { deltaName, isDeltaName } from './names.js';
@@ -124,7 +125,7 @@ export async function foldTotals(layout: Layout, token: string, now: number): Pr
   const read = new Reader(layout);
   const names = listDir(layout.paths.workers);
   const base = read.base(`${BASE}~${token}`) ?? newestBase(read, names);
-  for (const name of base.absorbed) unlinkQuietly(layout.file('workers', name)); // left by a fold that died
+  for (const name of base.absorbed) unlinkOrGone(layout.file('workers', name)); // left by a fold that died
   const absorbed = new Set(base.absorbed);
   const deltas = names.filter((name) => isDelta(name) && !absorbed.has(name));
   const counts = noTotals();
@@ -134,11 +135,11 @@ export async function foldTotals(layout: Layout, token: string, now: number): Pr
   const tmp = layout.file('tmp', `.${BASE}~${token}`);
   await writeNew(tmp, `${JSON.stringify(next)}\n`, false, layout.fileMode);
   move(tmp, basePath);
-  for (const name of deltas) unlinkQuietly(layout.file('workers', name));
-  unlinkQuietly(mine);
+  for (const name of deltas) unlinkOrGone(layout.file('workers', name));
+  unlinkOrGone(mine);
   for (const name of names) {
     if (isHeldBase(name) && (read.base(name)?.gen ?? 0) < next.gen && olderThan(layout.file('workers', name), now - FOLD_STALE_MS)) {
-      unlinkQuietly(layout.file('workers', name)); // a fold's leftover, now outdated
+      unlinkOrGone(layout.file('workers', name)); // a fold's leftover, now outdated
     }
   }
   return deltas.length;
@@ -162,7 +163,7 @@ async function takeOverStaleFold(layout: Layout, mine: string, now: number): Pro
     } catch (error) {
       if (errnoOf(error) !== 'EEXIST') throw fsError(`creating ${layout.file('workers', BASE)}`, error);
     } finally {
-      unlinkQuietly(tmp);
+      unlinkOrGone(tmp);
     }
     return false;
   }
@@ -257,10 +258,3 @@ function olderThan(path: string, cutoff: number): boolean {
   }
 }
 
-function unlinkQuietly(path: string): void {
-  try {
-    fs.unlinkSync(path);
-  } catch (error) {
-    if (errnoOf(error) !== 'ENOENT') throw fsError(`removing ${path}`, error);
-  }
-}
