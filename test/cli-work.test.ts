@@ -1,4 +1,5 @@
 /** dirq work: a pool from the command line, stopped by signals or --drain. */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -26,6 +27,16 @@ function work(dir: string, ...args: string[]) {
 }
 
 describe('dirq work', () => {
+  it("prints the queue's notices as warnings on stderr, apart from errors", async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    execFileSync('mkfifo', [path.join(dir, 'workers', '.clock')]); // its opening sweep works around it, with an EBADFILE notice
+    await q.enqueue('t', {});
+    const run = await work(dir, '--drain').done;
+    expect(run.code).toBe(0);
+    expect(run.stderr.match(/^dirq work: warning: .*workers\/\.clock is a FIFO/gm)).toHaveLength(1);
+    await q.close();
+  });
+
   it('--drain runs every job and exits 0 once idle', async () => {
     const { dir, q } = await tempQueue();
     const refs = await q.enqueueMany(Array.from({ length: 30 }, (_, i) => ({ type: 't', data: { i } })));
@@ -95,7 +106,7 @@ describe('dirq work', () => {
     await q.close();
   });
 
-  it('--types leaves other types alone, --job-timeout fails a job with ETIMEOUT, --max-jobs recycles threads', async () => {
+  it('--types leaves other types alone, --job-timeout fails a job with EJOBTIMEOUT, --max-jobs recycles threads', async () => {
     const { dir, q } = await tempQueue();
     await q.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ type: 'other', data: { i }, priority: 0 })));
     const hang = await q.enqueue('mine', { hang: true }, { attempts: 1, priority: 10 });
@@ -105,7 +116,7 @@ describe('dirq work', () => {
     expect(run.stdout).toContain('stopped: 6 completed, 0 retried, 1 failed');
     expect(run.stderr).toContain(`failed ${hang.id} (attempt 1): the job ran longer than its timeout of 300 ms`);
     expect(await q.get(hang.id)).toMatchObject({ state: 'failed', attemptsMade: 1 });
-    expect((await q.get(hang.id)).errors.map((e) => e.code)).toEqual(['ETIMEOUT']);
+    expect((await q.get(hang.id)).errors.map((e) => e.code)).toEqual(['EJOBTIMEOUT']);
     expect(await q.counts()).toMatchObject({ queue: 50, active: 0, done: 6, failed: 1 });
     for (const job of await q.list('queue')) expect(job).toMatchObject({ type: 'other', attemptsMade: 0 });
     // 7 jobs, at most 2 per thread: the 6 that completed ran in at least 3 threads

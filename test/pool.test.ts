@@ -1,8 +1,10 @@
 /** The worker pool: threads that run a processor module, or an in-process function (watch and poll-only modes). */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { DirQueueError, Pool, type Processor } from '../dist/index.js';
 import { processors, startPool } from './support/pools.js';
 import { tempDir, tempQueue, WATCH } from './support/temp.js';
 import { until } from './support/wait.js';
@@ -104,7 +106,7 @@ describe('Pool', () => {
     });
     const failed = new Promise((resolve) => pool.once('failed', resolve));
     await failed; // the slow job's attempt failed at its timeout, while its function still runs
-    expect(await q.get(slow.id)).toMatchObject({ state: 'failed', error: { code: 'ETIMEOUT' } });
+    expect(await q.get(slow.id)).toMatchObject({ state: 'failed', error: { code: 'EJOBTIMEOUT' } });
     // let the pump have its turns: had the timeout freed the slot, it would claim and start "next" within them
     for (let turn = 0; turn < 100 && order.length === 1; turn++) await new Promise((resolve) => setImmediate(resolve));
     finishSlow(); // the function ends only now; with one slot, "next" waits for it
@@ -120,11 +122,11 @@ describe('Pool', () => {
     const later = await q.enqueueMany(Array.from({ length: 5 }, (_, i) => ({ type: 't', data: { i } })));
     const errors: string[] = [];
     const pool = await startPool(dir, { processor: processors('echo'), jobTimeout: 300, stuckAfter: 200 });
-    pool.on('error', (e) => errors.push(e.message));
+    pool.on('error', (e) => errors.push(`${(e as DirQueueError).code}: ${e.message}`));
     await until(() => pool.counts.completed === 5, 'the later jobs to run');
-    await expect(q.waitFor(spin.id)).rejects.toMatchObject({ code: 'EJOBFAILED', jobError: { code: 'ETIMEOUT' } });
+    await expect(q.waitFor(spin.id)).rejects.toMatchObject({ code: 'EJOBFAILED', jobError: { code: 'EJOBTIMEOUT' } });
     for (const { id } of later) expect((await q.get(id)).state).toBe('done');
-    expect(errors).toEqual([expect.stringContaining('stuck in synchronous code')]);
+    expect(errors).toEqual([expect.stringMatching(/^ESTUCK: .*stuck in synchronous code/)]);
     await pool.close();
     await q.close();
   });
@@ -138,7 +140,7 @@ describe('Pool', () => {
     const errors: string[] = [];
     const pool = await startPool(dir, { processor: processors('echo'), concurrency: 2, stuckAfter: 200 });
     pool.on('error', (e) => errors.push(e.message));
-    await expect(q.waitFor(spin.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'ETIMEOUT' } });
+    await expect(q.waitFor(spin.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'EJOBTIMEOUT' } });
     // attempts: 1, so an ETHREAD (or any) failure charged to it would have dead-lettered it
     expect(await q.waitFor(other.id, { timeout: 30_000 })).toMatchObject({ echo: { other: true }, attempt: 1 });
     expect(await q.get(other.id)).toMatchObject({ state: 'done', attemptsMade: 0, errors: [] }); // attemptsMade counts failed attempts
@@ -157,9 +159,9 @@ describe('Pool', () => {
     const errors: string[] = [];
     const pool = await startPool(dir, { processor: processors('echo'), concurrency: 3, jobTimeout: 400, stuckAfter: 3000 });
     pool.on('error', (e) => errors.push(e.message));
-    await expect(q.waitFor(spin.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'ETIMEOUT' } });
+    await expect(q.waitFor(spin.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'EJOBTIMEOUT' } });
     for (const { id } of neighbours) {
-      // attempts: 1, so an ETIMEOUT charged to a neighbour would have dead-lettered it
+      // attempts: 1, so an EJOBTIMEOUT charged to a neighbour would have dead-lettered it
       expect(await q.waitFor(id, { timeout: 30_000 })).toMatchObject({ attempt: 1 });
       expect(await q.get(id)).toMatchObject({ state: 'done', attemptsMade: 0, errors: [] });
     }
@@ -176,7 +178,7 @@ describe('Pool', () => {
     await expect(q.waitFor(id, { timeout: 30_000 })).rejects.toMatchObject({ code: 'EJOBFAILED' });
     const info = await q.get(id);
     expect(info.attemptsMade).toBe(2);
-    expect(info.errors.map((e) => e.code)).toEqual(['ETIMEOUT', 'ETIMEOUT']);
+    expect(info.errors.map((e) => e.code)).toEqual(['EJOBTIMEOUT', 'EJOBTIMEOUT']);
     expect(pool.counts).toMatchObject({ retried: 1, failed: 1 });
     await pool.close();
     await q.close();
@@ -357,5 +359,50 @@ describe('Pool', () => {
     await expect(startPool(dir, { processor: async () => 1, threads: 2 })).rejects.toMatchObject({ code: 'EBADOPTION' });
     await expect(startPool(dir, { processor: processors('echo'), types: [] })).rejects.toMatchObject({ code: 'EBADOPTION' });
     await q.close();
+  });
+  it('starts once: a second start() rejects with ESTARTED', async () => {
+    const { dir, q } = await tempQueue();
+    const pool = await startPool(dir, { processor: processors('echo') });
+    await expect(pool.start()).rejects.toMatchObject({ code: 'ESTARTED', message: expect.stringContaining('make a new Pool') });
+    await pool.close();
+    await q.close();
+  });
+
+  it("onDrained() before start() rejects with ENOTSTARTED", async () => {
+    const { dir, q } = await tempQueue();
+    const pool = new Pool(dir, { processor: processors('echo') });
+    await expect(pool.onDrained()).rejects.toMatchObject({ code: 'ENOTSTARTED' });
+    await q.close();
+  });
+
+  it("gives the queue's notices as 'warning' events, not as 'error'", async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    execFileSync('mkfifo', [path.join(dir, 'workers', '.clock')]); // a sweep works around it and warns EBADFILE
+    const errors: Error[] = [];
+    const pool = new Pool(dir, { processor: processors('echo'), durable: false, watch: WATCH, sweepInterval: 20 });
+    pool.on('error', (e) => errors.push(e));
+    const warning = new Promise<Error>((resolve) => pool.once('warning', resolve));
+    await pool.start();
+    expect(await warning).toMatchObject({ code: 'EBADFILE' });
+    await pool.close();
+    expect(errors).toEqual([]);
+    await q.close();
+  });
+
+  it('a processor gets the same DirQueueError, with its code, in a thread and in-process', async () => {
+    const inProcess = ((await import(processors('classes'))) as { default: Processor }).default;
+    for (const processor of [processors('classes'), inProcess]) {
+      const { dir, q } = await tempQueue();
+      const report = path.join(tempDir(), 'report.json');
+      const refused = await q.enqueue('t', { enqueue: true });
+      const timedOut = await q.enqueue('t', { report }, { timeout: 100, attempts: 1 });
+      const pool = await startPool(dir, { processor });
+      expect(await q.waitFor(refused.id, { timeout: 30_000 })).toEqual({ instance: true, code: 'EBADTYPE' });
+      await expect(q.waitFor(timedOut.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'EJOBTIMEOUT' } });
+      await until(() => fs.existsSync(report), 'the processor to report its abort reason');
+      expect(JSON.parse(fs.readFileSync(report, 'utf8'))).toEqual({ instance: true, code: 'EJOBTIMEOUT' });
+      await pool.close();
+      await q.close();
+    }
   });
 });

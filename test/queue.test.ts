@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { CompromisedError, DirQueueError, JobFailedError, Queue, type Job } from '../src/index.js';
+import { place, type Prepared } from '../src/queue/enqueue.js';
+import { Layout } from '../src/store/layout.js';
 import { nowUs, parseId } from '../src/store/names.js';
 import { libfaketime } from './support/hosts.js';
 import { exited, openQueue, spawnNode, tempDir, tempQueue } from './support/temp.js';
@@ -624,5 +626,33 @@ describe('inspection and administration', () => {
     expect(await waiting).toBeUndefined();
     await expect(q.enqueue('t')).rejects.toMatchObject({ code: 'ECLOSED' });
     await expect(q.claim()).rejects.toBeInstanceOf(DirQueueError);
+  });
+
+  it('a unique key that keeps changing hands gives up with ECONTENTION, not a filesystem code', async () => {
+    const { q } = await tempQueue();
+    // every try finds the key taken, and then released before it can be read
+    const taken = vi.spyOn(fs, 'symlinkSync').mockImplementation(() => {
+      throw Object.assign(new Error('EEXIST: file already exists'), { code: 'EEXIST' });
+    });
+    try {
+      await expect(q.enqueue('t', null, { key: 'k' })).rejects.toMatchObject({ code: 'ECONTENTION', message: expect.stringContaining('too much contention, try again') });
+    } finally {
+      taken.mockRestore();
+    }
+    expect((await q.enqueue('t', null, { key: 'k' })).id).toBeTruthy();
+    await q.close();
+  });
+
+  it('a job file removed from tmp/ before its rename fails the enqueue with EVANISHED, not a filesystem code', async () => {
+    const { dir, q } = await tempQueue();
+    const gone: Prepared = { id: '50-1763830000000000-zz.gone', type: 't', content: '', delayed: undefined, key: undefined, keyFrom: undefined, tmp: path.join(dir, 'tmp', 'gone') };
+    let thrown: unknown;
+    try {
+      place(new Layout(dir), gone);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({ code: 'EVANISHED', message: expect.stringContaining('is something cleaning tmp/?') });
+    await q.close();
   });
 });

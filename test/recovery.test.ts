@@ -142,7 +142,7 @@ describe('recovering claims (I4)', () => {
     const { id } = await q.enqueue('t', null, { timeout: 50 });
     const { child: worker, owner } = await holder(dir, { DIRQ_STALE_AFTER: '100', DIRQ_HOLD_PROGRESS: '10' });
     await until(async () => (await q.get(id)).state === 'queue', 'the holder to take back its overdue job');
-    expect((await q.get(id)).errors).toEqual([expect.objectContaining({ code: 'ETIMEOUT' })]);
+    expect((await q.get(id)).errors).toEqual([expect.objectContaining({ code: 'EJOBTIMEOUT' })]);
     const events = parseJobFile(fs.readFileSync(path.join(dir, 'queue', id), 'utf8')).events;
     expect(events.filter((e) => e.event === 'progress').length).toBeGreaterThan(0);
     expect(events.find((e) => e.event === 'revoked')).toMatchObject({ reason: 'timeout', by: expect.stringMatching(new RegExp(`^${owner.replace(/\./g, '\\.')}\\.`)) });

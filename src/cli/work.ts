@@ -100,6 +100,7 @@ Example:
     pool.on('lost', (job) => say(`lost ${job.id}: its claim was taken back by another worker's recovery`));
     pool.on('recovered', (r) => say(`recovered ${r.id} from ${r.claim} (${r.reason}) -> ${r.to}/`));
     pool.on('error', (error) => process.stderr.write(`dirq work: ${error.message}\n`));
+    pool.on('warning', (warning) => process.stderr.write(`dirq work: warning: ${warning.message}\n`));
     // Listen before the pool starts: it may claim a job before start() resolves, and a signal then
     // must close the pool (the job goes back), not end the process by the signal's default action.
     let signals = 0;

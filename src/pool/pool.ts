@@ -40,6 +40,8 @@ export interface PoolEvents {
   recovered: QueueEvents['recovered'];
   /** A problem of the pool itself: a thread died, maintenance failed, the processor cannot load. */
   error: [error: Error];
+  /** A notice from the pool's queue that needs no action from the pool (EPOLLING, EBADMODE, EBADFILE a sweep worked around). */
+  warning: QueueEvents['warning'];
   /** The pool has stopped: closed, or given up (`error` says why: its processor cannot run). */
   closed: [error: Error | undefined];
 }
@@ -127,7 +129,7 @@ export class Pool extends EventEmitter<PoolEvents> {
    * the queue.
    */
   async start(): Promise<void> {
-    if (this.#state !== 'new') throw new DirQueueError('EBADSTATE', 'a Pool starts once; make a new Pool to start again');
+    if (this.#state !== 'new') throw new DirQueueError('ESTARTED', 'a Pool starts once; make a new Pool to start again');
     this.#state = 'running';
     try {
       this.#queue = await Queue.open(this.dir, this.options.queue);
@@ -146,7 +148,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       throw error;
     }
     this.#queue.on('recovered', (info) => this.emit('recovered', info));
-    this.#queue.on('warning', (error) => this.#report(error));
+    this.#queue.on('warning', (error) => this.#warn(error));
     if (typeof this.options.processor === 'string') {
       try {
         this.#threads = Array.from({ length: this.options.threads }, () => this.#spawn());
@@ -180,7 +182,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   async onDrained(options: { within?: number } = {}): Promise<Leftovers> {
     const within = options.within === undefined ? DRAIN_WITHIN_MS : checkMs(options.within, 'within', 0);
     const layout = this.#layout;
-    if (layout === undefined || this.#queue === undefined) throw new DirQueueError('EBADSTATE', 'onDrained() needs a started pool: call start() first');
+    if (layout === undefined || this.#queue === undefined) throw new DirQueueError('ENOTSTARTED', 'onDrained() needs a started pool: call start() first');
     const types = typeFilter(this.options.types);
     const pollInterval = this.#queue.options.pollInterval;
     for (;;) {
@@ -435,7 +437,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /**
-   * A job ran past its timeout: abort it and fail its attempt (ETIMEOUT), then
+   * A job ran past its timeout: abort it and fail its attempt (EJOBTIMEOUT), then
    * check its thread. While another job's timeout is checking the same thread,
    * this one waits for the verdict first: a thread stuck in synchronous code
    * also holds up its other jobs past their timeouts, and they were not at
@@ -449,11 +451,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (verdict !== undefined && (await verdict)) return; // stuck: released with its thread
     if (run.settled) return;
     const message = `the job ran longer than its timeout of ${timeout} ms`;
-    run.controller?.abort(new Error(message));
-    if (thread === undefined) return this.#settle(run, { ok: false, error: { message, code: 'ETIMEOUT' } });
-    thread.abort(run.id, message);
+    run.controller?.abort(new DirQueueError('EJOBTIMEOUT', message));
+    if (thread === undefined) return this.#settle(run, { ok: false, error: { message, code: 'EJOBTIMEOUT' } });
+    thread.abort(run.id, 'EJOBTIMEOUT', message);
     const stuck = this.#checkThread(thread);
-    await this.#settle(run, { ok: false, error: { message, code: 'ETIMEOUT' } });
+    await this.#settle(run, { ok: false, error: { message, code: 'EJOBTIMEOUT' } });
     await stuck;
   }
 
@@ -493,7 +495,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (index === -1) return;
     this.#threads.splice(index, 1);
     void thread.terminate();
-    if (stuck) this.#report(new DirQueueError('ETIMEOUT', 'a worker thread was stuck in synchronous code past a job timeout and was replaced'));
+    if (stuck) this.#report(new DirQueueError('ESTUCK', 'a worker thread was stuck in synchronous code past a job timeout and was replaced'));
     if (this.#state === 'running') this.#replace();
   }
 
@@ -543,8 +545,8 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   #releaseAll(reason: string): void {
     for (const run of this.#runs.values()) {
-      run.controller?.abort(new Error(reason));
-      run.thread?.abort(run.id, reason);
+      run.controller?.abort(new DirQueueError('ECLOSED', reason));
+      run.thread?.abort(run.id, 'ECLOSED', reason);
       void this.#settle(run, 'release');
     }
   }
@@ -555,6 +557,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#fatal = error;
     this.#report(error);
     void this.close({ timeout: 0 });
+  }
+
+  /** A notice, not an error (EPOLLING, EBADMODE, a bad file a sweep worked around): the 'warning' event. */
+  #warn(warning: Error): void {
+    if (this.listenerCount('warning') > 0) this.emit('warning', warning);
+    else process.emitWarning(warning.message, { code: (warning as DirQueueError).code ?? 'DIRQUEUE' });
   }
 
   #report(error: Error): void {

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
-import { DirQueueError } from '../store/errors.js';
+import { DirQueueError, type DirQueueErrorCode } from '../store/errors.js';
 import type { FromThread, JobFields, ToThread } from './thread-messages.js';
 
 export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: { message: string; code?: string; stack?: string } };
@@ -75,8 +75,8 @@ export class ThreadHost extends EventEmitter<ThreadEvents> {
     });
   }
 
-  abort(run: number, reason: string): void {
-    this.#send({ t: 'abort', run, reason });
+  abort(run: number, code: DirQueueErrorCode, reason: string): void {
+    this.#send({ t: 'abort', run, code, reason });
   }
 
   reply(message: Extract<ToThread, { t: 'reply' }>): void {

@@ -19,7 +19,7 @@ export interface JobFields {
 /** Messages from the pool to a thread. */
 export type ToThread =
   | { t: 'run'; run: number; job: JobFields }
-  | { t: 'abort'; run: number; reason: string }
+  | { t: 'abort'; run: number; code: string; reason: string }
   | { t: 'ping'; n: number }
   | { t: 'reply'; req: number; ok: true; value: unknown }
   | { t: 'reply'; req: number; ok: false; error: { message: string; code?: string } };

@@ -5,7 +5,7 @@
  * pool's main thread as messages.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { recordError } from '../store/errors.js';
+import { CompromisedError, DirQueueError, recordError, type ErrorCode } from '../store/errors.js';
 import type { Processor, ProcessorJob } from './processor.js';
 import type { FromThread, JobFields, ToThread } from './thread-messages.js';
 
@@ -49,6 +49,17 @@ async function run(processor: Processor, runId: number, fields: JobFields): Prom
   }
 }
 
+/**
+ * The error the pool's main thread raised for a call, as the class an
+ * in-process processor would have caught: structured clone keeps only its
+ * message and code, so build the DirQueueError again from them.
+ */
+function rebuild(error: { message: string; code?: string }): Error {
+  if (error.code === undefined) return new Error(error.message);
+  if (error.code === 'ECOMPROMISED') return new CompromisedError(error.message);
+  return new DirQueueError(error.code as ErrorCode, error.message);
+}
+
 async function main(): Promise<void> {
   const specifier = (workerData as { processor: string }).processor;
   let processor: Processor;
@@ -69,7 +80,7 @@ async function main(): Promise<void> {
         void run(processor, message.run, message.job);
         break;
       case 'abort':
-        running.get(message.run)?.abort(new Error(message.reason));
+        running.get(message.run)?.abort(new DirQueueError(message.code as ErrorCode, message.reason));
         break;
       case 'ping':
         send({ t: 'pong', n: message.n });
@@ -78,7 +89,7 @@ async function main(): Promise<void> {
         const pending = calls.get(message.req);
         calls.delete(message.req);
         if (message.ok) pending?.resolve(message.value);
-        else pending?.reject(Object.assign(new Error(message.error.message), { code: message.error.code }));
+        else pending?.reject(rebuild(message.error));
         break;
       }
     }

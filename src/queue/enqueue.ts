@@ -81,7 +81,7 @@ export function takeKeyOf(layout: Layout, job: Prepared): string | undefined {
 export function place(layout: Layout, job: Prepared): void {
   const target = job.delayed === undefined ? layout.file('queue', job.id) : layout.file('delayed', job.delayed);
   if (!move(job.tmp, target)) {
-    throw new DirQueueError('EFS', `${job.tmp} vanished before it could be enqueued: is something cleaning tmp/?`);
+    throw new DirQueueError('EVANISHED', `${job.tmp} vanished before it could be enqueued: is something cleaning tmp/?`);
   }
 }
 

@@ -526,7 +526,7 @@ export class Queue extends EventEmitter<QueueEvents> {
 
   /**
    * Take back our own claims that ran staleAfter past their timeout, as a
-   * sweep takes back a dead worker's: the attempt counts (error ETIMEOUT), and
+   * sweep takes back a dead worker's: the attempt counts (error EJOBTIMEOUT), and
    * the holder's later complete or fail is refused (ECOMPROMISED). The pool
    * fails such jobs at their timeout itself; this is the backstop for code
    * that claims by hand and never ends a job.

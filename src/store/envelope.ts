@@ -9,7 +9,7 @@
  * `revoked` event voids every event of the claim it names, so a worker whose
  * claim was recovered cannot leave a result or an error that counts.
  */
-import { DirQueueError, type RecordedError } from './errors.js';
+import { DirQueueError, type DirQueueErrorCode, type RecordedError } from './errors.js';
 
 export type BackoffSpec =
   | { type: 'fixed'; delay: number }
@@ -178,7 +178,7 @@ function replay(envelope: Envelope, events: JobEvent[]): JobRecord {
       case 'revoked':
         attemptsMade++;
         attemptsSinceRetry++;
-        errors.push({ message: revokedMessage(e.reason), code: `E${e.reason.toUpperCase()}` });
+        errors.push({ message: revokedMessage(e.reason), code: REVOKE_CODES[e.reason] });
         lastOutcome = 'revoked';
         break;
       case 'torn':
@@ -225,6 +225,9 @@ export function tornReason(text: string, record: JobRecord): string | undefined 
   if (!text.endsWith('\n')) return 'its last line is cut short: the result was torn';
   return 'it has no result event: the result never reached the disk, or the file was moved to done/ without one';
 }
+
+/** The recorded error code of a revoked claim: a timeout is the same EJOBTIMEOUT the pool records. */
+const REVOKE_CODES: Readonly<Record<RevokeReason, DirQueueErrorCode>> = { crashed: 'ECRASHED', timeout: 'EJOBTIMEOUT', stalled: 'ESTALLED' };
 
 function revokedMessage(reason: RevokeReason): string {
   switch (reason) {

@@ -19,7 +19,15 @@ export type DirQueueErrorCode =
   | 'ETOOBIG' // a job file is larger than `maxJobBytes`
   | 'EJOBFAILED' // waitFor: the job ended in failed/
   | 'ETORN' // waitFor: the job is in done/ but its result was lost (a power cut); it will run again
-  | 'ETIMEOUT' // waitFor gave up; a job ran past its timeout
+  | 'ETIMEOUT' // a waiting call gave up (waitFor, dirq wait)
+  | 'EJOBTIMEOUT' // a job ran past its timeout: its recorded error, and its signal's abort reason
+  | 'ECRASHED' // a recorded error: the worker holding the job died and a sweep took it back
+  | 'ESTALLED' // a recorded error: the worker holding the job showed no sign of life for staleAfter
+  | 'ESTUCK' // a pool's worker thread stopped answering (stuck in synchronous code) and was replaced
+  | 'ESTARTED' // start() on a Pool that was started before: a Pool starts once
+  | 'ENOTSTARTED' // a Pool call that needs start() first
+  | 'ECONTENTION' // a unique key kept changing hands while enqueueing: try again
+  | 'EVANISHED' // a job file written in tmp/ was removed by something else before it could be enqueued
   | 'EPROCESSOR' // a pool's processor module failed to load, or its threads keep dying
   | 'ETHREAD' // a pool's worker thread died (an uncaught error, its memory limit)
   | 'EBADFILE' // a file or directory the library keeps (settings, workers/, keys/, a layout directory) is a link, FIFO or other wrong kind: never followed or opened

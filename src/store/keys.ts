@@ -49,7 +49,7 @@ export function takeKey(layout: Layout, key: string, id: string, from?: string):
     if (isLive(layout, holder)) return holder;
     grabStale(layout, path, holder, 'taking over the stale key'); // then try again to make ours
   }
-  throw new DirQueueError('EFS', `could not take the key ${path}: too much contention, try again`);
+  throw new DirQueueError('ECONTENTION', `could not take the key ${path}: too much contention, try again`);
 }
 
 /**
