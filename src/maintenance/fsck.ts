@@ -37,7 +37,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
 import { DirQueueError, fsError } from '../store/errors.js';
-import { appendLine, DEFAULT_MAX_JOB_BYTES, kindOf, listDir, move, readJobFile } from '../store/files.js';
+import { appendLine, kindOf, listDir, move, readJobFile } from '../store/files.js';
 import { lstatOrGone, unlinkOrGone } from '../store/entry.js';
 import { CLOCK_FILE, LOCK_FILE } from './sweep-lock.js';
 import { idOfName } from '../store/locate.js';
@@ -46,7 +46,8 @@ import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, read
 import { isLive, keyTarget, removeStaleKey } from '../store/keys.js';
 import { isDeadHere, readHeartbeat } from '../store/liveness.js';
 import { isLibraryTmpName, parseActiveName, parseClaim, parseId } from '../store/names.js';
-import { TMP_MAX_AGE_MS } from './clean.js';
+import { SILENT_HEARTBEAT_MS } from './clean.js';
+import { sweepDefaults } from './sweep.js';
 import { putBack } from './torn.js';
 
 export interface FsckOptions {
@@ -60,11 +61,12 @@ export interface FsckOptions {
   maxJobBytes?: number;
 }
 
+/** The limits are the running queue's (sweepDefaults, which Queue's defaults use too), so fsck judges as a sweep does. */
 export const fsckDefaults = Object.freeze({
   repair: false,
-  tmpMaxAge: TMP_MAX_AGE_MS,
-  helperMaxAge: 3600_000,
-  maxJobBytes: DEFAULT_MAX_JOB_BYTES,
+  tmpMaxAge: sweepDefaults.tmpMaxAge,
+  helperMaxAge: SILENT_HEARTBEAT_MS,
+  maxJobBytes: sweepDefaults.maxJobBytes,
 } as const) satisfies Required<FsckOptions>;
 
 export type FindingKind = 'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray';

@@ -9,11 +9,12 @@
  * (sweep-lock.ts says why it is not proper-lockfile's).
  */
 import { DirQueueError } from '../store/errors.js';
+import { DEFAULT_MAX_JOB_BYTES } from '../store/files.js';
 import type { Layout } from '../store/layout.js';
 import { filesystemNow } from '../store/liveness.js';
 import type { NameMaker } from '../store/names.js';
 import { foldTotals } from '../store/totals.js';
-import { removeAbandoned, removeGoneHeartbeats, SILENT_HEARTBEAT_MS } from './clean.js';
+import { removeAbandoned, removeGoneHeartbeats, SILENT_HEARTBEAT_MS, TMP_MAX_AGE_MS } from './clean.js';
 import { promoteDueJobs } from './promote.js';
 import { pruneDone } from './prune.js';
 import { recoverStale, type RescueSettings, type Recovered, type Unrecovered } from './rescue.js';
@@ -24,6 +25,18 @@ export interface SweepSettings extends RescueSettings {
   keepDone: number;
   tmpMaxAge: number;
 }
+
+/**
+ * The limits a sweep judges files by, defined once: the Queue's defaults
+ * (queue/options.ts) and fsck's take them from here, so that a check by hand
+ * agrees with what a running queue does.
+ */
+export const sweepDefaults = Object.freeze({
+  /** Abandoned files in tmp/ (a writer died mid-enqueue) are deleted after this long, ms. */
+  tmpMaxAge: TMP_MAX_AGE_MS,
+  /** Job files larger than this are set aside in failed/, bytes. */
+  maxJobBytes: DEFAULT_MAX_JOB_BYTES,
+} as const) satisfies Partial<SweepSettings>;
 
 export interface SweepReport {
   /** False when another process held the maintenance lock, so nothing was done. */

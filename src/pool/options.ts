@@ -5,7 +5,8 @@
 import type { ResourceLimits } from 'node:worker_threads';
 import { DirQueueError } from '../store/errors.js';
 import { describe } from '../store/names.js';
-import { checkInteger, checkKnown, checkMs, queueDefaults, type QueueOptions } from '../queue/options.js';
+import { checkInteger, checkKnown, checkMs } from '../store/option-checks.js';
+import { queueDefaults, type QueueOptions } from '../queue/options.js';
 import { processorSpecifier, type Processor } from './processor.js';
 
 export interface PoolOptions extends QueueOptions {

@@ -5,7 +5,12 @@
 import { DirQueueError, type RecordedError } from '../store/errors.js';
 import { isBackoff, type BackoffSpec } from '../store/envelope.js';
 import { parseMode } from '../store/layout.js';
-import { checkPriority, describe, encodeKey, isId, PRIORITY_DEFAULT } from '../store/names.js';
+import { describe, encodeKey, isId, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN } from '../store/names.js';
+import { checkBoolean, checkInteger, checkKnown, checkMs, dropUndefined } from '../store/option-checks.js';
+import { sweepDefaults } from '../maintenance/sweep.js';
+
+// The Queue's methods (claim's wait, waitFor's timeout, ...) and the Pool check their arguments with these too.
+export { checkInteger, checkKnown, checkMs };
 
 /** Milliseconds to wait before attempt `attempt + 1`, after `error` ended attempt `attempt`. */
 export type BackoffFunction = (attempt: number, error: RecordedError) => number;
@@ -110,7 +115,7 @@ export const queueDefaults = Object.freeze({
   maintenance: true,
   sweepInterval: 5000,
   keepDone: 7 * 24 * 3600 * 1000,
-  maxJobBytes: 16 * 1024 * 1024,
+  maxJobBytes: sweepDefaults.maxJobBytes,
   attempts: 3,
   backoff: Object.freeze({ type: 'exponential', delay: 1000, jitter: 0.2 }),
   timeout: undefined,
@@ -221,33 +226,6 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
   return { priority, runAt, attempts: options.attempts, backoff, timeout: options.timeout, key: options.key, keyFrom: options.keyFrom };
 }
 
-/** A misspelt option is refused rather than silently ignored. */
-export function checkKnown(options: object, known: readonly string[], what: string, alsoKnown: readonly string[] = []): void {
-  for (const name of Object.keys(options)) {
-    if (!known.includes(name)) {
-      const all = [...alsoKnown, ...known].join(', ');
-      throw new DirQueueError('EBADOPTION', `unknown ${what} ${JSON.stringify(name)}; the options are ${all}`);
-    }
-  }
-}
-
-export function checkMs(value: unknown, name: string, min: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new DirQueueError('EBADOPTION', `${name} must be a number of milliseconds >= ${min}, got ${describe(value)}`);
-  }
-  return value;
-}
-
-export function checkInteger(value: unknown, name: string, min: number): void {
-  if (!Number.isSafeInteger(value) || (value as number) < min) {
-    throw new DirQueueError('EBADOPTION', `${name} must be an integer >= ${min}, got ${describe(value)}`);
-  }
-}
-
-function checkBoolean(value: unknown, name: string): void {
-  if (typeof value !== 'boolean') throw new DirQueueError('EBADOPTION', `${name} must be true or false, got ${describe(value)}`);
-}
-
 /** A backoff as Queue.open and enqueue both take it: a spec, or a number of ms for a fixed delay. */
 function resolveBackoff(value: BackoffSpec | number): BackoffSpec {
   if (typeof value === 'number') return { type: 'fixed', delay: checkMs(value, 'backoff', 0) };
@@ -264,6 +242,13 @@ function checkBackoff(value: unknown, name: string): BackoffSpec {
   return value;
 }
 
-function dropUndefined<T extends object>(object: T): Partial<T> {
-  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as Partial<T>;
+/** The priority of enqueue's options: the name codec has room for PRIORITY_MIN..PRIORITY_MAX. */
+function checkPriority(priority: unknown): number {
+  if (!Number.isInteger(priority) || (priority as number) < PRIORITY_MIN || (priority as number) > PRIORITY_MAX) {
+    throw new DirQueueError(
+      'EBADOPTION',
+      `priority must be an integer ${PRIORITY_MIN}..${PRIORITY_MAX} (lower runs first), got ${describe(priority)}`,
+    );
+  }
+  return priority as number;
 }

@@ -32,7 +32,7 @@ import { Heartbeat } from '../store/liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from '../store/totals.js';
 import { TMP_MAX_AGE_MS } from '../maintenance/clean.js';
 import { revoke, unrecoveredError, type Recovered } from '../maintenance/rescue.js';
-import { sweep, type SweepReport, type SweepSettings } from '../maintenance/sweep.js';
+import { sweep, sweepDefaults, type SweepReport, type SweepSettings } from '../maintenance/sweep.js';
 
 export interface JobRef {
   id: string;
@@ -484,7 +484,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   async #sweep(wait: boolean): Promise<SweepReport> {
-    const settings: SweepSettings = { ...this.options, tmpMaxAge: TMP_MAX_AGE_MS };
+    const settings: SweepSettings = { ...this.options, tmpMaxAge: sweepDefaults.tmpMaxAge };
     const report = await sweep(this.#layout, this.#names, settings, wait);
     for (const r of report.recovered) this.#recovered(r);
     // on the next turn: the sweep of Queue.open runs before its caller can listen

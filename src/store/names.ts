@@ -125,16 +125,6 @@ export function checkId(id: unknown): string {
   return id;
 }
 
-export function checkPriority(priority: unknown): number {
-  if (!Number.isInteger(priority) || (priority as number) < PRIORITY_MIN || (priority as number) > PRIORITY_MAX) {
-    throw new DirQueueError(
-      'EBADOPTION',
-      `priority must be an integer ${PRIORITY_MIN}..${PRIORITY_MAX} (lower runs first), got ${describe(priority)}`,
-    );
-  }
-  return priority as number;
-}
-
 /** Fields of an id read without a regex, for the claim index's hot path. */
 export const idPriority = (id: string): number => (id.charCodeAt(0) - 48) * 10 + (id.charCodeAt(1) - 48);
 export const idEnqueuedUs = (id: string): number => Number(id.slice(3, 19));
