@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { DirQueueError, Pool, Queue } from '../src/index.js';
+import { DirQueueError, fsck, Pool, Queue } from '../src/index.js';
 import { checkoutForOtherUsers } from './support/other-users.js';
 import { exited, openQueue, openToAll, spawnNode, tempDir, tempQueue } from './support/temp.js';
 
@@ -81,6 +81,31 @@ describe('I9 bad arguments', () => {
     }
     expect(ls(dir, 'queue')).toEqual([]);
     expect(ls(dir, 'tmp')).toEqual([]);
+    await q.close();
+  });
+
+  it('refuses a bad element or an unknown name in the options of Pool, enqueue and fsck at once', async () => {
+    const { dir, q } = await tempQueue();
+    const cases: [() => Promise<unknown>, RegExp][] = [
+      // A Pool claims with its types on every pump: a type a claim cannot encode must stop the constructor, not every claim.
+      [async () => new Pool(dir, { processor: () => 1, types: ['ok', 'x'.repeat(200)] }), /^types\[1\] is not a job type \(job type is too long: 200 characters/],
+      [async () => new Pool(dir, { processor: () => 1, types: [7 as unknown as string] }), /^types\[0\] is not a job type \(job type must be a non-empty string, got 7\)/],
+      // Written into the job file as JSON, Infinity would become null and the file would no longer parse.
+      [() => q.enqueue('t', 1, { backoff: { type: 'exponential', delay: 1, max: Infinity } }), /^backoff must be ms, /],
+      [() => q.enqueue('t', 1, { backoff: { type: 'fixed', delay: 1, jiter: 0.2 } as never }), /^backoff must be ms, /],
+      [() => Queue.open(dir, { backoff: { type: 'fixed', delay: 1, max: 5 } as never }), /^backoff must be ms, /],
+      [() => fsck(dir, { repiar: true } as never), /^unknown fsck option "repiar"; the options are repair, tmpMaxAge, helperMaxAge, maxJobBytes$/],
+      [() => fsck(dir, { maxJobBytes: -1 }), /^maxJobBytes must be an integer >= 64, got -1$/],
+      [() => fsck(dir, { tmpMaxAge: NaN }), /^tmpMaxAge must be a number of milliseconds >= 0, got NaN$/],
+      [() => fsck(dir, { repair: 'yes' as never }), /^repair must be true or false, got "yes"$/],
+      [() => fsck(dir, null as never), /^fsck options must be an object, got null$/],
+    ];
+    for (const [call, message] of cases) {
+      const error = await call().then(() => undefined, (e: unknown) => e);
+      expect(error, String(call)).toBeInstanceOf(DirQueueError);
+      expect(error, String(call)).toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(message) });
+    }
+    expect(ls(dir, 'queue')).toEqual([]);
     await q.close();
   });
 

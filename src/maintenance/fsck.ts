@@ -45,7 +45,8 @@ import { formatAge } from '../store/duration.js';
 import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, type State } from '../store/layout.js';
 import { isLive, keyTarget, removeStaleKey } from '../store/keys.js';
 import { isDeadHere, readHeartbeat } from '../store/liveness.js';
-import { isLibraryTmpName, parseActiveName, parseClaim, parseId } from '../store/names.js';
+import { describe, isLibraryTmpName, parseActiveName, parseClaim, parseId } from '../store/names.js';
+import { checkBoolean, checkInteger, checkKnown, checkMs, dropUndefined } from '../store/option-checks.js';
 import { SILENT_HEARTBEAT_MS } from './clean.js';
 import { sweepDefaults } from './sweep.js';
 import { putBack } from './torn.js';
@@ -68,6 +69,20 @@ export const fsckDefaults = Object.freeze({
   helperMaxAge: SILENT_HEARTBEAT_MS,
   maxJobBytes: sweepDefaults.maxJobBytes,
 } as const) satisfies Required<FsckOptions>;
+
+/** fsck's options with its defaults, checked as Queue checks its own: unknown names and bad values are refused. */
+function resolveFsckOptions(options: FsckOptions = {}): Required<FsckOptions> {
+  if (options === null || typeof options !== 'object') {
+    throw new DirQueueError('EBADOPTION', `fsck options must be an object, got ${describe(options)}`);
+  }
+  checkKnown(options, Object.keys(fsckDefaults), 'fsck option');
+  const o: Required<FsckOptions> = { ...fsckDefaults, ...dropUndefined(options) };
+  checkBoolean(o.repair, 'repair');
+  checkMs(o.tmpMaxAge, 'tmpMaxAge', 0);
+  checkMs(o.helperMaxAge, 'helperMaxAge', 0);
+  checkInteger(o.maxJobBytes, 'maxJobBytes', 64);
+  return o;
+}
 
 export type FindingKind = 'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray';
 
@@ -95,7 +110,7 @@ export interface FsckReport {
 const KEEP_ORDER: readonly State[] = ['done', 'failed', 'active', 'delayed', 'queue'];
 
 export async function fsck(dir: string, options: FsckOptions = {}): Promise<FsckReport> {
-  const o = { ...fsckDefaults, ...options };
+  const o = resolveFsckOptions(options);
   const layout = new Layout(dir);
   const ctx: Context = { layout, o, findings: [], now: Date.now(), checked: 0 };
   await checkSettings(ctx);

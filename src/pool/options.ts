@@ -4,7 +4,7 @@
  */
 import type { ResourceLimits } from 'node:worker_threads';
 import { DirQueueError } from '../store/errors.js';
-import { describe } from '../store/names.js';
+import { describe, encodeType } from '../store/names.js';
 import { checkInteger, checkKnown, checkMs } from '../store/option-checks.js';
 import { queueDefaults, type QueueOptions } from '../queue/options.js';
 import { processorSpecifier, type Processor } from './processor.js';
@@ -91,11 +91,29 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
   if (o.jobTimeout !== undefined) checkMs(o.jobTimeout, 'jobTimeout', 1);
   checkMs(o.closeTimeout, 'closeTimeout', 0);
   checkMs(o.stuckAfter, 'stuckAfter', 1);
-  if (o.types !== undefined && (!Array.isArray(o.types) || o.types.length === 0)) {
-    throw new DirQueueError('EBADOPTION', `types must be a non-empty array of job types, got ${describe(o.types)}`);
-  }
+  if (o.types !== undefined) o.types = checkTypes(o.types);
   if (typeof o.processor === 'function' && threads !== undefined && threads !== 1) {
     throw new DirQueueError('EBADOPTION', 'threads applies to module processors; a function processor runs in-process (use concurrency)');
   }
   return o;
+}
+
+/**
+ * Every element is checked here, once: the pool claims with these types on
+ * every pump, and a claim refuses a type it cannot encode, so one bad element
+ * would make every claim throw and the pump retry forever.
+ */
+function checkTypes(types: unknown): readonly string[] {
+  if (!Array.isArray(types) || types.length === 0) {
+    throw new DirQueueError('EBADOPTION', `types must be a non-empty array of job types, got ${describe(types)}`);
+  }
+  types.forEach((type: unknown, i) => {
+    try {
+      encodeType(type);
+    } catch (err) {
+      const why = err instanceof DirQueueError ? err.message : String(err);
+      throw new DirQueueError('EBADOPTION', `types[${i}] is not a job type (${why}); give the types the jobs were enqueued with`);
+    }
+  });
+  return Object.freeze([...(types as string[])]);
 }

@@ -3,7 +3,7 @@
  * and the checks the Pool's options (pool/options.ts) share.
  */
 import { DirQueueError, type RecordedError } from '../store/errors.js';
-import { isBackoff, type BackoffSpec } from '../store/envelope.js';
+import type { BackoffSpec } from '../store/envelope.js';
 import { parseMode } from '../store/layout.js';
 import { describe, encodeKey, isId, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN } from '../store/names.js';
 import { checkBoolean, checkInteger, checkKnown, checkMs, dropUndefined } from '../store/option-checks.js';
@@ -232,14 +232,37 @@ function resolveBackoff(value: BackoffSpec | number): BackoffSpec {
   return checkBackoff(value, 'backoff');
 }
 
+/**
+ * A backoff spec given as an option. It is written into the job file as JSON,
+ * so every number must be finite (JSON would turn Infinity into null, and the
+ * file would no longer parse) and nothing else may ride along: the envelope's
+ * reader (isBackoff) would refuse what this lets through.
+ */
 function checkBackoff(value: unknown, name: string): BackoffSpec {
-  if (!isBackoff(value)) {
+  if (!isBackoffOption(value)) {
     throw new DirQueueError(
       'EBADOPTION',
       `${name} must be ms, { type: 'fixed', delay } or { type: 'exponential', delay, max?, jitter? (0..1) }, got ${describe(value)}`,
     );
   }
   return value;
+}
+
+const BACKOFF_FIELDS: Readonly<Record<BackoffSpec['type'], readonly string[]>> = Object.freeze({
+  fixed: Object.freeze(['type', 'delay']),
+  exponential: Object.freeze(['type', 'delay', 'max', 'jitter']),
+});
+
+function isBackoffOption(value: unknown): value is BackoffSpec {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const b = value as Record<string, unknown>;
+  if (b.type !== 'fixed' && b.type !== 'exponential') return false;
+  const fields = BACKOFF_FIELDS[b.type];
+  if (Object.keys(b).some((field) => !fields.includes(field))) return false;
+  const ms = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  if (!ms(b.delay)) return false;
+  if (b.max !== undefined && !ms(b.max)) return false;
+  return b.jitter === undefined || (typeof b.jitter === 'number' && b.jitter >= 0 && b.jitter <= 1);
 }
 
 /** The priority of enqueue's options: the name codec has room for PRIORITY_MIN..PRIORITY_MAX. */
