@@ -30,7 +30,6 @@ import { notRegular } from '../store/safe-file.js';
 import { syncfsSuits } from '../store/syncfs.js';
 import { Heartbeat } from '../store/liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from '../store/totals.js';
-import { TMP_MAX_AGE_MS } from '../maintenance/clean.js';
 import { revoke, unrecoveredError, type Recovered } from '../maintenance/rescue.js';
 import { sweep, sweepDefaults, type SweepReport, type SweepSettings } from '../maintenance/sweep.js';
 
