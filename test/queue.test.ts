@@ -292,7 +292,8 @@ describe('enqueue and claim', () => {
     const [name] = ls(dir, 'delayed');
     const dueUs = parseId(during.id)!.enqueuedUs + 1;
     fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', name!.replace(/^\d{16}/, String(dueUs).padStart(16, '0'))));
-    expect((await q.recover()).promoted).toBe(1);
+    await q.recover(); // promotes it, unless this queue's own promotion timer (which claim started) was first: both go through promote()
+    expect([ls(dir, 'delayed'), ls(dir, 'queue').sort()]).toEqual([[], [during.id, future.id].sort()]);
     const other = await openQueue(dir, { agingStep: Infinity, maintenance: false });
     const order: unknown[] = [];
     for (let job = await other.claim(); job; job = await other.claim()) {
