@@ -29,8 +29,15 @@ function queueOf(out: string): string {
   return m![1]!;
 }
 
-/** dirq stats output with what changes from one second to the next (ages, rates) blanked. */
-const timeless = (text: string): string => text.replace(/\d+(\.\d+)?(ms|s|m|h|d)\b(\d+(ms|s|m|h)\b)*/g, 'T').replace(/[\d.,]+\/s/g, 'R/s');
+/**
+ * dirq stats output with what changes from one second to the next (ages, rates) blanked. Column widths
+ * follow the widest value, so a blanked age can leave its column wider or narrower: runs of spaces count as one.
+ */
+const timeless = (text: string): string =>
+  text
+    .replace(/\d+(\.\d+)?(ms|s|m|h|d)\b(\d+(ms|s|m|h)\b)*/g, 'T')
+    .replace(/[\d.,]+\/s/g, 'R/s')
+    .replace(/ +/g, ' ');
 
 describe('npm run demo', () => {
   it('enqueues, runs and reports 5,000 jobs in a temporary queue, then removes it', async () => {
