@@ -292,7 +292,10 @@ describe('enqueue and claim', () => {
     const [name] = ls(dir, 'delayed');
     const dueUs = parseId(during.id)!.enqueuedUs + 1;
     fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', name!.replace(/^\d{16}/, String(dueUs).padStart(16, '0'))));
-    await q.recover(); // promotes it, unless this queue's own promotion timer (which claim started) was first: both go through promote()
+    // due a microsecond after an id's time, which may read up to a millisecond ahead of Date.now(): a sweep
+    // promotes it once Date.now() gets there, unless this queue's own promotion timer (which claim started)
+    // is first; both go through promote()
+    await until(async () => (await q.recover()) && ls(dir, 'delayed').length === 0, 'the job to be promoted');
     expect([ls(dir, 'delayed'), ls(dir, 'queue').sort()]).toEqual([[], [during.id, future.id].sort()]);
     const other = await openQueue(dir, { agingStep: Infinity, maintenance: false });
     const order: unknown[] = [];
