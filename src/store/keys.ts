@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { unlinkQuietly } from './entry.js';
+import { lstatQuietly, unlinkQuietly } from './entry.js';
 import { kindOf, listDir } from './files.js';
 import { locate } from './locate.js';
 import type { Layout } from './layout.js';
@@ -131,13 +131,8 @@ function releaseKey(layout: Layout, key: string, id: string): void {
 
 /** What is at keys/NAME when it is not a symbolic link ("a directory", ...), or undefined when nothing is. */
 function notALink(path: string): string | undefined {
-  let stat: fs.Stats;
-  try {
-    stat = fs.lstatSync(path);
-  } catch {
-    return undefined;
-  }
-  if (stat.isSymbolicLink()) return undefined; // a link again: made meanwhile
+  const stat = lstatQuietly(path);
+  if (stat === undefined || stat.isSymbolicLink()) return undefined; // gone, or a link again: made meanwhile
   return stat.isFile() ? 'a regular file' : `a ${kindOf(stat)}`;
 }
 
