@@ -7,6 +7,8 @@ const discoveryFiles = ['test/queue.test.ts', 'test/invariants.test.ts', 'test/r
 export default defineConfig({
   test: {
     reporters: ['default', './test/support/summary-reporter.ts'],
+    // tests import the built dist/: refuse to run against a build older than src/
+    globalSetup: ['./test/support/fresh-build.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

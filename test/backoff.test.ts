@@ -1,6 +1,6 @@
 /** The wait before a retry: fixed, exponential with a cap and jitter, or a function. */
 import { describe, expect, it } from 'vitest';
-import { backoffDelay } from '../src/queue/backoff.js';
+import { backoffDelay } from '../dist/queue/backoff.js';
 
 const error = { message: 'x' };
 

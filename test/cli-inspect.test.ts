@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { table } from '../src/cli/common.js';
+import { table } from '../dist/cli/common.js';
 import { CLI, closed, dirq, enqueued, expectOneLineError, newQueue, ok, okJson, runAll, onTerminal } from './support/cli.js';
 import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
 import { until } from './support/wait.js';

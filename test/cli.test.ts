@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { STATES } from '../src/index.js';
+import { STATES } from '../dist/index.js';
 import { dirq, envelope, expectOneLineError, ID, jobFiles, libraryQueue, newQueue, ok } from './support/cli.js';
 import { openQueue, tempDir } from './support/temp.js';
 

@@ -11,10 +11,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import type { Job, Queue } from '../src/index.js';
-import { Layout, readSettings } from '../src/store/layout.js';
-import { bootId } from '../src/store/liveness.js';
-import { tornIn } from '../src/maintenance/torn.js';
+import type { Job, Queue } from '../dist/index.js';
+import { Layout, readSettings } from '../dist/store/layout.js';
+import { bootId } from '../dist/store/liveness.js';
+import { tornIn } from '../dist/maintenance/torn.js';
 import { census, duplicates } from './support/census.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
 

@@ -11,9 +11,9 @@ import childProcess from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SYNC_CHUNK } from '../src/store/files.js';
-import { SYNCFS_MIN_FILES } from '../src/store/syncfs.js';
-import { Queue } from '../src/index.js';
+import { SYNC_CHUNK } from '../dist/store/files.js';
+import { SYNCFS_MIN_FILES } from '../dist/store/syncfs.js';
+import { Queue } from '../dist/index.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
 
 const JOBS = 5 * SYNC_CHUNK + 17;

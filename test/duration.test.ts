@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatAge, parseDuration } from '../src/store/duration.js';
-import { DirQueueError } from '../src/index.js';
+import { formatAge, parseDuration } from '../dist/store/duration.js';
+import { DirQueueError } from '../dist/index.js';
 
 describe('parseDuration', () => {
   it.each([

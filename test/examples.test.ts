@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { parseDuration } from '../src/store/duration.js';
+import { parseDuration } from '../dist/store/duration.js';
 import { closed, enqueued, newQueue, okJson } from './support/cli.js';
 import { startPool } from './support/pools.js';
 import { exited, tempDir, track } from './support/temp.js';

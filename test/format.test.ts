@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Job, Queue } from '../src/index.js';
+import type { Job, Queue } from '../dist/index.js';
 import { ok, okJson } from './support/cli.js';
 import { checkoutForOtherUsers } from './support/other-users.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';

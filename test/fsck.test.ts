@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fsck, type Finding } from '../src/index.js';
+import { fsck, type Finding } from '../dist/index.js';
 import { backdate, claimByDeadWorker, deadHeartbeat, resultLine } from './support/fake.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
 

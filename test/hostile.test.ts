@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { DirQueueError, fsck, Pool, Queue } from '../src/index.js';
+import { DirQueueError, fsck, Pool, Queue } from '../dist/index.js';
 import { checkoutForOtherUsers } from './support/other-users.js';
 import { exited, openQueue, openToAll, spawnNode, tempDir, tempQueue } from './support/temp.js';
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { move } from '../src/store/files.js';
+import { move } from '../dist/store/files.js';
 import { census, duplicates } from './support/census.js';
 import { exited, openQueue, spawnNode, tempDir, tempQueue } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bootId, processStartTime } from '../src/store/liveness.js';
-import { encodeKey, hostToken, NameMaker } from '../src/store/names.js';
+import { bootId, processStartTime } from '../dist/store/liveness.js';
+import { encodeKey, hostToken, NameMaker } from '../dist/store/names.js';
 import { deadPid, exited, spawnNode, tempQueue } from './support/temp.js';
 
 const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;

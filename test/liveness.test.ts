@@ -14,8 +14,8 @@ import fs from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { bootId, isDeadHere, processStartTime, type OwnerIdentity } from '../src/store/liveness.js';
-import { hostToken } from '../src/store/names.js';
+import { bootId, isDeadHere, processStartTime, type OwnerIdentity } from '../dist/store/liveness.js';
+import { hostToken } from '../dist/store/names.js';
 import { backdate } from './support/fake.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
 

@@ -12,7 +12,7 @@ import {
   parseDelayedName,
   parseId,
   parseTmpName,
-} from '../src/store/names.js';
+} from '../dist/store/names.js';
 
 describe('the name codec', () => {
   it('round-trips ids with every priority and awkward types', () => {

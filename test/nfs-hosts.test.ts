@@ -14,8 +14,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseJobFile } from '../src/store/envelope.js';
-import type { Queue } from '../src/index.js';
+import { parseJobFile } from '../dist/store/envelope.js';
+import type { Queue } from '../dist/index.js';
 import { census, duplicates } from './support/census.js';
 import { backdate } from './support/fake.js';
 import { mountCached, requireHosts, startHost, type Host } from './support/hosts.js';

@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fsck } from '../src/maintenance/fsck.js';
-import type { Queue } from '../src/index.js';
+import { fsck } from '../dist/maintenance/fsck.js';
+import type { Queue } from '../dist/index.js';
 import { ok } from './support/cli.js';
 import { backdate } from './support/fake.js';
 import { checkoutForOtherUsers } from './support/other-users.js';

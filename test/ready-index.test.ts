@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { idEnqueuedUs } from '../src/store/names.js';
-import { ReadyIndex } from '../src/queue/ready-index.js';
+import { idEnqueuedUs } from '../dist/store/names.js';
+import { ReadyIndex } from '../dist/queue/ready-index.js';
 
 const id = (priority: number, us: number, type = 't', unique = 'a'): string =>
   `${String(priority).padStart(2, '0')}-${String(us).padStart(16, '0')}-${unique}.${type}`;

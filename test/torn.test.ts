@@ -9,9 +9,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { fsck } from '../src/maintenance/fsck.js';
-import type { Queue } from '../src/index.js';
-import { YIELD_BYTES } from '../src/maintenance/torn.js';
+import { fsck } from '../dist/maintenance/fsck.js';
+import type { Queue } from '../dist/index.js';
+import { YIELD_BYTES } from '../dist/maintenance/torn.js';
 import { openQueue, tempQueue } from './support/temp.js';
 
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();

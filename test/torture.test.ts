@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseJobFile } from '../src/store/envelope.js';
+import { parseJobFile } from '../dist/store/envelope.js';
 import { duplicates } from './support/census.js';
 import { exited, spawnNode, tempQueue } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';

@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Layout } from '../src/store/layout.js';
-import { FOLD_STALE_MS, foldTotals, readTotals, Tally } from '../src/store/totals.js';
+import { Layout } from '../dist/store/layout.js';
+import { FOLD_STALE_MS, foldTotals, readTotals, Tally } from '../dist/store/totals.js';
 import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
 import { lineFrom } from './support/wait.js';
 

@@ -1,8 +1,8 @@
 /** Where every job of a queue directory is, straight from the file names. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { idOfName } from '../../src/store/locate.js';
-import { STATES, type State } from '../../src/store/layout.js';
+import { idOfName } from '../../dist/store/locate.js';
+import { STATES, type State } from '../../dist/store/layout.js';
 
 /** id -> the states it appears in (a healthy queue has exactly one each, I1). */
 export function census(dir: string): Map<string, State[]> {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, expect } from 'vitest';
-import { STATES } from '../../src/index.js';
+import { STATES } from '../../dist/index.js';
 import { exited, openQueue, spawnNode, tempDir, track } from './temp.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));

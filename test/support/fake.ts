@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bootId } from '../../src/store/liveness.js';
-import { hostToken } from '../../src/store/names.js';
+import { bootId } from '../../dist/store/liveness.js';
+import { hostToken } from '../../dist/store/names.js';
 
 /**
  * Move the ready job `id` to active/ under the claim of a worker on this

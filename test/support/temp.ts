@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, onTestFinished } from 'vitest';
-import { Queue, type QueueOptions } from '../../src/index.js';
+import { Queue, type QueueOptions } from '../../dist/index.js';
 
 /** Tests run with inotify unless the project says poll-only. */
 export const WATCH = process.env.DIRQ_TEST_WATCH !== '0';

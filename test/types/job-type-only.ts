@@ -4,14 +4,14 @@
  * could construct. A Job is made only by Queue.claim; one built by hand would
  * hold no claim, yet its complete() and fail() would rename files in active/.
  */
-import * as dirqueue from '../../src/index.js';
+import * as dirqueue from '../../dist/index.js';
 
 export async function annotate(q: dirqueue.Queue): Promise<dirqueue.Job<{ to: string }> | undefined> {
   const job: dirqueue.Job<{ to: string }> | undefined = await q.claim<{ to: string }>();
   return job;
 }
 
-export function construct(args: ConstructorParameters<typeof import('../../src/queue/job.js').Job>): void {
+export function construct(args: ConstructorParameters<typeof import('../../dist/queue/job.js').Job>): void {
   // @ts-expect-error Job is exported as a type only: it cannot be used as a value
   new dirqueue.Job(...args);
 }
