@@ -70,8 +70,8 @@ describe('I9 bad arguments', () => {
       [() => q.claim({ wait: -1 }), 'EBADOPTION', /wait/],
       [() => q.get('../../etc/passwd'), 'EBADID', /not a job id/],
       [() => q.retry('nope'), 'EBADID', /not a job id/],
-      [() => q.list('trash' as never), 'EBADSTATE', /use one of queue, delayed, active, done, failed/],
-      [() => q.purge('nope' as never), 'EBADSTATE', /unknown state/],
+      [() => q.list('trash' as never), 'EBADOPTION', /use one of queue, delayed, active, done, failed/],
+      [() => q.purge('nope' as never), 'EBADOPTION', /unknown state/],
       [() => q.get(ID('missing')), 'ENOTFOUND', /no job/],
     ];
     for (const [call, code, message] of cases) {

@@ -562,7 +562,7 @@ describe('inspection and administration', () => {
     for (const priority of [60, 20, 40]) ids.push((await q.enqueue('t', priority, { priority })).id);
     expect((await q.list('queue')).map((j) => j.data)).toEqual([20, 40, 60]);
     expect(await q.list('queue', { limit: 1 })).toHaveLength(1);
-    await expect(q.list('bogus' as never)).rejects.toMatchObject({ code: 'EBADSTATE' });
+    await expect(q.list('bogus' as never)).rejects.toMatchObject({ code: 'EBADOPTION' });
     await q.close();
   });
 

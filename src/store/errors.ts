@@ -9,7 +9,7 @@ export type DirQueueErrorCode =
   | 'EBADTYPE' // a job type is empty, too long or not a string
   | 'EBADID' // a string is not a job id
   | 'EBADDATA' // job data or a result JSON cannot hold faithfully
-  | 'EBADSTATE' // an unknown state name, or an operation the job's state forbids
+  | 'EBADSTATE' // an operation the job's state forbids (removing a running job, ending a claim twice)
   | 'ENOTFOUND' // no job with that id in any state
   | 'ENOQUEUE' // the queue directory does not exist and `create` is false
   | 'ENOTQUEUE' // the directory exists but is not a dirqueue queue

@@ -88,7 +88,7 @@ export function isState(value: unknown): value is State {
 
 export function checkState(value: unknown): State {
   if (!isState(value)) {
-    throw new DirQueueError('EBADSTATE', `unknown state ${JSON.stringify(value)}: use one of ${STATES.join(', ')}`);
+    throw new DirQueueError('EBADOPTION', `unknown state ${JSON.stringify(value)}: use one of ${STATES.join(', ')}`);
   }
   return value;
 }
