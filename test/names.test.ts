@@ -2,16 +2,39 @@ import { describe, expect, it, vi } from 'vitest';
 import {
   activeName,
   checkId,
+  CLOCK_FILE,
+  counterTmpName,
   delayedName,
+  deltaName,
+  doneCheckedName,
+  encodeKey,
   encodeType,
+  heldBaseName,
   hostToken,
+  isActiveNameOf,
+  isDelayedNameOf,
+  isDoneCheckedNameOf,
+  isHeldBaseName,
+  isKeyScratchName,
+  isLibraryTmpName,
+  isLockAsideName,
+  isSetAsideName,
+  keyScratchName,
+  LOCK_FILE,
+  lockAsideName,
+  lockTmpName,
   NameMaker,
   nowUs,
   parseActiveName,
   parseClaim,
   parseDelayedName,
   parseId,
+  parseOwner,
   parseTmpName,
+  replacementName,
+  scratchClockName,
+  setAsideName,
+  TOTALS_BASE,
 } from '../dist/store/names.js';
 
 describe('the name codec', () => {
@@ -113,7 +136,10 @@ describe('the name codec', () => {
     expect(parseDelayedName(delayedName(1763830060000000, id))).toEqual({ dueUs: 1763830060000000, id });
     const claim = maker.claim();
     expect(parseActiveName(activeName(id, claim))).toEqual({ id, claim: parseClaim(claim) });
-    expect(parseClaim(claim)).toMatchObject({ host: 'web-1', pid: 77, seq: '0' });
+    expect(parseClaim(claim)).toEqual({ claim, owner: maker.owner, host: 'web-1', pid: 77, nonce: maker.owner.split('.')[2], seq: '0' });
+    expect(parseOwner(maker.owner)).toEqual({ owner: maker.owner, host: 'web-1', pid: 77, nonce: maker.owner.split('.')[2] });
+    expect(parseOwner(claim)).toBeUndefined(); // a claim is an owner and a sequence number
+    expect(parseOwner('.lock')).toBeUndefined();
     expect(maker.claim()).not.toBe(claim);
     expect(parseDelayedName(`123~${id}`)).toBeUndefined();
     expect(parseActiveName(`${id}@not a claim`)).toBeUndefined();
@@ -126,6 +152,50 @@ describe('the name codec', () => {
     for (const bad of [`${id}.tmp`, `${id}.web-1.x.abc.tmp`, `${id}.web-1.1.abc`, 'x.web-1.1.abc.tmp', `.${id}.web-1.1.abc.tmp`]) {
       expect(parseTmpName(bad), bad).toBeUndefined();
     }
+  });
+
+  it('builds every helper name a sweep may delete in tmp/ as one it knows, and no other', () => {
+    const maker = new NameMaker('web-1', 4242);
+    const claim = maker.claim();
+    const ours = [
+      lockTmpName(maker.owner),
+      scratchClockName(),
+      replacementName('dirqueue.json'),
+      counterTmpName(deltaName(maker.owner, 35)),
+      counterTmpName(heldBaseName(claim)),
+      counterTmpName(heldBaseName(heldBaseName(claim))),
+      maker.tmpName(maker.id(50, 'email')),
+    ];
+    for (const name of ours) expect(isLibraryTmpName(name), name).toBe(true);
+    // a user's own dot files and names that only look like ours are never the library's to delete
+    for (const name of ['.bashrc', '.lock', '.clock.12', `.totals~${maker.owner}`, replacementName('notes.txt'), '.stale.abcdefgh']) {
+      expect(isLibraryTmpName(name), name).toBe(false);
+    }
+  });
+
+  it('names helper files so that only their own tests recognise them', () => {
+    const claim = new NameMaker('web-1', 1).claim();
+    expect(isHeldBaseName(heldBaseName(claim))).toBe(true);
+    expect(isHeldBaseName(TOTALS_BASE)).toBe(false);
+    expect(isLockAsideName(lockAsideName())).toBe(true);
+    expect(isLockAsideName(LOCK_FILE)).toBe(false);
+    expect(isKeyScratchName(keyScratchName())).toBe(true);
+    expect(isKeyScratchName(encodeKey('.stale.x'))).toBe(false); // a key is never a dot name
+    expect(isDoneCheckedNameOf(doneCheckedName('web-1', 'b00t'), 'web-1')).toBe(true);
+    expect(isDoneCheckedNameOf(doneCheckedName('web-1-b', 'b00t'), 'web-1')).toBe(false); // another host whose name starts the same
+    expect([1, 2, 3].map((n) => setAsideName('junk', n))).toEqual(['junk~', 'junk.2~', 'junk.3~']);
+    expect(setAsideName('junk', 2)).toSatisfy(isSetAsideName);
+    expect(CLOCK_FILE.startsWith('.')).toBe(true); // helper files in workers/ are dot files: never an owner's heartbeat
+  });
+
+  it('tells the delayed and active names of a job from those of another whose id ends or starts the same', () => {
+    const maker = new NameMaker('web-1', 1);
+    const id = maker.id(50, 'email');
+    const longer = `${id.slice(0, -'email'.length)}xemail`; // same prefix, another type
+    expect(isDelayedNameOf(delayedName(1, id), id)).toBe(true);
+    expect(isDelayedNameOf(delayedName(1, id), longer)).toBe(false);
+    expect(isActiveNameOf(activeName(id, maker.claim()), id)).toBe(true);
+    expect(isActiveNameOf(activeName(`${id}x`, maker.claim()), id)).toBe(false);
   });
 
   it('keeps host tokens to the safe alphabet', () => {

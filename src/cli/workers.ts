@@ -8,7 +8,7 @@ import { formatAge, parseDuration } from '../store/duration.js';
 import type { JobInfo } from '../queue/inspect.js';
 import { Layout } from '../store/layout.js';
 import { isDeadHere, readHeartbeat, type OwnerIdentity } from '../store/liveness.js';
-import { parseClaim } from '../store/names.js';
+import { parseClaim, parseOwner } from '../store/names.js';
 import { listDir } from '../store/files.js';
 import { note, parse, print, printJson, table, withQueue, type Command } from './common.js';
 
@@ -88,7 +88,7 @@ export interface Worker {
 function census(layout: Layout, active: readonly JobInfo[], staleAfter: number, now: number): Worker[] {
   const byOwner = new Map<string, Worker>();
   for (const name of listDir(layout.paths.workers)) {
-    const token = parseClaim(`${name}.0`); // a heartbeat is named by its owner, a claim token without .SEQ
+    const token = parseOwner(name); // a heartbeat is named by its owner
     if (token === undefined) continue; // totals and other helpers
     const beat = readHeartbeat(layout.file('workers', name));
     if (beat === undefined) continue; // gone meanwhile, or not a heartbeat
@@ -108,7 +108,7 @@ function census(layout: Layout, active: readonly JobInfo[], staleAfter: number, 
   for (const job of active) {
     const claim = job.claim === undefined ? undefined : parseClaim(job.claim);
     if (claim === undefined) continue;
-    const owner = `${claim.host}.${claim.pid}.${claim.nonce}`;
+    const owner = claim.owner;
     let worker = byOwner.get(owner);
     if (worker === undefined) {
       worker = { owner, host: claim.host, pid: claim.pid, started: null, status: 'no-heartbeat', lastBeat: null, jobs: [] };

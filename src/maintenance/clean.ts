@@ -53,7 +53,7 @@ export function removeGoneHeartbeats(layout: Layout, self: string, writers: Read
   const holders = new Set<string>();
   for (const name of listDir(layout.paths.active)) {
     const claim = parseActiveName(name)?.claim;
-    if (claim !== undefined) holders.add(`${claim.host}.${claim.pid}.${claim.nonce}`);
+    if (claim !== undefined) holders.add(claim.owner);
   }
   let removed = 0;
   for (const name of listDir(layout.paths.workers)) {

@@ -37,15 +37,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
 import { DirQueueError, fsError } from '../store/errors.js';
-import { appendLine, kindOf, listDir, move, readJobFile } from '../store/files.js';
+import { appendLine, listDir, move, readJobFile } from '../store/files.js';
+import { describeKind } from '../store/open.js';
 import { lstatOrGone, unlinkOrGone } from '../store/entry.js';
-import { CLOCK_FILE, LOCK_FILE } from './sweep-lock.js';
 import { idOfName } from '../store/locate.js';
 import { formatAge } from '../store/duration.js';
 import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, type State } from '../store/layout.js';
 import { isLive, keyTarget, removeStaleKey } from '../store/keys.js';
 import { isDeadHere, readHeartbeat } from '../store/liveness.js';
-import { describe, isLibraryTmpName, parseActiveName, parseClaim, parseId } from '../store/names.js';
+import {
+  CLOCK_FILE,
+  describe,
+  isKeyScratchName,
+  isLibraryTmpName,
+  isLockAsideName,
+  isOwnerName,
+  isSetAsideName,
+  LOCK_FILE,
+  parseActiveName,
+  parseId,
+  setAsideName,
+} from '../store/names.js';
 import { checkBoolean, checkInteger, checkKnown, checkMs, dropUndefined } from '../store/option-checks.js';
 import { SILENT_HEARTBEAT_MS } from './clean.js';
 import { sweepDefaults } from './sweep.js';
@@ -211,7 +223,7 @@ function census(ctx: Context): Places {
   const places: Places = new Map();
   for (const state of STATES) {
     for (const name of listDir(ctx.layout.paths[state])) {
-      if (name.startsWith('.') || name.endsWith('~')) continue;
+      if (name.startsWith('.') || isSetAsideName(name)) continue;
       const id = idOfName(state, name);
       if (id === undefined) {
         const problem = `not a job name in ${state}/ (FORMAT.md, "File names"): readers skip it`;
@@ -333,10 +345,10 @@ function checkHelpers(ctx: Context): void {
   const owners = new Set<string>();
   for (const name of listDir(layout.paths.active)) {
     const claim = parseActiveName(name)?.claim;
-    if (claim !== undefined) owners.add(`${claim.host}.${claim.pid}.${claim.nonce}`);
+    if (claim !== undefined) owners.add(claim.owner);
   }
   for (const name of listDir(layout.paths.workers)) {
-    if (name.startsWith('.') || parseClaim(`${name}.0`) === undefined || owners.has(name)) continue; // its claims need it (dirq recover)
+    if (!isOwnerName(name) || owners.has(name)) continue; // its claims need it (dirq recover)
     const file = layout.file('workers', name);
     const beat = readHeartbeat(file);
     if (beat === undefined) continue;
@@ -350,8 +362,8 @@ function checkHelpers(ctx: Context): void {
   checkSweepFiles(ctx);
   for (const name of listDir(layout.paths.keys)) {
     const file = layout.file('keys', name);
-    if (name.endsWith('~')) continue; // a stray set aside
-    if (name.startsWith('.stale.')) {
+    if (isSetAsideName(name)) continue; // a stray set aside
+    if (isKeyScratchName(name)) {
       if (olderThan(ctx, file, ctx.o.helperMaxAge)) {
         found(ctx, 'stale-helper', file, 'left by an interrupted key takeover', 'run with --repair to delete it', () => (unlink(file) ? 'deleted' : undefined));
       }
@@ -386,7 +398,7 @@ function checkHelpers(ctx: Context): void {
 function checkSweepFiles(ctx: Context): void {
   const { layout } = ctx;
   for (const name of listDir(layout.paths.workers)) {
-    if (name !== CLOCK_FILE && name !== LOCK_FILE && !name.startsWith(`${LOCK_FILE}~`)) continue;
+    if (name !== CLOCK_FILE && name !== LOCK_FILE && !isLockAsideName(name)) continue;
     const file = layout.file('workers', name);
     const stat = lstatOrGone(file);
     if (stat === undefined) continue;
@@ -396,7 +408,7 @@ function checkSweepFiles(ctx: Context): void {
       if (ctx.now - stat.mtimeMs <= ctx.o.helperMaxAge) continue;
       problem = 'left by a takeover of the maintenance lock';
     } else if (!stat.isFile()) {
-      problem = `${stat.isSymbolicLink() ? 'a symbolic link' : `a ${kindOf(stat)}`} where ${what} belongs: sweeps never follow or open it (they work around it with a warning)`;
+      problem = `${describeKind(stat)} where ${what} belongs: sweeps never follow or open it (they work around it with a warning)`;
     } else if (name === CLOCK_FILE && stat.nlink > 1) {
       problem = `a file with ${stat.nlink} names (a hard link, maybe to a file outside the queue) where ${what} belongs: sweeps never write it (they work around it with a warning); removing this name leaves the other names as they are`;
     } else if (name === CLOCK_FILE || ctx.now - stat.mtimeMs <= ctx.o.helperMaxAge) {
@@ -427,8 +439,8 @@ function removeEntry(file: string): boolean {
  */
 function stray(ctx: Context, file: string, problem: string, todo: string): void {
   found(ctx, 'stray', file, problem, `${todo}, or run with --repair to rename it to ${path.basename(file)}~`, () => {
-    let target = `${file}~`;
-    for (let n = 2; lstatOrGone(target) !== undefined; n++) target = `${file}.${n}~`;
+    let target = setAsideName(file, 1);
+    for (let n = 2; lstatOrGone(target) !== undefined; n++) target = setAsideName(file, n);
     return move(file, target) ? `renamed to ${path.basename(target)} (set aside: readers and fsck skip names ending in ~)` : undefined;
   });
 }

@@ -53,7 +53,7 @@ export function recoverStale(
     const parsed = parseActiveName(name);
     if (parsed === undefined) continue;
     const { claim } = parsed;
-    const owner = `${claim.host}.${claim.pid}.${claim.nonce}`;
+    const owner = claim.owner;
     if (owner === names.owner) continue; // our own claims: this process is alive by definition
     if (!owners.has(owner)) owners.set(owner, readHeartbeat(layout.file('workers', owner)));
     const reason = judge(layout, name, owners.get(owner), settings, now);

@@ -35,12 +35,8 @@ import { writeNew } from '../store/files.js';
 import { lstatQuietly } from '../store/entry.js';
 import type { Layout } from '../store/layout.js';
 import { filesystemNow, isDeadHere, myIdentity, readHeartbeat } from '../store/liveness.js';
-import { isOwnerName, randomToken } from '../store/names.js';
+import { isOwnerName, LOCK_FILE, CLOCK_FILE, lockAsideName, lockTmpName } from '../store/names.js';
 
-/** The lock's name in workers/: a dot file, never an owner's name. */
-export const LOCK_FILE = '.lock';
-/** The filesystem clock's name in workers/. */
-export const CLOCK_FILE = '.clock';
 
 export interface SweepLock {
   /** Delete the lock if it is still this holder's (a taker may have judged it stale). */
@@ -65,7 +61,7 @@ export async function lockSweeps(layout: Layout, owner: string, staleMs: number,
 }
 
 async function tryCreate(layout: Layout, path: string, owner: string): Promise<SweepLock | undefined> {
-  const tmp = layout.file('tmp', `${LOCK_FILE}.${owner}.${randomToken(8)}`);
+  const tmp = layout.file('tmp', lockTmpName(owner));
   await writeNew(tmp, `${JSON.stringify({ owner, ...myIdentity() })}\n`, false, layout.fileMode);
   try {
     fs.linkSync(tmp, path); // exclusive: fails with EEXIST while a lock exists
@@ -100,7 +96,7 @@ function takeOverStale(layout: Layout, path: string, staleMs: number): boolean {
     const { now } = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
     if (now - judged.mtimeMs <= staleMs) return false;
   }
-  const aside = `${path}~${randomToken(8)}`;
+  const aside = layout.file('workers', lockAsideName());
   try {
     fs.renameSync(path, aside);
   } catch (error) {

@@ -12,13 +12,13 @@ import { DirQueueError } from '../store/errors.js';
 import { DEFAULT_MAX_JOB_BYTES } from '../store/files.js';
 import type { Layout } from '../store/layout.js';
 import { filesystemNow } from '../store/liveness.js';
-import type { NameMaker } from '../store/names.js';
+import { CLOCK_FILE, type NameMaker } from '../store/names.js';
 import { foldTotals } from '../store/totals.js';
 import { removeAbandoned, removeGoneHeartbeats, SILENT_HEARTBEAT_MS, TMP_MAX_AGE_MS } from './clean.js';
 import { promoteDueJobs } from './promote.js';
 import { pruneDone } from './prune.js';
 import { recoverStale, type RescueSettings, type Recovered, type Unrecovered } from './rescue.js';
-import { CLOCK_FILE, lockSweeps } from './sweep-lock.js';
+import { lockSweeps } from './sweep-lock.js';
 import { requeueTornAfterBoot, type TornReport } from './torn.js';
 
 export interface SweepSettings extends RescueSettings {

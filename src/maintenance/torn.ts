@@ -25,7 +25,7 @@ import { lstatOrGone, unlinkQuietly } from '../store/entry.js';
 import type { Layout } from '../store/layout.js';
 import { bootId } from '../store/liveness.js';
 import { takeKey } from '../store/keys.js';
-import { encodeKey, hostToken, isId } from '../store/names.js';
+import { doneCheckedName, encodeKey, hostToken, isDoneCheckedNameOf, isId } from '../store/names.js';
 
 /** What the torn-result step of a sweep did. */
 export interface TornReport {
@@ -35,7 +35,6 @@ export interface TornReport {
   problems: Error[];
 }
 
-const MARK = '.done-checked.';
 /**
  * A pass over a large done/ must not starve this process's heartbeat (and
  * its other timers) while it holds the sweep lock: it yields to the event
@@ -64,8 +63,7 @@ const checkedUnmarked = new Set<string>();
 /** The sweep's step: the first sweep after this host booted puts every torn job in done/ back in queue/. */
 export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number): Promise<TornReport> {
   const report: TornReport = { requeued: [], problems: [] };
-  const mine = `${MARK}${hostToken()}.`;
-  const marker = layout.file('workers', `${mine}${bootId()}`);
+  const marker = layout.file('workers', doneCheckedName(hostToken(), bootId()));
   if (checkedUnmarked.has(marker) || lstatOrGone(marker) !== undefined) return report;
   let files = 0;
   let bytes = 0;
@@ -97,7 +95,7 @@ export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number):
     }
   }
   for (const name of listDir(layout.paths.workers)) {
-    if (name.startsWith(mine) && layout.file('workers', name) !== marker) unlinkQuietly(layout.file('workers', name)); // this host's earlier boots (only records of past checks)
+    if (isDoneCheckedNameOf(name, hostToken()) && layout.file('workers', name) !== marker) unlinkQuietly(layout.file('workers', name)); // this host's earlier boots (only records of past checks)
   }
   return report;
 }

@@ -45,7 +45,7 @@ export function pending(layout: Layout, owner: string, types: ReadonlySet<string
   const ready = listDir(layout.paths.queue).some((name) => isId(name) && ours(name));
   const claimed = listDir(layout.paths.active).some((name) => {
     const parsed = parseActiveName(name);
-    return parsed !== undefined && `${parsed.claim.host}.${parsed.claim.pid}.${parsed.claim.nonce}` === owner;
+    return parsed !== undefined && parsed.claim.owner === owner;
   });
   return { busy: ready || claimed, delayed };
 }

@@ -14,6 +14,7 @@
 import fs from 'node:fs';
 import { dirname } from 'node:path';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
+import { openRegularStat } from './open.js';
 import { syncFilesystem, SYNCFS_MIN_FILES } from './syncfs.js';
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
@@ -304,29 +305,27 @@ export type ReadOutcome =
  * open in the result, so ending the claim costs one write and one rename.
  */
 export function readJobFile(path: string, maxBytes: number, keepForAppend = false): ReadOutcome {
-  let fd: number;
+  let opened: ReturnType<typeof openRegularStat>;
   try {
-    fd = fs.openSync(path, (keepForAppend ? O_RDWR | O_APPEND : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK);
+    opened = openRegularStat(path, keepForAppend ? O_RDWR | O_APPEND : O_RDONLY, { hardLinks: 'allow' });
   } catch (error) {
-    const code = errnoOf(error);
+    const code = (error as DirQueueError).code;
     if (keepForAppend && (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')) {
       return readJobFile(path, maxBytes, false); // readable but not writable by us: appends will say why they fail
     }
-    if (code === 'ENOENT') return { ok: false, gone: true };
-    if (code === 'ELOOP') return { ok: false, gone: false, reason: 'a symbolic link, not a job file', canAppend: false };
-    if (code === 'EISDIR') return { ok: false, gone: false, reason: 'a directory, not a regular file', canAppend: false };
     if (code === 'EACCES' || code === 'EPERM') {
       return { ok: false, gone: false, reason: `unreadable (${code}): check its owner and mode`, canAppend: false };
     }
-    // open(2) of a Unix socket is ENXIO, of a device without a driver ENXIO or ENODEV: name what it is
-    const special = specialKind(path);
-    if (special !== undefined) return { ok: false, gone: false, reason: `a ${special}, not a regular file`, canAppend: false };
-    throw fsError(`opening ${path}`, error);
+    throw error;
   }
+  if (opened === undefined) return { ok: false, gone: true };
+  if ('kind' in opened) {
+    const reason = opened.kind === 'a symbolic link' ? 'a symbolic link, not a job file' : `${opened.kind}, not a regular file`;
+    return { ok: false, gone: false, reason, canAppend: false };
+  }
+  const { fd, stat } = opened;
   let keep = false;
   try {
-    const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) return { ok: false, gone: false, reason: `a ${kindOf(stat)}, not a regular file`, canAppend: false };
     if (stat.size > maxBytes) {
       return { ok: false, gone: false, reason: `${stat.size} bytes, over the limit of ${maxBytes} (maxJobBytes)`, canAppend: true };
     }
@@ -435,25 +434,6 @@ export async function listDirAsync(dir: string): Promise<string[]> {
     if (errnoOf(error) === 'ENOENT') return [];
     throw fsError(`listing ${dir}`, error);
   }
-}
-
-/** What `path` is when it is there but not a regular file (by lstat, which never opens it). */
-function specialKind(path: string): string | undefined {
-  try {
-    const stat = fs.lstatSync(path);
-    return stat.isFile() ? undefined : kindOf(stat);
-  } catch {
-    return undefined;
-  }
-}
-
-/** What a non-regular file is, for messages. */
-export function kindOf(stat: fs.Stats): string {
-  if (stat.isDirectory()) return 'directory';
-  if (stat.isFIFO()) return 'FIFO';
-  if (stat.isSocket()) return 'socket';
-  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'device';
-  return 'special file';
 }
 
 /**

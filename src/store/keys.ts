@@ -12,11 +12,12 @@
 import fs from 'node:fs';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { lstatQuietly, unlinkQuietly } from './entry.js';
-import { kindOf, listDir } from './files.js';
+import { listDir } from './files.js';
+import { describeKind } from './open.js';
 import { locate } from './locate.js';
 import type { Layout } from './layout.js';
 import { isWriterGone } from './liveness.js';
-import { encodeKey, isId, parseTmpName, randomToken } from './names.js';
+import { encodeKey, isId, keyScratchName, parseTmpName } from './names.js';
 
 /**
  * Try to take `key` (encoded) for job `id`. Returns undefined when taken, else
@@ -63,7 +64,7 @@ export function takeKey(layout: Layout, key: string, id: string, from?: string):
  * another job and leaves it (releaseKey).
  */
 function handOver(layout: Layout, path: string, id: string): void {
-  const link = layout.file('keys', `.stale.${randomToken(8)}`);
+  const link = layout.file('keys', keyScratchName());
   try {
     fs.symlinkSync(id, link);
     fs.renameSync(link, path);
@@ -94,7 +95,7 @@ export function removeStaleKey(layout: Layout, name: string): boolean {
  * false when it was gone already or fresh.
  */
 function grabStale(layout: Layout, path: string, holder: string, doing: string): boolean {
-  const grabbed = layout.file('keys', `.stale.${randomToken(8)}`);
+  const grabbed = layout.file('keys', keyScratchName());
   try {
     fs.renameSync(path, grabbed);
   } catch (error) {
@@ -133,7 +134,7 @@ function releaseKey(layout: Layout, key: string, id: string): void {
 function notALink(path: string): string | undefined {
   const stat = lstatQuietly(path);
   if (stat === undefined || stat.isSymbolicLink()) return undefined; // gone, or a link again: made meanwhile
-  return stat.isFile() ? 'a regular file' : `a ${kindOf(stat)}`;
+  return stat.isFile() ? 'a regular file' : describeKind(stat);
 }
 
 function readKey(path: string): string | undefined {
@@ -150,9 +151,8 @@ export function isLive(layout: Layout, id: string): boolean {
   // tmp/ first: a job only moves on from tmp/ (to queue/ or delayed/, later done/), so looking in
   // that order never misses one that moves between the two looks
   const writing = listDir(layout.paths.tmp).some((name) => {
-    if (!name.startsWith(`${id}.`)) return false;
     const tmp = parseTmpName(name);
-    return tmp === undefined || !isWriterGone(layout, tmp.owner); // still being written, unless its writer died
+    return tmp?.id === id && !isWriterGone(layout, tmp.owner); // still being written, unless its writer died
   });
   if (writing) return true;
   const where = locate(layout, id);

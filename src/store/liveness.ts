@@ -20,8 +20,9 @@ import { hostname } from 'node:os';
 import { errnoOf, fsError, type DirQueueError } from './errors.js';
 import type { Layout } from './layout.js';
 import { writeAll } from './files.js';
-import { randomToken } from './names.js';
-import { badFile, openRegular } from './safe-file.js';
+import { scratchClockName } from './names.js';
+import { openRegular } from './open.js';
+import { badFile } from './safe-file.js';
 
 export interface OwnerIdentity {
   host: string;
@@ -190,7 +191,7 @@ function createClock(path: string): number | undefined {
 }
 
 function scratchNow(dir: string): number {
-  const path = `${dir}/.clock.${process.pid}.${randomToken(8)}`; // names.ts isLibraryTmpName knows this name
+  const path = `${dir}/${scratchClockName()}`;
   let fd: number;
   try {
     fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);

@@ -6,16 +6,16 @@
 import { listDir } from './files.js';
 import { lstatQuietly } from './entry.js';
 import type { Layout, State } from './layout.js';
-import { isId, parseActiveName, parseDelayedName } from './names.js';
+import { isActiveNameOf, isDelayedNameOf, isId, parseActiveName, parseDelayedName } from './names.js';
 
 /** Where a job's file is, by state; undefined when it is nowhere. */
 export function locate(layout: Layout, id: string): { state: State; name: string } | undefined {
   // Probe in lifecycle order, twice: a job moving while we look is found on the second pass.
   for (let pass = 0; pass < 2; pass++) {
     if (lexists(layout.file('queue', id))) return { state: 'queue', name: id };
-    const delayed = listDir(layout.paths.delayed).find((n) => n.endsWith(`~${id}`) && parseDelayedName(n)?.id === id);
+    const delayed = listDir(layout.paths.delayed).find((n) => isDelayedNameOf(n, id));
     if (delayed !== undefined) return { state: 'delayed', name: delayed };
-    const active = listDir(layout.paths.active).find((n) => n.startsWith(`${id}@`) && parseActiveName(n)?.id === id);
+    const active = listDir(layout.paths.active).find((n) => isActiveNameOf(n, id));
     if (active !== undefined) return { state: 'active', name: active };
     if (lexists(layout.file('done', id))) return { state: 'done', name: id };
     if (lexists(layout.file('failed', id))) return { state: 'failed', name: id };

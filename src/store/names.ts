@@ -6,6 +6,7 @@
  *   delayed name  DDDDDDDDDDDDDDDD~ID                 delayed/ (D: due time)
  *   active name   ID@CLAIM                            active/
  *   claim token   HOST.PID.NONCE.SEQ
+ *   helper files  workers/.lock, workers/.clock, workers/totals*, keys/.stale.*, tmp/.*
  *
  * PP is the priority 00..99, T and D are microseconds since the Unix epoch in
  * 16 digits, UNIQUE is 1..32 of [A-Za-z0-9]. So the byte order of ids is
@@ -23,28 +24,30 @@ export const PRIORITY_DEFAULT = 50;
 export const TYPE_MAX_ENCODED = 120;
 
 const TYPE_ENCODED = '(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})+';
-const ID = `(\\d{2})-(\\d{16})-([A-Za-z0-9]{1,32})\\.(${TYPE_ENCODED})`;
+const ID = `(?<priority>\\d{2})-(?<us>\\d{16})-(?<unique>[A-Za-z0-9]{1,32})\\.(?<type>${TYPE_ENCODED})`;
 const ID_RE = new RegExp(`^${ID}$`);
-const DELAYED_RE = new RegExp(`^(\\d{16})~(${ID})$`);
+const DELAYED_RE = new RegExp(`^(?<due>\\d{16})~(?<id>${ID})$`);
 /** HOST.PID.NONCE: a Queue handle (NameMaker.owner); a claim adds .SEQ, a tmp/ name ends .tmp. */
-const OWNER = '([A-Za-z0-9-]{1,32})\\.(\\d{1,10})\\.([a-z0-9]{1,16})';
-const CLAIM = `${OWNER}\\.([a-z0-9]{1,13})`;
+const OWNER = '(?<owner>(?<host>[A-Za-z0-9-]{1,32})\\.(?<pid>\\d{1,10})\\.(?<nonce>[a-z0-9]{1,16}))';
+const CLAIM = `${OWNER}\\.(?<seq>[a-z0-9]{1,13})`;
 const CLAIM_RE = new RegExp(`^${CLAIM}$`);
-const ACTIVE_RE = new RegExp(`^(${ID})@(${CLAIM})$`);
-const TMP_RE = new RegExp(`^(${ID})\\.${OWNER}\\.tmp$`);
+const ACTIVE_RE = new RegExp(`^(?<id>${ID})@(?<claim>${CLAIM})$`);
+const TMP_RE = new RegExp(`^(?<id>${ID})\\.${OWNER}\\.tmp$`);
 const OWNER_RE = new RegExp(`^${OWNER}$`);
 /** workers/totals.OWNER.SEQ: one process's counter delta (totals.ts). */
-const DELTA_RE = new RegExp(`^totals\\.${OWNER}\\.([a-z0-9]{1,13})$`);
+const DELTA_RE = new RegExp(`^totals\\.${OWNER}\\.(?<seq>[a-z0-9]{1,13})$`);
+/** A fragment without its group names, to use more than once in one expression. */
+const unnamed = (fragment: string): string => fragment.replace(/\(\?<[a-z]+>/g, '(?:');
 /**
  * The dot files the library makes in tmp/ besides job temps, each renamed or
  * linked into place or deleted by its writer: a counter delta or base
  * (totals.ts: .totals.OWNER.SEQ, .totals~CLAIM, .totals~totals~CLAIM), a
  * maintenance lock (sweep-lock.ts: .lock.OWNER.TOKEN), a scratch clock
  * (liveness.ts: .clock.PID.TOKEN) and dirqueue.json's replacement
- * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN).
+ * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN). Each is built below.
  */
 const LIBRARY_DOT_RE = new RegExp(
-  `^\\.(?:totals\\.${OWNER}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${CLAIM}|lock\\.${OWNER}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8})$`,
+  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8})$`,
 );
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
@@ -60,6 +63,8 @@ export interface ParsedId {
 
 export interface ParsedClaim {
   claim: string;
+  /** HOST.PID.NONCE: the Queue handle that made the claim, whose heartbeat is workers/OWNER. */
+  owner: string;
   host: string;
   pid: number;
   nonce: string;
@@ -106,11 +111,11 @@ function decodeType(encoded: string): string | undefined {
 }
 
 export function parseId(name: string): ParsedId | undefined {
-  const m = ID_RE.exec(name);
-  if (!m) return undefined;
-  const type = decodeType(m[4]!);
+  const g = ID_RE.exec(name)?.groups;
+  if (g === undefined) return undefined;
+  const type = decodeType(g.type!);
   if (type === undefined) return undefined;
-  return { id: name, priority: Number(m[1]), enqueuedUs: Number(m[2]), unique: m[3]!, type, encodedType: m[4]! };
+  return { id: name, priority: Number(g.priority), enqueuedUs: Number(g.us), unique: g.unique!, type, encodedType: g.type! };
 }
 
 export function isId(name: string): boolean {
@@ -137,9 +142,9 @@ export function delayedName(dueUs: number, id: string): string {
 }
 
 export function parseDelayedName(name: string): { dueUs: number; id: string } | undefined {
-  const m = DELAYED_RE.exec(name);
-  if (!m || !isId(m[2]!)) return undefined;
-  return { dueUs: Number(m[1]), id: m[2]! };
+  const g = DELAYED_RE.exec(name)?.groups;
+  if (g === undefined || !isId(g.id!)) return undefined;
+  return { dueUs: Number(g.due), id: g.id! };
 }
 
 export function activeName(id: string, claim: string): string {
@@ -147,25 +152,24 @@ export function activeName(id: string, claim: string): string {
 }
 
 export function parseActiveName(name: string): { id: string; claim: ParsedClaim } | undefined {
-  const m = ACTIVE_RE.exec(name);
-  if (!m) return undefined;
-  const claim = parseClaim(name.slice(name.lastIndexOf('@') + 1));
-  if (!claim || !isId(m[1]!)) return undefined;
-  return { id: m[1]!, claim };
+  const g = ACTIVE_RE.exec(name)?.groups;
+  if (g === undefined || !isId(g.id!)) return undefined;
+  return { id: g.id!, claim: claimOf(g) };
 }
 
 export function parseClaim(claim: string): ParsedClaim | undefined {
-  const m = CLAIM_RE.exec(claim);
-  if (!m) return undefined;
-  return { claim, host: m[1]!, pid: Number(m[2]), nonce: m[3]!, seq: m[4]! };
+  const g = CLAIM_RE.exec(claim)?.groups;
+  return g === undefined ? undefined : claimOf(g);
+}
+
+function claimOf(g: Record<string, string | undefined>): ParsedClaim {
+  return { claim: `${g.owner}.${g.seq}`, owner: g.owner!, host: g.host!, pid: Number(g.pid), nonce: g.nonce!, seq: g.seq! };
 }
 
 /** The job and writer of a file in tmp/ (ID.HOST.PID.NONCE.tmp, NameMaker.tmpName), if it is one of ours. */
 export function parseTmpName(name: string): { id: string; owner: string } | undefined {
-  const m = TMP_RE.exec(name);
-  if (!m) return undefined;
-  const [, id, , , , , host, pid, nonce] = m as unknown as [string, string, string, string, string, string, string, string, string];
-  return { id, owner: `${host}.${pid}.${nonce}` };
+  const g = TMP_RE.exec(name)?.groups;
+  return g === undefined ? undefined : { id: g.id!, owner: g.owner! };
 }
 
 /** Whether `name` is a Queue handle's owner token (HOST.PID.NONCE): the name of its heartbeat in workers/. */
@@ -182,6 +186,12 @@ export function isOwnerName(name: string): boolean {
   return OWNER_RE.test(name);
 }
 
+/** The parts of an owner token (HOST.PID.NONCE), the name of a heartbeat in workers/. */
+export function parseOwner(name: string): Omit<ParsedClaim, 'claim' | 'seq'> | undefined {
+  const g = OWNER_RE.exec(name)?.groups;
+  return g === undefined ? undefined : { owner: name, host: g.host!, pid: Number(g.pid), nonce: g.nonce! };
+}
+
 /** The name of the `seq`th counter delta written by `owner` (NameMaker.owner). */
 export function deltaName(owner: string, seq: number): string {
   return `totals.${owner}.${seq.toString(36)}`;
@@ -190,6 +200,92 @@ export function deltaName(owner: string, seq: number): string {
 /** Whether `name` is a counter delta's name; only such names, read from a file, may become a path. */
 export function isDeltaName(name: string): boolean {
   return DELTA_RE.test(name);
+}
+
+// The library's own files beside the jobs (FORMAT.md, "Helper files").
+
+/** workers/.lock: the maintenance lock (sweep-lock.ts); a dot file, never an owner's name. */
+export const LOCK_FILE = '.lock';
+/** workers/.clock: the file sweeps touch to read the filesystem's clock (liveness.ts). */
+export const CLOCK_FILE = '.clock';
+/** workers/totals: the counters folded so far (totals.ts). */
+export const TOTALS_BASE = 'totals';
+
+/** tmp/.lock.OWNER.TOKEN: a maintenance lock being made, then linked to workers/.lock. */
+export function lockTmpName(owner: string): string {
+  return `${LOCK_FILE}.${owner}.${randomToken(8)}`;
+}
+
+/** workers/.lock~TOKEN: where a takeover moves a stale lock before removing it. */
+export function lockAsideName(): string {
+  return `${LOCK_FILE}~${randomToken(8)}`;
+}
+
+export function isLockAsideName(name: string): boolean {
+  return name.startsWith(`${LOCK_FILE}~`);
+}
+
+/** tmp/.clock.PID.TOKEN: a scratch file for the filesystem's clock when workers/.clock cannot be used. */
+export function scratchClockName(): string {
+  return `${CLOCK_FILE}.${process.pid}.${randomToken(8)}`;
+}
+
+/** tmp/.NAME.PID.TOKEN: the replacement of the file `name` (dirqueue.json) being written. */
+export function replacementName(name: string): string {
+  return `.${name}.${process.pid}.${randomToken(8)}`;
+}
+
+/** keys/.stale.TOKEN: a key link being handed over or taken from a dead holder (keys.ts). */
+export function keyScratchName(): string {
+  return `.stale.${randomToken(8)}`;
+}
+
+export function isKeyScratchName(name: string): boolean {
+  return name.startsWith('.stale.');
+}
+
+/** workers/totals~TOKEN: the counter base while the fold whose token it carries rewrites it. */
+export function heldBaseName(token: string): string {
+  return `${TOTALS_BASE}~${token}`;
+}
+
+export function isHeldBaseName(name: string): boolean {
+  return name.startsWith(`${TOTALS_BASE}~`);
+}
+
+/** workers/.done-checked.HOST.BOOTID: this host checked done/ for torn results once since boot BOOTID (maintenance/torn.ts). */
+export function doneCheckedName(host: string, bootId: string): string {
+  return `.done-checked.${host}.${bootId}`;
+}
+
+/** Whether `name` is a done-checked marker of `host`, of any boot. */
+export function isDoneCheckedNameOf(name: string, host: string): boolean {
+  return name.startsWith(`.done-checked.${host}.`);
+}
+
+/** Whether `name` in delayed/ is job `id`'s (the suffix test first: locate's scan is of every delayed job). */
+export function isDelayedNameOf(name: string, id: string): boolean {
+  return name.endsWith(`~${id}`) && parseDelayedName(name)?.id === id;
+}
+
+/** Whether `name` in active/ is job `id`'s (the prefix test first, as above). */
+export function isActiveNameOf(name: string, id: string): boolean {
+  return name.startsWith(`${id}@`) && parseActiveName(name)?.id === id;
+}
+
+/** NAME~, then NAME.2~, ...: the `n`th name fsck --repair tries for a stray it sets aside in its own directory. */
+export function setAsideName(name: string, n: number): string {
+  return n === 1 ? `${name}~` : `${name}.${n}~`;
+}
+
+/** Whether `name` was set aside by fsck: no reader and no check looks at it again. */
+export function isSetAsideName(name: string): boolean {
+  return name.endsWith('~');
+}
+
+/** tmp/.NAME: a counter file (a delta or a base) being written, then renamed to workers/NAME. */
+export function counterTmpName(name: string): string {
+  return `.${name}`;
 }
 
 function pad16(us: number): string {

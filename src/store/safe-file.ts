@@ -1,14 +1,9 @@
 /**
- * Opening and replacing the library's own non-job files (dirqueue.json,
+ * Reading and replacing the library's own non-job files (dirqueue.json,
  * workers/.clock, heartbeats, counters, the sweep lock, `dirq metrics
- * --output`) without trusting what is at their names.
- *
- * In a group-shared queue every member of the group may put anything in its
- * directories, so a name the library owns can hold a symbolic link to a file
- * outside the queue, a directory, or a FIFO (whose open(2) would block a
- * process forever, deaf to signals while it sits in the kernel). So these
- * files are always opened with O_NOFOLLOW | O_NONBLOCK and fstat'ed before
- * use, and a file is replaced by renaming a fresh file over its name, which
+ * --output`) without trusting what is at their names: they are opened by
+ * open.ts (never following a link, never blocking on a FIFO), and a file is
+ * replaced by renaming a fresh file over its name, which
  * replaces a symbolic link itself, never its target. The directories a queue
  * is made of are opened the same way (O_DIRECTORY | O_NOFOLLOW) to chmod
  * them, so a link put in place of one is never followed either.
@@ -16,10 +11,11 @@
 import fs from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { kindOf, writeNew } from './files.js';
-import { randomToken } from './names.js';
+import { writeNew } from './files.js';
+import { describeKind, openRegular } from './open.js';
+import { replacementName } from './names.js';
 
-const { O_RDONLY, O_WRONLY, O_RDWR, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
+const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 
 /** The kind of what is at `path` when it is not a regular file, or undefined when it is one (or nothing is there). */
 export function notRegular(path: string): string | undefined {
@@ -39,41 +35,6 @@ export function badFile(path: string, kind: string, todo: string): DirQueueError
     'EBADFILE',
     `${path} is ${kind}, not a regular file of its own: dirqueue never follows symbolic links, opens special files or writes into a file with other names that it did not make; ${todo}`,
   );
-}
-
-/**
- * Open `path` with `flags` plus O_NOFOLLOW | O_NONBLOCK and check it is a
- * regular file, and, when `flags` open it for writing, one with no other
- * name: in a directory others may write, a hard link at a name of ours can be
- * any file they may write, elsewhere (fs.protected_hardlinks lets a user link
- * a file they may read and write, root's included), which O_NOFOLLOW does not
- * see. Returns the descriptor, undefined when nothing is there, or the kind
- * of what is there instead. It never creates: a file the library makes is
- * made with O_EXCL, so that it is known to be its own.
- */
-export function openRegular(path: string, flags: number): number | undefined | { kind: string } {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, flags | O_NOFOLLOW | O_NONBLOCK);
-  } catch (error) {
-    const code = errnoOf(error);
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') return { kind: 'a symbolic link' };
-    if (code === 'EISDIR') return { kind: 'a directory' };
-    if (code === 'ENXIO') return { kind: 'a socket or a FIFO' }; // what open(2) says of those for writing without a reader
-    throw fsError(`opening ${path}`, error);
-  }
-  let stat: fs.Stats;
-  try {
-    stat = fs.fstatSync(fd);
-  } catch (error) {
-    fs.closeSync(fd);
-    throw fsError(`opening ${path}`, error);
-  }
-  const writing = (flags & (O_WRONLY | O_RDWR)) !== 0;
-  if (stat.isFile() && (!writing || stat.nlink <= 1)) return fd;
-  fs.closeSync(fd);
-  return { kind: stat.isFile() ? `a file with ${stat.nlink} names (a hard link)` : describeKind(stat) };
 }
 
 /**
@@ -107,7 +68,7 @@ export function readSmallFile(path: string, maxBytes: number, todo: string): str
  * `mode` is set exactly, whatever the umask.
  */
 export async function replaceFile(target: string, content: string, options: { tmpDir: string; mode?: number | undefined }): Promise<void> {
-  const tmp = `${options.tmpDir}/.${basename(target)}.${process.pid}.${randomToken(8)}`;
+  const tmp = `${options.tmpDir}/${replacementName(basename(target))}`;
   await writeNew(tmp, content, true, options.mode);
   try {
     fs.renameSync(tmp, target);
@@ -178,8 +139,4 @@ function openDir(path: string, todo: string): number {
     }
     throw fsError(`opening ${path}`, error);
   }
-}
-
-function describeKind(stat: fs.Stats): string {
-  return stat.isSymbolicLink() ? 'a symbolic link' : `a ${kindOf(stat)}`;
 }

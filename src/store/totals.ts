@@ -26,8 +26,8 @@ import { errnoOf, fsError } from './errors.js';
 import { unlinkOrGone } from './entry.js';
 import { listDir, move, writeNew } from './files.js';
 import type { Layout } from './layout.js';
-import { deltaName, isDeltaName } from './names.js';
-import { openRegular } from './safe-file.js';
+import { counterTmpName, deltaName, heldBaseName, isDeltaName, isHeldBaseName, TOTALS_BASE } from './names.js';
+import { openRegular } from './open.js';
 
 export const COUNTERS = ['enqueued', 'completed', 'retried', 'failed', 'recovered'] as const;
 export type Counter = (typeof COUNTERS)[number];
@@ -42,12 +42,10 @@ export const FLUSH_MS = 5000;
 /** A fold holding workers/totals this long (filesystem clock) is taken to have died. */
 export const FOLD_STALE_MS = 60_000;
 
-const BASE = 'totals';
 /** Names come from listings and from the base's `absorbed`: only what the codec calls a delta is ever read or deleted. */
 const isDelta = isDeltaName;
 /** Counter files are small; a larger one is not ours and is not read. */
 const MAX_BYTES = 16 * 1024 * 1024;
-const isHeldBase = (name: string): boolean => name.startsWith(`${BASE}~`);
 
 interface Base {
   gen: number;
@@ -87,7 +85,7 @@ export class Tally {
     this.#counts = noTotals();
     this.#dirty = false;
     const name = deltaName(this.#owner, this.#seq++);
-    const tmp = this.#layout.file('tmp', `.${name}`);
+    const tmp = this.#layout.file('tmp', counterTmpName(name));
     await writeNew(tmp, `${JSON.stringify({ counts })}\n`, false, this.#layout.fileMode);
     move(tmp, this.#layout.file('workers', name));
   }
@@ -118,13 +116,13 @@ export function readTotals(layout: Layout, pending: Totals = noTotals()): Totals
  */
 export async function foldTotals(layout: Layout, token: string, now: number): Promise<number> {
   const present = listDir(layout.paths.workers);
-  if (present.includes(BASE) && !present.some(isDelta)) return 0; // nothing to fold
-  const basePath = layout.file('workers', BASE);
-  const mine = layout.file('workers', `${BASE}~${token}`);
+  if (present.includes(TOTALS_BASE) && !present.some(isDelta)) return 0; // nothing to fold
+  const basePath = layout.file('workers', TOTALS_BASE);
+  const mine = layout.file('workers', heldBaseName(token));
   if (!move(basePath, mine, true) && !(await takeOverStaleFold(layout, mine, now))) return 0;
   const read = new Reader(layout);
   const names = listDir(layout.paths.workers);
-  const base = read.base(`${BASE}~${token}`) ?? newestBase(read, names);
+  const base = read.base(heldBaseName(token)) ?? newestBase(read, names);
   for (const name of base.absorbed) unlinkOrGone(layout.file('workers', name)); // left by a fold that died
   const absorbed = new Set(base.absorbed);
   const deltas = names.filter((name) => isDelta(name) && !absorbed.has(name));
@@ -132,13 +130,13 @@ export async function foldTotals(layout: Layout, token: string, now: number): Pr
   addInto(counts, base.counts);
   for (const name of deltas) addInto(counts, read.counts(name));
   const next: Base = { gen: base.gen + 1, counts, absorbed: deltas };
-  const tmp = layout.file('tmp', `.${BASE}~${token}`);
+  const tmp = layout.file('tmp', counterTmpName(heldBaseName(token)));
   await writeNew(tmp, `${JSON.stringify(next)}\n`, false, layout.fileMode);
   move(tmp, basePath);
   for (const name of deltas) unlinkOrGone(layout.file('workers', name));
   unlinkOrGone(mine);
   for (const name of names) {
-    if (isHeldBase(name) && (read.base(name)?.gen ?? 0) < next.gen && olderThan(layout.file('workers', name), now - FOLD_STALE_MS)) {
+    if (isHeldBaseName(name) && (read.base(name)?.gen ?? 0) < next.gen && olderThan(layout.file('workers', name), now - FOLD_STALE_MS)) {
       unlinkOrGone(layout.file('workers', name)); // a fold's leftover, now outdated
     }
   }
@@ -154,14 +152,14 @@ export async function foldTotals(layout: Layout, token: string, now: number): Pr
  * True when `mine` holds the base.
  */
 async function takeOverStaleFold(layout: Layout, mine: string, now: number): Promise<boolean> {
-  const held = listDir(layout.paths.workers).filter(isHeldBase);
+  const held = listDir(layout.paths.workers).filter(isHeldBaseName);
   if (held.length === 0) {
-    const tmp = layout.file('tmp', `.${BASE}~${basename(mine)}`);
+    const tmp = layout.file('tmp', counterTmpName(heldBaseName(basename(mine))));
     await writeNew(tmp, `${JSON.stringify({ gen: 0, counts: {}, absorbed: [] })}\n`, false, layout.fileMode);
     try {
-      fs.linkSync(tmp, layout.file('workers', BASE)); // exclusive: a racing creator's base stands
+      fs.linkSync(tmp, layout.file('workers', TOTALS_BASE)); // exclusive: a racing creator's base stands
     } catch (error) {
-      if (errnoOf(error) !== 'EEXIST') throw fsError(`creating ${layout.file('workers', BASE)}`, error);
+      if (errnoOf(error) !== 'EEXIST') throw fsError(`creating ${layout.file('workers', TOTALS_BASE)}`, error);
     } finally {
       unlinkOrGone(tmp);
     }
@@ -177,7 +175,7 @@ async function takeOverStaleFold(layout: Layout, mine: string, now: number): Pro
 function newestBase(read: Reader, names: readonly string[]): Base {
   let best: Base = { gen: -1, counts: noTotals(), absorbed: [] };
   for (const name of names) {
-    if (name !== BASE && !isHeldBase(name)) continue;
+    if (name !== TOTALS_BASE && !isHeldBaseName(name)) continue;
     const base = read.base(name);
     if (base !== undefined && base.gen > best.gen) best = base;
   }
