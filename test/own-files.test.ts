@@ -336,3 +336,35 @@ describe('D11: heartbeats and keys left by crashes', () => {
     await q.close();
   });
 });
+
+describe('a job file replaced by something else under its name (store/open.ts)', () => {
+  /** A file at `dir`/active/NAME of each kind an outsider could put there, and what appending must say of it. */
+  function kinds(dir: string): { name: string; make: (file: string) => void; says: RegExp }[] {
+    const outside = path.join(dir, 'outside.txt');
+    fs.writeFileSync(outside, 'not a job\n');
+    return [
+      { name: 'a FIFO', make: (file) => execFileSync('mkfifo', [file]), says: /is a FIFO, not a job file/ },
+      { name: 'a link', make: (file) => fs.symlinkSync(outside, file), says: /is a symbolic link, not a job file/ },
+      { name: 'a directory', make: (file) => fs.mkdirSync(file), says: /is a directory, not a job file/ },
+    ];
+  }
+
+  it('appendLine and truncateFile refuse a FIFO, a link or a directory with EBADFILE, never blocking or following; a job file with another name is still appended to', async () => {
+    const { appendLine, truncateFile } = await import('../dist/store/files.js');
+    const dir = tempDir();
+    for (const { name, make, says } of kinds(dir)) {
+      const file = path.join(dir, `job-${name.replace(/ /g, '-')}`);
+      make(file);
+      expect(() => appendLine(file, '{"event":"x"}'), name).toThrow(expect.objectContaining({ code: 'EBADFILE', message: expect.stringMatching(says) }));
+      expect(() => truncateFile(file, 0), name).toThrow(expect.objectContaining({ code: 'EBADFILE' }));
+    }
+    expect(fs.readFileSync(path.join(dir, 'outside.txt'), 'utf8')).toBe('not a job\n'); // the link's target is as it was
+    expect(appendLine(path.join(dir, 'gone'), '{}')).toBeUndefined(); // a claim taken back meanwhile
+    expect(() => truncateFile(path.join(dir, 'gone'), 0)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    const job = path.join(dir, 'job');
+    fs.writeFileSync(job, '{"v":1}\n');
+    fs.linkSync(job, path.join(dir, 'job-by-ln')); // outsiders enqueue with ln(1) too: the job stays a job
+    expect(appendLine(job, '{"event":"y"}\n')).toMatchObject({ endsWithNewline: true });
+    expect(fs.readFileSync(path.join(dir, 'job-by-ln'), 'utf8')).toBe('{"v":1}\n{"event":"y"}\n');
+  });
+});

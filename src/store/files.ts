@@ -128,12 +128,10 @@ function cutBack(fd: number, size: number, written: number): void {
  * still holds the file, so nobody else appends to it).
  */
 export function truncateFile(path: string, size: number): void {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
-  } catch (error) {
-    throw fsError(`restoring ${path}`, error);
-  }
+  const opened = openRegularStat(path, O_WRONLY, { hardLinks: 'allow' });
+  if (opened === undefined) throw new DirQueueError('ENOENT', `restoring ${path} failed: it is gone (its claim was taken back)`);
+  if ('kind' in opened) throw new DirQueueError('EBADFILE', `restoring ${path} failed: it is ${opened.kind}, not the job file this process holds`);
+  const { fd } = opened;
   try {
     fs.ftruncateSync(fd, size);
   } catch (error) {
@@ -200,7 +198,7 @@ async function syncEach(paths: readonly string[], syncs: SyncBursts): Promise<vo
   for (const path of paths) {
     let fd: number;
     try {
-      fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW);
+      fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK); // a FIFO swapped in meanwhile must not block the batch
     } catch (error) {
       throw fsError(`opening ${path} to sync it`, error);
     }
@@ -356,13 +354,15 @@ export function readJobFile(path: string, maxBytes: number, keepForAppend = fals
  * this process may not write the file (jobFileDenied).
  */
 export function appendLine(path: string, line: string, queueMode?: number): Tail | undefined {
-  let fd: number;
+  let opened: ReturnType<typeof openRegularStat>;
   try {
-    fd = fs.openSync(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_NONBLOCK);
+    opened = openRegularStat(path, O_RDWR | O_APPEND, { hardLinks: 'allow' });
   } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return undefined;
-    throw jobFileDenied(`appending to ${path}`, path, error, queueMode) ?? fsError(`appending to ${path}`, error);
+    throw jobFileDenied(`appending to ${path}`, path, error, queueMode) ?? error;
   }
+  if (opened === undefined) return undefined;
+  if ('kind' in opened) throw new DirQueueError('EBADFILE', `appending to ${path} failed: it is ${opened.kind}, not a job file; move it out of the queue`);
+  const { fd } = opened;
   try {
     let tail: Tail;
     try {
