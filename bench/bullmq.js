@@ -98,29 +98,66 @@ const LEVELS = [
 
 // ---------------------------------------------------------------- prerequisites
 
+/**
+ * The part of bullmq (and of the ioredis client its queues hold) that this script uses. bullmq
+ * is not a devDependency (see the header), so its own types are usually not installed: the
+ * import below names the module through a variable, which TypeScript leaves unresolved (any),
+ * and the result is given this shape.
+ * @typedef {{ host: string, port: number, maxRetriesPerRequest: null }} Connection
+ * @typedef {{ flushdb(): Promise<unknown>, info(): Promise<string> }} RedisClient
+ * @typedef {{
+ *   readonly name: string,
+ *   readonly client: Promise<RedisClient>,
+ *   waitUntilReady(): Promise<unknown>,
+ *   add(name: string, data: unknown): Promise<unknown>,
+ *   addBulk(jobs: { name: string, data: unknown }[]): Promise<unknown>,
+ *   close(): Promise<void>,
+ * }} BullQueue
+ * @typedef {{
+ *   waitUntilReady(): Promise<unknown>,
+ *   on(event: 'completed' | 'failed' | 'drained', listener: () => void): unknown,
+ *   run(): Promise<void>,
+ *   close(): Promise<void>,
+ * }} BullWorker
+ * @typedef {{
+ *   Queue: new (name: string, options: { connection: Connection }) => BullQueue,
+ *   Worker: new (
+ *     name: string,
+ *     processor: () => Promise<unknown>,
+ *     options: { connection: Connection, concurrency: number, autorun: boolean },
+ *   ) => BullWorker,
+ * }} BullMQ
+ */
+
 const redisVersion = spawnSync(REDIS_SERVER, ['--version'], { encoding: 'utf8' });
-let bullmq;
+/** @type {string} */
+const bullmqName = 'bullmq';
+/** @type {BullMQ | undefined} */
+let loaded;
 try {
-  bullmq = await import('bullmq');
+  loaded = /** @type {BullMQ} */ (await import(bullmqName));
 } catch {
   // reported below, with redis-server
 }
-if (redisVersion.error !== undefined || redisVersion.status !== 0 || bullmq === undefined) {
+if (redisVersion.error !== undefined || redisVersion.status !== 0 || loaded === undefined) {
   console.log('bench/bullmq.js skipped: it needs redis-server and the bullmq package.');
   if (redisVersion.error !== undefined || redisVersion.status !== 0) {
     console.log(`  redis-server: not found as "${REDIS_SERVER}". Debian/Ubuntu: sudo apt-get install -y redis-server (or set REDIS_SERVER=/path/to/redis-server)`);
   }
-  if (bullmq === undefined) console.log('  bullmq: not installed. cd to the project and run: npm install --no-save bullmq@5');
+  if (loaded === undefined) console.log('  bullmq: not installed. cd to the project and run: npm install --no-save bullmq@5');
   process.exit(0);
 }
+const bullmq = loaded;
 
 // ---------------------------------------------------------------- redis-server
 
 /** Every redis-server this process started and has not stopped yet. */
+/** @type {Set<import('node:child_process').ChildProcess>} */
 const servers = new Set();
 process.on('exit', () => {
   for (const s of servers) s.kill('SIGKILL');
 });
+/** @type {string | undefined} */
 let runDir; // the run's directory, reported when a signal cuts the run short
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
@@ -130,24 +167,32 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** A loopback port nobody listens on right now. */
+/**
+ * A loopback port nobody listens on right now.
+ * @returns {Promise<number>}
+ */
 function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
     srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
+      // listening on a TCP port, the address is an AddressInfo (a string only for a pipe)
+      const { port } = /** @type {net.AddressInfo} */ (srv.address());
       srv.close(() => resolve(port));
     });
   });
 }
 
-/** Resolves true when a PING on `port` answers +PONG. */
+/**
+ * Resolves true when a PING on `port` answers +PONG.
+ * @param {number} port
+ * @returns {Promise<boolean>}
+ */
 function ping(port) {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     let got = '';
-    const done = (ok) => {
+    const done = (/** @type {boolean} */ ok) => {
       sock.destroy();
       resolve(ok);
     };
@@ -161,7 +206,11 @@ function ping(port) {
   });
 }
 
-/** Start redis-server on a free loopback port with `dir` as its --dir; resolves once it answers PING. */
+/**
+ * Start redis-server on a free loopback port with `dir` as its --dir; resolves once it answers PING.
+ * @param {string} dir
+ * @param {string[]} extra
+ */
 async function startRedis(dir, extra) {
   fs.mkdirSync(dir, { recursive: true });
   const logfile = path.join(dir, 'redis.log');
@@ -184,6 +233,7 @@ async function startRedis(dir, extra) {
   }
 }
 
+/** @param {Awaited<ReturnType<typeof startRedis>>} server */
 async function stopRedis(server) {
   if (server.proc.exitCode !== null || server.proc.signalCode !== null) return;
   const exited = new Promise((resolve) => server.proc.once('exit', resolve));
@@ -195,10 +245,28 @@ async function stopRedis(server) {
 
 // ---------------------------------------------------------------- the two systems
 
-const items = (n) => Array.from({ length: n }, (_, i) => ({ type: TYPE, data: payload(i) }));
+/**
+ * One system under test, run through the same cases.
+ * @typedef {{
+ *   name: 'dirqueue' | 'BullMQ',
+ *   enqueueOne(n: number): Promise<{ ms: number, at: string }>,
+ *   enqueueBulk(n: number): Promise<{ ms: number, at: string }>,
+ *   drain(at: string, n: number, concurrency: number): Promise<{ ms: number }>,
+ *   latency(samples: number): Promise<number[]>,
+ *   afterRep(): Promise<void>,
+ * }} System
+ */
+/** @typedef {{ one: number, bulk: number, drain1: number, drain50: number }} Throughput */
+
+const items = (/** @type {number} */ n) => Array.from({ length: n }, (_, i) => ({ type: TYPE, data: payload(i) }));
 const noop = async () => null;
 
-/** dirqueue: a queue is a directory under the run's root. */
+/**
+ * dirqueue: a queue is a directory under the run's root.
+ * @param {ReturnType<typeof makeRoot>} ctx
+ * @param {boolean} durable
+ * @returns {System}
+ */
 function dirqueueSystem(ctx, durable) {
   return {
     name: 'dirqueue',
@@ -235,6 +303,7 @@ function dirqueueSystem(ctx, durable) {
     async latency(samples) {
       const dir = ctx.sub('latency');
       const q = await Queue.open(dir, { durable });
+      /** @type {((at: number) => void) | undefined} */
       let onStart;
       const pool = new Pool(dir, {
         processor: async () => {
@@ -245,11 +314,12 @@ function dirqueueSystem(ctx, durable) {
         durable,
       });
       await pool.start();
+      /** @type {number[]} */
       const out = [];
       for (let i = 0; i < samples + WARMUP_SAMPLES; i++) {
         await pool.onIdle(); // nothing ready, nothing running: the job arrives at an idle pool
         await sleep(1 + Math.random() * 2);
-        const started = new Promise((resolve) => (onStart = resolve));
+        const started = /** @type {Promise<number>} */ (new Promise((resolve) => (onStart = resolve)));
         const t0 = now();
         await q.enqueue(TYPE, payload(i));
         const t1 = await started;
@@ -263,12 +333,17 @@ function dirqueueSystem(ctx, durable) {
   };
 }
 
-/** BullMQ: a queue is a queue name on the level's redis-server. */
+/**
+ * BullMQ: a queue is a queue name on the level's redis-server.
+ * @param {number} port
+ * @returns {System}
+ */
 function bullmqSystem(port) {
   const { Queue: BQueue, Worker } = bullmq;
+  /** @type {Connection} */
   const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
   let seq = 0;
-  const fresh = async (label) => {
+  const fresh = async (/** @type {string} */ label) => {
     const queue = new BQueue(`${label}-${++seq}`, { connection });
     await queue.waitUntilReady();
     return queue;
@@ -297,8 +372,9 @@ function bullmqSystem(port) {
       await worker.waitUntilReady();
       let completed = 0;
       let failed = 0;
+      /** @type {() => void} */
       let finish;
-      const all = new Promise((resolve) => (finish = resolve));
+      const all = /** @type {Promise<void>} */ (new Promise((resolve) => (finish = resolve)));
       worker.on('completed', () => ++completed + failed === n && finish());
       worker.on('failed', () => completed + ++failed === n && finish());
       const t0 = performance.now();
@@ -312,6 +388,7 @@ function bullmqSystem(port) {
     },
     async latency(samples) {
       const queue = await fresh('latency');
+      /** @type {((at: number) => void) | undefined} */
       let onStart;
       const worker = new Worker(
         queue.name,
@@ -324,18 +401,19 @@ function bullmqSystem(port) {
       await worker.waitUntilReady();
       // 'drained' fires when the worker fetched and found nothing (then it blocks on Redis);
       // it fires once per busy -> idle transition
-      let idle;
+      /** @type {() => void} */
       let setIdle;
-      const expectIdle = () => (idle = new Promise((resolve) => (setIdle = resolve)));
-      expectIdle();
+      const expectIdle = () => /** @type {Promise<void>} */ (new Promise((resolve) => (setIdle = resolve)));
+      let idle = expectIdle();
       worker.on('drained', () => setIdle());
       const running = worker.run();
+      /** @type {number[]} */
       const out = [];
       for (let i = 0; i < samples + WARMUP_SAMPLES; i++) {
         await idle;
         await sleep(1 + Math.random() * 2);
-        expectIdle();
-        const started = new Promise((resolve) => (onStart = resolve));
+        idle = expectIdle();
+        const started = /** @type {Promise<number>} */ (new Promise((resolve) => (onStart = resolve)));
         const t0 = now();
         await queue.add(TYPE, payload(i));
         const t1 = await started;
@@ -357,7 +435,12 @@ function bullmqSystem(port) {
 
 // ---------------------------------------------------------------- one level
 
-/** The four throughput cases of one system, on `n` jobs: { one, bulk, drain1, drain50 } in ms. */
+/**
+ * The four throughput cases of one system, on `n` jobs: { one, bulk, drain1, drain50 } in ms.
+ * @param {System} sys
+ * @param {number} n
+ * @returns {Promise<Throughput>}
+ */
 async function throughput(sys, n) {
   const one = await sys.enqueueOne(n);
   const bulk = await sys.enqueueBulk(n);
@@ -367,6 +450,11 @@ async function throughput(sys, n) {
   return { one: one.ms, bulk: bulk.ms, drain1: drain1.ms, drain50: drain50.ms };
 }
 
+/**
+ * @param {(typeof LEVELS)[number]} level
+ * @param {ReturnType<typeof makeRoot>} ctx
+ * @param {Record<string, unknown>} results
+ */
 async function benchLevel(level, ctx, results) {
   const t0 = performance.now();
   const server = await startRedis(path.join(ctx.root, `redis-${level.key}`), level.redis);
@@ -376,22 +464,27 @@ async function benchLevel(level, ctx, results) {
       await throughput(sys, WARMUP);
       await sys.latency(WARMUP_SAMPLES);
     }
+    /** @type {Record<System['name'], Throughput[]>} */
     const runs = { dirqueue: [], BullMQ: [] };
     for (let r = 0; r < REPS; r++) {
       for (const sys of r % 2 ? [...systems].reverse() : systems) runs[sys.name].push(await throughput(sys, N));
     }
-    const lat = {};
+    const lat = /** @type {Record<System['name'], number[]>} */ ({});
     for (const sys of systems) lat[sys.name] = await sys.latency(SAMPLES);
     const info = await redisInfo(server.port);
 
+    /** @type {(name: System['name'], k: keyof Throughput) => number} */
     const med = (name, k) => median(runs[name].map((x) => rate(N, x[k])));
+    /** @type {[keyof Throughput, string][]} */
+    const cases = [
+      ['one', `enqueue ${int(N)} one by one (jobs/s)`],
+      ['bulk', `enqueue ${int(N)} in bulk (jobs/s)`],
+      ['drain1', `drain ${int(N)}, concurrency 1 (jobs/s)`],
+      ['drain50', `drain ${int(N)}, concurrency 50 (jobs/s)`],
+    ];
+    /** @type {TableRow[]} */
     const rows = [
-      ...[
-        ['one', `enqueue ${int(N)} one by one (jobs/s)`],
-        ['bulk', `enqueue ${int(N)} in bulk (jobs/s)`],
-        ['drain1', `drain ${int(N)}, concurrency 1 (jobs/s)`],
-        ['drain50', `drain ${int(N)}, concurrency 50 (jobs/s)`],
-      ].map(([k, name]) => {
+      ...cases.map(([k, name]) => {
         const d = med('dirqueue', k);
         const b = med('BullMQ', k);
         return { name, dirqueue: int(d), bullmq: int(b), ratio: d / b, raw: { dirqueue: d, bullmq: b } };
@@ -405,9 +498,12 @@ async function benchLevel(level, ctx, results) {
     console.log(`\n${level.label}`);
     printTable(rows);
     if (level.note !== undefined) console.log(`  note: ${level.note}`);
+    /** @type {(name: System['name'], k: keyof Throughput) => string} */
     const spread = (name, k) => runs[name].map((x) => int(rate(N, x[k]))).join(' ');
+    /** @type {(keyof Throughput)[]} */
+    const keys = ['one', 'bulk', 'drain1', 'drain50'];
     console.log(
-      `  per repetition, dirqueue | BullMQ: ${['one', 'bulk', 'drain1', 'drain50'].map((k) => `${k} ${spread('dirqueue', k)} | ${spread('BullMQ', k)}`).join('; ')}`,
+      `  per repetition, dirqueue | BullMQ: ${keys.map((k) => `${k} ${spread('dirqueue', k)} | ${spread('BullMQ', k)}`).join('; ')}`,
     );
     console.log(
       `  redis ${info.redis_version}: used_memory ${info.used_memory_human}, aof_enabled ${info.aof_enabled}, ` +
@@ -419,7 +515,11 @@ async function benchLevel(level, ctx, results) {
   }
 }
 
-/** INFO of the redis-server on `port`, as an object (through a BullMQ queue's client). */
+/**
+ * INFO of the redis-server on `port`, as an object (through a BullMQ queue's client).
+ * @param {number} port
+ * @returns {Promise<Record<string, string>>}
+ */
 async function redisInfo(port) {
   const queue = new bullmq.Queue('info', { connection: { host: '127.0.0.1', port, maxRetriesPerRequest: null } });
   const text = await (await queue.client).info();
@@ -432,11 +532,15 @@ async function redisInfo(port) {
   );
 }
 
+/** @typedef {{ name: string, dirqueue: string, bullmq: string, ratio: number, raw: { dirqueue: number, bullmq: number } }} TableRow */
+
+/** @param {TableRow[]} rows */
 function printTable(rows) {
   const head = ['case', 'dirqueue', 'BullMQ', 'ratio'];
   const body = rows.map((r) => [r.name, r.dirqueue, r.bullmq, `${fix(r.ratio, 2)}x`]);
-  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const fmt = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => /** @type {string} */ (b[i]).length)));
+  const width = (/** @type {number} */ i) => /** @type {number} */ (w[i]);
+  const fmt = (/** @type {string[]} */ cells) => cells.map((c, i) => (i === 0 ? c.padEnd(width(i)) : c.padStart(width(i)))).join('  ');
   console.log(fmt(head));
   console.log(w.map((x) => '-'.repeat(x)).join('  '));
   for (const b of body) console.log(fmt(b));
@@ -447,7 +551,7 @@ function printTable(rows) {
 const started = performance.now();
 const bullmqVersion = (() => {
   try {
-    return JSON.parse(fs.readFileSync(new URL('../node_modules/bullmq/package.json', import.meta.url), 'utf8')).version;
+    return /** @type {{ version: string }} */ (JSON.parse(fs.readFileSync(new URL('../node_modules/bullmq/package.json', import.meta.url), 'utf8'))).version;
   } catch {
     return '?';
   }
@@ -460,6 +564,7 @@ console.log('ratio = dirqueue ahead by: dirqueue/BullMQ for jobs/s, BullMQ/dirqu
 console.log(`throughput: median of ${REPS}; latency: ${SAMPLES} samples, idle worker at concurrency 1, enqueued 1-3 ms after it went idle`);
 const ctx = makeRoot(base, { prefix: 'dirqueue-bench-bullmq-' });
 runDir = ctx.root;
+/** @type {Record<string, unknown>} */
 const results = {};
 try {
   for (const level of LEVELS) await benchLevel(level, ctx, results);

@@ -122,28 +122,60 @@ const SIZE = {
 const TYPE = 'bench';
 const FILL_CHUNK = 10_000;
 
-const items = (n, from = 0) => Array.from({ length: n }, (_, i) => ({ type: TYPE, data: payload(from + i) }));
+/** @typedef {import('../dist/index.js').Queue} QueueT */
+/** @typedef {ReturnType<typeof makeRoot>} Root */
+/** @typedef {import('./lib.js').Row} Row */
+/**
+ * @typedef {{
+ *   backlog: number, watch: boolean, fillMs: number, buildMs: number, bytesPerJob: number,
+ *   claimUs: { mean: number, p50: number, p99: number }, completeUsP50: number, rate: number, enoentPerClaim: number,
+ * }} BacklogRow
+ */
 
+const items = (/** @type {number} */ n, from = 0) => Array.from({ length: n }, (_, i) => ({ type: TYPE, data: payload(from + i) }));
+
+/**
+ * Enqueue `n` jobs into `q`, FILL_CHUNK per enqueueMany.
+ * @param {QueueT} q
+ * @param {number} n
+ */
 async function fill(q, n) {
   for (let done = 0; done < n; done += FILL_CHUNK) await q.enqueueMany(items(Math.min(FILL_CHUNK, n - done), done));
 }
 
-/** Run each named case `reps` times, alternating their order; per case an array of results. */
+/**
+ * Run each named case `reps` times, alternating their order; per case an array of results.
+ * @template {Record<string, () => Promise<unknown>>} C
+ * @param {number} reps
+ * @param {C} cases
+ * @returns {Promise<{ [K in keyof C]: Awaited<ReturnType<C[K]>>[] }>}
+ */
 async function alternate(reps, cases) {
+  /** @type {Record<string, unknown[]>} */
   const out = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
   const keys = Object.keys(cases);
   for (let r = 0; r < reps; r++) {
     const order = r % 2 ? [...keys].reverse() : keys;
-    for (const k of order) out[k].push(await cases[k]());
+    for (const k of order) /** @type {unknown[]} */ (out[k]).push(await /** @type {() => Promise<unknown>} */ (cases[k])());
   }
-  return out;
+  return /** @type {{ [K in keyof C]: Awaited<ReturnType<C[K]>>[] }} */ (out);
 }
 
-const medianRate = (results, n) => median(results.map((x) => rate(x.n ?? n, x.ms)));
-const lats = (results) => pool(results.map((x) => x.lat));
+/**
+ * The median rate of `results`, each of `x.n` jobs or else `n`.
+ * @param {{ ms: number, n?: number }[]} results
+ * @param {number} [n]
+ */
+const medianRate = (results, n) => median(results.map((x) => rate(/** @type {number} */ (x.n ?? n), x.ms)));
+const lats = (/** @type {{ lat: Iterable<number> }[]} */ results) => pool(results.map((x) => x.lat));
 
 // ---------------------------------------------------------------- library cases
 
+/**
+ * @param {string} dir
+ * @param {number} n
+ * @param {boolean} durable
+ */
 async function enqueueOneByOne(dir, n, durable) {
   const q = await Queue.open(dir, { durable });
   const lat = new Float64Array(n);
@@ -158,7 +190,12 @@ async function enqueueOneByOne(dir, n, durable) {
   return { ms, lat };
 }
 
-/** `callers` loops, each awaiting its own durable q.enqueue, together `n` jobs. */
+/**
+ * `callers` loops, each awaiting its own durable q.enqueue, together `n` jobs.
+ * @param {string} dir
+ * @param {number} n
+ * @param {number} callers
+ */
 async function enqueueConcurrently(dir, n, callers) {
   const q = await Queue.open(dir, { durable: true });
   const lat = new Float64Array(n);
@@ -178,6 +215,12 @@ async function enqueueConcurrently(dir, n, callers) {
   return { ms, lat };
 }
 
+/**
+ * @param {string} dir
+ * @param {number} n
+ * @param {boolean} durable
+ * @param {'auto' | 'fdatasync'} [batchSync]
+ */
 async function enqueueBulk(dir, n, durable, batchSync = 'auto') {
   const q = await Queue.open(dir, { durable, batchSync });
   const batch = items(n);
@@ -188,9 +231,14 @@ async function enqueueBulk(dir, n, durable, batchSync = 'auto') {
   return { ms };
 }
 
-/** Drain every job of `dir` with one consumer; `yieldEach` lets the event loop run between jobs. */
+/**
+ * Drain every job of `dir` with one consumer; `yieldEach` lets the event loop run between jobs.
+ * @param {string} dir
+ * @param {{ yieldEach?: boolean, watch?: boolean }} [options]
+ */
 async function drain(dir, { yieldEach = false, watch = true } = {}) {
   const q = await Queue.open(dir, { durable: false, watch });
+  /** @type {number[]} */
   const lat = [];
   const start = performance.now();
   for (;;) {
@@ -207,6 +255,10 @@ async function drain(dir, { yieldEach = false, watch = true } = {}) {
 
 // ---------------------------------------------------------------- one filesystem
 
+/**
+ * @param {import('./lib.js').BenchFs} target
+ * @param {Record<string, Record<string, unknown>>} results
+ */
 async function benchFilesystem(target, results) {
   const ctx = makeRoot(target.base, { deferDelete: target.key === 'disk' });
   const sectionStart = performance.now();
@@ -218,7 +270,9 @@ async function benchFilesystem(target, results) {
         '      nothing until the end; compare each case with its floor of the same run rather than across runs.',
     );
   }
+  /** @type {Row[]} */
   const rows = [];
+  /** @type {Record<string, unknown>} */
   const res = (results[target.key] = {});
   try {
     // Warm-up: JIT, page cache, dentry cache, on this filesystem.
@@ -266,6 +320,7 @@ async function benchFilesystem(target, results) {
     // 2. The 10,000-job cases. Each unit makes 10,000 files in queue/ and the
     //    next step of the unit consumes them, so that no file is created
     //    only to set up a case (creation is the expensive operation on ext4).
+    /** @type {{ ms: number, failed: number, found: boolean } | undefined} */
     let emptyClaim;
     const big = await alternate(REPS, {
       // floor A, then floor C (raw claim+complete) on its files
@@ -290,8 +345,8 @@ async function benchFilesystem(target, results) {
       bulkDrain: async () => {
         const d = ctx.sub('bulk');
         const bulk = await enqueueBulk(d, SIZE.bulk, false);
-        const { failed, value: dr } = await countFailedRenames(() => drain(d));
-        dr.failed = failed;
+        const { failed: drainFailed, value } = await countFailedRenames(() => drain(d));
+        const dr = { ...value, failed: drainFailed };
         if (emptyClaim === undefined) {
           // A claim on the queue just emptied, once the watcher delivered the drain's events.
           await sleep(200);
@@ -336,6 +391,14 @@ async function benchFilesystem(target, results) {
         return { bulk, watch: { ...dr, failed } };
       },
     });
+    /**
+     * One field of a unit's results, per repetition.
+     * @template {keyof typeof big} U
+     * @template {keyof (typeof big)[U][number]} F
+     * @param {U} unit
+     * @param {F} field
+     * @returns {(typeof big)[U][number][F][]}
+     */
     const pick = (unit, field) => big[unit].map((x) => x[field]);
 
     const floorA = { name: 'A create+rename', rate: medianRate(pick('floorAC', 'a'), SIZE.one) };
@@ -358,7 +421,7 @@ async function benchFilesystem(target, results) {
     rows.push(row(`enqueueMany, no fsync (${int(SIZE.bulk)})`, { rate: medianRate(pick('bulkDrain', 'bulk'), SIZE.bulk), floor: floorA }));
     rows.push(row(`enqueueMany, fsync (${int(SIZE.durableBulk)})`, { rate: medianRate(pick('syncWatch', 'bulk'), SIZE.durableBulk), floor: floorSyncfs }));
     rows.push(row(`enqueueMany, fsync, per file (${int(SIZE.durableBulk)})`, { rate: medianRate(pick('syncStrict', 'bulk'), SIZE.durableBulk), floor: floorBulk }));
-    const short = (runs) => (runs.some((x) => x.n !== SIZE.bulk) ? ` drained ${runs.map((x) => x.n).join('/')} jobs!` : '');
+    const short = (/** @type {{ n: number }[]} */ runs) => (runs.some((x) => x.n !== SIZE.bulk) ? ` drained ${runs.map((x) => x.n).join('/')} jobs!` : '');
     rows.push(
       row(`drain, 1 consumer (${int(SIZE.bulk)})`, {
         rate: medianRate(pick('bulkDrain', 'drain')),
@@ -367,8 +430,7 @@ async function benchFilesystem(target, results) {
         note: `ENOENT renames/job ${fix(median(pick('bulkDrain', 'drain').map((x) => x.failed / x.n)), 2)}${short(pick('bulkDrain', 'drain'))}`,
       }),
     );
-    for (const [unit, field, label] of [['syncWatch', 'watch', 'watch on'], ['floorSyncPoll', 'poll', 'watch off']]) {
-      const runs = pick(unit, field);
+    for (const [runs, label] of /** @type {const} */ ([[pick('syncWatch', 'watch'), 'watch on'], [pick('floorSyncPoll', 'poll'), 'watch off']])) {
       rows.push(
         row(`drain, yielding, ${label} (${int(SIZE.durableBulk)})`, {
           rate: medianRate(runs),
@@ -381,6 +443,7 @@ async function benchFilesystem(target, results) {
 
     console.log(`median of ${REPS} repetitions; p50/p99 per job over all repetitions; ratio = jobs/s / floor/s`);
     printTable(rows);
+    if (emptyClaim === undefined) throw new Error('no repetition ran (--reps=0?)');
     console.log(
       `claim() on an empty queue 200 ms after a ${int(SIZE.bulk)}-job drain (watch on): ${fix(emptyClaim.ms)} ms, ` +
         `${int(emptyClaim.failed)} renames hit ENOENT${emptyClaim.found ? ' (found a job!)' : ''}`,
@@ -389,6 +452,7 @@ async function benchFilesystem(target, results) {
     res.emptyClaim = emptyClaim;
 
     // 7. Claim cost and index memory with 1,000 vs 100,000 jobs waiting.
+    /** @type {BacklogRow[]} */
     const backlogRows = [];
     for (const backlog of SIZE.backlogs) backlogRows.push(...(await backlogCase(ctx, backlog)));
     console.log(
@@ -406,8 +470,9 @@ async function benchFilesystem(target, results) {
     } else {
       ctx.rm();
     }
-    res.seconds = (performance.now() - sectionStart) / 1000;
-    console.log(`(${target.label}: ${fix(res.seconds)} s with cleanup)`);
+    const seconds = (performance.now() - sectionStart) / 1000;
+    res.seconds = seconds;
+    console.log(`(${target.label}: ${fix(seconds)} s with cleanup)`);
   }
 }
 
@@ -415,6 +480,9 @@ async function benchFilesystem(target, results) {
  * With `backlog` jobs waiting: per repetition a fresh Queue, its first claim
  * (builds the index; heap before/after), then SIZE.claims claim+complete.
  * Run with watch on (the default), then with watch off on the same directory.
+ * @param {Root} ctx
+ * @param {number} backlog
+ * @returns {Promise<BacklogRow[]>}
  */
 async function backlogCase(ctx, backlog) {
   const dir = ctx.sub(`backlog${backlog}`);
@@ -422,12 +490,18 @@ async function backlogCase(ctx, backlog) {
   const fillStart = performance.now();
   await fill(writer, backlog + SIZE.claims + 1);
   const fillMs = performance.now() - fillStart;
+  /** @type {BacklogRow[]} */
   const out = [];
   for (const watch of [true, false]) {
+    /** @type {number[]} */
     const builds = [];
+    /** @type {number[]} */
     const bytes = [];
+    /** @type {number[]} */
     const claimLat = [];
+    /** @type {number[]} */
     const completeLat = [];
+    /** @type {number[]} */
     const rates = [];
     let failed = 0;
     for (let r = 0; r < REPS; r++) {
@@ -459,23 +533,33 @@ async function backlogCase(ctx, backlog) {
   return out;
 }
 
+/**
+ * @param {string} dir
+ * @param {number} backlog
+ * @param {boolean} watch
+ */
 async function backlogRepetition(dir, backlog, watch) {
+  /** @type {QueueT | undefined} */
   let q = await Queue.open(dir, { durable: false, watch });
   const before = heapUsedAfterGc();
   const t0 = performance.now();
   let first = await q.claim();
   const buildMs = performance.now() - t0;
   const after = heapUsedAfterGc();
+  if (first === undefined) throw new Error(`backlog: no job waiting in ${dir}`);
   await first.complete();
   first = undefined;
+  /** @type {number[]} */
   const claimLat = [];
+  /** @type {number[]} */
   const completeLat = [];
   const start = performance.now();
   const { failed } = await countFailedRenames(async () => {
     for (let i = 0; i < SIZE.claims; i++) {
       const c0 = performance.now();
-      const job = await q.claim();
+      const job = await /** @type {QueueT} */ (q).claim();
       const c1 = performance.now();
+      if (job === undefined) throw new Error(`backlog: no job waiting in ${dir}`);
       await job.complete();
       claimLat.push(c1 - c0);
       completeLat.push(performance.now() - c1);
@@ -487,6 +571,7 @@ async function backlogRepetition(dir, backlog, watch) {
   return { buildMs, bytesPerJob: (after - before) / (backlog + SIZE.claims), claimLat, completeLat, rate: rate(SIZE.claims, ms), failed };
 }
 
+/** @param {BacklogRow[]} rows */
 function printBacklog(rows) {
   const head = ['waiting', 'watch', 'fill ms', 'index build ms', 'claim us mean', 'p50', 'p99', 'complete us p50', 'claim+complete/s', 'ENOENT/claim', 'index bytes/job'];
   const body = rows.map((r) => [
@@ -502,24 +587,35 @@ function printBacklog(rows) {
     fix(r.enoentPerClaim, 2),
     fix(r.bytesPerJob, 0),
   ]);
-  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const fmt = (cells) => cells.map((c, i) => c.padStart(w[i])).join('  ');
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => /** @type {string} */ (b[i]).length)));
+  const fmt = (/** @type {string[]} */ cells) => cells.map((c, i) => c.padStart(/** @type {number} */ (w[i]))).join('  ');
   console.log(fmt(head));
   console.log(w.map((x) => '-'.repeat(x)).join('  '));
   for (const b of body) console.log(fmt(b));
 }
 
-/** The performance targets (ARCHITECTURE.md) against this filesystem's medians: labels, never assertions. */
+/**
+ * The performance targets (ARCHITECTURE.md) against this filesystem's medians: labels, never assertions.
+ * @param {import('./lib.js').BenchFs} target
+ * @param {Row[]} rows
+ * @param {BacklogRow[]} backlogRows
+ */
 function summarize(target, rows, backlogRows) {
-  const get = (prefix) => rows.find((r) => r.name.startsWith(prefix));
+  const get = (/** @type {string} */ prefix) => {
+    const r = rows.find((x) => x.name.startsWith(prefix));
+    if (r === undefined) throw new Error(`summarize: no row named ${prefix}...`);
+    return r;
+  };
   const on = backlogRows.filter((r) => r.watch);
-  const small = on[0];
-  const big = on[on.length - 1];
+  const small = /** @type {BacklogRow} */ (on[0]);
+  const big = /** @type {BacklogRow} */ (on[on.length - 1]);
   const growth = big.claimUs.mean / small.claimUs.mean;
+  /** @type {(prefix: string) => [string, string]} */
   const perSec = (prefix) => {
     const r = get(prefix);
     return [`${int(r.rate)}/s`, r.floor ? `floor ${int(r.floor.rate)}/s` : ''];
   };
+  /** @type {[string, string, string, string, boolean][]} */
   const lines = [
     ['enqueue one by one, no fsync', ...perSec('enqueue, no fsync'), '>= 6,500/s (BullMQ add)', get('enqueue, no fsync').rate >= 6500],
     ['enqueueMany, no fsync', ...perSec('enqueueMany, no fsync'), '>= 14,000/s (BullMQ addBulk)', get('enqueueMany, no fsync').rate >= 14000],
@@ -543,6 +639,7 @@ console.log(
   `dirqueue bench/core.js  node ${process.version}  ${process.platform}/${process.arch}  reps=${REPS}${QUICK ? '  QUICK' : ''}  ` +
     `job file ${Buffer.byteLength(envelopeLine(TYPE, 1234))} bytes  UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '(unset: 4)'}`,
 );
+/** @type {Record<string, Record<string, unknown>>} */
 const results = {};
 for (const target of benchFilesystems()) {
   if (args.fs !== undefined && args.fs !== target.key) continue;

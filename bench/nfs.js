@@ -32,7 +32,9 @@ const POLLS = [100, 500, 2000];
 const DRAIN = quick ? 2000 : 5000;
 const processorUrl = new URL('./processors/stamp.js', import.meta.url).pathname;
 const now = () => performance.timeOrigin + performance.now();
+/** @type {(ms: number) => Promise<void>} */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** @type {string[]} */
 const mounts = [];
 const fusermount = ['fusermount', 'fusermount3'].find(has);
 
@@ -44,10 +46,16 @@ function missing() {
   return undefined;
 }
 
+/** @param {string} tool */
 function has(tool) {
   return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 }
 
+/**
+ * Mount `source` through bindfs on a fresh temp directory, with lookups and attributes cached `cache` s.
+ * @param {string} source
+ * @param {number} cache
+ */
 function mount(source, cache) {
   const point = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-bench-mnt-'));
   const r = spawnSync('bindfs', ['-o', `attr_timeout=${cache},entry_timeout=${cache}`, source, point]);
@@ -57,8 +65,10 @@ function mount(source, cache) {
 }
 
 function unmountAll() {
+  // main() runs only with fusermount found (missing() checks it), and only main() mounts
+  const unmount = /** @type {string} */ (fusermount);
   for (const point of mounts.splice(0)) {
-    if (spawnSync(fusermount, ['-u', point]).status !== 0) spawnSync(fusermount, ['-u', '-z', point]);
+    if (spawnSync(unmount, ['-u', point]).status !== 0) spawnSync(unmount, ['-u', '-z', point]);
     fs.rmSync(point, { recursive: true, force: true });
   }
 }
@@ -69,19 +79,30 @@ async function sharedQueue() {
   return dir;
 }
 
+/**
+ * Nearest-rank percentile of ascending `sorted`, p in 0..100.
+ * @param {number[]} sorted
+ * @param {number} p
+ */
 function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  return /** @type {number} */ (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
 }
 
+/**
+ * @param {number} poll
+ * @param {number} cache
+ */
 async function latency(poll, cache) {
   const dir = await sharedQueue();
   const [a, b] = [mount(dir, cache), mount(dir, cache)];
   const producer = await Queue.open(a, { durable: false, maintenance: false, watch: false });
+  /** @type {Map<string, (startedAt: number) => void>} */
   const started = new Map();
   const pool = new Pool(b, { processor: processorUrl, durable: false, watch: false, pollInterval: poll });
-  pool.on('completed', (job, result) => started.get(job.id)?.(result));
+  pool.on('completed', (job, result) => started.get(job.id)?.(/** @type {number} */ (result)));
   await pool.start();
   await pool.onIdle();
+  /** @type {number[]} */
   const samples = [];
   const count = Math.round((quick ? 0.5 : 1) * (poll <= 100 ? 40 : poll <= 500 ? 24 : 16));
   for (let i = 0; i < count + 2; i++) {
@@ -89,7 +110,7 @@ async function latency(poll, cache) {
     await sleep(Math.random() * Math.max(poll, 2000)); // a random moment against the poll and the caches
     const t0 = now();
     const { id } = await producer.enqueue('ping', null);
-    const startedAt = await new Promise((resolve) => started.set(id, resolve));
+    const startedAt = await new Promise(/** @param {(startedAt: number) => void} resolve */ (resolve) => started.set(id, resolve));
     started.delete(id);
     if (i >= 2) samples.push(startedAt - t0);
   }
@@ -98,9 +119,13 @@ async function latency(poll, cache) {
   unmountAll();
   fs.rmSync(dir, { recursive: true, force: true });
   samples.sort((x, y) => x - y);
-  return { p50: percentile(samples, 50), p90: percentile(samples, 90), max: samples.at(-1), n: samples.length };
+  return { p50: percentile(samples, 50), p90: percentile(samples, 90), max: /** @type {number} */ (samples.at(-1)), n: samples.length };
 }
 
+/**
+ * @param {number} poll
+ * @param {number} cache
+ */
 async function drain(poll, cache) {
   const dir = await sharedQueue();
   const [a, b] = [mount(dir, cache), mount(dir, cache)];
@@ -134,6 +159,7 @@ async function localDrain() {
   return rate;
 }
 
+/** @param {number} cache */
 async function renameFloor(cache) {
   const dir = await sharedQueue();
   const m = mount(dir, cache);

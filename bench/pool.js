@@ -31,20 +31,31 @@ const DRAIN = quick ? 3_000 : 10_000;
 const processorUrl = new URL('./processors/stamp.js', import.meta.url).pathname;
 const now = () => performance.timeOrigin + performance.now();
 
+/** @param {string} name */
 function tempQueueDir(name) {
   return fs.mkdtempSync(path.join(base, `dirq-bench-${name}-`));
 }
 
+/**
+ * Nearest-rank percentile of ascending `sorted`, p in 0..100.
+ * @param {number[]} sorted
+ * @param {number} p
+ */
 function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  return /** @type {number} */ (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
 }
 
+/**
+ * @param {string} name
+ * @param {{ backlog?: number, poll?: number }} [options]
+ */
 async function latency(name, { backlog = 0, poll } = {}) {
   const dir = tempQueueDir('lat');
   const q = await Queue.open(dir, { durable: false });
   for (let done = 0; done < backlog; done += 10_000) {
     await q.enqueueMany(Array.from({ length: Math.min(10_000, backlog - done) }, () => ({ type: 'other' })));
   }
+  /** @type {Map<string, (startedAt: number) => void>} */
   const started = new Map();
   const pool = new Pool(dir, {
     processor: processorUrl,
@@ -52,9 +63,10 @@ async function latency(name, { backlog = 0, poll } = {}) {
     durable: false,
     ...(poll === undefined ? {} : { watch: false, pollInterval: poll }),
   });
-  pool.on('completed', (job, result) => started.get(job.id)?.(result));
+  pool.on('completed', (job, result) => started.get(job.id)?.(/** @type {number} */ (result)));
   await pool.start();
   await pool.onIdle();
+  /** @type {number[]} */
   const samples = [];
   const wanted = poll === undefined ? LATENCY_SAMPLES : 100; // each poll-only sample takes about a poll interval
   for (let i = 0; i < wanted + 20; i++) {
@@ -62,7 +74,7 @@ async function latency(name, { backlog = 0, poll } = {}) {
     await new Promise((resolve) => setTimeout(resolve, 1 + Math.random() * 2));
     const t0 = now();
     const { id } = await q.enqueue('ping', null);
-    const startedAt = await new Promise((resolve) => started.set(id, resolve));
+    const startedAt = await new Promise(/** @param {(startedAt: number) => void} resolve */ (resolve) => started.set(id, resolve));
     started.delete(id);
     if (i >= 20) samples.push(startedAt - t0); // the first 20 warm up
   }
@@ -70,9 +82,13 @@ async function latency(name, { backlog = 0, poll } = {}) {
   await q.close();
   fs.rmSync(dir, { recursive: true, force: true });
   samples.sort((a, b) => a - b);
-  return { name, p50: percentile(samples, 50), p99: percentile(samples, 99), max: samples.at(-1) };
+  return { name, p50: percentile(samples, 50), p99: percentile(samples, 99), max: /** @type {number} */ (samples.at(-1)) };
 }
 
+/**
+ * @param {string} name
+ * @param {Omit<import('../dist/index.js').PoolOptions, 'durable'>} poolOptions
+ */
 async function drain(name, poolOptions) {
   const dir = tempQueueDir('drain');
   const q = await Queue.open(dir, { durable: false });
@@ -103,30 +119,35 @@ function renameFloor() {
   return us;
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** @type {(xs: number[]) => number} */
+const median = (xs) => /** @type {number} */ ([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]);
 
 async function main() {
   console.log(`# bench/pool.js on ${base} (${quick ? 'quick' : 'full'} run), Node ${process.version}`);
   console.log(`floor: rename ${renameFloor().toFixed(1)} us/op (one claim is one rename plus a read)\n`);
 
   console.log('enqueue-to-start latency (ms)              p50     p99     max   target p50 <= 1, p99 <= 5');
-  for (const [name, options] of [
+  /** @type {[string, { backlog?: number, poll?: number }][]} */
+  const latencyCases = [
     ['idle pool (inotify)', {}],
     [`idle pool, ${BACKLOG.toLocaleString('en')} other jobs waiting`, { backlog: BACKLOG }],
     ['idle pool, poll-only every 100 ms', { poll: 100 }],
-  ]) {
+  ];
+  for (const [name, options] of latencyCases) {
     const r = await latency(name, options);
     console.log(`  ${r.name.padEnd(41)}${r.p50.toFixed(3).padStart(6)}  ${r.p99.toFixed(3).padStart(6)}  ${r.max.toFixed(1).padStart(6)}`);
   }
 
   console.log(`\ndrain of ${DRAIN.toLocaleString('en')} no-op jobs (jobs/s, median of 3)   BullMQ here: 4.1k/s at concurrency 1, 8.7k/s at 50`);
   const noop = async () => null;
-  for (const [name, options] of [
+  /** @type {[string, Parameters<typeof drain>[1]][]} */
+  const drainCases = [
     ['1 thread x 16', { processor: processorUrl, threads: 1, concurrency: 16 }],
     ['2 threads x 16', { processor: processorUrl, threads: 2, concurrency: 16 }],
     ['in-process, concurrency 1', { processor: noop, concurrency: 1 }],
     ['in-process, concurrency 50', { processor: noop, concurrency: 50 }],
-  ]) {
+  ];
+  for (const [name, options] of drainCases) {
     const rates = [];
     for (let i = 0; i < 3; i++) rates.push((await drain(name, options)).rate);
     console.log(`  ${name.padEnd(41)}${Math.round(median(rates)).toLocaleString('en').padStart(8)}`);
