@@ -71,7 +71,7 @@ import { describeFs, fix, int, makeRoot, median, payload, percentile, rate } fro
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
     const [k, ...v] = a.replace(/^--/, '').split('=');
-    return [k, v.length > 0 ? v.join('=') : true];
+    return /** @type {const} */ ([/** @type {string} */ (k), v.length > 0 ? v.join('=') : true]);
   }),
 );
 const QUICK = args.quick === true || process.env.BENCH_QUICK === '1';
@@ -135,6 +135,7 @@ const bullmqName = 'bullmq';
 /** @type {BullMQ | undefined} */
 let loaded;
 try {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- ESLint does not see JSDoc casts (typescript-eslint#4824): the cast to BullMQ types this any
   loaded = /** @type {BullMQ} */ (await import(bullmqName));
 } catch {
   // reported below, with redis-server
@@ -200,7 +201,7 @@ function ping(port) {
     sock.once('error', () => done(false));
     sock.once('connect', () => sock.write('PING\r\n'));
     sock.on('data', (d) => {
-      got += d;
+      got += d.toString();
       if (got.includes('\r\n')) done(got.startsWith('+PONG'));
     });
   });
@@ -506,7 +507,7 @@ async function benchLevel(level, ctx, results) {
       `  per repetition, dirqueue | BullMQ: ${keys.map((k) => `${k} ${spread('dirqueue', k)} | ${spread('BullMQ', k)}`).join('; ')}`,
     );
     console.log(
-      `  redis ${info.redis_version}: used_memory ${info.used_memory_human}, aof_enabled ${info.aof_enabled}, ` +
+      `  redis ${info.redis_version ?? '?'}: used_memory ${info.used_memory_human ?? '?'}, aof_enabled ${info.aof_enabled ?? '?'}, ` +
         `aof_rewrites ${info.aof_rewrites ?? '?'}, rdb_saves ${info.rdb_saves ?? '?'}; ${fix((performance.now() - t0) / 1000)} s`,
     );
     results[level.key] = Object.fromEntries(rows.map((r) => [r.name, r.raw]));
@@ -551,6 +552,7 @@ function printTable(rows) {
 const started = performance.now();
 const bullmqVersion = (() => {
   try {
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-member-access -- ESLint does not see JSDoc casts (typescript-eslint#4824): JSON.parse's any is cast to { version }
     return /** @type {{ version: string }} */ (JSON.parse(fs.readFileSync(new URL('../node_modules/bullmq/package.json', import.meta.url), 'utf8'))).version;
   } catch {
     return '?';

@@ -105,7 +105,7 @@ if (typeof globalThis.gc !== 'function') {
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
     const [k, v] = a.replace(/^--/, '').split('=');
-    return [k, v ?? true];
+    return /** @type {const} */ ([/** @type {string} */ (k), v ?? true]);
   }),
 );
 const QUICK = args.quick === true;
@@ -543,12 +543,11 @@ async function backlogRepetition(dir, backlog, watch) {
   let q = await Queue.open(dir, { durable: false, watch });
   const before = heapUsedAfterGc();
   const t0 = performance.now();
-  let first = await q.claim();
+  const first = await q.claim();
   const buildMs = performance.now() - t0;
   const after = heapUsedAfterGc();
   if (first === undefined) throw new Error(`backlog: no job waiting in ${dir}`);
   await first.complete();
-  first = undefined;
   /** @type {number[]} */
   const claimLat = [];
   /** @type {number[]} */

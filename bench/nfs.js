@@ -59,7 +59,7 @@ function has(tool) {
 function mount(source, cache) {
   const point = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-bench-mnt-'));
   const r = spawnSync('bindfs', ['-o', `attr_timeout=${cache},entry_timeout=${cache}`, source, point]);
-  if (r.status !== 0) throw new Error(`bindfs failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`bindfs failed: ${r.stderr.toString()}`);
   mounts.push(point);
   return point;
 }

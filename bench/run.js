@@ -72,7 +72,7 @@ try {
     console.log(`##### bench/${s.file}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     if (r.status !== 0) {
       failed++;
-      console.log(`bench/${s.file} exited with ${r.status ?? r.signal}`);
+      console.log(`bench/${s.file} exited with ${String(r.status ?? r.signal)}`);
     }
   }
 } finally {

@@ -155,6 +155,7 @@ describe('dirq purge', () => {
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (tty += chunk));
     expect(await exited(child)).toBe(0);
     await closed(child.stdout!);
+    // eslint-disable-next-line no-control-regex -- the terminal's escape (\x1b[2K) is what the test looks for
     expect(tty).toMatch(/purge queue\/ \[#{30}\] 100% 2100\/2100\r\x1b\[2Kpurged 2100 jobs from queue\/\r?\n$/);
     expect(jobFiles(dir)).toEqual([]);
   });

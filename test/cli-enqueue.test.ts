@@ -86,6 +86,7 @@ describe('dirq enqueue --jsonl', () => {
     const lines = Array.from({ length: 2500 }, (_, i) => JSON.stringify({ n: i })).join('\n');
     const refs = JSON.parse(await ok(['enqueue', dir, 'bulk', '--jsonl', '-', '--json'], `${lines}\n`)) as { id: string; duplicate: boolean }[];
     expect(refs).toHaveLength(2500);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare -- parsed from the CLI's output: duplicate must be false, not merely falsy
     expect(refs.every((r) => ID.test(r.id) && r.duplicate === false)).toBe(true);
     expect(fs.readdirSync(path.join(dir, 'queue'))).toHaveLength(2500);
     expect(envelope(path.join(dir, 'queue', refs[2499]!.id))).toMatchObject({ data: { n: 2499 } });

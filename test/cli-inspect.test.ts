@@ -259,9 +259,11 @@ describe('dirq stats', () => {
     const child = onTerminal(['stats', dir, '--watch', '--interval', '50ms']);
     let tty = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (tty += chunk));
+    // eslint-disable-next-line no-control-regex -- the terminal's escapes (\x1b[H\x1b[2J, clear the screen) are what the test looks for
     await until(() => (tty.match(/\x1b\[H\x1b\[2J/g) ?? []).length >= 2, 'two redraws');
     child.stdin!.write('\x03'); // Ctrl-C on the terminal: SIGINT to dirq
     expect(await exited(child)).toBe(0);
+    // eslint-disable-next-line no-control-regex -- likewise
     expect(tty).toMatch(/^\x1b\[H\x1b\[2Jdirq stats /);
   });
 
@@ -342,7 +344,7 @@ describe('dirq metrics', () => {
     const events = async (): Promise<Record<string, number>> => {
       const families = await okJson<{ name: string; samples: { labels: Record<string, string>; value: number }[] }[]>(['metrics', dir]);
       const total = families.find((f) => f.name === 'dirqueue_job_events_total')!;
-      return Object.fromEntries(total.samples.filter((x) => x.labels.type === 'bulk').map((x) => [x.labels.event, x.value]));
+      return Object.fromEntries(total.samples.filter((x) => x.labels.type === 'bulk').map((x) => [String(x.labels.event), x.value]));
     };
     const expected = { enqueued: 4, completed: 3, retried: 0, failed: 1, recovered: 0 };
     expect(await events()).toEqual(expected);

@@ -38,7 +38,7 @@ function crashAt(n: number): { restore(): void; crashed(): boolean } {
         throw new Crash(`crashed before call ${n}`);
       }
       return original.apply(fs, args);
-    }) as never);
+    }));
   });
   return { restore: () => spies.forEach((s) => s.mockRestore()), crashed: () => crashed };
 }

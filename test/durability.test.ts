@@ -40,7 +40,7 @@ function watchFiles(tmpDir: string, failSyncOf?: number) {
     if (syncing.has(fd)) seen.closedWhileSyncing++;
     fileOf.delete(fd);
     closeSync(fd);
-  }) as never);
+  }));
   vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
     const file = fileOf.get(fd);
     syncing.add(fd);
@@ -55,7 +55,7 @@ function watchFiles(tmpDir: string, failSyncOf?: number) {
     } else {
       fdatasync(fd, done);
     }
-  }) as never);
+  }));
   vi.spyOn(fs, 'renameSync').mockImplementation(((from: string, to: string) => {
     if (String(from).startsWith(tmpDir)) {
       seen.renamed++;
@@ -80,7 +80,7 @@ describe('durable enqueue', () => {
     vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
       dirSyncs.push(seen.renamed);
       fsync(fd, callback);
-    }) as never);
+    }));
     let resolved = false;
     const pending = q.enqueue('t', 'kept').then((ref) => ((resolved = true), ref));
     const { id } = await pending;
@@ -115,7 +115,7 @@ describe('durable enqueueMany', () => {
     vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
       dirSyncs.push(seen.renamed);
       fsync(fd, callback);
-    }) as never);
+    }));
 
     const refs = await q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })));
 

@@ -375,7 +375,7 @@ describe('enqueueing without the library, with the recipes in FORMAT.md', () => 
     expect(jobs.map((j) => [j.type, j.data, j.priority])).toEqual([wanted[1], wanted[0], wanted[2]]);
     expect(jobs.map((j) => j.id)).toEqual([ids[1], ids[0], ids[2]]);
     for (const job of jobs) await job.complete({ ok: job.type });
-    for (const [i, id] of ids.entries()) expect(await q.waitFor(id!, { timeout: 10_000 })).toEqual({ ok: wanted[i]![0] });
+    for (const [i, id] of ids.entries()) expect(await q.waitFor(id, { timeout: 10_000 })).toEqual({ ok: wanted[i]![0] });
     await q.close();
   });
 

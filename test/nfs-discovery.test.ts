@@ -21,7 +21,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Discovery } from '../dist/queue/discovery.js';
 import { parseJobFile } from '../dist/store/envelope.js';
 import { filesystemKind } from '../dist/store/fs-kind.js';
-import { Queue, type DirQueueError } from '../dist/index.js';
+import { Queue } from '../dist/index.js';
 import { Layout } from '../dist/store/layout.js';
 import { ReadyIndex } from '../dist/queue/ready-index.js';
 import { census, duplicates } from './support/census.js';
@@ -62,10 +62,10 @@ describe("watch: 'auto'", () => {
     requireHosts();
     const dir = await sharedQueue();
     const mount = mountCached(dir);
-    const notices = async (options: { watch?: boolean }): Promise<DirQueueError[]> => {
+    const notices = async (options: { watch?: boolean }): Promise<Error[]> => {
       const q = await openQueue(mount, { maintenance: false, watch: 'auto', ...options }); // the default; the tests' is not
-      const heard: DirQueueError[] = [];
-      q.on('warning', (error) => heard.push(error as DirQueueError));
+      const heard: Error[] = [];
+      q.on('warning', (error) => heard.push(error));
       await q.claim();
       await q.claim({ wait: 120 });
       await q.close();
@@ -242,7 +242,10 @@ describe('claims survive lost replies (I3, RFC 1813 4.5)', () => {
     const rename = fs.renameSync;
     let tried = 0;
     const spy = vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
-      if (!inActive(to) || inActive(from) !== fromActive) return rename(from, to);
+      if (!inActive(to) || inActive(from) !== fromActive) {
+        rename(from, to);
+        return;
+      }
       tried++;
       spy.mockRestore();
       if (happened) rename(from, to);

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DirQueueError, Pool, type Processor } from '../dist/index.js';
+import { Pool, type Processor } from '../dist/index.js';
 import { processors, startPool } from './support/pools.js';
 import { tempDir, tempQueue, WATCH } from './support/temp.js';
 import { until } from './support/wait.js';
@@ -94,7 +94,7 @@ describe('Pool', () => {
     const pool = await startPool(dir, {
       concurrency: 1,
       processor: async (job) => {
-        order.push(`start ${job.data}`);
+        order.push(`start ${String(job.data)}`);
         if (job.data === 'slow') {
           await slowMayEnd; // ignores job.signal, as a careless function does
           order.push('end slow');
@@ -122,7 +122,7 @@ describe('Pool', () => {
     const later = await q.enqueueMany(Array.from({ length: 5 }, (_, i) => ({ type: 't', data: { i } })));
     const errors: string[] = [];
     const pool = await startPool(dir, { processor: processors('echo'), jobTimeout: 300, stuckAfter: 200 });
-    pool.on('error', (e) => errors.push(`${(e as DirQueueError).code}: ${e.message}`));
+    pool.on('error', (e) => errors.push(`${(e as { code?: string }).code}: ${e.message}`));
     await until(() => pool.counts.completed === 5, 'the later jobs to run');
     await expect(q.waitFor(spin.id)).rejects.toMatchObject({ code: 'EJOBFAILED', jobError: { code: 'EJOBTIMEOUT' } });
     for (const { id } of later) expect((await q.get(id)).state).toBe('done');

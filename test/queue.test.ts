@@ -616,7 +616,7 @@ describe('inspection and administration', () => {
     const ready = await q.enqueue('t', 'ready');
     const later = await q.enqueue('t', 'later', { delay: 3_600_000 });
     // waitFor has looked for the job once it returns its promise (the first pass runs synchronously)
-    const outcomes = [ready.id, later.id].map((id) => q.waitFor(id).then(() => 'finished', (error: DirQueueError) => error.code));
+    const outcomes = [ready.id, later.id].map((id) => q.waitFor(id).then(() => 'finished', (error: unknown) => (error as { code?: string }).code));
     expect(await q.remove(ready.id)).toBe('queue');
     expect(await q.remove(later.id)).toBe('delayed');
     expect(await Promise.all(outcomes)).toEqual(['ENOTFOUND', 'ENOTFOUND']); // before: waited for ever

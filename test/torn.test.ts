@@ -192,7 +192,7 @@ describe('torn results', () => {
       const n = (realRead as (...a: Parameters<typeof fs.readSync>) => number)(...args);
       readPerTurn.set(turn, (readPerTurn.get(turn) ?? 0) + n);
       return n;
-    }) as typeof fs.readSync);
+    }));
     try {
       await q.recover();
     } finally {

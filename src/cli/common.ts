@@ -73,6 +73,7 @@ export function reportError(error: unknown, debug: boolean): void {
   process.stderr.write(`dirq: ${oneLine(message)}\n`);
   if (!debug) return;
   for (let e: unknown = error; e !== undefined; e = (e as { cause?: unknown }).cause) {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a cause that is not an Error: its String() is all there is to show
     process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     if (!(e instanceof Error)) break;
   }
@@ -119,7 +120,7 @@ export function parse<O extends Options>(
       `${command.name}: unexpected argument ${JSON.stringify(parsed.positionals[positionals.max])}: usage: ${usageLine(command)}`,
     );
   }
-  return parsed as never;
+  return parsed;
 }
 
 function usageLine(command: Command): string {
@@ -156,12 +157,13 @@ function joinNegativeValues(args: readonly string[], options: Options): string[]
 function parseArgsMessage(error: unknown, args: readonly string[]): string {
   const { code, message } = error as { code?: string; message?: string };
   const option = /'(-[^' ]*)/.exec(message ?? '')?.[1];
+  if (option === undefined) return oneLine(message ?? String(error)); // a message that names no option: Node's own
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `unknown option ${option}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       if (message?.includes('does not take an argument')) return `option ${option} does not take a value`;
-      const value = option === undefined ? undefined : args[args.indexOf(option) + 1];
+      const value = args[args.indexOf(option) + 1];
       if (message?.includes('ambiguous') && value !== undefined) return `option ${option} needs a value (for a value that starts with '-', write ${option}=${value})`;
       return `option ${option} needs a value`;
     }

@@ -16,7 +16,7 @@ const REDRAW_MS = 100;
 
 /** A bar labelled `label`; a no-op unless stderr is a TTY. */
 export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (stream.isTTY !== true) return { update() {}, finish() {} };
+  if (!stream.isTTY) return { update() {}, finish() {} };
   let drawnAt = 0;
   let drawn = false;
   return {

@@ -124,7 +124,7 @@ function slaLine(s: Stats, sla: number, breached: boolean): string {
   const ready = `${s.counts.queue} job${s.counts.queue === 1 ? '' : 's'} ready`;
   const perf = `| wait=${((s.waiting ?? 0) / 1000).toFixed(1)}s;;${sla / 1000} ready=${s.counts.queue}`;
   const where = s.waitingState === 'delayed' ? 'past its due time in delayed/ (nothing has moved it to queue/)' : 'in queue/';
-  if (breached) return `CRITICAL: job ${s.waitingId} has waited ${formatAge(s.waiting!)} ${where}, over the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
+  if (breached) return `CRITICAL: job ${s.waitingId!} has waited ${formatAge(s.waiting!)} ${where}, over the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
   const longest = s.waitingState === 'delayed' ? `the longest wait is ${formatAge(s.waiting!)} ${where}` : `the longest wait in queue/ is ${formatAge(s.waiting!)}`;
   const wait = s.waiting === null ? 'nothing is waiting in queue/' : longest;
   return `OK: ${wait}, within the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
@@ -136,6 +136,7 @@ async function watch(q: Queue, view: View, interval: number): Promise<void> {
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare -- isTTY is undefined, not false, when stdout is not a terminal (typed boolean)
   const tty = process.stdout.isTTY === true && !view.json;
   try {
     while (!stop.signal.aborted) {

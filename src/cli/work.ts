@@ -92,7 +92,9 @@ Example:
     const within = v['drain-within'] === undefined ? DRAIN_WITHIN_MS : parseDuration(v['drain-within']);
     if (options.types?.length === 0) throw new UsageError('--types needs at least one type, e.g. --types email,sms');
     const quiet = v.quiet === true;
-    const say = (line: string): void => void (quiet || process.stdout.write(`${line}\n`));
+    const say = (line: string): void => {
+      if (!quiet) process.stdout.write(`${line}\n`);
+    };
 
     const pool = new Pool(dir, { ...options, create: false });
     pool.on('failed', (job, error) => process.stderr.write(`failed ${job.id} (attempt ${job.attempt}): ${error.message}\n`));

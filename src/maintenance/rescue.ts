@@ -139,7 +139,7 @@ export function revoke(
   }
   if (read.ok || (!read.gone && read.canAppend)) {
     try {
-      appendLine(held, `${encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours })}`);
+      appendLine(held, encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours }));
     } catch (error) {
       // Without its revoked event the job cannot go on (the old claim's writes would stand and the
       // attempt would not count): put the claim back as it was, for a sweeper that may write the file.

@@ -369,7 +369,10 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** End a run: record its outcome in the job file (first outcome wins), free its slot. */
   async #settle(run: Run, outcome: RunOutcome | 'release'): Promise<void> {
-    if (run.settled) return this.#afterRun(run.thread); // a late answer (after a timeout): its thread slot is free now
+    if (run.settled) {
+      this.#afterRun(run.thread); // a late answer (after a timeout): its thread slot is free now
+      return;
+    }
     run.settled = true;
     clearTimeout(run.timer);
     const { job } = run;
@@ -421,7 +424,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     } catch (releaseError) {
       where = `putting it back failed too (${(releaseError as Error).message}): it stays in active/ until a sweep takes it back after this pool has stopped`;
     }
-    const code = (error as DirQueueError).code ?? 'EFS';
+    const code = (error as Partial<Pick<DirQueueError, 'code'>>).code ?? 'EFS';
     this.#giveUp(new DirQueueError(code, `job ${job.id}: its outcome could not be recorded: ${error.message}; ${where}. The pool stopped: fix the cause and start it again`, { cause: error }));
   }
 
@@ -504,7 +507,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#threads.push(fresh);
     fresh.ready.then(
       () => this.#wake?.(),
-      (error: Error) => this.#giveUp(error),
+      (error: unknown) => this.#giveUp(error as Error),
     );
   }
 
@@ -533,8 +536,8 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (run === undefined) throw new DirQueueError('EBADSTATE', 'the job has already ended');
       const [a, b, c] = message.args;
       let value: unknown;
-      if (message.method === 'progress') value = await run.job.progress(a);
-      else if (message.method === 'log') value = await run.job.log(a as string);
+      if (message.method === 'progress') await run.job.progress(a);
+      else if (message.method === 'log') await run.job.log(a as string);
       else value = await this.#queue!.enqueue(a as string, b, c as never);
       thread.reply({ t: 'reply', req: message.req, ok: true, value });
     } catch (error) {
@@ -562,12 +565,12 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** A notice, not an error (EPOLLING, EBADMODE, a bad file a sweep worked around): the 'warning' event. */
   #warn(warning: Error): void {
     if (this.listenerCount('warning') > 0) this.emit('warning', warning);
-    else process.emitWarning(warning.message, { code: (warning as DirQueueError).code ?? 'DIRQUEUE' });
+    else process.emitWarning(warning.message, { code: (warning as Partial<Pick<DirQueueError, 'code'>>).code ?? 'DIRQUEUE' });
   }
 
   #report(error: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', error);
-    else process.emitWarning(error.message, { code: (error as DirQueueError).code ?? 'DIRQUEUE' });
+    else process.emitWarning(error.message, { code: (error as Partial<Pick<DirQueueError, 'code'>>).code ?? 'DIRQUEUE' });
   }
 
   #isIdle(): boolean {

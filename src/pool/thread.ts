@@ -30,8 +30,12 @@ async function run(processor: Processor, runId: number, fields: JobFields): Prom
   const job: ProcessorJob = {
     ...fields,
     signal: controller.signal,
-    progress: async (value) => void (await call(runId, 'progress', [value])),
-    log: async (line) => void (await call(runId, 'log', [line])),
+    progress: async (value) => {
+      await call(runId, 'progress', [value]);
+    },
+    log: async (line) => {
+      await call(runId, 'log', [line]);
+    },
     enqueue: (type, data, options) => call(runId, 'enqueue', [type, data, options]) as ReturnType<ProcessorJob['enqueue']>,
   };
   let message: FromThread;

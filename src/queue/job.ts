@@ -200,7 +200,7 @@ export class Job<Data = unknown> {
    */
   revoked(): void {
     this.#state = 'lost';
-    this.#lostWhy = `it ran past its timeout of ${this.timeout} ms and staleAfter more, so this process took the claim back`;
+    this.#lostWhy = `it ran past its timeout of ${this.timeout!} ms and staleAfter more, so this process took the claim back`;
     this.#closeFile();
   }
 

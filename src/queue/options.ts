@@ -145,7 +145,7 @@ export function resolveQueueOptions(options: QueueOptions = {}): ResolvedQueueOp
   if (o.keepDone !== Infinity) checkMs(o.keepDone, 'keepDone', 0);
   checkInteger(o.maxJobBytes, 'maxJobBytes', 64);
   checkInteger(o.attempts, 'attempts', 1);
-  if (typeof o.backoff !== 'function') o.backoff = resolveBackoff(o.backoff as BackoffSpec | number);
+  if (typeof o.backoff !== 'function') o.backoff = resolveBackoff(o.backoff);
   if (o.timeout !== undefined) checkMs(o.timeout, 'timeout', 1);
   if (o.mode !== undefined) o.mode = parseMode(o.mode);
   return o;

@@ -128,7 +128,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (resolved.maintenance) {
       // the next process to open the queue catches up first (I6); a queue this process may
       // only read still opens (its sweeps fail, reported as warnings)
-      await queue.#sweep(false).catch((error: Error) => setImmediate(() => queue.emit('warning', error)));
+      await queue.#sweep(false).catch((error: unknown) => setImmediate(() => queue.emit('warning', error as Error)));
       queue.#scheduleSweep();
     }
     return queue;
@@ -161,7 +161,8 @@ export class Queue extends EventEmitter<QueueEvents> {
   async enqueueMany(items: readonly EnqueueItem[]): Promise<JobRef[]> {
     this.#assertOpen();
     if (!Array.isArray(items)) throw new DirQueueError('EBADOPTION', `enqueueMany takes an array of jobs, got ${describe(items)}`);
-    const jobs = items.map((item, i) => {
+    // the item type again: Array.isArray narrowed `items` to any[]
+    const jobs = items.map((item: EnqueueItem, i) => {
       if (item === null || typeof item !== 'object') {
         throw new DirQueueError('EBADOPTION', `enqueueMany: item ${i} must be { type, data, ...options }, got ${describe(item)}`);
       }
@@ -416,8 +417,8 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (this.#closed) return;
     this.#closed = true;
     for (const timer of this.#timers) clearTimeout(timer);
-    for (const job of [...this.#held]) await job.releaseOnClose().catch((error: Error) => this.emit('warning', error));
-    await this.#tally.flush().catch((error: Error) => this.emit('warning', error));
+    for (const job of [...this.#held]) await job.releaseOnClose().catch((error: unknown) => this.emit('warning', error as Error));
+    await this.#tally.flush().catch((error: unknown) => this.emit('warning', error as Error));
     this.#heartbeat?.close();
     this.#discovery?.close();
     await this.#syncer.close();
@@ -475,7 +476,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   #setAside(id: string, activePath: string, reason: string, canAppend: boolean): void {
-    if (canAppend) appendLine(activePath, `${encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason })}`, this.#layout.fileMode);
+    if (canAppend) appendLine(activePath, encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason }), this.#layout.fileMode);
     move(activePath, this.#layout.file('failed', id));
     const type = parseId(id)?.type;
     if (type !== undefined) this.#tally.add(type, 'failed');
@@ -501,7 +502,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       this.#timers.delete(timer);
       if (this.#closed) return;
       this.#sweep(false)
-        .catch((error: Error) => this.emit('warning', error))
+        .catch((error: unknown) => this.emit('warning', error as Error))
         .finally(() => this.#closed || this.#scheduleSweep());
     }, delay).unref();
     this.#timers.add(timer);
@@ -561,7 +562,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   /** Lifetime counters reach disk every FLUSH_MS while this queue counts (totals.ts). */
   #startTallyFlush(): void {
     const timer = setInterval(() => {
-      this.#tally.flush().catch((error: Error) => this.emit('warning', error));
+      this.#tally.flush().catch((error: unknown) => this.emit('warning', error as Error));
     }, FLUSH_MS).unref();
     this.#timers.add(timer);
   }

@@ -269,7 +269,7 @@ function parseEnvelope(line: string): Envelope {
   }
   if (e.key !== undefined && typeof e.key !== 'string') throw bad('"key" is not a string');
   if (e.backoff !== undefined && !isBackoff(e.backoff)) throw bad('"backoff" is not a backoff object');
-  return e as Envelope;
+  return e;
 }
 
 export function isBackoff(value: unknown): value is BackoffSpec {

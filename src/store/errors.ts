@@ -116,8 +116,10 @@ export function recordError(error: unknown): RecordedError {
   if (typeof error === 'string') return { message: error };
   if (error === undefined) return { message: 'failed' };
   try {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the last resort for a thrown non-Error that JSON cannot show
     return { message: JSON.stringify(error) ?? String(error) };
   } catch {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- likewise, for a value JSON.stringify throws on (a cycle, a BigInt)
     return { message: String(error) };
   }
 }

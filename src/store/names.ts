@@ -289,7 +289,7 @@ export function counterTmpName(name: string): string {
 }
 
 function pad16(us: number): string {
-  if (!Number.isSafeInteger(us) || us < 0 || us > 9_999_999_999_999_999) {
+  if (!Number.isSafeInteger(us) || us < 0 || us >= 1e16) {
     throw new DirQueueError('EBADOPTION', `time out of range: ${us} microseconds since the epoch`);
   }
   return String(us).padStart(16, '0');
@@ -304,7 +304,7 @@ export function hostToken(name = hostname()): string {
 export function randomToken(length: number): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
   let out = '';
-  for (const byte of randomBytes(length)) out += alphabet[byte % 36];
+  for (const byte of randomBytes(length)) out += alphabet[byte % 36]!;
   return out;
 }
 

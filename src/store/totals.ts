@@ -243,7 +243,7 @@ function checkCounts(value: unknown): Totals {
 function addInto(sum: Totals, counts: Totals): void {
   for (const [type, row] of Object.entries(counts)) {
     const into = (sum[type] ??= Object.create(null) as Totals[string]);
-    for (const counter of COUNTERS) if (row[counter] !== undefined) into[counter] = (into[counter] ?? 0) + row[counter]!;
+    for (const counter of COUNTERS) if (row[counter] !== undefined) into[counter] = (into[counter] ?? 0) + row[counter];
   }
 }
 
