@@ -163,7 +163,9 @@ export function parseClaim(claim: string): ParsedClaim | undefined {
 }
 
 function claimOf(g: Record<string, string | undefined>): ParsedClaim {
-  return { claim: `${g.owner}.${g.seq}`, owner: g.owner!, host: g.host!, pid: Number(g.pid), nonce: g.nonce!, seq: g.seq! };
+  const owner = g.owner!;
+  const seq = g.seq!;
+  return { claim: `${owner}.${seq}`, owner, host: g.host!, pid: Number(g.pid), nonce: g.nonce!, seq };
 }
 
 /** The job and writer of a file in tmp/ (ID.HOST.PID.NONCE.tmp, NameMaker.tmpName), if it is one of ours. */
