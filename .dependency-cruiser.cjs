@@ -9,7 +9,8 @@ module.exports = {
     {
       name: 'no-cycle',
       severity: 'error',
-      comment: 'Modules import each other in one direction only: split the shared part into its own module, in the lower of the two layers.',
+      comment:
+        'Modules import each other in one direction only: split the shared part into its own module, in the lower of the two layers.',
       from: {},
       to: { circular: true },
     },
@@ -23,28 +24,32 @@ module.exports = {
     {
       name: 'maintenance-imports-only-store',
       severity: 'error',
-      comment: 'The sweep services and fsck work on the files alone, with no Queue open, so they may use only src/store/.',
+      comment:
+        'The sweep services and fsck work on the files alone, with no Queue open, so they may use only src/store/.',
       from: { path: '^src/maintenance/' },
       to: { path: '^src/', pathNot: '^src/(store|maintenance)/' },
     },
     {
       name: 'queue-imports-store-and-maintenance',
       severity: 'error',
-      comment: 'src/queue/ runs on src/store/ and sweeps with src/maintenance/; the pool and the CLI are built on it, not the reverse.',
+      comment:
+        'src/queue/ runs on src/store/ and sweeps with src/maintenance/; the pool and the CLI are built on it, not the reverse.',
       from: { path: '^src/queue/' },
       to: { path: '^src/', pathNot: '^src/(store|maintenance|queue)/' },
     },
     {
       name: 'pool-imports-queue-and-store',
       severity: 'error',
-      comment: 'src/pool/ runs jobs it claims through a Queue; it reaches the files through src/queue/ and src/store/ only.',
+      comment:
+        'src/pool/ runs jobs it claims through a Queue; it reaches the files through src/queue/ and src/store/ only.',
       from: { path: '^src/pool/' },
       to: { path: '^src/', pathNot: '^src/(store|queue|pool)/' },
     },
     {
       name: 'nothing-imports-the-cli-or-the-index',
       severity: 'error',
-      comment: 'src/cli/ is the top of the house and src/index.ts is the public surface: the library never imports them.',
+      comment:
+        'src/cli/ is the top of the house and src/index.ts is the public surface: the library never imports them.',
       from: { path: '^src/', pathNot: '^src/cli/' },
       to: { path: '^src/(cli/|index\\.ts$)' },
     },

@@ -28,7 +28,14 @@ export default defineConfig(
       // objects, unknown, nullish values, booleans and regexps in a template are still errors.
       '@typescript-eslint/restrict-template-expressions': [
         'error',
-        { allowNumber: true, allowAny: false, allowBoolean: false, allowNullish: false, allowRegExp: false, allowNever: false },
+        {
+          allowNumber: true,
+          allowAny: false,
+          allowBoolean: false,
+          allowNullish: false,
+          allowRegExp: false,
+          allowNever: false,
+        },
       ],
       // `(e) => reject(e)` and `() => resolve()` are how the code writes callbacks; a void value
       // returned from a block or used inside an expression is still an error.
@@ -54,7 +61,14 @@ export default defineConfig(
       // An ids[0] that is undefined makes the expectation it is printed in fail on its own.
       '@typescript-eslint/restrict-template-expressions': [
         'error',
-        { allowNumber: true, allowNullish: true, allowAny: false, allowBoolean: false, allowRegExp: false, allowNever: false },
+        {
+          allowNumber: true,
+          allowNullish: true,
+          allowAny: false,
+          allowBoolean: false,
+          allowRegExp: false,
+          allowNever: false,
+        },
       ],
     },
   },

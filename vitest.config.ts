@@ -2,7 +2,13 @@ import { defineConfig } from 'vitest/config';
 
 // The suite runs twice for the files that find jobs: once with inotify
 // watching and once poll-only (watch: false), as on NFS.
-const discoveryFiles = ['test/queue.test.ts', 'test/invariants.test.ts', 'test/race.test.ts', 'test/pool.test.ts', 'test/cli-work.test.ts'];
+const discoveryFiles = [
+  'test/queue.test.ts',
+  'test/invariants.test.ts',
+  'test/race.test.ts',
+  'test/pool.test.ts',
+  'test/cli-work.test.ts',
+];
 
 export default defineConfig({
   test: {

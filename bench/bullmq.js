@@ -86,7 +86,12 @@ const base = process.env.DIRQUEUE_BENCH_DIR ?? os.tmpdir();
 const now = () => performance.timeOrigin + performance.now();
 
 const LEVELS = [
-  { key: 'nofsync', label: "no fsync: dirqueue durable: false | Redis --save '' --appendonly no", durable: false, redis: ['--appendonly', 'no'] },
+  {
+    key: 'nofsync',
+    label: "no fsync: dirqueue durable: false | Redis --save '' --appendonly no",
+    durable: false,
+    redis: ['--appendonly', 'no'],
+  },
   {
     key: 'fsync',
     label: "fsync: dirqueue durable: true | Redis --save '' --appendonly yes --appendfsync always",
@@ -143,9 +148,12 @@ try {
 if (redisVersion.error !== undefined || redisVersion.status !== 0 || loaded === undefined) {
   console.log('bench/bullmq.js skipped: it needs redis-server and the bullmq package.');
   if (redisVersion.error !== undefined || redisVersion.status !== 0) {
-    console.log(`  redis-server: not found as "${REDIS_SERVER}". Debian/Ubuntu: sudo apt-get install -y redis-server (or set REDIS_SERVER=/path/to/redis-server)`);
+    console.log(
+      `  redis-server: not found as "${REDIS_SERVER}". Debian/Ubuntu: sudo apt-get install -y redis-server (or set REDIS_SERVER=/path/to/redis-server)`,
+    );
   }
-  if (loaded === undefined) console.log('  bullmq: not installed. cd to the project and run: npm install --no-save bullmq@5');
+  if (loaded === undefined)
+    console.log('  bullmq: not installed. cd to the project and run: npm install --no-save bullmq@5');
   process.exit(0);
 }
 const bullmq = loaded;
@@ -217,7 +225,21 @@ async function startRedis(dir, extra) {
   const logfile = path.join(dir, 'redis.log');
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const argv = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', logfile, '--daemonize', 'no', '--save', '', ...extra];
+    const argv = [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--logfile',
+      logfile,
+      '--daemonize',
+      'no',
+      '--save',
+      '',
+      ...extra,
+    ];
     const proc = spawn(REDIS_SERVER, argv, { stdio: 'ignore' });
     servers.add(proc);
     let exited = false;
@@ -493,7 +515,13 @@ async function benchLevel(level, ctx, results) {
       ...[50, 99].map((p) => {
         const d = percentile(lat.dirqueue, p);
         const b = percentile(lat.BullMQ, p);
-        return { name: `enqueue-to-start p${p} (ms)`, dirqueue: fix(d, 3), bullmq: fix(b, 3), ratio: b / d, raw: { dirqueue: d, bullmq: b } };
+        return {
+          name: `enqueue-to-start p${p} (ms)`,
+          dirqueue: fix(d, 3),
+          bullmq: fix(b, 3),
+          ratio: b / d,
+          raw: { dirqueue: d, bullmq: b },
+        };
       }),
     ];
     console.log(`\n${level.label}`);
@@ -541,7 +569,8 @@ function printTable(rows) {
   const body = rows.map((r) => [r.name, r.dirqueue, r.bullmq, `${fix(r.ratio, 2)}x`]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => /** @type {string} */ (b[i]).length)));
   const width = (/** @type {number} */ i) => /** @type {number} */ (w[i]);
-  const fmt = (/** @type {string[]} */ cells) => cells.map((c, i) => (i === 0 ? c.padEnd(width(i)) : c.padStart(width(i)))).join('  ');
+  const fmt = (/** @type {string[]} */ cells) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(width(i)) : c.padStart(width(i)))).join('  ');
   console.log(fmt(head));
   console.log(w.map((x) => '-'.repeat(x)).join('  '));
   for (const b of body) console.log(fmt(b));
@@ -552,8 +581,9 @@ function printTable(rows) {
 const started = performance.now();
 const bullmqVersion = (() => {
   try {
+    const file = fs.readFileSync(new URL('../node_modules/bullmq/package.json', import.meta.url), 'utf8');
     // eslint-disable-next-line @typescript-eslint/no-unsafe-member-access -- ESLint does not see JSDoc casts (typescript-eslint#4824): JSON.parse's any is cast to { version }
-    return /** @type {{ version: string }} */ (JSON.parse(fs.readFileSync(new URL('../node_modules/bullmq/package.json', import.meta.url), 'utf8'))).version;
+    return /** @type {{ version: string }} */ (JSON.parse(file)).version;
   } catch {
     return '?';
   }
@@ -562,8 +592,12 @@ console.log(
   `dirqueue vs BullMQ ${bullmqVersion} on ${redisVersion.stdout.trim().split(' ').slice(0, 3).join(' ')}  node ${process.version}  ` +
     `reps=${REPS}  ${int(N)} jobs${QUICK ? '  QUICK' : ''}  on ${describeFs(base).label} (${base})`,
 );
-console.log('ratio = dirqueue ahead by: dirqueue/BullMQ for jobs/s, BullMQ/dirqueue for latency (> 1: dirqueue better)');
-console.log(`throughput: median of ${REPS}; latency: ${SAMPLES} samples, idle worker at concurrency 1, enqueued 1-3 ms after it went idle`);
+console.log(
+  'ratio = dirqueue ahead by: dirqueue/BullMQ for jobs/s, BullMQ/dirqueue for latency (> 1: dirqueue better)',
+);
+console.log(
+  `throughput: median of ${REPS}; latency: ${SAMPLES} samples, idle worker at concurrency 1, enqueued 1-3 ms after it went idle`,
+);
 const ctx = makeRoot(base, { prefix: 'dirqueue-bench-bullmq-' });
 runDir = ctx.root;
 /** @type {Record<string, unknown>} */
@@ -577,5 +611,8 @@ try {
 }
 console.log(`\nbullmq.js took ${fix((performance.now() - started) / 1000)} s`);
 if (typeof args.json === 'string') {
-  fs.writeFileSync(args.json, `${JSON.stringify({ node: process.version, bullmq: bullmqVersion, reps: REPS, n: N, results }, null, 2)}\n`);
+  fs.writeFileSync(
+    args.json,
+    `${JSON.stringify({ node: process.version, bullmq: bullmqVersion, reps: REPS, n: N, results }, null, 2)}\n`,
+  );
 }

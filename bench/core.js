@@ -98,7 +98,9 @@ import {
 
 if (typeof globalThis.gc !== 'function') {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, ['--expose-gc', ...process.execArgv, self, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--expose-gc', ...process.execArgv, self, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
   process.exit(r.status ?? 1);
 }
 
@@ -132,7 +134,8 @@ const FILL_CHUNK = 10_000;
  * }} BacklogRow
  */
 
-const items = (/** @type {number} */ n, from = 0) => Array.from({ length: n }, (_, i) => ({ type: TYPE, data: payload(from + i) }));
+const items = (/** @type {number} */ n, from = 0) =>
+  Array.from({ length: n }, (_, i) => ({ type: TYPE, data: payload(from + i) }));
 
 /**
  * Enqueue `n` jobs into `q`, FILL_CHUNK per enqueueMany.
@@ -156,7 +159,8 @@ async function alternate(reps, cases) {
   const keys = Object.keys(cases);
   for (let r = 0; r < reps; r++) {
     const order = r % 2 ? [...keys].reverse() : keys;
-    for (const k of order) /** @type {unknown[]} */ (out[k]).push(await /** @type {() => Promise<unknown>} */ (cases[k])());
+    for (const k of order)
+      /** @type {unknown[]} */ (out[k]).push(await /** @type {() => Promise<unknown>} */ (cases[k])());
   }
   return /** @type {{ [K in keyof C]: Awaited<ReturnType<C[K]>>[] }} */ (out);
 }
@@ -409,19 +413,58 @@ async function benchFilesystem(target, results) {
     const floorC = { name: 'C claim+complete', rate: medianRate(pick('floorAC', 'c'), SIZE.one) };
     rows.push(row(`floor A (${int(SIZE.one)})`, { rate: floorA.rate, lat: lats(pick('floorAC', 'a')) }));
     rows.push(row(`floor A+fsync (${int(SIZE.durableOne)})`, { rate: floorAsync.rate, lat: lats(dur.floor) }));
-    rows.push(row(`floor A+fsync, 50 callers (${int(SIZE.durableOne)})`, { rate: floorAsyncConc.rate, lat: lats(dur.floorConcurrent) }));
+    rows.push(
+      row(`floor A+fsync, 50 callers (${int(SIZE.durableOne)})`, {
+        rate: floorAsyncConc.rate,
+        lat: lats(dur.floorConcurrent),
+      }),
+    );
     rows.push(row(`floor A bulk+fsync (${int(SIZE.durableBulk)})`, { rate: floorBulk.rate }));
     const floorSyncfs = { name: 'A bulk+syncfs', rate: medianRate(pick('floorSyncfs', 'floor'), SIZE.durableBulk) };
     rows.push(row(`floor A bulk+syncfs (${int(SIZE.durableBulk)})`, { rate: floorSyncfs.rate }));
     rows.push(row(`floor B (${int(SIZE.one)})`, { rate: floorB.rate, lat: lats(pick('oneB', 'b')) }));
     rows.push(row(`floor C (${int(SIZE.one)})`, { rate: floorC.rate, lat: lats(pick('floorAC', 'c')) }));
-    rows.push(row(`enqueue, no fsync (${int(SIZE.one)})`, { rate: medianRate(pick('oneB', 'one'), SIZE.one), lat: lats(pick('oneB', 'one')), floor: floorA }));
-    rows.push(row(`enqueue, fsync (${int(SIZE.durableOne)})`, { rate: medianRate(dur.lib, SIZE.durableOne), lat: lats(dur.lib), floor: floorAsync }));
-    rows.push(row(`enqueue, fsync, 50 callers (${int(SIZE.durableOne)})`, { rate: medianRate(dur.concurrent, SIZE.durableOne), lat: lats(dur.concurrent), floor: floorAsyncConc }));
-    rows.push(row(`enqueueMany, no fsync (${int(SIZE.bulk)})`, { rate: medianRate(pick('bulkDrain', 'bulk'), SIZE.bulk), floor: floorA }));
-    rows.push(row(`enqueueMany, fsync (${int(SIZE.durableBulk)})`, { rate: medianRate(pick('syncWatch', 'bulk'), SIZE.durableBulk), floor: floorSyncfs }));
-    rows.push(row(`enqueueMany, fsync, per file (${int(SIZE.durableBulk)})`, { rate: medianRate(pick('syncStrict', 'bulk'), SIZE.durableBulk), floor: floorBulk }));
-    const short = (/** @type {{ n: number }[]} */ runs) => (runs.some((x) => x.n !== SIZE.bulk) ? ` drained ${runs.map((x) => x.n).join('/')} jobs!` : '');
+    rows.push(
+      row(`enqueue, no fsync (${int(SIZE.one)})`, {
+        rate: medianRate(pick('oneB', 'one'), SIZE.one),
+        lat: lats(pick('oneB', 'one')),
+        floor: floorA,
+      }),
+    );
+    rows.push(
+      row(`enqueue, fsync (${int(SIZE.durableOne)})`, {
+        rate: medianRate(dur.lib, SIZE.durableOne),
+        lat: lats(dur.lib),
+        floor: floorAsync,
+      }),
+    );
+    rows.push(
+      row(`enqueue, fsync, 50 callers (${int(SIZE.durableOne)})`, {
+        rate: medianRate(dur.concurrent, SIZE.durableOne),
+        lat: lats(dur.concurrent),
+        floor: floorAsyncConc,
+      }),
+    );
+    rows.push(
+      row(`enqueueMany, no fsync (${int(SIZE.bulk)})`, {
+        rate: medianRate(pick('bulkDrain', 'bulk'), SIZE.bulk),
+        floor: floorA,
+      }),
+    );
+    rows.push(
+      row(`enqueueMany, fsync (${int(SIZE.durableBulk)})`, {
+        rate: medianRate(pick('syncWatch', 'bulk'), SIZE.durableBulk),
+        floor: floorSyncfs,
+      }),
+    );
+    rows.push(
+      row(`enqueueMany, fsync, per file (${int(SIZE.durableBulk)})`, {
+        rate: medianRate(pick('syncStrict', 'bulk'), SIZE.durableBulk),
+        floor: floorBulk,
+      }),
+    );
+    const short = (/** @type {{ n: number }[]} */ runs) =>
+      runs.some((x) => x.n !== SIZE.bulk) ? ` drained ${runs.map((x) => x.n).join('/')} jobs!` : '';
     rows.push(
       row(`drain, 1 consumer (${int(SIZE.bulk)})`, {
         rate: medianRate(pick('bulkDrain', 'drain')),
@@ -430,7 +473,10 @@ async function benchFilesystem(target, results) {
         note: `ENOENT renames/job ${fix(median(pick('bulkDrain', 'drain').map((x) => x.failed / x.n)), 2)}${short(pick('bulkDrain', 'drain'))}`,
       }),
     );
-    for (const [runs, label] of /** @type {const} */ ([[pick('syncWatch', 'watch'), 'watch on'], [pick('floorSyncPoll', 'poll'), 'watch off']])) {
+    for (const [runs, label] of /** @type {const} */ ([
+      [pick('syncWatch', 'watch'), 'watch on'],
+      [pick('floorSyncPoll', 'poll'), 'watch off'],
+    ])) {
       rows.push(
         row(`drain, yielding, ${label} (${int(SIZE.durableBulk)})`, {
           rate: medianRate(runs),
@@ -448,7 +494,8 @@ async function benchFilesystem(target, results) {
       `claim() on an empty queue 200 ms after a ${int(SIZE.bulk)}-job drain (watch on): ${fix(emptyClaim.ms)} ms, ` +
         `${int(emptyClaim.failed)} renames hit ENOENT${emptyClaim.found ? ' (found a job!)' : ''}`,
     );
-    for (const r of rows) res[r.name] = { rate: r.rate, p50us: r.p50, p99us: r.p99, floor: r.floor?.rate, note: r.note };
+    for (const r of rows)
+      res[r.name] = { rate: r.rate, p50us: r.p50, p99us: r.p99, floor: r.floor?.rate, note: r.note };
     res.emptyClaim = emptyClaim;
 
     // 7. Claim cost and index memory with 1,000 vs 100,000 jobs waiting.
@@ -522,7 +569,11 @@ async function backlogCase(ctx, backlog) {
       fillMs,
       buildMs: median(builds),
       bytesPerJob: median(bytes),
-      claimUs: { mean: (claimLat.reduce((a, b) => a + b, 0) / claimLat.length) * 1000, p50: percentile(claimLat, 50) * 1000, p99: percentile(claimLat, 99) * 1000 },
+      claimUs: {
+        mean: (claimLat.reduce((a, b) => a + b, 0) / claimLat.length) * 1000,
+        p50: percentile(claimLat, 50) * 1000,
+        p99: percentile(claimLat, 99) * 1000,
+      },
       completeUsP50: percentile(completeLat, 50) * 1000,
       rate: median(rates),
       enoentPerClaim: failed / (REPS * SIZE.claims),
@@ -567,12 +618,31 @@ async function backlogRepetition(dir, backlog, watch) {
   const ms = performance.now() - start;
   await q.close();
   q = undefined;
-  return { buildMs, bytesPerJob: (after - before) / (backlog + SIZE.claims), claimLat, completeLat, rate: rate(SIZE.claims, ms), failed };
+  return {
+    buildMs,
+    bytesPerJob: (after - before) / (backlog + SIZE.claims),
+    claimLat,
+    completeLat,
+    rate: rate(SIZE.claims, ms),
+    failed,
+  };
 }
 
 /** @param {BacklogRow[]} rows */
 function printBacklog(rows) {
-  const head = ['waiting', 'watch', 'fill ms', 'index build ms', 'claim us mean', 'p50', 'p99', 'complete us p50', 'claim+complete/s', 'ENOENT/claim', 'index bytes/job'];
+  const head = [
+    'waiting',
+    'watch',
+    'fill ms',
+    'index build ms',
+    'claim us mean',
+    'p50',
+    'p99',
+    'complete us p50',
+    'claim+complete/s',
+    'ENOENT/claim',
+    'index bytes/job',
+  ];
   const body = rows.map((r) => [
     int(r.backlog),
     r.watch ? 'on' : 'off',
@@ -587,7 +657,8 @@ function printBacklog(rows) {
     fix(r.bytesPerJob, 0),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => /** @type {string} */ (b[i]).length)));
-  const fmt = (/** @type {string[]} */ cells) => cells.map((c, i) => c.padStart(/** @type {number} */ (w[i]))).join('  ');
+  const fmt = (/** @type {string[]} */ cells) =>
+    cells.map((c, i) => c.padStart(/** @type {number} */ (w[i]))).join('  ');
   console.log(fmt(head));
   console.log(w.map((x) => '-'.repeat(x)).join('  '));
   for (const b of body) console.log(fmt(b));
@@ -616,22 +687,55 @@ function summarize(target, rows, backlogRows) {
   };
   /** @type {[string, string, string, string, boolean][]} */
   const lines = [
-    ['enqueue one by one, no fsync', ...perSec('enqueue, no fsync'), '>= 6,500/s (BullMQ add)', get('enqueue, no fsync').rate >= 6500],
-    ['enqueueMany, no fsync', ...perSec('enqueueMany, no fsync'), '>= 14,000/s (BullMQ addBulk)', get('enqueueMany, no fsync').rate >= 14000],
-    ['drain, 1 consumer', ...perSec('drain, 1 consumer'), '>= 8,700/s (BullMQ, concurrency 50)', get('drain, 1 consumer').rate >= 8700],
-    ['claim cost (mean), backlog growth', `${fix(growth, 2)}x`, `${fix(small.claimUs.mean)} -> ${fix(big.claimUs.mean)} us`, `~1x, ${int(small.backlog)} -> ${int(big.backlog)} waiting`, growth <= 1.5],
-    ['index memory per waiting job', `${fix(big.bytesPerJob, 0)} B`, `${int(big.backlog)} waiting`, '< 200 bytes', big.bytesPerJob < 200],
+    [
+      'enqueue one by one, no fsync',
+      ...perSec('enqueue, no fsync'),
+      '>= 6,500/s (BullMQ add)',
+      get('enqueue, no fsync').rate >= 6500,
+    ],
+    [
+      'enqueueMany, no fsync',
+      ...perSec('enqueueMany, no fsync'),
+      '>= 14,000/s (BullMQ addBulk)',
+      get('enqueueMany, no fsync').rate >= 14000,
+    ],
+    [
+      'drain, 1 consumer',
+      ...perSec('drain, 1 consumer'),
+      '>= 8,700/s (BullMQ, concurrency 50)',
+      get('drain, 1 consumer').rate >= 8700,
+    ],
+    [
+      'claim cost (mean), backlog growth',
+      `${fix(growth, 2)}x`,
+      `${fix(small.claimUs.mean)} -> ${fix(big.claimUs.mean)} us`,
+      `~1x, ${int(small.backlog)} -> ${int(big.backlog)} waiting`,
+      growth <= 1.5,
+    ],
+    [
+      'index memory per waiting job',
+      `${fix(big.bytesPerJob, 0)} B`,
+      `${int(big.backlog)} waiting`,
+      '< 200 bytes',
+      big.bytesPerJob < 200,
+    ],
   ];
   console.log(`\ntargets on ${target.label} (a miss with a ratio near 1 is the filesystem, not dirqueue):`);
   for (const [name, value, floor, goal, ok] of lines) {
-    console.log(`  ${name.padEnd(34)} ${value.padStart(10)}  ${floor.padEnd(22)} goal ${goal.padEnd(36)} ${ok ? 'meets' : 'MISSES'}`);
+    console.log(
+      `  ${name.padEnd(34)} ${value.padStart(10)}  ${floor.padEnd(22)} goal ${goal.padEnd(36)} ${ok ? 'meets' : 'MISSES'}`,
+    );
   }
 }
 
 // ---------------------------------------------------------------- main
 
 const started = performance.now();
-const head = spawnSync('git', ['-C', fileURLToPath(new URL('..', import.meta.url)), 'describe', '--always', '--dirty'], { encoding: 'utf8' });
+const head = spawnSync(
+  'git',
+  ['-C', fileURLToPath(new URL('..', import.meta.url)), 'describe', '--always', '--dirty'],
+  { encoding: 'utf8' },
+);
 const built = fs.statSync(new URL('../dist/index.js', import.meta.url)).mtime.toISOString();
 console.log(`dirqueue ${head.stdout?.trim() || '(no git)'}, dist built ${built}`);
 console.log(
@@ -645,4 +749,5 @@ for (const target of benchFilesystems()) {
   await benchFilesystem(target, results);
 }
 console.log(`\ncore.js took ${fix((performance.now() - started) / 1000)} s`);
-if (typeof args.json === 'string') fs.writeFileSync(args.json, `${JSON.stringify({ node: process.version, reps: REPS, results }, null, 2)}\n`);
+if (typeof args.json === 'string')
+  fs.writeFileSync(args.json, `${JSON.stringify({ node: process.version, reps: REPS, results }, null, 2)}\n`);

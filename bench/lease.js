@@ -41,7 +41,9 @@ for (const held of [1, 50, 1000]) {
     const now = new Date();
     for (const fd of fds) fs.futimesSync(fd, now, now);
   });
-  console.log(`futimes of ${String(held).padStart(4)} held jobs: ${us.toFixed(1).padStart(7)} us per beat = ${(us / held).toFixed(2)} us per job per beat (${(us / beat).toFixed(1)}x the heartbeat)`);
+  console.log(
+    `futimes of ${String(held).padStart(4)} held jobs: ${us.toFixed(1).padStart(7)} us per beat = ${(us / held).toFixed(2)} us per job per beat (${(us / beat).toFixed(1)}x the heartbeat)`,
+  );
   for (const fd of fds) fs.closeSync(fd);
 }
 fs.closeSync(heartbeat);

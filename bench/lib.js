@@ -146,10 +146,15 @@ export function makeRoot(base, { prefix = 'dirqueue-bench-', deferDelete = false
 // ---------------------------------------------------------------- job-shaped data
 
 /** The payload every case enqueues: a small object, like a mail job. */
-export const payload = (/** @type {number} */ n) => ({ n, to: 'someone@example.com', subject: 'Your order has shipped' });
+export const payload = (/** @type {number} */ n) => ({
+  n,
+  to: 'someone@example.com',
+  subject: 'Your order has shipped',
+});
 
 /** The envelope line a job file holds (FORMAT.md): same size as the library writes. */
-export const envelopeLine = (/** @type {string} */ type, /** @type {number} */ n) => `${JSON.stringify({ type, data: payload(n), created: new Date().toISOString() })}\n`;
+export const envelopeLine = (/** @type {string} */ type, /** @type {number} */ n) =>
+  `${JSON.stringify({ type, data: payload(n), created: new Date().toISOString() })}\n`;
 
 const RAW_NONCE = 'r4wfl0';
 let rawClock = Math.floor(Date.now() * 1000);
@@ -283,8 +288,12 @@ async function floorCreateBulkSyncfs(layout, n, type) {
     fs.closeSync(fd);
     files.push({ id, tmp });
   }
-  // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- execFile's error is an Error; its type, ExecFileException, is an Omit<> the rule does not recognise as one
-  await /** @type {Promise<void>} */ (new Promise((resolve, reject) => execFile('sync', ['-f', '--', layout.tmp], (e) => (e ? reject(e) : resolve()))));
+  await /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) =>
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- execFile's error is an Error; its type, ExecFileException, is an Omit<> the rule does not recognise as one
+      execFile('sync', ['-f', '--', layout.tmp], (e) => (e ? reject(e) : resolve())),
+    )
+  );
   for (const { id, tmp } of files) fs.renameSync(tmp, `${layout.queue}/${id}`);
   fsyncDir(layout.queue);
   return { ms: performance.now() - start };
@@ -378,7 +387,10 @@ export function floorDrain(layout, ids) {
     fs.closeSync(fd);
     JSON.parse(buf.toString('utf8', 0, buf.indexOf(10)));
     const afd = fs.openSync(active, O_WRONLY | O_APPEND);
-    fs.writeSync(afd, `${JSON.stringify({ event: 'result', at: new Date().toISOString(), attempt: 1, claim: RAW_OWNER })}\n`);
+    fs.writeSync(
+      afd,
+      `${JSON.stringify({ event: 'result', at: new Date().toISOString(), attempt: 1, claim: RAW_OWNER })}\n`,
+    );
     fs.closeSync(afd);
     fs.renameSync(active, `${layout.done}/${id}`);
     lat[i] = performance.now() - t0;
@@ -442,7 +454,14 @@ export const fix = (/** @type {number} */ x, d = 1) => (Number.isFinite(x) ? x.t
  * @returns {Row}
  */
 export function row(name, { rate: r, lat, floor, note = '' }) {
-  return { name, rate: r, p50: lat ? percentile(lat, 50) * 1000 : NaN, p99: lat ? percentile(lat, 99) * 1000 : NaN, floor, note };
+  return {
+    name,
+    rate: r,
+    p50: lat ? percentile(lat, 50) * 1000 : NaN,
+    p99: lat ? percentile(lat, 99) * 1000 : NaN,
+    floor,
+    note,
+  };
 }
 
 /** @param {Row[]} rows */

@@ -110,7 +110,9 @@ async function latency(poll, cache) {
     await sleep(Math.random() * Math.max(poll, 2000)); // a random moment against the poll and the caches
     const t0 = now();
     const { id } = await producer.enqueue('ping', null);
-    const startedAt = await new Promise(/** @param {(startedAt: number) => void} resolve */ (resolve) => started.set(id, resolve));
+    const startedAt = await new Promise(
+      /** @param {(startedAt: number) => void} resolve */ (resolve) => started.set(id, resolve),
+    );
     started.delete(id);
     if (i >= 2) samples.push(startedAt - t0);
   }
@@ -119,7 +121,12 @@ async function latency(poll, cache) {
   unmountAll();
   fs.rmSync(dir, { recursive: true, force: true });
   samples.sort((x, y) => x - y);
-  return { p50: percentile(samples, 50), p90: percentile(samples, 90), max: /** @type {number} */ (samples.at(-1)), n: samples.length };
+  return {
+    p50: percentile(samples, 50),
+    p90: percentile(samples, 90),
+    max: /** @type {number} */ (samples.at(-1)),
+    n: samples.length,
+  };
 }
 
 /**
@@ -130,9 +137,20 @@ async function drain(poll, cache) {
   const dir = await sharedQueue();
   const [a, b] = [mount(dir, cache), mount(dir, cache)];
   const producer = await Queue.open(a, { durable: false, maintenance: false, watch: false });
-  for (let i = 0; i < DRAIN; i += 1000) await producer.enqueueMany(Array.from({ length: 1000 }, (_, j) => ({ type: 'noop', data: i + j })));
+  for (let i = 0; i < DRAIN; i += 1000)
+    await producer.enqueueMany(Array.from({ length: 1000 }, (_, j) => ({ type: 'noop', data: i + j })));
   await producer.close();
-  const pools = [a, b].map((m) => new Pool(m, { processor: processorUrl, threads: 1, concurrency: 16, durable: false, watch: false, pollInterval: poll }));
+  const pools = [a, b].map(
+    (m) =>
+      new Pool(m, {
+        processor: processorUrl,
+        threads: 1,
+        concurrency: 16,
+        durable: false,
+        watch: false,
+        pollInterval: poll,
+      }),
+  );
   const t0 = now();
   await Promise.all(pools.map((p) => p.start()));
   while (fs.readdirSync(path.join(dir, 'done')).length < DRAIN) await sleep(5);
@@ -180,23 +198,35 @@ async function main() {
     return;
   }
   const nodeLine = `Node ${process.version}, ${os.cpus().length} CPUs`;
-  console.log(`# bench/nfs.js on ${base} through bindfs ${spawnSync('bindfs', ['--version'], { encoding: 'utf8' }).stdout.trim()} (${quick ? 'quick' : 'full'} run), ${nodeLine}`);
-  console.log(`floor: rename through a mount ${(await renameFloor(2)).toFixed(1)} us/op (cached), ${(await renameFloor(0)).toFixed(1)} us/op (uncached)`);
-  console.log(`floor: local drain, one pool with inotify: ${Math.round(await localDrain()).toLocaleString('en')} jobs/s\n`);
+  console.log(
+    `# bench/nfs.js on ${base} through bindfs ${spawnSync('bindfs', ['--version'], { encoding: 'utf8' }).stdout.trim()} (${quick ? 'quick' : 'full'} run), ${nodeLine}`,
+  );
+  console.log(
+    `floor: rename through a mount ${(await renameFloor(2)).toFixed(1)} us/op (cached), ${(await renameFloor(0)).toFixed(1)} us/op (uncached)`,
+  );
+  console.log(
+    `floor: local drain, one pool with inotify: ${Math.round(await localDrain()).toLocaleString('en')} jobs/s\n`,
+  );
 
   console.log('enqueue on mount A -> start on mount B (ms)     poll    p50     p90     max   samples');
   for (const cache of [2, 0]) {
     for (const poll of POLLS) {
       const r = await latency(poll, cache);
       const label = `  caches ${cache === 2 ? '2 s (attr/entry_timeout=2)' : 'off (=0)'}`.padEnd(45);
-      console.log(`${label}${String(poll).padStart(6)}  ${r.p50.toFixed(0).padStart(6)}  ${r.p90.toFixed(0).padStart(6)}  ${r.max.toFixed(0).padStart(6)}  ${String(r.n).padStart(7)}`);
+      console.log(
+        `${label}${String(poll).padStart(6)}  ${r.p50.toFixed(0).padStart(6)}  ${r.p90.toFixed(0).padStart(6)}  ${r.max.toFixed(0).padStart(6)}  ${String(r.n).padStart(7)}`,
+      );
     }
   }
 
-  console.log(`\n${`drain of ${DRAIN.toLocaleString('en')} no-op jobs by two pools, one per mount`.padEnd(71)}poll  jobs/s   jobs run by pool A / B`);
+  console.log(
+    `\n${`drain of ${DRAIN.toLocaleString('en')} no-op jobs by two pools, one per mount`.padEnd(71)}poll  jobs/s   jobs run by pool A / B`,
+  );
   for (const poll of POLLS) {
     const r = await drain(poll, 2);
-    console.log(`  caches 2 s${''.padEnd(57)}${String(poll).padStart(6)}  ${Math.round(r.rate).toLocaleString('en').padStart(6)}   ${r.split.join(' / ')}`);
+    console.log(
+      `  caches 2 s${''.padEnd(57)}${String(poll).padStart(6)}  ${Math.round(r.rate).toLocaleString('en').padStart(6)}   ${r.split.join(' / ')}`,
+    );
   }
 }
 

@@ -74,7 +74,9 @@ async function latency(name, { backlog = 0, poll } = {}) {
     await new Promise((resolve) => setTimeout(resolve, 1 + Math.random() * 2));
     const t0 = now();
     const { id } = await q.enqueue('ping', null);
-    const startedAt = await new Promise(/** @param {(startedAt: number) => void} resolve */ (resolve) => started.set(id, resolve));
+    const startedAt = await new Promise(
+      /** @param {(startedAt: number) => void} resolve */ (resolve) => started.set(id, resolve),
+    );
     started.delete(id);
     if (i >= 20) samples.push(startedAt - t0); // the first 20 warm up
   }
@@ -82,7 +84,12 @@ async function latency(name, { backlog = 0, poll } = {}) {
   await q.close();
   fs.rmSync(dir, { recursive: true, force: true });
   samples.sort((a, b) => a - b);
-  return { name, p50: percentile(samples, 50), p99: percentile(samples, 99), max: /** @type {number} */ (samples.at(-1)) };
+  return {
+    name,
+    p50: percentile(samples, 50),
+    p99: percentile(samples, 99),
+    max: /** @type {number} */ (samples.at(-1)),
+  };
 }
 
 /**
@@ -135,10 +142,14 @@ async function main() {
   ];
   for (const [name, options] of latencyCases) {
     const r = await latency(name, options);
-    console.log(`  ${r.name.padEnd(41)}${r.p50.toFixed(3).padStart(6)}  ${r.p99.toFixed(3).padStart(6)}  ${r.max.toFixed(1).padStart(6)}`);
+    console.log(
+      `  ${r.name.padEnd(41)}${r.p50.toFixed(3).padStart(6)}  ${r.p99.toFixed(3).padStart(6)}  ${r.max.toFixed(1).padStart(6)}`,
+    );
   }
 
-  console.log(`\ndrain of ${DRAIN.toLocaleString('en')} no-op jobs (jobs/s, median of 3)   BullMQ here: 4.1k/s at concurrency 1, 8.7k/s at 50`);
+  console.log(
+    `\ndrain of ${DRAIN.toLocaleString('en')} no-op jobs (jobs/s, median of 3)   BullMQ here: 4.1k/s at concurrency 1, 8.7k/s at 50`,
+  );
   const noop = async () => null;
   /** @type {[string, Parameters<typeof drain>[1]][]} */
   const drainCases = [

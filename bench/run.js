@@ -32,8 +32,15 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
-const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
-const skip = args.find((a) => a.startsWith('--skip='))?.slice('--skip='.length).split(',') ?? [];
+const only = args
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
+const skip =
+  args
+    .find((a) => a.startsWith('--skip='))
+    ?.slice('--skip='.length)
+    .split(',') ?? [];
 const quick = args.includes('--quick');
 const passed = args.filter((a) => !a.startsWith('--only=') && !a.startsWith('--skip='));
 
@@ -76,8 +83,11 @@ try {
     }
   }
 } finally {
-  for (const dir of fs.readFileSync(trashList, 'utf8').split('\n').filter(Boolean)) fs.rmSync(dir, { recursive: true, force: true });
+  for (const dir of fs.readFileSync(trashList, 'utf8').split('\n').filter(Boolean))
+    fs.rmSync(dir, { recursive: true, force: true });
   fs.rmSync(path.dirname(trashList), { recursive: true, force: true });
 }
-console.log(`\nbench/run.js: ${SCRIPTS.map((s) => s.file).join(', ')} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+console.log(
+  `\nbench/run.js: ${SCRIPTS.map((s) => s.file).join(', ')} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+);
 process.exit(failed > 0 ? 1 : 0);

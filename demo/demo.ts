@@ -96,7 +96,9 @@ async function run(dir: string): Promise<string> {
     pool.on('completed', (job) => {
       if (firstRuns.length < 3) firstRuns.push(job.id);
       if (++completed % 1000 === 0) {
-        console.log(`  ${String(completed).padStart(5)}/${JOBS} done, ${pool.counts.retried} retried, ${ms(performance.now() - t0)}`);
+        console.log(
+          `  ${String(completed).padStart(5)}/${JOBS} done, ${pool.counts.retried} retried, ${ms(performance.now() - t0)}`,
+        );
       }
     });
     t0 = performance.now();
@@ -109,7 +111,8 @@ ran by a pool of ${THREADS} worker threads x ${CONCURRENCY} in ${ms(drainMs)}: $
     console.log(`first completed (priority 10 first): ${firstRuns.join(', ')}\n`);
 
     const counts = await q.counts();
-    if (counts.done !== JOBS || counts.failed !== 0) throw new Error(`expected ${JOBS} jobs in done/, got ${JSON.stringify(counts)}`);
+    if (counts.done !== JOBS || counts.failed !== 0)
+      throw new Error(`expected ${JOBS} jobs in done/, got ${JSON.stringify(counts)}`);
     return retriedId;
   } finally {
     await q.close(); // which also leaves its lifetime counts in workers/ for dirq stats
@@ -121,7 +124,10 @@ function report(dir: string, retriedId: string): void {
   console.log(`$ dirq stats ${dir}`);
   process.stdout.write(execFileSync(process.execPath, [CLI, 'stats', dir], { encoding: 'utf8' }));
   console.log(`\na retried job's file tells its story (done/${retriedId}):`);
-  for (const line of fs.readFileSync(path.join(dir, 'done', retriedId), 'utf8').trimEnd().split('\n')) {
+  for (const line of fs
+    .readFileSync(path.join(dir, 'done', retriedId), 'utf8')
+    .trimEnd()
+    .split('\n')) {
     console.log(`  ${line.length > 150 ? `${line.slice(0, 147)}...` : line}`);
   }
 }

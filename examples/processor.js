@@ -35,7 +35,10 @@ const handlers = {
 
 export default async function process(job) {
   const handler = handlers[job.type];
-  if (handler === undefined) throw invalid(`no handler for job type ${JSON.stringify(job.type)}: use one of ${Object.keys(handlers).join(', ')}`);
+  if (handler === undefined)
+    throw invalid(
+      `no handler for job type ${JSON.stringify(job.type)}: use one of ${Object.keys(handlers).join(', ')}`,
+    );
   return handler(job.data, job);
 }
 

@@ -6,7 +6,19 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, closed, dirq, enqueued, expectOneLineError, jobFiles, newQueue, ok, okJson, runAll, onTerminal } from './support/cli.js';
+import {
+  CLI,
+  closed,
+  dirq,
+  enqueued,
+  expectOneLineError,
+  jobFiles,
+  newQueue,
+  ok,
+  okJson,
+  runAll,
+  onTerminal,
+} from './support/cli.js';
 import { backdate, claimByDeadWorker } from './support/fake.js';
 import { exited, openQueue, spawnNode } from './support/temp.js';
 import { until } from './support/wait.js';
@@ -39,7 +51,7 @@ describe('dirq retry', () => {
     await q.close();
   });
 
-  it('counts attempts per round after a retry, and every round\'s runs apart (item 5)', async () => {
+  it("counts attempts per round after a retry, and every round's runs apart (item 5)", async () => {
     const dir = await newQueue();
     const q = await openQueue(dir, { backoff: 0 });
     const { id } = await q.enqueue('email', {}, { attempts: 2 });
@@ -52,12 +64,22 @@ describe('dirq retry', () => {
     const failed = (await ok(['ls', dir, 'failed'])).split('\n');
     expect(failed[0]).toMatch(/^ID\s+TYPE\s+PRI\s+AGE\s+ATTEMPTS\s+RUNS\s+ERROR$/);
     expect(failed[1]).toMatch(/\s2\/2\s+4\s+down$/);
-    expect(await ok(['show', dir, id])).toMatch(/\nATTEMPTS {2}2 of 2 used since the last retry \(retried once; 4 runs in all\)\n/);
-    expect(await okJson(['show', dir, id])).toMatchObject({ attemptsMade: 4, attemptsSinceRetry: 2, attempts: 2, runs: 4, retries: 1 });
+    expect(await ok(['show', dir, id])).toMatch(
+      /\nATTEMPTS {2}2 of 2 used since the last retry \(retried once; 4 runs in all\)\n/,
+    );
+    expect(await okJson(['show', dir, id])).toMatchObject({
+      attemptsMade: 4,
+      attemptsSinceRetry: 2,
+      attempts: 2,
+      runs: 4,
+      retries: 1,
+    });
     await q.retry(id);
     await (await q.claim())!.complete('sent');
     await q.close();
-    expect(await ok(['show', dir, id])).toMatch(/\nATTEMPTS {2}succeeded on attempt 1 of 2 since the last retry \(retried 2 times; 5 runs in all\)\n/);
+    expect(await ok(['show', dir, id])).toMatch(
+      /\nATTEMPTS {2}succeeded on attempt 1 of 2 since the last retry \(retried 2 times; 5 runs in all\)\n/,
+    );
     expect((await ok(['ls', dir, 'done'])).split('\n')[1]).toMatch(/\s0\/2\s+5$/);
   });
 
@@ -77,15 +99,29 @@ describe('dirq retry', () => {
     await runAll(dir); // the claim sets the FIFO aside
     expect(ls(dir, 'failed')).toEqual([emails[0], fifo, sms].sort());
     const run = await dirq(['retry', dir, '--all']);
-    expect(run).toMatchObject({ code: 0, stdout: [emails[0], sms].sort().map((id) => `retried ${id}\n`).join('') });
+    expect(run).toMatchObject({
+      code: 0,
+      stdout: [emails[0], sms]
+        .sort()
+        .map((id) => `retried ${id}\n`)
+        .join(''),
+    });
     const why = `skipped ${fifo}: failed/${fifo} is a FIFO, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)\n`;
     expect(run.stderr).toBe(`${why}2 retried, 1 skipped (not a job file)\n`);
     expect(ls(dir, 'failed')).toEqual([fifo]);
     expect(ls(dir, 'queue')).toEqual([emails[0], sms].sort());
     // with only the FIFO left, it says what it did, not that failed/ is empty
-    expect(await dirq(['retry', dir, '--all'])).toEqual({ code: 0, stdout: '', stderr: `${why}0 retried, 1 skipped (not a job file)\n` });
+    expect(await dirq(['retry', dir, '--all'])).toEqual({
+      code: 0,
+      stdout: '',
+      stderr: `${why}0 retried, 1 skipped (not a job file)\n`,
+    });
     const json = await dirq(['retry', dir, '--all', '--json']);
-    expect([json.code, JSON.parse(json.stdout), json.stderr]).toEqual([0, { schema: 1, retried: [], skipped: [fifo] }, why]);
+    expect([json.code, JSON.parse(json.stdout), json.stderr]).toEqual([
+      0,
+      { schema: 1, retried: [], skipped: [fifo] },
+      why,
+    ]);
     expectOneLineError(await dirq(['retry', dir, fifo]), 1, /is a FIFO, not a job file/);
     expect(fs.lstatSync(path.join(dir, 'failed', fifo)).isFIFO()).toBe(true);
   });
@@ -113,7 +149,9 @@ describe('dirq rm', () => {
     const { dir, emails } = await withFailures(1);
     const ready = await enqueued(dir, 'email', '{}');
     const later = await enqueued(dir, 'email', '{}', '--delay', '1h');
-    expect(await ok(['rm', dir, ready, later, emails[0]!])).toBe(`removed ${ready} (from queue/)\nremoved ${later} (from delayed/)\nremoved ${emails[0]} (from failed/)\n`);
+    expect(await ok(['rm', dir, ready, later, emails[0]!])).toBe(
+      `removed ${ready} (from queue/)\nremoved ${later} (from delayed/)\nremoved ${emails[0]} (from failed/)\n`,
+    );
     expect(jobFiles(dir).filter((f) => !f.startsWith('failed/'))).toEqual([]);
   });
 
@@ -164,7 +202,11 @@ describe('dirq purge', () => {
     const dir = await newQueue();
     const lines = Array.from({ length: 1200 }, () => '{}').join('\n');
     await ok(['enqueue', dir, 'bulk', '--jsonl', '-'], lines);
-    expect(await dirq(['purge', dir, 'queue'])).toEqual({ code: 0, stdout: 'purged 1200 jobs from queue/\n', stderr: '' });
+    expect(await dirq(['purge', dir, 'queue'])).toEqual({
+      code: 0,
+      stdout: 'purged 1200 jobs from queue/\n',
+      stderr: '',
+    });
     expect(jobFiles(dir)).toEqual([]);
   });
 });
@@ -175,7 +217,9 @@ describe('dirq recover', () => {
     const id = await enqueued(dir, 'email', '{}');
     const owner = claimByDeadWorker(dir, id);
     const text = await ok(['recover', dir]);
-    expect(text).toBe(`recovered ${id} from ${owner}.0 (crashed) -> queue/\n1 claim taken back, 0 delayed jobs promoted, 0 done jobs pruned, 0 abandoned tmp/ files removed\n`);
+    expect(text).toBe(
+      `recovered ${id} from ${owner}.0 (crashed) -> queue/\n1 claim taken back, 0 delayed jobs promoted, 0 done jobs pruned, 0 abandoned tmp/ files removed\n`,
+    );
     expect(jobFiles(dir)).toEqual([`queue/${id}`]);
     expect((await okJson<{ attemptsMade: number }>(['show', dir, id])).attemptsMade).toBe(1);
   });
@@ -185,11 +229,22 @@ describe('dirq recover', () => {
     const id = await enqueued(dir, 'email', '{}', '--delay', '1h');
     const [name] = ls(dir, 'delayed');
     fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', `0000000000000001~${id}`)); // due long ago
-    expect(await okJson(['recover', dir])).toEqual({ schema: 1, swept: true, recovered: [], unrecovered: [], promoted: 1, pruned: 0, tmpRemoved: 0, heartbeatsRemoved: 0, warnings: [], torn: { requeued: [], problems: [] } });
+    expect(await okJson(['recover', dir])).toEqual({
+      schema: 1,
+      swept: true,
+      recovered: [],
+      unrecovered: [],
+      promoted: 1,
+      pruned: 0,
+      tmpRemoved: 0,
+      heartbeatsRemoved: 0,
+      warnings: [],
+      torn: { requeued: [], problems: [] },
+    });
     expect(jobFiles(dir)).toEqual([`queue/${id}`]);
   });
 
-  it('other commands only look: ls and stats leave a dead worker\'s claim for recover', async () => {
+  it("other commands only look: ls and stats leave a dead worker's claim for recover", async () => {
     const dir = await newQueue();
     const id = await enqueued(dir, 'email', '{}');
     claimByDeadWorker(dir, id);
@@ -225,17 +280,26 @@ describe('dirq wait', () => {
     expect(out).toBe('"sent"\n');
   });
 
-  it('exits 1 with the job\'s error on one line when it failed; --json prints the error', async () => {
+  it("exits 1 with the job's error on one line when it failed; --json prints the error", async () => {
     const dir = await newQueue();
     const id = await enqueued(dir, 'email', '{}', '--attempts', '1');
     await runAll(dir, () => 'mailbox full');
-    expectOneLineError(await dirq(['wait', dir, id]), 1, new RegExp(`^dirq: job ${id.replace(/\./g, '\\.')} failed: mailbox full$`));
+    expectOneLineError(
+      await dirq(['wait', dir, id]),
+      1,
+      new RegExp(`^dirq: job ${id.replace(/\./g, '\\.')} failed: mailbox full$`),
+    );
     const run = await dirq(['wait', dir, id, '--json']);
     expect(run.code).toBe(1);
-    expect(JSON.parse(run.stdout)).toEqual({ schema: 1, id, state: 'failed', error: { message: 'mailbox full', code: 'EPROCESS', stack: expect.any(String) } });
+    expect(JSON.parse(run.stdout)).toEqual({
+      schema: 1,
+      id,
+      state: 'failed',
+      error: { message: 'mailbox full', code: 'EPROCESS', stack: expect.any(String) },
+    });
   });
 
-  it('exits 1 with ENOTFOUND\'s message when the job it waits for is removed (D9)', async () => {
+  it("exits 1 with ENOTFOUND's message when the job it waits for is removed (D9)", async () => {
     const dir = await newQueue();
     const id = await enqueued(dir, 'email', '{}');
     const child = spawnNode([CLI, 'wait', dir, id]);
@@ -245,13 +309,21 @@ describe('dirq wait', () => {
     expect(await ok(['rm', dir, id])).toContain(id);
     const code = await exited(child);
     await closed(child.stderr!);
-    expectOneLineError({ code, stdout: '', stderr }, 1, new RegExp(`^dirq: no job ${id.replace(/\./g, '\\.')} in any state`));
+    expectOneLineError(
+      { code, stdout: '', stderr },
+      1,
+      new RegExp(`^dirq: no job ${id.replace(/\./g, '\\.')} in any state`),
+    );
   }, 30_000);
 
   it('exits 4 after --timeout, saying where the job is', async () => {
     const dir = await newQueue();
     const id = await enqueued(dir, 'email', '{}');
-    expectOneLineError(await dirq(['wait', dir, id, '--timeout', '100ms']), 4, /did not finish within 100ms: it is in queue\/; wait longer with a larger --timeout$/);
+    expectOneLineError(
+      await dirq(['wait', dir, id, '--timeout', '100ms']),
+      4,
+      /did not finish within 100ms: it is in queue\/; wait longer with a larger --timeout$/,
+    );
     expect(jobFiles(dir)).toEqual([`queue/${id}`]);
   });
 });

@@ -6,7 +6,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { dirq, enqueued, envelope, expectOneLineError, ID, jobFiles, newQueue, ok, okJson, onTerminal } from './support/cli.js';
+import {
+  dirq,
+  enqueued,
+  envelope,
+  expectOneLineError,
+  ID,
+  jobFiles,
+  newQueue,
+  ok,
+  okJson,
+  onTerminal,
+} from './support/cli.js';
 import { exited, openQueue, tempDir } from './support/temp.js';
 import { until } from './support/wait.js';
 
@@ -14,7 +25,9 @@ describe('dirq enqueue --at and --key', () => {
   it('puts a job with --at in delayed/, due at that time', async () => {
     const dir = await newQueue();
     const id = await enqueued(dir, 'report', '{}', '--at', '2030-01-01T06:00:00+01:00');
-    expect(fs.readdirSync(path.join(dir, 'delayed'))).toEqual([`${String(Date.UTC(2030, 0, 1, 5) * 1000).padStart(16, '0')}~${id}`]);
+    expect(fs.readdirSync(path.join(dir, 'delayed'))).toEqual([
+      `${String(Date.UTC(2030, 0, 1, 5) * 1000).padStart(16, '0')}~${id}`,
+    ]);
   });
 
   it('runs a job whose --at is past at once', async () => {
@@ -25,11 +38,20 @@ describe('dirq enqueue --at and --key', () => {
 
   it('adds one job per --key while it is live, and says so on stderr', async () => {
     const dir = await newQueue();
-    const first = await okJson<{ id: string; duplicate: boolean }>(['enqueue', dir, 'invoice', '{"n":1}', '--key', 'invoice-42']);
+    const first = await okJson<{ id: string; duplicate: boolean }>([
+      'enqueue',
+      dir,
+      'invoice',
+      '{"n":1}',
+      '--key',
+      'invoice-42',
+    ]);
     expect(first).toEqual({ schema: 1, id: expect.stringMatching(ID), duplicate: false });
     const again = await dirq(['enqueue', dir, 'invoice', '{"n":2}', '--key', 'invoice-42']);
     expect(again).toMatchObject({ code: 0, stdout: `${first.id}\n` });
-    expect(again.stderr).toBe(`key "invoice-42" is held by job ${first.id}, which is waiting or running: nothing was added\n`);
+    expect(again.stderr).toBe(
+      `key "invoice-42" is held by job ${first.id}, which is waiting or running: nothing was added\n`,
+    );
     expect(jobFiles(dir)).toEqual([`queue/${first.id}`]);
     const q = await openQueue(dir);
     await (await q.claim())!.complete();
@@ -46,7 +68,11 @@ describe('dirq enqueue --file', () => {
     const file = path.join(tempDir(), 'photo.bin');
     fs.writeFileSync(file, bytes);
     const id = await enqueued(dir, 'resize', '--file', file);
-    expect(envelope(path.join(dir, 'queue', id))).toEqual({ type: 'resize', bytes: bytes.toString('base64'), created: expect.any(String) });
+    expect(envelope(path.join(dir, 'queue', id))).toEqual({
+      type: 'resize',
+      bytes: bytes.toString('base64'),
+      created: expect.any(String),
+    });
     const q = await openQueue(dir);
     const job = await q.claim();
     expect(job!.data).toEqual(bytes);
@@ -60,7 +86,9 @@ describe('dirq enqueue --file', () => {
     expect(envelope(path.join(dir, 'queue', id))).toMatchObject({ bytes: '' });
     const run = await dirq(['enqueue', dir, 'raw', '--file', '-'], Buffer.from('not json {'));
     expect(run.code).toBe(0);
-    expect(envelope(path.join(dir, 'queue', run.stdout.trimEnd()))).toMatchObject({ bytes: Buffer.from('not json {').toString('base64') });
+    expect(envelope(path.join(dir, 'queue', run.stdout.trimEnd()))).toMatchObject({
+      bytes: Buffer.from('not json {').toString('base64'),
+    });
   });
 });
 
@@ -69,7 +97,9 @@ describe('dirq enqueue --jsonl', () => {
     const dir = await newQueue();
     const file = path.join(tempDir(), 'jobs.jsonl');
     fs.writeFileSync(file, '{"to":"a"}\n\n{"to":"b"}\r\n[3]\n"four"\n');
-    const ids = (await ok(['enqueue', dir, 'send', '--jsonl', file, '--priority', '20', '--attempts', '7'])).trimEnd().split('\n');
+    const ids = (await ok(['enqueue', dir, 'send', '--jsonl', file, '--priority', '20', '--attempts', '7']))
+      .trimEnd()
+      .split('\n');
     expect(ids).toHaveLength(4);
     for (const id of ids) expect(id).toMatch(/^20-.*\.send$/);
     expect(fs.readdirSync(path.join(dir, 'queue')).sort()).toEqual(ids);
@@ -84,7 +114,10 @@ describe('dirq enqueue --jsonl', () => {
   it('reads stdin with --jsonl -, in chunks, and prints an array with --json', async () => {
     const dir = await newQueue();
     const lines = Array.from({ length: 2500 }, (_, i) => JSON.stringify({ n: i })).join('\n');
-    const refs = JSON.parse(await ok(['enqueue', dir, 'bulk', '--jsonl', '-', '--json'], `${lines}\n`)) as { id: string; duplicate: boolean }[];
+    const refs = JSON.parse(await ok(['enqueue', dir, 'bulk', '--jsonl', '-', '--json'], `${lines}\n`)) as {
+      id: string;
+      duplicate: boolean;
+    }[];
     expect(refs).toHaveLength(2500);
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare -- parsed from the CLI's output: duplicate must be false, not merely falsy
     expect(refs.every((r) => ID.test(r.id) && r.duplicate === false)).toBe(true);
@@ -95,7 +128,11 @@ describe('dirq enqueue --jsonl', () => {
   it('enqueues nothing at all when one line is bad', async () => {
     const dir = await newQueue();
     const lines = `${Array.from({ length: 1500 }, () => '{}').join('\n')}\n{oops}\n`;
-    expectOneLineError(await dirq(['enqueue', dir, 'bulk', '--jsonl', '-'], lines), 2, /line 1501 of stdin is not valid JSON/);
+    expectOneLineError(
+      await dirq(['enqueue', dir, 'bulk', '--jsonl', '-'], lines),
+      2,
+      /line 1501 of stdin is not valid JSON/,
+    );
     expect(jobFiles(dir)).toEqual([]);
   });
 
@@ -125,7 +162,10 @@ describe('dirq enqueue --timeout and --backoff (the library options, from the sh
   it('writes the run limit and the backoff into the job file, in ms', async () => {
     const dir = await newQueue();
     const fixed = await enqueued(dir, 'send', '{}', '--timeout', '1m30s', '--backoff', '30s');
-    expect(envelope(path.join(dir, 'queue', fixed))).toMatchObject({ timeout: 90_000, backoff: { type: 'fixed', delay: 30_000 } });
+    expect(envelope(path.join(dir, 'queue', fixed))).toMatchObject({
+      timeout: 90_000,
+      backoff: { type: 'fixed', delay: 30_000 },
+    });
     const exponential = await enqueued(dir, 'send', '{}', '--backoff', 'exponential:2s');
     expect(envelope(path.join(dir, 'queue', exponential)).backoff).toEqual({ type: 'exponential', delay: 2000 });
     const spec = '{"type":"exponential","delay":1000,"max":60000,"jitter":0.5}';
@@ -149,11 +189,23 @@ describe('dirq enqueue --timeout and --backoff (the library options, from the sh
 
   it('refuses a bad --timeout or --backoff in one line, and enqueues nothing', async () => {
     const dir = await newQueue();
-    expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--timeout', 'soon']), 2, /--timeout must be a duration like/);
+    expectOneLineError(
+      await dirq(['enqueue', dir, 'send', '{}', '--timeout', 'soon']),
+      2,
+      /--timeout must be a duration like/,
+    );
     expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--timeout', '0']), 2, /timeout/);
-    expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--backoff', 'exponential:x']), 2, /--backoff exponential: must be a duration/);
+    expectOneLineError(
+      await dirq(['enqueue', dir, 'send', '{}', '--backoff', 'exponential:x']),
+      2,
+      /--backoff exponential: must be a duration/,
+    );
     expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--backoff', '{"type":"linear"}']), 2, /backoff/);
-    expectOneLineError(await dirq(['enqueue', dir, 'send', '{}', '--backoff', '{oops']), 2, /--backoff is not valid JSON/);
+    expectOneLineError(
+      await dirq(['enqueue', dir, 'send', '{}', '--backoff', '{oops']),
+      2,
+      /--backoff is not valid JSON/,
+    );
     expect(jobFiles(dir)).toEqual([]);
   });
 });

@@ -27,14 +27,25 @@ describe('dirq fsck', () => {
     expect(run.stderr).toBe('');
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^KIND\s+PATH\s+PROBLEM$/);
-    expect(lines[1]).toMatch(new RegExp(`^duplicate\\s+done/${id.replace(/\./g, '\\.')}\\s+job .* is in queue/, done/: run with --repair to delete this copy and keep queue/`));
-    expect(lines[2]).toMatch(/^orphan-tmp\s+tmp\/x\s+not a name dirqueue makes, so sweeps leave it \(last written 2h ago\): run with --repair to delete it$/);
-    expect(lines[3]).toMatch(/^unparsable\s+queue\/\S+\s+unparsable job file: line 1 is not JSON .*: run with --repair to set it aside in failed\/$/);
+    expect(lines[1]).toMatch(
+      new RegExp(
+        `^duplicate\\s+done/${id.replace(/\./g, '\\.')}\\s+job .* is in queue/, done/: run with --repair to delete this copy and keep queue/`,
+      ),
+    );
+    expect(lines[2]).toMatch(
+      /^orphan-tmp\s+tmp\/x\s+not a name dirqueue makes, so sweeps leave it \(last written 2h ago\): run with --repair to delete it$/,
+    );
+    expect(lines[3]).toMatch(
+      /^unparsable\s+queue\/\S+\s+unparsable job file: line 1 is not JSON .*: run with --repair to set it aside in failed\/$/,
+    );
     expect(lines.at(-1)).toBe(`${dir}: 3 problems, 0 repaired (2 job files checked)`);
 
     const repaired = await dirq(['fsck', dir, '--repair', '--json']);
     expect(repaired.code).toBe(0);
-    const report = JSON.parse(repaired.stdout) as { unrepaired: number; findings: { kind: string; action: string; repaired: boolean }[] };
+    const report = JSON.parse(repaired.stdout) as {
+      unrepaired: number;
+      findings: { kind: string; action: string; repaired: boolean }[];
+    };
     expect(report.unrepaired).toBe(0);
     expect(report.findings.map((f) => [f.kind, f.action, f.repaired])).toEqual([
       ['duplicate', `deleted this copy, kept queue/${id}`, true],
@@ -51,7 +62,9 @@ describe('dirq fsck', () => {
     fs.writeFileSync(path.join(dir, 'queue', 'notes.txt'), 'mine');
     const found = await dirq(['fsck', dir]);
     expect(found.code).toBe(3);
-    expect(found.stdout).toMatch(/^stray\s+queue\/notes\.txt\s+not a job name in queue\/ .*: rename it or move it out of queue\/, or run with --repair to rename it to notes\.txt~$/m);
+    expect(found.stdout).toMatch(
+      /^stray\s+queue\/notes\.txt\s+not a job name in queue\/ .*: rename it or move it out of queue\/, or run with --repair to rename it to notes\.txt~$/m,
+    );
     const run = await dirq(['fsck', dir, '--repair']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/: 1 problem, 1 repaired \(0 job files checked\)\n$/);

@@ -6,7 +6,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { table } from '../dist/cli/common.js';
-import { CLI, closed, dirq, enqueued, expectOneLineError, newQueue, ok, okJson, runAll, onTerminal } from './support/cli.js';
+import {
+  CLI,
+  closed,
+  dirq,
+  enqueued,
+  expectOneLineError,
+  newQueue,
+  ok,
+  okJson,
+  runAll,
+  onTerminal,
+} from './support/cli.js';
 import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
 import { until } from './support/wait.js';
 
@@ -18,7 +29,13 @@ interface StatsJson {
   waitingId: string | null;
   waitingState: 'queue' | 'delayed' | null;
   interval?: StatsJson['recent'];
-  recent: { windowMs: number; completed: number; failed: number; perSecond: number; latency: { p50: number; p95: number; max: number } | null };
+  recent: {
+    windowMs: number;
+    completed: number;
+    failed: number;
+    perSecond: number;
+    latency: { p50: number; p95: number; max: number } | null;
+  };
   sla?: { limit: number; ok: boolean };
   totals: Record<string, number>;
 }
@@ -29,7 +46,13 @@ describe('dirq show', () => {
     const id = await enqueued(dir, 'email', '{"to":"a@example.com"}', '--priority', '20');
     await runAll(dir);
     const lines = (await ok(['show', dir, id])).split('\n');
-    expect(lines.slice(0, 5)).toEqual([`ID        ${id}`, 'STATE     done', 'TYPE      email', 'PRIORITY  20', 'ATTEMPTS  succeeded on attempt 1 of 3']);
+    expect(lines.slice(0, 5)).toEqual([
+      `ID        ${id}`,
+      'STATE     done',
+      'TYPE      email',
+      'PRIORITY  20',
+      'ATTEMPTS  succeeded on attempt 1 of 3',
+    ]);
     expect(lines).toContain(`FILE      ${path.join(dir, 'done', id)}`);
     expect(lines).toContain('DATA      {"to":"a@example.com"}');
     expect(lines).toContain('RESULT    {"ok":{"to":"a@example.com"}}');
@@ -57,7 +80,11 @@ describe('dirq show', () => {
       data: [1],
       attemptsMade: 1,
       attempts: 1,
-      error: { message: 'the SMTP server said no', code: 'EPROCESS', stack: expect.stringContaining('Error: the SMTP server said no') },
+      error: {
+        message: 'the SMTP server said no',
+        code: 'EPROCESS',
+        stack: expect.stringContaining('Error: the SMTP server said no'),
+      },
       history: [expect.objectContaining({ event: 'error', attempt: 1, message: 'the SMTP server said no' })],
       path: path.join(dir, 'failed', id),
     });
@@ -73,16 +100,25 @@ describe('dirq show', () => {
     const lines = (await ok(['show', dir, torn])).split('\n');
     expect(lines).toContain('ATTEMPTS  not proven: the result of attempt 1 of 3 was lost (torn), so it runs again');
     expect(lines).toContainEqual(expect.stringMatching(/^RESULT {4}torn: it has no result event/));
-    expect(await okJson(['show', dir, torn])).toMatchObject({ attemptsMade: 0, torn: expect.stringMatching(/no result event/) });
+    expect(await okJson(['show', dir, torn])).toMatchObject({
+      attemptsMade: 0,
+      torn: expect.stringMatching(/no result event/),
+    });
 
     const listed = await dirq(['ls', dir, 'done']);
     expect(listed.code).toBe(0);
     const [header, ...rows] = listed.stdout.trimEnd().split('\n');
     expect(header).toMatch(/\sATTEMPTS\s+RESULT$/);
-    expect(rows).toEqual([expect.stringMatching(new RegExp(`^${torn}\\s.*\\s0/3\\s+torn$`)), expect.stringMatching(new RegExp(`^${kept}\\s.*\\s0/3\\s+ok$`))]);
+    expect(rows).toEqual([
+      expect.stringMatching(new RegExp(`^${torn}\\s.*\\s0/3\\s+torn$`)),
+      expect.stringMatching(new RegExp(`^${kept}\\s.*\\s0/3\\s+ok$`)),
+    ]);
     expect(listed.stderr).toMatch(/^\(1 torn: the result was lost.*dirq fsck --repair/);
     const json = await okJson<Record<string, unknown>[]>(['ls', dir, 'done']);
-    expect(json.map((job) => [job.id, job.torn])).toEqual([[torn, expect.stringMatching(/no result event/)], [kept, undefined]]);
+    expect(json.map((job) => [job.id, job.torn])).toEqual([
+      [torn, expect.stringMatching(/no result event/)],
+      [kept, undefined],
+    ]);
   });
 
   it('finds a delayed job by its delayed/ name, and shows when it runs', async () => {
@@ -108,7 +144,10 @@ describe('tables of any length (D10)', () => {
   it('dirq show prints a job with 200,000 history lines', async () => {
     const dir = await newQueue();
     const id = await enqueued(dir, 'email', '{}');
-    fs.appendFileSync(path.join(dir, 'queue', id), '{"event":"retry","at":"2026-01-01T00:00:00.000Z"}\n'.repeat(200_000));
+    fs.appendFileSync(
+      path.join(dir, 'queue', id),
+      '{"event":"retry","at":"2026-01-01T00:00:00.000Z"}\n'.repeat(200_000),
+    );
     const text = await ok(['show', dir, id]);
     expect(text.split('\n').filter((l) => /^ {2}\S+Z\s+retry\s/.test(l)).length).toBe(200_000);
   });
@@ -130,11 +169,17 @@ describe('dirq stats', () => {
     fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', `${due}~${id}`));
     const run = await dirq(['stats', dir, '--sla', '2s']);
     expect(run).toMatchObject({ code: 3, stderr: '' });
-    expect(run.stdout).toMatch(new RegExp(`^CRITICAL: job ${id.replace(/\./g, '\\.')} has waited 30m past its due time in delayed/ \\(nothing has moved it to queue/\\), over the SLA of 2s \\(0 jobs ready\\) \\| wait=18\\d\\d\\.\\ds;;2 ready=0\n$`));
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `^CRITICAL: job ${id.replace(/\./g, '\\.')} has waited 30m past its due time in delayed/ \\(nothing has moved it to queue/\\), over the SLA of 2s \\(0 jobs ready\\) \\| wait=18\\d\\d\\.\\ds;;2 ready=0\n$`,
+      ),
+    );
     const stats = await okJson<StatsJson>(['stats', dir]);
     expect(stats).toMatchObject({ schema: 1, waitingId: id, waitingState: 'delayed' });
     expect(stats.waiting).toBeGreaterThanOrEqual(1_800_000);
-    expect(await ok(['stats', dir])).toMatch(/\nLongest wait: 30m, past its due time in delayed\/\nNext delayed job due: overdue by 30m\n/);
+    expect(await ok(['stats', dir])).toMatch(
+      /\nLongest wait: 30m, past its due time in delayed\/\nNext delayed job due: overdue by 30m\n/,
+    );
     expect((await dirq(['stats', dir, '--sla', '1h'])).code).toBe(0);
   });
 
@@ -170,7 +215,9 @@ describe('dirq stats', () => {
     expect(job!.id).toBe(id);
     const first = await okJson<StatsJson>(['stats', dir]);
     expect(first.oldest.active).toBeLessThan(60_000);
-    expect(await ok(['show', dir, id])).toMatch(new RegExp(`\nCLAIMED BY  ${job!.claim.replace(/\./g, '\\.')}, \\S+Z \\(\\d+(ms|s) ago\\)\n`));
+    expect(await ok(['show', dir, id])).toMatch(
+      new RegExp(`\nCLAIMED BY  ${job!.claim.replace(/\./g, '\\.')}, \\S+Z \\(\\d+(ms|s) ago\\)\n`),
+    );
     await job!.progress({ pct: 50 }); // an append moves the file's times: the claim's first event stands in
     const second = await okJson<StatsJson>(['stats', dir]);
     expect(second.oldest.active).toBeLessThan(60_000);
@@ -188,34 +235,60 @@ describe('dirq stats', () => {
     fs.utimesSync(path.join(dir, 'done', old!), twoMinutesAgo, twoMinutesAgo);
     const stats = await okJson<StatsJson>(['stats', dir]);
     expect(stats.counts).toMatchObject({ done: 3, failed: 1 });
-    expect(stats.recent).toEqual({ windowMs: 60_000, completed: 2, failed: 1, perSecond: 0.05, latency: { p50: expect.any(Number), p95: expect.any(Number), max: expect.any(Number) } });
+    expect(stats.recent).toEqual({
+      windowMs: 60_000,
+      completed: 2,
+      failed: 1,
+      perSecond: 0.05,
+      latency: { p50: expect.any(Number), p95: expect.any(Number), max: expect.any(Number) },
+    });
     expect(stats.recent.latency!.p50).toBeGreaterThanOrEqual(0);
     expect(stats.recent.latency!.max).toBeGreaterThanOrEqual(stats.recent.latency!.p50);
-    expect(await ok(['stats', dir])).toMatch(/\nLast minute: 2 done, 1 failed \(0\.05\/s\); latency p50 \d+(ms|s), p95 \d+(ms|s), max \d+(ms|s)\n/);
+    expect(await ok(['stats', dir])).toMatch(
+      /\nLast minute: 2 done, 1 failed \(0\.05\/s\); latency p50 \d+(ms|s), p95 \d+(ms|s), max \d+(ms|s)\n/,
+    );
     // the lifetime totals count the job whose file is too old for the last minute
     expect(stats.totals).toEqual({ enqueued: 4, completed: 3, retried: 0, failed: 1, recovered: 0 });
-    expect(await ok(['stats', dir])).toMatch(/\nSince the queue was made \(each process adds its counts every 5s\): 4 enqueued, 3 completed, 0 retried, 1 failed, 0 recovered\n/);
+    expect(await ok(['stats', dir])).toMatch(
+      /\nSince the queue was made \(each process adds its counts every 5s\): 4 enqueued, 3 completed, 0 retried, 1 failed, 0 recovered\n/,
+    );
   });
 
   it('says when no jobs ended in the last minute', async () => {
     const dir = await newQueue();
     madeAgo(dir, 3600_000);
     expect(await ok(['stats', dir])).toMatch(/\nLast minute: no jobs ended\n/);
-    expect((await okJson<StatsJson>(['stats', dir])).recent).toEqual({ windowMs: 60_000, completed: 0, failed: 0, perSecond: 0, latency: null });
+    expect((await okJson<StatsJson>(['stats', dir])).recent).toEqual({
+      windowMs: 60_000,
+      completed: 0,
+      failed: 0,
+      perSecond: 0,
+      latency: null,
+    });
   });
 
   it('--sla: exits 0 with an OK line within the SLA, 3 with a CRITICAL line naming the job that waited too long', async () => {
     const dir = await newQueue();
-    expect(await dirq(['stats', dir, '--sla', '1m'])).toEqual({ code: 0, stdout: 'OK: nothing is waiting in queue/, within the SLA of 1m (0 jobs ready) | wait=0.0s;;60 ready=0\n', stderr: '' });
+    expect(await dirq(['stats', dir, '--sla', '1m'])).toEqual({
+      code: 0,
+      stdout: 'OK: nothing is waiting in queue/, within the SLA of 1m (0 jobs ready) | wait=0.0s;;60 ready=0\n',
+      stderr: '',
+    });
     const oldest = await enqueued(dir, 'email', '{}');
     await enqueued(dir, 'email', '{}', '--priority', '1');
     const within = await dirq(['stats', dir, '--sla', '1h']);
     expect(within).toMatchObject({ code: 0, stderr: '' });
-    expect(within.stdout).toMatch(/^OK: the longest wait in queue\/ is \d+(ms|s), within the SLA of 1h \(2 jobs ready\) \| wait=\d+\.\ds;;3600 ready=2\n$/);
+    expect(within.stdout).toMatch(
+      /^OK: the longest wait in queue\/ is \d+(ms|s), within the SLA of 1h \(2 jobs ready\) \| wait=\d+\.\ds;;3600 ready=2\n$/,
+    );
     // the first job was enqueued by a process that has exited since: it has waited more than 1 ms
     const breached = await dirq(['stats', dir, '--sla', '1ms']);
     expect(breached).toMatchObject({ code: 3, stderr: '' });
-    expect(breached.stdout).toMatch(new RegExp(`^CRITICAL: job ${oldest.replace(/\./g, '\\.')} has waited \\d+(ms|s) in queue/, over the SLA of 1ms \\(2 jobs ready\\) \\| wait=\\d+\\.\\ds;;0\\.001 ready=2\n$`));
+    expect(breached.stdout).toMatch(
+      new RegExp(
+        `^CRITICAL: job ${oldest.replace(/\./g, '\\.')} has waited \\d+(ms|s) in queue/, over the SLA of 1ms \\(2 jobs ready\\) \\| wait=\\d+\\.\\ds;;0\\.001 ready=2\n$`,
+      ),
+    );
   });
 
   it('--sla --quiet prints nothing within the SLA (for cron), the CRITICAL line otherwise', async () => {
@@ -243,7 +316,8 @@ describe('dirq stats', () => {
     const child = spawnNode([CLI, 'stats', dir, '--watch', '--interval', '50ms']);
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    const headers = (): number => out.split('\n').filter((l) => l.startsWith(`dirq stats ${dir}: every 50ms, at `)).length;
+    const headers = (): number =>
+      out.split('\n').filter((l) => l.startsWith(`dirq stats ${dir}: every 50ms, at `)).length;
     await until(() => headers() >= 3, 'three refreshes');
     child.kill('SIGINT');
     expect(await exited(child)).toBe(0);
@@ -298,7 +372,8 @@ describe('dirq stats', () => {
 
 describe('dirq metrics', () => {
   /** Each line is a comment or `name{labels} value`. */
-  const SAMPLE = /^(dirqueue_[a-z_]+)\{((?:[a-z_]+="(?:[^"\\\n]|\\["\\n])*",?)*)\} (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|NaN|[+-]Inf)$/;
+  const SAMPLE =
+    /^(dirqueue_[a-z_]+)\{((?:[a-z_]+="(?:[^"\\\n]|\\["\\n])*",?)*)\} (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|NaN|[+-]Inf)$/;
 
   it('prints the Prometheus text format: HELP and TYPE per family, escaped labels', async () => {
     const dir = await newQueue();
@@ -314,7 +389,8 @@ describe('dirq metrics', () => {
     const families = new Set<string>();
     for (const line of lines) {
       if (line.startsWith('# HELP ')) families.add(line.split(' ')[2]!);
-      else if (line.startsWith('# TYPE ')) expect(line).toMatch(/^# TYPE (dirqueue_[a-z_]+ gauge|dirqueue_[a-z_]+_total counter)$/);
+      else if (line.startsWith('# TYPE '))
+        expect(line).toMatch(/^# TYPE (dirqueue_[a-z_]+ gauge|dirqueue_[a-z_]+_total counter)$/);
       else {
         const m = SAMPLE.exec(line);
         expect(m, line).not.toBeNull();
@@ -329,7 +405,9 @@ describe('dirq metrics', () => {
     expect(lines).toContain(`dirqueue_jobs_by_type{${q1},type="we\\"ird\\\\type\\nx",state="queue"} 1`);
     expect(lines).toContain(`dirqueue_jobs_by_type{${q1},type="report",state="delayed"} 1`);
     expect(lines).toContain(`dirqueue_completed_last_minute{${q1}} 1`);
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^dirqueue_latency_seconds\\{queue="[^"]+",quantile="0\\.95"\\} \\d`)));
+    expect(lines).toContainEqual(
+      expect.stringMatching(new RegExp(`^dirqueue_latency_seconds\\{queue="[^"]+",quantile="0\\.95"\\} \\d`)),
+    );
     expect(lines).toContainEqual(expect.stringMatching(/^dirqueue_longest_wait_seconds\{queue="[^"]+"\} \d+(\.\d+)?$/));
     expect(lines).toContain(`dirqueue_job_events_total{${q1},type="email",event="enqueued"} 2`);
     expect(lines).toContain(`dirqueue_job_events_total{${q1},type="email",event="completed"} 1`);
@@ -342,9 +420,14 @@ describe('dirq metrics', () => {
     await ok(['enqueue', dir, 'bulk', '--jsonl', '-', '--attempts', '1'], '1\n2\n3\n4\n');
     await runAll(dir, (data) => (data === 4 ? 'no' : undefined));
     const events = async (): Promise<Record<string, number>> => {
-      const families = await okJson<{ name: string; samples: { labels: Record<string, string>; value: number }[] }[]>(['metrics', dir]);
+      const families = await okJson<{ name: string; samples: { labels: Record<string, string>; value: number }[] }[]>([
+        'metrics',
+        dir,
+      ]);
       const total = families.find((f) => f.name === 'dirqueue_job_events_total')!;
-      return Object.fromEntries(total.samples.filter((x) => x.labels.type === 'bulk').map((x) => [String(x.labels.event), x.value]));
+      return Object.fromEntries(
+        total.samples.filter((x) => x.labels.type === 'bulk').map((x) => [String(x.labels.event), x.value]),
+      );
     };
     const expected = { enqueued: 4, completed: 3, retried: 0, failed: 1, recovered: 0 };
     expect(await events()).toEqual(expected);
@@ -369,7 +452,9 @@ describe('dirq metrics', () => {
   it('prints the families as JSON with --json', async () => {
     const dir = await newQueue();
     await enqueued(dir, 'email', '{}');
-    const families = await okJson<{ name: string; help: string; type: string; samples: { labels: Record<string, string>; value: number }[] }[]>(['metrics', dir]);
+    const families = await okJson<
+      { name: string; help: string; type: string; samples: { labels: Record<string, string>; value: number }[] }[]
+    >(['metrics', dir]);
     const jobs = families.find((f) => f.name === 'dirqueue_jobs')!;
     expect(jobs).toMatchObject({ type: 'gauge', help: expect.any(String) });
     expect(jobs.samples).toContainEqual({ labels: { queue: dir, state: 'queue' }, value: 1 });
@@ -379,7 +464,11 @@ describe('dirq metrics', () => {
     const dir = await newQueue();
     const taken = path.join(tempDir(), 'x.prom');
     fs.mkdirSync(taken); // a directory where the file should go
-    expectOneLineError(await dirq(['metrics', dir, '--output', taken]), 1, /x\.prom is a directory, not a regular file/);
+    expectOneLineError(
+      await dirq(['metrics', dir, '--output', taken]),
+      1,
+      /x\.prom is a directory, not a regular file/,
+    );
   });
 });
 
@@ -398,7 +487,9 @@ describe('dirq ls --type, --grep, --older-than', () => {
     const other = (await q.enqueue('send', { to: 'b@example.com' }, { attempts: 1 })).id;
     const photo = (await q.enqueue('resize', { path: 'a@example.com.jpg' }, { attempts: 1 })).id;
     await q.close();
-    await runAll(dir, (data) => ((data as { to?: string }).to === 'b@example.com' ? 'connect ECONNREFUSED 10.0.0.1:25' : 'no such file'));
+    await runAll(dir, (data) =>
+      (data as { to?: string }).to === 'b@example.com' ? 'connect ECONNREFUSED 10.0.0.1:25' : 'no such file',
+    );
     backdate(path.join(dir, 'failed', mail), 2 * 3600_000);
     const ids = async (...filters: string[]): Promise<string[]> =>
       (await okJson<{ id: string }[]>(['ls', dir, 'failed', ...filters])).map((job) => job.id);
@@ -415,7 +506,11 @@ describe('dirq ls --type, --grep, --older-than', () => {
     expect(limited.code).toBe(0);
     expect(limited.stdout.split('\n')[1]).toMatch(new RegExp(`^${mail.replace(/\./g, '\\.')}\\s+send\\s`));
     expect(limited.stderr).toBe('(1 of 2 matching jobs in failed/; raise --limit to see more)\n');
-    expect(await dirq(['ls', dir, 'failed', '--type', 'thumbnail'])).toMatchObject({ code: 0, stdout: '', stderr: 'No matching jobs in failed/.\n' });
+    expect(await dirq(['ls', dir, 'failed', '--type', 'thumbnail'])).toMatchObject({
+      code: 0,
+      stdout: '',
+      stderr: 'No matching jobs in failed/.\n',
+    });
   });
 
   it('refuses a bad --older-than or an empty --grep in one line', async () => {

@@ -21,7 +21,8 @@ describe('group-shared queues (--mode)', () => {
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ mode: '0660' });
     expect(modeOf(path.join(dir, 'dirqueue.json'))).toBe(0o660);
     expect(modeOf(dir)).toBe(0o2750); // members never create or rename in it, so none may swap its directories (S3)
-    for (const d of ['tmp', 'queue', 'delayed', 'active', 'done', 'failed', 'workers', 'keys']) expect(modeOf(path.join(dir, d)), d).toBe(0o2770);
+    for (const d of ['tmp', 'queue', 'delayed', 'active', 'done', 'failed', 'workers', 'keys'])
+      expect(modeOf(path.join(dir, d)), d).toBe(0o2770);
     expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ schema: 1, dir, mode: '0660' }); // again: unchanged
   });
 
@@ -30,7 +31,15 @@ describe('group-shared queues (--mode)', () => {
     const dir = path.join(sharedBase(), 'q');
     await ok(['init', dir, '--mode', '0660']);
     chgrpQueue(dir);
-    const enqueue = await runAs(WEB, process.execPath, [CLI, 'enqueue', dir, 'send', '{"to":"a@example.com"}', '--key', 'k1']);
+    const enqueue = await runAs(WEB, process.execPath, [
+      CLI,
+      'enqueue',
+      dir,
+      'send',
+      '{"to":"a@example.com"}',
+      '--key',
+      'k1',
+    ]);
     expect(enqueue).toMatchObject({ code: 0, stderr: '' });
     const id = enqueue.stdout.trimEnd();
     const file = path.join(dir, 'queue', id);
@@ -69,6 +78,9 @@ describe('group-shared queues (--mode)', () => {
     await again.close();
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ mode: '0660' });
     expect([modeOf(dir), modeOf(path.join(dir, 'done'))]).toEqual([0o2750, 0o2770]);
-    await expect(openQueue(dir, { mode: '0400' })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(/owner read and write/) });
+    await expect(openQueue(dir, { mode: '0400' })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+      message: expect.stringMatching(/owner read and write/),
+    });
   });
 });

@@ -69,7 +69,12 @@ describe('dirq work', () => {
     const run = await work(dir, '--drain', '--drain-within', '5s').done;
     expect(run.code).toBe(1);
     expect(run.stdout).toContain('stopped: 0 completed, 1 retried, 0 failed');
-    expect(run.stderr).toMatch(new RegExp(`^dirq: drained, but 1 job\\(s\\) wait in delayed/ for a retry due after --drain-within 5s: ${retried.id.replace(/\./g, '\\.')} at \\d{4}-.*dirq retry`, 'm'));
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^dirq: drained, but 1 job\\(s\\) wait in delayed/ for a retry due after --drain-within 5s: ${retried.id.replace(/\./g, '\\.')} at \\d{4}-.*dirq retry`,
+        'm',
+      ),
+    );
     expect((await q.get(retried.id)).state).toBe('delayed');
     const bad = await dirq(['work', dir, processors('echo'), '--drain-within', '5s']);
     expect(bad.code).toBe(2);
@@ -125,7 +130,10 @@ describe('dirq work', () => {
       const { thread } = (await q.waitFor(id)) as { thread: number };
       perThread.set(thread, (perThread.get(thread) ?? 0) + 1);
     }
-    expect([...perThread.values()].every((n) => n <= 2), JSON.stringify([...perThread])).toBe(true);
+    expect(
+      [...perThread.values()].every((n) => n <= 2),
+      JSON.stringify([...perThread]),
+    ).toBe(true);
     expect(perThread.size).toBeGreaterThanOrEqual(3);
     await q.close();
   });
@@ -143,7 +151,9 @@ describe('dirq work', () => {
   it('resolves a relative processor path against the current directory', async () => {
     const { dir, q } = await tempQueue();
     const { id } = await q.enqueue('t', { here: true });
-    const run = await dirq(['work', dir, 'echo.mjs', ...MODE, '--drain'], undefined, { cwd: path.dirname(processors('echo')) });
+    const run = await dirq(['work', dir, 'echo.mjs', ...MODE, '--drain'], undefined, {
+      cwd: path.dirname(processors('echo')),
+    });
     expect(run.code, run.stderr).toBe(0);
     expect(await q.waitFor(id)).toMatchObject({ echo: { here: true } });
     await q.close();
@@ -153,7 +163,9 @@ describe('dirq work', () => {
     const { dir, q } = await tempQueue();
     const broken = await dirq(['work', dir, processors('broken')]);
     expect(broken.code).toBe(1);
-    expect(broken.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^dirq: the processor .* failed to load: this module is broken/)]);
+    expect(broken.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^dirq: the processor .* failed to load: this module is broken/),
+    ]);
     const bad = await dirq(['work', dir, processors('echo'), '--threads', 'many']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^dirq: --threads must be a whole number/);

@@ -15,7 +15,10 @@ describe('dirq init', () => {
     const dir = path.join(tempDir(), 'spool', 'mail-out');
     expect(await ok(['init', dir])).toBe(`${dir}\n`);
     for (const d of ['tmp', ...STATES]) expect(fs.statSync(path.join(dir, d)).isDirectory()).toBe(true);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ format: 'dirqueue', version: '1.0' });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({
+      format: 'dirqueue',
+      version: '1.0',
+    });
     expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ schema: 1, dir, mode: null });
   });
 
@@ -54,7 +57,9 @@ describe('dirq enqueue', () => {
 
   it('sets --priority, --attempts, and prints {"id"} with --json', async () => {
     const dir = await newQueue();
-    const { id } = JSON.parse(await ok(['enqueue', dir, 'send', '{}', '--priority', '7', '--attempts=5', '--json'])) as { id: string };
+    const { id } = JSON.parse(
+      await ok(['enqueue', dir, 'send', '{}', '--priority', '7', '--attempts=5', '--json']),
+    ) as { id: string };
     expect(id).toMatch(/^07-/);
     expect(envelope(path.join(dir, 'queue', id))).toMatchObject({ attempts: 5 });
   });
@@ -108,7 +113,14 @@ describe('dirq ls', () => {
     const jobs = JSON.parse(await ok(['ls', dir, '--json'])) as Record<string, unknown>[];
     const after = Date.now();
     expect(jobs).toHaveLength(2);
-    expect(jobs[0]).toMatchObject({ state: 'queue', type: 'email', priority: 10, attemptsMade: 0, attempts: 4, data: [1, 2] });
+    expect(jobs[0]).toMatchObject({
+      state: 'queue',
+      type: 'email',
+      priority: 10,
+      attemptsMade: 0,
+      attempts: 4,
+      data: [1, 2],
+    });
     expect(jobs[1]).toMatchObject({ state: 'queue', type: 'email', priority: 50, attemptsMade: 0, data: { to: 'x' } });
     for (const job of jobs) {
       expect(job.id).toMatch(ID);
@@ -191,7 +203,21 @@ describe('help', () => {
   it('describes every command with an example, and the exit codes', async () => {
     const overview = await ok(['--help']);
     expect(overview).toMatch(/^Usage: dirq COMMAND DIR/);
-    for (const verb of ['init', 'enqueue', 'work', 'ls', 'show', 'stats', 'retry', 'rm', 'purge', 'recover', 'wait', 'fsck', 'metrics']) {
+    for (const verb of [
+      'init',
+      'enqueue',
+      'work',
+      'ls',
+      'show',
+      'stats',
+      'retry',
+      'rm',
+      'purge',
+      'recover',
+      'wait',
+      'fsck',
+      'metrics',
+    ]) {
       expect(overview).toContain(`  ${verb} `);
       const help = await ok([verb, '--help']);
       expect(help).toMatch(new RegExp(`^Usage: dirq ${verb} DIR`));
@@ -208,62 +234,327 @@ describe('help', () => {
 describe('bad input: exit non-zero, one line on stderr, nothing enqueued', () => {
   const cases: { name: string; args: (dir: string) => string[]; input?: string; code: number; message: RegExp }[] = [
     { name: 'malformed JSON', args: (d) => ['enqueue', d, 'send', '{to:1}'], code: 2, message: /not valid JSON/ },
-    { name: 'malformed JSON on stdin', args: (d) => ['enqueue', d, 'send', '-'], input: '{"a":', code: 2, message: /stdin is not valid JSON/ },
+    {
+      name: 'malformed JSON on stdin',
+      args: (d) => ['enqueue', d, 'send', '-'],
+      input: '{"a":',
+      code: 2,
+      message: /stdin is not valid JSON/,
+    },
     { name: 'empty stdin', args: (d) => ['enqueue', d, 'send', '-'], input: '', code: 2, message: /stdin is empty/ },
-    { name: 'priority 500', args: (d) => ['enqueue', d, 'send', '{}', '--priority', '500'], code: 2, message: /priority must be an integer 0\.\.99.*got 500/ },
-    { name: 'a priority that is no number', args: (d) => ['enqueue', d, 'send', '{}', '--priority', 'high'], code: 2, message: /--priority must be a whole number, got "high"/ },
-    { name: 'a bad delay', args: (d) => ['enqueue', d, 'send', '{}', '--delay', '10 minutes'], code: 2, message: /--delay must be a duration like 100ms/ },
-    { name: 'zero attempts', args: (d) => ['enqueue', d, 'send', '{}', '--attempts', '0'], code: 2, message: /attempts must be an integer >= 1/ },
-    { name: 'a flag without its value', args: (d) => ['enqueue', d, 'send', '{}', '--priority'], code: 2, message: /option --priority needs a value/ },
-    { name: 'an unknown flag', args: (d) => ['enqueue', d, 'send', '{}', '--prio', '5'], code: 2, message: /unknown option --prio \(see dirq enqueue --help\)/ },
-    { name: 'a value for a boolean flag', args: (d) => ['enqueue', d, 'send', '{}', '--json=yes'], code: 2, message: /option --json does not take a value/ },
-    { name: 'a missing type', args: (d) => ['enqueue', d], code: 2, message: /missing arguments: usage: dirq enqueue DIR TYPE/ },
-    { name: 'an extra argument', args: (d) => ['enqueue', d, 'send', '{}', 'extra'], code: 2, message: /unexpected argument "extra"/ },
-    { name: 'a missing queue dir', args: (d) => ['enqueue', path.join(d, 'nope'), 'send', '{}'], code: 1, message: /no queue at .*nope.*dirq init/ },
-    { name: 'a missing queue dir and a bad priority', args: (d) => ['enqueue', path.join(d, 'nope'), 'send', '{}', '--priority', '500'], code: 2, message: /priority/ },
-    { name: 'a directory that is not a queue', args: (d) => ['enqueue', path.dirname(d), 'send', '{}'], code: 1, message: /is not a queue .*dirq init/ },
-    { name: 'an unknown verb', args: (d) => ['frobnicate', d], code: 2, message: /unknown command "frobnicate": use one of init, enqueue, .*ls, show, stats, workers, retry, rm, purge, recover, wait, fsck, metrics.* \(see dirq --help\)$/ },
+    {
+      name: 'priority 500',
+      args: (d) => ['enqueue', d, 'send', '{}', '--priority', '500'],
+      code: 2,
+      message: /priority must be an integer 0\.\.99.*got 500/,
+    },
+    {
+      name: 'a priority that is no number',
+      args: (d) => ['enqueue', d, 'send', '{}', '--priority', 'high'],
+      code: 2,
+      message: /--priority must be a whole number, got "high"/,
+    },
+    {
+      name: 'a bad delay',
+      args: (d) => ['enqueue', d, 'send', '{}', '--delay', '10 minutes'],
+      code: 2,
+      message: /--delay must be a duration like 100ms/,
+    },
+    {
+      name: 'zero attempts',
+      args: (d) => ['enqueue', d, 'send', '{}', '--attempts', '0'],
+      code: 2,
+      message: /attempts must be an integer >= 1/,
+    },
+    {
+      name: 'a flag without its value',
+      args: (d) => ['enqueue', d, 'send', '{}', '--priority'],
+      code: 2,
+      message: /option --priority needs a value/,
+    },
+    {
+      name: 'an unknown flag',
+      args: (d) => ['enqueue', d, 'send', '{}', '--prio', '5'],
+      code: 2,
+      message: /unknown option --prio \(see dirq enqueue --help\)/,
+    },
+    {
+      name: 'a value for a boolean flag',
+      args: (d) => ['enqueue', d, 'send', '{}', '--json=yes'],
+      code: 2,
+      message: /option --json does not take a value/,
+    },
+    {
+      name: 'a missing type',
+      args: (d) => ['enqueue', d],
+      code: 2,
+      message: /missing arguments: usage: dirq enqueue DIR TYPE/,
+    },
+    {
+      name: 'an extra argument',
+      args: (d) => ['enqueue', d, 'send', '{}', 'extra'],
+      code: 2,
+      message: /unexpected argument "extra"/,
+    },
+    {
+      name: 'a missing queue dir',
+      args: (d) => ['enqueue', path.join(d, 'nope'), 'send', '{}'],
+      code: 1,
+      message: /no queue at .*nope.*dirq init/,
+    },
+    {
+      name: 'a missing queue dir and a bad priority',
+      args: (d) => ['enqueue', path.join(d, 'nope'), 'send', '{}', '--priority', '500'],
+      code: 2,
+      message: /priority/,
+    },
+    {
+      name: 'a directory that is not a queue',
+      args: (d) => ['enqueue', path.dirname(d), 'send', '{}'],
+      code: 1,
+      message: /is not a queue .*dirq init/,
+    },
+    {
+      name: 'an unknown verb',
+      args: (d) => ['frobnicate', d],
+      code: 2,
+      message:
+        /unknown command "frobnicate": use one of init, enqueue, .*ls, show, stats, workers, retry, rm, purge, recover, wait, fsck, metrics.* \(see dirq --help\)$/,
+    },
     { name: 'no verb', args: () => [], code: 2, message: /missing command/ },
-    { name: 'an unknown state', args: (d) => ['ls', d, 'pending'], code: 2, message: /unknown state "pending": use one of queue, delayed, active, done, failed/ },
+    {
+      name: 'an unknown state',
+      args: (d) => ['ls', d, 'pending'],
+      code: 2,
+      message: /unknown state "pending": use one of queue, delayed, active, done, failed/,
+    },
     { name: 'an unknown flag of ls', args: (d) => ['ls', d, '--all'], code: 2, message: /unknown option --all/ },
-    { name: 'a bad limit', args: (d) => ['ls', d, '--limit', 'ten'], code: 2, message: /--limit must be a whole number/ },
-    { name: 'a limit of 0', args: (d) => ['ls', d, '--limit', '0'], code: 2, message: /--limit must be 1 or more, got 0 \(leave it out to list every job\)$/ },
-    { name: 'a negative priority', args: (d) => ['enqueue', d, 'send', '{}', '--priority', '-1'], code: 2, message: /^dirq: priority must be an integer 0\.\.99 .*got -1$/ },
-    { name: 'a value starting with -', args: (d) => ['enqueue', d, 'send', '{}', '--key', '-k'], code: 2, message: /option --key needs a value \(for a value that starts with '-', write --key=-k\)/ },
-    { name: 'ls of a file', args: (d) => ['ls', path.join(d, 'dirqueue.json')], code: 1, message: /dirqueue\.json is a file, not a queue directory: give the directory that holds dirqueue\.json$/ },
-    { name: 'ls of a state directory', args: (d) => ['ls', path.join(d, 'queue')], code: 1, message: /q\/queue is the queue\/ directory of the queue \S+\/q: give the queue's directory, \S+\/q \(to list its jobs: dirq ls \S+\/q queue\)$/ },
-    { name: 'metrics --output in a missing directory', args: (d) => ['metrics', d, '--output', path.join(d, 'nope', 'x.prom')], code: 2, message: /--output \S+x\.prom: the directory \S+nope does not exist: create it, or write the file elsewhere$/ },
+    {
+      name: 'a bad limit',
+      args: (d) => ['ls', d, '--limit', 'ten'],
+      code: 2,
+      message: /--limit must be a whole number/,
+    },
+    {
+      name: 'a limit of 0',
+      args: (d) => ['ls', d, '--limit', '0'],
+      code: 2,
+      message: /--limit must be 1 or more, got 0 \(leave it out to list every job\)$/,
+    },
+    {
+      name: 'a negative priority',
+      args: (d) => ['enqueue', d, 'send', '{}', '--priority', '-1'],
+      code: 2,
+      message: /^dirq: priority must be an integer 0\.\.99 .*got -1$/,
+    },
+    {
+      name: 'a value starting with -',
+      args: (d) => ['enqueue', d, 'send', '{}', '--key', '-k'],
+      code: 2,
+      message: /option --key needs a value \(for a value that starts with '-', write --key=-k\)/,
+    },
+    {
+      name: 'ls of a file',
+      args: (d) => ['ls', path.join(d, 'dirqueue.json')],
+      code: 1,
+      message: /dirqueue\.json is a file, not a queue directory: give the directory that holds dirqueue\.json$/,
+    },
+    {
+      name: 'ls of a state directory',
+      args: (d) => ['ls', path.join(d, 'queue')],
+      code: 1,
+      message:
+        /q\/queue is the queue\/ directory of the queue \S+\/q: give the queue's directory, \S+\/q \(to list its jobs: dirq ls \S+\/q queue\)$/,
+    },
+    {
+      name: 'metrics --output in a missing directory',
+      args: (d) => ['metrics', d, '--output', path.join(d, 'nope', 'x.prom')],
+      code: 2,
+      message: /--output \S+x\.prom: the directory \S+nope does not exist: create it, or write the file elsewhere$/,
+    },
     { name: 'stats of a missing queue', args: (d) => ['stats', path.join(d, 'nope')], code: 1, message: /no queue at/ },
-    { name: 'a bad --at', args: (d) => ['enqueue', d, 'send', '{}', '--at', 'tomorrow'], code: 2, message: /--at must be an ISO 8601 time/ },
-    { name: '--delay and --at', args: (d) => ['enqueue', d, 'send', '{}', '--delay', '1s', '--at', '2030-01-01T00:00:00Z'], code: 2, message: /give --delay or --at, not both/ },
-    { name: 'JSON and --file', args: (d) => ['enqueue', d, 'send', '{}', '--file', '/etc/hostname'], code: 2, message: /give the data once: a JSON argument or --file/ },
-    { name: 'a missing --file', args: (d) => ['enqueue', d, 'send', '--file', path.join(d, 'nope.bin')], code: 2, message: /cannot read --file .*nope\.bin: ENOENT/ },
-    { name: 'a bad --jsonl line', args: (d) => ['enqueue', d, 'send', '--jsonl', '-'], input: '{"a":1}\n{"b":\n', code: 2, message: /line 2 of stdin is not valid JSON/ },
-    { name: '--jsonl with --key', args: (d) => ['enqueue', d, 'send', '--jsonl', '-', '--key', 'k'], input: '{}\n', code: 2, message: /--key .* cannot be used with --jsonl/ },
-    { name: 'an empty --key', args: (d) => ['enqueue', d, 'send', '{}', '--key', ''], code: 2, message: /key must be a non-empty string/ },
-    { name: 'a bad type', args: (d) => ['enqueue', d, 'x'.repeat(200), '{}'], code: 2, message: /job type is too long/ },
-    { name: 'show of a malformed id', args: (d) => ['show', d, 'nope'], code: 2, message: /not a job id: "nope" \(ids look like/ },
-    { name: 'show of a job not there', args: (d) => ['show', d, '50-1763830000000000-gone.email'], code: 1, message: /no job 50-1763830000000000-gone\.email in any state/ },
-    { name: 'show without an id', args: (d) => ['show', d], code: 2, message: /show: missing arguments: usage: dirq show DIR ID/ },
-    { name: 'stats with a bad --sla', args: (d) => ['stats', d, '--sla', 'soon'], code: 2, message: /--sla must be a duration like 100ms, 30s/ },
-    { name: 'stats with a bad --interval', args: (d) => ['stats', d, '--watch', '--interval', '-1s'], code: 2, message: /option --interval needs a value|--interval must be a duration/ },
-    { name: 'retry with neither ids nor --all', args: (d) => ['retry', d], code: 2, message: /give the ids of the jobs to retry, or --all/ },
-    { name: 'retry with ids and --all', args: (d) => ['retry', d, '50-1763830000000000-a.email', '--all'], code: 2, message: /give job ids or --all, not both/ },
-    { name: 'retry --type without --all', args: (d) => ['retry', d, '50-1763830000000000-a.email', '--type', 'email'], code: 2, message: /--type selects jobs for --all/ },
-    { name: 'retry of a job not there', args: (d) => ['retry', d, '50-1763830000000000-gone.email'], code: 1, message: /no job 50-1763830000000000-gone\.email/ },
-    { name: 'rm of a job not there', args: (d) => ['rm', d, '50-1763830000000000-gone.email'], code: 1, message: /no job 50-1763830000000000-gone\.email/ },
-    { name: 'purge of an unknown state', args: (d) => ['purge', d, 'old'], code: 2, message: /unknown state "old": use one of queue, delayed, done, failed$/ },
-    { name: 'purge of active', args: (d) => ['purge', d, 'active'], code: 2, message: /active jobs cannot be purged: they are running/ },
-    { name: 'purge with a bad --older-than', args: (d) => ['purge', d, 'done', '--older-than', '7 days'], code: 2, message: /--older-than must be a duration/ },
-    { name: 'wait with a bad --timeout', args: (d) => ['wait', d, '50-1763830000000000-a.email', '--timeout', 'forever'], code: 2, message: /--timeout must be a duration/ },
-    { name: 'wait for a job not there', args: (d) => ['wait', d, '50-1763830000000000-gone.email'], code: 1, message: /no job 50-1763830000000000-gone\.email/ },
-    { name: 'recover of a missing queue', args: (d) => ['recover', path.join(d, 'nope')], code: 1, message: /no queue at .*dirq init/ },
-    { name: 'fsck of a missing queue', args: (d) => ['fsck', path.join(d, 'nope')], code: 1, message: /nope does not exist: create a queue with dirq init/ },
-    { name: 'metrics of a missing queue', args: (d) => ['metrics', path.join(d, 'nope')], code: 1, message: /no queue at/ },
-    { name: 'init with a bad --mode', args: (d) => ['init', path.join(d, 'nope'), '--mode', 'rw-rw----'], code: 2, message: /--mode must be an octal file mode like 0660/ },
-    { name: 'init with a mode the owner cannot write', args: (d) => ['init', path.join(d, 'nope'), '--mode', '0440'], code: 2, message: /--mode must be file permissions in octal with owner read and write/ },
-    { name: 'an unknown flag of metrics', args: (d) => ['metrics', d, '--format', 'json'], code: 2, message: /unknown option --format \(see dirq metrics --help\)/ },
-    { name: 'an unknown flag of fsck', args: (d) => ['fsck', d, '--fix'], code: 2, message: /unknown option --fix \(see dirq fsck --help\)/ },
+    {
+      name: 'a bad --at',
+      args: (d) => ['enqueue', d, 'send', '{}', '--at', 'tomorrow'],
+      code: 2,
+      message: /--at must be an ISO 8601 time/,
+    },
+    {
+      name: '--delay and --at',
+      args: (d) => ['enqueue', d, 'send', '{}', '--delay', '1s', '--at', '2030-01-01T00:00:00Z'],
+      code: 2,
+      message: /give --delay or --at, not both/,
+    },
+    {
+      name: 'JSON and --file',
+      args: (d) => ['enqueue', d, 'send', '{}', '--file', '/etc/hostname'],
+      code: 2,
+      message: /give the data once: a JSON argument or --file/,
+    },
+    {
+      name: 'a missing --file',
+      args: (d) => ['enqueue', d, 'send', '--file', path.join(d, 'nope.bin')],
+      code: 2,
+      message: /cannot read --file .*nope\.bin: ENOENT/,
+    },
+    {
+      name: 'a bad --jsonl line',
+      args: (d) => ['enqueue', d, 'send', '--jsonl', '-'],
+      input: '{"a":1}\n{"b":\n',
+      code: 2,
+      message: /line 2 of stdin is not valid JSON/,
+    },
+    {
+      name: '--jsonl with --key',
+      args: (d) => ['enqueue', d, 'send', '--jsonl', '-', '--key', 'k'],
+      input: '{}\n',
+      code: 2,
+      message: /--key .* cannot be used with --jsonl/,
+    },
+    {
+      name: 'an empty --key',
+      args: (d) => ['enqueue', d, 'send', '{}', '--key', ''],
+      code: 2,
+      message: /key must be a non-empty string/,
+    },
+    {
+      name: 'a bad type',
+      args: (d) => ['enqueue', d, 'x'.repeat(200), '{}'],
+      code: 2,
+      message: /job type is too long/,
+    },
+    {
+      name: 'show of a malformed id',
+      args: (d) => ['show', d, 'nope'],
+      code: 2,
+      message: /not a job id: "nope" \(ids look like/,
+    },
+    {
+      name: 'show of a job not there',
+      args: (d) => ['show', d, '50-1763830000000000-gone.email'],
+      code: 1,
+      message: /no job 50-1763830000000000-gone\.email in any state/,
+    },
+    {
+      name: 'show without an id',
+      args: (d) => ['show', d],
+      code: 2,
+      message: /show: missing arguments: usage: dirq show DIR ID/,
+    },
+    {
+      name: 'stats with a bad --sla',
+      args: (d) => ['stats', d, '--sla', 'soon'],
+      code: 2,
+      message: /--sla must be a duration like 100ms, 30s/,
+    },
+    {
+      name: 'stats with a bad --interval',
+      args: (d) => ['stats', d, '--watch', '--interval', '-1s'],
+      code: 2,
+      message: /option --interval needs a value|--interval must be a duration/,
+    },
+    {
+      name: 'retry with neither ids nor --all',
+      args: (d) => ['retry', d],
+      code: 2,
+      message: /give the ids of the jobs to retry, or --all/,
+    },
+    {
+      name: 'retry with ids and --all',
+      args: (d) => ['retry', d, '50-1763830000000000-a.email', '--all'],
+      code: 2,
+      message: /give job ids or --all, not both/,
+    },
+    {
+      name: 'retry --type without --all',
+      args: (d) => ['retry', d, '50-1763830000000000-a.email', '--type', 'email'],
+      code: 2,
+      message: /--type selects jobs for --all/,
+    },
+    {
+      name: 'retry of a job not there',
+      args: (d) => ['retry', d, '50-1763830000000000-gone.email'],
+      code: 1,
+      message: /no job 50-1763830000000000-gone\.email/,
+    },
+    {
+      name: 'rm of a job not there',
+      args: (d) => ['rm', d, '50-1763830000000000-gone.email'],
+      code: 1,
+      message: /no job 50-1763830000000000-gone\.email/,
+    },
+    {
+      name: 'purge of an unknown state',
+      args: (d) => ['purge', d, 'old'],
+      code: 2,
+      message: /unknown state "old": use one of queue, delayed, done, failed$/,
+    },
+    {
+      name: 'purge of active',
+      args: (d) => ['purge', d, 'active'],
+      code: 2,
+      message: /active jobs cannot be purged: they are running/,
+    },
+    {
+      name: 'purge with a bad --older-than',
+      args: (d) => ['purge', d, 'done', '--older-than', '7 days'],
+      code: 2,
+      message: /--older-than must be a duration/,
+    },
+    {
+      name: 'wait with a bad --timeout',
+      args: (d) => ['wait', d, '50-1763830000000000-a.email', '--timeout', 'forever'],
+      code: 2,
+      message: /--timeout must be a duration/,
+    },
+    {
+      name: 'wait for a job not there',
+      args: (d) => ['wait', d, '50-1763830000000000-gone.email'],
+      code: 1,
+      message: /no job 50-1763830000000000-gone\.email/,
+    },
+    {
+      name: 'recover of a missing queue',
+      args: (d) => ['recover', path.join(d, 'nope')],
+      code: 1,
+      message: /no queue at .*dirq init/,
+    },
+    {
+      name: 'fsck of a missing queue',
+      args: (d) => ['fsck', path.join(d, 'nope')],
+      code: 1,
+      message: /nope does not exist: create a queue with dirq init/,
+    },
+    {
+      name: 'metrics of a missing queue',
+      args: (d) => ['metrics', path.join(d, 'nope')],
+      code: 1,
+      message: /no queue at/,
+    },
+    {
+      name: 'init with a bad --mode',
+      args: (d) => ['init', path.join(d, 'nope'), '--mode', 'rw-rw----'],
+      code: 2,
+      message: /--mode must be an octal file mode like 0660/,
+    },
+    {
+      name: 'init with a mode the owner cannot write',
+      args: (d) => ['init', path.join(d, 'nope'), '--mode', '0440'],
+      code: 2,
+      message: /--mode must be file permissions in octal with owner read and write/,
+    },
+    {
+      name: 'an unknown flag of metrics',
+      args: (d) => ['metrics', d, '--format', 'json'],
+      code: 2,
+      message: /unknown option --format \(see dirq metrics --help\)/,
+    },
+    {
+      name: 'an unknown flag of fsck',
+      args: (d) => ['fsck', d, '--fix'],
+      code: 2,
+      message: /unknown option --fix \(see dirq fsck --help\)/,
+    },
   ];
 
   it.each(cases)('$name', async ({ args, input, code, message }) => {

@@ -21,9 +21,30 @@ import { deadPid, openQueue, tempDir } from './support/temp.js';
 class Crash extends Error {}
 
 const SPIED = [
-  'openSync', 'writeSync', 'closeSync', 'renameSync', 'readSync', 'fstatSync', 'fdatasync', 'fsync', 'open', 'close',
-  'rmSync', 'unlinkSync', 'lstatSync', 'existsSync', 'readdirSync', 'statSync', 'futimesSync', 'fchmodSync', 'mkdirSync', 'readFileSync',
-  'linkSync', 'symlinkSync', 'readlinkSync', 'ftruncateSync',
+  'openSync',
+  'writeSync',
+  'closeSync',
+  'renameSync',
+  'readSync',
+  'fstatSync',
+  'fdatasync',
+  'fsync',
+  'open',
+  'close',
+  'rmSync',
+  'unlinkSync',
+  'lstatSync',
+  'existsSync',
+  'readdirSync',
+  'statSync',
+  'futimesSync',
+  'fchmodSync',
+  'mkdirSync',
+  'readFileSync',
+  'linkSync',
+  'symlinkSync',
+  'readlinkSync',
+  'ftruncateSync',
 ] as const;
 
 /** Make the `n`th filesystem call from now, and every one after it, throw Crash. */
@@ -32,17 +53,16 @@ function crashAt(n: number): { restore(): void; crashed(): boolean } {
   let crashed = false;
   const spies = SPIED.map((name) => {
     const original = fs[name] as (...args: unknown[]) => unknown;
-    return vi.spyOn(fs, name).mockImplementation(((...args: unknown[]) => {
+    return vi.spyOn(fs, name).mockImplementation((...args: unknown[]) => {
       if (crashed || ++calls >= n) {
         crashed = true;
         throw new Crash(`crashed before call ${n}`);
       }
       return original.apply(fs, args);
-    }));
+    });
   });
   return { restore: () => spies.forEach((s) => s.mockRestore()), crashed: () => crashed };
 }
-
 
 interface Transition {
   name: string;
@@ -54,7 +74,11 @@ interface Transition {
 const transitions: Transition[] = [
   { name: 'enqueue (durable)', setup: async () => undefined, run: (q) => q.enqueue('t', { x: 1 }) },
   { name: 'enqueue delayed', setup: async () => undefined, run: (q) => q.enqueue('t', 1, { delay: 60_000 }) },
-  { name: 'enqueueMany (durable)', setup: async () => undefined, run: (q) => q.enqueueMany([{ type: 't' }, { type: 't', delay: 10 }, { type: 'u' }]) },
+  {
+    name: 'enqueueMany (durable)',
+    setup: async () => undefined,
+    run: (q) => q.enqueueMany([{ type: 't' }, { type: 't', delay: 10 }, { type: 'u' }]),
+  },
   { name: 'enqueue with a unique key', setup: async () => undefined, run: (q) => q.enqueue('t', 1, { key: 'k1' }) },
   {
     name: 'a running job enqueues its next run under its key (keyFrom hands the key over)',
@@ -72,11 +96,31 @@ const transitions: Transition[] = [
     setup: async (q) => (await q.enqueue('t', 1, { key: 'k1' }), q.claim()),
     run: (_q, job) => (job as { complete(r: unknown): Promise<void> }).complete('r'),
   },
-  { name: 'complete', setup: async (q) => (await q.enqueue('t', 1), q.claim()), run: (_q, job) => (job as { complete(r: unknown): Promise<void> }).complete('r') },
-  { name: 'fail and retry', setup: async (q) => (await q.enqueue('t', 1, { backoff: 0 }), q.claim()), run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e') },
-  { name: 'fail with backoff', setup: async (q) => (await q.enqueue('t', 1, { backoff: 5000 }), q.claim()), run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e') },
-  { name: 'fail for good', setup: async (q) => (await q.enqueue('t', 1, { attempts: 1 }), q.claim()), run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e') },
-  { name: 'release', setup: async (q) => (await q.enqueue('t', 1), q.claim()), run: (_q, job) => (job as { release(): Promise<void> }).release() },
+  {
+    name: 'complete',
+    setup: async (q) => (await q.enqueue('t', 1), q.claim()),
+    run: (_q, job) => (job as { complete(r: unknown): Promise<void> }).complete('r'),
+  },
+  {
+    name: 'fail and retry',
+    setup: async (q) => (await q.enqueue('t', 1, { backoff: 0 }), q.claim()),
+    run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e'),
+  },
+  {
+    name: 'fail with backoff',
+    setup: async (q) => (await q.enqueue('t', 1, { backoff: 5000 }), q.claim()),
+    run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e'),
+  },
+  {
+    name: 'fail for good',
+    setup: async (q) => (await q.enqueue('t', 1, { attempts: 1 }), q.claim()),
+    run: (_q, job) => (job as { fail(e: unknown): Promise<unknown> }).fail('e'),
+  },
+  {
+    name: 'release',
+    setup: async (q) => (await q.enqueue('t', 1), q.claim()),
+    run: (_q, job) => (job as { release(): Promise<void> }).release(),
+  },
   {
     name: 'retry from failed',
     setup: async (q) => {
@@ -98,7 +142,10 @@ const transitions: Transition[] = [
       const then = new Date(Date.now() - 3600_000);
       fs.utimesSync(path.join(dir, 'workers', owner), then, then);
       const delayed = fs.readdirSync(path.join(dir, 'delayed'))[0]!;
-      fs.renameSync(path.join(dir, 'delayed', delayed), path.join(dir, 'delayed', delayed.replace(/^\d{16}/, '0000000000000001')));
+      fs.renameSync(
+        path.join(dir, 'delayed', delayed),
+        path.join(dir, 'delayed', delayed.replace(/^\d{16}/, '0000000000000001')),
+      );
       return undefined;
     },
     run: (q) => q.recover(),
@@ -153,12 +200,18 @@ describe('a crash between any two steps of a transition (I1)', () => {
         for (const id of before) expect(after.has(id), `crash at call ${n} lost ${id}`).toBe(true);
 
         // the crashed handle is dead: another handle recovers and runs everything to an end
-        fs.writeFileSync(path.join(dir, 'workers', q.owner), JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: await deadPid(), startTime: '1', started: '' }));
+        fs.writeFileSync(
+          path.join(dir, 'workers', q.owner),
+          JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: await deadPid(), startTime: '1', started: '' }),
+        );
         const other = await openQueue(dir, { maintenance: false, watch: false });
         await other.recover();
         await q.close();
         for (const name of fs.readdirSync(path.join(dir, 'delayed'))) {
-          fs.renameSync(path.join(dir, 'delayed', name), path.join(dir, 'delayed', name.replace(/^\d{16}/, '0000000000000001')));
+          fs.renameSync(
+            path.join(dir, 'delayed', name),
+            path.join(dir, 'delayed', name.replace(/^\d{16}/, '0000000000000001')),
+          );
         }
         await other.recover();
         for (let job = await other.claim(); job; job = await other.claim()) await job.complete('end');
@@ -166,8 +219,10 @@ describe('a crash between any two steps of a transition (I1)', () => {
         expect(fresh.duplicate ?? false, `crash at call ${n} wedged the key`).toBe(false);
         await other.close();
         const end = census(dir);
-        for (const id of after.keys()) expect(end.get(id), `crash at call ${n}: ${id}`).toEqual([expect.stringMatching(/^(done|failed)$/)]);
-        for (const id of fs.readdirSync(path.join(dir, 'done'))) expect(tornIn(new Layout(dir), id, 1 << 20), `crash at call ${n}: ${id} torn`).toBeUndefined();
+        for (const id of after.keys())
+          expect(end.get(id), `crash at call ${n}: ${id}`).toEqual([expect.stringMatching(/^(done|failed)$/)]);
+        for (const id of fs.readdirSync(path.join(dir, 'done')))
+          expect(tornIn(new Layout(dir), id, 1 << 20), `crash at call ${n}: ${id} torn`).toBeUndefined();
       }
       expect(crashPoints).toBeGreaterThanOrEqual(1); // a release is a single rename; enqueueMany of 3 has 27 calls
     });

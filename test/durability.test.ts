@@ -25,7 +25,15 @@ function watchFiles(tmpDir: string, failSyncOf?: number) {
   const numberOf = new Map<number, number>(); // descriptor -> the file's place in creation order, from 1
   const syncing = new Set<number>();
   const synced = new Set<string>();
-  const seen = { created: 0, maxOpen: 0, maxSyncing: 0, openedWhileSyncing: 0, closedWhileSyncing: 0, renamed: 0, renamedUnsynced: 0 };
+  const seen = {
+    created: 0,
+    maxOpen: 0,
+    maxSyncing: 0,
+    openedWhileSyncing: 0,
+    closedWhileSyncing: 0,
+    renamed: 0,
+    renamedUnsynced: 0,
+  };
   vi.spyOn(fs, 'openSync').mockImplementation(((file: string, ...rest: unknown[]) => {
     const fd = (openSync as (...a: unknown[]) => number)(file, ...rest);
     if (String(file).startsWith(tmpDir)) {
@@ -36,12 +44,12 @@ function watchFiles(tmpDir: string, failSyncOf?: number) {
     }
     return fd;
   }) as never);
-  vi.spyOn(fs, 'closeSync').mockImplementation(((fd: number) => {
+  vi.spyOn(fs, 'closeSync').mockImplementation((fd: number) => {
     if (syncing.has(fd)) seen.closedWhileSyncing++;
     fileOf.delete(fd);
     closeSync(fd);
-  }));
-  vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+  });
+  vi.spyOn(fs, 'fdatasync').mockImplementation((fd: number, callback: (error: Error | null) => void) => {
     const file = fileOf.get(fd);
     syncing.add(fd);
     seen.maxSyncing = Math.max(seen.maxSyncing, syncing.size);
@@ -51,11 +59,13 @@ function watchFiles(tmpDir: string, failSyncOf?: number) {
       callback(error);
     };
     if (failSyncOf !== undefined && numberOf.get(fd) === failSyncOf) {
-      setImmediate(() => done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' })));
+      setImmediate(() =>
+        done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' })),
+      );
     } else {
       fdatasync(fd, done);
     }
-  }));
+  });
   vi.spyOn(fs, 'renameSync').mockImplementation(((from: string, to: string) => {
     if (String(from).startsWith(tmpDir)) {
       seen.renamed++;
@@ -77,10 +87,10 @@ describe('durable enqueue', () => {
     const { seen } = watchFiles(path.join(dir, 'tmp'));
     const dirSyncs: number[] = [];
     const { fsync } = fs;
-    vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+    vi.spyOn(fs, 'fsync').mockImplementation((fd: number, callback: (error: Error | null) => void) => {
       dirSyncs.push(seen.renamed);
       fsync(fd, callback);
-    }));
+    });
     let resolved = false;
     const pending = q.enqueue('t', 'kept').then((ref) => ((resolved = true), ref));
     const { id } = await pending;
@@ -112,10 +122,10 @@ describe('durable enqueueMany', () => {
     const { seen, openFiles } = watchFiles(path.join(dir, 'tmp'));
     const dirSyncs: number[] = []; // renames done when each directory fsync was started
     const { fsync } = fs;
-    vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+    vi.spyOn(fs, 'fsync').mockImplementation((fd: number, callback: (error: Error | null) => void) => {
       dirSyncs.push(seen.renamed);
       fsync(fd, callback);
-    }));
+    });
 
     const refs = await q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })));
 
@@ -138,10 +148,12 @@ describe('durable enqueueMany', () => {
     const before = await q.enqueue('t', 'already there');
     const { seen, openFiles } = watchFiles(path.join(dir, 'tmp'), SYNC_CHUNK + 3);
 
-    await expect(q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })))).rejects.toMatchObject({
-      code: 'EIO',
-      message: expect.stringContaining('syncing'),
-    });
+    await expect(q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })))).rejects.toMatchObject(
+      {
+        code: 'EIO',
+        message: expect.stringContaining('syncing'),
+      },
+    );
 
     expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual([before.id]);
     expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
@@ -156,11 +168,20 @@ describe('durable enqueueMany', () => {
 
 /** Watch `sync -f` runs: what was written, open and renamed when each started and when it ended. */
 function watchSyncfs(seen: ReturnType<typeof watchFiles>['seen'], openFiles: () => number, fail = false) {
-  const runs: { args: string[]; atStart: { created: number; open: number; renamed: number }; renamedAtEnd?: number }[] = [];
+  const runs: { args: string[]; atStart: { created: number; open: number; renamed: number }; renamedAtEnd?: number }[] =
+    [];
   const { execFile } = childProcess;
-  vi.spyOn(childProcess, 'execFile').mockImplementation(((file: string, args: string[], options: unknown, callback: (error: Error | null) => void) => {
+  vi.spyOn(childProcess, 'execFile').mockImplementation(((
+    file: string,
+    args: string[],
+    options: unknown,
+    callback: (error: Error | null) => void,
+  ) => {
     if (file !== 'sync') return (execFile as (...a: unknown[]) => unknown)(file, args, options, callback);
-    const run: (typeof runs)[number] = { args, atStart: { created: seen.created, open: openFiles(), renamed: seen.renamed } };
+    const run: (typeof runs)[number] = {
+      args,
+      atStart: { created: seen.created, open: openFiles(), renamed: seen.renamed },
+    };
     runs.push(run);
     const done = (error: Error | null): void => {
       run.renamedAtEnd = seen.renamed;

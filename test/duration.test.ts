@@ -28,16 +28,30 @@ describe('parseDuration', () => {
     expect(parseDuration(2.6)).toBe(3);
   });
 
-  it.each(['', ' ', '10x', 's', '-5s', '-1', '5 m', '1m30', '30m1h', '1s1s', '1e3', 'NaN', '10S', '5min', 'Infinity', '1h 30m'])(
-    'rejects %j with EBADOPTION and an example of what works',
-    (text) => {
-      const error = catchError(() => parseDuration(text, '--delay'));
-      expect(error).toBeInstanceOf(DirQueueError);
-      expect(error).toMatchObject({ code: 'EBADOPTION' });
-      expect(error.message).toContain('--delay must be a duration like 100ms, 30s, 5m, 2h, 7d');
-      expect(error.message).toContain(JSON.stringify(text));
-    },
-  );
+  it.each([
+    '',
+    ' ',
+    '10x',
+    's',
+    '-5s',
+    '-1',
+    '5 m',
+    '1m30',
+    '30m1h',
+    '1s1s',
+    '1e3',
+    'NaN',
+    '10S',
+    '5min',
+    'Infinity',
+    '1h 30m',
+  ])('rejects %j with EBADOPTION and an example of what works', (text) => {
+    const error = catchError(() => parseDuration(text, '--delay'));
+    expect(error).toBeInstanceOf(DirQueueError);
+    expect(error).toMatchObject({ code: 'EBADOPTION' });
+    expect(error.message).toContain('--delay must be a duration like 100ms, 30s, 5m, 2h, 7d');
+    expect(error.message).toContain(JSON.stringify(text));
+  });
 
   it('says what is wrong in a compound duration', () => {
     expect(catchError(() => parseDuration('30m1h')).message).toContain('largest first');

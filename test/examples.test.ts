@@ -69,7 +69,13 @@ describe('examples/', () => {
     const sum = await enqueued(dir, 'checksum', JSON.stringify({ path: file }));
     const echo = await enqueued(dir, 'echo', '[1,2]');
     const unknown = await enqueued(dir, 'resize', '{}', '--attempts', '1');
-    const missing = await enqueued(dir, 'checksum', JSON.stringify({ path: path.join(file, 'nope') }), '--attempts', '1');
+    const missing = await enqueued(
+      dir,
+      'checksum',
+      JSON.stringify({ path: path.join(file, 'nope') }),
+      '--attempts',
+      '1',
+    );
     const pool = await startPool(dir, { processor: path.join(EXAMPLES, 'processor.js'), threads: 2 });
     await pool.onIdle();
     await pool.close();
@@ -99,11 +105,18 @@ describe('examples/', () => {
     // what cron gives a command: a few variables, the file's settings, /bin/sh
     const env = { HOME: tempDir(), LOGNAME: 'worker', SHELL: '/bin/sh', PATH: examplePath(settings.PATH!, appDir) };
     for (const line of lines) {
-      const command = line.split(/\s+/).slice(6).join(' ').replaceAll('/var/spool/mail-out', dir).replaceAll('/var/lib/node_exporter/textfile', textfiles);
+      const command = line
+        .split(/\s+/)
+        .slice(6)
+        .join(' ')
+        .replaceAll('/var/spool/mail-out', dir)
+        .replaceAll('/var/lib/node_exporter/textfile', textfiles);
       const { stdout, stderr } = await promisify(execFile)('/bin/sh', ['-c', command], { env });
       expect({ line, stdout, stderr }).toEqual({ line, stdout: '', stderr: '' });
     }
-    expect(fs.readFileSync(path.join(textfiles, 'dirqueue-mail-out.prom'), 'utf8')).toContain(`dirqueue_jobs{queue="${dir}",state="queue"} 1`);
+    expect(fs.readFileSync(path.join(textfiles, 'dirqueue-mail-out.prom'), 'utf8')).toContain(
+      `dirqueue_jobs{queue="${dir}",state="queue"} 1`,
+    );
   });
 
   it('dirq-work@.service: its keys', () => {
@@ -126,7 +139,10 @@ describe('examples/', () => {
     const closeTimeout = args.indexOf('--close-timeout');
     expect(closeTimeout, 'ExecStart says the close timeout that TimeoutStopSec must cover').toBeGreaterThan(0);
     const stopMs = parseDuration(one('TimeoutStopSec'));
-    expect(stopMs - parseDuration(args[closeTimeout + 1]!), 'TimeoutStopSec leaves 10 s or more after the close timeout').toBeGreaterThanOrEqual(10_000);
+    expect(
+      stopMs - parseDuration(args[closeTimeout + 1]!),
+      'TimeoutStopSec leaves 10 s or more after the close timeout',
+    ).toBeGreaterThanOrEqual(10_000);
   });
 
   it('dirq-work@.service: ExecStart, run as systemd runs it, works the queue and exits 0 on SIGTERM leaving no worker', async () => {

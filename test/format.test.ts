@@ -149,7 +149,11 @@ function codeBlock(lang: string): string {
 /** Run a recipe; it must succeed without a word on stderr. Resolves with its stdout lines. */
 function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): string[] {
   const child = spawnSync(command, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
-  expect({ status: child.status, stderr: child.stderr, error: child.error }).toEqual({ status: 0, stderr: '', error: undefined });
+  expect({ status: child.status, stderr: child.stderr, error: child.error }).toEqual({
+    status: 0,
+    stderr: '',
+    error: undefined,
+  });
   return child.stdout.trim().split('\n');
 }
 
@@ -190,7 +194,15 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     // `{}`: a job of the type in its name, with no data
     expect(min).toMatchObject({ type: 'ping', priority: 50, data: undefined, attemptsMade: 0, createdAt: undefined });
     // an operator retry: attempts start over, yet every ended attempt is counted
-    expect(again).toMatchObject({ type: 'resize', data: { w: 64, h: 64 }, attemptsMade: 2, attempts: 2, attemptsSinceRetry: 0, runs: 2, retries: 1 });
+    expect(again).toMatchObject({
+      type: 'resize',
+      data: { w: 64, h: 64 },
+      attemptsMade: 2,
+      attempts: 2,
+      attemptsSinceRetry: 0,
+      runs: 2,
+      retries: 1,
+    });
     expect(again!.history.at(-1)).toMatchObject({ event: 'retry' });
     expect(bin!.type).toBe('thumbnail');
     expect(Buffer.isBuffer(bin!.data)).toBe(true);
@@ -208,7 +220,12 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     const q = await openGolden();
 
     const sent = await q.get(G.sent);
-    expect(sent).toMatchObject({ state: 'done', type: 'email', result: { messageId: '<1@example.com>' }, attemptsMade: 0 });
+    expect(sent).toMatchObject({
+      state: 'done',
+      type: 'email',
+      result: { messageId: '<1@example.com>' },
+      attemptsMade: 0,
+    });
     expect(sent.errors).toEqual([]);
 
     // The revoked claim web2.777.zz9k1m.0 wrote an error and a result after it lost
@@ -222,7 +239,13 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
 
     // attempts exhausted; the torn third line is skipped
     const bad = await q.get(G.bad);
-    expect(bad).toMatchObject({ state: 'failed', type: 'email', data: { to: 'd@example.com' }, attemptsMade: 2, attempts: 2 });
+    expect(bad).toMatchObject({
+      state: 'failed',
+      type: 'email',
+      data: { to: 'd@example.com' },
+      attemptsMade: 2,
+      attempts: 2,
+    });
     expect(bad.errors).toHaveLength(2);
     expect(bad.errors.map((e) => e.code)).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
     expect(bad.error).toEqual({
@@ -236,7 +259,12 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     expect(junk.state).toBe('failed');
     expect(junk.invalid).toMatch(/line 1 is not JSON/);
 
-    expect(await q.get(G.busy)).toMatchObject({ state: 'active', type: 'email', claim: 'web1.4242.q8d0ab.1c', data: { to: 'c@example.com' } });
+    expect(await q.get(G.busy)).toMatchObject({
+      state: 'active',
+      type: 'email',
+      claim: 'web1.4242.q8d0ab.1c',
+      data: { to: 'c@example.com' },
+    });
 
     expect(await q.get(G.back)).toMatchObject({
       state: 'delayed',
@@ -245,7 +273,11 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
       attemptsMade: 1,
       attempts: 3,
     });
-    expect(await q.get(G.far)).toMatchObject({ state: 'delayed', runAt: new Date('2100-01-01T00:00:00.000Z'), data: { year: 2100 } });
+    expect(await q.get(G.far)).toMatchObject({
+      state: 'delayed',
+      runAt: new Date('2100-01-01T00:00:00.000Z'),
+      data: { year: 2100 },
+    });
 
     // the power cut kept lost1's rename into done/, not all of its result line: not a completed job
     const lost = await q.get(G.lost);
@@ -267,11 +299,21 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     for (const name of QUEUE_NOT_JOBS) expect(isId(name), name).toBe(false);
     for (const id of Object.values(G)) expect(isId(id), id).toBe(true);
     // not ids at all
-    for (const name of ['5-1763830000000000-short1.ping', '50-1763830000000000-lower1.mail%2fout', '50-1763830000000000-needless1.%41', 'README']) {
+    for (const name of [
+      '5-1763830000000000-short1.ping',
+      '50-1763830000000000-lower1.mail%2fout',
+      '50-1763830000000000-needless1.%41',
+      'README',
+    ]) {
       await expect(q.get(name), name).rejects.toMatchObject({ code: 'EBADID' });
     }
     // ids, but in no state: a file in tmp/, an active/ name without a claim or with half a claim, a delayed/ name without a due time
-    for (const id of ['50-1763830009000000-half1.email', '50-1763829998000000-busy2.email', '50-1763829998000000-busy3.email', '50-1763830000250000-nodue1.email']) {
+    for (const id of [
+      '50-1763830009000000-half1.email',
+      '50-1763829998000000-busy2.email',
+      '50-1763829998000000-busy3.email',
+      '50-1763830000250000-nodue1.email',
+    ]) {
       await expect(q.get(id), id).rejects.toMatchObject({ code: 'ENOTFOUND' });
     }
     await q.close();
@@ -317,7 +359,12 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     expect(await job!.fail(new Error('still out of memory'))).toBe('retrying');
     const info = await q.get(G.again);
     expect(info.state).toBe('delayed'); // fixed backoff of 60 s from its envelope
-    expect(info.history.at(-1)).toMatchObject({ event: 'error', attempt: 3, claim: job!.claim, message: 'still out of memory' });
+    expect(info.history.at(-1)).toMatchObject({
+      event: 'error',
+      attempt: 3,
+      claim: job!.claim,
+      message: 'still out of memory',
+    });
     const [name] = fs.readdirSync(path.join(dir, 'delayed')).filter((n) => n.endsWith(`~${G.again}`));
     const due = Number(DELAYED_RE.exec(name!)![1]);
     expect(due).toBe(Date.parse((info.history.at(-1) as { retryAt: string }).retryAt) * 1000);
@@ -346,7 +393,12 @@ describe('enqueueing without the library, with the recipes in FORMAT.md', () => 
 
     const first = await q.claim({ wait: 10_000 }); // sets the broken one (priority 00) aside on the way
     const second = await q.claim({ wait: 10_000 });
-    expect(first).toMatchObject({ id: reportId, type: 'report', data: { n: 1, tags: ['a', 'b'], s: 'caf\u00e9' }, attempt: 1 });
+    expect(first).toMatchObject({
+      id: reportId,
+      type: 'report',
+      data: { n: 1, tags: ['a', 'b'], s: 'caf\u00e9' },
+      attempt: 1,
+    });
     expect(second).toMatchObject({ id: sendId, type: 'send', data: { to: 'a@example.com' }, attempt: 1 });
     await first!.complete('reported');
     await second!.complete({ sent: true });
@@ -375,7 +427,8 @@ describe('enqueueing without the library, with the recipes in FORMAT.md', () => 
     expect(jobs.map((j) => [j.type, j.data, j.priority])).toEqual([wanted[1], wanted[0], wanted[2]]);
     expect(jobs.map((j) => j.id)).toEqual([ids[1], ids[0], ids[2]]);
     for (const job of jobs) await job.complete({ ok: job.type });
-    for (const [i, id] of ids.entries()) expect(await q.waitFor(id, { timeout: 10_000 })).toEqual({ ok: wanted[i]![0] });
+    for (const [i, id] of ids.entries())
+      expect(await q.waitFor(id, { timeout: 10_000 })).toEqual({ ok: wanted[i]![0] });
     await q.close();
   });
 
@@ -406,15 +459,24 @@ describe('enqueueing without the library, with the recipes in FORMAT.md', () => 
     // The worker's user is another member of the group: it must be able to append each job's result.
     const worker = await runAs(WORKER, process.execPath, [OTHERS.cli, 'work', dir, OTHERS_ECHO, '--drain', '--quiet']);
     expect(worker).toMatchObject({ code: 0, stderr: '' });
-    expect(await okJson(['show', dir, ids[0]!])).toMatchObject({ state: 'done', result: { echo: { to: 'a@example.com' }, attempt: 1 } });
-    expect(await okJson(['show', dir, ids[1]!])).toMatchObject({ state: 'done', result: { echo: { w: 64 }, attempt: 1 } });
+    expect(await okJson(['show', dir, ids[0]!])).toMatchObject({
+      state: 'done',
+      result: { echo: { to: 'a@example.com' }, attempt: 1 },
+    });
+    expect(await okJson(['show', dir, ids[1]!])).toMatchObject({
+      state: 'done',
+      result: { echo: { w: 64 }, attempt: 1 },
+    });
   });
 });
 
 /** The Python recipe of FORMAT.md as a script: `python3 SCRIPT DIR '[[TYPE, DATA, PRIORITY], ...]'` prints the ids. */
 function pythonScript(dir: string): string {
   const script = path.join(dir, 'enqueue.py');
-  fs.writeFileSync(script, `${codeBlock('python')}\nimport sys\nfor t, d, p in json.loads(sys.argv[2]):\n    print(enqueue(sys.argv[1], t, d, p))\n`);
+  fs.writeFileSync(
+    script,
+    `${codeBlock('python')}\nimport sys\nfor t, d, p in json.loads(sys.argv[2]):\n    print(enqueue(sys.argv[1], t, d, p))\n`,
+  );
   return script;
 }
 
@@ -436,7 +498,11 @@ describe('files the library writes have the documented shape', () => {
     const [line1, ...rest] = fileLines(path.join(dir, 'queue', id));
     expect(rest).toEqual([]);
     const envelope = JSON.parse(line1!) as Record<string, unknown>;
-    expect(envelope).toEqual({ type: 'mail/out', data: { to: 'a@example.com' }, created: expect.stringMatching(ISO_RE) });
+    expect(envelope).toEqual({
+      type: 'mail/out',
+      data: { to: 'a@example.com' },
+      created: expect.stringMatching(ISO_RE),
+    });
     expect(Date.parse(envelope.created as string) * 1000).toBeGreaterThanOrEqual(before - 1000);
 
     const job = (await q.claim())!;
@@ -446,7 +512,13 @@ describe('files the library writes have the documented shape', () => {
     expect(am).not.toBeNull();
     const cm = CLAIM_RE.exec(job.claim)!;
     expect(cm).not.toBeNull();
-    expect(cm[1]).toBe(os.hostname().split('.')[0]!.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 32));
+    expect(cm[1]).toBe(
+      os
+        .hostname()
+        .split('.')[0]!
+        .replace(/[^A-Za-z0-9-]/g, '-')
+        .slice(0, 32),
+    );
     expect(Number(cm[2])).toBe(process.pid);
 
     await job.complete({ sent: true });
@@ -454,11 +526,20 @@ describe('files the library writes have the documented shape', () => {
     const lines = fileLines(path.join(dir, 'done', id));
     expect(lines).toHaveLength(2);
     expect(lines[0]).toBe(line1); // line 1 is written once
-    expect(JSON.parse(lines[1]!)).toEqual({ event: 'result', at: expect.stringMatching(ISO_RE), attempt: 1, claim: job.claim, value: { sent: true } });
+    expect(JSON.parse(lines[1]!)).toEqual({
+      event: 'result',
+      at: expect.stringMatching(ISO_RE),
+      attempt: 1,
+      claim: job.claim,
+      value: { sent: true },
+    });
 
     // a processor that returns nothing: no `value`
     const { id: id2 } = await q.enqueue('ping');
-    expect(JSON.parse(fileLines(path.join(dir, 'queue', id2))[0]!)).toEqual({ type: 'ping', created: expect.stringMatching(ISO_RE) });
+    expect(JSON.parse(fileLines(path.join(dir, 'queue', id2))[0]!)).toEqual({
+      type: 'ping',
+      created: expect.stringMatching(ISO_RE),
+    });
     const job2 = (await q.claim())!;
     await job2.complete();
     const event = JSON.parse(fileLines(path.join(dir, 'done', id2))[1]!) as Record<string, unknown>;
@@ -469,14 +550,22 @@ describe('files the library writes have the documented shape', () => {
   it('bytes are written as base64 in `bytes`, without `data`', async () => {
     const { dir, q } = await tempQueue();
     const { id } = await q.enqueue('blob', Buffer.from([0, 255, 1]));
-    expect(JSON.parse(fileLines(path.join(dir, 'queue', id))[0]!)).toEqual({ type: 'blob', bytes: 'AP8B', created: expect.stringMatching(ISO_RE) });
+    expect(JSON.parse(fileLines(path.join(dir, 'queue', id))[0]!)).toEqual({
+      type: 'blob',
+      bytes: 'AP8B',
+      created: expect.stringMatching(ISO_RE),
+    });
     await q.close();
   });
 
   it('fail appends an error with attempt, claim and message; failed/ when attempts are used up', async () => {
     const { dir, q } = await tempQueue();
     const { id } = await q.enqueue('email', { n: 1 }, { attempts: 1 });
-    expect(JSON.parse(fileLines(path.join(dir, 'queue', id))[0]!)).toMatchObject({ type: 'email', data: { n: 1 }, attempts: 1 });
+    expect(JSON.parse(fileLines(path.join(dir, 'queue', id))[0]!)).toMatchObject({
+      type: 'email',
+      data: { n: 1 },
+      attempts: 1,
+    });
     const job = (await q.claim())!;
     expect(await job.fail(Object.assign(new Error('smtp down'), { code: 'ESMTP' }))).toBe('failed');
     const lines = fileLines(path.join(dir, 'failed', id));
@@ -504,7 +593,13 @@ describe('files the library writes have the documented shape', () => {
     expect(m).not.toBeNull();
     expect(m[2]).toBe(id);
     const error = JSON.parse(fileLines(path.join(dir, 'delayed', name!))[1]!) as Record<string, unknown>;
-    expect(error).toMatchObject({ event: 'error', attempt: 1, claim: job.claim, message: 'nope', retryAt: expect.stringMatching(ISO_RE) });
+    expect(error).toMatchObject({
+      event: 'error',
+      attempt: 1,
+      claim: job.claim,
+      message: 'nope',
+      retryAt: expect.stringMatching(ISO_RE),
+    });
     expect(Number(m[1])).toBe(Date.parse(error.retryAt as string) * 1000);
     await q.close();
   });
@@ -530,14 +625,17 @@ describe('dirqueue.json version', () => {
     return dir;
   }
 
-  it.each(['2.0', '10.0'])('refuses a queue of major version %s with EVERSION and leaves it untouched', async (version) => {
-    const dir = withVersion(version);
-    fs.rmSync(path.join(dir, 'workers'), { recursive: true }); // would be created if the open went ahead
-    const before = tree(dir);
-    await expect(openQueue(dir)).rejects.toMatchObject({ code: 'EVERSION' });
-    await expect(openQueue(dir, { create: false })).rejects.toMatchObject({ code: 'EVERSION' });
-    expect(tree(dir)).toEqual(before);
-  });
+  it.each(['2.0', '10.0'])(
+    'refuses a queue of major version %s with EVERSION and leaves it untouched',
+    async (version) => {
+      const dir = withVersion(version);
+      fs.rmSync(path.join(dir, 'workers'), { recursive: true }); // would be created if the open went ahead
+      const before = tree(dir);
+      await expect(openQueue(dir)).rejects.toMatchObject({ code: 'EVERSION' });
+      await expect(openQueue(dir, { create: false })).rejects.toMatchObject({ code: 'EVERSION' });
+      expect(tree(dir)).toEqual(before);
+    },
+  );
 
   it('accepts a newer minor version (1.7) with fields it does not know', async () => {
     const q = await openGolden(withVersion('1.7', { shards: 4 }));

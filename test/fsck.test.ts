@@ -44,7 +44,9 @@ describe('fsck', () => {
   it('finds each kind of damage, changes nothing, and repair fixes it all', async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
     const [copied, linked, garbage, wrongType, keyed, finished, crashed] = await Promise.all(
-      ['copied', 'linked', 'garbage', 'wrongtype', 'keyed', 'finished', 'crashed'].map(async (t) => (await q.enqueue(t, {}, t === 'keyed' ? { key: 'K' } : {})).id),
+      ['copied', 'linked', 'garbage', 'wrongtype', 'keyed', 'finished', 'crashed'].map(
+        async (t) => (await q.enqueue(t, {}, t === 'keyed' ? { key: 'K' } : {})).id,
+      ),
     );
     await q.close();
     const at = (...p: string[]): string => path.join(dir, ...p);
@@ -86,13 +88,17 @@ describe('fsck', () => {
       'rename it or move it out of queue/, or run with --repair to rename it to README~',
     );
     expect(report.findings.find((f) => f.path === `queue/${garbage}`)!.problem).toMatch(/line 1 is not JSON/);
-    expect(report.findings.find((f) => f.path === `queue/${wrongType}`)!.problem).toMatch(/type "other" differs from the type in its name "wrongtype"/);
+    expect(report.findings.find((f) => f.path === `queue/${wrongType}`)!.problem).toMatch(
+      /type "other" differs from the type in its name "wrongtype"/,
+    );
     expect(snapshot(dir)).toEqual(before);
 
     const repaired = await fsck(dir, { repair: true });
     expect(repaired.findings.filter((f) => !f.repaired).map((f) => f.path)).toEqual([]);
     expect(repaired.unrepaired).toBe(0);
-    expect(repaired.findings.find((f) => f.path === 'queue/README')!.action).toBe('renamed to README~ (set aside: readers and fsck skip names ending in ~)');
+    expect(repaired.findings.find((f) => f.path === 'queue/README')!.action).toBe(
+      'renamed to README~ (set aside: readers and fsck skip names ending in ~)',
+    );
     expect(fs.readdirSync(at('queue')).sort()).toEqual(['README~', copied, keyed, linked].sort());
     expect(fs.readdirSync(at('done')).sort()).toEqual([finished]);
     expect(fs.readdirSync(at('failed')).sort()).toEqual([garbage, wrongType].sort());
@@ -123,7 +129,10 @@ describe('fsck', () => {
       ['missing', 'delayed', true],
       ['settings', 'dirqueue.json', true],
     ]);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ format: 'dirqueue', version: '1.0' });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({
+      format: 'dirqueue',
+      version: '1.0',
+    });
     expect(await fsck(dir)).toMatchObject({ findings: [], checked: 1 });
     expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual([id]);
   });
@@ -180,6 +189,9 @@ describe('fsck', () => {
   it('refuses a directory that is not a queue', async () => {
     const dir = tempDir();
     await expect(fsck(path.join(dir, 'nope'))).rejects.toMatchObject({ code: 'ENOQUEUE' });
-    await expect(fsck(dir)).rejects.toMatchObject({ code: 'ENOTQUEUE', message: expect.stringMatching(/is not a queue/) });
+    await expect(fsck(dir)).rejects.toMatchObject({
+      code: 'ENOTQUEUE',
+      message: expect.stringMatching(/is not a queue/),
+    });
   });
 });

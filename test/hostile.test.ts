@@ -52,18 +52,42 @@ describe('I9 bad arguments', () => {
       [() => q.enqueue('t', { when: new Date() }), 'EBADDATA', /toISOString/],
       [() => q.enqueue('t', { m: new Map() }), 'EBADDATA', /Map/],
       [() => q.enqueue('t', { x: NaN }), 'EBADDATA', /NaN/],
-      [() => { const o: Record<string, unknown> = {}; o.self = o; return q.enqueue('t', o); }, 'EBADDATA', /circular/],
+      [
+        () => {
+          const o: Record<string, unknown> = {};
+          o.self = o;
+          return q.enqueue('t', o);
+        },
+        'EBADDATA',
+        /circular/,
+      ],
       [() => q.enqueue('t', 1, { delay: -5 }), 'EBADOPTION', /delay/],
       [() => q.enqueue('t', 1, { delay: 5, runAt: Date.now() }), 'EBADOPTION', /either delay or runAt/],
       [() => q.enqueue('t', 1, { runAt: new Date('nope') }), 'EBADOPTION', /runAt/],
       [() => q.enqueue('t', 1, { attempts: 0 }), 'EBADOPTION', /attempts/],
       [() => q.enqueue('t', 1, { backoff: { type: 'exponential', delay: 1, jitter: 2 } }), 'EBADOPTION', /backoff/],
       [() => q.enqueue('t', 1, { timeout: 0 }), 'EBADOPTION', /timeout must be a number of milliseconds >= 1/],
-      [() => q.enqueue('t', 1, { prio: 5 } as never), 'EBADOPTION', /unknown enqueue option "prio"; the options are priority, delay/],
+      [
+        () => q.enqueue('t', 1, { prio: 5 } as never),
+        'EBADOPTION',
+        /unknown enqueue option "prio"; the options are priority, delay/,
+      ],
       [() => q.enqueueMany([{ type: 't', priorty: 5 } as never]), 'EBADOPTION', /unknown enqueue option "priorty"/],
-      [() => Queue.open(dir, { stalAfter: 5 } as never), 'EBADOPTION', /unknown Queue option "stalAfter"; the options are create, durable/],
-      [() => Queue.open(dir, { batchSync: 'syncfs' } as never), 'EBADOPTION', /batchSync must be 'auto' or 'fdatasync', got "syncfs"/],
-      [async () => new Pool(dir, { processor: () => 1, thread: 2 } as never), 'EBADOPTION', /unknown Pool option "thread"; the options are processor, threads/],
+      [
+        () => Queue.open(dir, { stalAfter: 5 } as never),
+        'EBADOPTION',
+        /unknown Queue option "stalAfter"; the options are create, durable/,
+      ],
+      [
+        () => Queue.open(dir, { batchSync: 'syncfs' } as never),
+        'EBADOPTION',
+        /batchSync must be 'auto' or 'fdatasync', got "syncfs"/,
+      ],
+      [
+        async () => new Pool(dir, { processor: () => 1, thread: 2 } as never),
+        'EBADOPTION',
+        /unknown Pool option "thread"; the options are processor, threads/,
+      ],
       [() => q.list('queue', { limit: -1 }), 'EBADOPTION', /limit must be an integer >= 0, got -1/],
       [() => q.enqueue('t', 'x'.repeat(17 * 1024 * 1024)), 'ETOOBIG', /maxJobBytes/],
       [() => q.claim({ types: 'a' as unknown as string[] }), 'EBADOPTION', /array/],
@@ -75,7 +99,10 @@ describe('I9 bad arguments', () => {
       [() => q.get(ID('missing')), 'ENOTFOUND', /no job/],
     ];
     for (const [call, code, message] of cases) {
-      const error = await call().then(() => undefined, (e: unknown) => e);
+      const error = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error, String(call)).toBeInstanceOf(DirQueueError);
       expect(error, String(call)).toMatchObject({ code, message: expect.stringMatching(message) });
     }
@@ -88,20 +115,32 @@ describe('I9 bad arguments', () => {
     const { dir, q } = await tempQueue();
     const cases: [() => Promise<unknown>, RegExp][] = [
       // A Pool claims with its types on every pump: a type a claim cannot encode must stop the constructor, not every claim.
-      [async () => new Pool(dir, { processor: () => 1, types: ['ok', 'x'.repeat(200)] }), /^types\[1\] is not a job type \(job type is too long: 200 characters/],
-      [async () => new Pool(dir, { processor: () => 1, types: [7 as unknown as string] }), /^types\[0\] is not a job type \(job type must be a non-empty string, got 7\)/],
+      [
+        async () => new Pool(dir, { processor: () => 1, types: ['ok', 'x'.repeat(200)] }),
+        /^types\[1\] is not a job type \(job type is too long: 200 characters/,
+      ],
+      [
+        async () => new Pool(dir, { processor: () => 1, types: [7 as unknown as string] }),
+        /^types\[0\] is not a job type \(job type must be a non-empty string, got 7\)/,
+      ],
       // Written into the job file as JSON, Infinity would become null and the file would no longer parse.
       [() => q.enqueue('t', 1, { backoff: { type: 'exponential', delay: 1, max: Infinity } }), /^backoff must be ms, /],
       [() => q.enqueue('t', 1, { backoff: { type: 'fixed', delay: 1, jiter: 0.2 } as never }), /^backoff must be ms, /],
       [() => Queue.open(dir, { backoff: { type: 'fixed', delay: 1, max: 5 } as never }), /^backoff must be ms, /],
-      [() => fsck(dir, { repiar: true } as never), /^unknown fsck option "repiar"; the options are repair, tmpMaxAge, helperMaxAge, maxJobBytes$/],
+      [
+        () => fsck(dir, { repiar: true } as never),
+        /^unknown fsck option "repiar"; the options are repair, tmpMaxAge, helperMaxAge, maxJobBytes$/,
+      ],
       [() => fsck(dir, { maxJobBytes: -1 }), /^maxJobBytes must be an integer >= 64, got -1$/],
       [() => fsck(dir, { tmpMaxAge: NaN }), /^tmpMaxAge must be a number of milliseconds >= 0, got NaN$/],
       [() => fsck(dir, { repair: 'yes' as never }), /^repair must be true or false, got "yes"$/],
       [() => fsck(dir, null as never), /^fsck options must be an object, got null$/],
     ];
     for (const [call, message] of cases) {
-      const error = await call().then(() => undefined, (e: unknown) => e);
+      const error = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error, String(call)).toBeInstanceOf(DirQueueError);
       expect(error, String(call)).toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(message) });
     }
@@ -134,7 +173,10 @@ describe('I9 bad arguments', () => {
       const big = 'y'.repeat(100 * 1024);
       const error = await (async () => {
         for (let i = 0; i < 10; i++) await q.enqueue('t', big);
-      })().then(() => undefined, (e: unknown) => e);
+      })().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toMatchObject({ code: 'ENOSPC', message: expect.stringContaining('full') });
       expect(ls(path.join(mount, 'q'), 'tmp')).toEqual([]); // the partial write was removed
       const job = (await q.claim())!;
@@ -165,7 +207,10 @@ describe('I9 bad arguments', () => {
       fs.writeFileSync(filler, Buffer.alloc(bavail * bsize - 40 * 1024)); // 40 KB left
       const big = 'y'.repeat(200 * 1024);
 
-      await expect(q.enqueue('t', big)).rejects.toMatchObject({ code: 'ENOSPC', message: expect.stringContaining('full') });
+      await expect(q.enqueue('t', big)).rejects.toMatchObject({
+        code: 'ENOSPC',
+        message: expect.stringContaining('full'),
+      });
       expect([ls(dir, 'queue'), ls(dir, 'tmp')]).toEqual([[], []]); // no half-written job anywhere
 
       await expect(job.complete(big)).rejects.toMatchObject({ code: 'ENOSPC' });
@@ -200,11 +245,20 @@ describe('I9 bad arguments', () => {
     const { dir, q } = await tempQueue({ attempts: 2, backoff: { type: 'fixed', delay: 0 } });
     const write = fs.writeSync;
     // write(2) may write less than asked (a nearly full disk, a signal): let each call write at most 1000 bytes
-    const spy = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, data: string | NodeJS.ArrayBufferView, ...rest: unknown[]) => {
-      const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset + ((rest[0] as number | undefined) ?? 0), (rest[1] as number | undefined) ?? data.byteLength - ((rest[0] as number | undefined) ?? 0));
-      const position = typeof data === 'string' ? rest[0] : rest[2];
-      return write(fd, bytes, 0, Math.min(bytes.length, 1000), (position as number | null | undefined) ?? null);
-    }));
+    const spy = vi
+      .spyOn(fs, 'writeSync')
+      .mockImplementation((fd: number, data: string | NodeJS.ArrayBufferView, ...rest: unknown[]) => {
+        const bytes =
+          typeof data === 'string'
+            ? Buffer.from(data)
+            : Buffer.from(
+                data.buffer,
+                data.byteOffset + ((rest[0] as number | undefined) ?? 0),
+                (rest[1] as number | undefined) ?? data.byteLength - ((rest[0] as number | undefined) ?? 0),
+              );
+        const position = typeof data === 'string' ? rest[0] : rest[2];
+        return write(fd, bytes, 0, Math.min(bytes.length, 1000), (position as number | null | undefined) ?? null);
+      });
     try {
       const big = (c: string): string => c.repeat(10_000);
       const one = await q.enqueue('t', big('a'));
@@ -234,7 +288,8 @@ describe('I9 bad arguments', () => {
     const before = fs.readFileSync(job.path, 'utf8');
     const rename = fs.renameSync;
     const spy = vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
-      if (String(to).includes(`${path.sep}done${path.sep}`)) throw Object.assign(new Error('ENOSPC: no space left on device, rename'), { code: 'ENOSPC' });
+      if (String(to).includes(`${path.sep}done${path.sep}`))
+        throw Object.assign(new Error('ENOSPC: no space left on device, rename'), { code: 'ENOSPC' });
       rename(from, to);
     });
     try {
@@ -314,7 +369,9 @@ describe('I9 hostile files in queue/', () => {
     } finally {
       parse.mockRestore();
     }
-    expect(reasons).toEqual(new Map([[ID('braces'), expect.stringContaining(`more than ${TORN_LIMIT} lines after line 1 are not JSON`)]]));
+    expect(reasons).toEqual(
+      new Map([[ID('braces'), expect.stringContaining(`more than ${TORN_LIMIT} lines after line 1 are not JSON`)]]),
+    );
     await q.close();
   });
 

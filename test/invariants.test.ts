@@ -17,7 +17,9 @@ const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(di
 describe('I1 one place', () => {
   it('every transition keeps each job in exactly one state directory', async () => {
     const { dir, q } = await tempQueue();
-    const ids = (await q.enqueueMany(Array.from({ length: 40 }, (_, i) => ({ type: 't', data: i, backoff: i % 2 ? 0 : 5 })))).map((r) => r.id);
+    const ids = (
+      await q.enqueueMany(Array.from({ length: 40 }, (_, i) => ({ type: 't', data: i, backoff: i % 2 ? 0 : 5 })))
+    ).map((r) => r.id);
     for (let n = 0; n < 40; n++) {
       const job = (await q.claim({ wait: 5000 }))!;
       expect(duplicates(dir)).toEqual([]);
@@ -40,7 +42,10 @@ describe('I1 one place', () => {
       const worker = spawnNode([child, 'churn', dir, log]);
       await lineFrom(worker, 'ready');
       const target = seen + 20 + Math.floor(Math.random() * 40);
-      await until(() => fs.readdirSync(path.join(dir, 'done')).length + fs.readdirSync(path.join(dir, 'failed')).length >= target, 'progress');
+      await until(
+        () => fs.readdirSync(path.join(dir, 'done')).length + fs.readdirSync(path.join(dir, 'failed')).length >= target,
+        'progress',
+      );
       worker.kill('SIGKILL');
       await exited(worker);
       seen = target;
@@ -107,7 +112,9 @@ describe('I2 complete or absent', () => {
     const { dir, q } = await tempQueue({ durable: true });
     const { id } = await q.enqueue('t', { x: 1 });
     expect(ls(dir, 'tmp')).toEqual([]);
-    expect(fs.readFileSync(path.join(dir, 'queue', id), 'utf8')).toMatch(/^\{"type":"t","data":\{"x":1\},"created":"[^"]+"\}\n$/);
+    expect(fs.readFileSync(path.join(dir, 'queue', id), 'utf8')).toMatch(
+      /^\{"type":"t","data":\{"x":1\},"created":"[^"]+"\}\n$/,
+    );
     await q.close();
   });
 });
@@ -138,7 +145,12 @@ describe('I5 names sort', () => {
   it('LC_ALL=C ls queue/ lists jobs in the order claims take them', async () => {
     const { dir, q } = await tempQueue({ agingStep: Infinity });
     for (let i = 0; i < 60; i++) await q.enqueue(i % 2 ? 'a' : 'b', i, { priority: (i * 37) % 100 });
-    const listed = spawnSync('ls', [path.join(dir, 'queue')], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' }).stdout.trim().split('\n');
+    const listed = spawnSync('ls', [path.join(dir, 'queue')], {
+      env: { ...process.env, LC_ALL: 'C' },
+      encoding: 'utf8',
+    })
+      .stdout.trim()
+      .split('\n');
     const claimed: string[] = [];
     for (let job = await q.claim(); job; job = await q.claim()) {
       claimed.push(job.id);

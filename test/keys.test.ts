@@ -19,7 +19,13 @@ describe('unique keys', () => {
       fs.writeFileSync(path.join(dir, 'tmp', writer.tmpName(id)), '{"type":"t"}\n');
       fs.symlinkSync(id, path.join(dir, 'keys', encodeKey(key)));
       if (pid !== undefined) {
-        const identity = { host: os.hostname(), bootId: bootId(), pid, startTime: processStartTime(pid) ?? 'gone', started: '' };
+        const identity = {
+          host: os.hostname(),
+          bootId: bootId(),
+          pid,
+          startTime: processStartTime(pid) ?? 'gone',
+          started: '',
+        };
         fs.writeFileSync(path.join(dir, 'workers', writer.owner), JSON.stringify(identity));
       }
       return id;
@@ -33,7 +39,11 @@ describe('unique keys', () => {
     expect(await q.enqueue('t', 2, { key: 'k2' })).toEqual({ id: busy, duplicate: true });
     expect(await q.enqueue('t', 3, { key: 'k3' })).toEqual({ id: quiet, duplicate: true });
     expect((await q.recover()).tmpRemoved).toBe(1);
-    expect(ls(dir, 'tmp').map((name) => name.slice(0, name.indexOf('.t.') + 2)).sort()).toEqual([busy, quiet].sort());
+    expect(
+      ls(dir, 'tmp')
+        .map((name) => name.slice(0, name.indexOf('.t.') + 2))
+        .sort(),
+    ).toEqual([busy, quiet].sort());
     await q.close();
   });
 
@@ -127,7 +137,10 @@ describe('a running job hands its key to its next run (keyFrom)', () => {
     expect(ls(dir, 'keys')).toEqual([encodeKey('daily')]); // the link made for the hand-over was renamed into place
     expect(await q.enqueue('report', { run: 3 }, { key: 'daily' })).toEqual({ id: next.id, duplicate: true });
     // handing over twice from the same job does nothing more: it no longer holds the key
-    expect(await q.enqueue('report', { run: 3 }, { key: 'daily', keyFrom: running.id })).toEqual({ id: next.id, duplicate: true });
+    expect(await q.enqueue('report', { run: 3 }, { key: 'daily', keyFrom: running.id })).toEqual({
+      id: next.id,
+      duplicate: true,
+    });
 
     await running.complete();
     expect(fs.readlinkSync(path.join(dir, 'keys', encodeKey('daily')))).toBe(next.id);
@@ -139,14 +152,23 @@ describe('a running job hands its key to its next run (keyFrom)', () => {
   it('only a running holder hands over: a waiting one keeps its key', async () => {
     const { q } = await tempQueue({ maintenance: false });
     const waiting = await q.enqueue('report', 1, { key: 'daily' });
-    expect(await q.enqueue('report', 2, { key: 'daily', keyFrom: waiting.id })).toEqual({ id: waiting.id, duplicate: true });
+    expect(await q.enqueue('report', 2, { key: 'daily', keyFrom: waiting.id })).toEqual({
+      id: waiting.id,
+      duplicate: true,
+    });
     await q.close();
   });
 
   it('refuses keyFrom without a key, or that is not a job id', async () => {
     const { q } = await tempQueue({ maintenance: false });
-    await expect(q.enqueue('report', 1, { keyFrom: '50-1763830000000000-k3j9x0.report' })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(/give the key too/) });
-    await expect(q.enqueue('report', 1, { key: 'daily', keyFrom: 'me' })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(/keyFrom must be the id of the running job/) });
+    await expect(q.enqueue('report', 1, { keyFrom: '50-1763830000000000-k3j9x0.report' })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+      message: expect.stringMatching(/give the key too/),
+    });
+    await expect(q.enqueue('report', 1, { key: 'daily', keyFrom: 'me' })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+      message: expect.stringMatching(/keyFrom must be the id of the running job/),
+    });
     await q.close();
   });
 });

@@ -22,12 +22,18 @@ import { deadPid, openQueue, tempDir } from './support/temp.js';
 const STALE_AFTER = 5000;
 const OTHER_BOOT = '00000000-0000-4000-8000-000000000000';
 
-
 /** This hostname, with the given boot id, pid and start time. */
-const identity = (boot: string, pid: number, startTime: string): OwnerIdentity => ({ host: hostname(), bootId: boot, pid, startTime, started: '' });
+const identity = (boot: string, pid: number, startTime: string): OwnerIdentity => ({
+  host: hostname(),
+  bootId: boot,
+  pid,
+  startTime,
+  started: '',
+});
 
 /** What the heartbeat in workers/ of `owner` says. */
-const heartbeatOf = (dir: string, owner: string): OwnerIdentity => JSON.parse(fs.readFileSync(path.join(dir, 'workers', owner), 'utf8')) as OwnerIdentity;
+const heartbeatOf = (dir: string, owner: string): OwnerIdentity =>
+  JSON.parse(fs.readFileSync(path.join(dir, 'workers', owner), 'utf8')) as OwnerIdentity;
 
 /** A job claimed by hand under `who`, with its heartbeat fresh. Returns the id and the heartbeat's path. */
 async function claimAs(dir: string, who: OwnerIdentity, nonce: string): Promise<{ id: string; heartbeat: string }> {
@@ -69,7 +75,7 @@ describe('isDeadHere: a pid is judged only on this host and boot', () => {
     expect(kill).toHaveBeenCalledWith(process.pid, 0);
   });
 
-  it('EPERM from kill(pid, 0) means alive (the process exists, another user\'s), unless its start time says the pid was reused', () => {
+  it("EPERM from kill(pid, 0) means alive (the process exists, another user's), unless its start time says the pid was reused", () => {
     const fail = (code: string) => () => {
       throw Object.assign(new Error(`${code}: simulated kill(pid, 0)`), { code, syscall: 'kill' });
     };
@@ -96,7 +102,11 @@ describe('a sweep judges a claim of our hostname but another boot by its lease a
 
   it('a pid alive here (this very process) does not keep it alive: stalled once the heartbeat is older than staleAfter', async () => {
     const dir = tempDir();
-    const { id, heartbeat } = await claimAs(dir, identity(OTHER_BOOT, process.pid, processStartTime(process.pid)!), 'otherboot');
+    const { id, heartbeat } = await claimAs(
+      dir,
+      identity(OTHER_BOOT, process.pid, processStartTime(process.pid)!),
+      'otherboot',
+    );
     const q = await openQueue(dir, { maintenance: false, staleAfter: STALE_AFTER });
     expect((await q.recover()).recovered).toEqual([]);
     backdate(heartbeat, STALE_AFTER + 1000);

@@ -67,8 +67,19 @@ describe('the name codec', () => {
   });
 
   it('rejects names that do not match the grammar', () => {
-    for (const name of ['', 'README', '.hidden', '5-1763830000000000-a.t', '50-176383000000000-a.t', '50-1763830000000000-.t',
-      '50-1763830000000000-a', '50-1763830000000000-a.', '50-1763830000000000-a_b.t', '50-1763830000000000-a.t~', 'x50-1763830000000000-a.t']) {
+    for (const name of [
+      '',
+      'README',
+      '.hidden',
+      '5-1763830000000000-a.t',
+      '50-176383000000000-a.t',
+      '50-1763830000000000-.t',
+      '50-1763830000000000-a',
+      '50-1763830000000000-a.',
+      '50-1763830000000000-a_b.t',
+      '50-1763830000000000-a.t~',
+      'x50-1763830000000000-a.t',
+    ]) {
       expect(parseId(name), name).toBeUndefined();
     }
     expect(() => checkId('nope')).toThrow(expect.objectContaining({ code: 'EBADID' }));
@@ -87,7 +98,11 @@ describe('the name codec', () => {
     const byMeaning = [...ids].sort((a, b) => {
       const pa = parseId(a)!;
       const pb = parseId(b)!;
-      return pa.priority - pb.priority || pa.enqueuedUs - pb.enqueuedUs || (pa.unique < pb.unique ? -1 : pa.unique > pb.unique ? 1 : 0);
+      return (
+        pa.priority - pb.priority ||
+        pa.enqueuedUs - pb.enqueuedUs ||
+        (pa.unique < pb.unique ? -1 : pa.unique > pb.unique ? 1 : 0)
+      );
     });
     expect(byBytes).toEqual(byMeaning);
   });
@@ -136,8 +151,20 @@ describe('the name codec', () => {
     expect(parseDelayedName(delayedName(1763830060000000, id))).toEqual({ dueUs: 1763830060000000, id });
     const claim = maker.claim();
     expect(parseActiveName(activeName(id, claim))).toEqual({ id, claim: parseClaim(claim) });
-    expect(parseClaim(claim)).toEqual({ claim, owner: maker.owner, host: 'web-1', pid: 77, nonce: maker.owner.split('.')[2], seq: '0' });
-    expect(parseOwner(maker.owner)).toEqual({ owner: maker.owner, host: 'web-1', pid: 77, nonce: maker.owner.split('.')[2] });
+    expect(parseClaim(claim)).toEqual({
+      claim,
+      owner: maker.owner,
+      host: 'web-1',
+      pid: 77,
+      nonce: maker.owner.split('.')[2],
+      seq: '0',
+    });
+    expect(parseOwner(maker.owner)).toEqual({
+      owner: maker.owner,
+      host: 'web-1',
+      pid: 77,
+      nonce: maker.owner.split('.')[2],
+    });
     expect(parseOwner(claim)).toBeUndefined(); // a claim is an owner and a sequence number
     expect(parseOwner('.lock')).toBeUndefined();
     expect(maker.claim()).not.toBe(claim);
@@ -149,7 +176,13 @@ describe('the name codec', () => {
     const maker = new NameMaker('web-1', 4242);
     const id = maker.id(7, 'a.b%2Fc');
     expect(parseTmpName(maker.tmpName(id))).toEqual({ id, owner: maker.owner });
-    for (const bad of [`${id}.tmp`, `${id}.web-1.x.abc.tmp`, `${id}.web-1.1.abc`, 'x.web-1.1.abc.tmp', `.${id}.web-1.1.abc.tmp`]) {
+    for (const bad of [
+      `${id}.tmp`,
+      `${id}.web-1.x.abc.tmp`,
+      `${id}.web-1.1.abc`,
+      'x.web-1.1.abc.tmp',
+      `.${id}.web-1.1.abc.tmp`,
+    ]) {
       expect(parseTmpName(bad), bad).toBeUndefined();
     }
   });
@@ -168,7 +201,14 @@ describe('the name codec', () => {
     ];
     for (const name of ours) expect(isLibraryTmpName(name), name).toBe(true);
     // a user's own dot files and names that only look like ours are never the library's to delete
-    for (const name of ['.bashrc', '.lock', '.clock.12', `.totals~${maker.owner}`, replacementName('notes.txt'), '.stale.abcdefgh']) {
+    for (const name of [
+      '.bashrc',
+      '.lock',
+      '.clock.12',
+      `.totals~${maker.owner}`,
+      replacementName('notes.txt'),
+      '.stale.abcdefgh',
+    ]) {
       expect(isLibraryTmpName(name), name).toBe(false);
     }
   });

@@ -73,7 +73,10 @@ describe("watch: 'auto'", () => {
     };
     const auto = await notices({});
     expect(auto).toHaveLength(1);
-    expect(auto[0]).toMatchObject({ code: 'EPOLLING', message: expect.stringMatching(/FUSE filesystem .* polling every 50 ms/) });
+    expect(auto[0]).toMatchObject({
+      code: 'EPOLLING',
+      message: expect.stringMatching(/FUSE filesystem .* polling every 50 ms/),
+    });
     expect(await notices({ watch: false })).toEqual([]);
     expect(await notices({ watch: true })).toEqual([]);
     const local = await tempQueue({ watch: 'auto', maintenance: false });
@@ -84,8 +87,11 @@ describe("watch: 'auto'", () => {
     await local.q.close();
   });
 
-  it("refuses other values of watch", async () => {
-    await expect(Queue.open(tempDir(), { watch: 'yes' as never })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining("'auto'") });
+  it('refuses other values of watch', async () => {
+    await expect(Queue.open(tempDir(), { watch: 'yes' as never })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+      message: expect.stringContaining("'auto'"),
+    });
   });
 
   it('dirq work on a FUSE mount: the notice once on stderr; --poll and --stale-after are taken', async () => {
@@ -98,7 +104,16 @@ describe("watch: 'auto'", () => {
     expect(auto.stdout).toContain('20 completed');
     expect(auto.stderr.match(/EPOLLING|polling every 1000 ms instead of watching/g)).toHaveLength(1);
     await producer.enqueueMany(Array.from({ length: 20 }, (_, i) => ({ type: 't', data: { i } })));
-    const polled = await dirq(['work', mountCached(dir), processors('echo'), '--drain', '--poll', '200ms', '--stale-after', '10s']);
+    const polled = await dirq([
+      'work',
+      mountCached(dir),
+      processors('echo'),
+      '--drain',
+      '--poll',
+      '200ms',
+      '--stale-after',
+      '10s',
+    ]);
     expect(polled).toMatchObject({ code: 0, stderr: '' });
     expect(polled.stdout).toContain('20 completed');
     expect(ls(dir, 'done')).toHaveLength(40);
@@ -110,7 +125,11 @@ describe('polling through caches', () => {
   it("finds another host's job within a few polls while queue/'s attributes are cached for 30 s (the full-rescan floor)", async () => {
     requireHosts();
     const dir = await sharedQueue();
-    const poller = await openQueue(mountCached(dir, { attrTimeout: 30, entryTimeout: 30 }), { watch: false, pollInterval: 100, maintenance: false });
+    const poller = await openQueue(mountCached(dir, { attrTimeout: 30, entryTimeout: 30 }), {
+      watch: false,
+      pollInterval: 100,
+      maintenance: false,
+    });
     expect(await poller.claim()).toBeUndefined(); // starts polling
     // this test is about a cache's time: let the poller settle on queue/'s mtime and cache it
     await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -133,7 +152,14 @@ describe('cheap polls (watch: false)', () => {
    * its monotonic clock, follows them. Listings of queue/ are counted by a spy
    * on fs.readdirSync (what listDir calls), poll delays by a spy on setTimeout.
    */
-  async function polling(): Promise<{ dir: string; index: ReadyIndex; discovery: Discovery; poll: () => boolean; delays: number[]; notified: () => number }> {
+  async function polling(): Promise<{
+    dir: string;
+    index: ReadyIndex;
+    discovery: Discovery;
+    poll: () => boolean;
+    delays: number[];
+    notified: () => number;
+  }> {
     const dir = await sharedQueue();
     const layout = new Layout(dir);
     const then = new Date(Date.now() - 60_000);
@@ -161,7 +187,7 @@ describe('cheap polls (watch: false)', () => {
     return { dir, index, discovery, poll, delays, notified: () => notifications };
   }
 
-  it("lists queue/ only when its mtime changed, the settling scan after it, and every 5th poll (the floor)", async () => {
+  it('lists queue/ only when its mtime changed, the settling scan after it, and every 5th poll (the floor)', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.5); // no jitter: polls exactly POLL apart, so the floor falls on a fixed poll
     const { dir, index, discovery, poll, notified } = await polling();
     const run = (polls: number): string => Array.from({ length: polls }, () => (poll() ? 'L' : '.')).join('');
@@ -197,7 +223,9 @@ describe('stale lookups (I3)', () => {
     const dir = await sharedQueue();
     const [a, b] = [mountCached(dir), mountCached(dir)];
     const producer = await openQueue(dir, { maintenance: false });
-    const ids = (await producer.enqueueMany(Array.from({ length: 20 }, (_, i) => ({ type: 't', data: i })))).map((r) => r.id);
+    const ids = (await producer.enqueueMany(Array.from({ length: 20 }, (_, i) => ({ type: 't', data: i })))).map(
+      (r) => r.id,
+    );
     const qa = await openQueue(a, { watch: false, maintenance: false });
     expect(await qa.claim({ types: ['other'] })).toBeUndefined(); // its index now lists all 20
     for (const id of ids) fs.statSync(path.join(a, 'queue', id)); // and host a has looked them up
@@ -249,31 +277,40 @@ describe('claims survive lost replies (I3, RFC 1813 4.5)', () => {
       tried++;
       spy.mockRestore();
       if (happened) rename(from, to);
-      throw Object.assign(new Error(`${code}: simulated lost reply, rename '${String(from)}' -> '${String(to)}'`), { code, errno: code === 'EIO' ? -5 : -2, syscall: 'rename' });
+      throw Object.assign(new Error(`${code}: simulated lost reply, rename '${String(from)}' -> '${String(to)}'`), {
+        code,
+        errno: code === 'EIO' ? -5 : -2,
+        syscall: 'rename',
+      });
     });
     return () => tried;
   }
 
-  it.each(['ENOENT', 'EIO'] as const)('%s after a recovery\'s revoke rename happened: recovered once, back in queue/ with the attempt counted', async (code) => {
-    const { dir, q } = await tempQueue({ maintenance: false });
-    const { id } = await q.enqueue('t', 'x');
-    claimByDeadWorker(dir, id);
-    const tried = loseNextClaimReply(code, true, true);
-    const report = await q.recover();
-    expect(tried()).toBe(1);
-    expect(report.recovered).toEqual([{ id, claim: expect.any(String), reason: 'crashed', to: 'queue' }]);
-    expect(ls(dir, 'active')).toEqual([]);
-    expect([...census(dir)]).toEqual([[id, ['queue']]]);
-    const record = parseJobFile(fs.readFileSync(path.join(dir, 'queue', id), 'utf8'));
-    expect(record.events.filter((e) => e.event === 'revoked')).toEqual([expect.objectContaining({ reason: 'crashed', attempt: 1 })]);
-    expect(record.attemptsMade).toBe(1);
-    expect((await q.recover()).recovered).toEqual([]); // nothing left to take back
-    const job = await q.claim();
-    expect(job).toMatchObject({ id, attempt: 2 });
-    await job!.complete();
-    expect(duplicates(dir)).toEqual([]);
-    await q.close();
-  });
+  it.each(['ENOENT', 'EIO'] as const)(
+    "%s after a recovery's revoke rename happened: recovered once, back in queue/ with the attempt counted",
+    async (code) => {
+      const { dir, q } = await tempQueue({ maintenance: false });
+      const { id } = await q.enqueue('t', 'x');
+      claimByDeadWorker(dir, id);
+      const tried = loseNextClaimReply(code, true, true);
+      const report = await q.recover();
+      expect(tried()).toBe(1);
+      expect(report.recovered).toEqual([{ id, claim: expect.any(String), reason: 'crashed', to: 'queue' }]);
+      expect(ls(dir, 'active')).toEqual([]);
+      expect([...census(dir)]).toEqual([[id, ['queue']]]);
+      const record = parseJobFile(fs.readFileSync(path.join(dir, 'queue', id), 'utf8'));
+      expect(record.events.filter((e) => e.event === 'revoked')).toEqual([
+        expect.objectContaining({ reason: 'crashed', attempt: 1 }),
+      ]);
+      expect(record.attemptsMade).toBe(1);
+      expect((await q.recover()).recovered).toEqual([]); // nothing left to take back
+      const job = await q.claim();
+      expect(job).toMatchObject({ id, attempt: 2 });
+      await job!.complete();
+      expect(duplicates(dir)).toEqual([]);
+      await q.close();
+    },
+  );
 
   it("ENOENT when the revoke rename did not happen (another recoverer's race, as it looks): nothing taken back, the claim left for the next sweep", async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
@@ -315,7 +352,12 @@ describe('claims survive lost replies (I3, RFC 1813 4.5)', () => {
 
   it('ENOENT when another claimer was first: lost race, the next job is tried', async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
-    const [first, second] = (await q.enqueueMany([{ type: 't', data: 1 }, { type: 't', data: 2 }])).map((r) => r.id);
+    const [first, second] = (
+      await q.enqueueMany([
+        { type: 't', data: 1 },
+        { type: 't', data: 2 },
+      ])
+    ).map((r) => r.id);
     fs.renameSync(path.join(dir, 'queue', first!), path.join(dir, 'active', `${first}@elsewhere.1.x.1`)); // taken behind our back
     const job = await q.claim();
     expect(job?.id).toBe(second);

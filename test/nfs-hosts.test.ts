@@ -39,21 +39,36 @@ async function sharedQueue(): Promise<string> {
 
 /** The settings every pool host runs with; `log` gets one line per event. */
 function hostEnv(log: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { DIRQ_HOST_LOG: log, DIRQ_POLL: String(POLL), DIRQ_STALE_AFTER: String(STALE_AFTER), DIRQ_SWEEP_INTERVAL: String(SWEEP_INTERVAL), ...extra };
+  return {
+    DIRQ_HOST_LOG: log,
+    DIRQ_POLL: String(POLL),
+    DIRQ_STALE_AFTER: String(STALE_AFTER),
+    DIRQ_SWEEP_INTERVAL: String(SWEEP_INTERVAL),
+    ...extra,
+  };
 }
 
 function logLines(log: string, kind: string): string[][] {
   if (!fs.existsSync(log)) return [];
-  return fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith(`${kind} `)).map((l) => l.split(' '));
+  return fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith(`${kind} `))
+    .map((l) => l.split(' '));
 }
 
 /** The value the job's counted result holds (revoked claims' results are void). */
 function resultOf(dir: string, id: string): { host: string; attempt: number } {
-  return parseJobFile(fs.readFileSync(path.join(dir, 'done', id), 'utf8')).result?.value as { host: string; attempt: number };
+  return parseJobFile(fs.readFileSync(path.join(dir, 'done', id), 'utf8')).result?.value as {
+    host: string;
+    attempt: number;
+  };
 }
 
 async function enqueue(q: Queue, count: number, data: Record<string, unknown> = {}): Promise<string[]> {
-  return (await q.enqueueMany(Array.from({ length: count }, (_, i) => ({ type: 't', data: { i, ...data } })))).map((r) => r.id);
+  return (await q.enqueueMany(Array.from({ length: count }, (_, i) => ({ type: 't', data: { i, ...data } })))).map(
+    (r) => r.id,
+  );
 }
 
 /** Nothing left anywhere but done/, each id exactly once. */
@@ -95,7 +110,9 @@ describe('the simulated hosts behave like NFS clients', () => {
       fs.statSync(path.join(a, 'queue', name));
       fs.renameSync(path.join(b, 'queue', name), path.join(b, 'active', `${name}@hostb.1.n.1`));
       expect(fs.existsSync(path.join(a, 'queue', name))).toBe(true); // stale positive lookup
-      expect(() => fs.renameSync(path.join(a, 'queue', name), path.join(a, 'active', `${name}@hosta.1.n.1`))).toThrow(/ENOENT/);
+      expect(() => fs.renameSync(path.join(a, 'queue', name), path.join(a, 'active', `${name}@hosta.1.n.1`))).toThrow(
+        /ENOENT/,
+      );
       expect(ls(dir, 'active')).toEqual([`${name}@hostb.1.n.1`]);
     } finally {
       watcher.close();
@@ -151,7 +168,9 @@ describe('many hosts, one queue directory', () => {
     requireHosts();
     const dir = await sharedQueue();
     const log = path.join(dir, 'hosts.log');
-    const hosts = ['host1', 'host2', 'host3'].map((name) => startHost(name, 'pool', mountCached(dir), { env: hostEnv(log) }));
+    const hosts = ['host1', 'host2', 'host3'].map((name) =>
+      startHost(name, 'pool', mountCached(dir), { env: hostEnv(log) }),
+    );
     await Promise.all(hosts.map((h) => h.line('ready')));
     const producer = await openQueue(mountCached(dir), { watch: false, maintenance: false });
     const ids: string[] = [];
@@ -171,7 +190,8 @@ describe('many hosts, one queue directory', () => {
     for (const host of hosts) {
       const mine = completed.filter((l) => l[3] === host.name);
       expect(mine.length, `${host.name} shared the work`).toBeGreaterThan(0);
-      for (const [, id, attempt] of mine.slice(0, 20)) expect(resultOf(dir, id!)).toEqual({ host: host.name, attempt: Number(attempt) });
+      for (const [, id, attempt] of mine.slice(0, 20))
+        expect(resultOf(dir, id!)).toEqual({ host: host.name, attempt: Number(attempt) });
       // 'auto' found the FUSE mount and said once that it polls
       expect(host.lines.filter((l) => l.startsWith(`warning EPOLLING ${host.name} `))).toHaveLength(1);
     }
@@ -183,7 +203,9 @@ describe('many hosts, one queue directory', () => {
     const log = path.join(dir, 'hosts.log');
     const producer = await openQueue(dir, { maintenance: false });
     const ids = await enqueue(producer, 600, { sleep: 20 });
-    const hosts = ['host1', 'host2', 'host3'].map((name) => startHost(name, 'pool', mountCached(dir), { env: hostEnv(log) }));
+    const hosts = ['host1', 'host2', 'host3'].map((name) =>
+      startHost(name, 'pool', mountCached(dir), { env: hostEnv(log) }),
+    );
     const held = (): string[] => ls(dir, 'active').filter((n) => n.includes('@host1.'));
     await until(() => ls(dir, 'done').length >= 100 && held().length > 0, 'host1 to be busy');
     const victim = hosts.shift()!;
@@ -194,7 +216,11 @@ describe('many hosts, one queue directory', () => {
     const orphans = held().map((n) => n.slice(0, n.indexOf('@')));
     expect(orphans.length).toBeGreaterThan(0);
     const restarted = (): boolean => {
-      const again = new Set(logLines(log, 'start').filter(([, , attempt, host]) => attempt === '2' && host !== 'host1').map(([, id]) => id));
+      const again = new Set(
+        logLines(log, 'start')
+          .filter(([, , attempt, host]) => attempt === '2' && host !== 'host1')
+          .map(([, id]) => id),
+      );
       return orphans.every((id) => again.has(id));
     };
     await until(restarted, 'the dead host jobs to start again elsewhere', 30_000);
@@ -218,7 +244,11 @@ describe('many hosts, one queue directory', () => {
       else expect(result.attempt, id).toBe(1); // a job runs twice only after a crash
       if (result.attempt === 2) expect(result.host).not.toBe('host1');
     }
-    const twice = new Set(logLines(log, 'start').filter(([, , attempt]) => attempt !== '1').map(([, id]) => id));
+    const twice = new Set(
+      logLines(log, 'start')
+        .filter(([, , attempt]) => attempt !== '1')
+        .map(([, id]) => id),
+    );
     for (const id of twice) expect(orphans).toContain(id);
   });
 
@@ -230,15 +260,21 @@ describe('many hosts, one queue directory', () => {
     // a dead host's claims: its heartbeat is silent for 3 x staleAfter in the filesystem's clock
     const deadOwner = 'host9.4242.dead';
     const dead = await enqueue(producer, 3);
-    for (const [i, id] of dead.entries()) fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${deadOwner}.${i}`));
-    fs.writeFileSync(path.join(dir, 'workers', deadOwner), JSON.stringify({ host: 'host9', bootId: 'x', pid: 4242, startTime: '1', started: '' }));
+    for (const [i, id] of dead.entries())
+      fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${deadOwner}.${i}`));
+    fs.writeFileSync(
+      path.join(dir, 'workers', deadOwner),
+      JSON.stringify({ host: 'host9', bootId: 'x', pid: 4242, startTime: '1', started: '' }),
+    );
     backdate(path.join(dir, 'workers', deadOwner), 3 * STALE_AFTER);
     // the host behind starts first: judging by its own clock the dead heartbeat would be 45 s in the future
     const behind = startHost('host2', 'pool', mountCached(dir), { skew: '-60s', env: hostEnv(log) });
     expectSkew(await behind.line('ready'), -60_000);
     await until(() => dead.every((id) => ls(dir, 'done').includes(id)), 'the dead host jobs to be recovered and run');
     for (const id of dead) {
-      const revoked = parseJobFile(fs.readFileSync(path.join(dir, 'done', id), 'utf8')).events.find((e) => e.event === 'revoked');
+      const revoked = parseJobFile(fs.readFileSync(path.join(dir, 'done', id), 'utf8')).events.find(
+        (e) => e.event === 'revoked',
+      );
       expect(revoked).toMatchObject({ by: expect.stringMatching(/^host2\./) }); // the host 60 s behind recovered them
     }
     const ahead = startHost('host1', 'pool', mountCached(dir), { skew: '+60s', env: hostEnv(log) });
@@ -247,7 +283,11 @@ describe('many hosts, one queue directory', () => {
     expectSkew(await plain.line('ready'), 0);
     // live claims held longer than staleAfter on every host; judged by its own clock, host1 would see them 60 s old
     const long = await enqueue(producer, 12, { sleep: STALE_AFTER + 1500 });
-    await until(() => ['host1', 'host2', 'host3'].every((h) => ls(dir, 'active').filter((n) => n.includes(`@${h}.`)).length === 4), 'each host to hold 4');
+    await until(
+      () =>
+        ['host1', 'host2', 'host3'].every((h) => ls(dir, 'active').filter((n) => n.includes(`@${h}.`)).length === 4),
+      'each host to hold 4',
+    );
     await until(() => long.every((id) => ls(dir, 'done').includes(id)), 'the long jobs to finish', 60_000);
     await stopAll([behind, ahead, plain]);
     await producer.close();
@@ -279,8 +319,16 @@ describe('many hosts, one queue directory', () => {
     await producer.close();
 
     expectAllDone(dir, ids);
-    expect(logLines(log, 'lost').map(([, id, attempt, host]) => [id, attempt, host]).sort()).toEqual(ids.map((id) => [id, '1', 'host1']).sort());
-    expect(logLines(log, 'completed').map(([, id, , host]) => [id, host]).sort()).toEqual(ids.map((id) => [id, 'host2']).sort());
+    expect(
+      logLines(log, 'lost')
+        .map(([, id, attempt, host]) => [id, attempt, host])
+        .sort(),
+    ).toEqual(ids.map((id) => [id, '1', 'host1']).sort());
+    expect(
+      logLines(log, 'completed')
+        .map(([, id, , host]) => [id, host])
+        .sort(),
+    ).toEqual(ids.map((id) => [id, 'host2']).sort());
     for (const id of ids) {
       expect(resultOf(dir, id)).toEqual({ host: 'host2', attempt: 2 }); // the recoverer's result stands
       const text = fs.readFileSync(path.join(dir, 'done', id), 'utf8');

@@ -78,7 +78,12 @@ describe('a group member cannot swap the directories of a shared queue (dirq ini
     fs.chmodSync(dir, 0o2770); // as an older dirqueue made it
     const q = await openQueue(dir, { maintenance: false });
     const warnings = await warningsOf(q, async () => undefined);
-    expect(warnings).toEqual([expect.objectContaining({ code: 'EBADMODE', message: expect.stringContaining(`run dirq init ${dir} --mode 0660 as the queue's owner`) })]);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        code: 'EBADMODE',
+        message: expect.stringContaining(`run dirq init ${dir} --mode 0660 as the queue's owner`),
+      }),
+    ]);
     await q.close();
     // a member may not fix it, and is told so; its own work goes on meanwhile
     const byMember = await runAs(WEB, process.execPath, [CLI, 'init', dir, '--mode', '0660']);
@@ -101,7 +106,9 @@ describe('a group member cannot swap the directories of a shared queue (dirq ini
     fs.rmdirSync(path.join(dir, 'workers'));
     const run = await runAs(WEB, process.execPath, [CLI, 'enqueue', dir, 't', '{}']);
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`${dir}/workers is missing and this user may not create it in ${dir}: run dirq fsck ${dir} --repair as the queue's owner`);
+    expect(run.stderr).toContain(
+      `${dir}/workers is missing and this user may not create it in ${dir}: run dirq fsck ${dir} --repair as the queue's owner`,
+    );
     expect(run.stderr).not.toMatch(/\n\s+at /); // no stack
     expect(fs.existsSync(path.join(dir, 'workers'))).toBe(false);
   });
@@ -117,17 +124,27 @@ describe('a queue directory anyone may write (not made by dirq init --mode)', ()
     const { victim, files } = victimDir(base);
     const q = await openQueue(dir, { maintenance: false, keepDone: 0 });
     for (const sub of ['tmp', 'done']) {
-      expect(await asMember(`mv ${dir}/${sub} ${dir}/${sub}.old && ln -s ${victim} ${dir}/${sub}`)).toMatchObject({ code: 0, stderr: '' });
+      expect(await asMember(`mv ${dir}/${sub} ${dir}/${sub}.old && ln -s ${victim} ${dir}/${sub}`)).toMatchObject({
+        code: 0,
+        stderr: '',
+      });
     }
     const warnings = await warningsOf(q, async () => expect(await q.recover()).toMatchObject({ swept: false }));
     expect(contents(victim)).toEqual(files);
-    expect(warnings).toEqual([expect.objectContaining({ code: 'EBADFILE', message: expect.stringMatching(/\/q\/tmp was replaced since this process opened the queue \(it is a symbolic link now\)/) })]);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        code: 'EBADFILE',
+        message: expect.stringMatching(
+          /\/q\/tmp was replaced since this process opened the queue \(it is a symbolic link now\)/,
+        ),
+      }),
+    ]);
     await q.close();
   });
 });
 
 describe('sweeps delete only the names the library makes in tmp/', () => {
-  it('a stray file older than tmpMaxAge is left (and fsck names it); the library\'s own leftovers are deleted', async () => {
+  it("a stray file older than tmpMaxAge is left (and fsck names it); the library's own leftovers are deleted", async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
     const ours = [
       `00-0000000000000001-a.t.${q.owner}.tmp`,
@@ -147,13 +164,19 @@ describe('sweeps delete only the names the library makes in tmp/', () => {
     expect(fs.readdirSync(path.join(dir, 'tmp')).sort()).toEqual(['.hidden', 'important.conf']);
     await q.close();
     expect((await fsck(dir)).findings).toEqual(
-      ['tmp/.hidden', 'tmp/important.conf'].map((p) => expect.objectContaining({ kind: 'orphan-tmp', path: p, problem: expect.stringContaining('not a name dirqueue makes') })),
+      ['tmp/.hidden', 'tmp/important.conf'].map((p) =>
+        expect.objectContaining({
+          kind: 'orphan-tmp',
+          path: p,
+          problem: expect.stringContaining('not a name dirqueue makes'),
+        }),
+      ),
     );
   });
 });
 
 describe('workers/.clock that is a hard link to a file outside the queue', () => {
-  it('a root sweep leaves the outside file\'s mode and content as they were, warns EBADFILE, and fsck --repair removes the link only', async () => {
+  it("a root sweep leaves the outside file's mode and content as they were, warns EBADFILE, and fsck --repair removes the link only", async () => {
     requireRoot();
     const base = sharedBase();
     const dir = path.join(base, 'q');
@@ -168,9 +191,20 @@ describe('workers/.clock that is a hard link to a file outside the queue', () =>
     const q = await openQueue(dir, { maintenance: false });
     const report = await q.recover();
     expect([modeOf(outside), fs.readFileSync(outside, 'utf8')]).toEqual([0o660, 'secret=1\n']);
-    expect(report.warnings).toEqual([expect.objectContaining({ code: 'EBADFILE', message: expect.stringContaining('.clock is a file with 2 names (a hard link)') })]);
+    expect(report.warnings).toEqual([
+      expect.objectContaining({
+        code: 'EBADFILE',
+        message: expect.stringContaining('.clock is a file with 2 names (a hard link)'),
+      }),
+    ]);
     await q.close();
-    expect((await fsck(dir)).findings).toEqual([expect.objectContaining({ kind: 'stale-helper', path: 'workers/.clock', problem: expect.stringContaining('hard link') })]);
+    expect((await fsck(dir)).findings).toEqual([
+      expect.objectContaining({
+        kind: 'stale-helper',
+        path: 'workers/.clock',
+        problem: expect.stringContaining('hard link'),
+      }),
+    ]);
     await fsck(dir, { repair: true });
     expect(fs.existsSync(clock)).toBe(false);
     expect([modeOf(outside), fs.readFileSync(outside, 'utf8')]).toEqual([0o660, 'secret=1\n']);

@@ -26,7 +26,9 @@ const ls = (dir: string, sub: string): string[] => fs.readdirSync(path.join(dir,
 const HOUR = 3600_000;
 
 /** A queue in `base`/q and, beside it, a file and a directory that must never change. */
-async function queueWithVictims(options: Parameters<typeof openQueue>[1] = {}): Promise<{ dir: string; q: Queue; victim: string; victimDir: string }> {
+async function queueWithVictims(
+  options: Parameters<typeof openQueue>[1] = {},
+): Promise<{ dir: string; q: Queue; victim: string; victimDir: string }> {
   const base = tempDir();
   const dir = path.join(base, 'q');
   const q = await openQueue(dir, { maintenance: false, ...options });
@@ -40,7 +42,12 @@ async function queueWithVictims(options: Parameters<typeof openQueue>[1] = {}): 
 
 /** One sweep as a timer runs it: skipped when the lock is held. */
 function sweepOnce(dir: string, staleAfter: number): ReturnType<typeof sweep> {
-  return sweep(new Layout(dir), new NameMaker(), { staleAfter, attempts: 3, maxJobBytes: 1 << 20, keepDone: Infinity, tmpMaxAge: HOUR }, false);
+  return sweep(
+    new Layout(dir),
+    new NameMaker(),
+    { staleAfter, attempts: 3, maxJobBytes: 1 << 20, keepDone: Infinity, tmpMaxAge: HOUR },
+    false,
+  );
 }
 
 /** Resolves with how a child ended; a child still running after `ms` is killed and reported as hung. */
@@ -62,7 +69,10 @@ describe('S1: names read from files pass the codec before they become paths', ()
     const { id } = await q.enqueue('t', 'keep me');
     const delta = `totals.${q.owner}.0`; // a real delta the base absorbed: still cleaned up
     fs.writeFileSync(path.join(dir, 'workers', delta), '{"counts":{"t":{"enqueued":1}}}\n');
-    fs.writeFileSync(path.join(dir, 'workers', 'totals'), `${JSON.stringify({ gen: 3, counts: { t: { enqueued: 1 } }, absorbed: ['../../victim.txt', `../queue/${id}`, delta] })}\n`);
+    fs.writeFileSync(
+      path.join(dir, 'workers', 'totals'),
+      `${JSON.stringify({ gen: 3, counts: { t: { enqueued: 1 } }, absorbed: ['../../victim.txt', `../queue/${id}`, delta] })}\n`,
+    );
     fs.writeFileSync(path.join(dir, 'workers', `totals.${q.owner}.1`), '{"counts":{"t":{"completed":1}}}\n'); // something to fold
     await q.recover();
     expect(fs.readFileSync(victim, 'utf8')).toBe('root:secret-hash:0:0\n');
@@ -94,7 +104,8 @@ describe('S1: names read from files pass the codec before they become paths', ()
     const owners = ['elsewhere.1.link', 'elsewhere.1.fifo'];
     fs.symlinkSync(victim, path.join(dir, 'workers', owners[0]!));
     execFileSync('mkfifo', [path.join(dir, 'workers', owners[1]!)]);
-    for (const [i, id] of ids.entries()) fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owners[i]}.0`));
+    for (const [i, id] of ids.entries())
+      fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owners[i]}.0`));
     // no heartbeat to read: each claim is judged by its ctime (the rename into active/), fresh here
     expect(await q.recover()).toMatchObject({ swept: true, recovered: [], heartbeatsRemoved: 0 });
     expect(ls(dir, 'active')).toHaveLength(2);
@@ -107,7 +118,10 @@ describe('S1: names read from files pass the codec before they become paths', ()
     const { id } = await q.enqueue('t');
     const owner = `${hostToken()}.99999.grp`;
     // kill(-99999, 0) is ESRCH (no such process group): read as a pid, it made a live worker look crashed
-    fs.writeFileSync(path.join(dir, 'workers', owner), JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: -99999, startTime: '1', started: '' }));
+    fs.writeFileSync(
+      path.join(dir, 'workers', owner),
+      JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: -99999, startTime: '1', started: '' }),
+    );
     fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owner}.0`));
     expect((await q.recover()).recovered).toEqual([]);
     expect(ls(dir, 'active')).toEqual([`${id}@${owner}.0`]);
@@ -122,7 +136,9 @@ describe('S2/S3: settings and the layout are never followed through a link', () 
     fs.rmSync(path.join(dir, 'dirqueue.json'));
     fs.symlinkSync(victim, path.join(dir, 'dirqueue.json'));
     const report = await fsck(dir, { repair: true });
-    expect(report.findings).toEqual([expect.objectContaining({ kind: 'settings', repaired: true, problem: expect.stringMatching(/symbolic link/) })]);
+    expect(report.findings).toEqual([
+      expect.objectContaining({ kind: 'settings', repaired: true, problem: expect.stringMatching(/symbolic link/) }),
+    ]);
     expect(report.findings[0]!.problem).not.toContain('secret');
     expect(fs.readFileSync(victim, 'utf8')).toBe('root:secret-hash:0:0\n');
     expect(fs.lstatSync(path.join(dir, 'dirqueue.json')).isFile()).toBe(true);
@@ -137,7 +153,10 @@ describe('S2/S3: settings and the layout are never followed through a link', () 
     fs.symlinkSync(victim, path.join(dir, 'dirqueue.json'));
     const error = await Queue.open(dir, { create: false }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DirQueueError);
-    expect(error).toMatchObject({ code: 'ENOTQUEUE', message: expect.stringMatching(/is a symbolic link.*never follows/) });
+    expect(error).toMatchObject({
+      code: 'ENOTQUEUE',
+      message: expect.stringMatching(/is a symbolic link.*never follows/),
+    });
     expect((error as Error).message).not.toContain('secret');
   });
 
@@ -149,7 +168,9 @@ describe('S2/S3: settings and the layout are never followed through a link', () 
     fs.symlinkSync(victimDir, path.join(dir, 'keys'));
     const run = await dirq(['init', dir, '--mode', '0660']);
     expect(run.code).not.toBe(0);
-    expect(run.stderr).toMatch(/keys is a symbolic link, not a directory: dirqueue never follows symbolic links inside a queue/);
+    expect(run.stderr).toMatch(
+      /keys is a symbolic link, not a directory: dirqueue never follows symbolic links inside a queue/,
+    );
     expect(fs.statSync(victimDir).mode & 0o7777).toBe(0o700);
     expect(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8')).toBe(settings);
   });
@@ -173,7 +194,10 @@ describe('S2/S3: settings and the layout are never followed through a link', () 
     await q.close();
     fs.rmdirSync(path.join(dir, 'tmp'));
     fs.symlinkSync(victimDir, path.join(dir, 'tmp'));
-    await expect(Queue.open(dir, { create: false })).rejects.toMatchObject({ code: 'EBADFILE', message: expect.stringMatching(/tmp is a symbolic link.*dirq fsck/) });
+    await expect(Queue.open(dir, { create: false })).rejects.toMatchObject({
+      code: 'EBADFILE',
+      message: expect.stringMatching(/tmp is a symbolic link.*dirq fsck/),
+    });
     expect(fs.readdirSync(victimDir)).toEqual([]);
   });
 
@@ -223,12 +247,18 @@ describe('D5: workers/.clock that is not a regular file', () => {
       make(clock);
       const report = await q.recover();
       expect(report.recovered).toEqual([expect.objectContaining({ id, reason: 'crashed', to: 'queue' })]);
-      expect(report.warnings).toEqual([expect.objectContaining({ code: 'EBADFILE', message: expect.stringContaining(`.clock is ${kind}`) })]);
+      expect(report.warnings).toEqual([
+        expect.objectContaining({ code: 'EBADFILE', message: expect.stringContaining(`.clock is ${kind}`) }),
+      ]);
       expect(ls(dir, 'tmp')).toEqual([]); // the scratch clock is gone
       await q.close();
       const check = await fsck(dir);
-      expect(check.findings).toEqual([expect.objectContaining({ kind: 'stale-helper', path: 'workers/.clock', repaired: false })]);
-      expect((await fsck(dir, { repair: true })).findings).toEqual([expect.objectContaining({ path: 'workers/.clock', repaired: true })]);
+      expect(check.findings).toEqual([
+        expect.objectContaining({ kind: 'stale-helper', path: 'workers/.clock', repaired: false }),
+      ]);
+      expect((await fsck(dir, { repair: true })).findings).toEqual([
+        expect.objectContaining({ path: 'workers/.clock', repaired: true }),
+      ]);
       expect(fs.existsSync(clock)).toBe(false);
       expect(fs.readFileSync('/etc/hostname', 'utf8').length).toBeGreaterThan(0);
     });
@@ -264,7 +294,10 @@ describe('the maintenance lock (workers/.lock)', () => {
     const { dir, q } = await tempQueue({ maintenance: false });
     const lock = path.join(dir, 'workers', '.lock');
     const dead = await deadPid();
-    fs.writeFileSync(lock, `${JSON.stringify({ owner: `${hostToken()}.${dead}.gone`, host: os.hostname(), bootId: bootId(), pid: dead, startTime: '1', started: '' })}\n`);
+    fs.writeFileSync(
+      lock,
+      `${JSON.stringify({ owner: `${hostToken()}.${dead}.gone`, host: os.hostname(), bootId: bootId(), pid: dead, startTime: '1', started: '' })}\n`,
+    );
     const timerSweep = await sweepOnce(dir, q.options.staleAfter);
     expect(timerSweep).toMatchObject({ swept: true }); // a timer's sweep does not wait: it took the lock over
     expect(fs.existsSync(lock)).toBe(false);
@@ -281,7 +314,10 @@ describe('D11: heartbeats and keys left by crashes', () => {
     const deadHolding = claimByDeadWorker(dir, id); // its claim is taken back first, then it holds nothing
     const far = (nonce: string, ageMs: number): string => {
       const name = `elsewhere.4242.${nonce}`;
-      fs.writeFileSync(beat(name), JSON.stringify({ host: 'elsewhere', bootId: 'b', pid: 4242, startTime: '1', started: '' }));
+      fs.writeFileSync(
+        beat(name),
+        JSON.stringify({ host: 'elsewhere', bootId: 'b', pid: 4242, startTime: '1', started: '' }),
+      );
       backdate(beat(name), ageMs);
       return name;
     };
@@ -317,7 +353,10 @@ describe('D11: heartbeats and keys left by crashes', () => {
       make(entry);
       const error = await q.enqueue('t', 1, { key: 'k' }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(DirQueueError);
-      expect(error).toMatchObject({ code: 'EBADFILE', message: expect.stringMatching(new RegExp(`keys/k is ${kind}, not a unique key.*move it out of`)) });
+      expect(error).toMatchObject({
+        code: 'EBADFILE',
+        message: expect.stringMatching(new RegExp(`keys/k is ${kind}, not a unique key.*move it out of`)),
+      });
       expect(fs.existsSync(entry)).toBe(true);
       expect(ls(dir, 'queue')).toEqual([]);
       expect(ls(dir, 'tmp')).toEqual([]);
@@ -355,7 +394,9 @@ describe('a job file replaced by something else under its name (store/open.ts)',
     for (const { name, make, says } of kinds(dir)) {
       const file = path.join(dir, `job-${name.replace(/ /g, '-')}`);
       make(file);
-      expect(() => appendLine(file, '{"event":"x"}'), name).toThrow(expect.objectContaining({ code: 'EBADFILE', message: expect.stringMatching(says) }));
+      expect(() => appendLine(file, '{"event":"x"}'), name).toThrow(
+        expect.objectContaining({ code: 'EBADFILE', message: expect.stringMatching(says) }),
+      );
       expect(() => truncateFile(file, 0), name).toThrow(expect.objectContaining({ code: 'EBADFILE' }));
     }
     expect(fs.readFileSync(path.join(dir, 'outside.txt'), 'utf8')).toBe('not a job\n'); // the link's target is as it was

@@ -47,7 +47,9 @@ describe('a pool that may not write', () => {
     expect(run).toMatchObject({ code: 0, stderr: '' }); // and no warning of the failed opening sweep
     expect(JSON.parse(run.stdout)).toEqual({
       code: 'EACCES',
-      message: expect.stringMatching(/^this process \(uid 12345, gid 12345\) cannot write \S+\/q\/tmp \(permission denied\), so it cannot work on the queue: run the worker as the queue's owner/),
+      message: expect.stringMatching(
+        /^this process \(uid 12345, gid 12345\) cannot write \S+\/q\/tmp \(permission denied\), so it cannot work on the queue: run the worker as the queue's owner/,
+      ),
     });
     expect(ls(dir, 'queue')).toHaveLength(1);
   });
@@ -61,7 +63,7 @@ describe('a pool that may not write', () => {
     expect(run.stderr).toMatch(/^dirq: this process \(uid 12345, gid 12345\) cannot write .* --mode 0660.*\n$/);
   });
 
-  it("dirq work puts back a job whose file it may not write, unrun, says what to do, and exits 1", async () => {
+  it('dirq work puts back a job whose file it may not write, unrun, says what to do, and exits 1', async () => {
     requireRoot();
     const dir = path.join(sharedBase(), 'q');
     await ok(['init', dir, '--mode', '0660']);
@@ -145,7 +147,12 @@ describe('a pool that may not write', () => {
       console.log(JSON.stringify({ id, code: reason?.code, message: reason?.message, counts: pool.counts }));`;
     const run = await runAs(WORKER, process.execPath, ['--input-type=module', '-e', script]);
     expect(run, run.stderr).toMatchObject({ code: 0, stderr: '' });
-    const { id, code, message, counts } = JSON.parse(run.stdout) as { id: string; code: string; message: string; counts: Record<string, number> };
+    const { id, code, message, counts } = JSON.parse(run.stdout) as {
+      id: string;
+      code: string;
+      message: string;
+      counts: Record<string, number>;
+    };
     expect(code).toBe('EACCES');
     expect(message).toContain(`job ${id}: its outcome could not be recorded`);
     expect(message).toContain('it was put back in queue/ (attempt not counted)');

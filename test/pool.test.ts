@@ -30,7 +30,11 @@ describe('Pool', () => {
     // watching: only the inotify event can start it within the deadline, since the poll and the rescan
     // floor are a minute away; poll-only: the 50 ms poll finds it (queue/'s mtime moved)
     const { dir, q } = await tempQueue();
-    const pool = await startPool(dir, { processor: processors('echo'), rescanInterval: 60_000, pollInterval: WATCH ? 60_000 : 50 });
+    const pool = await startPool(dir, {
+      processor: processors('echo'),
+      rescanInterval: 60_000,
+      pollInterval: WATCH ? 60_000 : 50,
+    });
     await pool.onIdle();
     const { id } = await q.enqueue('t', { late: true });
     expect(await q.waitFor(id, { timeout: 5_000 })).toMatchObject({ echo: { late: true } });
@@ -157,7 +161,12 @@ describe('Pool', () => {
     const spin = await q.enqueue('t', { spin: true }, { attempts: 1, priority: 10 });
     const neighbours = await q.enqueueMany([1, 2].map((i) => ({ type: 't', data: { sleep: 10, i }, attempts: 1 })));
     const errors: string[] = [];
-    const pool = await startPool(dir, { processor: processors('echo'), concurrency: 3, jobTimeout: 400, stuckAfter: 3000 });
+    const pool = await startPool(dir, {
+      processor: processors('echo'),
+      concurrency: 3,
+      jobTimeout: 400,
+      stuckAfter: 3000,
+    });
     pool.on('error', (e) => errors.push(e.message));
     await expect(q.waitFor(spin.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'EJOBTIMEOUT' } });
     for (const { id } of neighbours) {
@@ -209,7 +218,11 @@ describe('Pool', () => {
     pool.on('failed', (job, error) => events.push(`failed ${job.attempt} ${error.code}`));
     await expect(q.waitFor(id, { timeout: 30_000 })).rejects.toMatchObject({ code: 'EJOBFAILED' });
     expect(events).toEqual(['retrying 1', 'failed 2 EPROCESSOR_TEST']);
-    expect((await q.get(id)).error).toMatchObject({ message: 'bad input', code: 'EPROCESSOR_TEST', stack: expect.stringContaining('echo.mjs') });
+    expect((await q.get(id)).error).toMatchObject({
+      message: 'bad input',
+      code: 'EPROCESSOR_TEST',
+      stack: expect.stringContaining('echo.mjs'),
+    });
     await pool.close();
     await q.close();
   });
@@ -219,7 +232,9 @@ describe('Pool', () => {
     const bad = await q.enqueue('t', { badResult: true }, { attempts: 1 });
     const parent = await q.enqueue('t', { progress: true, children: 3 });
     const pool = await startPool(dir, { processor: processors('echo'), types: ['t'] });
-    await expect(q.waitFor(bad.id, { timeout: 30_000 })).rejects.toMatchObject({ message: expect.stringContaining('cannot be sent back') });
+    await expect(q.waitFor(bad.id, { timeout: 30_000 })).rejects.toMatchObject({
+      message: expect.stringContaining('cannot be sent back'),
+    });
     await q.waitFor(parent.id, { timeout: 30_000 });
     const history = (await q.get(parent.id)).history;
     expect(history.map((e) => e.event)).toEqual(['progress', 'log', 'result']);
@@ -236,7 +251,9 @@ describe('Pool', () => {
     const errors: string[] = [];
     const pool = await startPool(dir, { processor: processors('crash') });
     pool.on('error', (e) => errors.push(e.message));
-    await expect(q.waitFor(crash.id, { timeout: 30_000 })).rejects.toMatchObject({ message: expect.stringContaining('worker thread died') });
+    await expect(q.waitFor(crash.id, { timeout: 30_000 })).rejects.toMatchObject({
+      message: expect.stringContaining('worker thread died'),
+    });
     const after = await q.enqueue('t', {});
     expect(await q.waitFor(after.id, { timeout: 30_000 })).toBe('survived');
     expect(errors).toEqual([expect.stringContaining('boom outside the job')]);
@@ -249,7 +266,10 @@ describe('Pool', () => {
     ['no-default', 'has no default export function'],
   ])('refuses to start when the processor %s cannot load', async (name, message) => {
     const { dir, q } = await tempQueue();
-    await expect(startPool(dir, { processor: processors(name), threads: 2 })).rejects.toMatchObject({ code: 'EPROCESSOR', message: expect.stringContaining(message) });
+    await expect(startPool(dir, { processor: processors(name), threads: 2 })).rejects.toMatchObject({
+      code: 'EPROCESSOR',
+      message: expect.stringContaining(message),
+    });
     await q.close();
   });
 
@@ -266,7 +286,10 @@ describe('Pool', () => {
     const first = await q.enqueue('t', { n: 1 });
     const second = await q.enqueue('t', { n: 2 });
     const reason = await closed;
-    expect(reason).toMatchObject({ code: 'EPROCESSOR', message: expect.stringContaining('failed to load: this module broke after the pool started') });
+    expect(reason).toMatchObject({
+      code: 'EPROCESSOR',
+      message: expect.stringContaining('failed to load: this module broke after the pool started'),
+    });
     expect(errors).toEqual([reason]); // the one error the pool reports, and the reason it closed
     expect(await q.get(first.id)).toMatchObject({ state: 'done', result: { echo: { n: 1 } } });
     expect(await q.get(second.id)).toMatchObject({ state: 'queue', attemptsMade: 0 });
@@ -330,7 +353,10 @@ describe('Pool', () => {
     const { dir, q } = await tempQueue();
     const hog = await q.enqueue('t', { hog: true }, { attempts: 1 });
     const errors: string[] = [];
-    const pool = await startPool(dir, { processor: processors('echo'), resourceLimits: { maxOldGenerationSizeMb: 32 } });
+    const pool = await startPool(dir, {
+      processor: processors('echo'),
+      resourceLimits: { maxOldGenerationSizeMb: 32 },
+    });
     pool.on('error', (e) => errors.push(e.message));
     await expect(q.waitFor(hog.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'ETHREAD' } });
     const after = await q.enqueue('t', { fine: true });
@@ -347,28 +373,41 @@ describe('Pool', () => {
     expect(await q.waitFor(id, { timeout: 30_000 })).toMatchObject({ echo: { by: 'url' } });
     await pool.close();
     for (const processor of ['https://example.com/send.js', new URL('node:fs')]) {
-      await expect(startPool(dir, { processor })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringMatching(/^processor must be a module path or a file: URL/) });
+      await expect(startPool(dir, { processor })).rejects.toMatchObject({
+        code: 'EBADOPTION',
+        message: expect.stringMatching(/^processor must be a module path or a file: URL/),
+      });
     }
     await q.close();
   });
 
   it('validates its options', async () => {
     const { dir, q } = await tempQueue();
-    await expect(startPool(dir, { processor: processors('echo'), threads: 0 })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining('threads') });
+    await expect(startPool(dir, { processor: processors('echo'), threads: 0 })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+      message: expect.stringContaining('threads'),
+    });
     await expect(startPool(dir, { processor: 42 as never })).rejects.toMatchObject({ code: 'EBADOPTION' });
-    await expect(startPool(dir, { processor: async () => 1, threads: 2 })).rejects.toMatchObject({ code: 'EBADOPTION' });
-    await expect(startPool(dir, { processor: processors('echo'), types: [] })).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await expect(startPool(dir, { processor: async () => 1, threads: 2 })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+    });
+    await expect(startPool(dir, { processor: processors('echo'), types: [] })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+    });
     await q.close();
   });
   it('starts once: a second start() rejects with ESTARTED', async () => {
     const { dir, q } = await tempQueue();
     const pool = await startPool(dir, { processor: processors('echo') });
-    await expect(pool.start()).rejects.toMatchObject({ code: 'ESTARTED', message: expect.stringContaining('make a new Pool') });
+    await expect(pool.start()).rejects.toMatchObject({
+      code: 'ESTARTED',
+      message: expect.stringContaining('make a new Pool'),
+    });
     await pool.close();
     await q.close();
   });
 
-  it("onDrained() before start() rejects with ENOTSTARTED", async () => {
+  it('onDrained() before start() rejects with ENOTSTARTED', async () => {
     const { dir, q } = await tempQueue();
     const pool = new Pool(dir, { processor: processors('echo') });
     await expect(pool.onDrained()).rejects.toMatchObject({ code: 'ENOTSTARTED' });
@@ -398,7 +437,9 @@ describe('Pool', () => {
       const timedOut = await q.enqueue('t', { report }, { timeout: 100, attempts: 1 });
       const pool = await startPool(dir, { processor });
       expect(await q.waitFor(refused.id, { timeout: 30_000 })).toEqual({ instance: true, code: 'EBADTYPE' });
-      await expect(q.waitFor(timedOut.id, { timeout: 30_000 })).rejects.toMatchObject({ jobError: { code: 'EJOBTIMEOUT' } });
+      await expect(q.waitFor(timedOut.id, { timeout: 30_000 })).rejects.toMatchObject({
+        jobError: { code: 'EJOBTIMEOUT' },
+      });
       await until(() => fs.existsSync(report), 'the processor to report its abort reason');
       expect(JSON.parse(fs.readFileSync(report, 'utf8'))).toEqual({ instance: true, code: 'EJOBTIMEOUT' });
       await pool.close();

@@ -17,8 +17,21 @@ describe('Queue.open', () => {
   it('creates the layout and dirqueue.json', async () => {
     const dir = path.join(tempDir(), 'q');
     const q = await openQueue(dir);
-    expect(ls(dir, '.')).toEqual(['active', 'delayed', 'dirqueue.json', 'done', 'failed', 'keys', 'queue', 'tmp', 'workers']);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({ format: 'dirqueue', version: '1.0' });
+    expect(ls(dir, '.')).toEqual([
+      'active',
+      'delayed',
+      'dirqueue.json',
+      'done',
+      'failed',
+      'keys',
+      'queue',
+      'tmp',
+      'workers',
+    ]);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({
+      format: 'dirqueue',
+      version: '1.0',
+    });
     await q.close();
   });
 
@@ -26,18 +39,29 @@ describe('Queue.open', () => {
     const base = tempDir();
     await expect(Queue.open(path.join(base, 'missing'), { create: false })).rejects.toMatchObject({ code: 'ENOQUEUE' });
     fs.writeFileSync(path.join(base, 'notes.txt'), 'hello');
-    await expect(Queue.open(base)).rejects.toMatchObject({ code: 'ENOTQUEUE', message: expect.stringContaining('not empty') });
+    await expect(Queue.open(base)).rejects.toMatchObject({
+      code: 'ENOTQUEUE',
+      message: expect.stringContaining('not empty'),
+    });
     await expect(Queue.open(path.join(base, 'notes.txt'))).rejects.toMatchObject({ code: 'ENOTQUEUE' });
     expect(fs.readdirSync(base)).toEqual(['notes.txt']);
   });
 
   it('validates options with actionable messages', async () => {
     const dir = tempDir();
-    await expect(Queue.open(dir, { staleAfter: -1 })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining('staleAfter') });
+    await expect(Queue.open(dir, { staleAfter: -1 })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+      message: expect.stringContaining('staleAfter'),
+    });
     await expect(Queue.open(dir, { watch: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'EBADOPTION' });
-    await expect(Queue.open(dir, { backoff: { type: 'linear' } as never })).rejects.toMatchObject({ code: 'EBADOPTION' });
+    await expect(Queue.open(dir, { backoff: { type: 'linear' } as never })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+    });
     await expect(Queue.open('')).rejects.toMatchObject({ code: 'EBADOPTION' });
-    await expect(Queue.open(dir, { backoff: -5 })).rejects.toMatchObject({ code: 'EBADOPTION', message: expect.stringContaining('backoff') });
+    await expect(Queue.open(dir, { backoff: -5 })).rejects.toMatchObject({
+      code: 'EBADOPTION',
+      message: expect.stringContaining('backoff'),
+    });
   });
 
   it('takes a plain number of ms as the default backoff, as enqueue does (D11)', async () => {
@@ -90,7 +114,14 @@ describe('enqueue and claim', () => {
 
   it('keeps data faithful: JSON values, strings, raw bytes, nothing', async () => {
     const { q } = await tempQueue();
-    const values = [{ deep: { list: [1, 'two', null, true, { x: -0.5 }] } }, 'plain text', 0, null, [], Buffer.from([0, 255, 10])];
+    const values = [
+      { deep: { list: [1, 'two', null, true, { x: -0.5 }] } },
+      'plain text',
+      0,
+      null,
+      [],
+      Buffer.from([0, 255, 10]),
+    ];
     for (const v of values) await q.enqueue('t', v);
     await q.enqueue('t');
     const got: unknown[] = [];
@@ -154,7 +185,12 @@ describe('enqueue and claim', () => {
     const { dir, q } = await tempQueue();
     expect(await q.claim()).toBeUndefined(); // discovery is running, the index is empty
     const name = `50-${Date.now() * 1000}-shell1.t`;
-    execFileSync('sh', ['-c', `printf '{"type":"t","data":"from sh"}\\n' > "$1/tmp/x" && mv "$1/tmp/x" "$1/queue/${name}"`, 'sh', dir]);
+    execFileSync('sh', [
+      '-c',
+      `printf '{"type":"t","data":"from sh"}\\n' > "$1/tmp/x" && mv "$1/tmp/x" "$1/queue/${name}"`,
+      'sh',
+      dir,
+    ]);
     const job = await q.claim({ wait: 0 }); // no wait: the move is done, so the job is ready now
     expect(job).toMatchObject({ id: name, data: 'from sh' });
     await job!.complete();
@@ -212,7 +248,13 @@ describe('enqueue and claim', () => {
     await q.close();
     const offset = path.join(tempDir(), 'faketime');
     fs.writeFileSync(offset, '+0\n');
-    const env = { ...process.env, LD_PRELOAD: lib, FAKETIME_TIMESTAMP_FILE: offset, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+    const env = {
+      ...process.env,
+      LD_PRELOAD: lib,
+      FAKETIME_TIMESTAMP_FILE: offset,
+      FAKETIME_NO_CACHE: '1',
+      FAKETIME_DONT_FAKE_MONOTONIC: '1',
+    };
     const worker = spawnNode([CHILD, 'clock-step', dir, offset], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     worker.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
@@ -226,7 +268,8 @@ describe('enqueue and claim', () => {
     q.on('warning', (error) => warnings.push(error));
     const rename = fs.renameSync;
     const denied = vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
-      if (String(from).includes(`${path.sep}delayed${path.sep}`)) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+      if (String(from).includes(`${path.sep}delayed${path.sep}`))
+        throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
       rename(from, to);
     });
     try {
@@ -259,9 +302,15 @@ describe('enqueue and claim', () => {
     const { dir, q } = await tempQueue({ agingStep: Infinity });
     const future = await q.enqueue('t', 'future', { delay: 3_600_000 });
     expect(await q.claim()).toBeUndefined(); // this handle's index is live from here on, as a worker's is
-    await q.enqueueMany([{ type: 't', data: 'b1' }, { type: 't', data: 'b2' }]); // the backlog
+    await q.enqueueMany([
+      { type: 't', data: 'b1' },
+      { type: 't', data: 'b2' },
+    ]); // the backlog
     await q.retry(future.id);
-    const after = await q.enqueueMany([{ type: 't', data: 'a1' }, { type: 't', data: 'a2' }]);
+    const after = await q.enqueueMany([
+      { type: 't', data: 'a1' },
+      { type: 't', data: 'a2' },
+    ]);
     await q.enqueue('t', 'urgent', { priority: 10 }); // priorities still come first
     const order = ['urgent', 'b1', 'b2', 'future', 'a1', 'a2'];
     const claimAll = async (handle: Queue): Promise<Job[]> => {
@@ -291,7 +340,10 @@ describe('enqueue and claim', () => {
     // its backoff ends (the delayed/ name says when) a microsecond after that job was enqueued
     const [name] = ls(dir, 'delayed');
     const dueUs = parseId(during.id)!.enqueuedUs + 1;
-    fs.renameSync(path.join(dir, 'delayed', name!), path.join(dir, 'delayed', name!.replace(/^\d{16}/, String(dueUs).padStart(16, '0'))));
+    fs.renameSync(
+      path.join(dir, 'delayed', name!),
+      path.join(dir, 'delayed', name!.replace(/^\d{16}/, String(dueUs).padStart(16, '0'))),
+    );
     // due a microsecond after an id's time, which may read up to a millisecond ahead of Date.now(): a sweep
     // promotes it once Date.now() gets there, unless this queue's own promotion timer (which claim started)
     // is first; both go through promote()
@@ -311,7 +363,10 @@ describe('enqueue and claim', () => {
   it('a delayed job leaves later jobs their own enqueue time and place in line (Correctness 1)', async () => {
     const { dir, q } = await tempQueue();
     const other = await openQueue(dir);
-    const [, later] = await q.enqueueMany([{ type: 'report', delay: 3_600_000 }, { type: 'email', data: 'mine' }]);
+    const [, later] = await q.enqueueMany([
+      { type: 'report', delay: 3_600_000 },
+      { type: 'email', data: 'mine' },
+    ]);
     const { id: plain } = await q.enqueue('email', 'mine too');
     const { id: theirs } = await other.enqueue('email', 'theirs');
     for (const id of [later!.id, plain]) expect((await q.get(id)).readyAt.getTime()).toBeLessThan(Date.now() + 60_000); // not an hour ahead
@@ -332,8 +387,11 @@ describe('enqueue and claim', () => {
     const enqueuedUs = parseId(low)!.enqueuedUs;
     const overtakenBy: string[] = [];
     // two urgent jobs for each claim: the stream outpaces the worker, until the low one runs
-    for (let job; job?.id !== low; ) {
-      await q.enqueueMany([{ type: 't', priority: 0 }, { type: 't', priority: 0 }]);
+    for (let job; job?.id !== low;) {
+      await q.enqueueMany([
+        { type: 't', priority: 0 },
+        { type: 't', priority: 0 },
+      ]);
       const startedUs = nowUs();
       job = (await q.claim())!;
       await job.complete();
@@ -345,7 +403,13 @@ describe('enqueue and claim', () => {
 
   it('enqueueMany writes a batch with durability and keeps order', async () => {
     const { dir, q } = await tempQueue({ durable: true });
-    const refs = await q.enqueueMany(Array.from({ length: 300 }, (_, i) => ({ type: i % 2 ? 'odd' : 'even', data: i, priority: i % 3 === 0 ? 20 : 50 })));
+    const refs = await q.enqueueMany(
+      Array.from({ length: 300 }, (_, i) => ({
+        type: i % 2 ? 'odd' : 'even',
+        data: i,
+        priority: i % 3 === 0 ? 20 : 50,
+      })),
+    );
     expect(new Set(refs.map((r) => r.id)).size).toBe(300);
     expect(ls(dir, 'queue')).toHaveLength(300);
     expect(ls(dir, 'tmp')).toEqual([]);
@@ -361,7 +425,12 @@ describe('enqueue and claim', () => {
 
   it('enqueueMany validates every item before writing any', async () => {
     const { dir, q } = await tempQueue();
-    await expect(q.enqueueMany([{ type: 'a', data: 1 }, { type: 'a', data: 2, priority: 500 }])).rejects.toMatchObject({
+    await expect(
+      q.enqueueMany([
+        { type: 'a', data: 1 },
+        { type: 'a', data: 2, priority: 500 },
+      ]),
+    ).rejects.toMatchObject({
       code: 'EBADOPTION',
       message: expect.stringContaining('item 1'),
     });
@@ -390,7 +459,10 @@ describe('failures and retries', () => {
     expect(info.errors.map((e) => e.message)).toEqual(['first', 'second', 'third']);
     expect(info.errors[1]).toMatchObject({ code: 'EHTTP' });
     await expect(q.waitFor(id)).rejects.toBeInstanceOf(JobFailedError);
-    await expect(q.waitFor(id)).rejects.toMatchObject({ code: 'EJOBFAILED', message: expect.stringContaining('third') });
+    await expect(q.waitFor(id)).rejects.toMatchObject({
+      code: 'EJOBFAILED',
+      message: expect.stringContaining('third'),
+    });
 
     await q.retry(id); // a fresh set of attempts, the attempt number keeps counting
     job = (await q.claim())!;
@@ -433,7 +505,10 @@ describe('failures and retries', () => {
     const { dir, q } = await tempQueue();
     const { id } = await q.enqueue('t', null, { attempts: 1 });
     const job = (await q.claim())!;
-    await expect(job.complete({ n: 10n })).rejects.toMatchObject({ code: 'EBADDATA', message: expect.stringContaining('result.n') });
+    await expect(job.complete({ n: 10n })).rejects.toMatchObject({
+      code: 'EBADDATA',
+      message: expect.stringContaining('result.n'),
+    });
     expect(job.settled).toBe(false);
     expect(ls(dir, 'active')).toHaveLength(1);
     await job.fail(new DirQueueError('EBADDATA', 'unsendable result'));
@@ -464,7 +539,12 @@ describe('failures and retries', () => {
     // the default: 1 s +-20% after the first attempt failed, which was between before and after
     expect(info.runAt!.getTime()).toBeGreaterThanOrEqual(before + 800 - 1);
     expect(info.runAt!.getTime()).toBeLessThanOrEqual(after + 1200 + 1);
-    expect(warnings).toEqual([expect.objectContaining({ code: 'EBADOPTION', message: expect.stringMatching(/backoff function threw .*\(oops\)/) })]);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        code: 'EBADOPTION',
+        message: expect.stringMatching(/backoff function threw .*\(oops\)/),
+      }),
+    ]);
     await q.close();
   });
 
@@ -477,7 +557,9 @@ describe('failures and retries', () => {
     expect(await (await q.claim())!.fail(new Error('nope'))).toBe('retrying');
     expect(ls(dir, 'active')).toEqual([]);
     expect((await q.get(id)).runAt!.getTime()).toBeLessThan(before + 60_000);
-    expect(warnings).toEqual([expect.objectContaining({ code: 'EBADOPTION', message: expect.stringMatching(/out of range/) })]);
+    expect(warnings).toEqual([
+      expect.objectContaining({ code: 'EBADOPTION', message: expect.stringMatching(/out of range/) }),
+    ]);
     await q.close();
   });
 
@@ -497,7 +579,10 @@ describe('failures and retries', () => {
     // what a recoverer does to the holder: take the file, record the revoke, put it back in queue/
     const queued = path.join(dir, 'queue', id);
     fs.renameSync(job.path, queued);
-    fs.appendFileSync(queued, `${JSON.stringify({ event: 'revoked', at: new Date().toISOString(), attempt: 1, claim: job.claim, reason: 'stalled', by: 'x.1.y.0' })}\n`);
+    fs.appendFileSync(
+      queued,
+      `${JSON.stringify({ event: 'revoked', at: new Date().toISOString(), attempt: 1, claim: job.claim, reason: 'stalled', by: 'x.1.y.0' })}\n`,
+    );
     await expect(job.complete('stale result')).rejects.toBeInstanceOf(CompromisedError);
     const info = await q.get(id);
     expect(info.state).toBe('queue');
@@ -523,12 +608,23 @@ describe('failures and retries', () => {
       ['log', () => job.log('late')],
     ];
     for (const [name, call] of calls) {
-      const error = await call().then(() => undefined, (e: unknown) => e);
+      const error = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error, name).toBeInstanceOf(CompromisedError);
-      expect(error, name).toMatchObject({ code: 'ECOMPROMISED', message: expect.stringContaining('the queue was closed') });
+      expect(error, name).toMatchObject({
+        code: 'ECOMPROMISED',
+        message: expect.stringContaining('the queue was closed'),
+      });
     }
     expect(ls(dir, 'queue')).toEqual([id]); // nothing the late calls did moved or wrote it
-    expect(fs.readFileSync(path.join(dir, 'queue', id), 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
+    expect(
+      fs
+        .readFileSync(path.join(dir, 'queue', id), 'utf8')
+        .split('\n')
+        .filter(Boolean),
+    ).toHaveLength(1);
     const other = await openQueue(dir);
     const again = (await other.claim())!;
     expect(again.attempt).toBe(1); // a release does not count an attempt
@@ -616,7 +712,12 @@ describe('inspection and administration', () => {
     const ready = await q.enqueue('t', 'ready');
     const later = await q.enqueue('t', 'later', { delay: 3_600_000 });
     // waitFor has looked for the job once it returns its promise (the first pass runs synchronously)
-    const outcomes = [ready.id, later.id].map((id) => q.waitFor(id).then(() => 'finished', (error: unknown) => (error as { code?: string }).code));
+    const outcomes = [ready.id, later.id].map((id) =>
+      q.waitFor(id).then(
+        () => 'finished',
+        (error: unknown) => (error as { code?: string }).code,
+      ),
+    );
     expect(await q.remove(ready.id)).toBe('queue');
     expect(await q.remove(later.id)).toBe('delayed');
     expect(await Promise.all(outcomes)).toEqual(['ENOTFOUND', 'ENOTFOUND']); // before: waited for ever
@@ -639,7 +740,10 @@ describe('inspection and administration', () => {
       throw Object.assign(new Error('EEXIST: file already exists'), { code: 'EEXIST' });
     });
     try {
-      await expect(q.enqueue('t', null, { key: 'k' })).rejects.toMatchObject({ code: 'ECONTENTION', message: expect.stringContaining('too much contention, try again') });
+      await expect(q.enqueue('t', null, { key: 'k' })).rejects.toMatchObject({
+        code: 'ECONTENTION',
+        message: expect.stringContaining('too much contention, try again'),
+      });
     } finally {
       taken.mockRestore();
     }
@@ -649,14 +753,25 @@ describe('inspection and administration', () => {
 
   it('a job file removed from tmp/ before its rename fails the enqueue with EVANISHED, not a filesystem code', async () => {
     const { dir, q } = await tempQueue();
-    const gone: Prepared = { id: '50-1763830000000000-zz.gone', type: 't', content: '', delayed: undefined, key: undefined, keyFrom: undefined, tmp: path.join(dir, 'tmp', 'gone') };
+    const gone: Prepared = {
+      id: '50-1763830000000000-zz.gone',
+      type: 't',
+      content: '',
+      delayed: undefined,
+      key: undefined,
+      keyFrom: undefined,
+      tmp: path.join(dir, 'tmp', 'gone'),
+    };
     let thrown: unknown;
     try {
       place(new Layout(dir), gone);
     } catch (error) {
       thrown = error;
     }
-    expect(thrown).toMatchObject({ code: 'EVANISHED', message: expect.stringContaining('is something cleaning tmp/?') });
+    expect(thrown).toMatchObject({
+      code: 'EVANISHED',
+      message: expect.stringContaining('is something cleaning tmp/?'),
+    });
     await q.close();
   });
 });

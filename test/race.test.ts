@@ -9,11 +9,15 @@ const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
 describe('racing claimers', () => {
   it('4 processes drain 3,000 jobs: each claimed exactly once, none left', async () => {
     const { dir, q } = await tempQueue();
-    const ids = (await q.enqueueMany(Array.from({ length: 3000 }, (_, i) => ({ type: i % 3 ? 'a' : 'b', data: i, priority: i % 7 })))).map(
-      (r) => r.id,
-    );
+    const ids = (
+      await q.enqueueMany(
+        Array.from({ length: 3000 }, (_, i) => ({ type: i % 3 ? 'a' : 'b', data: i, priority: i % 7 })),
+      )
+    ).map((r) => r.id);
     const log = path.join(dir, 'claims.log');
-    const workers = Array.from({ length: 4 }, () => spawnNode([child, 'drain', dir, log], { env: { ...process.env, DIRQ_TEST_WATCH: WATCH ? '1' : '0' } }));
+    const workers = Array.from({ length: 4 }, () =>
+      spawnNode([child, 'drain', dir, log], { env: { ...process.env, DIRQ_TEST_WATCH: WATCH ? '1' : '0' } }),
+    );
     expect(await Promise.all(workers.map(exited))).toEqual([0, 0, 0, 0]);
     const lines = fs.readFileSync(log, 'utf8').trim().split('\n');
     const claimed = lines.map((l) => l.split(' ')[0]!);

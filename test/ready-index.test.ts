@@ -114,10 +114,14 @@ describe('the ready index', () => {
   });
 });
 
-describe('a job made ready before its id\'s time (retry of a delayed job)', () => {
+describe("a job made ready before its id's time (retry of a delayed job)", () => {
   it('ranks by when it became ready, not by its id, and is taken under its id', () => {
     const early = id(50, 60_009_000, 't', 'due'); // a minute ahead of the clock
-    const index = new ReadyIndex(Infinity, () => 5_000, (i) => (i === early ? 2_500 : undefined));
+    const index = new ReadyIndex(
+      Infinity,
+      () => 5_000,
+      (i) => (i === early ? 2_500 : undefined),
+    );
     for (const i of [id(50, 2_000), early, id(50, 3_000), id(50, 4_000)]) index.add(i);
     expect(drain(index)).toEqual([id(50, 2_000), early, id(50, 3_000), id(50, 4_000)]);
     index.reset([id(50, 3_000), early]); // a rescan ranks it the same way
@@ -131,7 +135,11 @@ describe('a job made ready before its id\'s time (retry of a delayed job)', () =
     // promotion judges due-ness by Date.now(); nowUs() may lag it by a millisecond, and hosts' clocks differ:
     // such a job is not early, and its mtime (when it was written, long before its due time) must not rank it
     const promoted = id(50, 5_500, 't', 'due');
-    const index = new ReadyIndex(Infinity, () => 5_000, (i) => (i === promoted ? 1_000 : undefined));
+    const index = new ReadyIndex(
+      Infinity,
+      () => 5_000,
+      (i) => (i === promoted ? 1_000 : undefined),
+    );
     for (const i of [id(50, 2_000), promoted, id(50, 3_000)]) index.add(i);
     expect(drain(index)).toEqual([id(50, 2_000), id(50, 3_000), promoted]);
   });

@@ -25,9 +25,15 @@ const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(di
 const isRoot = process.getuid?.() === 0;
 
 /** Spawn a child that claims one job and holds it until told "go". Resolves once it holds it. */
-async function holder(dir: string, env: Record<string, string> = {}, command: string[] = []): Promise<{ child: ChildProcess; id: string; owner: string }> {
+async function holder(
+  dir: string,
+  env: Record<string, string> = {},
+  command: string[] = [],
+): Promise<{ child: ChildProcess; id: string; owner: string }> {
   const args = [...command, process.execPath, child, 'hold', dir];
-  const proc = track(spawn(args[0]!, args.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } }));
+  const proc = track(
+    spawn(args[0]!, args.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } }),
+  );
   const line = await new Promise<string>((resolve, reject) => {
     let buffer = '';
     proc.stdout!.on('data', (chunk: Buffer) => {
@@ -145,7 +151,10 @@ describe('recovering claims (I4)', () => {
     expect((await q.get(id)).errors).toEqual([expect.objectContaining({ code: 'EJOBTIMEOUT' })]);
     const events = parseJobFile(fs.readFileSync(path.join(dir, 'queue', id), 'utf8')).events;
     expect(events.filter((e) => e.event === 'progress').length).toBeGreaterThan(0);
-    expect(events.find((e) => e.event === 'revoked')).toMatchObject({ reason: 'timeout', by: expect.stringMatching(new RegExp(`^${owner.replace(/\./g, '\\.')}\\.`)) });
+    expect(events.find((e) => e.event === 'revoked')).toMatchObject({
+      reason: 'timeout',
+      by: expect.stringMatching(new RegExp(`^${owner.replace(/\./g, '\\.')}\\.`)),
+    });
     worker.stdin!.write('go\n');
     expect(await output(worker)).toContain('refused ECOMPROMISED');
     expect(ls(dir, 'active')).toEqual([]);
@@ -158,13 +167,22 @@ describe('recovering claims (I4)', () => {
 
 describe('judging liveness', () => {
   /** Fake a claim by `pid` on this host with a heartbeat of the given identity. */
-  async function fakeClaim(dir: string, pid: number, startTime: string, host = os.hostname(), nonce = 'fake'): Promise<string> {
+  async function fakeClaim(
+    dir: string,
+    pid: number,
+    startTime: string,
+    host = os.hostname(),
+    nonce = 'fake',
+  ): Promise<string> {
     const q = await openQueue(dir, { maintenance: false });
     const { id } = await q.enqueue('t', 'x');
     await q.close();
     const owner = `${hostToken(host)}.${pid}.${nonce}`;
     fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owner}.0`));
-    fs.writeFileSync(path.join(dir, 'workers', owner), JSON.stringify({ host, bootId: bootId(), pid, startTime, started: '' }));
+    fs.writeFileSync(
+      path.join(dir, 'workers', owner),
+      JSON.stringify({ host, bootId: bootId(), pid, startTime, started: '' }),
+    );
     return id;
   }
 
@@ -203,12 +221,17 @@ describe('judging liveness', () => {
     const { id: due } = await producer.enqueue('t', 'due', { delay: 3600_000 });
     await producer.close();
     const [delayed] = ls(dir, 'delayed') as [string]; // make it due long ago
-    fs.renameSync(path.join(dir, 'delayed', delayed), path.join(dir, 'delayed', delayed.replace(/^\d{16}/, '0000000000000001')));
+    fs.renameSync(
+      path.join(dir, 'delayed', delayed),
+      path.join(dir, 'delayed', delayed.replace(/^\d{16}/, '0000000000000001')),
+    );
     openToAll(dir);
     const sweeper = spawnNode([child, 'recover', dir], { uid: 65534, gid: 65534 });
     const report = JSON.parse(await output(sweeper)) as { error: { code: string; message: string } };
     expect(report.error.code).toBe('EACCES');
-    expect(report.error.message).toMatch(new RegExp(`could not take back 1 stale claim\\(s\\), first ${id.replace(/\./g, '\\.')}: .*group-shared`));
+    expect(report.error.message).toMatch(
+      new RegExp(`could not take back 1 stale claim\\(s\\), first ${id.replace(/\./g, '\\.')}: .*group-shared`),
+    );
     expect(ls(dir, 'active')).toEqual(claimed); // the claim as it was, no half-recovered copy
     expect(ls(dir, 'queue')).toEqual([due]); // the rest of the sweep ran: the due job was promoted
     const q = await openQueue(dir, { maintenance: false });
@@ -231,7 +254,8 @@ describe('judging liveness', () => {
     ['+60s', 'does not steal a live claim'],
     ['-60s', 'still recovers a dead claim'],
   ])('a judge whose clock is %s %s (faketime)', async (skew) => {
-    if (!fs.existsSync('/usr/bin/faketime')) throw new Error('faketime is missing: apt-get install faketime (.ci/run does)');
+    if (!fs.existsSync('/usr/bin/faketime'))
+      throw new Error('faketime is missing: apt-get install faketime (.ci/run does)');
     const { dir, q } = await tempQueue({ maintenance: false, staleAfter: 30_000 });
     await q.enqueue('t', 'live');
     const { child: worker, id: live } = await holder(dir, { DIRQ_STALE_AFTER: '30000' });
@@ -270,11 +294,17 @@ describe('maintenance without a daemon (I6)', () => {
     backdate(path.join(dir, 'workers', owner), 3600_000);
     const lock = (await lockSweeps(new Layout(dir), 'elsewhere.2.sweeper', 10_000))!;
     const settings = { ...q.options, tmpMaxAge: 3600_000 };
-    expect(await sweep(new Layout(dir), new NameMaker(), settings, false)).toMatchObject({ swept: false, recovered: [] });
+    expect(await sweep(new Layout(dir), new NameMaker(), settings, false)).toMatchObject({
+      swept: false,
+      recovered: [],
+    });
     expect(ls(dir, 'active')).toEqual([`${id}@${owner}.0`]);
     const waiting = q.recover();
     lock.release();
-    expect(await waiting).toMatchObject({ swept: true, recovered: [expect.objectContaining({ id, reason: 'stalled' })] });
+    expect(await waiting).toMatchObject({
+      swept: true,
+      recovered: [expect.objectContaining({ id, reason: 'stalled' })],
+    });
     await q.close();
   });
 
@@ -318,19 +348,32 @@ describe('maintenance without a daemon (I6)', () => {
     const q = await openQueue(dir, { maintenance: false });
     const dead = await deadPid();
     const owner = `${hostToken()}.${dead}.dead`;
-    fs.writeFileSync(path.join(dir, 'workers', owner), JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: dead, startTime: '1', started: '' }));
+    fs.writeFileSync(
+      path.join(dir, 'workers', owner),
+      JSON.stringify({ host: os.hostname(), bootId: bootId(), pid: dead, startTime: '1', started: '' }),
+    );
     const refs = await q.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ type: 't', data: i })));
-    for (const [i, { id }] of refs.entries()) fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owner}.${i.toString(36)}`));
-    const delayed = await q.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ type: 'd', data: i, runAt: Date.now() + 60_000 })));
+    for (const [i, { id }] of refs.entries())
+      fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@${owner}.${i.toString(36)}`));
+    const delayed = await q.enqueueMany(
+      Array.from({ length: 200 }, (_, i) => ({ type: 'd', data: i, runAt: Date.now() + 60_000 })),
+    );
     for (const name of ls(dir, 'delayed')) {
-      fs.renameSync(path.join(dir, 'delayed', name), path.join(dir, 'delayed', name.replace(/^\d{16}/, '0000000000000001')));
+      fs.renameSync(
+        path.join(dir, 'delayed', name),
+        path.join(dir, 'delayed', name.replace(/^\d{16}/, '0000000000000001')),
+      );
     }
     await q.close();
-    const sweepers = Array.from({ length: 4 }, () => spawnNode([child, 'sweep-unlocked', dir], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const sweepers = Array.from({ length: 4 }, () =>
+      spawnNode([child, 'sweep-unlocked', dir], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    );
     await Promise.all(sweepers.map((s) => lineFrom(s, 'ready')));
     const outputs = sweepers.map(output);
     for (const s of sweepers) s.stdin!.write('go\n');
-    const reports = (await Promise.all(outputs)).map((o) => JSON.parse(o.trim().split('\n').at(-1)!) as { recovered: { id: string }[]; promoted: number });
+    const reports = (await Promise.all(outputs)).map(
+      (o) => JSON.parse(o.trim().split('\n').at(-1)!) as { recovered: { id: string }[]; promoted: number },
+    );
     const recovered = reports.flatMap((r) => r.recovered.map((x) => x.id));
     expect(recovered.sort()).toEqual(refs.map((r) => r.id).sort()); // each exactly once across all sweepers
     expect(reports.reduce((n, r) => n + r.promoted, 0)).toBe(200);

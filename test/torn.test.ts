@@ -59,13 +59,20 @@ describe('torn results', () => {
     for (const id of [nul, missing, half]) {
       const info = await q.get(id!);
       expect([info.state, 'result' in info], id).toEqual(['done', false]);
-      await expect(q.waitFor(id!), id).rejects.toMatchObject({ code: 'ETORN', message: expect.stringContaining('fsck') });
+      await expect(q.waitFor(id!), id).rejects.toMatchObject({
+        code: 'ETORN',
+        message: expect.stringContaining('fsck'),
+      });
     }
     const none = await q.get(nothing!);
     expect(['torn' in none, 'result' in none, none.result]).toEqual([false, true, undefined]);
     expect(await q.waitFor(nothing!)).toBeUndefined();
     expect(await q.waitFor(kept!)).toBe('r4');
-    expect((await q.list('done')).filter((info) => info.torn !== undefined).map((info) => info.id)).toEqual([nul, missing, half]);
+    expect((await q.list('done')).filter((info) => info.torn !== undefined).map((info) => info.id)).toEqual([
+      nul,
+      missing,
+      half,
+    ]);
     await q.close();
   });
 
@@ -93,7 +100,9 @@ describe('torn results', () => {
     for (let job = await q.claim(); job !== undefined; job = await q.claim()) {
       expect(job.attempt, job.id).toBe(2); // the lost run shows in the attempt number
       const info = await q.get(job.id);
-      expect(info.history.filter((e) => e.event === 'torn')).toEqual([{ event: 'torn', at: expect.any(String), reason: expect.any(String) }]);
+      expect(info.history.filter((e) => e.event === 'torn')).toEqual([
+        { event: 'torn', at: expect.any(String), reason: expect.any(String) },
+      ]);
       expect(info.error).toMatchObject({ code: 'ETORN', message: expect.stringContaining('the job ran again') });
       await job.complete(`again ${job.id}`);
     }
@@ -158,11 +167,23 @@ describe('torn results', () => {
     tear(dir, torn!, 'half');
     const report = await fsck(dir);
     expect(report.findings).toEqual([
-      { kind: 'torn', path: `done/${torn}`, problem: expect.stringMatching(/^not provably completed: its last line is cut short/), action: expect.stringContaining('--repair'), repaired: false },
+      {
+        kind: 'torn',
+        path: `done/${torn}`,
+        problem: expect.stringMatching(/^not provably completed: its last line is cut short/),
+        action: expect.stringContaining('--repair'),
+        repaired: false,
+      },
     ]);
     expect(report.unrepaired).toBe(1);
     const repaired = await fsck(dir, { repair: true });
-    expect(repaired.findings).toEqual([expect.objectContaining({ kind: 'torn', action: `moved back to queue/${torn}`.concat(' to run again'), repaired: true })]);
+    expect(repaired.findings).toEqual([
+      expect.objectContaining({
+        kind: 'torn',
+        action: `moved back to queue/${torn}`.concat(' to run again'),
+        repaired: true,
+      }),
+    ]);
     expect([ls(dir, 'queue'), ls(dir, 'done')]).toEqual([[torn], [kept]]);
     expect(await fsck(dir)).toMatchObject({ findings: [], unrepaired: 0 });
     const other = await openQueue(dir);
@@ -188,11 +209,11 @@ describe('torn results', () => {
     setImmediate(tick);
     const readPerTurn = new Map<number, number>();
     const realRead = fs.readSync;
-    const read = vi.spyOn(fs, 'readSync').mockImplementation(((...args: Parameters<typeof fs.readSync>) => {
+    const read = vi.spyOn(fs, 'readSync').mockImplementation((...args: Parameters<typeof fs.readSync>) => {
       const n = (realRead as (...a: Parameters<typeof fs.readSync>) => number)(...args);
       readPerTurn.set(turn, (readPerTurn.get(turn) ?? 0) + n);
       return n;
-    }));
+    });
     try {
       await q.recover();
     } finally {
@@ -212,13 +233,19 @@ describe('torn results', () => {
     reboot(dir);
     const realOpen = fs.openSync;
     const open = vi.spyOn(fs, 'openSync').mockImplementation(((file: fs.PathLike, ...rest: [never]) => {
-      if (String(file).includes(`${path.sep}.done-checked.`)) throw Object.assign(new Error(`EACCES: permission denied, open '${String(file)}'`), { code: 'EACCES' });
+      if (String(file).includes(`${path.sep}.done-checked.`))
+        throw Object.assign(new Error(`EACCES: permission denied, open '${String(file)}'`), { code: 'EACCES' });
       return (realOpen as (f: fs.PathLike, ...r: [never]) => number)(file, ...rest);
     }) as typeof fs.openSync);
     try {
       const first = (await q.recover()).torn!;
       expect(first.requeued).toEqual([torn]);
-      expect(first.problems).toEqual([expect.objectContaining({ code: 'EACCES', message: expect.stringMatching(/\.done-checked\..*permission denied.*this process will not check again/) })]);
+      expect(first.problems).toEqual([
+        expect.objectContaining({
+          code: 'EACCES',
+          message: expect.stringMatching(/\.done-checked\..*permission denied.*this process will not check again/),
+        }),
+      ]);
       open.mockClear();
       expect((await q.recover()).torn).toEqual({ requeued: [], problems: [] }); // no second warning
       expect(open.mock.calls.filter(([file]) => String(file).includes(`${path.sep}done${path.sep}`))).toEqual([]); // and done/ was not read again

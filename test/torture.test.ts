@@ -21,7 +21,9 @@ const KILLS = 12;
 describe('SIGKILL torture', () => {
   it(`${WORKERS} workers, ${KILLS} kills, ${JOBS} jobs: all done exactly once, re-runs counted`, async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
-    const ids = (await q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i, attempts: 100 })))).map((r) => r.id);
+    const ids = (
+      await q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i, attempts: 100 })))
+    ).map((r) => r.id);
     const log = path.join(dir, 'torture.log');
     const env = { ...process.env, DIRQ_SWEEP_INTERVAL: '50' }; // dead pids are noticed at the next sweep
     const start = async (): Promise<ChildProcess> => {
@@ -45,11 +47,16 @@ describe('SIGKILL torture', () => {
 
     expect(await q.counts()).toEqual({ queue: 0, delayed: 0, active: 0, done: JOBS, failed: 0 });
     expect(duplicates(dir)).toEqual([]);
-    const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' '));
+    const lines = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '));
     const completions = lines.filter(([kind]) => kind === 'done').map(([, id]) => id);
     expect(new Set(completions).size).toBe(completions.length); // none completed twice
     const attempts = new Map<string, number[]>();
-    for (const [kind, id, attempt] of lines) if (kind === 'start') attempts.set(id!, [...(attempts.get(id!) ?? []), Number(attempt)]);
+    for (const [kind, id, attempt] of lines)
+      if (kind === 'start') attempts.set(id!, [...(attempts.get(id!) ?? []), Number(attempt)]);
     expect([...attempts.keys()].sort()).toEqual([...ids].sort());
     let reruns = 0;
     for (const [id, seen] of attempts) {

@@ -20,8 +20,13 @@ async function newLayout(): Promise<Layout> {
   return new Layout(dir);
 }
 
-const counterFiles = (layout: Layout): string[] => fs.readdirSync(layout.paths.workers).filter((n) => n.startsWith('totals')).sort();
-const put = (layout: Layout, name: string, value: unknown): void => fs.writeFileSync(layout.file('workers', name), `${JSON.stringify(value)}\n`);
+const counterFiles = (layout: Layout): string[] =>
+  fs
+    .readdirSync(layout.paths.workers)
+    .filter((n) => n.startsWith('totals'))
+    .sort();
+const put = (layout: Layout, name: string, value: unknown): void =>
+  fs.writeFileSync(layout.file('workers', name), `${JSON.stringify(value)}\n`);
 
 async function deltas(layout: Layout, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
@@ -87,7 +92,10 @@ describe('lifetime totals', () => {
   it('ignores stray and malformed files, and a type named __proto__ is just a type', async () => {
     const layout = await newLayout();
     // written as text: a __proto__ key in an object literal would set the prototype instead
-    fs.writeFileSync(layout.file('workers', 'totals.host.1.z.0'), '{"counts":{"__proto__":{"failed":2},"x":{"failed":-1,"completed":1.5,"recovered":"many"}}}\n');
+    fs.writeFileSync(
+      layout.file('workers', 'totals.host.1.z.0'),
+      '{"counts":{"__proto__":{"failed":2},"x":{"failed":-1,"completed":1.5,"recovered":"many"}}}\n',
+    );
     fs.writeFileSync(layout.file('workers', 'totals.host.1.z.1'), 'not json');
     execFileSync('mkfifo', [layout.file('workers', 'totals.host.1.z.2')]); // never blocks a reader
     fs.symlinkSync('/etc/passwd', layout.file('workers', 'totals.host.1.z.3')); // never followed
@@ -101,7 +109,9 @@ describe('lifetime totals', () => {
     const layout = await newLayout();
     await foldTotals(layout, 'host.1.f.0', Date.now()); // makes the base the sweepers will race for
     await deltas(layout, 100);
-    const sweepers = Array.from({ length: 4 }, () => spawnNode([child, 'sweep-unlocked', layout.root], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const sweepers = Array.from({ length: 4 }, () =>
+      spawnNode([child, 'sweep-unlocked', layout.root], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    );
     await Promise.all(sweepers.map((s) => lineFrom(s, 'ready')));
     for (const s of sweepers) s.stdin!.write('go\n');
     for (const s of sweepers) expect(await exited(s)).toBe(0);

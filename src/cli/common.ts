@@ -90,7 +90,9 @@ const COMMON_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 type Options = NonNullable<ParseArgsConfig['options']>;
-type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O & typeof COMMON_OPTIONS; allowPositionals: true; strict: true }>>;
+type Parsed<O extends Options> = ReturnType<
+  typeof parseArgs<{ options: O & typeof COMMON_OPTIONS; allowPositionals: true; strict: true }>
+>;
 
 /**
  * parseArgs in strict mode, with one-line messages that name the verb. Returns
@@ -105,7 +107,12 @@ export function parse<O extends Options>(
   let parsed;
   const joined = joinNegativeValues(args, options);
   try {
-    parsed = parseArgs({ args: joined, options: { ...options, ...COMMON_OPTIONS }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: joined,
+      options: { ...options, ...COMMON_OPTIONS },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     throw new UsageError(`${parseArgsMessage(error, joined)} (see dirq ${command.name} --help)`);
   }
@@ -164,7 +171,8 @@ function parseArgsMessage(error: unknown, args: readonly string[]): string {
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       if (message?.includes('does not take an argument')) return `option ${option} does not take a value`;
       const value = args[args.indexOf(option) + 1];
-      if (message?.includes('ambiguous') && value !== undefined) return `option ${option} needs a value (for a value that starts with '-', write ${option}=${value})`;
+      if (message?.includes('ambiguous') && value !== undefined)
+        return `option ${option} needs a value (for a value that starts with '-', write ${option}=${value})`;
       return `option ${option} needs a value`;
     }
     default:
@@ -175,7 +183,8 @@ function parseArgsMessage(error: unknown, args: readonly string[]): string {
 /** A state name as typed (`failed` or `failed/`), limited to `allowed`. */
 export function parseState(text: string, allowed: readonly State[] = STATES): State {
   const state = text.replace(/\/$/, '');
-  if (!isState(state) || !allowed.includes(state)) throw new UsageError(`unknown state ${JSON.stringify(text)}: use one of ${allowed.join(', ')}`);
+  if (!isState(state) || !allowed.includes(state))
+    throw new UsageError(`unknown state ${JSON.stringify(text)}: use one of ${allowed.join(', ')}`);
   return state;
 }
 
@@ -205,9 +214,13 @@ export async function openExisting(dir: string, options: QueueOptions = {}): Pro
     return await Queue.open(dir, { create: false, watch: false, maintenance: false, ...options });
   } catch (error) {
     if (error instanceof DirQueueError && error.code === 'ENOQUEUE') {
-      throw new DirQueueError('ENOQUEUE', `no queue at ${dir}: the directory does not exist (create one with dirq init ${dir})`, {
-        cause: error,
-      });
+      throw new DirQueueError(
+        'ENOQUEUE',
+        `no queue at ${dir}: the directory does not exist (create one with dirq init ${dir})`,
+        {
+          cause: error,
+        },
+      );
     }
     const misread = error instanceof DirQueueError && error.code === 'ENOTQUEUE' ? notAQueue(dir) : undefined;
     if (misread !== undefined) throw new DirQueueError('ENOTQUEUE', misread, { cause: error });
@@ -226,7 +239,8 @@ function notAQueue(dir: string): string | undefined {
   } catch {
     return undefined;
   }
-  if (!stat.isDirectory()) return `${dir} is a file, not a queue directory: give the directory that holds ${SETTINGS_FILE}`;
+  if (!stat.isDirectory())
+    return `${dir} is a file, not a queue directory: give the directory that holds ${SETTINGS_FILE}`;
   const parent = path.dirname(path.resolve(dir));
   const name = path.basename(path.resolve(dir));
   if ((DIRS as readonly string[]).includes(name) && fs.existsSync(path.join(parent, SETTINGS_FILE))) {
@@ -237,7 +251,11 @@ function notAQueue(dir: string): string | undefined {
 }
 
 /** Run `body` with an open queue and close it afterwards. */
-export async function withQueue<T>(dir: string, body: (q: Queue) => Promise<T>, options: QueueOptions = {}): Promise<T> {
+export async function withQueue<T>(
+  dir: string,
+  body: (q: Queue) => Promise<T>,
+  options: QueueOptions = {},
+): Promise<T> {
   const q = await openExisting(dir, options);
   try {
     return await body(q);
@@ -256,7 +274,8 @@ export const JSON_SCHEMA = 1;
 
 /** An output as JSON, an object stamped with the schema version; pretty-printed unless `oneLine` (--watch). */
 export function jsonText(value: unknown, oneLine = false): string {
-  const stamped = value !== null && typeof value === 'object' && !Array.isArray(value) ? { schema: JSON_SCHEMA, ...value } : value;
+  const stamped =
+    value !== null && typeof value === 'object' && !Array.isArray(value) ? { schema: JSON_SCHEMA, ...value } : value;
   return oneLine ? JSON.stringify(stamped) : JSON.stringify(stamped, null, 2);
 }
 
@@ -276,10 +295,15 @@ export function note(text: string): void {
 export type Align = 'left' | 'right';
 
 /** Columns padded to their widest cell, two spaces apart, no trailing blanks (as kubectl prints). */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
+export function table(
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+  align: readonly Align[] = [],
+): string {
   // a loop, not Math.max(...cells): spreading every row as arguments overflows the stack past ~100,000 rows
   const widths = headers.map((h) => h.length);
-  for (const row of rows) for (const [i, cell] of row.entries()) if (i < widths.length && cell.length > widths[i]!) widths[i] = cell.length;
+  for (const row of rows)
+    for (const [i, cell] of row.entries()) if (i < widths.length && cell.length > widths[i]!) widths[i] = cell.length;
   const line = (cells: readonly string[]): string =>
     cells
       .map((cell, i) => (align[i] === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))

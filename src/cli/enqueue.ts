@@ -5,7 +5,18 @@ import type { BackoffSpec } from '../store/envelope.js';
 import { encodeType } from '../store/names.js';
 import { resolveEnqueueOptions, type EnqueueOptions } from '../queue/options.js';
 import type { JobRef, Queue } from '../queue/queue.js';
-import { note, parse, parseInteger, print, printJson, readStdin, readStdinBytes, UsageError, withQueue, type Command } from './common.js';
+import {
+  note,
+  parse,
+  parseInteger,
+  print,
+  printJson,
+  readStdin,
+  readStdinBytes,
+  UsageError,
+  withQueue,
+  type Command,
+} from './common.js';
 import { progressBar } from './progress.js';
 
 /** Jobs per enqueueMany call with --jsonl: each call is all or nothing. */
@@ -74,10 +85,15 @@ Examples:
     const [dir, type, dataArg] = parsed.positionals as [string, string, string?];
     const { values } = parsed;
     // Everything is checked before the queue is touched: a bad call enqueues nothing.
-    const sources = [dataArg === undefined ? undefined : 'a JSON argument', values.file && '--file', values.jsonl && '--jsonl'].filter(Boolean);
+    const sources = [
+      dataArg === undefined ? undefined : 'a JSON argument',
+      values.file && '--file',
+      values.jsonl && '--jsonl',
+    ].filter(Boolean);
     if (sources.length > 1) throw new UsageError(`give the data once: ${sources.join(' or ')}, not both`);
     if (values.delay !== undefined && values.at !== undefined) throw new UsageError('give --delay or --at, not both');
-    if (values.jsonl !== undefined && values.key !== undefined) throw new UsageError('--key gives one job a unique key: it cannot be used with --jsonl');
+    if (values.jsonl !== undefined && values.key !== undefined)
+      throw new UsageError('--key gives one job a unique key: it cannot be used with --jsonl');
     const options: EnqueueOptions = {};
     if (values.priority !== undefined) options.priority = parseInteger(values.priority, '--priority');
     if (values.delay !== undefined) options.delay = parseDuration(values.delay, '--delay');
@@ -90,7 +106,10 @@ Examples:
     resolveEnqueueOptions(options);
     const json = values.json === true;
     if (values.jsonl !== undefined) {
-      const items = parseLines(values.jsonl === '-' ? await readStdin() : readText(values.jsonl, '--jsonl'), values.jsonl);
+      const items = parseLines(
+        values.jsonl === '-' ? await readStdin() : readText(values.jsonl, '--jsonl'),
+        values.jsonl,
+      );
       const refs = await withQueue(dir, (q) => enqueueLines(q, type, items, options, json));
       if (json) printJson(refs);
       return 0;
@@ -99,7 +118,10 @@ Examples:
     if (values.file !== undefined) data = values.file === '-' ? await readStdinBytes() : readBytes(values.file);
     else if (dataArg !== undefined) data = parseData(dataArg === '-' ? await readStdin() : dataArg, dataArg === '-');
     const ref = await withQueue(dir, (q) => q.enqueue(type, data, options));
-    if (ref.duplicate) note(`key ${JSON.stringify(values.key)} is held by job ${ref.id}, which is waiting or running: nothing was added`);
+    if (ref.duplicate)
+      note(
+        `key ${JSON.stringify(values.key)} is held by job ${ref.id}, which is waiting or running: nothing was added`,
+      );
     if (json) printJson(ref);
     else print(ref.id);
     return 0;
@@ -107,7 +129,13 @@ Examples:
 };
 
 /** Enqueue in chunks (each all or nothing), printing ids as they are added. */
-async function enqueueLines(q: Queue, type: string, items: unknown[], options: EnqueueOptions, json: boolean): Promise<JobRef[]> {
+async function enqueueLines(
+  q: Queue,
+  type: string,
+  items: unknown[],
+  options: EnqueueOptions,
+  json: boolean,
+): Promise<JobRef[]> {
   const refs: JobRef[] = [];
   const bar = progressBar('enqueue');
   try {
@@ -117,7 +145,8 @@ async function enqueueLines(q: Queue, type: string, items: unknown[], options: E
       try {
         added = await q.enqueueMany(items.slice(i, i + CHUNK).map((data) => ({ type, data, ...options })));
       } catch (error) {
-        if (error instanceof Error && i > 0) error.message = `${i} of ${items.length} jobs were enqueued (their ids are above), then: ${error.message}`;
+        if (error instanceof Error && i > 0)
+          error.message = `${i} of ${items.length} jobs were enqueued (their ids are above), then: ${error.message}`;
         throw error;
       }
       refs.push(...added);
@@ -138,7 +167,9 @@ function parseLines(text: string, source: string): unknown[] {
     try {
       items.push(JSON.parse(line));
     } catch (error) {
-      throw new UsageError(`line ${i + 1} of ${where} is not valid JSON: ${(error as Error).message} (each line is the data of one job)`);
+      throw new UsageError(
+        `line ${i + 1} of ${where} is not valid JSON: ${(error as Error).message} (each line is the data of one job)`,
+      );
     }
   }
   return items;
@@ -146,11 +177,14 @@ function parseLines(text: string, source: string): unknown[] {
 
 function parseData(text: string, fromStdin: boolean): unknown {
   const where = fromStdin ? 'stdin' : 'the JSON argument';
-  if (text.trim().length === 0) throw new UsageError(`${where} is empty: give a JSON value such as '{}' or "null", or leave it out`);
+  if (text.trim().length === 0)
+    throw new UsageError(`${where} is empty: give a JSON value such as '{}' or "null", or leave it out`);
   try {
     return JSON.parse(text);
   } catch (error) {
-    const hint = fromStdin ? '' : ` (quote it for the shell: '{"to":"a@example.com"}'; a plain string needs its JSON quotes: '"hello"'; raw bytes: --file)`;
+    const hint = fromStdin
+      ? ''
+      : ` (quote it for the shell: '{"to":"a@example.com"}'; a plain string needs its JSON quotes: '"hello"'; raw bytes: --file)`;
     throw new UsageError(`${where} is not valid JSON: ${(error as Error).message}${hint}`);
   }
 }
@@ -161,18 +195,23 @@ function parseBackoff(text: string): BackoffSpec | number {
     try {
       return JSON.parse(text) as BackoffSpec;
     } catch (error) {
-      throw new UsageError(`--backoff is not valid JSON: ${(error as Error).message} (or give a duration: 30s, or exponential:1s)`);
+      throw new UsageError(
+        `--backoff is not valid JSON: ${(error as Error).message} (or give a duration: 30s, or exponential:1s)`,
+      );
     }
   }
   const exponential = /^exp(?:onential)?:(.*)$/.exec(text.trim());
-  if (exponential !== null) return { type: 'exponential', delay: parseDuration(exponential[1]!, '--backoff exponential:') };
+  if (exponential !== null)
+    return { type: 'exponential', delay: parseDuration(exponential[1]!, '--backoff exponential:') };
   return parseDuration(text, '--backoff');
 }
 
 function parseTime(text: string): Date {
   const at = new Date(text);
   if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(at.getTime())) {
-    throw new UsageError(`--at must be an ISO 8601 time like 2026-11-22T18:00:00Z (or with an offset, +01:00), got ${JSON.stringify(text)}`);
+    throw new UsageError(
+      `--at must be an ISO 8601 time like 2026-11-22T18:00:00Z (or with an offset, +01:00), got ${JSON.stringify(text)}`,
+    );
   }
   return at;
 }

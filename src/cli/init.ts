@@ -46,13 +46,22 @@ Examples:
       throw new UsageError(`--mode must be an octal file mode like 0660 or 0644, got ${JSON.stringify(mode)}`);
     }
     const fileMode = mode === undefined ? undefined : parseMode(mode, '--mode');
-    const q = await Queue.open(parsed.positionals[0]!, { create: true, watch: false, maintenance: false, ...(fileMode === undefined ? {} : { mode: fileMode }) });
+    const q = await Queue.open(parsed.positionals[0]!, {
+      create: true,
+      watch: false,
+      maintenance: false,
+      ...(fileMode === undefined ? {} : { mode: fileMode }),
+    });
     await q.close();
     if (fileMode !== undefined && (fs.statSync(q.dir).mode & 0o022) !== 0) {
       // Queue.open leaves a root only its owner may chmod as it is (with a warning): here that is the whole point
-      throw new DirQueueError('EBADMODE', `${q.dir} stays writable by others: only its owner or root can make it 0${(modeOfRoot(fileMode) & 0o7777).toString(8)}; run dirq init ${q.dir} --mode ${formatMode(fileMode)} as them`);
+      throw new DirQueueError(
+        'EBADMODE',
+        `${q.dir} stays writable by others: only its owner or root can make it 0${(modeOfRoot(fileMode) & 0o7777).toString(8)}; run dirq init ${q.dir} --mode ${formatMode(fileMode)} as them`,
+      );
     }
-    if (parsed.values.json === true) printJson({ dir: q.dir, mode: readSettings(path.join(q.dir, SETTINGS_FILE))?.mode ?? null });
+    if (parsed.values.json === true)
+      printJson({ dir: q.dir, mode: readSettings(path.join(q.dir, SETTINGS_FILE))?.mode ?? null });
     else print(q.dir);
     return 0;
   },

@@ -2,7 +2,20 @@
 import { formatAge, parseDuration } from '../store/duration.js';
 import type { JobInfo } from '../queue/inspect.js';
 import { STATES, type State } from '../store/layout.js';
-import { jobJson, note, parse, parseInteger, parseState, print, printJson, table, UsageError, withQueue, type Align, type Command } from './common.js';
+import {
+  jobJson,
+  note,
+  parse,
+  parseInteger,
+  parseState,
+  print,
+  printJson,
+  table,
+  UsageError,
+  withQueue,
+  type Align,
+  type Command,
+} from './common.js';
 
 export const ls: Command = {
   name: 'ls',
@@ -84,15 +97,22 @@ Examples:
     print(render(state, jobs, Date.now()));
     const torn = jobs.filter((job) => job.torn !== undefined).length;
     if (torn > 0) {
-      note(`(${torn} torn: the result was lost, as in a power cut, so the job did not provably complete; a sweep after a reboot or dirq fsck --repair puts it back to run again, dirq show ID says why)`);
+      note(
+        `(${torn} torn: the result was lost, as in a power cut, so the job did not provably complete; a sweep after a reboot or dirq fsck --repair puts it back to run again, dirq show ID says why)`,
+      );
     }
-    if (total > jobs.length) note(`(${jobs.length} of ${total}${matching} jobs in ${state}/; raise --limit to see more)`);
+    if (total > jobs.length)
+      note(`(${jobs.length} of ${total}${matching} jobs in ${state}/; raise --limit to see more)`);
     return 0;
   },
 };
 
 /** The filters given, as one test of a job; undefined when none was given. */
-function filterOf(types: string[] | undefined, grep: string | undefined, olderThan: string | undefined): ((job: JobInfo, now: number) => boolean) | undefined {
+function filterOf(
+  types: string[] | undefined,
+  grep: string | undefined,
+  olderThan: string | undefined,
+): ((job: JobInfo, now: number) => boolean) | undefined {
   if (types === undefined && grep === undefined && olderThan === undefined) return undefined;
   if (grep === '') throw new UsageError('--grep needs some text to look for (leave it out to list every job)');
   const minAge = olderThan === undefined ? undefined : parseDuration(olderThan, '--older-than');
@@ -133,7 +153,13 @@ function render(state: State, jobs: readonly JobInfo[], now: number): string {
     align.push('left');
   }
   const rows = jobs.map((job) => {
-    const row = [job.id, job.type, String(job.priority), formatAge(ageOf(job, now)), `${job.attemptsSinceRetry}/${job.attempts}`];
+    const row = [
+      job.id,
+      job.type,
+      String(job.priority),
+      formatAge(ageOf(job, now)),
+      `${job.attemptsSinceRetry}/${job.attempts}`,
+    ];
     if (runs) row.push(String(job.runs));
     if (extra !== undefined) row.push(extra.cell(job, now));
     if (torn) row.push(job.torn === undefined ? 'ok' : 'torn');

@@ -21,7 +21,22 @@ import { wait } from './wait.js';
 import { work } from './work.js';
 import { workers } from './workers.js';
 
-const COMMANDS: readonly Command[] = [init, enqueue, work, ls, show, stats, workers, retry, rm, purge, recover, wait, fsck, metrics];
+const COMMANDS: readonly Command[] = [
+  init,
+  enqueue,
+  work,
+  ls,
+  show,
+  stats,
+  workers,
+  retry,
+  rm,
+  purge,
+  recover,
+  wait,
+  fsck,
+  metrics,
+];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

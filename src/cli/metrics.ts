@@ -51,7 +51,11 @@ Examples:
     const parsed = parse(this, args, { output: { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: 1 });
     if (parsed === undefined) return 0;
     if (parsed.values.output !== undefined) checkOutputDir(parsed.values.output);
-    const { dir, stats, totals } = await withQueue(parsed.positionals[0]!, async (q) => ({ dir: q.dir, stats: await q.stats(), totals: await q.totals() }));
+    const { dir, stats, totals } = await withQueue(parsed.positionals[0]!, async (q) => ({
+      dir: q.dir,
+      stats: await q.stats(),
+      totals: await q.totals(),
+    }));
     const families = collect(dir, stats, totals);
     if (parsed.values.json === true) {
       printJson(families);
@@ -77,7 +81,8 @@ Examples:
 async function writeOutput(file: string, text: string): Promise<void> {
   const dir = path.dirname(path.resolve(file));
   const kind = notRegular(file);
-  if (kind !== undefined) throw badFile(file, kind, 'give --output the path of a regular file (or a new one), not a link to one');
+  if (kind !== undefined)
+    throw badFile(file, kind, 'give --output the path of a regular file (or a new one), not a link to one');
   await replaceFile(file, text, { tmpDir: dir, mode: 0o644 });
 }
 
@@ -90,7 +95,10 @@ function checkOutputDir(file: string): void {
   } catch {
     isDir = false;
   }
-  if (!isDir) throw new UsageError(`--output ${file}: the directory ${dir} does not exist: create it, or write the file elsewhere`);
+  if (!isDir)
+    throw new UsageError(
+      `--output ${file}: the directory ${dir} does not exist: create it, or write the file elsewhere`,
+    );
 }
 
 interface Sample {
@@ -106,13 +114,30 @@ interface Family {
 }
 
 function collect(queue: string, s: Stats, totals: Totals): Family[] {
-  const gauge = (name: string, help: string, samples: Sample[]): Family => ({ name: `dirqueue_${name}`, help, type: 'gauge', samples });
+  const gauge = (name: string, help: string, samples: Sample[]): Family => ({
+    name: `dirqueue_${name}`,
+    help,
+    type: 'gauge',
+    samples,
+  });
   const one = (value: number, labels: Record<string, string> = {}): Sample => ({ labels: { queue, ...labels }, value });
   const seconds = (ms: number | null): number => (ms === null ? 0 : ms / 1000);
   const families = [
-    gauge('jobs', 'Jobs in each state.', STATES.map((state) => one(s.counts[state], { state }))),
-    gauge('oldest_age_seconds', 'Age of the oldest job in each state (0 when empty).', STATES.map((state) => one(seconds(s.oldest[state]), { state }))),
-    gauge('longest_wait_seconds', 'Longest time a job has waited to start: in queue/, or past its due time in delayed/.', [one(seconds(s.waiting))]),
+    gauge(
+      'jobs',
+      'Jobs in each state.',
+      STATES.map((state) => one(s.counts[state], { state })),
+    ),
+    gauge(
+      'oldest_age_seconds',
+      'Age of the oldest job in each state (0 when empty).',
+      STATES.map((state) => one(seconds(s.oldest[state]), { state })),
+    ),
+    gauge(
+      'longest_wait_seconds',
+      'Longest time a job has waited to start: in queue/, or past its due time in delayed/.',
+      [one(seconds(s.waiting))],
+    ),
     gauge(
       'jobs_by_type',
       'Jobs of each type in each state.',
@@ -122,7 +147,11 @@ function collect(queue: string, s: Stats, totals: Totals): Family[] {
     ),
     gauge('completed_last_minute', 'Jobs that ended in done/ in the last minute.', [one(s.recent.completed)]),
     gauge('failed_last_minute', 'Jobs that ended in failed/ in the last minute.', [one(s.recent.failed)]),
-    gauge('throughput_per_second', 'Jobs ended per second over the last minute (since the queue was made, if it is younger).', [one(s.recent.perSecond)]),
+    gauge(
+      'throughput_per_second',
+      'Jobs ended per second over the last minute (since the queue was made, if it is younger).',
+      [one(s.recent.perSecond)],
+    ),
   ];
   const types = [...new Set([...Object.keys(s.types), ...Object.keys(totals)])].sort();
   families.push({

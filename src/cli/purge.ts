@@ -25,19 +25,31 @@ Examples:
   dirq purge /var/spool/mail-out failed
 `,
   async run(args) {
-    const parsed = parse(this, args, { 'older-than': { type: 'string' }, json: { type: 'boolean' } }, { min: 2, max: 2 });
+    const parsed = parse(
+      this,
+      args,
+      { 'older-than': { type: 'string' }, json: { type: 'boolean' } },
+      { min: 2, max: 2 },
+    );
     if (parsed === undefined) return 0;
     const [dir, stateArg] = parsed.positionals as [string, string];
-    if (stateArg.replace(/\/$/, '') === 'active') throw new UsageError('active jobs cannot be purged: they are running (use one of queue, delayed, done, failed)');
+    if (stateArg.replace(/\/$/, '') === 'active')
+      throw new UsageError('active jobs cannot be purged: they are running (use one of queue, delayed, done, failed)');
     const state = parseState(stateArg, ['queue', 'delayed', 'done', 'failed']);
     const olderThanArg = parsed.values['older-than'];
     const olderThan = olderThanArg === undefined ? undefined : parseDuration(olderThanArg, '--older-than');
     const bar = progressBar(`purge ${state}/`);
     const removed = await withQueue(dir, (q) =>
-      q.purge(state, { ...(olderThan === undefined ? {} : { olderThan }), progress: (done, total) => bar.update(done, total) }),
+      q.purge(state, {
+        ...(olderThan === undefined ? {} : { olderThan }),
+        progress: (done, total) => bar.update(done, total),
+      }),
     ).finally(() => bar.finish());
     if (parsed.values.json === true) printJson({ state, removed });
-    else print(`purged ${removed} job${removed === 1 ? '' : 's'} from ${state}/${olderThan === undefined ? '' : ` (older than ${formatAge(olderThan)})`}`);
+    else
+      print(
+        `purged ${removed} job${removed === 1 ? '' : 's'} from ${state}/${olderThan === undefined ? '' : ` (older than ${formatAge(olderThan)})`}`,
+      );
     return 0;
   },
 };

@@ -31,7 +31,8 @@ Example:
     const parsed = parse(this, args, { json: { type: 'boolean' } }, { min: 1, max: 1 });
     if (parsed === undefined) return 0;
     const report = await withQueue(parsed.positionals[0]!, (q) => q.recover());
-    if (parsed.values.json === true) printJson({ ...report, warnings: report.warnings.map(({ code, message }) => ({ code, message })) });
+    if (parsed.values.json === true)
+      printJson({ ...report, warnings: report.warnings.map(({ code, message }) => ({ code, message })) });
     else print(render(report));
     return 0;
   },
@@ -40,7 +41,8 @@ Example:
 function render(r: SweepReport): string {
   if (!r.swept) return 'another process was sweeping the queue: nothing done';
   const lines = r.recovered.map((x) => `recovered ${x.id} from ${x.claim} (${x.reason}) -> ${x.to}/`);
-  for (const id of r.torn?.requeued ?? []) lines.push(`put back ${id}: in done/ without a proven result (torn) -> queue/`);
+  for (const id of r.torn?.requeued ?? [])
+    lines.push(`put back ${id}: in done/ without a proven result (torn) -> queue/`);
   const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
   lines.push(
     `${plural(r.recovered.length, 'claim')} taken back, ${plural(r.promoted, 'delayed job')} promoted, ` +

@@ -1,7 +1,18 @@
 /** dirq retry DIR ID... | --all [--type T]: send failed (or delayed) jobs back to queue/. */
 import { DirQueueError } from '../store/errors.js';
 import { encodeType } from '../store/names.js';
-import { EXIT_FAILURE, note, parse, parseIdArg, print, printJson, reportError, UsageError, withQueue, type Command } from './common.js';
+import {
+  EXIT_FAILURE,
+  note,
+  parse,
+  parseIdArg,
+  print,
+  printJson,
+  reportError,
+  UsageError,
+  withQueue,
+  type Command,
+} from './common.js';
 
 export const retry: Command = {
   name: 'retry',
@@ -29,12 +40,20 @@ Examples:
   dirq retry /var/spool/mail-out --all --type send
 `,
   async run(args) {
-    const parsed = parse(this, args, { all: { type: 'boolean' }, type: { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: Infinity });
+    const parsed = parse(
+      this,
+      args,
+      { all: { type: 'boolean' }, type: { type: 'string' }, json: { type: 'boolean' } },
+      { min: 1, max: Infinity },
+    );
     if (parsed === undefined) return 0;
     const [dir, ...idArgs] = parsed.positionals as [string, ...string[]];
     const { all, type } = parsed.values;
     if (all === true && idArgs.length > 0) throw new UsageError('give job ids or --all, not both');
-    if (all !== true && idArgs.length === 0) throw new UsageError('retry: give the ids of the jobs to retry, or --all: usage: dirq retry DIR ID... | --all [--type TYPE]');
+    if (all !== true && idArgs.length === 0)
+      throw new UsageError(
+        'retry: give the ids of the jobs to retry, or --all: usage: dirq retry DIR ID... | --all [--type TYPE]',
+      );
     if (type !== undefined && all !== true) throw new UsageError('--type selects jobs for --all: add --all');
     if (type !== undefined) encodeType(type);
     const ids = idArgs.map(parseIdArg);
@@ -43,7 +62,10 @@ Examples:
     const skipped: string[] = [];
     let failures = 0;
     await withQueue(dir, async (q) => {
-      const targets = all === true ? (await q.list('failed')).filter((job) => type === undefined || job.type === type).map((job) => job.id) : ids;
+      const targets =
+        all === true
+          ? (await q.list('failed')).filter((job) => type === undefined || job.type === type).map((job) => job.id)
+          : ids;
       for (const id of targets) {
         try {
           await q.retry(id);
@@ -62,7 +84,8 @@ Examples:
     });
     if (parsed.values.json === true) printJson({ retried, skipped });
     else if (skipped.length > 0) note(`${retried.length} retried, ${skipped.length} skipped (not a job file)`);
-    else if (retried.length === 0 && failures === 0) note(type === undefined ? 'No jobs in failed/.' : `No jobs of type ${type} in failed/.`);
+    else if (retried.length === 0 && failures === 0)
+      note(type === undefined ? 'No jobs in failed/.' : `No jobs of type ${type} in failed/.`);
     return failures > 0 ? EXIT_FAILURE : 0;
   },
 };

@@ -56,17 +56,26 @@ function render(job: JobInfo, now: number): string {
   if (job.createdAt !== undefined) rows.push(['CREATED', when(job.createdAt)]);
   rows.push(['READY', when(job.readyAt)]);
   if (job.runAt !== undefined) rows.push(['RUNS AT', when(job.runAt)]);
-  if (job.claim !== undefined) rows.push(['CLAIMED BY', job.claimedAt === undefined ? job.claim : `${job.claim}, ${when(job.claimedAt)}`]);
+  if (job.claim !== undefined)
+    rows.push(['CLAIMED BY', job.claimedAt === undefined ? job.claim : `${job.claim}, ${when(job.claimedAt)}`]);
   rows.push(['FILE', job.path]);
   rows.push(['DATA', payload(job.data)]);
-  if (job.torn !== undefined) rows.push(['RESULT', `torn: ${job.torn} (a sweep after a reboot, or dirq fsck --repair, puts it back to run again)`]);
+  if (job.torn !== undefined)
+    rows.push([
+      'RESULT',
+      `torn: ${job.torn} (a sweep after a reboot, or dirq fsck --repair, puts it back to run again)`,
+    ]);
   else if (job.state === 'done') rows.push(['RESULT', job.result === undefined ? '(none)' : json(job.result)]);
   if (job.error !== undefined) rows.push(['ERROR', errorText(job.error)]);
   if (job.invalid !== undefined) rows.push(['INVALID', `${job.invalid} (fix the file, then dirq retry)`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   const out = rows.map(([k, v]) => `${k.padEnd(width)}  ${indent(v, width + 2)}`);
   if (job.history.length > 0) {
-    out.push('', 'HISTORY', indent(table(['AT', 'EVENT', 'ATTEMPT', 'CLAIM', 'DETAIL'], job.history.map(historyRow)), 2, true));
+    out.push(
+      '',
+      'HISTORY',
+      indent(table(['AT', 'EVENT', 'ATTEMPT', 'CLAIM', 'DETAIL'], job.history.map(historyRow)), 2, true),
+    );
   }
   return out.join('\n');
 }
@@ -93,7 +102,13 @@ function historyRow(e: JobEvent): string[] {
     case 'result':
       return [e.at, e.event, String(e.attempt), e.claim, 'value' in e ? oneLine(json(e.value)) : '(no value)'];
     case 'error':
-      return [e.at, e.event, String(e.attempt), e.claim, `${oneLine(e.message)}${e.retryAt === undefined ? '' : ` (retry at ${e.retryAt})`}`];
+      return [
+        e.at,
+        e.event,
+        String(e.attempt),
+        e.claim,
+        `${oneLine(e.message)}${e.retryAt === undefined ? '' : ` (retry at ${e.retryAt})`}`,
+      ];
     case 'revoked':
       return [e.at, e.event, String(e.attempt), e.claim, `${e.reason}, taken back by ${e.by}`];
     case 'invalid':
@@ -101,7 +116,13 @@ function historyRow(e: JobEvent): string[] {
     case 'retry':
       return [e.at, e.event, '-', '-', 'sent back to queue/ by an operator: attempts start over'];
     case 'torn':
-      return [e.at, e.event, '-', '-', `found in done/ without its result (${oneLine(e.reason)}): put back in queue/ to run again`];
+      return [
+        e.at,
+        e.event,
+        '-',
+        '-',
+        `found in done/ without its result (${oneLine(e.reason)}): put back in queue/ to run again`,
+      ];
     case 'progress':
       return [e.at, e.event, String(e.attempt), e.claim, oneLine(json(e.value))];
     case 'log':
@@ -116,7 +137,11 @@ function payload(data: unknown): string {
 
 function errorText(error: RecordedError): string {
   const head = `${error.message}${error.code === undefined ? '' : ` (${error.code})`}`;
-  const stack = error.stack?.split('\n').slice(1).map((l) => l.trim()).filter((l) => l.startsWith('at '));
+  const stack = error.stack
+    ?.split('\n')
+    .slice(1)
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('at '));
   return stack === undefined || stack.length === 0 ? head : [head, ...stack.map((l) => `  ${l}`)].join('\n');
 }
 

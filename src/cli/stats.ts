@@ -6,7 +6,17 @@ import { Layout, STATES } from '../store/layout.js';
 import type { Queue } from '../queue/queue.js';
 import { recent, type Recent } from '../queue/throughput.js';
 import { COUNTERS, FLUSH_MS, type Counter } from '../store/totals.js';
-import { EXIT_CHECK, jsonText, openExisting, parse, print, printJson, table, type Align, type Command } from './common.js';
+import {
+  EXIT_CHECK,
+  jsonText,
+  openExisting,
+  parse,
+  print,
+  printJson,
+  table,
+  type Align,
+  type Command,
+} from './common.js';
 
 export const stats: Command = {
   name: 'stats',
@@ -123,9 +133,14 @@ function show(s: Report, view: View): boolean {
 function slaLine(s: Stats, sla: number, breached: boolean): string {
   const ready = `${s.counts.queue} job${s.counts.queue === 1 ? '' : 's'} ready`;
   const perf = `| wait=${((s.waiting ?? 0) / 1000).toFixed(1)}s;;${sla / 1000} ready=${s.counts.queue}`;
-  const where = s.waitingState === 'delayed' ? 'past its due time in delayed/ (nothing has moved it to queue/)' : 'in queue/';
-  if (breached) return `CRITICAL: job ${s.waitingId!} has waited ${formatAge(s.waiting!)} ${where}, over the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
-  const longest = s.waitingState === 'delayed' ? `the longest wait is ${formatAge(s.waiting!)} ${where}` : `the longest wait in queue/ is ${formatAge(s.waiting!)}`;
+  const where =
+    s.waitingState === 'delayed' ? 'past its due time in delayed/ (nothing has moved it to queue/)' : 'in queue/';
+  if (breached)
+    return `CRITICAL: job ${s.waitingId!} has waited ${formatAge(s.waiting!)} ${where}, over the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
+  const longest =
+    s.waitingState === 'delayed'
+      ? `the longest wait is ${formatAge(s.waiting!)} ${where}`
+      : `the longest wait in queue/ is ${formatAge(s.waiting!)}`;
   const wait = s.waiting === null ? 'nothing is waiting in queue/' : longest;
   return `OK: ${wait}, within the SLA of ${formatAge(sla)} (${ready}) ${perf}`;
 }
@@ -142,10 +157,18 @@ async function watch(q: Queue, view: View, interval: number): Promise<void> {
     while (!stop.signal.aborted) {
       const s = await report(q, interval);
       if (view.json) {
-        print(jsonText(view.sla === undefined ? s : { ...s, sla: { limit: view.sla, ok: !(s.waiting !== null && s.waiting > view.sla) } }, true));
+        print(
+          jsonText(
+            view.sla === undefined
+              ? s
+              : { ...s, sla: { limit: view.sla, ok: !(s.waiting !== null && s.waiting > view.sla) } },
+            true,
+          ),
+        );
       } else {
         const header = `dirq stats ${q.dir}: every ${formatAge(interval)}, at ${new Date().toTimeString().slice(0, 8)} (Ctrl-C to stop)`;
-        const sla = view.sla === undefined ? '' : `\n\n${slaLine(s, view.sla, s.waiting !== null && s.waiting > view.sla)}`;
+        const sla =
+          view.sla === undefined ? '' : `\n\n${slaLine(s, view.sla, s.waiting !== null && s.waiting > view.sla)}`;
         process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : ''}${header}\n\n${render(s)}${sla}\n${tty ? '' : '\n'}`);
       }
       await sleep(interval, undefined, { signal: stop.signal }).catch(() => undefined);
@@ -163,12 +186,20 @@ function render(s: Report): string {
     STATES.map((state) => [state, String(s.counts[state]), age(s.oldest[state])]),
     ['left', 'right', 'right'],
   );
-  const longest = s.waitingState === 'delayed' ? `Longest wait: ${age(s.waiting)}, past its due time in delayed/` : `Longest wait in queue/: ${age(s.waiting)}`;
+  const longest =
+    s.waitingState === 'delayed'
+      ? `Longest wait: ${age(s.waiting)}, past its due time in delayed/`
+      : `Longest wait in queue/: ${age(s.waiting)}`;
   const out = [states, '', longest];
-  if (s.nextDue !== null) out.push(`Next delayed job due: ${s.nextDue <= 0 ? `overdue by ${formatAge(-s.nextDue)}` : `in ${formatAge(s.nextDue)}`}`);
+  if (s.nextDue !== null)
+    out.push(
+      `Next delayed job due: ${s.nextDue <= 0 ? `overdue by ${formatAge(-s.nextDue)}` : `in ${formatAge(s.nextDue)}`}`,
+    );
   if (s.interval !== undefined) out.push(recentLine(s.interval));
   out.push(recentLine(s.recent));
-  out.push(`Since the queue was made (each process adds its counts every ${FLUSH_MS / 1000}s): ${COUNTERS.map((c) => `${s.totals[c]} ${c}`).join(', ')}`);
+  out.push(
+    `Since the queue was made (each process adds its counts every ${FLUSH_MS / 1000}s): ${COUNTERS.map((c) => `${s.totals[c]} ${c}`).join(', ')}`,
+  );
   const types = Object.keys(s.types).sort();
   if (types.length > 0) {
     const align: Align[] = ['left', ...STATES.map((): Align => 'right')];
@@ -181,6 +212,9 @@ function render(s: Report): string {
 function recentLine(r: Stats['recent']): string {
   const window = formatAge(r.windowMs).replace(/^1m$/, 'minute');
   if (r.completed + r.failed === 0) return `Last ${window}: no jobs ended`;
-  const latency = r.latency === null ? '' : `; latency p50 ${formatAge(r.latency.p50)}, p95 ${formatAge(r.latency.p95)}, max ${formatAge(r.latency.max)}`;
+  const latency =
+    r.latency === null
+      ? ''
+      : `; latency p50 ${formatAge(r.latency.p50)}, p95 ${formatAge(r.latency.p95)}, max ${formatAge(r.latency.max)}`;
   return `Last ${window}: ${r.completed} done, ${r.failed} failed (${r.perSecond}/s)${latency}`;
 }

@@ -44,8 +44,15 @@ Examples:
         return EXIT_FAILURE;
       }
       if (error instanceof DirQueueError && error.code === 'ETIMEOUT') {
-        const where = await q.get(id).then((job) => `it is in ${job.state}/`, () => 'it is gone');
-        throw new DirQueueError('ETIMEOUT', `job ${id} did not finish within ${formatAge(timeout!)}: ${where}; wait longer with a larger --timeout`, { cause: error });
+        const where = await q.get(id).then(
+          (job) => `it is in ${job.state}/`,
+          () => 'it is gone',
+        );
+        throw new DirQueueError(
+          'ETIMEOUT',
+          `job ${id} did not finish within ${formatAge(timeout!)}: ${where}; wait longer with a larger --timeout`,
+          { cause: error },
+        );
       }
       throw error;
     } finally {

@@ -78,10 +78,15 @@ Example:
     const options: PoolOptions = { processor };
     if (v.threads !== undefined) options.threads = parseInteger(v.threads, '--threads');
     if (v.concurrency !== undefined) options.concurrency = parseInteger(v.concurrency, '--concurrency');
-    if (v.types !== undefined) options.types = v.types.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+    if (v.types !== undefined)
+      options.types = v.types
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t.length > 0);
     if (v['job-timeout'] !== undefined) options.jobTimeout = parseDuration(v['job-timeout']);
     if (v['max-jobs'] !== undefined) options.maxJobsPerThread = parseInteger(v['max-jobs'], '--max-jobs');
-    if (v['max-memory'] !== undefined) options.resourceLimits = { maxOldGenerationSizeMb: parseInteger(v['max-memory'], '--max-memory') };
+    if (v['max-memory'] !== undefined)
+      options.resourceLimits = { maxOldGenerationSizeMb: parseInteger(v['max-memory'], '--max-memory') };
     if (v['close-timeout'] !== undefined) options.closeTimeout = parseDuration(v['close-timeout']);
     if (v['stale-after'] !== undefined) options.staleAfter = parseDuration(v['stale-after']);
     if (v.poll !== undefined) {
@@ -97,7 +102,9 @@ Example:
     };
 
     const pool = new Pool(dir, { ...options, create: false });
-    pool.on('failed', (job, error) => process.stderr.write(`failed ${job.id} (attempt ${job.attempt}): ${error.message}\n`));
+    pool.on('failed', (job, error) =>
+      process.stderr.write(`failed ${job.id} (attempt ${job.attempt}): ${error.message}\n`),
+    );
     pool.on('retrying', (job, error) => say(`retrying ${job.id} (attempt ${job.attempt}): ${error.message}`));
     pool.on('lost', (job) => say(`lost ${job.id}: its claim was taken back by another worker's recovery`));
     pool.on('recovered', (r) => say(`recovered ${r.id} from ${r.claim} (${r.reason}) -> ${r.to}/`));
@@ -116,7 +123,11 @@ Example:
       });
       const onSignal = (signal: NodeJS.Signals): void => {
         signals++;
-        say(signals === 1 ? `${signal}: finishing running jobs (again to release them now)` : `${signal}: releasing running jobs now`);
+        say(
+          signals === 1
+            ? `${signal}: finishing running jobs (again to release them now)`
+            : `${signal}: releasing running jobs now`,
+        );
         const timeout = signals === 1 ? {} : { timeout: 0 };
         void started.then(() => pool.close(timeout)).then(resolve, resolve);
       };
@@ -126,7 +137,9 @@ Example:
     started = pool.start();
     await started;
     const { threads, concurrency } = pool.options;
-    say(`dirq work: ${dir}, ${typeof pool.options.processor === 'string' ? `${threads} thread(s) x ${concurrency}` : concurrency} (pid ${process.pid})`);
+    say(
+      `dirq work: ${dir}, ${typeof pool.options.processor === 'string' ? `${threads} thread(s) x ${concurrency}` : concurrency} (pid ${process.pid})`,
+    );
     if (v.drain === true) {
       void pool.onDrained({ within }).then((leftovers) => {
         if (signals === 0) left = leftovers; // stopped by a signal: nothing to report
@@ -135,10 +148,14 @@ Example:
     }
     await stopped;
     const c = pool.counts;
-    say(`dirq work: stopped: ${c.completed} completed, ${c.retried} retried, ${c.failed} failed, ${c.released} released, ${c.lost} lost`);
+    say(
+      `dirq work: stopped: ${c.completed} completed, ${c.retried} retried, ${c.failed} failed, ${c.released} released, ${c.lost} lost`,
+    );
     if (fatal !== undefined) throw fatal; // the pool gave up: exit 1 with its reason
     if (left !== undefined && left.scheduled.length > 0) {
-      say(`dirq work: not waited for: ${left.scheduled.length} job(s) scheduled later, the next at ${new Date(left.scheduled[0]!.runAt).toISOString()}`);
+      say(
+        `dirq work: not waited for: ${left.scheduled.length} job(s) scheduled later, the next at ${new Date(left.scheduled[0]!.runAt).toISOString()}`,
+      );
     }
     if (left !== undefined && left.retries.length > 0) {
       const first = left.retries[0]!;

@@ -38,10 +38,20 @@ Example:
   dirq workers /var/spool/mail-out
 `,
   async run(args) {
-    const parsed = parse(this, args, { 'stale-after': { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: 1 });
+    const parsed = parse(
+      this,
+      args,
+      { 'stale-after': { type: 'string' }, json: { type: 'boolean' } },
+      { min: 1, max: 1 },
+    );
     if (parsed === undefined) return 0;
-    const staleAfter = parsed.values['stale-after'] === undefined ? 30_000 : parseDuration(parsed.values['stale-after'], '--stale-after');
-    const found = await withQueue(parsed.positionals[0]!, async (q) => census(new Layout(q.dir), await q.list('active'), staleAfter, Date.now()));
+    const staleAfter =
+      parsed.values['stale-after'] === undefined
+        ? 30_000
+        : parseDuration(parsed.values['stale-after'], '--stale-after');
+    const found = await withQueue(parsed.positionals[0]!, async (q) =>
+      census(new Layout(q.dir), await q.list('active'), staleAfter, Date.now()),
+    );
     if (parsed.values.json === true) {
       printJson({ staleAfter, workers: found });
       return 0;
@@ -111,7 +121,15 @@ function census(layout: Layout, active: readonly JobInfo[], staleAfter: number, 
     const owner = claim.owner;
     let worker = byOwner.get(owner);
     if (worker === undefined) {
-      worker = { owner, host: claim.host, pid: claim.pid, started: null, status: 'no-heartbeat', lastBeat: null, jobs: [] };
+      worker = {
+        owner,
+        host: claim.host,
+        pid: claim.pid,
+        started: null,
+        status: 'no-heartbeat',
+        lastBeat: null,
+        jobs: [],
+      };
       byOwner.set(owner, worker);
     }
     const progress = job.history.findLast((e) => e.event === 'progress' && e.claim === job.claim);
@@ -126,14 +144,35 @@ function census(layout: Layout, active: readonly JobInfo[], staleAfter: number, 
     });
   }
   const rank: Record<WorkerStatus, number> = { live: 0, stale: 1, dead: 2, 'no-heartbeat': 3 };
-  return [...byOwner.values()].sort((a, b) => rank[a.status] - rank[b.status] || a.host.localeCompare(b.host) || a.pid - b.pid);
+  return [...byOwner.values()].sort(
+    (a, b) => rank[a.status] - rank[b.status] || a.host.localeCompare(b.host) || a.pid - b.pid,
+  );
 }
 
 function render(found: readonly Worker[], now: number): string {
-  const ago = (iso: string | null): string => (iso === null ? '-' : `${formatAge(Math.max(0, now - Date.parse(iso)))} ago`);
+  const ago = (iso: string | null): string =>
+    iso === null ? '-' : `${formatAge(Math.max(0, now - Date.parse(iso)))} ago`;
   const up = (iso: string | null): string => (iso === null ? '-' : formatAge(Math.max(0, now - Date.parse(iso))));
-  const rows = found.map((w) => [w.owner, w.host, String(w.pid), up(w.started), w.status, ago(w.lastBeat), String(w.jobs.length)]);
-  const out = [table(['WORKER', 'HOST', 'PID', 'UP', 'STATUS', 'BEAT', 'JOBS'], rows, ['left', 'left', 'right', 'right', 'left', 'right', 'right'])];
+  const rows = found.map((w) => [
+    w.owner,
+    w.host,
+    String(w.pid),
+    up(w.started),
+    w.status,
+    ago(w.lastBeat),
+    String(w.jobs.length),
+  ]);
+  const out = [
+    table(['WORKER', 'HOST', 'PID', 'UP', 'STATUS', 'BEAT', 'JOBS'], rows, [
+      'left',
+      'left',
+      'right',
+      'right',
+      'left',
+      'right',
+      'right',
+    ]),
+  ];
   const held = found.flatMap((w) => w.jobs.map((j) => ({ w, j })));
   if (held.length > 0) {
     const jobRows = held.map(({ w, j }) => [
@@ -143,7 +182,16 @@ function render(found: readonly Worker[], now: number): string {
       String(j.attempt),
       j.lastProgress === null ? '-' : `${ago(j.lastProgress.at)}: ${short(j.lastProgress.value)}`,
     ]);
-    out.push('', table(['JOB', 'WORKER', 'RUNNING', 'ATTEMPT', 'LAST PROGRESS'], jobRows, ['left', 'left', 'right', 'right', 'left']));
+    out.push(
+      '',
+      table(['JOB', 'WORKER', 'RUNNING', 'ATTEMPT', 'LAST PROGRESS'], jobRows, [
+        'left',
+        'left',
+        'right',
+        'right',
+        'left',
+      ]),
+    );
   }
   return out.join('\n');
 }

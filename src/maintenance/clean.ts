@@ -27,7 +27,11 @@ export const TMP_MAX_AGE_MS = 3600_000;
  * Only names the library makes there are deleted (isLibraryTmpName): anything
  * else is not ours to delete, and `dirq fsck` names it.
  */
-export function removeAbandoned(layout: Layout, maxAge: number, now: number): { removed: number; writers: Set<string> } {
+export function removeAbandoned(
+  layout: Layout,
+  maxAge: number,
+  now: number,
+): { removed: number; writers: Set<string> } {
   let removed = 0;
   const writers = new Set<string>();
   const gone = new Map<string, boolean>(); // per writer: a batch in flight has thousands of files
@@ -49,7 +53,13 @@ export function removeAbandoned(layout: Layout, maxAge: number, now: number): { 
  * their worker is known dead or has been silent for `silentMs`. Only names
  * the codec calls owners are touched, and never this process's own.
  */
-export function removeGoneHeartbeats(layout: Layout, self: string, writers: ReadonlySet<string>, silentMs: number, now: number): number {
+export function removeGoneHeartbeats(
+  layout: Layout,
+  self: string,
+  writers: ReadonlySet<string>,
+  silentMs: number,
+  now: number,
+): number {
   const holders = new Set<string>();
   for (const name of listDir(layout.paths.active)) {
     const claim = parseActiveName(name)?.claim;

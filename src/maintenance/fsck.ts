@@ -42,7 +42,18 @@ import { describeKind } from '../store/open.js';
 import { lstatOrGone, unlinkOrGone } from '../store/entry.js';
 import { idOfName } from '../store/locate.js';
 import { formatAge } from '../store/duration.js';
-import { checkVersion, DIRS, FORMAT_MAJOR, FORMAT_MINOR, Layout, parseMode, readSettings, SETTINGS_FILE, STATES, type State } from '../store/layout.js';
+import {
+  checkVersion,
+  DIRS,
+  FORMAT_MAJOR,
+  FORMAT_MINOR,
+  Layout,
+  parseMode,
+  readSettings,
+  SETTINGS_FILE,
+  STATES,
+  type State,
+} from '../store/layout.js';
 import { isLive, keyTarget, removeStaleKey } from '../store/keys.js';
 import { isDeadHere, readHeartbeat } from '../store/liveness.js';
 import {
@@ -96,7 +107,8 @@ function resolveFsckOptions(options: FsckOptions = {}): Required<FsckOptions> {
   return o;
 }
 
-export type FindingKind = 'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray';
+export type FindingKind =
+  'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray';
 
 export interface Finding {
   kind: FindingKind;
@@ -145,7 +157,14 @@ interface Context {
 }
 
 /** Report a problem; with repair, `fix` runs and says what it did (or returns undefined when it could not). */
-function found(ctx: Context, kind: FindingKind, file: string, problem: string, todo: string, fix?: () => string | undefined): void {
+function found(
+  ctx: Context,
+  kind: FindingKind,
+  file: string,
+  problem: string,
+  todo: string,
+  fix?: () => string | undefined,
+): void {
   let action = todo;
   let repaired = false;
   if (ctx.o.repair && fix !== undefined) {
@@ -158,7 +177,8 @@ function found(ctx: Context, kind: FindingKind, file: string, problem: string, t
 async function checkSettings(ctx: Context): Promise<void> {
   const { layout } = ctx;
   const file = path.join(layout.root, SETTINGS_FILE);
-  if (!fs.existsSync(layout.root)) throw new DirQueueError('ENOQUEUE', `${layout.root} does not exist: create a queue with dirq init ${layout.root}`);
+  if (!fs.existsSync(layout.root))
+    throw new DirQueueError('ENOQUEUE', `${layout.root} does not exist: create a queue with dirq init ${layout.root}`);
   let problem: string;
   try {
     const settings = readSettings(file);
@@ -173,9 +193,16 @@ async function checkSettings(ctx: Context): Promise<void> {
     problem = error.message;
   }
   if (!STATES.some((s) => fs.existsSync(layout.paths[s]))) {
-    throw new DirQueueError('ENOTQUEUE', `${layout.root} is not a queue (no ${SETTINGS_FILE}, no state directories): check the path`);
+    throw new DirQueueError(
+      'ENOTQUEUE',
+      `${layout.root} is not a queue (no ${SETTINGS_FILE}, no state directories): check the path`,
+    );
   }
-  const settings = { format: 'dirqueue' as const, version: `${FORMAT_MAJOR}.${FORMAT_MINOR}`, created: new Date().toISOString() };
+  const settings = {
+    format: 'dirqueue' as const,
+    version: `${FORMAT_MAJOR}.${FORMAT_MINOR}`,
+    created: new Date().toISOString(),
+  };
   let did: string | undefined;
   if (ctx.o.repair) {
     try {
@@ -198,7 +225,13 @@ function checkDirs(ctx: Context): void {
         return `created ${dir}/`;
       });
     } else if (!stat.isDirectory()) {
-      found(ctx, 'missing', p, `${dir} is not a directory`, `move it away, then run dirq fsck ${ctx.layout.root} --repair`);
+      found(
+        ctx,
+        'missing',
+        p,
+        `${dir} is not a directory`,
+        `move it away, then run dirq fsck ${ctx.layout.root} --repair`,
+      );
     }
   }
 }
@@ -209,9 +242,16 @@ function checkTmp(ctx: Context): void {
     const stat = lstatOrGone(file);
     if (stat === undefined || stat.isDirectory() || ctx.now - stat.mtimeMs <= ctx.o.tmpMaxAge) continue;
     // sweeps delete only the library's own names here (isLibraryTmpName): anything else waits for this check
-    const problem = isLibraryTmpName(name) ? 'abandoned by its writer' : 'not a name dirqueue makes, so sweeps leave it';
-    found(ctx, 'orphan-tmp', file, `${problem} (last written ${ago(ctx, stat.mtimeMs)})`, 'run with --repair to delete it', () =>
-      unlink(file) ? 'deleted' : undefined,
+    const problem = isLibraryTmpName(name)
+      ? 'abandoned by its writer'
+      : 'not a name dirqueue makes, so sweeps leave it';
+    found(
+      ctx,
+      'orphan-tmp',
+      file,
+      `${problem} (last written ${ago(ctx, stat.mtimeMs)})`,
+      'run with --repair to delete it',
+      () => (unlink(file) ? 'deleted' : undefined),
     );
   }
 }
@@ -244,22 +284,32 @@ function checkDuplicates(ctx: Context, places: Places): void {
     const present = list
       .map((p) => ({ ...p, stat: lstatOrGone(ctx.layout.file(p.state, p.name)) }))
       .filter((p): p is typeof p & { stat: fs.Stats } => p.stat !== undefined);
-    const copies = new Set(present.map((p) => `${p.stat.dev}:${p.stat.ino}`)).size > 1 || present.some((p) => p.stat.nlink > 1);
+    const copies =
+      new Set(present.map((p) => `${p.stat.dev}:${p.stat.ino}`)).size > 1 || present.some((p) => p.stat.nlink > 1);
     if (present.length < 2 || !copies) {
       places.set(id, present.slice(0, 1)); // a job that moved while we listed
       continue;
     }
     const ranked = present.map((p) => ({ ...p, ...progressOf(ctx, p.state, ctx.layout.file(p.state, p.name)) }));
     ranked.sort(
-      (a, b) => b.rank - a.rank || b.events - a.events || KEEP_ORDER.indexOf(a.state) - KEEP_ORDER.indexOf(b.state) || b.stat.mtimeMs - a.stat.mtimeMs,
+      (a, b) =>
+        b.rank - a.rank ||
+        b.events - a.events ||
+        KEEP_ORDER.indexOf(a.state) - KEEP_ORDER.indexOf(b.state) ||
+        b.stat.mtimeMs - a.stat.mtimeMs,
     );
     const [keep, ...extra] = ranked;
     places.set(id, [keep!]);
     const where = present.map((p) => `${p.state}/`).join(', ');
     for (const copy of extra) {
       const file = ctx.layout.file(copy.state, copy.name);
-      found(ctx, 'duplicate', file, `job ${id} is in ${where}`, `run with --repair to delete this copy and keep ${keep!.state}/${keep!.name}`, () =>
-        unlink(file) ? `deleted this copy, kept ${keep!.state}/${keep!.name}` : undefined,
+      found(
+        ctx,
+        'duplicate',
+        file,
+        `job ${id} is in ${where}`,
+        `run with --repair to delete this copy and keep ${keep!.state}/${keep!.name}`,
+        () => (unlink(file) ? `deleted this copy, kept ${keep!.state}/${keep!.name}` : undefined),
       );
     }
   }
@@ -299,12 +349,20 @@ function checkContents(ctx: Context, places: Places): void {
       const problem = whyUnrunnable(ctx, file, id, state);
       if (problem === undefined) continue;
       if (problem.torn) {
-        found(ctx, 'torn', file, `not provably completed: ${problem.reason}`, 'run with --repair to put it back in queue/ to run again', () =>
-          putBack(ctx.layout, id, problem.reason, problem.key) ? `moved back to queue/${id} to run again` : undefined,
+        found(
+          ctx,
+          'torn',
+          file,
+          `not provably completed: ${problem.reason}`,
+          'run with --repair to put it back in queue/ to run again',
+          () =>
+            putBack(ctx.layout, id, problem.reason, problem.key) ? `moved back to queue/${id} to run again` : undefined,
         );
         continue;
       }
-      found(ctx, 'unparsable', file, problem.reason, 'run with --repair to set it aside in failed/', () => setAside(ctx, file, id, problem));
+      found(ctx, 'unparsable', file, problem.reason, 'run with --repair to set it aside in failed/', () =>
+        setAside(ctx, file, id, problem),
+      );
     }
   }
 }
@@ -324,7 +382,10 @@ function whyUnrunnable(ctx: Context, file: string, id: string, state: State): Un
     const record = parseJobFile(read.text);
     const type = parseId(id)!.type;
     if (record.envelope.type !== undefined && record.envelope.type !== type) {
-      return { reason: `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(type)}`, canAppend: true };
+      return {
+        reason: `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(type)}`,
+        canAppend: true,
+      };
     }
     const torn = state === 'done' ? tornReason(read.text, record) : undefined;
     return torn === undefined ? undefined : { reason: torn, canAppend: true, torn: true, key: record.envelope.key };
@@ -333,10 +394,16 @@ function whyUnrunnable(ctx: Context, file: string, id: string, state: State): Un
   }
 }
 
-function setAside(ctx: Context, file: string, id: string, problem: { reason: string; canAppend: boolean }): string | undefined {
+function setAside(
+  ctx: Context,
+  file: string,
+  id: string,
+  problem: { reason: string; canAppend: boolean },
+): string | undefined {
   const target = ctx.layout.file('failed', id);
   if (lstatOrGone(target) !== undefined) return undefined; // never replace a job in failed/
-  if (problem.canAppend) appendLine(file, encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason: problem.reason }));
+  if (problem.canAppend)
+    appendLine(file, encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason: problem.reason }));
   return move(file, target) ? `moved to failed/${id}` : undefined;
 }
 
@@ -355,8 +422,13 @@ function checkHelpers(ctx: Context): void {
     const dead = beat.identity !== undefined && isDeadHere(beat.identity);
     if (!dead && ctx.now - beat.mtimeMs <= ctx.o.helperMaxAge) continue;
     const why = dead ? 'its process is gone' : `silent since ${ago(ctx, beat.mtimeMs)}`;
-    found(ctx, 'stale-helper', file, `the heartbeat of a worker that is gone (${why})`, 'run with --repair to delete it', () =>
-      unlink(file) ? 'deleted' : undefined,
+    found(
+      ctx,
+      'stale-helper',
+      file,
+      `the heartbeat of a worker that is gone (${why})`,
+      'run with --repair to delete it',
+      () => (unlink(file) ? 'deleted' : undefined),
     );
   }
   checkSweepFiles(ctx);
@@ -365,7 +437,9 @@ function checkHelpers(ctx: Context): void {
     if (isSetAsideName(name)) continue; // a stray set aside
     if (isKeyScratchName(name)) {
       if (olderThan(ctx, file, ctx.o.helperMaxAge)) {
-        found(ctx, 'stale-helper', file, 'left by an interrupted key takeover', 'run with --repair to delete it', () => (unlink(file) ? 'deleted' : undefined));
+        found(ctx, 'stale-helper', file, 'left by an interrupted key takeover', 'run with --repair to delete it', () =>
+          unlink(file) ? 'deleted' : undefined,
+        );
       }
       continue;
     }
@@ -373,8 +447,13 @@ function checkHelpers(ctx: Context): void {
     if (holder === undefined) {
       stray(ctx, file, 'not a symbolic link: not a unique key', 'move it out of keys/');
     } else if (!isLive(layout, holder)) {
-      found(ctx, 'stale-helper', file, `a unique key held by ${holder}, which is no longer waiting or running`, 'run with --repair to delete it', () =>
-        removeStaleKey(layout, name) ? 'deleted' : undefined,
+      found(
+        ctx,
+        'stale-helper',
+        file,
+        `a unique key held by ${holder}, which is no longer waiting or running`,
+        'run with --repair to delete it',
+        () => (removeStaleKey(layout, name) ? 'deleted' : undefined),
       );
     }
   }
@@ -383,8 +462,14 @@ function checkHelpers(ctx: Context): void {
     const file = path.join(layout.root, name);
     if (!olderThan(ctx, file, ctx.o.helperMaxAge)) continue;
     const lock = name === `${SETTINGS_FILE}.lock`;
-    found(ctx, 'stale-helper', file, lock ? 'a maintenance lock left by a process that died' : `a temporary file left by a write of ${SETTINGS_FILE}`,
-      'run with --repair to delete it', () => (unlink(file) ? 'deleted' : undefined));
+    found(
+      ctx,
+      'stale-helper',
+      file,
+      lock ? 'a maintenance lock left by a process that died' : `a temporary file left by a write of ${SETTINGS_FILE}`,
+      'run with --repair to delete it',
+      () => (unlink(file) ? 'deleted' : undefined),
+    );
   }
 }
 
@@ -414,9 +499,14 @@ function checkSweepFiles(ctx: Context): void {
     } else if (name === CLOCK_FILE || ctx.now - stat.mtimeMs <= ctx.o.helperMaxAge) {
       continue;
     } else {
-      problem = name === LOCK_FILE ? 'a maintenance lock left by a process that died' : 'left by a takeover of the maintenance lock';
+      problem =
+        name === LOCK_FILE
+          ? 'a maintenance lock left by a process that died'
+          : 'left by a takeover of the maintenance lock';
     }
-    const todo = stat.isDirectory() ? 'run with --repair to delete it if it is empty, else move it away' : 'run with --repair to delete it';
+    const todo = stat.isDirectory()
+      ? 'run with --repair to delete it if it is empty, else move it away'
+      : 'run with --repair to delete it';
     found(ctx, 'stale-helper', file, problem, todo, () => (removeEntry(file) ? 'deleted' : undefined));
   }
 }
@@ -441,7 +531,9 @@ function stray(ctx: Context, file: string, problem: string, todo: string): void 
   found(ctx, 'stray', file, problem, `${todo}, or run with --repair to rename it to ${path.basename(file)}~`, () => {
     let target = setAsideName(file, 1);
     for (let n = 2; lstatOrGone(target) !== undefined; n++) target = setAsideName(file, n);
-    return move(file, target) ? `renamed to ${path.basename(target)} (set aside: readers and fsck skip names ending in ~)` : undefined;
+    return move(file, target)
+      ? `renamed to ${path.basename(target)} (set aside: readers and fsck skip names ending in ~)`
+      : undefined;
   });
 }
 

@@ -129,7 +129,14 @@ export function revoke(
   let exhausted = false;
   if (read.ok) {
     try {
-      const revoked = { event: 'revoked' as const, at: new Date(0).toISOString(), attempt: 0, claim: oldClaim, reason, by: ours };
+      const revoked = {
+        event: 'revoked' as const,
+        at: new Date(0).toISOString(),
+        attempt: 0,
+        claim: oldClaim,
+        reason,
+        by: ours,
+      };
       const record = parseJobFile(`${read.text}\n${encodeEvent(revoked)}`);
       attempt = record.attemptsMade;
       exhausted = record.attemptsSinceRetry >= (record.envelope.attempts ?? settings.attempts);
@@ -139,7 +146,10 @@ export function revoke(
   }
   if (read.ok || (!read.gone && read.canAppend)) {
     try {
-      appendLine(held, encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours }));
+      appendLine(
+        held,
+        encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours }),
+      );
     } catch (error) {
       // Without its revoked event the job cannot go on (the old claim's writes would stand and the
       // attempt would not count): put the claim back as it was, for a sweeper that may write the file.

@@ -37,7 +37,6 @@ import type { Layout } from '../store/layout.js';
 import { filesystemNow, isDeadHere, myIdentity, readHeartbeat } from '../store/liveness.js';
 import { isOwnerName, LOCK_FILE, CLOCK_FILE, lockAsideName, lockTmpName } from '../store/names.js';
 
-
 export interface SweepLock {
   /** Delete the lock if it is still this holder's (a taker may have judged it stale). */
   release(): void;
@@ -48,7 +47,12 @@ export interface SweepLock {
  * heartbeat a taker may consult). Undefined when another process holds it; with
  * `waitMs`, first retry for that long.
  */
-export async function lockSweeps(layout: Layout, owner: string, staleMs: number, waitMs = 0): Promise<SweepLock | undefined> {
+export async function lockSweeps(
+  layout: Layout,
+  owner: string,
+  staleMs: number,
+  waitMs = 0,
+): Promise<SweepLock | undefined> {
   const path = layout.file('workers', LOCK_FILE);
   const deadline = Date.now() + waitMs;
   for (let pause = 20; ; pause = Math.min(200, pause * 2)) {

@@ -70,13 +70,27 @@ export interface SweepReport {
  */
 const lockStaleMs = (staleAfter: number): number => Math.min(10_000, Math.max(2000, staleAfter / 2));
 
-const notSwept = (): SweepReport => ({ swept: false, recovered: [], unrecovered: [], promoted: 0, pruned: 0, tmpRemoved: 0, heartbeatsRemoved: 0, warnings: [] });
+const notSwept = (): SweepReport => ({
+  swept: false,
+  recovered: [],
+  unrecovered: [],
+  promoted: 0,
+  pruned: 0,
+  tmpRemoved: 0,
+  heartbeatsRemoved: 0,
+  warnings: [],
+});
 
 /**
  * Run one sweep under the maintenance lock. `wait`: wait for the lock (an
  * explicit recover()) instead of skipping the sweep (a timer's).
  */
-export async function sweep(layout: Layout, names: NameMaker, settings: SweepSettings, wait: boolean): Promise<SweepReport> {
+export async function sweep(
+  layout: Layout,
+  names: NameMaker,
+  settings: SweepSettings,
+  wait: boolean,
+): Promise<SweepReport> {
   const replaced = layout.checkIdentities(); // before the lock, whose temp file is made in tmp/
   if (replaced !== undefined) return { ...notSwept(), warnings: [replaced] };
   const stale = lockStaleMs(settings.staleAfter);
@@ -111,9 +125,24 @@ export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: 
   const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
   const pruned = pruneDone(layout, settings.keepDone, now);
   const tmp = removeAbandoned(layout, settings.tmpMaxAge, now);
-  const heartbeatsRemoved = removeGoneHeartbeats(layout, names.owner, tmp.writers, Math.max(SILENT_HEARTBEAT_MS, settings.staleAfter), now);
+  const heartbeatsRemoved = removeGoneHeartbeats(
+    layout,
+    names.owner,
+    tmp.writers,
+    Math.max(SILENT_HEARTBEAT_MS, settings.staleAfter),
+    now,
+  );
   await foldTotals(layout, names.claim(), now);
   const warnings = warning === undefined ? [] : [warning];
-  return { swept: true, recovered, unrecovered: problems, promoted, pruned, tmpRemoved: tmp.removed, heartbeatsRemoved, warnings, torn };
+  return {
+    swept: true,
+    recovered,
+    unrecovered: problems,
+    promoted,
+    pruned,
+    tmpRemoved: tmp.removed,
+    heartbeatsRemoved,
+    warnings,
+    torn,
+  };
 }
-

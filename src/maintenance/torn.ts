@@ -89,13 +89,15 @@ export async function requeueTornAfterBoot(layout: Layout, maxJobBytes: number):
   } catch (error) {
     const code = errnoOf((error as Error).cause); // writeNew wraps the system's error
     if (code === undefined) report.problems.push(error as Error);
-    else if (code !== 'EEXIST') { // EEXIST: another sweep checked too
+    else if (code !== 'EEXIST') {
+      // EEXIST: another sweep checked too
       checkedUnmarked.add(marker); // the filesystem refused it (EACCES, EROFS, ENOSPC): asking again each sweep would not help
       report.problems.push(unmarked(marker, error));
     }
   }
   for (const name of listDir(layout.paths.workers)) {
-    if (isDoneCheckedNameOf(name, hostToken()) && layout.file('workers', name) !== marker) unlinkQuietly(layout.file('workers', name)); // this host's earlier boots (only records of past checks)
+    if (isDoneCheckedNameOf(name, hostToken()) && layout.file('workers', name) !== marker)
+      unlinkQuietly(layout.file('workers', name)); // this host's earlier boots (only records of past checks)
   }
   return report;
 }
@@ -150,7 +152,11 @@ function unmarked(marker: string, error: unknown): DirQueueError {
 export function putBack(layout: Layout, id: string, reason: string, key: string | undefined): boolean {
   const from = layout.file('done', id);
   if (key !== undefined) retakeKey(layout, key, id);
-  if (appendLine(from, encodeEvent({ event: 'torn', at: new Date().toISOString(), reason }), layout.fileMode) === undefined) return false;
+  if (
+    appendLine(from, encodeEvent({ event: 'torn', at: new Date().toISOString(), reason }), layout.fileMode) ===
+    undefined
+  )
+    return false;
   return move(from, layout.file('queue', id));
 }
 
@@ -162,4 +168,3 @@ function retakeKey(layout: Layout, key: string, id: string): void {
     // a key the library could not have written, or contention: the job runs without holding it
   }
 }
-

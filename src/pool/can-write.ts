@@ -23,13 +23,23 @@ export function checkCanWrite(layout: Layout): void {
       fs.accessSync(where, fs.constants.W_OK | fs.constants.X_OK);
     } catch (error) {
       const { code } = fsError(where, error);
-      const who = process.getuid === undefined ? 'this process' : `this process (uid ${process.getuid()}, gid ${process.getgid!()})`;
+      const who =
+        process.getuid === undefined
+          ? 'this process'
+          : `this process (uid ${process.getuid()}, gid ${process.getgid!()})`;
       const fix =
         errnoOf(error) === 'EROFS'
           ? 'remount the filesystem read-write'
           : `run the worker as the queue's owner, or make the queue group-shared (dirq init ${layout.root} --mode 0660, as its owner) and run the worker as a member of its group`;
-      const why = errnoOf(error) === 'EROFS' ? 'a read-only filesystem' : errnoOf(error) === 'EACCES' || errnoOf(error) === 'EPERM' ? 'permission denied' : String((error as Error).message);
-      throw new DirQueueError(code, `${who} cannot write ${where} (${why}), so it cannot work on the queue: ${fix}`, { cause: error });
+      const why =
+        errnoOf(error) === 'EROFS'
+          ? 'a read-only filesystem'
+          : errnoOf(error) === 'EACCES' || errnoOf(error) === 'EPERM'
+            ? 'permission denied'
+            : String((error as Error).message);
+      throw new DirQueueError(code, `${who} cannot write ${where} (${why}), so it cannot work on the queue: ${fix}`, {
+        cause: error,
+      });
     }
   }
 }

@@ -58,20 +58,43 @@ export const poolDefaults = Object.freeze({
 } as const) satisfies Partial<ResolvedPoolOptions>;
 
 const POOL_OPTIONS = Object.freeze([
-  'processor', 'threads', 'concurrency', 'types', 'jobTimeout', 'maxJobsPerThread', 'resourceLimits', 'closeTimeout', 'stuckAfter',
+  'processor',
+  'threads',
+  'concurrency',
+  'types',
+  'jobTimeout',
+  'maxJobsPerThread',
+  'resourceLimits',
+  'closeTimeout',
+  'stuckAfter',
 ] as const) satisfies readonly (keyof PoolOptions)[];
 
 export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
   if (options === null || typeof options !== 'object') {
     throw new DirQueueError('EBADOPTION', `Pool options must be an object with a processor, got ${describe(options)}`);
   }
-  const { processor, threads, concurrency, types, jobTimeout, maxJobsPerThread, resourceLimits, closeTimeout, stuckAfter, ...queue } = options;
+  const {
+    processor,
+    threads,
+    concurrency,
+    types,
+    jobTimeout,
+    maxJobsPerThread,
+    resourceLimits,
+    closeTimeout,
+    stuckAfter,
+    ...queue
+  } = options;
   checkKnown(queue, Object.keys(queueDefaults), 'Pool option', POOL_OPTIONS);
   let resolved: string | Processor;
   if (typeof processor === 'function') resolved = processor;
-  else if (processor instanceof URL || (typeof processor === 'string' && processor.length > 0)) resolved = processorSpecifier(processor);
+  else if (processor instanceof URL || (typeof processor === 'string' && processor.length > 0))
+    resolved = processorSpecifier(processor);
   else {
-    throw new DirQueueError('EBADOPTION', `processor must be a module path, a file URL or a function, got ${describe(processor)}`);
+    throw new DirQueueError(
+      'EBADOPTION',
+      `processor must be a module path, a file URL or a function, got ${describe(processor)}`,
+    );
   }
   const o: ResolvedPoolOptions = {
     processor: resolved,
@@ -93,7 +116,10 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
   checkMs(o.stuckAfter, 'stuckAfter', 1);
   if (o.types !== undefined) o.types = checkTypes(o.types);
   if (typeof o.processor === 'function' && threads !== undefined && threads !== 1) {
-    throw new DirQueueError('EBADOPTION', 'threads applies to module processors; a function processor runs in-process (use concurrency)');
+    throw new DirQueueError(
+      'EBADOPTION',
+      'threads applies to module processors; a function processor runs in-process (use concurrency)',
+    );
   }
   return o;
 }
@@ -112,7 +138,10 @@ function checkTypes(types: unknown): readonly string[] {
       encodeType(type);
     } catch (err) {
       const why = err instanceof DirQueueError ? err.message : String(err);
-      throw new DirQueueError('EBADOPTION', `types[${i}] is not a job type (${why}); give the types the jobs were enqueued with`);
+      throw new DirQueueError(
+        'EBADOPTION',
+        `types[${i}] is not a job type (${why}); give the types the jobs were enqueued with`,
+      );
     }
   });
   return Object.freeze([...(types as string[])]);

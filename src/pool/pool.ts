@@ -129,7 +129,8 @@ export class Pool extends EventEmitter<PoolEvents> {
    * the queue.
    */
   async start(): Promise<void> {
-    if (this.#state !== 'new') throw new DirQueueError('ESTARTED', 'a Pool starts once; make a new Pool to start again');
+    if (this.#state !== 'new')
+      throw new DirQueueError('ESTARTED', 'a Pool starts once; make a new Pool to start again');
     this.#state = 'running';
     try {
       this.#queue = await Queue.open(this.dir, this.options.queue);
@@ -182,7 +183,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   async onDrained(options: { within?: number } = {}): Promise<Leftovers> {
     const within = options.within === undefined ? DRAIN_WITHIN_MS : checkMs(options.within, 'within', 0);
     const layout = this.#layout;
-    if (layout === undefined || this.#queue === undefined) throw new DirQueueError('ENOTSTARTED', 'onDrained() needs a started pool: call start() first');
+    if (layout === undefined || this.#queue === undefined)
+      throw new DirQueueError('ENOTSTARTED', 'onDrained() needs a started pool: call start() first');
     const types = typeFilter(this.options.types);
     const pollInterval = this.#queue.options.pollInterval;
     for (;;) {
@@ -310,9 +312,13 @@ export class Pool extends EventEmitter<PoolEvents> {
     const { problem, fix } = unwritableJobFile(file, stat, queueMode(this.#layout!));
     const { code } = fsError(job.path, denied);
     this.#giveUp(
-      new DirQueueError(code, `job ${job.id}: ${problem}, so it could not record an outcome; ${where}, and the pool stopped. Fix: ${fix}; then start the pool again`, {
-        cause: denied,
-      }),
+      new DirQueueError(
+        code,
+        `job ${job.id}: ${problem}, so it could not record an outcome; ${where}, and the pool stopped. Fix: ${fix}; then start the pool again`,
+        {
+          cause: denied,
+        },
+      ),
     );
     return false;
   }
@@ -325,18 +331,38 @@ export class Pool extends EventEmitter<PoolEvents> {
   #pickThread(): ThreadHost | undefined {
     let best: ThreadHost | undefined;
     for (const thread of this.#threads) {
-      if (!thread.isReady || thread.retiring || this.#checks.has(thread) || thread.runs.size >= this.options.concurrency) continue;
+      if (
+        !thread.isReady ||
+        thread.retiring ||
+        this.#checks.has(thread) ||
+        thread.runs.size >= this.options.concurrency
+      )
+        continue;
       if (best === undefined || thread.runs.size < best.runs.size) best = thread;
     }
     return best;
   }
 
   #dispatch(job: Job): void {
-    const run: Run = { id: this.#nextRun++, job, thread: undefined, controller: undefined, timer: undefined, settled: false };
+    const run: Run = {
+      id: this.#nextRun++,
+      job,
+      thread: undefined,
+      controller: undefined,
+      timer: undefined,
+      settled: false,
+    };
     this.#runs.set(run.id, run);
     const timeout = job.timeout ?? this.options.jobTimeout;
     if (timeout !== undefined) run.timer = setTimeout(() => void this.#timedOut(run, timeout), timeout);
-    const fields: JobFields = { id: job.id, type: job.type, data: job.data, attempt: job.attempt, attempts: job.attempts, priority: job.priority };
+    const fields: JobFields = {
+      id: job.id,
+      type: job.type,
+      data: job.data,
+      attempt: job.attempt,
+      attempts: job.attempts,
+      priority: job.priority,
+    };
     if (typeof this.options.processor === 'function') {
       run.controller = new AbortController();
       this.#inProcess++;
@@ -425,7 +451,13 @@ export class Pool extends EventEmitter<PoolEvents> {
       where = `putting it back failed too (${(releaseError as Error).message}): it stays in active/ until a sweep takes it back after this pool has stopped`;
     }
     const code = (error as Partial<Pick<DirQueueError, 'code'>>).code ?? 'EFS';
-    this.#giveUp(new DirQueueError(code, `job ${job.id}: its outcome could not be recorded: ${error.message}; ${where}. The pool stopped: fix the cause and start it again`, { cause: error }));
+    this.#giveUp(
+      new DirQueueError(
+        code,
+        `job ${job.id}: its outcome could not be recorded: ${error.message}; ${where}. The pool stopped: fix the cause and start it again`,
+        { cause: error },
+      ),
+    );
   }
 
   async #fail(job: Job, info: PoolJob, error: RecordedError): Promise<void> {
@@ -476,7 +508,8 @@ export class Pool extends EventEmitter<PoolEvents> {
           this.#wake?.(); // it takes jobs again
           return false;
         }
-        for (const other of this.#runs.values()) if (other.thread === thread && !other.settled) void this.#settle(other, 'release');
+        for (const other of this.#runs.values())
+          if (other.thread === thread && !other.settled) void this.#settle(other, 'release');
         this.#retire(thread, true);
         return true;
       });
@@ -498,7 +531,13 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (index === -1) return;
     this.#threads.splice(index, 1);
     void thread.terminate();
-    if (stuck) this.#report(new DirQueueError('ESTUCK', 'a worker thread was stuck in synchronous code past a job timeout and was replaced'));
+    if (stuck)
+      this.#report(
+        new DirQueueError(
+          'ESTUCK',
+          'a worker thread was stuck in synchronous code past a job timeout and was replaced',
+        ),
+      );
     if (this.#state === 'running') this.#replace();
   }
 
@@ -521,7 +560,12 @@ export class Pool extends EventEmitter<PoolEvents> {
       const now = Date.now();
       this.#crashes = this.#crashes.filter((t) => now - t < CRASH_WINDOW_MS).concat(now);
       if (this.#crashes.length > 3 * this.options.threads) {
-        this.#giveUp(new DirQueueError('EPROCESSOR', `worker threads died ${this.#crashes.length} times in ${CRASH_WINDOW_MS / 1000} s; the last: ${error.message}`));
+        this.#giveUp(
+          new DirQueueError(
+            'EPROCESSOR',
+            `worker threads died ${this.#crashes.length} times in ${CRASH_WINDOW_MS / 1000} s; the last: ${error.message}`,
+          ),
+        );
       } else if (this.#state === 'running') {
         this.#replace();
       }
@@ -530,7 +574,10 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /** Progress, log and child enqueues asked for by a job running in a thread. */
-  async #answer(thread: ThreadHost, message: { req: number; run: number; method: 'progress' | 'log' | 'enqueue'; args: unknown[] }): Promise<void> {
+  async #answer(
+    thread: ThreadHost,
+    message: { req: number; run: number; method: 'progress' | 'log' | 'enqueue'; args: unknown[] },
+  ): Promise<void> {
     const run = this.#runs.get(message.run);
     try {
       if (run === undefined) throw new DirQueueError('EBADSTATE', 'the job has already ended');
@@ -542,7 +589,12 @@ export class Pool extends EventEmitter<PoolEvents> {
       thread.reply({ t: 'reply', req: message.req, ok: true, value });
     } catch (error) {
       const { message: text, code } = error as DirQueueError;
-      thread.reply({ t: 'reply', req: message.req, ok: false, error: code === undefined ? { message: text } : { message: text, code } });
+      thread.reply({
+        t: 'reply',
+        req: message.req,
+        ok: false,
+        error: code === undefined ? { message: text } : { message: text, code },
+      });
     }
   }
 
@@ -565,12 +617,16 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** A notice, not an error (EPOLLING, EBADMODE, a bad file a sweep worked around): the 'warning' event. */
   #warn(warning: Error): void {
     if (this.listenerCount('warning') > 0) this.emit('warning', warning);
-    else process.emitWarning(warning.message, { code: (warning as Partial<Pick<DirQueueError, 'code'>>).code ?? 'DIRQUEUE' });
+    else
+      process.emitWarning(warning.message, {
+        code: (warning as Partial<Pick<DirQueueError, 'code'>>).code ?? 'DIRQUEUE',
+      });
   }
 
   #report(error: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', error);
-    else process.emitWarning(error.message, { code: (error as Partial<Pick<DirQueueError, 'code'>>).code ?? 'DIRQUEUE' });
+    else
+      process.emitWarning(error.message, { code: (error as Partial<Pick<DirQueueError, 'code'>>).code ?? 'DIRQUEUE' });
   }
 
   #isIdle(): boolean {

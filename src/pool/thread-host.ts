@@ -8,7 +8,8 @@ import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { DirQueueError, type DirQueueErrorCode } from '../store/errors.js';
 import type { FromThread, JobFields, ToThread } from './thread-messages.js';
 
-export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: { message: string; code?: string; stack?: string } };
+export type RunOutcome =
+  { ok: true; result: unknown } | { ok: false; error: { message: string; code?: string; stack?: string } };
 
 export interface ThreadEvents {
   /** The thread asks for progress, log or enqueue on behalf of a running job. */
@@ -48,7 +49,14 @@ export class ThreadHost extends EventEmitter<ThreadEvents> {
           void this.terminate();
         }
       };
-      const onError = (error: Error): void => reject(new DirQueueError('EPROCESSOR', `the processor thread for ${processor} died while loading: ${error.message}`, { cause: error }));
+      const onError = (error: Error): void =>
+        reject(
+          new DirQueueError(
+            'EPROCESSOR',
+            `the processor thread for ${processor} died while loading: ${error.message}`,
+            { cause: error },
+          ),
+        );
       this.#worker.once('error', onError);
       this.#worker.on('message', onMessage);
     });
@@ -60,7 +68,10 @@ export class ThreadHost extends EventEmitter<ThreadEvents> {
       const error = this.#terminating ? undefined : (died ?? new Error(`the thread exited with code ${code}`));
       for (const [run, settle] of this.runs) {
         this.runs.delete(run);
-        settle({ ok: false, error: { message: `the worker thread died: ${error?.message ?? 'terminated'}`, code: 'ETHREAD' } });
+        settle({
+          ok: false,
+          error: { message: `the worker thread died: ${error?.message ?? 'terminated'}`, code: 'ETHREAD' },
+        });
       }
       for (const answer of this.#pings.values()) answer();
       this.emit('exit', error);

@@ -36,7 +36,8 @@ async function run(processor: Processor, runId: number, fields: JobFields): Prom
     log: async (line) => {
       await call(runId, 'log', [line]);
     },
-    enqueue: (type, data, options) => call(runId, 'enqueue', [type, data, options]) as ReturnType<ProcessorJob['enqueue']>,
+    enqueue: (type, data, options) =>
+      call(runId, 'enqueue', [type, data, options]) as ReturnType<ProcessorJob['enqueue']>,
   };
   let message: FromThread;
   try {
@@ -49,7 +50,12 @@ async function run(processor: Processor, runId: number, fields: JobFields): Prom
     send(message);
   } catch (error) {
     // the result cannot cross to the main thread (a function, a class instance...): that is the job's error
-    send({ t: 'done', run: runId, ok: false, error: { message: `the result cannot be sent back: ${recordError(error).message}`, code: 'EBADDATA' } });
+    send({
+      t: 'done',
+      run: runId,
+      ok: false,
+      error: { message: `the result cannot be sent back: ${recordError(error).message}`, code: 'EBADDATA' },
+    });
   }
 }
 

@@ -92,7 +92,12 @@ export class Discovery {
   #closed = false;
 
   /** `warn` hears of background steps that failed, and, once, that 'auto' chose polling (code EPOLLING). */
-  constructor(layout: Layout, index: ReadyIndex, options: DiscoveryOptions, warn: (error: Error) => void = () => undefined) {
+  constructor(
+    layout: Layout,
+    index: ReadyIndex,
+    options: DiscoveryOptions,
+    warn: (error: Error) => void = () => undefined,
+  ) {
     this.#layout = layout;
     this.#index = index;
     this.#options = options;
@@ -103,11 +108,18 @@ export class Discovery {
   start(): void {
     if (this.#shouldWatch()) this.#startWatching();
     if (this.#watching) {
-      this.#timers.push(setInterval(() => this.#background(() => this.rescan() && this.#notify()), this.#options.rescanInterval).unref());
+      this.#timers.push(
+        setInterval(
+          () => this.#background(() => this.rescan() && this.#notify()),
+          this.#options.rescanInterval,
+        ).unref(),
+      );
     } else {
       this.#schedulePoll();
     }
-    this.#timers.push(setInterval(() => this.#background(() => this.#scanDelayed()), this.#options.rescanInterval).unref());
+    this.#timers.push(
+      setInterval(() => this.#background(() => this.#scanDelayed()), this.#options.rescanInterval).unref(),
+    );
     this.rescan();
     this.#scanDelayed();
   }
@@ -146,7 +158,8 @@ export class Discovery {
    * may have changed since the last one.
    */
   async catchUp(): Promise<void> {
-    if (this.#watching) await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve))); // one poll phase in between
+    if (this.#watching)
+      await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve))); // one poll phase in between
     else this.refresh();
   }
 
@@ -158,7 +171,8 @@ export class Discovery {
     const changed = mtime !== this.#scannedMtimeMs || mtime === -1;
     const settled = this.#scannedAt - this.#seenAt >= MTIME_DOUBT_MS; // the last scan began a tick after this mtime appeared
     const inDoubtStill = now - this.#seenAt < MTIME_DOUBT_MS; // too early for the settling scan
-    const floorDue = now - this.#scannedAt >= Math.min(this.#options.rescanInterval, FLOOR_POLLS * this.#options.pollInterval);
+    const floorDue =
+      now - this.#scannedAt >= Math.min(this.#options.rescanInterval, FLOOR_POLLS * this.#options.pollInterval);
     if (changed || floorDue || (!settled && !inDoubtStill)) return this.rescan();
     return false;
   }

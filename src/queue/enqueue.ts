@@ -54,10 +54,14 @@ export function prepare(
   const content = encodeEnvelope(envelope);
   const bytes = Buffer.byteLength(content);
   if (bytes > maxJobBytes) {
-    throw new DirQueueError('ETOOBIG', `job is ${bytes} bytes, over maxJobBytes (${maxJobBytes}): store large payloads elsewhere and enqueue a reference`);
+    throw new DirQueueError(
+      'ETOOBIG',
+      `job is ${bytes} bytes, over maxJobBytes (${maxJobBytes}): store large payloads elsewhere and enqueue a reference`,
+    );
   }
   // A delayed job's id carries its due time, so once promoted it queues by when it became ready.
-  const id = o.runAt === undefined ? names.id(o.priority, encodedType) : names.id(o.priority, encodedType, o.runAt * 1000);
+  const id =
+    o.runAt === undefined ? names.id(o.priority, encodedType) : names.id(o.priority, encodedType, o.runAt * 1000);
   const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
   const key = o.key === undefined ? undefined : encodeKey(o.key);
   return { id, type, content, delayed, key, keyFrom: o.keyFrom, tmp: layout.file('tmp', names.tmpName(id)) };
@@ -81,7 +85,10 @@ export function takeKeyOf(layout: Layout, job: Prepared): string | undefined {
 export function place(layout: Layout, job: Prepared): void {
   const target = job.delayed === undefined ? layout.file('queue', job.id) : layout.file('delayed', job.delayed);
   if (!move(job.tmp, target)) {
-    throw new DirQueueError('EVANISHED', `${job.tmp} vanished before it could be enqueued: is something cleaning tmp/?`);
+    throw new DirQueueError(
+      'EVANISHED',
+      `${job.tmp} vanished before it could be enqueued: is something cleaning tmp/?`,
+    );
   }
 }
 

@@ -240,7 +240,12 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
     let oldestUs = Infinity;
     for (const name of names[state]) {
       const parsed = parseId(idOfName(state, name)!)!;
-      const sinceMs = state === 'delayed' ? ctimeMs(layout.file(state, name)) : state === 'active' ? claimTime(layout, name, maxJobBytes) : parsed.enqueuedUs / 1000;
+      const sinceMs =
+        state === 'delayed'
+          ? ctimeMs(layout.file(state, name))
+          : state === 'active'
+            ? claimTime(layout, name, maxJobBytes)
+            : parsed.enqueuedUs / 1000;
       if (sinceMs !== undefined) oldestUs = Math.min(oldestUs, sinceMs * 1000);
       const perType = (result.types[parsed.type] ??= { queue: 0, delayed: 0, active: 0, done: 0, failed: 0 });
       perType[state]++;
@@ -270,7 +275,12 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
  * then the first event of this claim, a moment after it, is the closest
  * record there is.
  */
-export function claimTime(layout: Layout, name: string, maxJobBytes: number, events?: readonly JobEvent[]): number | undefined {
+export function claimTime(
+  layout: Layout,
+  name: string,
+  maxJobBytes: number,
+  events?: readonly JobEvent[],
+): number | undefined {
   const claim = parseActiveName(name)?.claim.claim;
   let stat: fs.Stats;
   try {

@@ -103,7 +103,10 @@ export class Job<Data = unknown> {
     this.#assertHeld('complete');
     if (result !== undefined) checkJson(result, 'result'); // a bad result leaves the claim held, to fail or release
     const event = { event: 'result' as const, at: new Date().toISOString(), attempt: this.attempt, claim: this.claim };
-    this.#end(encodeEvent(result === undefined ? event : { ...event, value: result }), this.#host.layout.file('done', this.id));
+    this.#end(
+      encodeEvent(result === undefined ? event : { ...event, value: result }),
+      this.#host.layout.file('done', this.id),
+    );
     this.#host.counted(this.type, 'completed');
     releaseKeyOf(this.#host.layout, this.#record.envelope.key, this.id);
   }
@@ -120,13 +123,23 @@ export class Job<Data = unknown> {
     const layout = this.#host.layout;
     const at = new Date();
     if (exhausted) {
-      this.#end(encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded }), layout.file('failed', this.id));
+      this.#end(
+        encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded }),
+        layout.file('failed', this.id),
+      );
       this.#host.counted(this.type, 'failed');
       releaseKeyOf(layout, this.#record.envelope.key, this.id);
       return 'failed';
     }
     const retry = this.#retryAt(at.getTime(), recorded); // computed before the claim ends, so nothing it throws strands the job
-    const line = encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded, retryAt: retry.iso });
+    const line = encodeEvent({
+      event: 'error',
+      at: at.toISOString(),
+      attempt: this.attempt,
+      claim: this.claim,
+      ...recorded,
+      retryAt: retry.iso,
+    });
     if (retry.delayedName !== undefined) {
       this.#end(line, layout.file('delayed', retry.delayedName));
       this.#host.requeued(this.id, retry.delayedName);
@@ -142,13 +155,23 @@ export class Job<Data = unknown> {
   async progress(value: unknown): Promise<void> {
     this.#assertHeld('progress');
     checkJson(value, 'progress');
-    this.#append(encodeEvent({ event: 'progress', at: new Date().toISOString(), attempt: this.attempt, claim: this.claim, value }));
+    this.#append(
+      encodeEvent({ event: 'progress', at: new Date().toISOString(), attempt: this.attempt, claim: this.claim, value }),
+    );
   }
 
   /** Keep a line of text with the job (its history shows it). */
   async log(line: string): Promise<void> {
     this.#assertHeld('log');
-    this.#append(encodeEvent({ event: 'log', at: new Date().toISOString(), attempt: this.attempt, claim: this.claim, line: String(line) }));
+    this.#append(
+      encodeEvent({
+        event: 'log',
+        at: new Date().toISOString(),
+        attempt: this.attempt,
+        claim: this.claim,
+        line: String(line),
+      }),
+    );
   }
 
   /** True once the claim ended: complete, fail or release succeeded, or the claim was lost (taken back, or the queue closed). */
@@ -207,7 +230,10 @@ export class Job<Data = unknown> {
   #assertHeld(what: string): void {
     if (this.#state === 'lost') throw this.#compromised();
     if (this.#state === 'ended') {
-      throw new DirQueueError('EBADSTATE', `job ${this.id}: ${what}() after the claim already ended; call one of complete, fail, release once`);
+      throw new DirQueueError(
+        'EBADSTATE',
+        `job ${this.id}: ${what}() after the claim already ended; call one of complete, fail, release once`,
+      );
     }
   }
 
@@ -331,15 +357,25 @@ export class Job<Data = unknown> {
   #retryAt(failedAt: number, recorded: RecordedError): { iso: string; delayedName: string | undefined } {
     const at = (delay: number): { iso: string; delayedName: string | undefined } => {
       const retryAt = failedAt + delay;
-      return { iso: new Date(retryAt).toISOString(), delayedName: delay > 0 ? delayedName(Math.round(retryAt * 1000), this.id) : undefined };
+      return {
+        iso: new Date(retryAt).toISOString(),
+        delayedName: delay > 0 ? delayedName(Math.round(retryAt * 1000), this.id) : undefined,
+      };
     };
     const spec = this.#record.envelope.backoff ?? this.#host.defaultBackoff;
     try {
       return at(backoffDelay(spec, this.attempt, recorded));
     } catch (error) {
-      const why = typeof spec === 'function' ? 'the backoff function threw or gave a wait out of range' : 'the backoff gave a wait out of range';
+      const why =
+        typeof spec === 'function'
+          ? 'the backoff function threw or gave a wait out of range'
+          : 'the backoff gave a wait out of range';
       this.#host.warn(
-        new DirQueueError('EBADOPTION', `job ${this.id}: ${why} (${(error as Error)?.message ?? String(error)}); the default backoff was used; give a number of ms`, { cause: error }),
+        new DirQueueError(
+          'EBADOPTION',
+          `job ${this.id}: ${why} (${(error as Error)?.message ?? String(error)}); the default backoff was used; give a number of ms`,
+          { cause: error },
+        ),
       );
       return at(backoffDelay(queueDefaults.backoff, this.attempt, recorded));
     }

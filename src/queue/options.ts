@@ -191,7 +191,16 @@ export interface ResolvedEnqueueOptions {
   keyFrom: string | undefined;
 }
 
-const ENQUEUE_OPTIONS = Object.freeze(['priority', 'delay', 'runAt', 'attempts', 'backoff', 'timeout', 'key', 'keyFrom'] as const) satisfies readonly (keyof EnqueueOptions)[];
+const ENQUEUE_OPTIONS = Object.freeze([
+  'priority',
+  'delay',
+  'runAt',
+  'attempts',
+  'backoff',
+  'timeout',
+  'key',
+  'keyFrom',
+] as const) satisfies readonly (keyof EnqueueOptions)[];
 
 export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.now()): ResolvedEnqueueOptions {
   if (options === null || typeof options !== 'object') {
@@ -209,7 +218,10 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
   } else if (options.runAt !== undefined) {
     const at = options.runAt instanceof Date ? options.runAt.getTime() : options.runAt;
     if (typeof at !== 'number' || !Number.isFinite(at)) {
-      throw new DirQueueError('EBADOPTION', `runAt must be a valid Date or ms since the epoch, got ${describe(options.runAt)}`);
+      throw new DirQueueError(
+        'EBADOPTION',
+        `runAt must be a valid Date or ms since the epoch, got ${describe(options.runAt)}`,
+      );
     }
     runAt = at > now ? Math.round(at) : undefined;
   }
@@ -218,12 +230,27 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
   if (options.timeout !== undefined) checkMs(options.timeout, 'timeout', 1);
   if (options.key !== undefined) encodeKey(options.key);
   if (options.keyFrom !== undefined) {
-    if (options.key === undefined) throw new DirQueueError('EBADOPTION', 'keyFrom hands over a unique key: give the key too ({ key, keyFrom: job.id })');
+    if (options.key === undefined)
+      throw new DirQueueError(
+        'EBADOPTION',
+        'keyFrom hands over a unique key: give the key too ({ key, keyFrom: job.id })',
+      );
     if (typeof options.keyFrom !== 'string' || !isId(options.keyFrom)) {
-      throw new DirQueueError('EBADOPTION', `keyFrom must be the id of the running job that holds the key (job.id), got ${describe(options.keyFrom)}`);
+      throw new DirQueueError(
+        'EBADOPTION',
+        `keyFrom must be the id of the running job that holds the key (job.id), got ${describe(options.keyFrom)}`,
+      );
     }
   }
-  return { priority, runAt, attempts: options.attempts, backoff, timeout: options.timeout, key: options.key, keyFrom: options.keyFrom };
+  return {
+    priority,
+    runAt,
+    attempts: options.attempts,
+    backoff,
+    timeout: options.timeout,
+    key: options.key,
+    keyFrom: options.keyFrom,
+  };
 }
 
 /** A backoff as Queue.open and enqueue both take it: a spec, or a number of ms for a fixed delay. */

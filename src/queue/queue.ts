@@ -160,11 +160,15 @@ export class Queue extends EventEmitter<QueueEvents> {
    */
   async enqueueMany(items: readonly EnqueueItem[]): Promise<JobRef[]> {
     this.#assertOpen();
-    if (!Array.isArray(items)) throw new DirQueueError('EBADOPTION', `enqueueMany takes an array of jobs, got ${describe(items)}`);
+    if (!Array.isArray(items))
+      throw new DirQueueError('EBADOPTION', `enqueueMany takes an array of jobs, got ${describe(items)}`);
     // the item type again: Array.isArray narrowed `items` to any[]
     const jobs = items.map((item: EnqueueItem, i) => {
       if (item === null || typeof item !== 'object') {
-        throw new DirQueueError('EBADOPTION', `enqueueMany: item ${i} must be { type, data, ...options }, got ${describe(item)}`);
+        throw new DirQueueError(
+          'EBADOPTION',
+          `enqueueMany: item ${i} must be { type, data, ...options }, got ${describe(item)}`,
+        );
       }
       const { type, data, ...options } = item;
       try {
@@ -191,7 +195,8 @@ export class Queue extends EventEmitter<QueueEvents> {
       }
     } catch (error) {
       for (const job of jobs.slice(placed)) fs.rmSync(job.tmp, { force: true });
-      if (error instanceof DirQueueError) error.message = `enqueueMany: ${placed} of ${jobs.length} jobs were enqueued, then ${error.message}`;
+      if (error instanceof DirQueueError)
+        error.message = `enqueueMany: ${placed} of ${jobs.length} jobs were enqueued, then ${error.message}`;
       throw error;
     }
     const added = jobs.filter((j) => !refs.get(j)!.duplicate);
@@ -282,7 +287,10 @@ export class Queue extends EventEmitter<QueueEvents> {
     const from = this.#layout.file(where.state, where.name);
     const kind = notRegular(from);
     if (kind !== undefined) {
-      throw new DirQueueError('EBADDATA', `${where.state}/${where.name} is ${kind}, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)`);
+      throw new DirQueueError(
+        'EBADDATA',
+        `${where.state}/${where.name} is ${kind}, not a job file: it can never run, so it stays; look at it, then remove it (dirq rm)`,
+      );
     }
     if (where.state === 'failed') {
       appendLine(from, encodeEvent({ event: 'retry', at: new Date().toISOString() }), this.#layout.fileMode);
@@ -295,7 +303,10 @@ export class Queue extends EventEmitter<QueueEvents> {
         throw fsError(`marking job ${id} ready now`, error);
       }
     } else {
-      throw new DirQueueError('EBADSTATE', `job ${id} is in ${where.state}/; only failed and delayed jobs can be retried`);
+      throw new DirQueueError(
+        'EBADSTATE',
+        `job ${id} is in ${where.state}/; only failed and delayed jobs can be retried`,
+      );
     }
     if (!move(from, this.#layout.file('queue', id))) throw notFound(id);
     this.#discovery?.added(id);
@@ -324,7 +335,10 @@ export class Queue extends EventEmitter<QueueEvents> {
    * the job ended. Resolves with how many were deleted. `progress` is called
    * with (files looked at, files in the state) every 1,000 files and at the end.
    */
-  async purge(state: State, options: { olderThan?: number; progress?: (done: number, total: number) => void } = {}): Promise<number> {
+  async purge(
+    state: State,
+    options: { olderThan?: number; progress?: (done: number, total: number) => void } = {},
+  ): Promise<number> {
     checkState(state);
     if (state === 'active') throw new DirQueueError('EBADSTATE', 'active jobs cannot be purged: they are running');
     const cutoff = options.olderThan === undefined ? Infinity : Date.now() - checkMs(options.olderThan, 'olderThan', 0);
@@ -392,7 +406,10 @@ export class Queue extends EventEmitter<QueueEvents> {
       }
       if (fs.existsSync(this.#layout.file('failed', id))) {
         const info = readInfo(this.#layout, 'failed', id, this.options);
-        throw new JobFailedError(id, info?.error ?? (info?.invalid === undefined ? undefined : { message: info.invalid }));
+        throw new JobFailedError(
+          id,
+          info?.error ?? (info?.invalid === undefined ? undefined : { message: info.invalid }),
+        );
       }
       if (seenAt === undefined || !lexists(seenAt)) {
         const where = locate(this.#layout, id);
@@ -417,7 +434,8 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (this.#closed) return;
     this.#closed = true;
     for (const timer of this.#timers) clearTimeout(timer);
-    for (const job of [...this.#held]) await job.releaseOnClose().catch((error: unknown) => this.emit('warning', error as Error));
+    for (const job of [...this.#held])
+      await job.releaseOnClose().catch((error: unknown) => this.emit('warning', error as Error));
     await this.#tally.flush().catch((error: unknown) => this.emit('warning', error as Error));
     this.#heartbeat?.close();
     this.#discovery?.close();
@@ -464,7 +482,10 @@ export class Queue extends EventEmitter<QueueEvents> {
     try {
       const record = parseJobFile(read.text);
       if (record.envelope.type !== undefined && record.envelope.type !== parsed.type) {
-        throw new DirQueueError('EBADDATA', `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(parsed.type)}`);
+        throw new DirQueueError(
+          'EBADDATA',
+          `its type ${JSON.stringify(record.envelope.type)} differs from the type in its name ${JSON.stringify(parsed.type)}`,
+        );
       }
       return new Job(this.#jobHost, parsed, record, claim, activePath, { fd: read.fd, tail: read.tail });
     } catch (error) {
@@ -476,7 +497,12 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   #setAside(id: string, activePath: string, reason: string, canAppend: boolean): void {
-    if (canAppend) appendLine(activePath, encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason }), this.#layout.fileMode);
+    if (canAppend)
+      appendLine(
+        activePath,
+        encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason }),
+        this.#layout.fileMode,
+      );
     move(activePath, this.#layout.file('failed', id));
     const type = parseId(id)?.type;
     if (type !== undefined) this.#tally.add(type, 'failed');
@@ -569,7 +595,9 @@ export class Queue extends EventEmitter<QueueEvents> {
 
   #startDiscovery(): Discovery {
     if (this.#discovery === undefined) {
-      this.#discovery = new Discovery(this.#layout, this.#index, this.options, (notice) => this.emit('warning', notice));
+      this.#discovery = new Discovery(this.#layout, this.#index, this.options, (notice) =>
+        this.emit('warning', notice),
+      );
       this.#discovery.start();
     }
     return this.#discovery;

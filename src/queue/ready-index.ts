@@ -135,7 +135,9 @@ export class ReadyIndex {
         const enqueued = idEnqueuedUs(id);
         const rank = ageing ? Math.max(now, enqueued + p * this.#agingStepUs) : 0;
         const wins =
-          best === undefined || rank < bestRank || (rank === bestRank && (ageing && enqueued !== bestEnqueued ? enqueued < bestEnqueued : id < best));
+          best === undefined ||
+          rank < bestRank ||
+          (rank === bestRank && (ageing && enqueued !== bestEnqueued ? enqueued < bestEnqueued : id < best));
         if (wins) {
           best = id;
           bestRank = rank;

@@ -48,8 +48,17 @@ export function recent(layout: Layout, windowMs = RECENT_WINDOW_MS, now = Date.n
   const completed = endedSince(layout, 'done', since, latencies);
   const failed = endedSince(layout, 'failed', since);
   latencies.sort((a, b) => a - b);
-  const latency = latencies.length === 0 ? null : { p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95), max: latencies.at(-1)! };
-  return { windowMs: Math.round(windowMs), completed, failed, perSecond: round((completed + failed) / (windowMs / 1000)), latency };
+  const latency =
+    latencies.length === 0
+      ? null
+      : { p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95), max: latencies.at(-1)! };
+  return {
+    windowMs: Math.round(windowMs),
+    completed,
+    failed,
+    perSecond: round((completed + failed) / (windowMs / 1000)),
+    latency,
+  };
 }
 
 function endedSince(layout: Layout, state: 'done' | 'failed', since: number, latencies?: number[]): number {

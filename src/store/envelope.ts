@@ -12,8 +12,7 @@
 import { DirQueueError, type DirQueueErrorCode, type RecordedError } from './errors.js';
 
 export type BackoffSpec =
-  | { type: 'fixed'; delay: number }
-  | { type: 'exponential'; delay: number; max?: number; jitter?: number };
+  { type: 'fixed'; delay: number } | { type: 'exponential'; delay: number; max?: number; jitter?: number };
 
 export interface Envelope {
   type?: string;
@@ -91,7 +90,7 @@ export function parseJobFile(text: string): JobRecord {
   const envelope = parseEnvelope(first);
   const events: JobEvent[] = [];
   let torn = 0;
-  for (let start = newline === -1 ? text.length : newline + 1; start < text.length; ) {
+  for (let start = newline === -1 ? text.length : newline + 1; start < text.length;) {
     let end = text.indexOf('\n', start);
     if (end === -1) end = text.length;
     let at = start;
@@ -99,7 +98,10 @@ export function parseJobFile(text: string): JobRecord {
     if (text.charCodeAt(at) === OPEN_BRACE && at < end) {
       const event = parseLine(text.slice(at, end));
       if (event === undefined) {
-        if (++torn > MAX_TORN_LINES) throw bad(`more than ${MAX_TORN_LINES} lines after line 1 are not JSON (a crash tears at most one line): this is not a job's history`);
+        if (++torn > MAX_TORN_LINES)
+          throw bad(
+            `more than ${MAX_TORN_LINES} lines after line 1 are not JSON (a crash tears at most one line): this is not a job's history`,
+          );
       } else if (isEvent(event)) {
         events.push(event); // a line of an unknown shape is skipped like a torn one
       }
@@ -186,7 +188,10 @@ function replay(envelope: Envelope, events: JobEvent[]): JobRecord {
         // against `attempts`: it did not fail. Two in a row are one put-back interrupted and redone.
         if (lastOutcome !== 'torn') {
           attemptsMade++;
-          errors.push({ message: `the result of attempt ${attemptsMade} was lost (${e.reason}); the job ran again`, code: 'ETORN' });
+          errors.push({
+            message: `the result of attempt ${attemptsMade} was lost (${e.reason}); the job ran again`,
+            code: 'ETORN',
+          });
         }
         result = undefined;
         lastOutcome = 'torn';
@@ -227,7 +232,11 @@ export function tornReason(text: string, record: JobRecord): string | undefined 
 }
 
 /** The recorded error code of a revoked claim: a timeout is the same EJOBTIMEOUT the pool records. */
-const REVOKE_CODES: Readonly<Record<RevokeReason, DirQueueErrorCode>> = { crashed: 'ECRASHED', timeout: 'EJOBTIMEOUT', stalled: 'ESTALLED' };
+const REVOKE_CODES: Readonly<Record<RevokeReason, DirQueueErrorCode>> = {
+  crashed: 'ECRASHED',
+  timeout: 'EJOBTIMEOUT',
+  stalled: 'ESTALLED',
+};
 
 function revokedMessage(reason: RevokeReason): string {
   switch (reason) {

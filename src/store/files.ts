@@ -71,7 +71,13 @@ export function writeAll(fd: number, bytes: Buffer, position?: number): void {
   let written = 0;
   try {
     while (written < bytes.length) {
-      const n = fs.writeSync(fd, bytes, written, bytes.length - written, position === undefined ? null : position + written);
+      const n = fs.writeSync(
+        fd,
+        bytes,
+        written,
+        bytes.length - written,
+        position === undefined ? null : position + written,
+      );
       // a regular file never writes 0 of a non-empty request unless it cannot: treat it as full, not as a loop
       if (n <= 0) throw Object.assign(new Error('write(2) wrote nothing'), { code: 'ENOSPC' });
       written += n;
@@ -129,8 +135,13 @@ function cutBack(fd: number, size: number, written: number): void {
  */
 export function truncateFile(path: string, size: number): void {
   const opened = openRegularStat(path, O_WRONLY, { hardLinks: 'allow' });
-  if (opened === undefined) throw new DirQueueError('ENOENT', `restoring ${path} failed: it is gone (its claim was taken back)`);
-  if ('kind' in opened) throw new DirQueueError('EBADFILE', `restoring ${path} failed: it is ${opened.kind}, not the job file this process holds`);
+  if (opened === undefined)
+    throw new DirQueueError('ENOENT', `restoring ${path} failed: it is gone (its claim was taken back)`);
+  if ('kind' in opened)
+    throw new DirQueueError(
+      'EBADFILE',
+      `restoring ${path} failed: it is ${opened.kind}, not the job file this process holds`,
+    );
   const { fd } = opened;
   try {
     fs.ftruncateSync(fd, size);
@@ -175,7 +186,8 @@ export async function writeBatch(
   try {
     for (const [i, { path, content }] of files.entries()) {
       if (i % SYNC_CHUNK === 0 && i > 0) {
-        if (durable && !whole) await syncs.waitFor(SYNC_CHUNK); // the chunk before the previous one is done
+        if (durable && !whole)
+          await syncs.waitFor(SYNC_CHUNK); // the chunk before the previous one is done
         else await new Promise((resolve) => setImmediate(resolve)); // nothing waits: let the event loop breathe
       }
       const fd = createWritten(path, content, mode);
@@ -318,14 +330,20 @@ export function readJobFile(path: string, maxBytes: number, keepForAppend = fals
   }
   if (opened === undefined) return { ok: false, gone: true };
   if ('kind' in opened) {
-    const reason = opened.kind === 'a symbolic link' ? 'a symbolic link, not a job file' : `${opened.kind}, not a regular file`;
+    const reason =
+      opened.kind === 'a symbolic link' ? 'a symbolic link, not a job file' : `${opened.kind}, not a regular file`;
     return { ok: false, gone: false, reason, canAppend: false };
   }
   const { fd, stat } = opened;
   let keep = false;
   try {
     if (stat.size > maxBytes) {
-      return { ok: false, gone: false, reason: `${stat.size} bytes, over the limit of ${maxBytes} (maxJobBytes)`, canAppend: true };
+      return {
+        ok: false,
+        gone: false,
+        reason: `${stat.size} bytes, over the limit of ${maxBytes} (maxJobBytes)`,
+        canAppend: true,
+      };
     }
     const buffer = Buffer.allocUnsafe(stat.size);
     let offset = 0;
@@ -361,7 +379,11 @@ export function appendLine(path: string, line: string, queueMode?: number): Tail
     throw jobFileDenied(`appending to ${path}`, path, error, queueMode) ?? error;
   }
   if (opened === undefined) return undefined;
-  if ('kind' in opened) throw new DirQueueError('EBADFILE', `appending to ${path} failed: it is ${opened.kind}, not a job file; move it out of the queue`);
+  if ('kind' in opened)
+    throw new DirQueueError(
+      'EBADFILE',
+      `appending to ${path} failed: it is ${opened.kind}, not a job file; move it out of the queue`,
+    );
   const { fd } = opened;
   try {
     let tail: Tail;
@@ -383,7 +405,12 @@ export function appendLine(path: string, line: string, queueMode?: number): Tail
  * producer made it without the queue's mode (FORMAT.md), so another user's
  * worker can rename it but not append to it. Undefined for other errors.
  */
-export function jobFileDenied(what: string, path: string, cause: unknown, queueMode: number | undefined): DirQueueError | undefined {
+export function jobFileDenied(
+  what: string,
+  path: string,
+  cause: unknown,
+  queueMode: number | undefined,
+): DirQueueError | undefined {
   const code = errnoOf(cause);
   if (code !== 'EACCES' && code !== 'EPERM') return undefined;
   let stat: fs.Stats;
@@ -401,8 +428,13 @@ export function jobFileDenied(what: string, path: string, cause: unknown, queueM
  * and the fix: chmod it to the queue's mode. Also said by a pool that finds
  * a claimed job's file unwritable before running it (pool.ts).
  */
-export function unwritableJobFile(path: string, stat: fs.Stats, queueMode: number | undefined): { problem: string; fix: string } {
-  const who = process.getuid === undefined ? 'this process' : `this process (uid ${process.getuid()}, gid ${process.getgid!()})`;
+export function unwritableJobFile(
+  path: string,
+  stat: fs.Stats,
+  queueMode: number | undefined,
+): { problem: string; fix: string } {
+  const who =
+    process.getuid === undefined ? 'this process' : `this process (uid ${process.getuid()}, gid ${process.getgid!()})`;
   const octal = (mode: number): string => `0${mode.toString(8).padStart(3, '0')}`;
   const problem = `${who} may not write the job file ${path} (mode ${octal(stat.mode & 0o7777)}, owner uid ${stat.uid}, gid ${stat.gid})`;
   const fix =

@@ -50,5 +50,7 @@ export function filesystemKind(dir: string): FilesystemKind {
   }
   const unsigned = type >>> 0; // f_type is signed on some ABIs: 0xff534d42 can read as negative
   const name = SHARED.get(unsigned);
-  return name === undefined ? { type: unsigned, name: `0x${unsigned.toString(16)}`, shared: false } : { type: unsigned, name, shared: true };
+  return name === undefined
+    ? { type: unsigned, name: `0x${unsigned.toString(16)}`, shared: false }
+    : { type: unsigned, name, shared: true };
 }

@@ -152,7 +152,8 @@ export class Layout {
       return settings;
     }
     checkVersion(settings, this.settingsPath);
-    this.fileMode = settings.mode === undefined ? undefined : parseMode(settings.mode, `"mode" in ${this.settingsPath}`);
+    this.fileMode =
+      settings.mode === undefined ? undefined : parseMode(settings.mode, `"mode" in ${this.settingsPath}`);
     // Every directory of the layout must be one, not a link to one elsewhere: the library creates,
     // chmods, renames and deletes inside them, and must never do so outside the queue (S3).
     const missing = DIRS.filter((dir) => !this.#checkDir(dir));
@@ -165,7 +166,10 @@ export class Layout {
       } catch (error) {
         const code = (error as DirQueueError).code; // makeDirNoFollow throws only DirQueueErrors
         if (code === 'EACCES' || code === 'EPERM') {
-          throw new DirQueueError(code, `${this.paths[dir]} is missing and this user may not create it in ${this.root}: run dirq fsck ${this.root} --repair as the queue's owner`);
+          throw new DirQueueError(
+            code,
+            `${this.paths[dir]} is missing and this user may not create it in ${this.root}: run dirq fsck ${this.root} --repair as the queue's owner`,
+          );
         }
         throw fsError(`creating ${this.paths[dir]}`, error);
       }
@@ -242,7 +246,14 @@ export class Layout {
         stat = undefined;
       }
       if (stat !== undefined && stat.isDirectory() && stat.dev === was.dev && stat.ino === was.ino) continue;
-      const now = stat === undefined ? 'gone' : stat.isSymbolicLink() ? 'a symbolic link' : stat.isDirectory() ? 'another directory' : 'no longer a directory';
+      const now =
+        stat === undefined
+          ? 'gone'
+          : stat.isSymbolicLink()
+            ? 'a symbolic link'
+            : stat.isDirectory()
+              ? 'another directory'
+              : 'no longer a directory';
       return new DirQueueError(
         'EBADFILE',
         `${this.paths[dir]} was replaced since this process opened the queue (it is ${now} now): sweeps are skipped until it is the queue's own directory again, so that nothing outside the queue is touched; find who replaced it, put the original back, and restart the queue's processes (dirq fsck ${this.root} says what is wrong)`,
@@ -257,7 +268,11 @@ export class Layout {
 
   /** Create one of the queue's directories (if missing), with the queue's mode; never through a link. */
   makeDir(dir: Dir): void {
-    makeDirNoFollow(this.paths[dir], this.fileMode === undefined ? undefined : modeOfDirs(this.fileMode), this.#replaceTodo(dir));
+    makeDirNoFollow(
+      this.paths[dir],
+      this.fileMode === undefined ? undefined : modeOfDirs(this.fileMode),
+      this.#replaceTodo(dir),
+    );
   }
 
   /**
@@ -309,7 +324,11 @@ function notThere(p: string): boolean {
 export function readSettings(file: string): Settings | undefined {
   let text: string | undefined;
   try {
-    text = readSmallFile(file, SETTINGS_MAX_BYTES, `put the queue's settings file there, or run dirq fsck ${path.dirname(file)} --repair to write a fresh one`);
+    text = readSmallFile(
+      file,
+      SETTINGS_MAX_BYTES,
+      `put the queue's settings file there, or run dirq fsck ${path.dirname(file)} --repair to write a fresh one`,
+    );
   } catch (error) {
     const code = (error as DirQueueError).code;
     if (code === 'ENOTDIR') return undefined;
@@ -319,7 +338,8 @@ export function readSettings(file: string): Settings | undefined {
   if (text === undefined) return undefined;
   try {
     const settings = JSON.parse(text) as Settings;
-    if (settings?.format !== 'dirqueue' || typeof settings.version !== 'string') throw new Error('not a dirqueue settings file');
+    if (settings?.format !== 'dirqueue' || typeof settings.version !== 'string')
+      throw new Error('not a dirqueue settings file');
     return settings;
   } catch (error) {
     throw new DirQueueError('ENOTQUEUE', `${file} is not a dirqueue settings file (${(error as Error).message})`);
@@ -341,7 +361,8 @@ function safeList(dir: string): string[] {
   try {
     return listDir(dir);
   } catch (error) {
-    if ((error as DirQueueError).code === 'ENOTDIR') throw new DirQueueError('ENOTQUEUE', `${dir} is a file, not a directory`);
+    if ((error as DirQueueError).code === 'ENOTDIR')
+      throw new DirQueueError('ENOTQUEUE', `${dir} is a file, not a directory`);
     throw error;
   }
 }

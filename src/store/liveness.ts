@@ -49,7 +49,13 @@ export function processStartTime(pid: number): string | undefined {
 }
 
 export function myIdentity(): OwnerIdentity {
-  return { host: hostname(), bootId: bootId(), pid: process.pid, startTime: processStartTime(process.pid) ?? '', started: new Date().toISOString() };
+  return {
+    host: hostname(),
+    bootId: bootId(),
+    pid: process.pid,
+    startTime: processStartTime(process.pid) ?? '',
+    started: new Date().toISOString(),
+  };
 }
 
 /** Whether the process described by `owner`, which ran on this host and boot, is gone. */
@@ -125,7 +131,11 @@ export class Heartbeat {
   #create(): number {
     let fd: number;
     try {
-      fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o666);
+      fd = fs.openSync(
+        this.path,
+        fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+        0o666,
+      );
     } catch (error) {
       throw fsError(`creating the heartbeat ${this.path}`, error);
     }
@@ -160,7 +170,8 @@ export function filesystemNow(path: string, scratchDir: string): FilesystemNow {
     if (code !== 'EACCES' && code !== 'EPERM') throw fsError(`reading the filesystem clock at ${path}`, error);
     return { now: scratchNow(scratchDir) };
   }
-  if (opened === undefined) throw fsError(`reading the filesystem clock at ${path}`, Object.assign(new Error('ENOENT'), { code: 'ENOENT' }));
+  if (opened === undefined)
+    throw fsError(`reading the filesystem clock at ${path}`, Object.assign(new Error('ENOENT'), { code: 'ENOENT' }));
   if (typeof opened !== 'number') {
     const todo = `sweeps read the filesystem's clock from a scratch file in ${scratchDir} meanwhile; remove it (dirq fsck --repair does)`;
     return { now: scratchNow(scratchDir), warning: badFile(path, opened.kind, todo) };
@@ -176,7 +187,11 @@ export function filesystemNow(path: string, scratchDir: string): FilesystemNow {
 function createClock(path: string): number | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o666);
+    fd = fs.openSync(
+      path,
+      fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+      0o666,
+    );
   } catch (error) {
     if (errnoOf(error) === 'EEXIST') return undefined;
     throw fsError(`creating the filesystem clock ${path}`, error);
@@ -194,7 +209,11 @@ function scratchNow(dir: string): number {
   const path = `${dir}/${scratchClockName()}`;
   let fd: number;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    fd = fs.openSync(
+      path,
+      fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+      0o600,
+    );
   } catch (error) {
     throw fsError(`reading the filesystem clock in ${dir}`, error);
   }
@@ -269,7 +288,13 @@ export function readHeartbeat(path: string): { identity: OwnerIdentity | undefin
 function isIdentity(value: unknown): value is OwnerIdentity {
   if (typeof value !== 'object' || value === null) return false;
   const { host, bootId, pid, startTime } = value as Partial<Record<keyof OwnerIdentity, unknown>>;
-  return typeof host === 'string' && typeof bootId === 'string' && typeof startTime === 'string' && Number.isSafeInteger(pid) && (pid as number) > 0;
+  return (
+    typeof host === 'string' &&
+    typeof bootId === 'string' &&
+    typeof startTime === 'string' &&
+    Number.isSafeInteger(pid) &&
+    (pid as number) > 0
+  );
 }
 
 function readOr(path: string, fallback: string): string {

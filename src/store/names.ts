@@ -96,7 +96,10 @@ function encodePart(value: unknown, what: string, code: 'EBADTYPE' | 'EBADOPTION
     else for (const byte of Buffer.from(char, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   if (out.length > TYPE_MAX_ENCODED) {
-    throw new DirQueueError(code, `${what} is too long: ${out.length} characters once encoded for a file name, at most ${TYPE_MAX_ENCODED}`);
+    throw new DirQueueError(
+      code,
+      `${what} is too long: ${out.length} characters once encoded for a file name, at most ${TYPE_MAX_ENCODED}`,
+    );
   }
   return out;
 }
@@ -115,7 +118,14 @@ export function parseId(name: string): ParsedId | undefined {
   if (g === undefined) return undefined;
   const type = decodeType(g.type!);
   if (type === undefined) return undefined;
-  return { id: name, priority: Number(g.priority), enqueuedUs: Number(g.us), unique: g.unique!, type, encodedType: g.type! };
+  return {
+    id: name,
+    priority: Number(g.priority),
+    enqueuedUs: Number(g.us),
+    unique: g.unique!,
+    type,
+    encodedType: g.type!,
+  };
 }
 
 export function isId(name: string): boolean {
@@ -299,7 +309,10 @@ function pad16(us: number): string {
 
 /** This host's name as it appears in claim tokens: [A-Za-z0-9-], at most 32 characters. */
 export function hostToken(name = hostname()): string {
-  const token = name.split('.')[0]!.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 32);
+  const token = name
+    .split('.')[0]!
+    .replace(/[^A-Za-z0-9-]/g, '-')
+    .slice(0, 32);
   return token.length > 0 ? token : 'host';
 }
 

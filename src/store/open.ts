@@ -54,7 +54,11 @@ export interface Opened {
  * creates: a file the library makes is made with O_EXCL, so that it is known
  * to be its own. Other failures (EACCES, EIO, ...) throw, keeping their code.
  */
-export function openRegularStat(path: string, flags: number, options: OpenOptions = {}): Opened | undefined | { kind: string } {
+export function openRegularStat(
+  path: string,
+  flags: number,
+  options: OpenOptions = {},
+): Opened | undefined | { kind: string } {
   let fd: number;
   try {
     fd = fs.openSync(path, flags | O_NOFOLLOW | O_NONBLOCK);

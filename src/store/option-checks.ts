@@ -7,7 +7,12 @@ import { DirQueueError } from './errors.js';
 import { describe } from './names.js';
 
 /** A misspelt option is refused rather than silently ignored. */
-export function checkKnown(options: object, known: readonly string[], what: string, alsoKnown: readonly string[] = []): void {
+export function checkKnown(
+  options: object,
+  known: readonly string[],
+  what: string,
+  alsoKnown: readonly string[] = [],
+): void {
   for (const name of Object.keys(options)) {
     if (!known.includes(name)) {
       const all = [...alsoKnown, ...known].join(', ');
@@ -30,7 +35,8 @@ export function checkInteger(value: unknown, name: string, min: number): void {
 }
 
 export function checkBoolean(value: unknown, name: string): void {
-  if (typeof value !== 'boolean') throw new DirQueueError('EBADOPTION', `${name} must be true or false, got ${describe(value)}`);
+  if (typeof value !== 'boolean')
+    throw new DirQueueError('EBADOPTION', `${name} must be true or false, got ${describe(value)}`);
 }
 
 /** Options with undefined values taken out, so that `{ ...defaults, ...options }` keeps the defaults for them. */

@@ -48,7 +48,11 @@ export function readSmallFile(path: string, maxBytes: number, todo: string): str
   if (typeof opened !== 'number') throw badFile(path, opened.kind, todo);
   try {
     const { size } = fs.fstatSync(opened);
-    if (size > maxBytes) throw new DirQueueError('EBADFILE', `${path} is ${size} bytes, more than the ${maxBytes} such a file can hold: ${todo}`);
+    if (size > maxBytes)
+      throw new DirQueueError(
+        'EBADFILE',
+        `${path} is ${size} bytes, more than the ${maxBytes} such a file can hold: ${todo}`,
+      );
     return fs.readFileSync(opened, 'utf8');
   } catch (error) {
     throw fsError(`reading ${path}`, error);
@@ -67,7 +71,11 @@ export function readSmallFile(path: string, maxBytes: number, todo: string): str
  * symbolic link at `target` itself, never the file it points to.
  * `mode` is set exactly, whatever the umask.
  */
-export async function replaceFile(target: string, content: string, options: { tmpDir: string; mode?: number | undefined }): Promise<void> {
+export async function replaceFile(
+  target: string,
+  content: string,
+  options: { tmpDir: string; mode?: number | undefined },
+): Promise<void> {
   const tmp = `${options.tmpDir}/${replacementName(basename(target))}`;
   await writeNew(tmp, content, true, options.mode);
   try {
@@ -135,7 +143,10 @@ function openDir(path: string, todo: string): number {
     const code = errnoOf(error);
     if (code === 'ELOOP' || code === 'ENOTDIR') {
       const kind = code === 'ELOOP' ? 'a symbolic link' : describeKind(fs.lstatSync(path));
-      throw new DirQueueError('EBADFILE', `${path} is ${kind}, not a directory: dirqueue never follows symbolic links inside a queue; ${todo}`);
+      throw new DirQueueError(
+        'EBADFILE',
+        `${path} is ${kind}, not a directory: dirqueue never follows symbolic links inside a queue; ${todo}`,
+      );
     }
     throw fsError(`opening ${path}`, error);
   }

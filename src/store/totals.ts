@@ -136,7 +136,11 @@ export async function foldTotals(layout: Layout, token: string, now: number): Pr
   for (const name of deltas) unlinkOrGone(layout.file('workers', name));
   unlinkOrGone(mine);
   for (const name of names) {
-    if (isHeldBaseName(name) && (read.base(name)?.gen ?? 0) < next.gen && olderThan(layout.file('workers', name), now - FOLD_STALE_MS)) {
+    if (
+      isHeldBaseName(name) &&
+      (read.base(name)?.gen ?? 0) < next.gen &&
+      olderThan(layout.file('workers', name), now - FOLD_STALE_MS)
+    ) {
       unlinkOrGone(layout.file('workers', name)); // a fold's leftover, now outdated
     }
   }
@@ -193,9 +197,14 @@ class Reader {
 
   base(name: string): Base | undefined {
     const value = this.#json(name) as Partial<Base> | undefined;
-    if (typeof value !== 'object' || value === null || typeof value.gen !== 'number' || !Array.isArray(value.absorbed)) return undefined;
+    if (typeof value !== 'object' || value === null || typeof value.gen !== 'number' || !Array.isArray(value.absorbed))
+      return undefined;
     // `absorbed` names files this fold deletes: a name that is not a delta's ("../../x") is dropped here (S1)
-    return { gen: value.gen, counts: checkCounts(value.counts), absorbed: value.absorbed.filter((n): n is string => typeof n === 'string' && isDelta(n)) };
+    return {
+      gen: value.gen,
+      counts: checkCounts(value.counts),
+      absorbed: value.absorbed.filter((n): n is string => typeof n === 'string' && isDelta(n)),
+    };
   }
 
   counts(name: string): Totals {
@@ -234,7 +243,8 @@ function checkCounts(value: unknown): Totals {
     if (typeof row !== 'object' || row === null) continue;
     for (const counter of COUNTERS) {
       const n = (row as Record<string, unknown>)[counter];
-      if (Number.isSafeInteger(n) && (n as number) > 0) (out[type] ??= Object.create(null) as Totals[string])[counter] = n as number;
+      if (Number.isSafeInteger(n) && (n as number) > 0)
+        (out[type] ??= Object.create(null) as Totals[string])[counter] = n as number;
     }
   }
   return out;
@@ -255,4 +265,3 @@ function olderThan(path: string, cutoff: number): boolean {
     return false;
   }
 }
-

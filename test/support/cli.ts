@@ -25,7 +25,10 @@ beforeAll(() => {
 
 /** Run dirq with `args`, feeding `input` on stdin when given. */
 export async function dirq(args: string[], input?: string | Buffer, options: SpawnOptions = {}): Promise<Run> {
-  const child = spawnNode([CLI, ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...options });
+  const child = spawnNode([CLI, ...args], {
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    ...options,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -50,7 +53,12 @@ export function closed(stream: NodeJS.ReadableStream & { closed?: boolean }): Pr
  */
 export function onTerminal(args: string[], redirect?: string): ChildProcess {
   const command = `exec ${[process.execPath, CLI, ...args].join(' ')}${redirect === undefined ? '' : ` > ${redirect}`}`;
-  return track(spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } }));
+  return track(
+    spawn('script', ['-qfec', command, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, SHELL: '/bin/sh' },
+    }),
+  );
 }
 
 /** Run dirq, expect exit 0 and a silent stderr, and return stdout. */
@@ -94,7 +102,10 @@ export function envelope(file: string): Record<string, unknown> {
 }
 
 /** Claim every ready job of the queue and end it: complete, or fail for good when `fail` says so. */
-export async function runAll(dir: string, fail: (data: unknown) => string | undefined = () => undefined): Promise<void> {
+export async function runAll(
+  dir: string,
+  fail: (data: unknown) => string | undefined = () => undefined,
+): Promise<void> {
   const q = await openQueue(dir);
   try {
     for (let job = await q.claim(); job !== undefined; job = await q.claim()) {

@@ -19,7 +19,13 @@ export function claimByDeadWorker(dir: string, id: string): string {
 /** A heartbeat in workers/ of a worker on this host that is gone (a reused pid). Returns its owner token. */
 export function deadHeartbeat(dir: string, nonce = 'fake'): string {
   const owner = `${hostToken()}.${process.pid}.${nonce}`;
-  const identity = { host: os.hostname(), bootId: bootId(), pid: process.pid, startTime: 'not-the-start-time', started: '' };
+  const identity = {
+    host: os.hostname(),
+    bootId: bootId(),
+    pid: process.pid,
+    startTime: 'not-the-start-time',
+    started: '',
+  };
   fs.writeFileSync(path.join(dir, 'workers', owner), JSON.stringify(identity));
   return owner;
 }

@@ -20,7 +20,8 @@ export function staleBuilds(from: string, to: string): string[] {
     if (relative.split(path.sep)[0] === 'dist') continue; // demo/dist lives inside demo/
     const built = path.join(ROOT, to, relative.replace(/\.ts$/, '.js'));
     const builtStat = fs.statSync(built, { throwIfNoEntry: false });
-    if (builtStat === undefined || builtStat.mtimeMs < fs.statSync(source).mtimeMs) stale.push(path.relative(ROOT, built));
+    if (builtStat === undefined || builtStat.mtimeMs < fs.statSync(source).mtimeMs)
+      stale.push(path.relative(ROOT, built));
   }
   return stale;
 }
@@ -28,6 +29,8 @@ export function staleBuilds(from: string, to: string): string[] {
 export default function setup(): void {
   const stale = [...staleBuilds('src', 'dist'), ...staleBuilds('demo', 'demo/dist')];
   if (stale.length > 0) {
-    throw new Error(`${stale[0]} is missing or older than its source (${stale.length} such files): run \`npm run build && npm run build:demo\`, or \`npm test\`, which builds first`);
+    throw new Error(
+      `${stale[0]} is missing or older than its source (${stale.length} such files): run \`npm run build && npm run build:demo\`, or \`npm test\`, which builds first`,
+    );
   }
 }

@@ -26,17 +26,22 @@ export const HOST_FIXTURE = new URL('../fixtures/host.mjs', import.meta.url).pat
 /** Throw, saying what is missing, unless this machine can simulate hosts. */
 export function requireHosts(options: { faketime?: boolean } = {}): void {
   const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (FUSE mounts with allow_other and unshare need it; CI runs as root)');
-  if (!fs.existsSync('/dev/fuse')) missing.push('/dev/fuse (a FUSE-capable kernel; in a container: --device /dev/fuse --cap-add SYS_ADMIN)');
+  if (process.getuid?.() !== 0)
+    missing.push('root (FUSE mounts with allow_other and unshare need it; CI runs as root)');
+  if (!fs.existsSync('/dev/fuse'))
+    missing.push('/dev/fuse (a FUSE-capable kernel; in a container: --device /dev/fuse --cap-add SYS_ADMIN)');
   for (const tool of ['bindfs', 'unshare']) if (!has(tool)) missing.push(tool);
   if (fusermount() === undefined) missing.push('fusermount (the fuse package)');
   if (options.faketime && libfaketime() === undefined) missing.push('libfaketime (the faketime package)');
   if (missing.length === 0) {
     const probe = spawnSync('unshare', ['--uts', '--pid', '--fork', '--mount-proc', 'true'], { encoding: 'utf8' });
-    if (probe.status !== 0) missing.push(`a working unshare --uts --pid (${probe.stderr.trim() || `exit ${probe.status}`})`);
+    if (probe.status !== 0)
+      missing.push(`a working unshare --uts --pid (${probe.stderr.trim() || `exit ${probe.status}`})`);
   }
   if (missing.length > 0) {
-    throw new Error(`simulated hosts need ${missing.join(', ')}: apt-get install bindfs fuse faketime util-linux (.ci/run does)`);
+    throw new Error(
+      `simulated hosts need ${missing.join(', ')}: apt-get install bindfs fuse faketime util-linux (.ci/run does)`,
+    );
   }
 }
 
@@ -55,9 +60,18 @@ const mounted = new Set<string>();
 export function mountCached(source: string, options: MountOptions = {}): string {
   const { entryTimeout = 2, attrTimeout = 2, negativeTimeout = 0 } = options;
   const point = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-mnt-'));
-  execFileSync('bindfs', ['-o', `attr_timeout=${attrTimeout},entry_timeout=${entryTimeout},negative_timeout=${negativeTimeout}`, source, point], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  execFileSync(
+    'bindfs',
+    [
+      '-o',
+      `attr_timeout=${attrTimeout},entry_timeout=${entryTimeout},negative_timeout=${negativeTimeout}`,
+      source,
+      point,
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   mounted.add(point);
   onTestFinished(() => unmount(point));
   return point;
@@ -75,7 +89,8 @@ function unmount(point: string): void {
 }
 
 process.once('exit', () => {
-  for (const point of mounted) spawnSync(fusermount() ?? 'umount', fusermount() === undefined ? ['-l', point] : ['-u', '-z', point]);
+  for (const point of mounted)
+    spawnSync(fusermount() ?? 'umount', fusermount() === undefined ? ['-l', point] : ['-u', '-z', point]);
 });
 
 function has(tool: string): boolean {
@@ -122,14 +137,26 @@ export class Host {
 
   /** Resolves with the first line (printed so far or later) that `match` accepts; rejects if the host exits first. */
   line(match: string | RegExp | ((line: string) => boolean), timeoutMs = 30_000): Promise<string> {
-    const test = typeof match === 'function' ? match : typeof match === 'string' ? (l: string) => l.startsWith(match) : (l: string) => match.test(l);
+    const test =
+      typeof match === 'function'
+        ? match
+        : typeof match === 'string'
+          ? (l: string) => l.startsWith(match)
+          : (l: string) => match.test(l);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error(`${this.name}: timed out waiting for a line matching ${String(match)}`)), timeoutMs);
+      const timer = setTimeout(
+        () => finish(new Error(`${this.name}: timed out waiting for a line matching ${String(match)}`)),
+        timeoutMs,
+      );
       const check = (): void => {
         const found = this.lines.find(test);
         if (found !== undefined) finish(undefined, found);
         else if (this.child.exitCode !== null || this.child.signalCode !== null) {
-          finish(new Error(`${this.name} exited (${this.child.exitCode ?? this.child.signalCode}) before a line matching ${String(match)}:\n${this.lines.join('\n')}`));
+          finish(
+            new Error(
+              `${this.name} exited (${this.child.exitCode ?? this.child.signalCode}) before a line matching ${String(match)}:\n${this.lines.join('\n')}`,
+            ),
+          );
         }
       };
       const finish = (error: Error | undefined, found?: string): void => {
@@ -170,7 +197,8 @@ export class Host {
     const pids = this.processes();
     for (const pid of pids) process.kill(pid, 'SIGSTOP');
     for (const pid of pids) {
-      while (!/^\d+ \(.*\) [Tt]/.test(safeRead(`/proc/${pid}/stat`) ?? '0 () T')) await new Promise((resolve) => setTimeout(resolve, 5));
+      while (!/^\d+ \(.*\) [Tt]/.test(safeRead(`/proc/${pid}/stat`) ?? '0 () T'))
+        await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 
@@ -202,19 +230,41 @@ export class Host {
 export function startHost(name: string, mode: string, mount: string, options: HostOptions = {}): Host {
   // libfaketime preloaded, not the faketime command: that one forks (node would not be pid 1) and names a
   // semaphore after its pid, which collides between pid namespaces
-  const skew = options.skew === undefined ? {} : { LD_PRELOAD: libfaketime()!, FAKETIME: options.skew, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+  const skew =
+    options.skew === undefined
+      ? {}
+      : { LD_PRELOAD: libfaketime()!, FAKETIME: options.skew, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
   const child = track(
-    spawn('unshare', ['--uts', '--pid', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', 'hostname "$0" && exec "$@"', name, process.execPath, HOST_FIXTURE, mode, mount], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...options.env, ...skew },
-    }),
+    spawn(
+      'unshare',
+      [
+        '--uts',
+        '--pid',
+        '--fork',
+        '--mount-proc',
+        '--kill-child',
+        'sh',
+        '-c',
+        'hostname "$0" && exec "$@"',
+        name,
+        process.execPath,
+        HOST_FIXTURE,
+        mode,
+        mount,
+      ],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, ...options.env, ...skew },
+      },
+    ),
   );
   // unshare re-raises its child's signal on itself, and SIGKILL cannot be unblocked: it says so; that is no error
   let pending = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     const lines = (pending + chunk).split('\n');
     pending = lines.pop()!;
-    for (const line of lines) if (line !== 'unshare: sigprocmask unblock failed: Invalid argument') process.stderr.write(`[${name}] ${line}\n`);
+    for (const line of lines)
+      if (line !== 'unshare: sigprocmask unblock failed: Invalid argument') process.stderr.write(`[${name}] ${line}\n`);
   });
   return new Host(name, child);
 }

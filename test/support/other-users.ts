@@ -30,14 +30,19 @@ export interface OtherUsersCheckout {
  */
 export function checkoutForOtherUsers(): OtherUsersCheckout {
   requireEnterable(os.tmpdir());
-  if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js'))) throw new Error(`${ROOT}dist/ is missing: run npm run build before the tests that run processes as other users`);
+  if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js')))
+    throw new Error(`${ROOT}dist/ is missing: run npm run build before the tests that run processes as other users`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-test-checkout-'));
   // Node loads neither type declarations nor source maps: leaving them out copies a third fewer files.
   const loaded = (src: string): boolean => !/\.(d\.ts|map)$/.test(src);
-  for (const rel of ['package.json', 'dist', 'test/fixtures']) fs.cpSync(path.join(ROOT, rel), path.join(dir, rel), { recursive: true, filter: loaded });
+  for (const rel of ['package.json', 'dist', 'test/fixtures'])
+    fs.cpSync(path.join(ROOT, rel), path.join(dir, rel), { recursive: true, filter: loaded });
   for (const pkg of runtimePackages()) {
     // Nested node_modules/ are copied only as far as the closure reaches them.
-    fs.cpSync(pkg, path.join(dir, path.relative(ROOT, pkg)), { recursive: true, filter: (src) => src !== path.join(pkg, 'node_modules') });
+    fs.cpSync(pkg, path.join(dir, path.relative(ROOT, pkg)), {
+      recursive: true,
+      filter: (src) => src !== path.join(pkg, 'node_modules'),
+    });
   }
   letEveryoneRead(dir);
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -59,7 +64,9 @@ function runtimePackages(): string[] {
       const pkg = locate(name, importer);
       if (pkg === undefined) {
         if (optional.includes(name)) continue; // not built for this platform
-        throw new Error(`${name}, a dependency of ${path.relative(ROOT, importer) || 'the checkout'}, is not installed: run npm ci`);
+        throw new Error(
+          `${name}, a dependency of ${path.relative(ROOT, importer) || 'the checkout'}, is not installed: run npm ci`,
+        );
       }
       if (found.has(pkg)) continue;
       found.add(pkg);
@@ -102,7 +109,9 @@ function letEveryoneRead(dir: string): void {
 function requireEnterable(tmp: string): void {
   for (let dir = path.resolve(tmp); ; dir = path.dirname(dir)) {
     if ((fs.statSync(dir).mode & 0o001) === 0) {
-      throw new Error(`${dir} does not let other users in, so processes run as another user cannot reach the tests' temp directories in ${tmp}: set TMPDIR to a directory they may enter, such as /tmp`);
+      throw new Error(
+        `${dir} does not let other users in, so processes run as another user cannot reach the tests' temp directories in ${tmp}: set TMPDIR to a directory they may enter, such as /tmp`,
+      );
     }
     if (path.dirname(dir) === dir) return;
   }

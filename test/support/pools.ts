@@ -5,7 +5,8 @@ import { WATCH } from './temp.js';
 
 const running = new Set<Pool>();
 
-export const processors = (name: string): string => new URL(`../fixtures/processors/${name}.mjs`, import.meta.url).pathname;
+export const processors = (name: string): string =>
+  new URL(`../fixtures/processors/${name}.mjs`, import.meta.url).pathname;
 
 /** Start a pool in `dir` (poll-only in the poll project), tracked for the leak check. */
 export async function startPool(dir: string, options: PoolOptions): Promise<Pool> {

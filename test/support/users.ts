@@ -17,7 +17,11 @@ export const WORKER = 12345; // the worker's user, primary group 12345
 export async function runAs(uid: number, command: string, args: string[], umask = 0o022): Promise<Run> {
   // setpriv cannot set a umask: a shell sets it and execs the command.
   const shell = ['sh', '-c', `umask ${umask.toString(8).padStart(3, '0')} && exec "$@"`, 'sh', command, ...args];
-  const child = track(spawn('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--groups', String(GROUP), ...shell], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = track(
+    spawn('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--groups', String(GROUP), ...shell], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -28,7 +32,8 @@ export async function runAs(uid: number, command: string, args: string[], umask 
 }
 
 export function requireRoot(): void {
-  if (process.getuid?.() !== 0) throw new Error('this test runs processes as other users and needs root (CI runs as root)');
+  if (process.getuid?.() !== 0)
+    throw new Error('this test runs processes as other users and needs root (CI runs as root)');
 }
 
 /** A directory others may traverse, to hold the queue. */
