@@ -18,6 +18,52 @@ const JOBS = 600;
 const WORKERS = 3;
 const KILLS = 12;
 
+/** Whether process `pid` is stopped (state T in /proc/PID/stat, after the parenthesised command name). */
+function isStopped(pid: number): boolean {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+}
+
+/** The jobs `pid` has logged as started and not as done: the ones a kill now interrupts. */
+function inFlight(log: string, pid: number): number {
+  const open = new Set<string>();
+  for (const [kind, id, , by] of fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))) {
+    if (Number(by) !== pid) continue;
+    if (kind === 'start') open.add(id!);
+    else if (kind === 'done') open.delete(id!);
+  }
+  return open.size;
+}
+
+/**
+ * SIGSTOP a random worker that, once stopped, has a job in flight (its log
+ * lines are written synchronously, so what a stopped worker logged is all it
+ * did), and return its index; a worker caught between jobs is resumed and
+ * another tried. So a kill interrupts a started job, however the machine's
+ * load spaces the workers' turns (a kill between jobs re-runs nothing).
+ * Undefined once no job is left to interrupt.
+ */
+async function freezeOneMidJob(workers: ChildProcess[], log: string, left: () => number): Promise<number | undefined> {
+  let victim: number | undefined;
+  await until(() => {
+    if (left() === 0) return true;
+    const index = Math.floor(Math.random() * workers.length);
+    const worker = workers[index]!;
+    worker.kill('SIGSTOP');
+    while (!isStopped(worker.pid!)); // the signal is delivered asynchronously: read the log only once it has taken
+    if (inFlight(log, worker.pid!) > 0) {
+      victim = index;
+      return true;
+    }
+    worker.kill('SIGCONT');
+    return false;
+  }, 'a worker stopped in the middle of a job');
+  return victim;
+}
+
 describe('SIGKILL torture', () => {
   it(`${WORKERS} workers, ${KILLS} kills, ${JOBS} jobs: all done exactly once, re-runs counted`, async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
@@ -36,7 +82,8 @@ describe('SIGKILL torture', () => {
     for (let kill = 0; kill < KILLS; kill++) {
       const target = Math.min(JOBS - 5, Math.round(((kill + 1) * JOBS) / (KILLS + 2)));
       await until(() => done() >= target, `${target} jobs done`);
-      const victim = Math.floor(Math.random() * WORKERS);
+      const victim = await freezeOneMidJob(workers, log, () => JOBS - done());
+      if (victim === undefined) break; // the others finished every job meanwhile
       workers[victim]!.kill('SIGKILL');
       await exited(workers[victim]!);
       workers[victim] = await start();
