@@ -1,0 +1,321 @@
+/**
+ * The soak's verdict: the queue directory after the run, against the
+ * ledger (ledger.js) of every process and of the chaos loop.
+ *
+ *   node test/soak/check.js DIR LEDGER_DIR [--json]
+ *
+ * exits 1 and names each problem when the check fails. What it checks, once
+ * every process has exited and the leftovers were recovered and drained:
+ * - lost: every acknowledged enqueue is in done/ or failed/, unless the
+ *   ledger's own rm or purge may have deleted it;
+ * - nothing waits or runs any more (queue/, delayed/, active/ are empty),
+ *   tmp/ is empty, no job is in two states, and fsck finds nothing;
+ * - done/ holds each completion the ledger acknowledged, with the same
+ *   claim (Queue API) or run token (Pool), at most one per job, and its
+ *   result's attempt counts every earlier attempt; a completion the ledger
+ *   never saw is one whose process was killed before it could note it;
+ * - failed/ holds only jobs the workload failed, or whose attempts a
+ *   recovery used up;
+ * - duplicates: a job's file names every claim taken back from its holder
+ *   (a `revoked` event); each is a run that was cut short and ran again, and
+ *   must be explained by a SIGKILL (cause kill) or SIGSTOP (cause freeze) of
+ *   the claim's process; a run the ledger saw that the file does not end
+ *   (more runs than endings) would be a job run twice at once;
+ * - counters: the lifetime totals (Queue.totals and `dirq metrics`, which
+ *   must agree) lie between what the ledger proves, less what a SIGKILLed
+ *   process may not have written yet (its last FLUSH_MS, store/totals.ts,
+ *   plus a slack and any time it was stopped), and what the files allow.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Queue } from '../../dist/index.js';
+import { parseJobFile } from '../../dist/store/envelope.js';
+import { STATES } from '../../dist/store/layout.js';
+import { idOfName } from '../../dist/store/locate.js';
+import { parseClaim, parseOwner, parseTmpName } from '../../dist/store/names.js';
+import { FLUSH_MS, COUNTERS } from '../../dist/store/totals.js';
+import { fsck } from '../../dist/maintenance/fsck.js';
+import { readLedger } from './ledger.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+export const PLANNED = 'soak: planned failure';
+/** fsck findings a crash leaves behind by design (a dead writer's temp file, a heartbeat or key of a killed process); any other kind is damage. */
+const CRASH_LEFTOVERS = new Set(['orphan-tmp', 'stale-helper']);
+
+/** Check the queue in `dir` against the ledger in `ledgerDir`; resolves with { ok, problems, summary }. */
+export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
+  const { entries, torn } = readLedger(ledgerDir);
+  const problems = [];
+  const problem = (kind, detail) => problems.push({ kind, detail });
+  const by = (ev) => entries.filter((e) => e.ev === ev);
+
+  // the chaos loop's ledger: which processes were killed, and which stopped for how long
+  const killedAt = new Map();
+  const stoppedMs = new Map();
+  const stops = new Map();
+  for (const e of by('kill')) killedAt.set(e.target, e.t);
+  for (const e of by('stop')) {
+    stoppedMs.set(e.target, (stoppedMs.get(e.target) ?? 0) + e.ms);
+    stops.set(e.target, [...(stops.get(e.target) ?? []), e]);
+  }
+  /** Whether process `pid` was stopped at time `t` (or had just been woken: its first heartbeat after SIGCONT comes a beat later). */
+  const frozenAt = (pid, t) => (stops.get(pid) ?? []).some((s) => s.t <= t && t <= s.t + s.ms + slackMs);
+  for (const e of by('crash')) problem('crash', `${e.role} process ${e.target} exited by itself (${e.code ?? e.signal}): ${e.stderr ?? ''}`);
+  for (const e of by('hung')) problem('hung', `${e.role} process ${e.target} did not exit within ${e.ms} ms of SIGTERM`);
+  for (const e of by('cli-error')) problem('cli', `dirq ${e.verb} exited ${e.code}: ${e.stderr}`);
+  for (const e of by('drain-timeout')) problem('stuck', `the drain ended with jobs left: ${JSON.stringify(e.counts)}`);
+  if (torn > 0) problem('ledger', `${torn} ledger line(s) did not parse`);
+
+  // where every job is now
+  const where = new Map();
+  for (const state of STATES) {
+    for (const name of fs.readdirSync(path.join(dir, state))) {
+      const id = idOfName(state, name);
+      if (id === undefined) {
+        problem('stray', `${state}/${name} is not a job name`);
+        continue;
+      }
+      where.set(id, [...(where.get(id) ?? []), state]);
+      if (state === 'queue' || state === 'delayed' || state === 'active') problem('stuck', `${state}/${name} is left after the drain`);
+    }
+  }
+  for (const [id, states] of where) if (states.length > 1) problem('two-states', `${id} is in ${states.join(' and ')}`);
+  for (const name of fs.readdirSync(path.join(dir, 'tmp'))) problem('tmp', `tmp/${name} is left after recovery`);
+  // files a killed producer left in tmp/: it has no heartbeat, so sweeps wait out tmpMaxAge before deleting them (run.js drain)
+  let tmpOrphans = 0;
+  for (const e of by('tmp-orphans')) {
+    for (const name of e.names) {
+      tmpOrphans++;
+      const pid = parseOwner(parseTmpName(name)?.owner ?? '')?.pid;
+      if (!killedAt.has(pid)) problem('tmp', `tmp/${name} was left by process ${pid}, which was not killed`);
+    }
+  }
+  const report = await fsck(dir);
+  for (const f of report.findings) problem('fsck', `${f.kind} ${f.path}: ${f.problem}`);
+  for (const e of by('fsck')) {
+    for (const f of e.findings) if (!CRASH_LEFTOVERS.has(f.kind)) problem('fsck', `fsck --repair during the run (process ${e.pid}) found ${f.kind} ${f.path}: ${f.problem}`);
+  }
+
+  // what the ledger may have deleted itself
+  const removable = new Set(by('rm-begin').map((e) => e.id));
+  for (const e of by('purge-begin')) for (const id of e.ids) removable.add(id);
+  const purgedFrom = { done: new Set(), failed: new Set() };
+  for (const e of by('purge-begin')) for (const id of e.ids) purgedFrom[e.state].add(id);
+
+  // acknowledged enqueues
+  const acked = new Map();
+  let keyDuplicates = 0;
+  for (const e of by('enq')) {
+    for (const r of e.refs) {
+      if (r.dup) keyDuplicates++;
+      else acked.set(r.id, e);
+    }
+  }
+  const lost = [...acked.keys()].filter((id) => !where.has(id) && !removable.has(id));
+  for (const id of lost) problem('lost', `${id}: enqueue acknowledged (${acked.get(id).how}, process ${acked.get(id).pid}), now in no state and never removed`);
+
+  const completions = new Map();
+  for (const e of by('done')) completions.set(e.id, [...(completions.get(e.id) ?? []), e]);
+  const runs = new Map();
+  for (const e of [...by('claim'), ...by('run')]) runs.set(e.id, (runs.get(e.id) ?? 0) + 1);
+  const releases = new Map();
+  for (const e of by('release')) releases.set(e.id, (releases.get(e.id) ?? 0) + 1);
+
+  // every claim taken back, from the files and (for jobs an rm or purge deleted since) the ledger's recoveries
+  const takenBack = new Map();
+  for (const e of by('recovered')) takenBack.set(e.claim, { id: e.id, reason: e.reason, t: e.t });
+  let unackedCompletions = 0;
+  let failedByWorkload = 0;
+  let failedByRecovery = 0;
+  const files = { retried: 0, failedEntries: 0 };
+  for (const [id, states] of where) {
+    const state = states[0];
+    if (state !== 'done' && state !== 'failed') continue;
+    let record;
+    try {
+      record = parseJobFile(fs.readFileSync(path.join(dir, state, id), 'utf8'));
+    } catch (error) {
+      problem('unreadable', `${state}/${id}: ${error.message}`);
+      continue;
+    }
+    const revoked = record.events.filter((e) => e.event === 'revoked');
+    const voided = new Set(revoked.map((e) => e.claim));
+    const counted = record.events.filter((e) => e.claim === undefined || !voided.has(e.claim) || e.event === 'revoked');
+    for (const e of revoked) takenBack.set(e.claim, { id, reason: e.reason, t: Date.parse(e.at) });
+    files.retried += counted.filter((e) => e.event === 'error' && e.retryAt !== undefined).length;
+    files.failedEntries += record.events.filter((e) => e.event === 'retry').length + (state === 'failed' ? 1 : 0);
+    const endings = record.events.filter((e) => e.event === 'result' || e.event === 'error' || e.event === 'revoked').length + (releases.get(id) ?? 0);
+    if ((runs.get(id) ?? 0) > endings) problem('double-run', `${id}: the ledger saw ${runs.get(id)} runs, its file and the ledger end only ${endings}`);
+    const data = record.envelope.data;
+
+    if (state === 'done') {
+      const result = counted.filter((e) => e.event === 'result').at(-1);
+      if (record.lastOutcome !== 'result' || result === undefined) {
+        problem('torn', `done/${id} has no result`);
+        continue;
+      }
+      if (data?.fail) problem('wrong-outcome', `done/${id} completed, but the workload fails it every time`);
+      if (result.attempt !== record.attemptsMade + 1) problem('attempts', `done/${id}: completed as attempt ${result.attempt} after ${record.attemptsMade} counted attempts`);
+      const noted = completions.get(id) ?? [];
+      if (noted.length === 0) {
+        unackedCompletions++;
+        const pid = parseClaim(result.claim)?.pid;
+        if (!killedAt.has(pid)) problem('unacked', `done/${id} was completed by process ${pid}, which was not killed, yet the ledger has no completion`);
+      } else {
+        const [c] = noted;
+        const same = c.claim !== undefined ? c.claim === result.claim : c.run === record.result?.value?.run;
+        if (!same) problem('mismatch', `done/${id}: the ledger's completion (${c.claim ?? c.run}) is not the result in the file (${result.claim})`);
+      }
+    } else if (record.lastOutcome === 'error' && record.errors.at(-1)?.message === PLANNED) {
+      failedByWorkload++;
+      if (!data?.fail) problem('wrong-outcome', `failed/${id} failed, but the workload never fails it`);
+    } else if (record.lastOutcome === 'revoked') {
+      failedByRecovery++;
+    } else {
+      problem('wrong-outcome', `failed/${id} is there for another reason: ${JSON.stringify(record.events.at(-1))}`);
+    }
+  }
+  const duplicates = { kill: 0, freeze: 0, unexplained: 0 };
+  const dupJobs = new Set();
+  for (const [claim, { id, reason, t }] of takenBack) {
+    const pid = parseClaim(claim)?.pid;
+    // a killed process is dead at the next sweep ('crashed'); a stopped one goes silent past staleAfter ('stalled')
+    const cause = reason === 'crashed' && killedAt.get(pid) <= t ? 'kill' : reason === 'stalled' && frozenAt(pid, t) ? 'freeze' : 'unexplained';
+    duplicates[cause]++;
+    dupJobs.add(id);
+    if (cause === 'unexplained') problem('duplicate', `${id}: claim ${claim} was taken back (${reason}) but its process ${pid} was neither killed nor stopped`);
+  }
+  for (const [id, noted] of completions) {
+    if (noted.length > 1) problem('completed-twice', `${id}: ${noted.length} completions acknowledged (${noted.map((c) => c.claim ?? c.run).join(', ')})`);
+    const states = where.get(id);
+    if (states === undefined ? !removable.has(id) : states[0] !== 'done') problem('lost', `${id}: completion acknowledged, now ${states?.join('+') ?? 'in no state and never removed'}`);
+  }
+  for (const e of by('lost')) {
+    if (!(stops.get(e.pid) ?? []).some((s) => s.t <= e.t)) problem('lost-claim', `${e.id}: process ${e.pid} lost its claim (ECOMPROMISED) but had not been stopped`);
+  }
+
+  const counters = await checkCounters(dir, entries, { takenBack, where, acked, completions, removable, purgedFrom, files, killedAt, stoppedMs, runs, slackMs }, problem);
+
+  const summary = {
+    processes: by('spawn').length,
+    kills: killedAt.size,
+    stops: by('stop').length,
+    enqueued: acked.size,
+    keyDuplicates,
+    completed: [...completions.keys()].length,
+    completedUnacked: unackedCompletions,
+    failedByWorkload,
+    failedByRecovery,
+    retried: by('retry').filter((e) => e.ok).length,
+    removed: by('rm').filter((e) => e.state !== undefined).length,
+    purged: by('purge').reduce((n, e) => n + e.removed, 0),
+    recovered: takenBack.size,
+    duplicates,
+    duplicateJobs: dupJobs.size,
+    lostClaims: by('lost').length,
+    tmpOrphans,
+    lost: lost.length,
+    counters,
+  };
+  return { ok: problems.length === 0, problems, summary };
+}
+
+/** The lifetime totals against the ledger: exact where the ledger knows, bounded where a SIGKILL may have taken the last counts. */
+async function checkCounters(dir, entries, k, problem) {
+  const q = await Queue.open(dir, { create: false, maintenance: false });
+  const totals = await q.totals();
+  await q.close();
+  const sum = (counter) => Object.values(totals).reduce((n, row) => n + (row[counter] ?? 0), 0);
+  const metrics = await metricsTotals(dir);
+  for (const counter of COUNTERS) {
+    if ((metrics[counter] ?? 0) !== sum(counter)) problem('counters', `dirq metrics says ${counter} ${metrics[counter] ?? 0}, Queue.totals ${sum(counter)}`);
+  }
+
+  /** Of these noted events, the ones a SIGKILL may have kept from the totals: noted by a killed process in its last FLUSH_MS (plus slack and its stops). */
+  const mayBeUncounted = (noted) =>
+    noted.filter((e) => k.killedAt.has(e.pid) && e.t >= k.killedAt.get(e.pid) - FLUSH_MS - k.slackMs - (k.stoppedMs.get(e.pid) ?? 0)).length;
+  const counted = (e) => e.how !== 'cli' && e.by !== 'cli'; // dirq's own process counts these, and is never killed
+  const enq = entries.filter((e) => e.ev === 'enq').flatMap((e) => e.refs.filter((r) => !r.dup).map(() => e));
+  const done = [...k.completions.values()].map((noted) => noted[0]);
+  const retrying = entries.filter((e) => e.ev === 'fail' && e.to === 'retrying');
+  const recovered = dedupe(entries.filter((e) => e.ev === 'recovered'), (e) => e.claim);
+  const failed = [...entries.filter((e) => e.ev === 'fail' && e.to === 'failed'), ...recovered.filter((e) => e.to === 'failed')];
+
+  // every id the library ever made a file for: acknowledged, found, or listed before an rm or purge
+  const everyId = new Set([...k.acked.keys(), ...k.where.keys(), ...k.removable]);
+  const gone = [...k.removable].filter((id) => !k.where.has(id));
+  const everDone = new Set([...k.completions.keys(), ...[...k.where].filter(([, s]) => s[0] === 'done').map(([id]) => id), ...k.purgedFrom.done]);
+  for (const e of entries) if (e.ev === 'rm' ? e.state === 'done' : e.ev === 'rm-begin' && !entries.some((r) => r.ev === 'rm' && r.id === e.id)) everDone.add(e.id);
+  const retryBegins = (id) => entries.filter((e) => e.ev === 'retry-begin' && e.id === id).length;
+  const rows = {
+    enqueued: { proven: enq, upper: everyId.size },
+    completed: { proven: done, upper: everDone.size },
+    // a job deleted by rm or purge took its history along: each run it had could have ended in one retry, and each admin retry follows one stay in failed/
+    retried: { proven: retrying, upper: k.files.retried + gone.reduce((n, id) => n + (k.runs.get(id) ?? 0), 0) },
+    failed: { proven: failed, upper: k.files.failedEntries + gone.reduce((n, id) => n + retryBegins(id) + 1, 0) },
+    recovered: { proven: recovered, upper: k.takenBack.size },
+  };
+  const out = {};
+  for (const [counter, { proven, upper }] of Object.entries(rows)) {
+    const lower = proven.length - mayBeUncounted(proven.filter(counted));
+    const total = sum(counter);
+    out[counter] = { total, ledger: proven.length, lower, upper };
+    if (total < lower || total > upper) problem('counters', `${counter}: the totals say ${total}, the ledger allows ${lower}..${upper} (${proven.length} noted)`);
+  }
+  return out;
+}
+
+async function metricsTotals(dir) {
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'metrics', dir, '--json']);
+  const family = JSON.parse(stdout).find((f) => f.name === 'dirqueue_job_events_total');
+  const out = {};
+  for (const s of family?.samples ?? []) out[s.labels.event] = (out[s.labels.event] ?? 0) + s.value;
+  return out;
+}
+
+function dedupe(list, key) {
+  const seen = new Map();
+  for (const item of list) if (!seen.has(key(item))) seen.set(key(item), item);
+  return [...seen.values()];
+}
+
+/** The summary as a table of two columns. */
+export function formatSummary(s) {
+  const rows = [
+    ['processes started', s.processes],
+    ['SIGKILLs', s.kills],
+    ['SIGSTOPs', s.stops],
+    ['enqueued (acknowledged)', s.enqueued],
+    ['  unique-key duplicates returned', s.keyDuplicates],
+    ['completed (acknowledged)', s.completed],
+    ['  completed, not acknowledged (killed)', s.completedUnacked],
+    ['failed by the workload', s.failedByWorkload],
+    ['failed, attempts used up by recoveries', s.failedByRecovery],
+    ['retried / removed / purged', `${s.retried} / ${s.removed} / ${s.purged}`],
+    ['claims taken back', s.recovered],
+    ['duplicates (re-runs): kill', s.duplicates.kill],
+    ['duplicates (re-runs): freeze', s.duplicates.freeze],
+    ['duplicates (re-runs): unexplained', s.duplicates.unexplained],
+    ['  jobs that ran more than once', s.duplicateJobs],
+    ['claims lost by a frozen holder', s.lostClaims],
+    ['tmp/ files of killed producers', s.tmpOrphans],
+    ['lost', s.lost],
+  ];
+  for (const [counter, c] of Object.entries(s.counters)) rows.push([`totals ${counter} (allowed)`, `${c.total} (${c.lower}..${c.upper})`]);
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [dir, ledgerDir] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const result = await check(dir, ledgerDir);
+  if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else {
+    process.stdout.write(`${formatSummary(result.summary)}\n`);
+    for (const p of result.problems) process.stdout.write(`PROBLEM ${p.kind}: ${p.detail}\n`);
+  }
+  process.exitCode = result.ok ? 0 : 1;
+}

@@ -1,0 +1,36 @@
+/**
+ * The soak's ledger: what each process saw acknowledged, one JSON object a
+ * line, in files outside the queue (one file per process; worker threads
+ * append to their process's file). Each line is one write(2) of the whole
+ * line to a file opened O_APPEND, so a SIGKILL leaves whole lines only and
+ * lines of several writers never interleave. Nothing is fsynced: the soak
+ * kills processes, never the machine.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** A writer for `file`: `note(ev, fields)` appends { t, pid, ev, ...fields }. */
+export function openLedger(file) {
+  const fd = fs.openSync(file, 'a');
+  return (ev, fields = {}) => {
+    fs.writeSync(fd, `${JSON.stringify({ t: Date.now(), pid: process.pid, ev, ...fields })}\n`);
+  };
+}
+
+/** Every line of every ledger file in `dir`, oldest first; `torn` counts lines that did not parse. */
+export function readLedger(dir) {
+  const entries = [];
+  let torn = 0;
+  for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort()) {
+    for (const line of fs.readFileSync(path.join(dir, name), 'utf8').split('\n')) {
+      if (line === '') continue;
+      try {
+        entries.push({ ...JSON.parse(line), file: name });
+      } catch {
+        torn++;
+      }
+    }
+  }
+  entries.sort((a, b) => a.t - b.t);
+  return { entries, torn };
+}
