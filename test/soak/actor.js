@@ -39,6 +39,20 @@ const queueOptions = {
 let stopping = false;
 process.on('SIGTERM', () => (stopping = true));
 
+/**
+ * A process can go silent without the chaos loop: on a loaded machine its
+ * event loop may not run for seconds. Note every such gap (a SIGSTOP shows
+ * too), so a claim taken back because of it is explained, as a 'stall'.
+ */
+const TICK_MS = 250;
+let lastTick = performance.now();
+setInterval(() => {
+  const now = performance.now();
+  const gap = now - lastTick - TICK_MS;
+  lastTick = now;
+  if (gap > settings.staleAfter / 4) note('stall', { ms: Math.round(gap) });
+}, TICK_MS).unref();
+
 const random = (n) => Math.floor(Math.random() * n);
 const chance = (p) => Math.random() < p;
 
@@ -141,7 +155,7 @@ const roles = {
     pool.on('failed', (job) => note('fail', { id: job.id, attempt: job.attempt, to: 'failed' }));
     pool.on('lost', (job) => note('lost', { id: job.id, attempt: job.attempt }));
     pool.on('recovered', (r) => note('recovered', { id: r.id, claim: r.claim, reason: r.reason, to: r.to }));
-    pool.on('error', (error) => note('warning', { code: error.code, message: error.message }));
+    pool.on('error', (error) => note('pool-error', { code: error.code, message: error.message }));
     pool.on('warning', (error) => note('warning', { code: error.code, message: error.message }));
     await pool.start();
     while (!stopping) await sleep(100);
@@ -209,15 +223,17 @@ async function removeCli() {
 }
 
 /**
- * Purge done/ or failed/ of jobs older than purgeOlderThan. Purge reports
+ * Purge failed/ of jobs older than purgeOlderThan, or done/ (less often, and
+ * only of older jobs: the checker reads their results). Purge reports
  * only a count, so the ids it may delete are noted first: every file old
  * enough when purge runs. The listing takes files up to purgeMargin younger
  * than the cutoff, since a SIGSTOP between the listing and the purge moves
  * purge's cutoff later (the margin is above the longest stop).
  */
 async function purge(q) {
-  const state = chance(0.3) ? 'done' : 'failed';
-  const cutoff = Date.now() - settings.purgeOlderThan + settings.purgeMargin;
+  const state = chance(0.2) ? 'done' : 'failed';
+  const olderThan = state === 'done' ? 3 * settings.purgeOlderThan : settings.purgeOlderThan;
+  const cutoff = Date.now() - olderThan + settings.purgeMargin;
   const ids = [];
   for (const name of fs.readdirSync(path.join(dir, state))) {
     try {
@@ -227,7 +243,7 @@ async function purge(q) {
     }
   }
   note('purge-begin', { state, ids });
-  note('purge', { state, removed: await q.purge(state, { olderThan: settings.purgeOlderThan }) });
+  note('purge', { state, removed: await q.purge(state, { olderThan }) });
 }
 
 async function recover(q) {

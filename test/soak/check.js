@@ -16,11 +16,19 @@
  *   never saw is one whose process was killed before it could note it;
  * - failed/ holds only jobs the workload failed, or whose attempts a
  *   recovery used up;
- * - duplicates: a job's file names every claim taken back from its holder
- *   (a `revoked` event); each is a run that was cut short and ran again, and
- *   must be explained by a SIGKILL (cause kill) or SIGSTOP (cause freeze) of
- *   the claim's process; a run the ledger saw that the file does not end
- *   (more runs than endings) would be a job run twice at once;
+ * - duplicates: every claim taken back from its holder (a `revoked` event in
+ *   the job's file, or a recovery a process noted, for jobs deleted since)
+ *   is a run cut short that runs again; each must be explained: reason
+ *   crashed by a SIGKILL of the claim's process before it (cause kill),
+ *   reason stalled by a SIGSTOP of it at that time (cause freeze) or by a
+ *   gap its own event loop noted (cause stall: a loaded machine, not the
+ *   chaos); a job the ledger saw run more often than its file and the
+ *   ledger end it would be a job run twice at once;
+ * - a claim lost by its holder (ECOMPROMISED) follows a stop or stall of it;
+ * - tmp/ files left at the end were written by killed processes;
+ * - no process exited by itself, no pool reported an error, no dirq
+ *   command failed, and fsck --repair during the run found only what
+ *   crashes leave (orphaned temp files, stale heartbeats and keys);
  * - counters: the lifetime totals (Queue.totals and `dirq metrics`, which
  *   must agree) lie between what the ledger proves, less what a SIGKILLed
  *   process may not have written yet (its last FLUSH_MS, store/totals.ts,
@@ -63,8 +71,13 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
   }
   /** Whether process `pid` was stopped at time `t` (or had just been woken: its first heartbeat after SIGCONT comes a beat later). */
   const frozenAt = (pid, t) => (stops.get(pid) ?? []).some((s) => s.t <= t && t <= s.t + s.ms + slackMs);
+  // gaps a process noticed in its own event loop (actor.js), noted when it ran again
+  const stalls = new Map();
+  for (const e of by('stall')) stalls.set(e.pid, [...(stalls.get(e.pid) ?? []), e]);
+  const stalledAt = (pid, t) => (stalls.get(pid) ?? []).some((s) => s.t - s.ms - slackMs <= t && t <= s.t + slackMs);
   for (const e of by('crash')) problem('crash', `${e.role} process ${e.target} exited by itself (${e.code ?? e.signal}): ${e.stderr ?? ''}`);
   for (const e of by('hung')) problem('hung', `${e.role} process ${e.target} did not exit within ${e.ms} ms of SIGTERM`);
+  for (const e of by('pool-error')) problem('pool', `a pool in process ${e.pid} reported ${e.code}: ${e.message}`);
   for (const e of by('cli-error')) problem('cli', `dirq ${e.verb} exited ${e.code}: ${e.stderr}`);
   for (const e of by('drain-timeout')) problem('stuck', `the drain ended with jobs left: ${JSON.stringify(e.counts)}`);
   if (torn > 0) problem('ledger', `${torn} ledger line(s) did not parse`);
@@ -178,15 +191,18 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
       problem('wrong-outcome', `failed/${id} is there for another reason: ${JSON.stringify(record.events.at(-1))}`);
     }
   }
-  const duplicates = { kill: 0, freeze: 0, unexplained: 0 };
+  const duplicates = { kill: 0, freeze: 0, stall: 0, unexplained: 0 };
   const dupJobs = new Set();
   for (const [claim, { id, reason, t }] of takenBack) {
     const pid = parseClaim(claim)?.pid;
     // a killed process is dead at the next sweep ('crashed'); a stopped one goes silent past staleAfter ('stalled')
-    const cause = reason === 'crashed' && killedAt.get(pid) <= t ? 'kill' : reason === 'stalled' && frozenAt(pid, t) ? 'freeze' : 'unexplained';
+    let cause = 'unexplained';
+    if (reason === 'crashed' && killedAt.get(pid) <= t) cause = 'kill';
+    else if (reason === 'stalled' && frozenAt(pid, t)) cause = 'freeze';
+    else if (reason === 'stalled' && stalledAt(pid, t)) cause = 'stall';
     duplicates[cause]++;
     dupJobs.add(id);
-    if (cause === 'unexplained') problem('duplicate', `${id}: claim ${claim} was taken back (${reason}) but its process ${pid} was neither killed nor stopped`);
+    if (cause === 'unexplained') problem('duplicate', `${id}: claim ${claim} was taken back (${reason}) but its process ${pid} was neither killed, stopped nor stalled then`);
   }
   for (const [id, noted] of completions) {
     if (noted.length > 1) problem('completed-twice', `${id}: ${noted.length} completions acknowledged (${noted.map((c) => c.claim ?? c.run).join(', ')})`);
@@ -194,7 +210,8 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
     if (states === undefined ? !removable.has(id) : states[0] !== 'done') problem('lost', `${id}: completion acknowledged, now ${states?.join('+') ?? 'in no state and never removed'}`);
   }
   for (const e of by('lost')) {
-    if (!(stops.get(e.pid) ?? []).some((s) => s.t <= e.t)) problem('lost-claim', `${e.id}: process ${e.pid} lost its claim (ECOMPROMISED) but had not been stopped`);
+    const silent = [...(stops.get(e.pid) ?? []), ...(stalls.get(e.pid) ?? [])].some((s) => s.t <= e.t);
+    if (!silent) problem('lost-claim', `${e.id}: process ${e.pid} lost its claim (ECOMPROMISED) but had not been stopped or stalled`);
   }
 
   const counters = await checkCounters(dir, entries, { takenBack, where, acked, completions, removable, purgedFrom, files, killedAt, stoppedMs, runs, slackMs }, problem);
@@ -216,6 +233,7 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
     duplicates,
     duplicateJobs: dupJobs.size,
     lostClaims: by('lost').length,
+    warnings: countBy(by('warning'), (e) => e.code ?? 'none'),
     tmpOrphans,
     lost: lost.length,
     counters,
@@ -276,6 +294,12 @@ async function metricsTotals(dir) {
   return out;
 }
 
+function countBy(list, key) {
+  const out = {};
+  for (const item of list) out[key(item)] = (out[key(item)] ?? 0) + 1;
+  return out;
+}
+
 function dedupe(list, key) {
   const seen = new Map();
   for (const item of list) if (!seen.has(key(item))) seen.set(key(item), item);
@@ -298,10 +322,12 @@ export function formatSummary(s) {
     ['claims taken back', s.recovered],
     ['duplicates (re-runs): kill', s.duplicates.kill],
     ['duplicates (re-runs): freeze', s.duplicates.freeze],
+    ['duplicates (re-runs): stall (not chaos)', s.duplicates.stall],
     ['duplicates (re-runs): unexplained', s.duplicates.unexplained],
     ['  jobs that ran more than once', s.duplicateJobs],
     ['claims lost by a frozen holder', s.lostClaims],
     ['tmp/ files of killed producers', s.tmpOrphans],
+    ['warnings (Queue and Pool events)', Object.entries(s.warnings).map(([code, n]) => `${code} ${n}`).join(', ') || 'none'],
     ['lost', s.lost],
   ];
   for (const [counter, c] of Object.entries(s.counters)) rows.push([`totals ${counter} (allowed)`, `${c.total} (${c.lower}..${c.upper})`]);

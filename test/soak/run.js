@@ -180,20 +180,20 @@ async function drain() {
   const deadline = Date.now() + 120_000;
   for (;;) {
     await q.recover();
+    for (let job = await q.claim({ wait: 100 }); job !== undefined; job = await q.claim({ wait: 100 })) {
+      noteDrain('claim', { id: job.id, claim: job.claim, attempt: job.attempt });
+      if (job.data.fail) {
+        noteDrain('fail', { id: job.id, claim: job.claim, attempt: job.attempt, to: await job.fail(new Error(PLANNED)) });
+      } else {
+        await job.complete({ claim: job.claim });
+        noteDrain('done', { id: job.id, claim: job.claim, attempt: job.attempt });
+      }
+    }
     const counts = await q.counts();
     if (counts.queue + counts.delayed + counts.active === 0) break;
     if (Date.now() > deadline) {
       noteDrain('drain-timeout', { counts });
       break;
-    }
-    const job = await q.claim({ wait: 200 });
-    if (job === undefined) continue;
-    noteDrain('claim', { id: job.id, claim: job.claim, attempt: job.attempt });
-    if (job.data.fail) {
-      noteDrain('fail', { id: job.id, claim: job.claim, attempt: job.attempt, to: await job.fail(new Error(PLANNED)) });
-    } else {
-      await job.complete({ claim: job.claim });
-      noteDrain('done', { id: job.id, claim: job.claim, attempt: job.attempt });
     }
   }
   // A killed producer's files in tmp/: with no heartbeat (only claimers beat) nothing tells that its
@@ -217,15 +217,21 @@ function backdate(file, ms) {
 const began = Date.now();
 for (const slot of slots) start(slot);
 await chaos(began + minutes * 60_000);
+const phases = { chaos: Date.now() - began };
 await stopAll();
+phases.stop = Date.now() - began - phases.chaos;
 const repaired = await drain();
+phases.drain = Date.now() - began - phases.chaos - phases.stop;
 const result = await check(dir, ledgerDir);
+phases.check = Date.now() - began - phases.chaos - phases.stop - phases.drain;
 result.summary.seconds = Math.round((Date.now() - began) / 1000);
+result.summary.phases = phases;
 result.summary.finalRepairs = repaired.map((f) => f.kind);
 result.dir = root;
 if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
 else {
-  process.stdout.write(`soak of ${minutes} min, ${roles.length} processes (${roles.join(', ')}), ${result.summary.seconds} s in all\n`);
+  const took = Object.entries(phases).map(([phase, ms]) => `${phase} ${(ms / 1000).toFixed(1)} s`).join(', ');
+  process.stdout.write(`soak of ${minutes} min, ${roles.length} processes (${roles.join(', ')}), ${result.summary.seconds} s in all (${took})\n`);
   process.stdout.write(`${formatSummary(result.summary)}\n`);
   process.stdout.write(`final fsck --repair: ${repaired.length === 0 ? 'nothing' : repaired.map((f) => f.kind).join(', ')}\n`);
   for (const p of result.problems) process.stdout.write(`PROBLEM ${p.kind}: ${p.detail}\n`);
