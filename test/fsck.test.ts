@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { fsck, type Finding } from '../dist/index.js';
 import { backdate, claimByDeadWorker, deadHeartbeat, resultLine } from './support/fake.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
@@ -184,6 +184,36 @@ describe('fsck', () => {
     expect(fs.readFileSync(path.join(dir, 'queue', 'notes.txt.2~'), 'utf8')).toBe('mine');
     expect(fs.readdirSync(path.join(dir, 'keys'))).toEqual(['not-a-link~']);
     expect(await fsck(dir)).toMatchObject({ findings: [], unrepaired: 0 });
+  });
+
+  it('leaves a key that is released and taken again while it looks: no stray, and the new holder keeps it (found by the soak)', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const first = await q.enqueue('a', 1, { key: 'k' });
+    const next = await q.enqueue('a', 2);
+    const key = path.join(dir, 'keys', 'k');
+    const readlink = fs.readlinkSync.bind(fs);
+    // between fsck's listing of keys/ and its read of the link, the first job ends (its key is
+    // released) and another enqueue takes the key for `next` just after the read fails
+    vi.spyOn(fs, 'readlinkSync').mockImplementation(((file: string, ...rest: []) => {
+      if (file !== key || !fs.existsSync(path.join(dir, 'queue', first.id))) return readlink(file, ...rest);
+      fs.renameSync(path.join(dir, 'queue', first.id), path.join(dir, 'done', first.id));
+      fs.unlinkSync(key);
+      try {
+        return readlink(file, ...rest);
+      } finally {
+        fs.symlinkSync(next.id, key);
+      }
+    }) as typeof fs.readlinkSync);
+    let report;
+    try {
+      report = await fsck(dir, { repair: true });
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(brief(report.findings).filter(([, where]) => where.startsWith('keys/'))).toEqual([]);
+    expect(fs.readdirSync(path.join(dir, 'keys'))).toEqual(['k']);
+    expect(fs.readlinkSync(key)).toBe(next.id);
+    await q.close();
   });
 
   it('refuses a directory that is not a queue', async () => {

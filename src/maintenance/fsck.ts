@@ -445,6 +445,10 @@ function checkHelpers(ctx: Context): void {
     }
     const holder = keyTarget(layout, name);
     if (holder === undefined) {
+      // a key released since the listing, and perhaps taken again since the read (a link once more),
+      // is no stray: setting that link aside would let a second live job take the key
+      const stat = lstatOrGone(file);
+      if (stat === undefined || stat.isSymbolicLink()) continue;
       stray(ctx, file, 'not a symbolic link: not a unique key', 'move it out of keys/');
     } else if (!isLive(layout, holder)) {
       found(
