@@ -10,7 +10,7 @@
  * enqueue`), bulk (enqueueMany), worker (claim, complete, fail, release by
  * the Queue API), pool (a Pool with worker threads), admin (retry, rm,
  * purge, recover by the API and by `dirq`, `dirq fsck --repair`, `ls`,
- * `stats`, `metrics`).
+ * `stats`, `metrics`). The chaos loop kills those `dirq` processes too.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -93,8 +93,10 @@ const roles = {
         const args = ['enqueue', dir, job.type, JSON.stringify(job.data), '--json', '--priority', String(job.priority), '--attempts', String(job.attempts), '--backoff', `${job.backoff}ms`];
         if (job.key !== undefined) args.push('--key', job.key);
         if (job.delay !== undefined) args.push('--delay', `${job.delay}ms`);
-        const { stdout } = await run(process.execPath, [CLI, ...args]);
-        const ref = JSON.parse(stdout);
+        const out = await cli(args);
+        if (out === undefined) continue; // killed by the chaos loop: not acknowledged
+        if (out.code !== 0) throw new Error(`dirq enqueue exited ${out.code}: ${out.stderr}`);
+        const ref = JSON.parse(out.stdout);
         note('enq', { how: 'cli', refs: [{ id: ref.id, dup: ref.duplicate }] });
       } else {
         const { type, data, ...options } = job;
@@ -199,7 +201,7 @@ async function retryCli() {
   if (id === undefined) return;
   note('retry-begin', { id });
   const out = await cli(['retry', dir, id, '--json']);
-  note('retry', { id, ok: out.code === 0 });
+  note('retry', { id, ok: out?.code === 0 });
 }
 
 /** Remove a job that is waiting or has ended; the intent is noted first, since a kill may come between the unlink and the note. */
@@ -219,7 +221,8 @@ async function removeCli() {
   if (id === undefined) return;
   note('rm-begin', { id });
   const out = await cli(['rm', dir, id, '--json']);
-  note('rm', out.code === 0 ? { id, state: JSON.parse(out.stdout).removed[0].state } : { id, code: `exit ${out.code}` });
+  if (out === undefined) note('rm', { id, code: 'killed' });
+  else note('rm', out.code === 0 ? { id, state: JSON.parse(out.stdout).removed[0].state } : { id, code: `exit ${out.code}` });
 }
 
 /**
@@ -252,12 +255,14 @@ async function recover(q) {
 
 async function recoverCli() {
   const out = await cli(['recover', dir, '--json']);
+  if (out === undefined) return;
   if (out.code !== 0) return note('cli-error', { verb: 'recover', code: out.code, stderr: out.stderr });
   for (const r of JSON.parse(out.stdout).recovered) note('recovered', { id: r.id, claim: r.claim, reason: r.reason, to: r.to, by: 'cli' });
 }
 
 async function fsckRepair() {
   const out = await cli(['fsck', dir, '--repair', '--json']);
+  if (out === undefined) return;
   const report = JSON.parse(out.stdout);
   note('fsck', { code: out.code, findings: report.findings.map((f) => ({ kind: f.kind, path: f.path, problem: f.problem, repaired: f.repaired })) });
 }
@@ -265,15 +270,19 @@ async function fsckRepair() {
 async function inspectCli() {
   const verb = [['ls', dir, ['queue', 'failed', 'active', 'done'][random(4)], '--json'], ['stats', dir, '--json'], ['metrics', dir]][random(3)];
   const out = await cli(verb);
-  if (out.code !== 0) note('cli-error', { verb: verb[0], code: out.code, stderr: out.stderr });
+  if (out !== undefined && out.code !== 0) note('cli-error', { verb: verb[0], code: out.code, stderr: out.stderr });
 }
 
-/** Run dirq; resolves with its exit code and output whatever the code. */
+/** Run dirq; resolves with its exit code and output whatever the code, or undefined when the chaos loop killed it (noted). */
 async function cli(args) {
   try {
     const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 64 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (error) {
+    if (error.signal === 'SIGKILL') {
+      note('cli-killed', { verb: args[0] });
+      return undefined;
+    }
     if (typeof error.code !== 'number') throw error;
     return { code: error.code, stdout: error.stdout, stderr: error.stderr };
   }

@@ -97,12 +97,12 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
   }
   for (const [id, states] of where) if (states.length > 1) problem('two-states', `${id} is in ${states.join(' and ')}`);
   for (const name of fs.readdirSync(path.join(dir, 'tmp'))) problem('tmp', `tmp/${name} is left after recovery`);
-  // files a killed producer left in tmp/: it has no heartbeat, so sweeps wait out tmpMaxAge before deleting them (run.js drain)
+  // files killed processes left in tmp/: a producer has no heartbeat, and helper files name no job, so sweeps wait out tmpMaxAge before deleting them (run.js drain)
   let tmpOrphans = 0;
   for (const e of by('tmp-orphans')) {
     for (const name of e.names) {
       tmpOrphans++;
-      const pid = parseOwner(parseTmpName(name)?.owner ?? '')?.pid;
+      const pid = writerOf(name);
       if (!killedAt.has(pid)) problem('tmp', `tmp/${name} was left by process ${pid}, which was not killed`);
     }
   }
@@ -218,7 +218,8 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
 
   const summary = {
     processes: by('spawn').length,
-    kills: killedAt.size,
+    kills: by('kill').filter((e) => e.role !== 'dirq').length,
+    commandKills: by('kill').filter((e) => e.role === 'dirq').length,
     stops: by('stop').length,
     enqueued: acked.size,
     keyDuplicates,
@@ -294,6 +295,18 @@ async function metricsTotals(dir) {
   return out;
 }
 
+/** The pid of the process that made a tmp/ file: a job's (ID.OWNER.tmp) or a helper's (.lock.OWNER.X, .totals.OWNER.SEQ, .totals~CLAIM, .clock.PID.X, .dirqueue.json.PID.X). */
+function writerOf(name) {
+  const job = parseTmpName(name)?.owner;
+  if (job !== undefined) return parseOwner(job)?.pid;
+  const helper = /^\.(?:lock|totals)\.(.+)\.[a-z0-9]+$/.exec(name)?.[1];
+  if (helper !== undefined) return parseOwner(helper)?.pid;
+  const fold = /^\.totals~(?:totals~)?(.+)$/.exec(name)?.[1];
+  if (fold !== undefined) return parseClaim(fold)?.pid;
+  const pid = /^\.(?:clock|dirqueue\.json)\.(\d+)\./.exec(name)?.[1];
+  return pid === undefined ? undefined : Number(pid);
+}
+
 function countBy(list, key) {
   const out = {};
   for (const item of list) out[key(item)] = (out[key(item)] ?? 0) + 1;
@@ -311,6 +324,7 @@ export function formatSummary(s) {
   const rows = [
     ['processes started', s.processes],
     ['SIGKILLs', s.kills],
+    ['SIGKILLs of dirq commands they ran', s.commandKills],
     ['SIGSTOPs', s.stops],
     ['enqueued (acknowledged)', s.enqueued],
     ['  unique-key duplicates returned', s.keyDuplicates],
@@ -326,7 +340,7 @@ export function formatSummary(s) {
     ['duplicates (re-runs): unexplained', s.duplicates.unexplained],
     ['  jobs that ran more than once', s.duplicateJobs],
     ['claims lost by a frozen holder', s.lostClaims],
-    ['tmp/ files of killed producers', s.tmpOrphans],
+    ['tmp/ files left by killed processes', s.tmpOrphans],
     ['warnings (Queue and Pool events)', Object.entries(s.warnings).map(([code, n]) => `${code} ${n}`).join(', ') || 'none'],
     ['lost', s.lost],
   ];

@@ -16,6 +16,8 @@
  *   --chaos-every MS    mean time between chaos actions (default 1500)
  *   --kill-share F      share of actions that are SIGKILLs, the rest are
  *                       SIGSTOPs (default 0.5)
+ *   --cli-share F       share of actions that SIGKILL a dirq command one of
+ *                       the processes runs, when one runs (default 0.2)
  *   --stop-min MS, --stop-max MS
  *                       how long a SIGSTOP lasts before its SIGCONT
  *                       (default 500..7000: some shorter than staleAfter,
@@ -50,6 +52,7 @@ const { values: args } = parseArgs({
     'sweep-interval': { type: 'string', default: '500' },
     'chaos-every': { type: 'string', default: '1500' },
     'kill-share': { type: 'string', default: '0.5' },
+    'cli-share': { type: 'string', default: '0.2' },
     'stop-min': { type: 'string', default: '500' },
     'stop-max': { type: 'string', default: '7000' },
     workers: { type: 'string', default: '2' },
@@ -120,6 +123,18 @@ async function chaos(until) {
     await sleep(-Math.log(1 - Math.random()) * number('chaos-every'));
     const live = slots.filter((s) => !s.stopped && !s.killed && s.child.exitCode === null && s.child.signalCode === null);
     if (live.length === 0 || Date.now() >= until) continue;
+    // now and then a dirq command an actor runs (fsck --repair, rm, retry, recover, enqueue) instead
+    const commands = Math.random() < number('cli-share') ? live.flatMap((s) => childrenOf(s.child.pid)) : [];
+    if (commands.length > 0) {
+      const target = commands[Math.floor(Math.random() * commands.length)];
+      try {
+        process.kill(target, 'SIGKILL');
+        note('kill', { target, role: 'dirq' });
+      } catch {
+        // it ended meanwhile
+      }
+      continue;
+    }
     const slot = live[Math.floor(Math.random() * live.length)];
     const pid = slot.child.pid;
     if (Math.random() < number('kill-share')) {
@@ -138,6 +153,15 @@ async function chaos(until) {
         note('cont', { target: pid, role: slot.role });
       });
     }
+  }
+}
+
+/** The pids of a process's children (the dirq commands an actor runs), from /proc. */
+function childrenOf(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 
@@ -196,8 +220,9 @@ async function drain() {
       break;
     }
   }
-  // A killed producer's files in tmp/: with no heartbeat (only claimers beat) nothing tells that its
-  // writer died, so sweeps delete them once tmpMaxAge (an hour) has passed. Make that hour pass.
+  // Files killed processes left in tmp/: a producer has no heartbeat (only claimers beat) and a
+  // helper's temp file (the sweep lock's, a counter's) is not judged by one, so nothing tells that
+  // their writer died, and sweeps delete them once tmpMaxAge (an hour) has passed. Make it pass.
   const orphans = fs.readdirSync(path.join(dir, 'tmp'));
   noteDrain('tmp-orphans', { names: orphans });
   for (const name of orphans) backdate(path.join(dir, 'tmp', name), TMP_MAX_AGE_MS + 60_000);
