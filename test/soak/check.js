@@ -267,14 +267,16 @@ async function checkCounters(dir, entries, k, problem) {
   const everyId = new Set([...k.acked.keys(), ...k.where.keys(), ...k.removable]);
   const gone = [...k.removable].filter((id) => !k.where.has(id));
   const everDone = new Set([...k.completions.keys(), ...[...k.where].filter(([, s]) => s[0] === 'done').map(([id]) => id), ...k.purgedFrom.done]);
-  for (const e of entries) if (e.ev === 'rm' ? e.state === 'done' : e.ev === 'rm-begin' && !entries.some((r) => r.ev === 'rm' && r.id === e.id)) everDone.add(e.id);
-  const retryBegins = (id) => entries.filter((e) => e.ev === 'retry-begin' && e.id === id).length;
+  // an rm that did not report back (killed) may have deleted a done job
+  const rmAnswered = new Set(entries.filter((e) => e.ev === 'rm').map((e) => e.id));
+  for (const e of entries) if (e.ev === 'rm' ? e.state === 'done' : e.ev === 'rm-begin' && !rmAnswered.has(e.id)) everDone.add(e.id);
+  const retryBegins = countBy(entries.filter((e) => e.ev === 'retry-begin'), (e) => e.id);
   const rows = {
     enqueued: { proven: enq, upper: everyId.size },
     completed: { proven: done, upper: everDone.size },
     // a job deleted by rm or purge took its history along: each run it had could have ended in one retry, and each admin retry follows one stay in failed/
     retried: { proven: retrying, upper: k.files.retried + gone.reduce((n, id) => n + (k.runs.get(id) ?? 0), 0) },
-    failed: { proven: failed, upper: k.files.failedEntries + gone.reduce((n, id) => n + retryBegins(id) + 1, 0) },
+    failed: { proven: failed, upper: k.files.failedEntries + gone.reduce((n, id) => n + (retryBegins[id] ?? 0) + 1, 0) },
     recovered: { proven: recovered, upper: k.takenBack.size },
   };
   const out = {};
