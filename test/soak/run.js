@@ -14,10 +14,10 @@
  *   --sweep-interval MS every process's sweepInterval (default 500): a
  *                       killed worker's claims come back at the next sweep
  *   --chaos-every MS    mean time between chaos actions (default 1500)
- *   --kill-share F      share of actions that are SIGKILLs, the rest are
- *                       SIGSTOPs (default 0.5)
  *   --cli-share F       share of actions that SIGKILL a dirq command one of
  *                       the processes runs, when one runs (default 0.2)
+ *   --kill-share F      of the other actions, the share that SIGKILL one of
+ *                       the processes (restarted), the rest SIGSTOP one (default 0.5)
  *   --stop-min MS, --stop-max MS
  *                       how long a SIGSTOP lasts before its SIGCONT
  *                       (default 500..7000: some shorter than staleAfter,
@@ -146,7 +146,7 @@ async function chaos(until) {
       slot.stopped = true;
       slot.child.kill('SIGSTOP');
       note('stop', { target: pid, role: slot.role, ms });
-      slot.resume = sleep(ms).then(() => {
+      void sleep(ms).then(() => {
         if (!slot.stopped || slot.child.pid !== pid) return;
         slot.stopped = false;
         slot.child.kill('SIGCONT');
