@@ -122,6 +122,15 @@ describe('the soak checker', () => {
     expect(verdict.summary.lost).toBe(1);
   });
 
+  it('explains a re-run by the kill of its process when the pid is reused and killed again later', async () => {
+    const { dir, ledger, lines, write } = await history();
+    const [killed] = lines['chaos.jsonl'] as { t: number }[];
+    write({ ...lines, 'chaos.jsonl': [killed!, { ...killed!, t: killed!.t + 600_000, role: 'producer' }] });
+    const verdict = await verdictOf([CHECK, dir, ledger]);
+    expect(verdict.problems).toEqual([]);
+    expect(verdict.summary.duplicates).toMatchObject({ kill: 1, unexplained: 0 });
+  });
+
   it('fails a re-run that no kill or freeze explains', async () => {
     const { dir, ledger, lines, write } = await history();
     write({ ...lines, 'chaos.jsonl': [] });

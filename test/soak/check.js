@@ -61,10 +61,14 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
   const by = (ev) => entries.filter((e) => e.ev === ev);
 
   // the chaos loop's ledger: which processes were killed, and which stopped for how long
-  const killedAt = new Map();
+  // pids are reused in a long run: a pid's kills and stops are lists, and each question names a time
+  const kills = new Map();
   const stoppedMs = new Map();
   const stops = new Map();
-  for (const e of by('kill')) killedAt.set(e.target, e.t);
+  for (const e of by('kill')) kills.set(e.target, [...(kills.get(e.target) ?? []), e.t]);
+  const killedBy = (pid, t) => (kills.get(pid) ?? []).some((k) => k <= t);
+  /** When the process that noted something at `t` as `pid` was killed, if it was: its pid's first kill after `t`. */
+  const killOf = (pid, t) => (kills.get(pid) ?? []).find((k) => k >= t);
   for (const e of by('stop')) {
     stoppedMs.set(e.target, (stoppedMs.get(e.target) ?? 0) + e.ms);
     stops.set(e.target, [...(stops.get(e.target) ?? []), e]);
@@ -103,7 +107,7 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
     for (const name of e.names) {
       tmpOrphans++;
       const pid = writerOf(name);
-      if (!killedAt.has(pid)) problem('tmp', `tmp/${name} was left by process ${pid}, which was not killed`);
+      if (!killedBy(pid, Infinity)) problem('tmp', `tmp/${name} was left by process ${pid}, which was not killed`);
     }
   }
   const report = await fsck(dir);
@@ -176,7 +180,7 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
       if (noted.length === 0) {
         unackedCompletions++;
         const pid = parseClaim(result.claim)?.pid;
-        if (!killedAt.has(pid)) problem('unacked', `done/${id} was completed by process ${pid}, which was not killed, yet the ledger has no completion`);
+        if (!killedBy(pid, Infinity)) problem('unacked', `done/${id} was completed by process ${pid}, which was not killed, yet the ledger has no completion`);
       } else {
         const [c] = noted;
         const same = c.claim !== undefined ? c.claim === result.claim : c.run === record.result?.value?.run;
@@ -197,7 +201,7 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
     const pid = parseClaim(claim)?.pid;
     // a killed process is dead at the next sweep ('crashed'); a stopped one goes silent past staleAfter ('stalled')
     let cause = 'unexplained';
-    if (reason === 'crashed' && killedAt.get(pid) <= t) cause = 'kill';
+    if (reason === 'crashed' && killedBy(pid, t)) cause = 'kill';
     else if (reason === 'stalled' && frozenAt(pid, t)) cause = 'freeze';
     else if (reason === 'stalled' && stalledAt(pid, t)) cause = 'stall';
     duplicates[cause]++;
@@ -214,7 +218,7 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
     if (!silent) problem('lost-claim', `${e.id}: process ${e.pid} lost its claim (ECOMPROMISED) but had not been stopped or stalled`);
   }
 
-  const counters = await checkCounters(dir, entries, { takenBack, where, acked, completions, removable, purgedFrom, files, killedAt, stoppedMs, runs, slackMs }, problem);
+  const counters = await checkCounters(dir, entries, { takenBack, where, acked, completions, removable, purgedFrom, files, killOf, stoppedMs, runs, slackMs }, problem);
 
   const summary = {
     processes: by('spawn').length,
@@ -255,7 +259,10 @@ async function checkCounters(dir, entries, k, problem) {
 
   /** Of these noted events, the ones a SIGKILL may have kept from the totals: noted by a killed process in its last FLUSH_MS (plus slack and its stops). */
   const mayBeUncounted = (noted) =>
-    noted.filter((e) => k.killedAt.has(e.pid) && e.t >= k.killedAt.get(e.pid) - FLUSH_MS - k.slackMs - (k.stoppedMs.get(e.pid) ?? 0)).length;
+    noted.filter((e) => {
+      const killed = k.killOf(e.pid, e.t);
+      return killed !== undefined && e.t >= killed - FLUSH_MS - k.slackMs - (k.stoppedMs.get(e.pid) ?? 0);
+    }).length;
   const counted = (e) => e.how !== 'cli' && e.by !== 'cli'; // dirq's own process counts these, and is never killed
   const enq = entries.filter((e) => e.ev === 'enq').flatMap((e) => e.refs.filter((r) => !r.dup).map(() => e));
   const done = [...k.completions.values()].map((noted) => noted[0]);
