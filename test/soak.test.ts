@@ -43,24 +43,29 @@ async function verdictOf(args: string[]): Promise<Verdict> {
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const code = await exited(child);
   const line = stdout.trim().split('\n').at(-1);
-  if (line === undefined || !line.startsWith('{')) throw new Error(`${path.basename(args[0]!)} exited ${code} without a verdict: ${stderr}`);
+  if (line === undefined || !line.startsWith('{'))
+    throw new Error(`${path.basename(args[0]!)} exited ${code} without a verdict: ${stderr}`);
   return { code, ...(JSON.parse(line) as Omit<Verdict, 'code'>) };
 }
 
 describe('soak', () => {
-  it('60 s of every operation under SIGKILL and SIGSTOP: nothing lost, nothing stuck, every re-run explained, counters within bounds', { timeout: 240_000 }, async () => {
-    const verdict = await verdictOf([RUN, '--minutes', '1']);
-    expect(verdict.problems).toEqual([]);
-    expect(verdict.code).toBe(0);
-    const { summary } = verdict;
-    console.log(`soak, 60 s: ${JSON.stringify(summary)}`);
-    expect(summary.lost).toBe(0);
-    // the chaos did its part: processes were killed and stopped, and their claims recovered
-    expect(summary.kills).toBeGreaterThan(0);
-    expect(summary.stops).toBeGreaterThan(0);
-    expect(summary.duplicates.kill + summary.duplicates.freeze).toBeGreaterThan(0);
-    expect(summary.completed).toBeGreaterThan(0);
-  });
+  it(
+    '60 s of every operation under SIGKILL and SIGSTOP: nothing lost, nothing stuck, every re-run explained, counters within bounds',
+    { timeout: 240_000 },
+    async () => {
+      const verdict = await verdictOf([RUN, '--minutes', '1']);
+      expect(verdict.problems).toEqual([]);
+      expect(verdict.code).toBe(0);
+      const { summary } = verdict;
+      console.log(`soak, 60 s: ${JSON.stringify(summary)}`);
+      expect(summary.lost).toBe(0);
+      // the chaos did its part: processes were killed and stopped, and their claims recovered
+      expect(summary.kills).toBeGreaterThan(0);
+      expect(summary.stops).toBeGreaterThan(0);
+      expect(summary.duplicates.kill + summary.duplicates.freeze).toBeGreaterThan(0);
+      expect(summary.completed).toBeGreaterThan(0);
+    },
+  );
 });
 
 describe('the soak checker', () => {
@@ -72,7 +77,12 @@ describe('the soak checker', () => {
    * (its claim taken back by a sweep), and a fourth removed by the ledger's rm
    * before it ran.
    */
-  async function history(): Promise<{ dir: string; ledger: string; lines: Record<string, object[]>; write: (lines: Record<string, object[]>) => void }> {
+  async function history(): Promise<{
+    dir: string;
+    ledger: string;
+    lines: Record<string, object[]>;
+    write: (lines: Record<string, object[]>) => void;
+  }> {
     const root = tempDir();
     const dir = path.join(root, 'queue');
     const ledger = path.join(root, 'ledger');
@@ -80,7 +90,12 @@ describe('the soak checker', () => {
     const q = await openQueue(dir);
     const t = Date.now();
     const pid = process.pid;
-    const refs = [await q.enqueue('soak.a', { ms: 0 }), await q.enqueue('soak.b', { ms: 0 }), await q.enqueue('soak.a', { ms: 0 }), await q.enqueue('soak.c', { ms: 0 })];
+    const refs = [
+      await q.enqueue('soak.a', { ms: 0 }),
+      await q.enqueue('soak.b', { ms: 0 }),
+      await q.enqueue('soak.a', { ms: 0 }),
+      await q.enqueue('soak.c', { ms: 0 }),
+    ];
     const enq = refs.map((ref) => ({ t, pid, ev: 'enq', how: 'one', refs: [{ id: ref.id, dup: false }] }));
     const worker: object[] = [];
     claimByDeadWorker(dir, refs[0]!.id); // a dead pid's claim, as a SIGKILL leaves it
@@ -92,9 +107,17 @@ describe('the soak checker', () => {
       await job.complete({ claim: job.claim });
       worker.push({ t, pid, ev: 'done', id: job.id, claim: job.claim, attempt: job.attempt });
     }
-    const removed = [{ t, pid, ev: 'rm-begin', id: refs[3]!.id }, { t, pid, ev: 'rm', id: refs[3]!.id, state: await q.remove(refs[3]!.id) }];
+    const removed = [
+      { t, pid, ev: 'rm-begin', id: refs[3]!.id },
+      { t, pid, ev: 'rm', id: refs[3]!.id, state: await q.remove(refs[3]!.id) },
+    ];
     await q.close();
-    const lines = { 'chaos.jsonl': [killed], 'producer-0.jsonl': enq, 'worker-1.jsonl': worker, 'admin-2.jsonl': removed };
+    const lines = {
+      'chaos.jsonl': [killed],
+      'producer-0.jsonl': enq,
+      'worker-1.jsonl': worker,
+      'admin-2.jsonl': removed,
+    };
     const write = (doctored: Record<string, object[]>): void => {
       for (const name of fs.readdirSync(ledger)) fs.rmSync(path.join(ledger, name));
       for (const [name, entries] of Object.entries(doctored)) fs.writeFileSync(path.join(ledger, name), note(entries));
@@ -110,7 +133,12 @@ describe('the soak checker', () => {
     const verdict = await verdictOf([CHECK, dir, ledger]);
     expect(verdict.problems).toEqual([]);
     expect(verdict.code).toBe(0);
-    expect(verdict.summary).toMatchObject({ enqueued: 4, completed: 3, lost: 0, duplicates: { kill: 1, freeze: 0, unexplained: 0 } });
+    expect(verdict.summary).toMatchObject({
+      enqueued: 4,
+      completed: 3,
+      lost: 0,
+      duplicates: { kill: 1, freeze: 0, unexplained: 0 },
+    });
   });
 
   it('fails a ledger that acknowledged a job the queue no longer has (its rm not in the ledger)', async () => {

@@ -90,7 +90,19 @@ const roles = {
       await waitForRoom();
       const job = newJob(n);
       if (chance(0.05)) {
-        const args = ['enqueue', dir, job.type, JSON.stringify(job.data), '--json', '--priority', String(job.priority), '--attempts', String(job.attempts), '--backoff', `${job.backoff}ms`];
+        const args = [
+          'enqueue',
+          dir,
+          job.type,
+          JSON.stringify(job.data),
+          '--json',
+          '--priority',
+          String(job.priority),
+          '--attempts',
+          String(job.attempts),
+          '--backoff',
+          `${job.backoff}ms`,
+        ];
         if (job.key !== undefined) args.push('--key', job.key);
         if (job.delay !== undefined) args.push('--delay', `${job.delay}ms`);
         const out = await cli(args);
@@ -151,7 +163,13 @@ const roles = {
 
   async pool() {
     process.env.SOAK_LEDGER = ledgerFile;
-    const pool = new Pool(dir, { ...queueOptions, processor: PROCESSOR, threads: settings.threads, concurrency: 2, closeTimeout: 30_000 });
+    const pool = new Pool(dir, {
+      ...queueOptions,
+      processor: PROCESSOR,
+      threads: settings.threads,
+      concurrency: 2,
+      closeTimeout: 30_000,
+    });
     pool.on('completed', (job, result) => note('done', { id: job.id, run: result.run, attempt: job.attempt }));
     pool.on('retrying', (job) => note('fail', { id: job.id, attempt: job.attempt, to: 'retrying' }));
     pool.on('failed', (job) => note('fail', { id: job.id, attempt: job.attempt, to: 'failed' }));
@@ -168,7 +186,21 @@ const roles = {
     const q = await Queue.open(dir, queueOptions);
     listen(q);
     // purges are rare: each deletes the history the checker reads
-    const actions = [retry, retry, retryCli, remove, remove, removeCli, recover, recoverCli, fsckRepair, fsckRepair, inspectCli, inspectCli, inspectCli];
+    const actions = [
+      retry,
+      retry,
+      retryCli,
+      remove,
+      remove,
+      removeCli,
+      recover,
+      recoverCli,
+      fsckRepair,
+      fsckRepair,
+      inspectCli,
+      inspectCli,
+      inspectCli,
+    ];
     while (!stopping) {
       await (chance(0.03) ? purge : actions[random(actions.length)])(q);
       await sleep(100 + random(300));
@@ -222,7 +254,11 @@ async function removeCli() {
   note('rm-begin', { id });
   const out = await cli(['rm', dir, id, '--json']);
   if (out === undefined) note('rm', { id, code: 'killed' });
-  else note('rm', out.code === 0 ? { id, state: JSON.parse(out.stdout).removed[0].state } : { id, code: `exit ${out.code}` });
+  else
+    note(
+      'rm',
+      out.code === 0 ? { id, state: JSON.parse(out.stdout).removed[0].state } : { id, code: `exit ${out.code}` },
+    );
 }
 
 /**
@@ -257,18 +293,26 @@ async function recoverCli() {
   const out = await cli(['recover', dir, '--json']);
   if (out === undefined) return;
   if (out.code !== 0) return note('cli-error', { verb: 'recover', code: out.code, stderr: out.stderr });
-  for (const r of JSON.parse(out.stdout).recovered) note('recovered', { id: r.id, claim: r.claim, reason: r.reason, to: r.to, by: 'cli' });
+  for (const r of JSON.parse(out.stdout).recovered)
+    note('recovered', { id: r.id, claim: r.claim, reason: r.reason, to: r.to, by: 'cli' });
 }
 
 async function fsckRepair() {
   const out = await cli(['fsck', dir, '--repair', '--json']);
   if (out === undefined) return;
   const report = JSON.parse(out.stdout);
-  note('fsck', { code: out.code, findings: report.findings.map((f) => ({ kind: f.kind, path: f.path, problem: f.problem, repaired: f.repaired })) });
+  note('fsck', {
+    code: out.code,
+    findings: report.findings.map((f) => ({ kind: f.kind, path: f.path, problem: f.problem, repaired: f.repaired })),
+  });
 }
 
 async function inspectCli() {
-  const verb = [['ls', dir, ['queue', 'failed', 'active', 'done'][random(4)], '--json'], ['stats', dir, '--json'], ['metrics', dir]][random(3)];
+  const verb = [
+    ['ls', dir, ['queue', 'failed', 'active', 'done'][random(4)], '--json'],
+    ['stats', dir, '--json'],
+    ['metrics', dir],
+  ][random(3)];
   const out = await cli(verb);
   if (out !== undefined && out.code !== 0) note('cli-error', { verb: verb[0], code: out.code, stderr: out.stderr });
 }

@@ -79,8 +79,10 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
   const stalls = new Map();
   for (const e of by('stall')) stalls.set(e.pid, [...(stalls.get(e.pid) ?? []), e]);
   const stalledAt = (pid, t) => (stalls.get(pid) ?? []).some((s) => s.t - s.ms - slackMs <= t && t <= s.t + slackMs);
-  for (const e of by('crash')) problem('crash', `${e.role} process ${e.target} exited by itself (${e.code ?? e.signal}): ${e.stderr ?? ''}`);
-  for (const e of by('hung')) problem('hung', `${e.role} process ${e.target} did not exit within ${e.ms} ms of SIGTERM`);
+  for (const e of by('crash'))
+    problem('crash', `${e.role} process ${e.target} exited by itself (${e.code ?? e.signal}): ${e.stderr ?? ''}`);
+  for (const e of by('hung'))
+    problem('hung', `${e.role} process ${e.target} did not exit within ${e.ms} ms of SIGTERM`);
   for (const e of by('pool-error')) problem('pool', `a pool in process ${e.pid} reported ${e.code}: ${e.message}`);
   for (const e of by('cli-error')) problem('cli', `dirq ${e.verb} exited ${e.code}: ${e.stderr}`);
   for (const e of by('drain-timeout')) problem('stuck', `the drain ended with jobs left: ${JSON.stringify(e.counts)}`);
@@ -96,7 +98,8 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
         continue;
       }
       where.set(id, [...(where.get(id) ?? []), state]);
-      if (state === 'queue' || state === 'delayed' || state === 'active') problem('stuck', `${state}/${name} is left after the drain`);
+      if (state === 'queue' || state === 'delayed' || state === 'active')
+        problem('stuck', `${state}/${name} is left after the drain`);
     }
   }
   for (const [id, states] of where) if (states.length > 1) problem('two-states', `${id} is in ${states.join(' and ')}`);
@@ -113,7 +116,9 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
   const report = await fsck(dir);
   for (const f of report.findings) problem('fsck', `${f.kind} ${f.path}: ${f.problem}`);
   for (const e of by('fsck')) {
-    for (const f of e.findings) if (!CRASH_LEFTOVERS.has(f.kind)) problem('fsck', `fsck --repair during the run (process ${e.pid}) found ${f.kind} ${f.path}: ${f.problem}`);
+    for (const f of e.findings)
+      if (!CRASH_LEFTOVERS.has(f.kind))
+        problem('fsck', `fsck --repair during the run (process ${e.pid}) found ${f.kind} ${f.path}: ${f.problem}`);
   }
 
   // what the ledger may have deleted itself
@@ -132,7 +137,11 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
     }
   }
   const lost = [...acked.keys()].filter((id) => !where.has(id) && !removable.has(id));
-  for (const id of lost) problem('lost', `${id}: enqueue acknowledged (${acked.get(id).how}, process ${acked.get(id).pid}), now in no state and never removed`);
+  for (const id of lost)
+    problem(
+      'lost',
+      `${id}: enqueue acknowledged (${acked.get(id).how}, process ${acked.get(id).pid}), now in no state and never removed`,
+    );
 
   const completions = new Map();
   for (const e of by('done')) completions.set(e.id, [...(completions.get(e.id) ?? []), e]);
@@ -164,8 +173,11 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
     for (const e of revoked) takenBack.set(e.claim, { id, reason: e.reason, t: Date.parse(e.at) });
     files.retried += counted.filter((e) => e.event === 'error' && e.retryAt !== undefined).length;
     files.failedEntries += record.events.filter((e) => e.event === 'retry').length + (state === 'failed' ? 1 : 0);
-    const endings = record.events.filter((e) => e.event === 'result' || e.event === 'error' || e.event === 'revoked').length + (releases.get(id) ?? 0);
-    if ((runs.get(id) ?? 0) > endings) problem('double-run', `${id}: the ledger saw ${runs.get(id)} runs, its file and the ledger end only ${endings}`);
+    const endings =
+      record.events.filter((e) => e.event === 'result' || e.event === 'error' || e.event === 'revoked').length +
+      (releases.get(id) ?? 0);
+    if ((runs.get(id) ?? 0) > endings)
+      problem('double-run', `${id}: the ledger saw ${runs.get(id)} runs, its file and the ledger end only ${endings}`);
     const data = record.envelope.data;
 
     if (state === 'done') {
@@ -175,16 +187,28 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
         continue;
       }
       if (data?.fail) problem('wrong-outcome', `done/${id} completed, but the workload fails it every time`);
-      if (result.attempt !== record.attemptsMade + 1) problem('attempts', `done/${id}: completed as attempt ${result.attempt} after ${record.attemptsMade} counted attempts`);
+      if (result.attempt !== record.attemptsMade + 1)
+        problem(
+          'attempts',
+          `done/${id}: completed as attempt ${result.attempt} after ${record.attemptsMade} counted attempts`,
+        );
       const noted = completions.get(id) ?? [];
       if (noted.length === 0) {
         unackedCompletions++;
         const pid = parseClaim(result.claim)?.pid;
-        if (!killedBy(pid, Infinity)) problem('unacked', `done/${id} was completed by process ${pid}, which was not killed, yet the ledger has no completion`);
+        if (!killedBy(pid, Infinity))
+          problem(
+            'unacked',
+            `done/${id} was completed by process ${pid}, which was not killed, yet the ledger has no completion`,
+          );
       } else {
         const [c] = noted;
         const same = c.claim !== undefined ? c.claim === result.claim : c.run === record.result?.value?.run;
-        if (!same) problem('mismatch', `done/${id}: the ledger's completion (${c.claim ?? c.run}) is not the result in the file (${result.claim})`);
+        if (!same)
+          problem(
+            'mismatch',
+            `done/${id}: the ledger's completion (${c.claim ?? c.run}) is not the result in the file (${result.claim})`,
+          );
       }
     } else if (record.lastOutcome === 'error' && record.errors.at(-1)?.message === PLANNED) {
       failedByWorkload++;
@@ -206,19 +230,37 @@ export async function check(dir, ledgerDir, { slackMs = 2000 } = {}) {
     else if (reason === 'stalled' && stalledAt(pid, t)) cause = 'stall';
     duplicates[cause]++;
     dupJobs.add(id);
-    if (cause === 'unexplained') problem('duplicate', `${id}: claim ${claim} was taken back (${reason}) but its process ${pid} was neither killed, stopped nor stalled then`);
+    if (cause === 'unexplained')
+      problem(
+        'duplicate',
+        `${id}: claim ${claim} was taken back (${reason}) but its process ${pid} was neither killed, stopped nor stalled then`,
+      );
   }
   for (const [id, noted] of completions) {
-    if (noted.length > 1) problem('completed-twice', `${id}: ${noted.length} completions acknowledged (${noted.map((c) => c.claim ?? c.run).join(', ')})`);
+    if (noted.length > 1)
+      problem(
+        'completed-twice',
+        `${id}: ${noted.length} completions acknowledged (${noted.map((c) => c.claim ?? c.run).join(', ')})`,
+      );
     const states = where.get(id);
-    if (states === undefined ? !removable.has(id) : states[0] !== 'done') problem('lost', `${id}: completion acknowledged, now ${states?.join('+') ?? 'in no state and never removed'}`);
+    if (states === undefined ? !removable.has(id) : states[0] !== 'done')
+      problem('lost', `${id}: completion acknowledged, now ${states?.join('+') ?? 'in no state and never removed'}`);
   }
   for (const e of by('lost')) {
     const silent = [...(stops.get(e.pid) ?? []), ...(stalls.get(e.pid) ?? [])].some((s) => s.t <= e.t);
-    if (!silent) problem('lost-claim', `${e.id}: process ${e.pid} lost its claim (ECOMPROMISED) but had not been stopped or stalled`);
+    if (!silent)
+      problem(
+        'lost-claim',
+        `${e.id}: process ${e.pid} lost its claim (ECOMPROMISED) but had not been stopped or stalled`,
+      );
   }
 
-  const counters = await checkCounters(dir, entries, { takenBack, where, acked, completions, removable, purgedFrom, files, killOf, stoppedMs, runs, slackMs }, problem);
+  const counters = await checkCounters(
+    dir,
+    entries,
+    { takenBack, where, acked, completions, removable, purgedFrom, files, killOf, stoppedMs, runs, slackMs },
+    problem,
+  );
 
   const summary = {
     processes: by('spawn').length,
@@ -254,7 +296,8 @@ async function checkCounters(dir, entries, k, problem) {
   const sum = (counter) => Object.values(totals).reduce((n, row) => n + (row[counter] ?? 0), 0);
   const metrics = await metricsTotals(dir);
   for (const counter of COUNTERS) {
-    if ((metrics[counter] ?? 0) !== sum(counter)) problem('counters', `dirq metrics says ${counter} ${metrics[counter] ?? 0}, Queue.totals ${sum(counter)}`);
+    if ((metrics[counter] ?? 0) !== sum(counter))
+      problem('counters', `dirq metrics says ${counter} ${metrics[counter] ?? 0}, Queue.totals ${sum(counter)}`);
   }
 
   /** Of these noted events, the ones a SIGKILL may have kept from the totals: noted by a killed process in its last FLUSH_MS (plus slack and its stops). */
@@ -267,23 +310,40 @@ async function checkCounters(dir, entries, k, problem) {
   const enq = entries.filter((e) => e.ev === 'enq').flatMap((e) => e.refs.filter((r) => !r.dup).map(() => e));
   const done = [...k.completions.values()].map((noted) => noted[0]);
   const retrying = entries.filter((e) => e.ev === 'fail' && e.to === 'retrying');
-  const recovered = dedupe(entries.filter((e) => e.ev === 'recovered'), (e) => e.claim);
-  const failed = [...entries.filter((e) => e.ev === 'fail' && e.to === 'failed'), ...recovered.filter((e) => e.to === 'failed')];
+  const recovered = dedupe(
+    entries.filter((e) => e.ev === 'recovered'),
+    (e) => e.claim,
+  );
+  const failed = [
+    ...entries.filter((e) => e.ev === 'fail' && e.to === 'failed'),
+    ...recovered.filter((e) => e.to === 'failed'),
+  ];
 
   // every id the library ever made a file for: acknowledged, found, or listed before an rm or purge
   const everyId = new Set([...k.acked.keys(), ...k.where.keys(), ...k.removable]);
   const gone = [...k.removable].filter((id) => !k.where.has(id));
-  const everDone = new Set([...k.completions.keys(), ...[...k.where].filter(([, s]) => s[0] === 'done').map(([id]) => id), ...k.purgedFrom.done]);
+  const everDone = new Set([
+    ...k.completions.keys(),
+    ...[...k.where].filter(([, s]) => s[0] === 'done').map(([id]) => id),
+    ...k.purgedFrom.done,
+  ]);
   // an rm that did not report back (killed) may have deleted a done job
   const rmAnswered = new Set(entries.filter((e) => e.ev === 'rm').map((e) => e.id));
-  for (const e of entries) if (e.ev === 'rm' ? e.state === 'done' : e.ev === 'rm-begin' && !rmAnswered.has(e.id)) everDone.add(e.id);
-  const retryBegins = countBy(entries.filter((e) => e.ev === 'retry-begin'), (e) => e.id);
+  for (const e of entries)
+    if (e.ev === 'rm' ? e.state === 'done' : e.ev === 'rm-begin' && !rmAnswered.has(e.id)) everDone.add(e.id);
+  const retryBegins = countBy(
+    entries.filter((e) => e.ev === 'retry-begin'),
+    (e) => e.id,
+  );
   const rows = {
     enqueued: { proven: enq, upper: everyId.size },
     completed: { proven: done, upper: everDone.size },
     // a job deleted by rm or purge took its history along: each run it had could have ended in one retry, and each admin retry follows one stay in failed/
     retried: { proven: retrying, upper: k.files.retried + gone.reduce((n, id) => n + (k.runs.get(id) ?? 0), 0) },
-    failed: { proven: failed, upper: k.files.failedEntries + gone.reduce((n, id) => n + (retryBegins[id] ?? 0) + 1, 0) },
+    failed: {
+      proven: failed,
+      upper: k.files.failedEntries + gone.reduce((n, id) => n + (retryBegins[id] ?? 0) + 1, 0),
+    },
     recovered: { proven: recovered, upper: k.takenBack.size },
   };
   const out = {};
@@ -291,7 +351,11 @@ async function checkCounters(dir, entries, k, problem) {
     const lower = proven.length - mayBeUncounted(proven.filter(counted));
     const total = sum(counter);
     out[counter] = { total, ledger: proven.length, lower, upper };
-    if (total < lower || total > upper) problem('counters', `${counter}: the totals say ${total}, the ledger allows ${lower}..${upper} (${proven.length} noted)`);
+    if (total < lower || total > upper)
+      problem(
+        'counters',
+        `${counter}: the totals say ${total}, the ledger allows ${lower}..${upper} (${proven.length} noted)`,
+      );
   }
   return out;
 }
@@ -350,10 +414,16 @@ export function formatSummary(s) {
     ['  jobs that ran more than once', s.duplicateJobs],
     ['claims lost by a frozen holder', s.lostClaims],
     ['tmp/ files left by killed processes', s.tmpOrphans],
-    ['warnings (Queue and Pool events)', Object.entries(s.warnings).map(([code, n]) => `${code} ${n}`).join(', ') || 'none'],
+    [
+      'warnings (Queue and Pool events)',
+      Object.entries(s.warnings)
+        .map(([code, n]) => `${code} ${n}`)
+        .join(', ') || 'none',
+    ],
     ['lost', s.lost],
   ];
-  for (const [counter, c] of Object.entries(s.counters)) rows.push([`totals ${counter} (allowed)`, `${c.total} (${c.lower}..${c.upper})`]);
+  for (const [counter, c] of Object.entries(s.counters))
+    rows.push([`totals ${counter} (allowed)`, `${c.total} (${c.lower}..${c.upper})`]);
   const width = Math.max(...rows.map(([label]) => label.length));
   return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
 }

@@ -21,7 +21,10 @@ export function openLedger(file) {
 export function readLedger(dir) {
   const entries = [];
   let torn = 0;
-  for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort()) {
+  for (const name of fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.jsonl'))
+    .sort()) {
     for (const line of fs.readFileSync(path.join(dir, name), 'utf8').split('\n')) {
       if (line === '') continue;
       try {

@@ -91,7 +91,13 @@ fs.mkdirSync(logDir);
 await (await Queue.open(dir)).close();
 const note = openLedger(path.join(ledgerDir, 'chaos.jsonl'));
 
-const roles = ['producer', 'bulk', 'admin', ...Array(number('workers')).fill('worker'), ...Array(number('pools')).fill('pool')];
+const roles = [
+  'producer',
+  'bulk',
+  'admin',
+  ...Array(number('workers')).fill('worker'),
+  ...Array(number('pools')).fill('pool'),
+];
 /** The live process of each slot, with whether it is stopped now and whether we killed it. */
 const slots = roles.map((role) => ({ role, child: undefined, stopped: false, killed: false }));
 let ending = false;
@@ -105,7 +111,12 @@ function start(slot) {
     env: { ...process.env, SOAK_OPTIONS: JSON.stringify(settings) },
   });
   fs.closeSync(log);
-  Object.assign(slot, { child, stopped: false, killed: false, exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))) });
+  Object.assign(slot, {
+    child,
+    stopped: false,
+    killed: false,
+    exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+  });
   note('spawn', { target: child.pid, role: slot.role, n });
   void slot.exited.then(({ code, signal }) => {
     note('exit', { target: child.pid, role: slot.role, code, signal });
@@ -121,7 +132,9 @@ function start(slot) {
 async function chaos(until) {
   while (Date.now() < until) {
     await sleep(-Math.log(1 - Math.random()) * number('chaos-every'));
-    const live = slots.filter((s) => !s.stopped && !s.killed && s.child.exitCode === null && s.child.signalCode === null);
+    const live = slots.filter(
+      (s) => !s.stopped && !s.killed && s.child.exitCode === null && s.child.signalCode === null,
+    );
     if (live.length === 0 || Date.now() >= until) continue;
     // now and then a dirq command an actor runs (fsck --repair, rm, retry, recover, enqueue) instead
     const commands = Math.random() < number('cli-share') ? live.flatMap((s) => childrenOf(s.child.pid)) : [];
@@ -199,7 +212,12 @@ async function stopAll() {
  */
 async function drain() {
   const noteDrain = openLedger(path.join(ledgerDir, 'drain.jsonl'));
-  const q = await Queue.open(dir, { staleAfter, sweepInterval: settings.sweepInterval, pollInterval: 100, create: false });
+  const q = await Queue.open(dir, {
+    staleAfter,
+    sweepInterval: settings.sweepInterval,
+    pollInterval: 100,
+    create: false,
+  });
   q.on('recovered', (r) => noteDrain('recovered', { id: r.id, claim: r.claim, reason: r.reason, to: r.to }));
   const deadline = Date.now() + 120_000;
   for (;;) {
@@ -207,7 +225,12 @@ async function drain() {
     for (let job = await q.claim({ wait: 100 }); job !== undefined; job = await q.claim({ wait: 100 })) {
       noteDrain('claim', { id: job.id, claim: job.claim, attempt: job.attempt });
       if (job.data.fail) {
-        noteDrain('fail', { id: job.id, claim: job.claim, attempt: job.attempt, to: await job.fail(new Error(PLANNED)) });
+        noteDrain('fail', {
+          id: job.id,
+          claim: job.claim,
+          attempt: job.attempt,
+          to: await job.fail(new Error(PLANNED)),
+        });
       } else {
         await job.complete({ claim: job.claim });
         noteDrain('done', { id: job.id, claim: job.claim, attempt: job.attempt });
@@ -228,9 +251,13 @@ async function drain() {
   for (const name of orphans) backdate(path.join(dir, 'tmp', name), TMP_MAX_AGE_MS + 60_000);
   await q.recover();
   await q.close();
-  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'fsck', dir, '--repair', '--json']).catch((error) => error);
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'fsck', dir, '--repair', '--json']).catch(
+    (error) => error,
+  );
   const report = JSON.parse(stdout);
-  noteDrain('fsck', { findings: report.findings.map((f) => ({ kind: f.kind, path: f.path, problem: f.problem, repaired: f.repaired })) });
+  noteDrain('fsck', {
+    findings: report.findings.map((f) => ({ kind: f.kind, path: f.path, problem: f.problem, repaired: f.repaired })),
+  });
   return report.findings;
 }
 
@@ -255,12 +282,20 @@ result.summary.finalRepairs = repaired.map((f) => f.kind);
 result.dir = root;
 if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
 else {
-  const took = Object.entries(phases).map(([phase, ms]) => `${phase} ${(ms / 1000).toFixed(1)} s`).join(', ');
-  process.stdout.write(`soak of ${minutes} min, ${roles.length} processes (${roles.join(', ')}), ${result.summary.seconds} s in all (${took})\n`);
+  const took = Object.entries(phases)
+    .map(([phase, ms]) => `${phase} ${(ms / 1000).toFixed(1)} s`)
+    .join(', ');
+  process.stdout.write(
+    `soak of ${minutes} min, ${roles.length} processes (${roles.join(', ')}), ${result.summary.seconds} s in all (${took})\n`,
+  );
   process.stdout.write(`${formatSummary(result.summary)}\n`);
-  process.stdout.write(`final fsck --repair: ${repaired.length === 0 ? 'nothing' : repaired.map((f) => f.kind).join(', ')}\n`);
+  process.stdout.write(
+    `final fsck --repair: ${repaired.length === 0 ? 'nothing' : repaired.map((f) => f.kind).join(', ')}\n`,
+  );
   for (const p of result.problems) process.stdout.write(`PROBLEM ${p.kind}: ${p.detail}\n`);
-  process.stdout.write(result.ok ? 'ledger check: OK\n' : `ledger check: FAILED (${result.problems.length} problems); kept ${root}\n`);
+  process.stdout.write(
+    result.ok ? 'ledger check: OK\n' : `ledger check: FAILED (${result.problems.length} problems); kept ${root}\n`,
+  );
 }
 if (result.ok && !args.keep) fs.rmSync(root, { recursive: true, force: true });
 process.exitCode = result.ok ? 0 : 1;
