@@ -2,7 +2,7 @@
 // lint` and by .ci/run before the tests. The TypeScript program is
 // tsconfig.test.json's (src/, test/, bench/ through checkJs, demo/, this file
 // and vitest.config.ts), so the rules that need types see what `npm run
-// typecheck` sees. The JavaScript outside that program (test/fixtures/, test/soak/,
+// typecheck` sees. The JavaScript outside that program (test/fixtures/, test/soak/, test/power/,
 // examples/, .dependency-cruiser.cjs) is linted without types. Layout is left
 // to the formatter: no rule here is about spacing or line length.
 import js from '@eslint/js';
@@ -74,7 +74,7 @@ export default defineConfig(
   },
   {
     // Plain JavaScript that no tsconfig covers: run by node as it is, linted without types.
-    files: ['test/fixtures/**/*.{js,mjs}', 'test/soak/**/*.js', 'examples/**/*.js', '**/*.cjs'],
+    files: ['test/fixtures/**/*.{js,mjs}', 'test/soak/**/*.js', 'test/power/**/*.mjs', 'examples/**/*.js', '**/*.cjs'],
     extends: [tseslint.configs.disableTypeChecked],
   },
   {

@@ -379,8 +379,8 @@ function startWriter(role: string, dir: string, ledger: string): Writer {
     stderr: '',
     exit: new Promise((resolve) => child.once('exit', () => resolve())),
   };
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (writer.ready ||= chunk.includes('ready\n')));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (writer.stderr += chunk));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (writer.ready ||= chunk.includes('ready\n')));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (writer.stderr += chunk));
   return writer;
 }
 
