@@ -4,8 +4,7 @@
  * this pass, from the sweep, is for jobs no open Queue is timing, such as
  * those enqueued by another process that has since exited.
  */
-import fs from 'node:fs';
-import { listDir, move } from '../store/files.js';
+import { listDir, move, setJobFileTimes } from '../store/files.js';
 import type { Layout } from '../store/layout.js';
 import { idEnqueuedUs, parseDelayedName } from '../store/names.js';
 
@@ -25,16 +24,17 @@ export function promoteDueJobs(layout: Layout, now = Date.now() * 1000): number 
  * its due time (retried early, then it failed with a shorter backoff) is
  * ranked by its file's mtime (ready-index.ts), which is when it failed: set
  * to the due time first, so it does not pass the jobs enqueued during its
- * backoff. If that cannot be set, the job still moves, a little ahead.
+ * backoff. If that cannot be set (not our file, or not a plain job file:
+ * setJobFileTimes never stamps through a link), the job still moves, a little ahead.
  */
 export function promote(layout: Layout, name: string, parsed: { dueUs: number; id: string }): boolean {
   const from = layout.file('delayed', name);
   if (idEnqueuedUs(parsed.id) > parsed.dueUs) {
     try {
-      fs.utimesSync(from, parsed.dueUs / 1e6, parsed.dueUs / 1e6);
+      setJobFileTimes(from, parsed.dueUs / 1e6);
     } catch {
       // gone (promoted elsewhere: move says so) or not ours to touch
     }
   }
-  return move(from, layout.file('queue', parsed.id));
+  return move(from, layout.file('queue', parsed.id), false, true);
 }

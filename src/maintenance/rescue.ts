@@ -162,7 +162,7 @@ export function revoke(
     }
   }
   const to = exhausted || !read.ok ? 'failed' : 'queue';
-  move(held, layout.file(to, id));
+  move(held, layout.file(to, id), false, true);
   if (to === 'failed' && read.ok) releaseKeyOf(layout, keyOf(read.text), id);
   return to;
 }

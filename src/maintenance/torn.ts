@@ -157,7 +157,7 @@ export function putBack(layout: Layout, id: string, reason: string, key: string 
     undefined
   )
     return false;
-  return move(from, layout.file('queue', id));
+  return move(from, layout.file('queue', id), false, true);
 }
 
 /** Take the key back for the job about to run again; a key it cannot take does not keep it from running. */

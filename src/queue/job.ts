@@ -276,6 +276,16 @@ export class Job<Data = unknown> {
     }
   }
 
+  /** Whether the held file has other names than its active one (a hard link: see move's mayHaveOtherNames); one fstat. */
+  #hasOtherNames(): boolean {
+    if (this.#fd === undefined) return true; // not held open: assume it may
+    try {
+      return fs.fstatSync(this.#fd).nlink > 1;
+    } catch {
+      return true;
+    }
+  }
+
   #closeFile(): void {
     if (this.#fd === undefined) return;
     fs.closeSync(this.#fd);
@@ -291,10 +301,11 @@ export class Job<Data = unknown> {
   #end(line: string | undefined, target: string): void {
     const before = this.#tail;
     if (line !== undefined) this.#append(line);
+    const linked = this.#hasOtherNames();
     this.#closeFile();
     let moved: boolean;
     try {
-      moved = move(this.#activePath, target);
+      moved = move(this.#activePath, target, false, linked);
     } catch (error) {
       if (line !== undefined) this.#cutBack(before);
       throw error;

@@ -11,7 +11,7 @@ import { FinishWatch } from './finish-watch.js';
 import { dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.js';
 import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from '../store/errors.js';
-import { appendLine, DirSyncer, move, readJobFile, writeBatch, writeNew } from '../store/files.js';
+import { appendLine, DirSyncer, move, readJobFile, setJobFileTimes, writeBatch, writeNew } from '../store/files.js';
 import { counts, jobNames, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
 import { lexists, locate } from '../store/locate.js';
 import { Job, type JobHost } from './job.js';
@@ -297,7 +297,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     } else if (where.state === 'delayed') {
       const readySeconds = nowUs() / 1e6;
       try {
-        fs.utimesSync(from, readySeconds, readySeconds);
+        setJobFileTimes(from, readySeconds); // through its descriptor: a link swapped in since the check above is not followed
       } catch (error) {
         if (errnoOf(error) === 'ENOENT') throw notFound(id);
         throw fsError(`marking job ${id} ready now`, error);
@@ -308,7 +308,7 @@ export class Queue extends EventEmitter<QueueEvents> {
         `job ${id} is in ${where.state}/; only failed and delayed jobs can be retried`,
       );
     }
-    if (!move(from, this.#layout.file('queue', id))) throw notFound(id);
+    if (!move(from, this.#layout.file('queue', id), false, true)) throw notFound(id);
     this.#discovery?.added(id);
   }
 
@@ -404,6 +404,8 @@ export class Queue extends EventEmitter<QueueEvents> {
         if (torn !== undefined) throw tornError(id, torn, this.dir);
         return record.result!.value;
       }
+      // in done/ for good but unreadable: waiting longer would not change it (a result can take a job past maxJobBytes)
+      if (!done.gone) throw unreadableResult(id, this.#layout.file('done', id), done.reason, this.options.maxJobBytes);
       if (fs.existsSync(this.#layout.file('failed', id))) {
         const info = readInfo(this.#layout, 'failed', id, this.options);
         throw new JobFailedError(
@@ -503,7 +505,7 @@ export class Queue extends EventEmitter<QueueEvents> {
         encodeEvent({ event: 'invalid', at: new Date().toISOString(), reason }),
         this.#layout.fileMode,
       );
-    move(activePath, this.#layout.file('failed', id));
+    move(activePath, this.#layout.file('failed', id), false, true);
     const type = parseId(id)?.type;
     if (type !== undefined) this.#tally.add(type, 'failed');
     this.emit('invalid', { id, reason });
@@ -657,4 +659,22 @@ function tornError(id: string, reason: string, dir: string): DirQueueError {
     'ETORN',
     `job ${id} is in done/ without a proven result (${reason}; a power cut does this): it runs again once the first sweep after a reboot, or dirq fsck ${dir} --repair, puts it back in queue/; then wait for it again`,
   );
+}
+
+/**
+ * waitFor's answer for a job in done/ whose file cannot be read: most often a
+ * result that took the file past maxJobBytes (enqueue checks only the
+ * envelope), else something not a job file at its name.
+ */
+function unreadableResult(id: string, file: string, reason: string, maxJobBytes: number): DirQueueError {
+  const tooBig = (fs.lstatSync(file, { throwIfNoEntry: false })?.size ?? 0) > maxJobBytes;
+  return tooBig
+    ? new DirQueueError(
+        'ETOOBIG',
+        `job ${id} completed, but its file in done/ is ${reason}: open the queue with a larger maxJobBytes to read its result, and keep results small (store large ones elsewhere and return a reference)`,
+      )
+    : new DirQueueError(
+        'EBADFILE',
+        `job ${id} is in done/, but ${file} is ${reason}: its result cannot be read; look at it (dirq show), then remove it (dirq rm)`,
+      );
 }

@@ -287,15 +287,58 @@ class SyncBursts {
  * NFS a retransmitted RENAME finds its source gone (RFC 1813 4.5; Postfix's
  * sane_rename does the same check), and a lost reply can surface as EIO.
  */
-export function move(from: string, to: string, toIsOurs = false): boolean {
+export function move(from: string, to: string, toIsOurs = false, mayHaveOtherNames = false): boolean {
   try {
     fs.renameSync(from, to);
+    if (mayHaveOtherNames) dropSameFileSource(from, to);
     return true;
   } catch (error) {
     const code = errnoOf(error);
     if (toIsOurs && (code === 'ENOENT' || code === 'EIO') && fs.existsSync(to)) return true;
     if (code !== 'ENOENT') throw fsError(`moving ${from} to ${to}`, error);
     return false;
+  }
+}
+
+/**
+ * When `from` and `to` were two names of one file, rename(2) does nothing and
+ * reports success: the file stays at both names. In a shared queue a member
+ * of the group can make that happen by hard-linking a job file at the name
+ * its next state will give it (done/ID for a claimed job), and the job would
+ * then be in two states, its claim never ending (a drain waits for it
+ * forever). So after a rename of a file that may have other names, a `from`
+ * still there as the same file as `to` is unlinked: the file stays at `to`,
+ * where the rename meant to put it. Costs an lstat or two, so only a caller
+ * that knows the file has other names (or a sweep, off the hot path) asks.
+ */
+function dropSameFileSource(from: string, to: string): void {
+  const left = fs.lstatSync(from, { throwIfNoEntry: false });
+  if (left === undefined) return;
+  const moved = fs.lstatSync(to, { throwIfNoEntry: false });
+  if (moved !== undefined && moved.ino === left.ino && moved.dev === left.dev) fs.unlinkSync(from);
+}
+
+/**
+ * Set a job file's atime and mtime to `seconds` (since the epoch), through a
+ * descriptor from store/open.ts, never by name: utimes(2) follows a symbolic
+ * link, and in a shared queue a member of the group may put one at a job's
+ * name in delayed/, so that a root sweep's promotion would stamp the time of
+ * any file on the host it names. A file with other names (a hard link to a
+ * file elsewhere, which fs.protected_hardlinks lets the member make of a file
+ * it may write, yet not re-date: only an owner sets a time other than now) is
+ * left as it is too. Returns false when nothing was set: gone, not a regular
+ * file, or a file with other names; other failures (EPERM when this process
+ * does not own the file) throw, keeping their code.
+ */
+export function setJobFileTimes(path: string, seconds: number): boolean {
+  const opened = openRegularStat(path, O_RDONLY);
+  if (opened === undefined || 'kind' in opened) return false;
+  try {
+    if (opened.stat.nlink > 1) return false;
+    fs.futimesSync(opened.fd, seconds, seconds);
+    return true;
+  } finally {
+    fs.closeSync(opened.fd);
   }
 }
 
