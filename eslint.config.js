@@ -74,7 +74,14 @@ export default defineConfig(
   },
   {
     // Plain JavaScript that no tsconfig covers: run by node as it is, linted without types.
-    files: ['test/fixtures/**/*.{js,mjs}', 'test/soak/**/*.js', 'test/power/**/*.mjs', 'examples/**/*.js', '**/*.cjs'],
+    files: [
+      'test/fixtures/**/*.{js,mjs}',
+      'bench/scale.js',
+      'test/soak/**/*.js',
+      'test/power/**/*.mjs',
+      'examples/**/*.js',
+      '**/*.cjs',
+    ],
     extends: [tseslint.configs.disableTypeChecked],
   },
   {
