@@ -5,64 +5,19 @@
  * is in exactly one state directory, nothing is lost, and a recovery by
  * another queue handle brings every job to an end exactly once, every job in
  * done/ with a proven result (none torn).
- * The fault injection lives here, in the test, by spying on node:fs.
+ * The fault injection (test/support/faults.ts) spies on node:fs.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Job, Queue } from '../dist/index.js';
 import { Layout, readSettings } from '../dist/store/layout.js';
 import { bootId } from '../dist/store/liveness.js';
 import { tornIn } from '../dist/maintenance/torn.js';
 import { census, duplicates } from './support/census.js';
+import { Crash, crashAt } from './support/faults.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
-
-class Crash extends Error {}
-
-const SPIED = [
-  'openSync',
-  'writeSync',
-  'closeSync',
-  'renameSync',
-  'readSync',
-  'fstatSync',
-  'fdatasync',
-  'fsync',
-  'open',
-  'close',
-  'rmSync',
-  'unlinkSync',
-  'lstatSync',
-  'existsSync',
-  'readdirSync',
-  'statSync',
-  'futimesSync',
-  'fchmodSync',
-  'mkdirSync',
-  'readFileSync',
-  'linkSync',
-  'symlinkSync',
-  'readlinkSync',
-  'ftruncateSync',
-] as const;
-
-/** Make the `n`th filesystem call from now, and every one after it, throw Crash. */
-function crashAt(n: number): { restore(): void; crashed(): boolean } {
-  let calls = 0;
-  let crashed = false;
-  const spies = SPIED.map((name) => {
-    const original = fs[name] as (...args: unknown[]) => unknown;
-    return vi.spyOn(fs, name).mockImplementation((...args: unknown[]) => {
-      if (crashed || ++calls >= n) {
-        crashed = true;
-        throw new Crash(`crashed before call ${n}`);
-      }
-      return original.apply(fs, args);
-    });
-  });
-  return { restore: () => spies.forEach((s) => s.mockRestore()), crashed: () => crashed };
-}
 
 interface Transition {
   name: string;

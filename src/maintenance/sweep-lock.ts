@@ -31,7 +31,7 @@
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoOf, fsError } from '../store/errors.js';
-import { writeNew } from '../store/files.js';
+import { removeQuietly, writeNew } from '../store/files.js';
 import { lstatQuietly } from '../store/entry.js';
 import type { Layout } from '../store/layout.js';
 import { filesystemNow, isDeadHere, myIdentity, readHeartbeat } from '../store/liveness.js';
@@ -58,7 +58,7 @@ export async function lockSweeps(
   for (let pause = 20; ; pause = Math.min(200, pause * 2)) {
     const lock = await tryCreate(layout, path, owner);
     if (lock !== undefined) return lock;
-    if (takeOverStale(layout, path, staleMs)) continue; // it is gone: compete for a fresh one at once
+    if (takeOverStale(layout, path, staleMs, owner)) continue; // it is gone: compete for a fresh one at once
     if (Date.now() >= deadline) return undefined;
     await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
   }
@@ -73,11 +73,13 @@ async function tryCreate(layout: Layout, path: string, owner: string): Promise<S
     if (errnoOf(error) === 'EEXIST') return undefined;
     throw fsError(`taking the maintenance lock ${path}`, error);
   } finally {
-    fs.rmSync(tmp, { force: true });
+    removeQuietly(tmp);
   }
   const mine = lstatQuietly(path);
+  heldHere.add(path);
   return {
     release() {
+      heldHere.delete(path);
       if (mine === undefined || !sameFile(lstatQuietly(path), mine)) return; // taken over as stale: the lock is someone else's now
       try {
         fs.unlinkSync(path);
@@ -89,14 +91,22 @@ async function tryCreate(layout: Layout, path: string, owner: string): Promise<S
 }
 
 /**
+ * The locks a sweep of this process holds now. A lock naming this process
+ * that is not among them is one whose release failed (an I/O error): left
+ * alone, it would hold every sweep off, this process's explicit recover()
+ * included, until it is stale.
+ */
+const heldHere = new Set<string>();
+
+/**
  * The lock at `path` exists: remove it if it is stale, or not a lock at all
  * (a directory, a link, a FIFO: never followed, only moved aside). True when
  * nothing is at `path` any more.
  */
-function takeOverStale(layout: Layout, path: string, staleMs: number): boolean {
+function takeOverStale(layout: Layout, path: string, staleMs: number, self: string): boolean {
   const judged = lstatQuietly(path);
   if (judged === undefined) return true;
-  if (judged.isFile() && !holderIsGone(layout, path)) {
+  if (judged.isFile() && !holderIsGone(layout, path, self)) {
     const { now } = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
     if (now - judged.mtimeMs <= staleMs) return false;
   }
@@ -119,10 +129,11 @@ function takeOverStale(layout: Layout, path: string, staleMs: number): boolean {
 }
 
 /** Whether the lock at `path` names a holder known to be gone: by its identity, or by its owner's heartbeat. */
-function holderIsGone(layout: Layout, path: string): boolean {
+function holderIsGone(layout: Layout, path: string, self: string): boolean {
   const lock = readHeartbeat(path); // the same shape: an identity, read without following or blocking
   if (lock?.identity !== undefined && isDeadHere(lock.identity)) return true;
   const owner = (lock?.identity as { owner?: unknown } | undefined)?.owner;
+  if (owner === self && !heldHere.has(path)) return true; // ours, and no sweep of ours holds it: a release that failed
   if (typeof owner !== 'string' || !isOwnerName(owner)) return false;
   const heartbeat = readHeartbeat(layout.file('workers', owner));
   return heartbeat?.identity !== undefined && isDeadHere(heartbeat.identity);

@@ -147,7 +147,13 @@ export class Discovery {
     this.#departed.clear();
     this.#scannedMtimeMs = this.#statQueue(); // before the listing: a change after it shows as a newer mtime
     this.#scannedAt = performance.now();
-    const ids = listDir(this.#layout.paths.queue).filter(isId);
+    let ids: string[];
+    try {
+      ids = listDir(this.#layout.paths.queue).filter(isId);
+    } catch (error) {
+      this.#scannedMtimeMs = Number.NaN; // this scan saw nothing: the next look must list again, whatever the mtime
+      throw error;
+    }
     this.#index.reset(ids);
     return ids.length > 0;
   }

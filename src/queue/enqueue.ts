@@ -4,12 +4,12 @@
  * written in tmp/, take its unique key and place it with one rename. Queue
  * runs these for enqueue and enqueueMany, around the writes and fsyncs.
  */
-import fs from 'node:fs';
 import { encodeEnvelope, type Envelope } from '../store/envelope.js';
 import { DirQueueError } from '../store/errors.js';
-import { move } from '../store/files.js';
+import { move, removeQuietly } from '../store/files.js';
 import { checkJson } from '../store/json-check.js';
-import { takeKey } from '../store/keys.js';
+import { releaseKey, takeKey } from '../store/keys.js';
+import { lexists } from '../store/locate.js';
 import type { Layout } from '../store/layout.js';
 import { delayedName, encodeKey, encodeType, parseId, type NameMaker } from '../store/names.js';
 import { resolveEnqueueOptions, type EnqueueOptions } from './options.js';
@@ -74,10 +74,10 @@ export function takeKeyOf(layout: Layout, job: Prepared): string | undefined {
   try {
     holder = takeKey(layout, job.key, job.id, job.keyFrom);
   } catch (error) {
-    fs.rmSync(job.tmp, { force: true });
+    removeQuietly(job.tmp);
     throw error;
   }
-  if (holder !== undefined) fs.rmSync(job.tmp, { force: true });
+  if (holder !== undefined) removeQuietly(job.tmp);
   return holder;
 }
 
@@ -89,6 +89,25 @@ export function place(layout: Layout, job: Prepared): void {
       'EVANISHED',
       `${job.tmp} vanished before it could be enqueued: is something cleaning tmp/?`,
     );
+  }
+}
+
+/**
+ * After a failure between writing the job in tmp/ and placing it (the rename
+ * failed: EIO, a read-only filesystem): remove its tmp/ file and free the key
+ * it took, so that neither outlives the error that says it was not enqueued
+ * (a tmp/ file of a live writer holds its key for an hour, clean.ts). Unless
+ * the rename did land after all (a lost reply on NFS): then both are the job's.
+ */
+export function abandon(layout: Layout, job: Prepared): void {
+  const target = job.delayed === undefined ? layout.file('queue', job.id) : layout.file('delayed', job.delayed);
+  if (lexists(target)) return;
+  removeQuietly(job.tmp);
+  if (job.key === undefined) return;
+  try {
+    releaseKey(layout, job.key, job.id);
+  } catch {
+    // a key this process may not remove now names a job that is in no state: the next enqueuer of the key takes it over
   }
 }
 

@@ -13,7 +13,17 @@ import { backoffDelay } from './backoff.js';
 import { encodeEvent, parseJobFile, payloadOf, type BackoffSpec, type JobRecord } from '../store/envelope.js';
 import fs from 'node:fs';
 import { CompromisedError, DirQueueError, errnoOf, fsError, recordError, type RecordedError } from '../store/errors.js';
-import { appendAll, appendLine, move, readJobFile, tailOf, truncateFile, type Tail } from '../store/files.js';
+import {
+  appendAll,
+  appendLine,
+  closeFile,
+  closeQuietly,
+  move,
+  readJobFile,
+  tailOf,
+  truncateFile,
+  type Tail,
+} from '../store/files.js';
 import { releaseKeyOf } from '../store/keys.js';
 import { checkJson } from '../store/json-check.js';
 import type { Layout } from '../store/layout.js';
@@ -286,9 +296,10 @@ export class Job<Data = unknown> {
     }
   }
 
+  /** Close the claimed file when this claim will write no more through it (lost, or closing): a failure changes nothing. */
   #closeFile(): void {
     if (this.#fd === undefined) return;
-    fs.closeSync(this.#fd);
+    closeQuietly(this.#fd);
     this.#fd = undefined;
   }
 
@@ -302,9 +313,12 @@ export class Job<Data = unknown> {
     const before = this.#tail;
     if (line !== undefined) this.#append(line);
     const linked = this.#hasOtherNames();
-    this.#closeFile();
     let moved: boolean;
     try {
+      // the claim writes no more through its descriptor, whatever happens: a later ending appends by path
+      const fd = this.#fd;
+      this.#fd = undefined;
+      if (fd !== undefined) closeFile(fd, `closing the job file ${this.#activePath}`);
       moved = move(this.#activePath, target, false, linked);
     } catch (error) {
       if (line !== undefined) this.#cutBack(before);

@@ -8,10 +8,10 @@ import { basename } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
 import { FinishWatch } from './finish-watch.js';
-import { dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.js';
+import { abandon, dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.js';
 import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from '../store/errors.js';
-import { appendLine, DirSyncer, move, readJobFile, setJobFileTimes, writeBatch, writeNew } from '../store/files.js';
+import { appendLine, closeQuietly, DirSyncer, move, readJobFile, setJobFileTimes, writeBatch, writeNew } from '../store/files.js';
 import { counts, jobNames, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
 import { lexists, locate } from '../store/locate.js';
 import { Job, type JobHost } from './job.js';
@@ -147,7 +147,12 @@ export class Queue extends EventEmitter<QueueEvents> {
     await writeNew(job.tmp, job.content, this.options.durable, this.#layout.fileMode);
     const holder = takeKeyOf(this.#layout, job);
     if (holder !== undefined) return { id: holder, duplicate: true };
-    place(this.#layout, job);
+    try {
+      place(this.#layout, job);
+    } catch (error) {
+      abandon(this.#layout, job);
+      throw error;
+    }
     if (this.options.durable) await Promise.all(dirsToSync(this.#layout, [job]).map((d) => this.#syncer.sync(d)));
     this.#announce(job);
     return { id: job.id, duplicate: false };
@@ -194,7 +199,7 @@ export class Queue extends EventEmitter<QueueEvents> {
         placed++;
       }
     } catch (error) {
-      for (const job of jobs.slice(placed)) fs.rmSync(job.tmp, { force: true });
+      for (const job of jobs.slice(placed)) abandon(this.#layout, job);
       if (error instanceof DirQueueError)
         error.message = `enqueueMany: ${placed} of ${jobs.length} jobs were enqueued, then ${error.message}`;
       throw error;
@@ -491,7 +496,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       }
       return new Job(this.#jobHost, parsed, record, claim, activePath, { fd: read.fd, tail: read.tail });
     } catch (error) {
-      if (read.fd !== undefined) fs.closeSync(read.fd);
+      if (read.fd !== undefined) closeQuietly(read.fd);
       if (!(error instanceof DirQueueError)) throw error;
       this.#setAside(id, activePath, error.message, true);
       return undefined;

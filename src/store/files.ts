@@ -29,11 +29,53 @@ export async function writeNew(path: string, content: string, durable: boolean, 
   try {
     if (durable) await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
   } catch (error) {
-    fs.closeSync(fd);
-    fs.rmSync(path, { force: true });
+    closeQuietly(fd);
+    removeQuietly(path);
     throw fsError(`writing ${path}`, error);
   }
-  fs.closeSync(fd);
+  try {
+    closeFile(fd, `closing ${path}`);
+  } catch (error) {
+    removeQuietly(path);
+    throw error;
+  }
+}
+
+/**
+ * close(2) that reports its failure as a DirQueueError saying `what`. On NFS
+ * close is where written data reaches the server, so its EIO is a failed
+ * write. The descriptor is freed either way (Linux frees it before it flushes).
+ */
+export function closeFile(fd: number, what: string): void {
+  try {
+    fs.closeSync(fd);
+  } catch (error) {
+    throw fsError(what, error);
+  }
+}
+
+/** close(2) when a failure was already reported, or what was read is read: the descriptor is freed either way. */
+export function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // the error that matters is the caller's, or none: nothing was left to write
+  }
+}
+
+/**
+ * Remove a file this process made and no longer wants (a tmp/ file of a
+ * failed write), when it can. When it cannot (the filesystem failed or went
+ * read-only meanwhile), the file stays for the sweeps, which remove a tmp/
+ * file once its writer is gone or it is old (maintenance/clean.ts), and the
+ * caller's own error is what it reports.
+ */
+export function removeQuietly(path: string): void {
+  try {
+    fs.rmSync(path, { force: true });
+  } catch {
+    // left for the sweeps, as above
+  }
 }
 
 /**
@@ -52,8 +94,8 @@ function createWritten(path: string, content: string, mode: number | undefined):
     if (mode !== undefined) fs.fchmodSync(fd, mode);
     writeAll(fd, Buffer.from(content));
   } catch (error) {
-    fs.closeSync(fd);
-    fs.rmSync(path, { force: true });
+    closeQuietly(fd);
+    removeQuietly(path);
     throw fsError(`writing ${path}`, error);
   }
   return fd;
@@ -148,7 +190,7 @@ export function truncateFile(path: string, size: number): void {
   } catch (error) {
     throw fsError(`restoring ${path}`, error);
   } finally {
-    fs.closeSync(fd);
+    closeQuietly(fd);
   }
 }
 
@@ -192,7 +234,7 @@ export async function writeBatch(
       }
       const fd = createWritten(path, content, mode);
       written.push(path);
-      if (!durable || whole) fs.closeSync(fd);
+      if (!durable || whole) closeFile(fd, `closing ${path}`);
       else if (syncs.add(fd, path) === SYNC_CHUNK) syncs.start();
     }
     if (whole && !(await syncFilesystem(dirname(files[0]!.path)))) await syncEach(written, syncs);
@@ -200,7 +242,7 @@ export async function writeBatch(
     await syncs.waitFor(0);
   } catch (error) {
     await syncs.abandon();
-    for (const path of written) fs.rmSync(path, { force: true });
+    for (const path of written) removeQuietly(path);
     throw error;
   }
 }
@@ -402,7 +444,7 @@ export function readJobFile(path: string, maxBytes: number, keepForAppend = fals
   } catch (error) {
     return { ok: false, gone: false, reason: `unreadable (${errnoOf(error) ?? String(error)})`, canAppend: false };
   } finally {
-    if (!keep) fs.closeSync(fd);
+    if (!keep) closeQuietly(fd);
   }
 }
 
@@ -428,17 +470,20 @@ export function appendLine(path: string, line: string, queueMode?: number): Tail
       `appending to ${path} failed: it is ${opened.kind}, not a job file; move it out of the queue`,
     );
   const { fd } = opened;
+  let tail: Tail;
   try {
-    let tail: Tail;
     try {
       tail = tailOf(fd);
     } catch (error) {
       throw fsError(`appending to ${path}`, error);
     }
-    return appendAll(fd, line, tail, path);
-  } finally {
-    fs.closeSync(fd);
+    tail = appendAll(fd, line, tail, path);
+  } catch (error) {
+    closeQuietly(fd);
+    throw error;
   }
+  closeFile(fd, `appending to ${path}`);
+  return tail;
 }
 
 /**
@@ -538,7 +583,7 @@ export class DirSyncer {
   /** Close the directories, once no sync is pending. */
   async close(): Promise<void> {
     await Promise.all([...this.#pending.values()].map((p) => p.promise.catch(() => undefined)));
-    for (const fd of this.#fds.values()) fs.closeSync(fd);
+    for (const fd of this.#fds.values()) closeQuietly(fd);
     this.#fds.clear();
   }
 

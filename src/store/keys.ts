@@ -120,7 +120,7 @@ export function keyTarget(layout: Layout, name: string): string | undefined {
 }
 
 /** Release `key` (encoded) if job `id` holds it. */
-function releaseKey(layout: Layout, key: string, id: string): void {
+export function releaseKey(layout: Layout, key: string, id: string): void {
   const path = layout.file('keys', key);
   if (readKey(path) !== id) return;
   try {

@@ -235,14 +235,17 @@ export class Layout {
    * The first directory of the layout that is no longer the one prepare()
    * found (renamed away, replaced by a link or another directory), as an
    * EBADFILE error to report; undefined when all are as they were. One lstat
-   * per directory: a sweep checks this before touching anything.
+   * per directory: a sweep checks this before touching anything. An I/O
+   * error (not ENOENT) looking at one throws: it is no sign of a swap.
    */
   checkIdentities(): DirQueueError | undefined {
     for (const [dir, was] of this.#identities) {
       let stat: fs.Stats | undefined;
       try {
         stat = fs.lstatSync(this.paths[dir]);
-      } catch {
+      } catch (error) {
+        // only a missing directory was replaced; an I/O error says nothing about it, and stops the sweep as such
+        if (errnoOf(error) !== 'ENOENT') throw fsError(`checking the directory ${this.paths[dir]}`, error);
         stat = undefined;
       }
       if (stat !== undefined && stat.isDirectory() && stat.dev === was.dev && stat.ino === was.ino) continue;

@@ -101,7 +101,18 @@ export class Heartbeat {
     this.#mode = mode;
     this.#content = Buffer.from(`${JSON.stringify(myIdentity())}\n`);
     this.#fd = this.#create();
-    this.beat();
+    try {
+      this.beat();
+    } catch (error) {
+      // not made after all: a half-made heartbeat at our name would make every later try fail with EEXIST
+      try {
+        fs.closeSync(this.#fd);
+        fs.unlinkSync(this.path);
+      } catch {
+        // left for the sweeps, which delete a heartbeat whose process is gone
+      }
+      throw error;
+    }
   }
 
   /**
@@ -130,16 +141,31 @@ export class Heartbeat {
   /** Our own new file, exclusively: the owner's name is unique, so nothing else may be at it. */
   #create(): number {
     let fd: number;
-    try {
-      fd = fs.openSync(
+    const open = (): number =>
+      fs.openSync(
         this.path,
         fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
         0o666,
       );
+    try {
+      try {
+        fd = open();
+      } catch (error) {
+        if (errnoOf(error) !== 'EEXIST') throw error;
+        // only this process makes files at its owner name: this is its own, left by a try that failed half-way
+        fs.unlinkSync(this.path);
+        fd = open();
+      }
     } catch (error) {
       throw fsError(`creating the heartbeat ${this.path}`, error);
     }
-    if (this.#mode !== undefined) fs.fchmodSync(fd, this.#mode); // our own new file: cannot fail for lack of rights
+    try {
+      if (this.#mode !== undefined) fs.fchmodSync(fd, this.#mode); // our own new file: cannot fail for lack of rights
+    } catch (error) {
+      fs.closeSync(fd);
+      fs.unlinkSync(this.path);
+      throw fsError(`creating the heartbeat ${this.path}`, error);
+    }
     return fd;
   }
 }

@@ -76,12 +76,12 @@ export function openRegularStat(
   try {
     stat = fs.fstatSync(fd);
   } catch (error) {
-    fs.closeSync(fd);
+    closeQuietly(fd);
     throw fsError(`opening ${path}`, error);
   }
   const writing = (flags & (O_WRONLY | O_RDWR)) !== 0;
   if (stat.isFile() && (!writing || stat.nlink <= 1 || options.hardLinks === 'allow')) return { fd, stat };
-  fs.closeSync(fd);
+  closeQuietly(fd);
   return { kind: stat.isFile() ? `a file with ${stat.nlink} names (a hard link)` : describeKind(stat) };
 }
 
@@ -89,6 +89,15 @@ export function openRegularStat(
 export function openRegular(path: string, flags: number): number | undefined | { kind: string } {
   const opened = openRegularStat(path, flags);
   return opened === undefined || 'kind' in opened ? opened : opened.fd;
+}
+
+/** close(2) of a descriptor opened only to look: it is freed even when close fails, and the caller's answer stands. */
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // nothing was written through it
+  }
 }
 
 /** What is at `path` when it is there but not a regular file (by lstat, which never opens it). */
