@@ -237,7 +237,7 @@ async function runCase(
       effective = false;
       await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next turn
       expect(
-        warnings.map((w) => (w as DirQueueError).code),
+        warnings.map((w) => (w as Partial<Pick<DirQueueError, 'code'>>).code),
         `${what}: resolved without its effect and without a warning`,
       ).toContain(fault.code);
     }
@@ -248,7 +248,9 @@ async function runCase(
   try {
     transition.check?.(dir, result, fault.persistent);
   } catch (error) {
-    throw new Error(`${what}, run again: ${(error as Error).message}; warnings: ${warnings.map(String).join('; ')}`);
+    throw new Error(`${what}, run again: ${(error as Error).message}; warnings: ${warnings.map(String).join('; ')}`, {
+      cause: error,
+    });
   }
 
   // this handle closes (putting back what it holds) and is gone; another one brings every job to an end

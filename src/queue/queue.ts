@@ -11,7 +11,16 @@ import { FinishWatch } from './finish-watch.js';
 import { abandon, dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.js';
 import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from '../store/errors.js';
-import { appendLine, closeQuietly, DirSyncer, move, readJobFile, setJobFileTimes, writeBatch, writeNew } from '../store/files.js';
+import {
+  appendLine,
+  closeQuietly,
+  DirSyncer,
+  move,
+  readJobFile,
+  setJobFileTimes,
+  writeBatch,
+  writeNew,
+} from '../store/files.js';
 import { counts, jobNames, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
 import { lexists, locate } from '../store/locate.js';
 import { Job, type JobHost } from './job.js';

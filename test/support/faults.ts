@@ -99,21 +99,21 @@ export function injectAt(n: number, fault: Fault): Injection {
   const spies = [
     ...SYNC.map((name) => {
       const original = fs[name] as (...args: unknown[]) => unknown;
-      return vi.spyOn(fs, name).mockImplementation(((...args: unknown[]) => {
+      return vi.spyOn(fs, name).mockImplementation((...args: unknown[]) => {
         if (!failing(name)) return original.apply(fs, args);
         if (name === 'existsSync' && fault.kind === 'errno') return false;
         throw failure(name, args);
-      }) as never);
+      });
     }),
     ...CALLBACK.map((name) => {
       const original = fs[name] as (...args: unknown[]) => unknown;
-      return vi.spyOn(fs, name).mockImplementation(((...args: unknown[]) => {
+      return vi.spyOn(fs, name).mockImplementation((...args: unknown[]) => {
         if (!failing(name)) return original.apply(fs, args);
         if (fault.kind === 'crash') throw failure(name, args);
         const callback = args.at(-1) as (error: Error) => void;
         process.nextTick(() => callback(failure(name, args)));
         return undefined;
-      }) as never);
+      });
     }),
     ...PROMISE.map((name) => {
       const original = fs.promises[name] as (...args: unknown[]) => unknown;
@@ -130,5 +130,5 @@ export function injectAt(n: number, fault: Fault): Injection {
 /** Make the `n`th filesystem call from now, and every one after it, throw Crash. */
 export function crashAt(n: number): { restore(): void; crashed(): boolean } {
   const injection = injectAt(n, { kind: 'crash' });
-  return { restore: injection.restore, crashed: injection.fired };
+  return { restore: () => injection.restore(), crashed: () => injection.fired() };
 }
