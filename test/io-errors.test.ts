@@ -112,6 +112,12 @@ const transitions: Transition[] = [
     },
   },
   {
+    name: 'claim',
+    setup: (q) => q.enqueue('t', 1),
+    run: (q) => q.claim(),
+    check: (_dir, job) => expect(job).toBeDefined(),
+  },
+  {
     name: 'complete',
     setup: async (q) => (await q.enqueue('t', 1, { key: 'k1' }), q.claim()),
     run: (_q, job) => held(job).complete('r'),
@@ -223,9 +229,12 @@ async function runCase(
   const holding = [state, outcome.ok ? outcome.value : undefined].filter(
     (j): j is Job => j instanceof Object && 'claim' in j && !(j as Job).settled,
   );
-  expect(ours.map((name) => parseActiveName(name)!.id).sort(), `${what}: a claim of ours that no Job holds`).toEqual(
-    holding.map((j) => j.id).sort(),
-  );
+  // a claim whose read failed goes back to queue/ at once; under a persistent fault the rename back fails
+  // too, and the handle keeps it to put back at its next claim, sweep or close (checked below, once the fault is gone)
+  if (!fault.persistent || transition.name !== 'claim')
+    expect(ours.map((name) => parseActiveName(name)!.id).sort(), `${what}: a claim of ours that no Job holds`).toEqual(
+      holding.map((j) => j.id).sort(),
+    );
 
   // an operation that resolved without its effect worked around the fault, and must have said so
   let result = outcome.ok ? outcome.value : undefined;

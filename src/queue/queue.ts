@@ -95,6 +95,13 @@ export class Queue extends EventEmitter<QueueEvents> {
   /** Whether durable batches may use one syncfs (options.batchSync, syncfs.ts); known at the first batch. */
   #batchSyncfs: boolean | undefined;
   #held = new Set<Job>();
+  /**
+   * Claims this handle made but could neither hand out nor put back (the read
+   * after the claim's rename failed, then the rename back too: EIO, EROFS):
+   * active path -> id. No sweep takes them back while this process lives, so
+   * each sweep of this handle and close() try again.
+   */
+  #strays = new Map<string, string>();
   #heartbeat: Heartbeat | undefined;
   #tally: Tally;
   #timers = new Set<NodeJS.Timeout>();
@@ -231,6 +238,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       throw new DirQueueError('EBADOPTION', `types must be an array of job types, got ${describe(types)}`);
     }
     const wanted = types === undefined ? undefined : this.#encodedTypes(types);
+    this.#putBackStrays();
     const discovery = this.#startDiscovery();
     this.#startHeartbeat();
     await this.#fairness();
@@ -452,6 +460,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     for (const timer of this.#timers) clearTimeout(timer);
     for (const job of [...this.#held])
       await job.releaseOnClose().catch((error: unknown) => this.emit('warning', error as Error));
+    this.#putBackStrays();
     await this.#tally.flush().catch((error: unknown) => this.emit('warning', error as Error));
     this.#heartbeat?.close();
     this.#discovery?.close();
@@ -479,7 +488,13 @@ export class Queue extends EventEmitter<QueueEvents> {
       }
       if (!won) continue; // lost the race (I3); on NFS also a name the listing showed but a lookup does not (yet)
       this.#discovery?.departed(id);
-      const job = this.#load(id, claim, activePath);
+      let job: Job | undefined;
+      try {
+        job = this.#load(id, claim, activePath);
+      } catch (error) {
+        this.#putBack(id, activePath); // an I/O error reading it says nothing of the job: it stays ready
+        throw error;
+      }
       if (job !== undefined) {
         this.#held.add(job);
         return job;
@@ -487,11 +502,29 @@ export class Queue extends EventEmitter<QueueEvents> {
     }
   }
 
+  /** Move a claim that was never handed out back to queue/ (attempt not counted); kept in #strays when that fails too. */
+  #putBack(id: string, activePath: string): void {
+    try {
+      if (move(activePath, this.#layout.file('queue', id), false, true)) {
+        this.#index.add(id);
+      }
+      this.#strays.delete(activePath);
+    } catch (error) {
+      this.#strays.set(activePath, id);
+      setImmediate(() => this.emit('warning', error as Error));
+    }
+  }
+
+  #putBackStrays(): void {
+    for (const [activePath, id] of this.#strays) this.#putBack(id, activePath);
+  }
+
   /** Read a freshly claimed file; set it aside in failed/ if it cannot run (I9). */
   #load(id: string, claim: string, activePath: string): Job | undefined {
     const parsed = parseId(id)!;
     const read = readJobFile(activePath, this.options.maxJobBytes, true);
     if (!read.ok) {
+      if (!read.gone && read.ioError !== undefined) throw read.ioError; // the claim puts it back (#putBack)
       if (!read.gone) this.#setAside(id, activePath, read.reason, read.canAppend);
       return undefined;
     }
@@ -526,6 +559,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   async #sweep(wait: boolean): Promise<SweepReport> {
+    this.#putBackStrays();
     const settings: SweepSettings = { ...this.options, tmpMaxAge: sweepDefaults.tmpMaxAge };
     const report = await sweep(this.#layout, this.#names, settings, wait);
     for (const r of report.recovered) this.#recovered(r);

@@ -332,14 +332,20 @@ class SyncBursts {
 export function move(from: string, to: string, toIsOurs = false, mayHaveOtherNames = false): boolean {
   try {
     fs.renameSync(from, to);
-    if (mayHaveOtherNames) dropSameFileSource(from, to);
-    return true;
   } catch (error) {
     const code = errnoOf(error);
     if (toIsOurs && (code === 'ENOENT' || code === 'EIO') && fs.existsSync(to)) return true;
     if (code !== 'ENOENT') throw fsError(`moving ${from} to ${to}`, error);
     return false;
   }
+  if (mayHaveOtherNames) {
+    try {
+      dropSameFileSource(from, to);
+    } catch {
+      // the rename is done; a name left at `from` (an I/O error looking) is what fsck reports as a duplicate
+    }
+  }
+  return true;
 }
 
 /**
@@ -390,7 +396,8 @@ export const DEFAULT_MAX_JOB_BYTES = 16 * 1024 * 1024;
 export type ReadOutcome =
   | { ok: true; text: string; mtimeMs: number; fd?: number; tail: Tail }
   | { ok: false; gone: true }
-  | { ok: false; gone: false; reason: string; canAppend: boolean };
+  /** `ioError`: the read itself failed (EIO, ...), which says nothing of the file: a claim puts it back rather than aside. */
+  | { ok: false; gone: false; reason: string; canAppend: boolean; ioError?: DirQueueError };
 
 /**
  * Read a job file without trusting it: never follows a symlink (O_NOFOLLOW),
@@ -442,7 +449,13 @@ export function readJobFile(path: string, maxBytes: number, keepForAppend = fals
     keep = keepForAppend;
     return keep ? { ok: true, text, mtimeMs: stat.mtimeMs, fd, tail } : { ok: true, text, mtimeMs: stat.mtimeMs, tail };
   } catch (error) {
-    return { ok: false, gone: false, reason: `unreadable (${errnoOf(error) ?? String(error)})`, canAppend: false };
+    return {
+      ok: false,
+      gone: false,
+      reason: `unreadable (${errnoOf(error) ?? String(error)})`,
+      canAppend: false,
+      ioError: fsError(`reading ${path}`, error),
+    };
   } finally {
     if (!keep) closeQuietly(fd);
   }
