@@ -15,11 +15,35 @@ const { values } = parseArgs({
     keep: { type: 'string', default: os.tmpdir() },
   },
 });
-const { module: power } = await runnerImport(new URL('../support/power.ts', import.meta.url).pathname);
-const { module: check } = await runnerImport(new URL('../support/power-check.ts', import.meta.url).pathname);
-const filesystems = values.fs.split(',');
-for (const f of filesystems)
-  if (!power.FILESYSTEMS.includes(f)) throw new Error(`--fs: ${f} is not one of ${power.FILESYSTEMS.join(', ')}`);
+/** @typedef {typeof import('../support/power.js')} Power */
+/** @typedef {typeof import('../support/power-check.js')} Check */
+/** @typedef {import('../support/power.js').FsName} FsName */
+/** @typedef {import('../support/power-check.js').EnqueuePath} EnqueuePath */
+/** @typedef {import('../support/power-check.js').RerunCause} RerunCause */
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- runnerImport's module is any; the JSDoc cast types it, but ESLint cannot see casts in .js (typescript-eslint#4824)
+const power = /** @type {Power} */ (
+  (await runnerImport(new URL('../support/power.ts', import.meta.url).pathname)).module
+);
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- runnerImport's module is any; the JSDoc cast types it, but ESLint cannot see casts in .js (typescript-eslint#4824)
+const check = /** @type {Check} */ (
+  (await runnerImport(new URL('../support/power-check.ts', import.meta.url).pathname)).module
+);
+
+/**
+ * Whether `f` names one of the harness's filesystems.
+ * @param {string} f
+ * @returns {f is FsName}
+ */
+function isFs(f) {
+  return /** @type {readonly string[]} */ (power.FILESYSTEMS).includes(f);
+}
+/** @type {FsName[]} */
+const filesystems = [];
+for (const f of values.fs.split(',')) {
+  if (!isFs(f)) throw new Error(`--fs: ${f} is not one of ${power.FILESYSTEMS.join(', ')}`);
+  filesystems.push(f);
+}
 const cuts = Number(values.cuts);
 if (!Number.isInteger(cuts) || cuts < 1) throw new Error(`--cuts must be a positive integer, got ${values.cuts}`);
 
@@ -33,15 +57,34 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
+/**
+ * @typedef {object} Row
+ * @property {FsName} fs
+ * @property {number} cuts
+ * @property {Record<EnqueuePath, number>} enqueues
+ * @property {number} lost
+ * @property {number} twoStates
+ * @property {number} enqueuedTwice
+ * @property {number} acked
+ * @property {number} completed
+ * @property {Record<RerunCause, number>} rerun
+ * @property {number} fsRepairs
+ * @property {number} problems
+ * @property {number} seconds
+ */
+/** @type {Row[]} */
 const rows = [];
+/** @type {RerunCause[]} */
+const CAUSES = ['torn', 'rescued', 'unclaimed'];
 let failed = false;
 const started = Date.now();
 try {
   for (const fsName of filesystems) {
+    /** @type {Row} */
     const row = {
       fs: fsName,
       cuts: 0,
-      enqueues: {},
+      enqueues: { single: 0, group: 0, syncfs: 0, fdatasync: 0 },
       lost: 0,
       twoStates: 0,
       enqueuedTwice: 0,
@@ -64,7 +107,7 @@ try {
       row.enqueuedTwice += v.enqueuedTwice.length;
       row.acked += v.completions.acked;
       row.completed += v.completions.completed;
-      for (const c of Object.keys(row.rerun)) row.rerun[c] += v.completions.rerun[c];
+      for (const c of CAUSES) row.rerun[c] += v.completions.rerun[c];
       row.fsRepairs += cut.fsck === 'clean' ? 0 : 1;
       row.problems += v.problems.length;
       const bad = v.lost.length + v.twoStates.length + v.enqueuedTwice.length + v.problems.length > 0;
@@ -76,7 +119,7 @@ try {
           (cut.copies > 1 ? `; ${cut.copies} copies to get one of an instant` : '') +
           (Object.keys(v.fsckFound).length > 0 ? `; fsck found ${JSON.stringify(v.fsckFound)}` : '') +
           (bad
-            ? `\n  BROKEN: ${[...v.lost, ...v.twoStates, ...v.enqueuedTwice, ...v.problems].slice(0, 10).join('\n  ')}\n  kept in ${cut.kept}`
+            ? `\n  BROKEN: ${[...v.lost, ...v.twoStates, ...v.enqueuedTwice, ...v.problems].slice(0, 10).join('\n  ')}\n  kept in ${String(cut.kept)}`
             : ''),
       );
     }
@@ -124,8 +167,13 @@ console.log(
 );
 process.exitCode = failed ? 1 : 0;
 
-/** A Markdown table, ready for README. */
+/**
+ * A Markdown table, ready for README.
+ * @param {string[][]} lines
+ * @returns {string}
+ */
 function markdown(lines) {
   const [head, ...body] = lines;
+  if (head === undefined) throw new Error('markdown: no header row');
   return [head, head.map(() => '---'), ...body].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }

@@ -9,16 +9,28 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** A writer for `file`: `note(ev, fields)` appends { t, pid, ev, ...fields }. */
+/**
+ * A writer for `file`: `note(ev, fields)` appends { t, pid, ev, ...fields }.
+ * @param {string | undefined} file
+ * @returns {(ev: string, fields?: Record<string, unknown>) => void}
+ */
 export function openLedger(file) {
+  if (file === undefined) throw new Error('openLedger: no ledger file (SOAK_LEDGER is not set)');
   const fd = fs.openSync(file, 'a');
   return (ev, fields = {}) => {
     fs.writeSync(fd, `${JSON.stringify({ t: Date.now(), pid: process.pid, ev, ...fields })}\n`);
   };
 }
 
-/** Every line of every ledger file in `dir`, oldest first; `torn` counts lines that did not parse. */
+/** @typedef {{ t: number, file: string } & Record<string, unknown>} LedgerLine */
+
+/**
+ * Every line of every ledger file in `dir`, oldest first; `torn` counts lines that did not parse.
+ * @param {string} dir
+ * @returns {{ entries: LedgerLine[], torn: number }}
+ */
 export function readLedger(dir) {
+  /** @type {LedgerLine[]} */
   const entries = [];
   let torn = 0;
   for (const name of fs
@@ -28,7 +40,7 @@ export function readLedger(dir) {
     for (const line of fs.readFileSync(path.join(dir, name), 'utf8').split('\n')) {
       if (line === '') continue;
       try {
-        entries.push({ ...JSON.parse(line), file: name });
+        entries.push({ .../** @type {{ t: number }} */ (JSON.parse(line)), file: name });
       } catch {
         torn++;
       }

@@ -12,6 +12,10 @@ import { openLedger } from './ledger.js';
 const note = openLedger(process.env.SOAK_LEDGER);
 let runs = 0;
 
+/**
+ * @param {{ id: string, attempt: number, data: { ms: number, fail?: boolean } }} job
+ * @returns {Promise<{ run: string }>}
+ */
 export default async function (job) {
   const run = `${process.pid}.${threadId}.${++runs}`;
   note('run', { id: job.id, attempt: job.attempt, run });
