@@ -121,7 +121,11 @@ function start(slot) {
   void slot.exited.then(({ code, signal }) => {
     note('exit', { target: child.pid, role: slot.role, code, signal });
     if (slot.child !== child) return;
-    if (!slot.killed && !(ending && code === 0)) {
+    // a process started just before the end can get its SIGTERM while it is still loading, before its
+    // handler is installed: it then dies of the signal having done nothing (its ledger is empty)
+    const ledger = fs.statSync(path.join(ledgerDir, `${slot.role}-${n}.jsonl`), { throwIfNoEntry: false });
+    const endedUnstarted = ending && signal === 'SIGTERM' && (ledger?.size ?? 0) === 0;
+    if (!slot.killed && !(ending && code === 0) && !endedUnstarted) {
       const stderr = fs.readFileSync(path.join(logDir, `${slot.role}-${n}.log`), 'utf8').slice(-2000);
       note('crash', { target: child.pid, role: slot.role, code, signal, stderr });
     }
