@@ -14,10 +14,10 @@
 import fs from 'node:fs';
 import { dirname } from 'node:path';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { openRegularStat } from './open.js';
+import { createExclusive, openRegularStat } from './open.js';
 import { syncFilesystem, SYNCFS_MIN_FILES } from './syncfs.js';
 
-const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 /**
  * Create `path` exclusively (O_EXCL: never reuse or follow what is there),
@@ -86,7 +86,7 @@ export function removeQuietly(path: string): void {
 function createWritten(path: string, content: string, mode: number | undefined): number {
   let fd: number;
   try {
-    fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
+    fd = createExclusive(path, O_WRONLY, 0o666);
   } catch (error) {
     throw fsError(`creating ${path}`, error);
   }

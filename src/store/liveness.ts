@@ -21,7 +21,7 @@ import { errnoOf, fsError, type DirQueueError } from './errors.js';
 import type { Layout } from './layout.js';
 import { writeAll } from './files.js';
 import { scratchClockName } from './names.js';
-import { openRegular } from './open.js';
+import { createExclusive, openRegular } from './open.js';
 import { badFile } from './safe-file.js';
 
 export interface OwnerIdentity {
@@ -141,12 +141,7 @@ export class Heartbeat {
   /** Our own new file, exclusively: the owner's name is unique, so nothing else may be at it. */
   #create(): number {
     let fd: number;
-    const open = (): number =>
-      fs.openSync(
-        this.path,
-        fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-        0o666,
-      );
+    const open = (): number => createExclusive(this.path, fs.constants.O_RDWR, 0o666);
     try {
       try {
         fd = open();
@@ -213,11 +208,7 @@ export function filesystemNow(path: string, scratchDir: string): FilesystemNow {
 function createClock(path: string): number | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(
-      path,
-      fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-      0o666,
-    );
+    fd = createExclusive(path, fs.constants.O_RDWR, 0o666);
   } catch (error) {
     if (errnoOf(error) === 'EEXIST') return undefined;
     throw fsError(`creating the filesystem clock ${path}`, error);
@@ -235,11 +226,7 @@ function scratchNow(dir: string): number {
   const path = `${dir}/${scratchClockName()}`;
   let fd: number;
   try {
-    fd = fs.openSync(
-      path,
-      fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-      0o600,
-    );
+    fd = createExclusive(path, fs.constants.O_RDWR, 0o600);
   } catch (error) {
     throw fsError(`reading the filesystem clock in ${dir}`, error);
   }

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import { errnoOf, fsError } from './errors.js';
 
-const { O_WRONLY, O_RDWR, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+const { O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 /** What a non-regular file is, for messages: "directory", "FIFO", ... */
 export function kindOf(stat: fs.Stats): string {
@@ -83,6 +83,17 @@ export function openRegularStat(
   if (stat.isFile() && (!writing || stat.nlink <= 1 || options.hardLinks === 'allow')) return { fd, stat };
   closeQuietly(fd);
   return { kind: stat.isFile() ? `a file with ${stat.nlink} names (a hard link)` : describeKind(stat) };
+}
+
+/**
+ * Create `path` as a file of this process's own, for `access` (O_RDWR or
+ * O_WRONLY): O_EXCL, so nothing already there is reused and no link is
+ * followed. `mode` is filtered by the umask; callers that need it exact
+ * fchmod the descriptor. Throws the system's error as it is (EEXIST tells a
+ * racing creator), for the caller to word.
+ */
+export function createExclusive(path: string, access: number, mode: number): number {
+  return fs.openSync(path, access | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
 }
 
 /** openRegularStat, for callers that need only the descriptor. */
