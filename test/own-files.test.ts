@@ -47,6 +47,7 @@ function sweepOnce(dir: string, staleAfter: number): ReturnType<typeof sweep> {
     new NameMaker(),
     { staleAfter, attempts: 3, maxJobBytes: 1 << 20, keepDone: Infinity, tmpMaxAge: HOUR },
     false,
+    [],
   );
 }
 

@@ -8,7 +8,7 @@ import { errnoOf, fsError } from '../store/errors.js';
 import { listDir } from '../store/files.js';
 import type { Layout } from '../store/layout.js';
 import { isDeadHere, isWriterGone, readHeartbeat } from '../store/liveness.js';
-import { isLibraryTmpName, isOwnerName, parseActiveName, parseTmpName } from '../store/names.js';
+import { isLibraryTmpName, isOwnerName, parseActiveName, tmpWriterOf } from '../store/names.js';
 
 /**
  * A heartbeat silent this long whose worker holds no claim is deleted by
@@ -37,7 +37,7 @@ export function removeAbandoned(
   const gone = new Map<string, boolean>(); // per writer: a batch in flight has thousands of files
   for (const name of listDir(layout.paths.tmp)) {
     if (!isLibraryTmpName(name)) continue;
-    const owner = parseTmpName(name)?.owner;
+    const owner = tmpWriterOf(name);
     if (owner !== undefined && !gone.has(owner)) gone.set(owner, isWriterGone(layout, owner));
     const cutoff = owner !== undefined && gone.get(owner) === true ? Infinity : now - maxAge;
     if (unlinkIfOlder(layout.file('tmp', name), cutoff)) removed++;

@@ -8,10 +8,10 @@
 import fs from 'node:fs';
 import { encodeEvent, parseJobFile, type RevokeReason } from '../store/envelope.js';
 import { DirQueueError } from '../store/errors.js';
-import { appendLine, listDir, move, readJobFile } from '../store/files.js';
+import { appendLine, listDir, move, readJobFile, type ReadOutcome } from '../store/files.js';
 import { releaseKeyOf } from '../store/keys.js';
 import type { Layout } from '../store/layout.js';
-import { isDeadHere, readHeartbeat } from '../store/liveness.js';
+import { heartbeatAt, isDeadHere, type HeartbeatReading } from '../store/liveness.js';
 import { activeName, parseActiveName, type NameMaker } from '../store/names.js';
 
 /** What taking a claim back needs to know. */
@@ -39,43 +39,90 @@ export interface Unrecovered {
   error: Error;
 }
 
-/** Take back every stale claim but this process's own; the ones that fail go to `problems`. */
+/**
+ * A job a take-back left under this process's claim at `path`: the step after
+ * taking the claim over failed, and so did the rename back (a disk that went
+ * read-only). Its Queue moves it on to `to` at its next claim, sweep or close;
+ * if the process dies first, it is a stale claim of its own, taken back by the next sweep.
+ */
+export interface Stranded {
+  id: string;
+  path: string;
+  to: 'queue' | 'failed';
+}
+
+/** What one pass of the rescue did. */
+export interface RescueReport {
+  recovered: Recovered[];
+  /** The claims whose take-back failed; the rest were judged and taken back. */
+  unrecovered: Unrecovered[];
+  /** Owners whose heartbeat the disk failed to read: their claims were not judged. */
+  warnings: DirQueueError[];
+}
+
+/**
+ * Take back every stale claim but this process's own. One that fails does not
+ * stop the others. An owner whose heartbeat the disk fails to read is not
+ * judged at all (its claims wait for a sweep that can read it): the error
+ * is a warning, once. Jobs a failed take-back left under our claim go to
+ * `stranded` (the caller's, so that none is forgotten if a later step throws).
+ */
 export function recoverStale(
   layout: Layout,
   names: NameMaker,
   settings: RescueSettings,
   now: number,
-  problems: Unrecovered[],
-): Recovered[] {
-  const out: Recovered[] = [];
-  const owners = new Map<string, ReturnType<typeof readHeartbeat>>();
+  stranded: Stranded[],
+): RescueReport {
+  const report: RescueReport = { recovered: [], unrecovered: [], warnings: [] };
+  const owners = new Map<string, HeartbeatReading | undefined | DirQueueError>();
   for (const name of listDir(layout.paths.active)) {
     const parsed = parseActiveName(name);
     if (parsed === undefined) continue;
     const { claim } = parsed;
     const owner = claim.owner;
     if (owner === names.owner) continue; // our own claims: this process is alive by definition
-    if (!owners.has(owner)) owners.set(owner, readHeartbeat(layout.file('workers', owner)));
-    const reason = judge(layout, name, owners.get(owner), settings, now);
+    if (!owners.has(owner)) owners.set(owner, readOwner(layout, owner, report.warnings));
+    const heartbeat = owners.get(owner);
+    if (heartbeat instanceof DirQueueError) continue;
+    const reason = judge(layout, name, heartbeat, settings, now);
     if (reason === undefined) continue;
     try {
-      const to = revoke(layout, names, settings, name, parsed.id, claim.claim, reason);
-      if (to !== undefined) out.push({ id: parsed.id, claim: claim.claim, reason, to });
+      const to = revoke(layout, names, settings, name, parsed.id, claim.claim, reason, stranded);
+      if (to !== undefined) report.recovered.push({ id: parsed.id, claim: claim.claim, reason, to });
     } catch (error) {
-      problems.push({ id: parsed.id, error: error as Error }); // one job this process may not recover does not stop the sweep
+      report.unrecovered.push({ id: parsed.id, error: error as Error });
     }
   }
-  return out;
+  return report;
+}
+
+function readOwner(
+  layout: Layout,
+  owner: string,
+  warnings: DirQueueError[],
+): HeartbeatReading | undefined | DirQueueError {
+  try {
+    return heartbeatAt(layout.file('workers', owner));
+  } catch (error) {
+    const failed = error as DirQueueError;
+    warnings.push(failed);
+    return failed;
+  }
 }
 
 /** After a sweep that did all it could: the claims it could not take back, as one error. */
 export function unrecoveredError(problems: readonly Unrecovered[]): DirQueueError {
   const [first] = problems as [Unrecovered];
   const code = first.error instanceof DirQueueError ? first.error.code : 'EFS';
+  // a fault of the disk carries its own advice (fsError); a job file this process may not write needs another sweeper
+  const todo =
+    code === 'EACCES' || code === 'EPERM' || code === 'EFS'
+      ? '; sweep as a user who may write the job files, or make the queue group-shared (dirq init --mode 0660)'
+      : '; the next sweep tries again';
   return new DirQueueError(
     code,
-    `could not take back ${problems.length} stale claim(s), first ${first.id}: ${first.error.message}; ` +
-      'sweep as a user who may write the job files, or make the queue group-shared (dirq init --mode 0660)',
+    `could not take back ${problems.length} stale claim(s), first ${first.id}: ${first.error.message}${todo}`,
     { cause: first.error },
   );
 }
@@ -90,7 +137,7 @@ export function unrecoveredError(problems: readonly Unrecovered[]): DirQueueErro
 function judge(
   layout: Layout,
   name: string,
-  heartbeat: ReturnType<typeof readHeartbeat>,
+  heartbeat: HeartbeatReading | undefined,
   settings: RescueSettings,
   now: number,
 ): RevokeReason | undefined {
@@ -111,6 +158,8 @@ function judge(
  * Take the claim back: one rename of that exact active name to a claim of
  * ours (so only one recoverer wins), record why, then one rename to queue/
  * (attempt counted) or failed/ (attempts exhausted). Returns where it went.
+ * When a step fails, the claim is put back as it was and the error thrown;
+ * what could not even be put back is added to `stranded`.
  */
 export function revoke(
   layout: Layout,
@@ -120,11 +169,21 @@ export function revoke(
   id: string,
   oldClaim: string,
   reason: RevokeReason,
+  stranded: Stranded[],
 ): 'queue' | 'failed' | undefined {
   const ours = names.claim();
   const held = layout.file('active', activeName(id, ours));
   if (!move(layout.file('active', name), held, true)) return undefined; // another recoverer, or the owner, was first
-  const read = readJobFile(held, settings.maxJobBytes);
+  let read: ReadOutcome;
+  try {
+    read = readJobFile(held, settings.maxJobBytes);
+    if (!read.ok && !read.gone && read.ioError !== undefined) throw read.ioError;
+  } catch (error) {
+    // the read failed (EIO, ...), which says nothing of the file: put the claim back as it was, for a
+    // sweep that can read it, rather than set a good job aside in failed/ as unreadable
+    putBack(layout, held, name, id, stranded);
+    throw error;
+  }
   let attempt = 1;
   let exhausted = false;
   if (read.ok) {
@@ -153,18 +212,28 @@ export function revoke(
     } catch (error) {
       // Without its revoked event the job cannot go on (the old claim's writes would stand and the
       // attempt would not count): put the claim back as it was, for a sweeper that may write the file.
-      try {
-        move(held, layout.file('active', name));
-      } catch {
-        // left under our claim: taken back like any of ours, once this process is gone
-      }
+      putBack(layout, held, name, id, stranded);
       throw error;
     }
   }
   const to = exhausted || !read.ok ? 'failed' : 'queue';
-  move(held, layout.file(to, id), false, true);
+  try {
+    move(held, layout.file(to, id), false, true);
+  } catch (error) {
+    stranded.push({ id, path: held, to }); // its revoked event is written: it only needs the rename
+    throw error;
+  }
   if (to === 'failed' && read.ok) releaseKeyOf(layout, keyOf(read.text), id);
   return to;
+}
+
+/** Give a claim taken over back to its old name (so it is judged again, as it was); stranded under ours when that fails. */
+function putBack(layout: Layout, held: string, name: string, id: string, stranded: Stranded[]): void {
+  try {
+    move(held, layout.file('active', name));
+  } catch {
+    stranded.push({ id, path: held, to: 'queue' }); // without its revoked event: the attempt is not counted
+  }
 }
 
 function keyOf(text: string): unknown {

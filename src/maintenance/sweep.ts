@@ -17,7 +17,7 @@ import { foldTotals } from '../store/totals.js';
 import { removeAbandoned, removeGoneHeartbeats, SILENT_HEARTBEAT_MS, TMP_MAX_AGE_MS } from './clean.js';
 import { promoteDueJobs } from './promote.js';
 import { pruneDone } from './prune.js';
-import { recoverStale, type RescueSettings, type Recovered, type Unrecovered } from './rescue.js';
+import { recoverStale, type RescueSettings, type Recovered, type Stranded, type Unrecovered } from './rescue.js';
 import { lockSweeps } from './sweep-lock.js';
 import { requeueTornAfterBoot, type TornReport } from './torn.js';
 
@@ -83,13 +83,16 @@ const notSwept = (): SweepReport => ({
 
 /**
  * Run one sweep under the maintenance lock. `wait`: wait for the lock (an
- * explicit recover()) instead of skipping the sweep (a timer's).
+ * explicit recover()) instead of skipping the sweep (a timer's). `stranded`
+ * receives the jobs a failed take-back left under this process's claim, even
+ * when a later step throws: the caller moves them on (rescue.ts Stranded).
  */
 export async function sweep(
   layout: Layout,
   names: NameMaker,
   settings: SweepSettings,
   wait: boolean,
+  stranded: Stranded[],
 ): Promise<SweepReport> {
   const replaced = layout.checkIdentities(); // before the lock, whose temp file is made in tmp/
   if (replaced !== undefined) return { ...notSwept(), warnings: [replaced] };
@@ -97,7 +100,7 @@ export async function sweep(
   const lock = await lockSweeps(layout, names.owner, stale, wait ? stale + 1000 : 0);
   if (lock === undefined) return notSwept();
   try {
-    return await sweepUnlocked(layout, names, settings);
+    return await sweepUnlocked(layout, names, settings, stranded);
   } finally {
     try {
       lock.release();
@@ -112,14 +115,18 @@ export async function sweep(
  * the tests that prove that (test/fixtures/child.mjs 'sweep-unlocked': several
  * processes sweeping at once with no lock), which no public path can do.
  */
-export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: SweepSettings): Promise<SweepReport> {
+export async function sweepUnlocked(
+  layout: Layout,
+  names: NameMaker,
+  settings: SweepSettings,
+  stranded: Stranded[],
+): Promise<SweepReport> {
   // A directory of the layout swapped for a link (or another directory) since the queue was opened would
   // make this sweep delete or rename files outside the queue: do nothing at all then (S3).
   const replaced = layout.checkIdentities();
   if (replaced !== undefined) return { ...notSwept(), warnings: [replaced] };
   const { now, warning } = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
-  const problems: Unrecovered[] = [];
-  const recovered = recoverStale(layout, names, settings, now, problems);
+  const rescue = recoverStale(layout, names, settings, now, stranded);
   const promoted = promoteDueJobs(layout);
   // before pruning: after a power cut a torn job's mtime may be old, and it must run again, not be pruned
   const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
@@ -133,11 +140,11 @@ export async function sweepUnlocked(layout: Layout, names: NameMaker, settings: 
     now,
   );
   await foldTotals(layout, names.claim(), now);
-  const warnings = warning === undefined ? [] : [warning];
+  const warnings = warning === undefined ? rescue.warnings : [warning, ...rescue.warnings];
   return {
     swept: true,
-    recovered,
-    unrecovered: problems,
+    recovered: rescue.recovered,
+    unrecovered: rescue.unrecovered,
     promoted,
     pruned,
     tmpRemoved: tmp.removed,

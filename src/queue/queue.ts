@@ -39,7 +39,7 @@ import { notRegular } from '../store/safe-file.js';
 import { syncfsSuits } from '../store/syncfs.js';
 import { Heartbeat } from '../store/liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from '../store/totals.js';
-import { revoke, unrecoveredError, type Recovered } from '../maintenance/rescue.js';
+import { revoke, unrecoveredError, type Recovered, type Stranded } from '../maintenance/rescue.js';
 import { sweep, sweepDefaults, type SweepReport, type SweepSettings } from '../maintenance/sweep.js';
 
 export interface JobRef {
@@ -97,11 +97,12 @@ export class Queue extends EventEmitter<QueueEvents> {
   #held = new Set<Job>();
   /**
    * Claims this handle made but could neither hand out nor put back (the read
-   * after the claim's rename failed, then the rename back too: EIO, EROFS):
-   * active path -> id. No sweep takes them back while this process lives, so
-   * each sweep of this handle and close() try again.
+   * after the claim's rename failed, then the rename back too: EIO, EROFS),
+   * and jobs a failed take-back left under its claim (rescue.ts Stranded):
+   * active path -> the job and where it goes. No sweep takes them back while
+   * this process lives, so each claim and sweep of this handle and close() try again.
    */
-  #strays = new Map<string, string>();
+  #strays = new Map<string, { id: string; to: 'queue' | 'failed' }>();
   #heartbeat: Heartbeat | undefined;
   #tally: Tally;
   #timers = new Set<NodeJS.Timeout>();
@@ -502,21 +503,30 @@ export class Queue extends EventEmitter<QueueEvents> {
     }
   }
 
-  /** Move a claim that was never handed out back to queue/ (attempt not counted); kept in #strays when that fails too. */
-  #putBack(id: string, activePath: string): void {
+  /**
+   * Move a claim of ours that no Job holds on to `to`: one never handed out
+   * back to queue/ (attempt not counted), or one a failed take-back left
+   * (rescue.ts Stranded); kept in #strays when that fails too.
+   */
+  #putBack(id: string, activePath: string, to: 'queue' | 'failed' = 'queue'): void {
     try {
-      if (move(activePath, this.#layout.file('queue', id), false, true)) {
+      if (move(activePath, this.#layout.file(to, id), false, true) && to === 'queue') {
         this.#index.add(id);
       }
       this.#strays.delete(activePath);
     } catch (error) {
-      this.#strays.set(activePath, id);
+      this.#strays.set(activePath, { id, to });
       setImmediate(() => this.emit('warning', error as Error));
     }
   }
 
+  /** Take on what a failed take-back left under our claim, and try to move it on at once (a fault that passed). */
+  #strand(stranded: readonly Stranded[]): void {
+    for (const { id, path, to } of stranded) this.#putBack(id, path, to);
+  }
+
   #putBackStrays(): void {
-    for (const [activePath, id] of this.#strays) this.#putBack(id, activePath);
+    for (const [activePath, { id, to }] of this.#strays) this.#putBack(id, activePath, to);
   }
 
   /** Read a freshly claimed file; set it aside in failed/ if it cannot run (I9). */
@@ -561,7 +571,13 @@ export class Queue extends EventEmitter<QueueEvents> {
   async #sweep(wait: boolean): Promise<SweepReport> {
     this.#putBackStrays();
     const settings: SweepSettings = { ...this.options, tmpMaxAge: sweepDefaults.tmpMaxAge };
-    const report = await sweep(this.#layout, this.#names, settings, wait);
+    const stranded: Stranded[] = [];
+    let report: SweepReport;
+    try {
+      report = await sweep(this.#layout, this.#names, settings, wait, stranded);
+    } finally {
+      this.#strand(stranded);
+    }
     for (const r of report.recovered) this.#recovered(r);
     // on the next turn: the sweep of Queue.open runs before its caller can listen
     for (const warning of report.warnings) setImmediate(() => this.emit('warning', warning));
@@ -615,7 +631,21 @@ export class Queue extends EventEmitter<QueueEvents> {
       job.revoked();
       let to: 'queue' | 'failed' | undefined;
       try {
-        to = revoke(this.#layout, this.#names, this.options, basename(job.path), job.id, job.claim, 'timeout');
+        const stranded: Stranded[] = [];
+        try {
+          to = revoke(
+            this.#layout,
+            this.#names,
+            this.options,
+            basename(job.path),
+            job.id,
+            job.claim,
+            'timeout',
+            stranded,
+          );
+        } finally {
+          this.#strand(stranded);
+        }
       } catch (error) {
         this.#held.add(job); // still ours (revoke put it back): try again at the next beat
         this.emit('warning', error as Error);

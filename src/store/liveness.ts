@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import { hostname } from 'node:os';
 import { errnoOf, fsError, type DirQueueError } from './errors.js';
 import type { Layout } from './layout.js';
-import { writeAll } from './files.js';
+import { closeQuietly, removeQuietly, writeAll } from './files.js';
 import { scratchClockName } from './names.js';
 import { createExclusive, openRegular } from './open.js';
 import { badFile } from './safe-file.js';
@@ -105,12 +105,8 @@ export class Heartbeat {
       this.beat();
     } catch (error) {
       // not made after all: a half-made heartbeat at our name would make every later try fail with EEXIST
-      try {
-        fs.closeSync(this.#fd);
-        fs.unlinkSync(this.path);
-      } catch {
-        // left for the sweeps, which delete a heartbeat whose process is gone
-      }
+      closeQuietly(this.#fd);
+      removeQuietly(this.path); // or left for the sweeps, which delete a heartbeat whose process is gone
       throw error;
     }
   }
@@ -123,14 +119,14 @@ export class Heartbeat {
    */
   beat(): number {
     if (fstatOf(this.#fd, this.path).nlink === 0) {
-      fs.closeSync(this.#fd);
+      closeQuietly(this.#fd); // of a file no longer there: nothing of it to keep
       this.#fd = this.#create();
     }
     return stampNow(this.#fd, this.#content, this.path);
   }
 
   close(): void {
-    fs.closeSync(this.#fd);
+    closeQuietly(this.#fd); // each beat's stamp was checked by its fstat: a late write error changes nothing
     try {
       fs.unlinkSync(this.path);
     } catch {
@@ -157,8 +153,8 @@ export class Heartbeat {
     try {
       if (this.#mode !== undefined) fs.fchmodSync(fd, this.#mode); // our own new file: cannot fail for lack of rights
     } catch (error) {
-      fs.closeSync(fd);
-      fs.unlinkSync(this.path);
+      closeQuietly(fd);
+      removeQuietly(this.path);
       throw fsError(`creating the heartbeat ${this.path}`, error);
     }
     return fd;
@@ -200,7 +196,7 @@ export function filesystemNow(path: string, scratchDir: string): FilesystemNow {
   try {
     return { now: stampNow(opened, Buffer.from('\n'), path) };
   } finally {
-    fs.closeSync(opened);
+    closeQuietly(opened); // the stamp was read back by fstat: a late write error changes nothing
   }
 }
 
@@ -216,7 +212,7 @@ function createClock(path: string): number | undefined {
   try {
     fs.fchmodSync(fd, 0o666); // our own new file
   } catch (error) {
-    fs.closeSync(fd);
+    closeQuietly(fd);
     throw fsError(`creating the filesystem clock ${path}`, error);
   }
   return fd;
@@ -233,8 +229,8 @@ function scratchNow(dir: string): number {
   try {
     return stampNow(fd, Buffer.from('\n'), path);
   } finally {
-    fs.closeSync(fd);
-    fs.rmSync(path, { force: true });
+    closeQuietly(fd);
+    removeQuietly(path); // or left for the sweeps: clean.ts removes scratch clocks by age
   }
 }
 
@@ -262,33 +258,57 @@ function fstatOf(fd: number, path: string): fs.Stats {
   }
 }
 
+/** What a heartbeat says: its owner's identity (when its content is one) and the filesystem time of its last beat. */
+export interface HeartbeatReading {
+  identity: OwnerIdentity | undefined;
+  mtimeMs: number;
+}
+
 /**
- * A heartbeat file's identity and age, or undefined when it is missing or
- * unreadable. It is opened and fstat'ed rather than lstat'ed: on NFS an open
- * revalidates the file's attributes (close-to-open), so its mtime is fresh.
+ * A heartbeat file's identity and age, or undefined when it is missing, not
+ * a regular file, too large, not ours to read, or an I/O error keeps it from
+ * being read. For callers to whom a missing heartbeat proves nothing (a
+ * writer or lock holder is gone only when its heartbeat says so); a judge
+ * that would act on the absence uses heartbeatAt.
  */
-export function readHeartbeat(path: string): { identity: OwnerIdentity | undefined; mtimeMs: number } | undefined {
-  let fd: ReturnType<typeof openRegular>;
+export function readHeartbeat(path: string): HeartbeatReading | undefined {
   try {
-    fd = openRegular(path, fs.constants.O_RDONLY);
+    return heartbeatAt(path);
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The same, but an I/O error at the open or the fstat (EIO, ...) throws the
+ * typed error instead of looking like a missing heartbeat: the rescue judges
+ * a claim without a heartbeat by the claim's age, and a live worker whose
+ * heartbeat the disk failed to read would lose its long-running job. It is
+ * opened and fstat'ed rather than lstat'ed: on NFS an open revalidates the
+ * file's attributes (close-to-open), so its mtime is fresh.
+ */
+export function heartbeatAt(path: string): HeartbeatReading | undefined {
+  let fd: ReturnType<typeof openRegular>;
+  try {
+    fd = openRegular(path, fs.constants.O_RDONLY);
+  } catch (error) {
+    const code = (error as DirQueueError).code;
+    if (code === 'EACCES' || code === 'EPERM') return undefined; // another user's, not readable: its claims' age judges them
+    throw fsError(`reading the heartbeat ${path}`, error);
+  }
   if (typeof fd !== 'number') return undefined; // missing, or a link, directory or special file: never followed
   try {
-    const stat = fs.fstatSync(fd);
+    const stat = fstatOf(fd, path);
     if (stat.size > 4096) return undefined;
     let identity: unknown;
     try {
       identity = JSON.parse(fs.readFileSync(fd, 'utf8'));
     } catch {
-      identity = undefined;
+      identity = undefined; // judged by its mtime alone, which fstat gave
     }
     return { identity: isIdentity(identity) ? identity : undefined, mtimeMs: stat.mtimeMs };
-  } catch {
-    return undefined;
   } finally {
-    fs.closeSync(fd);
+    closeQuietly(fd); // read only
   }
 }
 

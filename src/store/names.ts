@@ -49,6 +49,8 @@ const unnamed = (fragment: string): string => fragment.replace(/\(\?<[a-z]+>/g, 
 const LIBRARY_DOT_RE = new RegExp(
   `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8})$`,
 );
+/** The library's tmp/ helper files that carry their writer's owner token: counter and held-base temps, lock temps. */
+const OWNED_DOT_RE = new RegExp(`^\\.(?:totals\\.|totals~(?:totals~)?|lock\\.)${OWNER}\\.[a-z0-9]{1,13}$`);
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
 export interface ParsedId {
@@ -184,7 +186,15 @@ export function parseTmpName(name: string): { id: string; owner: string } | unde
   return g === undefined ? undefined : { id: g.id!, owner: g.owner! };
 }
 
-/** Whether `name` is a Queue handle's owner token (HOST.PID.NONCE): the name of its heartbeat in workers/. */
+/**
+ * The owner token of the writer of the tmp/ file `name`, when its name
+ * carries one (a job being written, a counter or lock temp), so that a sweep
+ * can remove it as soon as that writer is gone rather than by age.
+ */
+export function tmpWriterOf(name: string): string | undefined {
+  return parseTmpName(name)?.owner ?? OWNED_DOT_RE.exec(name)?.groups?.owner;
+}
+
 /**
  * Whether `name` is one the library makes in tmp/, the only names sweeps
  * delete there: a file another user put in tmp/ is not the library's to
@@ -194,6 +204,7 @@ export function isLibraryTmpName(name: string): boolean {
   return TMP_RE.test(name) || LIBRARY_DOT_RE.test(name);
 }
 
+/** Whether `name` is a Queue handle's owner token (HOST.PID.NONCE): the name of its heartbeat in workers/. */
 export function isOwnerName(name: string): boolean {
   return OWNER_RE.test(name);
 }

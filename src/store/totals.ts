@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import { basename } from 'node:path';
 import { errnoOf, fsError } from './errors.js';
 import { unlinkOrGone } from './entry.js';
-import { listDir, move, writeNew } from './files.js';
+import { listDir, move, removeQuietly, writeNew } from './files.js';
 import type { Layout } from './layout.js';
 import { counterTmpName, deltaName, heldBaseName, isDeltaName, isHeldBaseName, TOTALS_BASE } from './names.js';
 import { openRegular } from './open.js';
@@ -86,8 +86,25 @@ export class Tally {
     this.#dirty = false;
     const name = deltaName(this.#owner, this.#seq++);
     const tmp = this.#layout.file('tmp', counterTmpName(name));
-    await writeNew(tmp, `${JSON.stringify({ counts })}\n`, false, this.#layout.fileMode);
-    move(tmp, this.#layout.file('workers', name));
+    try {
+      await writeNew(tmp, `${JSON.stringify({ counts })}\n`, false, this.#layout.fileMode);
+      moveOrDrop(tmp, this.#layout.file('workers', name));
+    } catch (error) {
+      // not written: keep the counts for the next write (the next delta gets a new seq, so no name is reused)
+      addInto(this.#counts, counts);
+      this.#dirty = true;
+      throw error;
+    }
+  }
+}
+
+/** Rename a counter file into place; when the rename fails, remove it from tmp/ (or leave it for the sweeps, by its writer's heartbeat). */
+function moveOrDrop(tmp: string, to: string): void {
+  try {
+    move(tmp, to);
+  } catch (error) {
+    removeQuietly(tmp);
+    throw error;
   }
 }
 
@@ -132,7 +149,7 @@ export async function foldTotals(layout: Layout, token: string, now: number): Pr
   const next: Base = { gen: base.gen + 1, counts, absorbed: deltas };
   const tmp = layout.file('tmp', counterTmpName(heldBaseName(token)));
   await writeNew(tmp, `${JSON.stringify(next)}\n`, false, layout.fileMode);
-  move(tmp, basePath);
+  moveOrDrop(tmp, basePath);
   for (const name of deltas) unlinkOrGone(layout.file('workers', name));
   unlinkOrGone(mine);
   for (const name of names) {
@@ -165,7 +182,7 @@ async function takeOverStaleFold(layout: Layout, mine: string, now: number): Pro
     } catch (error) {
       if (errnoOf(error) !== 'EEXIST') throw fsError(`creating ${layout.file('workers', TOTALS_BASE)}`, error);
     } finally {
-      unlinkOrGone(tmp);
+      removeQuietly(tmp); // or left for the sweeps (tmpWriterOf): the base stands either way
     }
     return false;
   }
