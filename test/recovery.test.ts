@@ -7,7 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseJobFile } from '../dist/store/envelope.js';
 import { Layout } from '../dist/store/layout.js';
 import { sweep } from '../dist/maintenance/sweep.js';
@@ -17,6 +17,7 @@ import { lockSweeps } from '../dist/maintenance/sweep-lock.js';
 import { duplicates } from './support/census.js';
 import { checkoutForOtherUsers } from './support/other-users.js';
 import { resultLine } from './support/fake.js';
+import { systemError } from './support/faults.js';
 import { deadPid, exited, openQueue, openToAll, spawnNode, tempDir, tempQueue, track } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';
 
@@ -246,6 +247,39 @@ describe('judging liveness', () => {
     const q = await openQueue(dir, { maintenance: false, staleAfter: 5000 });
     expect((await q.recover()).recovered).toEqual([]);
     backdate(path.join(dir, 'workers', 'elsewhere.1.fake'), 6000);
+    expect((await q.recover()).recovered).toEqual([expect.objectContaining({ id, reason: 'stalled' })]);
+    await q.close();
+  });
+
+  it('an owner whose heartbeat the disk fails to read (EIO) is not judged: its old claim stays, with a warning', async () => {
+    const dir = tempDir();
+    const id = await fakeClaim(dir, 1, 'whatever', 'elsewhere.example.com');
+    const heartbeat = path.join(dir, 'workers', 'elsewhere.1.fake');
+    const claim = path.join(dir, 'active', ls(dir, 'active')[0]!);
+    const q = await openQueue(dir, { maintenance: false, staleAfter: 100 });
+    // the claim is older than staleAfter: judged by its age, as a claim without a heartbeat is, it would be taken back
+    await until(() => Date.now() - fs.lstatSync(claim).ctimeMs > 300, 'the claim to be older than staleAfter');
+    const warnings: Error[] = [];
+    q.on('warning', (error) => warnings.push(error));
+    const open = fs.openSync.bind(fs);
+    const spy = vi.spyOn(fs, 'openSync').mockImplementation((file, ...rest) => {
+      if (file === heartbeat) throw systemError('EIO', 'openSync', [file]);
+      return open(file, ...rest);
+    });
+    try {
+      fs.utimesSync(heartbeat, new Date(), new Date()); // its owner is alive: it beat just now
+      expect((await q.recover()).recovered).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(ls(dir, 'active')).toEqual([path.basename(claim)]);
+    await until(() => warnings.length > 0, 'the warning');
+    expect(warnings[0]).toMatchObject({
+      code: 'EIO',
+      message: expect.stringMatching(/elsewhere\.1\.fake failed: an I\/O error.*claims are left alone/),
+    });
+    // readable again and silent past staleAfter: taken back as usual
+    backdate(heartbeat, 6000);
     expect((await q.recover()).recovered).toEqual([expect.objectContaining({ id, reason: 'stalled' })]);
     await q.close();
   });

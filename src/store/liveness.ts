@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import { hostname } from 'node:os';
-import { errnoOf, fsError, type DirQueueError } from './errors.js';
+import { DirQueueError, errnoOf, fsError } from './errors.js';
 import type { Layout } from './layout.js';
 import { closeQuietly, removeQuietly, writeAll } from './files.js';
 import { scratchClockName } from './names.js';
@@ -294,11 +294,14 @@ export function heartbeatAt(path: string): HeartbeatReading | undefined {
   } catch (error) {
     const code = (error as DirQueueError).code;
     if (code === 'EACCES' || code === 'EPERM') return undefined; // another user's, not readable: its claims' age judges them
-    throw fsError(`reading the heartbeat ${path}`, error);
+    const failed = fsError(`reading the heartbeat ${path}`, error);
+    throw new DirQueueError(failed.code, `${failed.message}; its owner's claims are left alone until it can be read`, {
+      cause: error,
+    });
   }
   if (typeof fd !== 'number') return undefined; // missing, or a link, directory or special file: never followed
   try {
-    const stat = fstatOf(fd, path);
+    const stat = fstatOf(fd, `the heartbeat ${path}`);
     if (stat.size > 4096) return undefined;
     let identity: unknown;
     try {
