@@ -275,8 +275,10 @@ async function purge(q) {
   const cutoff = Date.now() - olderThan + settings.purgeMargin;
   const ids = [];
   for (const name of fs.readdirSync(path.join(dir, state))) {
+    const id = idOfName(state, name); // purge takes only job names
+    if (id === undefined) continue;
     try {
-      if (fs.lstatSync(path.join(dir, state, name)).mtimeMs <= cutoff) ids.push(idOfName(state, name));
+      if (fs.lstatSync(path.join(dir, state, name)).mtimeMs <= cutoff) ids.push(id);
     } catch {
       // gone meanwhile (a retry, an rm): not purged
     }
