@@ -3,8 +3,7 @@
 // tsconfig.test.json's (src/, test/, bench/ through checkJs, demo/, this file
 // and vitest.config.ts), so the rules that need types see what `npm run
 // typecheck` sees. The JavaScript outside that program (test/fixtures/,
-// bench/scale.js and test/soak/{run,actor,check}.js until their JSDoc types
-// land, examples/, .dependency-cruiser.cjs) is linted without types. Layout is left
+// examples/, .dependency-cruiser.cjs) is linted without types. Layout is left
 // to the formatter: no rule here is about spacing or line length.
 import js from '@eslint/js';
 import { defineConfig, globalIgnores } from 'eslint/config';
@@ -75,13 +74,7 @@ export default defineConfig(
   },
   {
     // Plain JavaScript that no tsconfig covers: run by node as it is, linted without types.
-    files: [
-      'test/fixtures/**/*.{js,mjs}',
-      'bench/scale.js',
-      'test/soak/{run,actor,check}.js',
-      'examples/**/*.js',
-      '**/*.cjs',
-    ],
+    files: ['test/fixtures/**/*.{js,mjs}', 'examples/**/*.js', '**/*.cjs'],
     extends: [tseslint.configs.disableTypeChecked],
   },
   {

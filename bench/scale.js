@@ -66,6 +66,10 @@ const { values: args } = parseArgs({
   },
 });
 const QUICK = process.env.BENCH_QUICK === '1';
+/**
+ * @param {'jobs' | 'failed' | 'types'} name
+ * @param {number} full
+ */
 const size = (name, full) => Number(args[name] ?? (QUICK ? full / 10 : full));
 const SIZE = { jobs: size('jobs', 1_000_000), failed: size('failed', 100_000), types: size('types', 10_000) };
 const CLAIMS = 2_000;
@@ -76,9 +80,17 @@ const MIB = 1024 * 1024;
 const NONCE = 'sc4le0';
 let clock = Math.floor(Date.now() * 1000) - 3_600_000_000; // an hour ago: ages are realistic, nothing is "early"
 /** A job id of the library's grammar (FORMAT.md, "File names"). */
-const idOf = (type) => `50-${String(++clock).padStart(16, '0')}-${NONCE}.${type}`;
+const idOf = (/** @type {string} */ type) => `50-${String(++clock).padStart(16, '0')}-${NONCE}.${type}`;
 
-/** Write `n` job files straight into `dir/state/` (no queue open), `typeOf(i)` their types; returns the ms it took. */
+/**
+ * Write `n` job files straight into `dir/state/` (no queue open), `typeOf(i)` their types; returns the ms it took.
+ * @param {string} dir
+ * @param {'queue' | 'failed'} state
+ * @param {number} n
+ * @param {(i: number) => string} typeOf
+ * @param {(i: number) => string} [extra] what follows the envelope line (events)
+ * @returns {number}
+ */
 function writeDirect(dir, state, n, typeOf, extra = () => '') {
   const t0 = performance.now();
   const into = path.join(dir, state);
@@ -91,14 +103,29 @@ function writeDirect(dir, state, n, typeOf, extra = () => '') {
 
 // ---------------------------------------------------------------- probes (child processes)
 
-/** Count the calls of `names` on the shared fs object while `fn` runs (the library calls through it). */
+/** @typedef {(...a: unknown[]) => unknown} AnyFunction */
+
+/**
+ * Count the calls of `names` on the shared fs object while `fn` runs (the library calls through it).
+ * @template T
+ * @param {string[]} names
+ * @param {() => Promise<T>} fn
+ * @returns {Promise<{ counts: Record<string, number>, value: T }>}
+ */
 async function counting(names, fn) {
+  /** @type {Record<string, number>} */
   const counts = Object.fromEntries(names.map((n) => [n, 0]));
   const saved = names.map((name) => {
-    const [owner, key] = name.startsWith('promises.') ? [fs.promises, name.slice(9)] : [fs, name];
-    const original = owner[key];
+    const [owner, key] = /** @type {[Record<string, unknown>, string]} */ (
+      name.startsWith('promises.') ? [fs.promises, name.slice(9)] : [fs, name]
+    );
+    const original = /** @type {AnyFunction} */ (owner[key]);
+    /**
+     * @this {unknown}
+     * @param {unknown[]} a
+     */
     owner[key] = function counted(...a) {
-      counts[name]++;
+      counts[name] = (counts[name] ?? 0) + 1;
       return original.apply(this, a);
     };
     return () => (owner[key] = original);
@@ -113,12 +140,17 @@ async function counting(names, fn) {
 
 const LISTINGS = ['readdirSync', 'promises.readdir', 'opendirSync', 'promises.opendir', 'readdir', 'opendir'];
 const OPENS = ['openSync', 'promises.open', 'open', 'readFileSync'];
-const listed = (c) => LISTINGS.reduce((s, n) => s + c[n], 0);
-const opened = (c) => OPENS.reduce((s, n) => s + c[n], 0);
+/** @param {Record<string, number>} c */
+const listed = (c) => LISTINGS.reduce((s, n) => s + (c[n] ?? 0), 0);
+/** @param {Record<string, number>} c */
+const opened = (c) => OPENS.reduce((s, n) => s + (c[n] ?? 0), 0);
 const rss = () => process.memoryUsage().rss;
-const us = (ms) => ms * 1000;
+const us = (/** @type {number} */ ms) => ms * 1000;
 
-/** The million (or baseline) probe: open, first claim, then hot-path operations with their fs calls counted. */
+/**
+ * The million (or baseline) probe: open, first claim, then hot-path operations with their fs calls counted.
+ * @param {string} dir
+ */
 async function probeBacklog(dir) {
   const rss0 = rss();
   const heap0 = heapUsedAfterGc();
@@ -128,23 +160,29 @@ async function probeBacklog(dir) {
   t0 = performance.now();
   const first = await q.claim();
   const readyMs = performance.now() - t0;
+  if (first === undefined) throw new Error(`no job to claim in ${dir}/queue`);
   const heap1 = heapUsedAfterGc();
   const rss1 = rss();
   await first.complete();
   const waiting = fs.readdirSync(path.join(dir, 'queue')).length; // outside the counted windows
+  /** @type {number[]} */
   const claimLat = [];
+  /** @type {number[]} */
   const completeLat = [];
   const hot = await counting([...LISTINGS, ...OPENS], async () => {
     for (let i = 0; i < CLAIMS; i++) {
       const a = performance.now();
       const job = await q.claim({ types: ['bench'] });
       const b = performance.now();
+      if (job === undefined) throw new Error(`no job of type bench for claim ${i + 1} of ${CLAIMS}`);
       await job.complete({ ok: i });
       completeLat.push(performance.now() - b);
       claimLat.push(b - a);
     }
   });
+  /** @type {number[]} */
   const enqueueLat = [];
+  /** @type {import('../dist/index.js').JobRef[]} */
   const refs = [];
   const enq = await counting([...LISTINGS, ...OPENS], async () => {
     for (let i = 0; i < 200; i++) {
@@ -154,10 +192,12 @@ async function probeBacklog(dir) {
     }
   });
   // waitFor of jobs that end while it waits: claim each of the 200 (filter: only 'later'), start waitFor, complete
+  /** @type {number[]} */
   const waitLat = [];
   const wait = await counting([...LISTINGS, ...OPENS], async () => {
     for (const { id } of refs) {
       const job = await q.claim({ types: ['later'] });
+      if (job === undefined) throw new Error(`no job of type later for ${id}`);
       const a = performance.now();
       const result = q.waitFor(id, { timeout: 10_000 });
       await job.complete(id);
@@ -194,7 +234,12 @@ async function probeBacklog(dir) {
   };
 }
 
-/** The maxJobBytes probe: a job whose file is exactly the limit, enqueued, claimed, completed, read back. */
+/** @typedef {{ name: string, ms: number, value?: unknown, error?: string }} Step */
+
+/**
+ * The maxJobBytes probe: a job whose file is exactly the limit, enqueued, claimed, completed, read back.
+ * @param {string} dir
+ */
 async function probeMaxBytes(dir) {
   const q = await Queue.open(dir, { durable: false });
   const limit = q.options.maxJobBytes;
@@ -203,26 +248,38 @@ async function probeMaxBytes(dir) {
   const overhead = fs.statSync(path.join(dir, 'queue', probe.id)).size - 1000;
   await q.remove(probe.id);
   const data = 'x'.repeat(limit - overhead);
+  /**
+   * @template T
+   * @param {string} name
+   * @param {() => Promise<T>} fn
+   * @returns {Promise<Step & { value?: T }>}
+   */
   const step = async (name, fn) => {
     const t0 = performance.now();
     try {
       const value = await fn();
       return { name, ms: performance.now() - t0, value };
-    } catch (error) {
+    } catch (thrown) {
+      const error = /** @type {Error & { code?: string }} */ (thrown);
       return { name, ms: performance.now() - t0, error: `${error.code ?? ''} ${error.message}`.trim() };
     }
   };
   const rss0 = rss();
+  /** @type {Step[]} */
   const steps = [];
   const enq = await step('enqueue', () => q.enqueue('big', data));
   steps.push(enq);
-  const size = fs.statSync(path.join(dir, 'queue', enq.value.id)).size;
+  // a failed step has no value: a failed enqueue ends the probe here, a failed claim fails the complete step
+  const id = /** @type {import('../dist/index.js').JobRef} */ (enq.value).id;
+  const size = fs.statSync(path.join(dir, 'queue', id)).size;
   const claim = await step('claim', () => q.claim());
   steps.push(claim);
-  steps.push(await step('complete', () => claim.value.complete('done')));
-  steps.push(await step('waitFor (in done/)', () => q.waitFor(enq.value.id, { timeout: 10_000 })));
-  steps.push(await step('get (in done/)', () => q.get(enq.value.id)));
-  const doneSize = fs.statSync(path.join(dir, 'done', enq.value.id)).size;
+  steps.push(
+    await step('complete', () => /** @type {import('../dist/index.js').Job} */ (claim.value).complete('done')),
+  );
+  steps.push(await step('waitFor (in done/)', () => q.waitFor(id, { timeout: 10_000 })));
+  steps.push(await step('get (in done/)', () => q.get(id)));
+  const doneSize = fs.statSync(path.join(dir, 'done', id)).size;
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   await q.close();
   return {
@@ -235,22 +292,29 @@ async function probeMaxBytes(dir) {
       name,
       ms,
       error,
-      state: value?.state,
+      state: /** @type {{ state?: string } | undefined} */ (value)?.state, // get's (JobInfo)
       result: name.startsWith('waitFor') ? value : undefined,
     })),
   };
 }
 
-/** The types probe: claim cost without and with a types filter among TYPES types. */
+/**
+ * The types probe: claim cost without and with a types filter among TYPES types.
+ * @param {string} dir
+ * @param {number} types
+ */
 async function probeTypes(dir, types) {
   const heap0 = heapUsedAfterGc();
   const q = await Queue.open(dir, { durable: false });
   const first = await q.claim();
   const heap1 = heapUsedAfterGc();
+  if (first === undefined) throw new Error(`no job to claim in ${dir}/queue`);
   await first.complete();
   const waiting = fs.readdirSync(path.join(dir, 'queue')).length;
-  const typeName = (k) => `t${String(k).padStart(5, '0')}`;
+  const typeName = (/** @type {number} */ k) => `t${String(k).padStart(5, '0')}`;
+  /** @param {(i: number) => string[] | undefined} filterOf */
   const measure = async (filterOf) => {
+    /** @type {number[]} */
     const lat = [];
     const { counts } = await counting([...LISTINGS, ...OPENS], async () => {
       for (let i = 0; i < CLAIMS; i++) {
@@ -278,19 +342,26 @@ async function probeTypes(dir, types) {
 }
 
 if (args.probe !== undefined) {
+  const queue = /** @type {string} */ (args.queue); // probe() passes --queue with --probe
   const out =
     args.probe === 'backlog'
-      ? await probeBacklog(args.queue)
+      ? await probeBacklog(queue)
       : args.probe === 'maxbytes'
-        ? await probeMaxBytes(args.queue)
-        : await probeTypes(args.queue, SIZE.types);
+        ? await probeMaxBytes(queue)
+        : await probeTypes(queue, SIZE.types);
   process.stdout.write(`${JSON.stringify(out)}\n`);
   process.exit(0);
 }
 
 // ---------------------------------------------------------------- the parent
 
-/** Run a probe in a fresh node --expose-gc; its JSON line. */
+/**
+ * Run a probe in a fresh node --expose-gc; its JSON line.
+ * @template {keyof Probes} P
+ * @param {P} name
+ * @param {string} dir
+ * @returns {Probes[P]}
+ */
 function probe(name, dir) {
   const r = spawnSync(
     process.execPath,
@@ -301,11 +372,35 @@ function probe(name, dir) {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
-  if (r.status !== 0) throw new Error(`probe ${name} on ${dir} exited ${r.status ?? r.signal}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop());
+  if (r.status !== 0) throw new Error(`probe ${name} on ${dir} exited ${String(r.status ?? r.signal)}`);
+  return /** @type {Probes[P]} */ (parseJson(/** @type {string} */ (r.stdout.trim().split('\n').pop())));
 }
 
-/** Run `dirq ARGS` under /usr/bin/time: wall ms, max RSS, exit code and the first line of its output. */
+/**
+ * What each probe prints (as JSON: no class instances survive).
+ * @typedef {{
+ *   backlog: Awaited<ReturnType<typeof probeBacklog>>,
+ *   maxbytes: Awaited<ReturnType<typeof probeMaxBytes>>,
+ *   types: Awaited<ReturnType<typeof probeTypes>>,
+ * }} Probes
+ */
+
+/**
+ * JSON text (a probe's line) as the unknown it is, for a cast.
+ * @param {string} text
+ * @returns {unknown}
+ */
+function parseJson(text) {
+  return JSON.parse(text);
+}
+
+/** @typedef {{ ms: number, maxRssMiB: number, code: number | null, first: string }} DirqRun */
+
+/**
+ * Run `dirq ARGS` under /usr/bin/time: wall ms, max RSS, exit code and the first line of its output.
+ * @param {string[]} cliArgs
+ * @returns {DirqRun}
+ */
 function dirq(...cliArgs) {
   const t0 = performance.now();
   const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, CLI, ...cliArgs], {
@@ -322,11 +417,15 @@ function dirq(...cliArgs) {
   };
 }
 
+/**
+ * @param {string[]} head
+ * @param {(string | number | null)[][]} rows
+ */
 function table(head, rows) {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const fmt = (cells) =>
+  const fmt = (/** @type {(string | number | null)[]} */ cells) =>
     cells
-      .map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i])))
+      .map((c, i) => (i === 0 ? String(c).padEnd(w[i] ?? 0) : String(c).padStart(w[i] ?? 0)))
       .join('  ')
       .trimEnd();
   console.log(fmt(head));
@@ -334,7 +433,10 @@ function table(head, rows) {
   for (const r of rows) console.log(fmt(r));
 }
 
-/** A layout made by the library, with no queue left open. */
+/**
+ * A layout made by the library, with no queue left open.
+ * @param {string} dir
+ */
 async function newQueue(dir) {
   const q = await Queue.open(dir, { durable: false, maintenance: false });
   await q.close();
@@ -369,7 +471,7 @@ function workspace() {
 }
 
 const only = args.only?.split(',');
-const want = (name) => only === undefined || only.includes(name);
+const want = (/** @type {string} */ name) => only === undefined || only.includes(name);
 const head = spawnSync('git', ['-C', path.join(here, '..'), 'describe', '--always', '--dirty'], { encoding: 'utf8' });
 const ws = workspace();
 console.log(
@@ -402,10 +504,10 @@ try {
       `\nsetup: enqueueMany (durable: false, chunks of 10,000) ${int((viaLib * 1000) / libMs)} jobs/s; direct writer into queue/ ${int(((SIZE.jobs - viaLib) * 1000) / directMs)} jobs/s (${int(SIZE.jobs)} jobs in ${fix((libMs + directMs) / 1000)} s)`,
     );
     const rows = [];
-    for (const [label, dir] of [
+    for (const [label, dir] of /** @type {[string, string][]} */ ([
       ['baseline', small],
       ['backlog', big],
-    ]) {
+    ])) {
       const r = probe('backlog', dir);
       rows.push([
         label,
@@ -451,6 +553,7 @@ try {
       ],
       rows,
     );
+    /** @type {[string, DirqRun][]} */
     const cli = [
       ['dirq stats DIR', dirq('stats', big)],
       ['dirq stats DIR --json', dirq('stats', big, '--json')],
@@ -469,12 +572,13 @@ try {
   if (want('failed')) {
     const dir = path.join(ws.base, 'failed');
     await newQueue(dir);
-    const error = (i) =>
+    const error = (/** @type {number} */ i) =>
       `${JSON.stringify({ event: 'error', at: new Date().toISOString(), attempt: 3, claim: `host.1.${NONCE}.${i.toString(36)}`, message: 'connection refused' })}\n`;
     const ms = writeDirect(dir, 'failed', SIZE.failed, () => 'bench', error);
     console.log(
       `\n${int(SIZE.failed)} jobs in failed/ (written directly, ${int((SIZE.failed * 1000) / ms)} jobs/s), the CLI:`,
     );
+    /** @type {[string, DirqRun][]} */
     const rows = [
       ['dirq stats DIR', dirq('stats', dir)],
       ['dirq ls DIR failed --limit 10', dirq('ls', dir, 'failed', '--limit', '10')],
@@ -519,12 +623,16 @@ try {
     const dir = path.join(ws.base, 'types');
     await newQueue(dir);
     const perType = 10;
-    const typeName = (k) => `t${String(k).padStart(5, '0')}`;
+    const typeName = (/** @type {number} */ k) => `t${String(k).padStart(5, '0')}`;
     writeDirect(dir, 'queue', SIZE.types * perType, (i) => typeName(i % SIZE.types));
     const r = probe('types', dir);
     console.log(
       `\n${int(r.waiting)} jobs over ${int(r.types)} types (${perType} each): ${int(CLAIMS)} claim+complete per row; index heap ${fix(r.heapPerJob, 0)} B/job`,
     );
+    /**
+     * @param {string} name
+     * @param {Probes['types']['none']} m
+     */
     const row = (name, m) => [name, fix(m.mean), fix(m.p50), fix(m.p99), m.listings, fix(m.opensPerClaim, 2)];
     table(
       ['claim', 'us mean', 'p50', 'p99', 'listings', 'opens/claim'],

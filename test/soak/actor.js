@@ -22,12 +22,24 @@ import { Pool, Queue } from '../../dist/index.js';
 import { idOfName } from '../../dist/store/locate.js';
 import { openLedger } from './ledger.js';
 
+/** @typedef {import('./run.js').Settings} Settings */
+/** @typedef {import('../../dist/index.js').Job<Data>} SoakJob */
+/** @typedef {import('../../dist/index.js').JobRef} JobRef */
+/** @typedef {import('../../dist/index.js').Recovered} Recovered */
+/** @typedef {import('../../dist/index.js').FsckReport} FsckReport */
+/** @typedef {import('../../dist/index.js').State} State */
+/** @typedef {{ n: number, ms: number, fail: boolean }} Data */
+/** @typedef {{ attempts: number, backoff: number, delay?: number, key?: string, priority?: number }} WorkloadOptions */
+/** @typedef {{ type: string, data: Data } & WorkloadOptions} WorkloadJob */
+/** @typedef {{ code: number, stdout: string, stderr: string }} CliOutput */
+
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const PROCESSOR = fileURLToPath(new URL('./processor.js', import.meta.url));
 
-const [role, dir, ledgerFile] = process.argv.slice(2);
-const settings = JSON.parse(process.env.SOAK_OPTIONS ?? '{}');
+// run.js passes all three
+const [role, dir, ledgerFile] = /** @type {[string, string, string]} */ (process.argv.slice(2));
+const settings = /** @type {Settings} */ (parseJson(process.env.SOAK_OPTIONS ?? '{}'));
 const note = openLedger(ledgerFile);
 const queueOptions = {
   staleAfter: settings.staleAfter,
@@ -53,12 +65,44 @@ setInterval(() => {
   if (gap > settings.staleAfter / 4) note('stall', { ms: Math.round(gap) });
 }, TICK_MS).unref();
 
+/** @param {number} n */
 const random = (n) => Math.floor(Math.random() * n);
+/** @param {number} p */
 const chance = (p) => Math.random() < p;
+/**
+ * One of `list` (not empty), at random.
+ * @template T
+ * @param {readonly T[]} list
+ * @returns {T}
+ */
+const oneOf = (list) => /** @type {T} */ (list[random(list.length)]);
 
-/** A job of the workload: a tenth of them fail every attempt (planned), the rest succeed; some wait in delayed/, some hold a unique key. */
+/**
+ * JSON text (the settings, a dirq command's --json output) as the unknown it is, for a cast.
+ * @param {string} text
+ * @returns {unknown}
+ */
+function parseJson(text) {
+  return JSON.parse(text);
+}
+
+/**
+ * The `code` of a thrown value, if it has one (a DirQueueError's, a system error's).
+ * @param {unknown} error
+ * @returns {unknown}
+ */
+function codeOf(error) {
+  return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+}
+
+/**
+ * A job of the workload: a tenth of them fail every attempt (planned), the rest succeed; some wait in delayed/, some hold a unique key.
+ * @param {number} n
+ * @returns {WorkloadJob}
+ */
 function newJob(n) {
   const fail = chance(0.1);
+  /** @type {WorkloadOptions} */
   const options = fail ? { attempts: 2, backoff: 100 } : { attempts: 50, backoff: 50 };
   if (chance(0.15)) options.delay = 100 + random(2000);
   if (chance(0.1)) options.key = `k${random(20)}`;
@@ -77,9 +121,10 @@ async function waitForRoom() {
   while (!stopping && backlog() > settings.maxBacklog) await sleep(50);
 }
 
+/** @param {Queue} queue */
 function listen(queue) {
   queue.on('recovered', (r) => note('recovered', { id: r.id, claim: r.claim, reason: r.reason, to: r.to }));
-  queue.on('warning', (error) => note('warning', { code: error.code, message: error.message }));
+  queue.on('warning', (error) => note('warning', { code: codeOf(error), message: error.message }));
 }
 
 const roles = {
@@ -108,7 +153,7 @@ const roles = {
         const out = await cli(args);
         if (out === undefined) continue; // killed by the chaos loop: not acknowledged
         if (out.code !== 0) throw new Error(`dirq enqueue exited ${out.code}: ${out.stderr}`);
-        const ref = JSON.parse(out.stdout);
+        const ref = /** @type {JobRef} */ (parseJson(out.stdout));
         note('enq', { how: 'cli', refs: [{ id: ref.id, dup: ref.duplicate }] });
       } else {
         const { type, data, ...options } = job;
@@ -138,6 +183,7 @@ const roles = {
     const q = await Queue.open(dir, queueOptions);
     listen(q);
     while (!stopping) {
+      /** @type {SoakJob | undefined} */
       const job = await q.claim({ wait: 500 });
       if (job === undefined) continue;
       note('claim', { id: job.id, claim: job.claim, attempt: job.attempt });
@@ -154,7 +200,7 @@ const roles = {
           note('done', { id: job.id, claim: job.claim, attempt: job.attempt });
         }
       } catch (error) {
-        if (error.code !== 'ECOMPROMISED') throw error;
+        if (codeOf(error) !== 'ECOMPROMISED') throw error;
         note('lost', { id: job.id, claim: job.claim, attempt: job.attempt });
       }
     }
@@ -170,13 +216,15 @@ const roles = {
       concurrency: 2,
       closeTimeout: 30_000,
     });
-    pool.on('completed', (job, result) => note('done', { id: job.id, run: result.run, attempt: job.attempt }));
+    pool.on('completed', (job, result) =>
+      note('done', { id: job.id, run: /** @type {{ run: string }} */ (result).run, attempt: job.attempt }),
+    );
     pool.on('retrying', (job) => note('fail', { id: job.id, attempt: job.attempt, to: 'retrying' }));
     pool.on('failed', (job) => note('fail', { id: job.id, attempt: job.attempt, to: 'failed' }));
     pool.on('lost', (job) => note('lost', { id: job.id, attempt: job.attempt }));
     pool.on('recovered', (r) => note('recovered', { id: r.id, claim: r.claim, reason: r.reason, to: r.to }));
-    pool.on('error', (error) => note('pool-error', { code: error.code, message: error.message }));
-    pool.on('warning', (error) => note('warning', { code: error.code, message: error.message }));
+    pool.on('error', (error) => note('pool-error', { code: codeOf(error), message: error.message }));
+    pool.on('warning', (error) => note('warning', { code: codeOf(error), message: error.message }));
     await pool.start();
     while (!stopping) await sleep(100);
     await pool.close();
@@ -186,6 +234,7 @@ const roles = {
     const q = await Queue.open(dir, queueOptions);
     listen(q);
     // purges are rare: each deletes the history the checker reads
+    /** @type {((q: Queue) => Promise<void>)[]} */
     const actions = [
       retry,
       retry,
@@ -202,20 +251,25 @@ const roles = {
       inspectCli,
     ];
     while (!stopping) {
-      await (chance(0.03) ? purge : actions[random(actions.length)])(q);
+      await (chance(0.03) ? purge : oneOf(actions))(q);
       await sleep(100 + random(300));
     }
     await q.close();
   },
 };
 
-/** A random job of `state`, by id. */
+/**
+ * A random job of `state`, by id.
+ * @param {State} state
+ * @returns {string | undefined}
+ */
 function pick(state) {
   const names = fs.readdirSync(path.join(dir, state));
   if (names.length === 0) return undefined;
-  return idOfName(state, names[random(names.length)]);
+  return idOfName(state, oneOf(names));
 }
 
+/** @param {Queue} q */
 async function retry(q) {
   const id = pick(chance(0.8) ? 'failed' : 'delayed');
   if (id === undefined) return;
@@ -224,7 +278,7 @@ async function retry(q) {
     await q.retry(id);
     note('retry', { id, ok: true });
   } catch (error) {
-    note('retry', { id, code: error.code });
+    note('retry', { id, code: codeOf(error) });
   }
 }
 
@@ -236,20 +290,23 @@ async function retryCli() {
   note('retry', { id, ok: out?.code === 0 });
 }
 
-/** Remove a job that is waiting or has ended; the intent is noted first, since a kill may come between the unlink and the note. */
+/**
+ * Remove a job that is waiting or has ended; the intent is noted first, since a kill may come between the unlink and the note.
+ * @param {Queue} q
+ */
 async function remove(q) {
-  const id = pick(['queue', 'delayed', 'done', 'failed'][random(4)]);
+  const id = pick(oneOf(['queue', 'delayed', 'done', 'failed']));
   if (id === undefined) return;
   note('rm-begin', { id });
   try {
     note('rm', { id, state: await q.remove(id) });
   } catch (error) {
-    note('rm', { id, code: error.code });
+    note('rm', { id, code: codeOf(error) });
   }
 }
 
 async function removeCli() {
-  const id = pick(['queue', 'done', 'failed'][random(3)]);
+  const id = pick(oneOf(['queue', 'done', 'failed']));
   if (id === undefined) return;
   note('rm-begin', { id });
   const out = await cli(['rm', dir, id, '--json']);
@@ -257,7 +314,9 @@ async function removeCli() {
   else
     note(
       'rm',
-      out.code === 0 ? { id, state: JSON.parse(out.stdout).removed[0].state } : { id, code: `exit ${out.code}` },
+      out.code === 0
+        ? { id, state: /** @type {{ removed: [{ state: State }] }} */ (parseJson(out.stdout)).removed[0].state }
+        : { id, code: `exit ${out.code}` },
     );
 }
 
@@ -268,11 +327,13 @@ async function removeCli() {
  * enough when purge runs. The listing takes files up to purgeMargin younger
  * than the cutoff, since a SIGSTOP between the listing and the purge moves
  * purge's cutoff later (the margin is above the longest stop).
+ * @param {Queue} q
  */
 async function purge(q) {
   const state = chance(0.2) ? 'done' : 'failed';
   const olderThan = state === 'done' ? 3 * settings.purgeOlderThan : settings.purgeOlderThan;
   const cutoff = Date.now() - olderThan + settings.purgeMargin;
+  /** @type {string[]} */
   const ids = [];
   for (const name of fs.readdirSync(path.join(dir, state))) {
     const id = idOfName(state, name); // purge takes only job names
@@ -287,6 +348,7 @@ async function purge(q) {
   note('purge', { state, removed: await q.purge(state, { olderThan }) });
 }
 
+/** @param {Queue} q */
 async function recover(q) {
   await q.recover(); // what it takes back is noted by the 'recovered' listener
 }
@@ -294,15 +356,18 @@ async function recover(q) {
 async function recoverCli() {
   const out = await cli(['recover', dir, '--json']);
   if (out === undefined) return;
-  if (out.code !== 0) return note('cli-error', { verb: 'recover', code: out.code, stderr: out.stderr });
-  for (const r of JSON.parse(out.stdout).recovered)
+  if (out.code !== 0) {
+    note('cli-error', { verb: 'recover', code: out.code, stderr: out.stderr });
+    return;
+  }
+  for (const r of /** @type {{ recovered: Recovered[] }} */ (parseJson(out.stdout)).recovered)
     note('recovered', { id: r.id, claim: r.claim, reason: r.reason, to: r.to, by: 'cli' });
 }
 
 async function fsckRepair() {
   const out = await cli(['fsck', dir, '--repair', '--json']);
   if (out === undefined) return;
-  const report = JSON.parse(out.stdout);
+  const report = /** @type {FsckReport} */ (parseJson(out.stdout));
   note('fsck', {
     code: out.code,
     findings: report.findings.map((f) => ({ kind: f.kind, path: f.path, problem: f.problem, repaired: f.repaired })),
@@ -310,31 +375,46 @@ async function fsckRepair() {
 }
 
 async function inspectCli() {
-  const verb = [
-    ['ls', dir, ['queue', 'failed', 'active', 'done'][random(4)], '--json'],
+  const verb = oneOf([
+    ['ls', dir, oneOf(['queue', 'failed', 'active', 'done']), '--json'],
     ['stats', dir, '--json'],
     ['metrics', dir],
-  ][random(3)];
+  ]);
   const out = await cli(verb);
   if (out !== undefined && out.code !== 0) note('cli-error', { verb: verb[0], code: out.code, stderr: out.stderr });
 }
 
-/** Run dirq; resolves with its exit code and output whatever the code, or undefined when the chaos loop killed it (noted). */
+/**
+ * Run dirq; resolves with its exit code and output whatever the code, or undefined when the chaos loop killed it (noted).
+ * @param {string[]} args
+ * @returns {Promise<CliOutput | undefined>}
+ */
 async function cli(args) {
   try {
     const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 64 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
-  } catch (error) {
+  } catch (thrown) {
+    // execFile's rejection: the exit code or signal, with the output so far
+    const error = /** @type {import('node:child_process').ExecFileException & { stdout: string, stderr: string }} */ (
+      thrown
+    );
     if (error.signal === 'SIGKILL') {
       note('cli-killed', { verb: args[0] });
       return undefined;
     }
-    if (typeof error.code !== 'number') throw error;
+    if (typeof error.code !== 'number') throw thrown;
     return { code: error.code, stdout: error.stdout, stderr: error.stderr };
   }
 }
 
+/**
+ * @param {string} r
+ * @returns {r is keyof typeof roles}
+ */
+const isRole = (r) => Object.hasOwn(roles, r);
+
 note('start', { role });
+if (!isRole(role)) throw new Error(`actor.js: no role ${role} (one of ${Object.keys(roles).join(', ')})`);
 await roles[role]();
 note('exit', { role });
 process.exit(0);

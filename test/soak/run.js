@@ -42,6 +42,9 @@ import { check, formatSummary, PLANNED } from './check.js';
 import { openLedger } from './ledger.js';
 import { TMP_MAX_AGE_MS } from '../../dist/maintenance/clean.js';
 
+/** @typedef {import('node:child_process').ChildProcess} ChildProcess */
+/** @typedef {import('../../dist/index.js').FsckReport} FsckReport */
+
 const ACTOR = fileURLToPath(new URL('./actor.js', import.meta.url));
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -63,6 +66,7 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
   },
 });
+/** @param {Exclude<keyof typeof args, 'keep' | 'json'>} name */
 const number = (name) => {
   const n = Number(args[name]);
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got ${args[name]}`);
@@ -81,6 +85,7 @@ const settings = {
   purgeOlderThan: stopMax + 5000,
   purgeMargin: stopMax + 2000,
 };
+/** @typedef {typeof settings} Settings what every actor gets in SOAK_OPTIONS (actor.js) */
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dirq-soak-'));
 const dir = path.join(root, 'queue');
@@ -91,18 +96,32 @@ fs.mkdirSync(logDir);
 await (await Queue.open(dir)).close();
 const note = openLedger(path.join(ledgerDir, 'chaos.jsonl'));
 
+/** @type {string[]} */
 const roles = [
   'producer',
   'bulk',
   'admin',
-  ...Array(number('workers')).fill('worker'),
-  ...Array(number('pools')).fill('pool'),
+  ...Array.from(Array(number('workers')), () => 'worker'),
+  ...Array.from(Array(number('pools')), () => 'pool'),
 ];
-/** The live process of each slot, with whether it is stopped now and whether we killed it. */
-const slots = roles.map((role) => ({ role, child: undefined, stopped: false, killed: false }));
+/** @typedef {{ code: number | null, signal: NodeJS.Signals | null }} Exit */
+/**
+ * @typedef {object} Slot
+ * @property {string} role
+ * @property {ChildProcess} child
+ * @property {Promise<Exit>} exited
+ * @property {boolean} stopped
+ * @property {boolean} killed
+ */
+/**
+ * The live process of each slot, with whether it is stopped now and whether we killed it. Its child
+ * and exited come with start(), which runs for every slot before anything reads them.
+ */
+const slots = /** @type {Slot[]} */ (roles.map((role) => ({ role, stopped: false, killed: false })));
 let ending = false;
 let spawned = 0;
 
+/** @param {Slot} slot */
 function start(slot) {
   const n = spawned++;
   const log = fs.openSync(path.join(logDir, `${slot.role}-${n}.log`), 'a');
@@ -111,14 +130,11 @@ function start(slot) {
     env: { ...process.env, SOAK_OPTIONS: JSON.stringify(settings) },
   });
   fs.closeSync(log);
-  Object.assign(slot, {
-    child,
-    stopped: false,
-    killed: false,
-    exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
-  });
+  /** @type {Promise<Exit>} */
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  Object.assign(slot, { child, stopped: false, killed: false, exited });
   note('spawn', { target: child.pid, role: slot.role, n });
-  void slot.exited.then(({ code, signal }) => {
+  void exited.then(({ code, signal }) => {
     note('exit', { target: child.pid, role: slot.role, code, signal });
     if (slot.child !== child) return;
     // a process started just before the end can get its SIGTERM while it is still loading, before its
@@ -133,6 +149,7 @@ function start(slot) {
   });
 }
 
+/** @param {number} until */
 async function chaos(until) {
   while (Date.now() < until) {
     await sleep(-Math.log(1 - Math.random()) * number('chaos-every'));
@@ -143,7 +160,7 @@ async function chaos(until) {
     // now and then a dirq command an actor runs (fsck --repair, rm, retry, recover, enqueue) instead
     const commands = Math.random() < number('cli-share') ? live.flatMap((s) => childrenOf(s.child.pid)) : [];
     if (commands.length > 0) {
-      const target = commands[Math.floor(Math.random() * commands.length)];
+      const target = /** @type {number} */ (commands[Math.floor(Math.random() * commands.length)]);
       try {
         process.kill(target, 'SIGKILL');
         note('kill', { target, role: 'dirq' });
@@ -152,7 +169,7 @@ async function chaos(until) {
       }
       continue;
     }
-    const slot = live[Math.floor(Math.random() * live.length)];
+    const slot = /** @type {Slot} */ (live[Math.floor(Math.random() * live.length)]);
     const pid = slot.child.pid;
     if (Math.random() < number('kill-share')) {
       slot.killed = true;
@@ -173,8 +190,13 @@ async function chaos(until) {
   }
 }
 
-/** The pids of a process's children (the dirq commands an actor runs), from /proc. */
+/**
+ * The pids of a process's children (the dirq commands an actor runs), from /proc.
+ * @param {number | undefined} pid
+ * @returns {number[]}
+ */
 function childrenOf(pid) {
+  if (pid === undefined) return []; // it did not start
   try {
     return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
@@ -228,7 +250,7 @@ async function drain() {
     await q.recover();
     for (let job = await q.claim({ wait: 100 }); job !== undefined; job = await q.claim({ wait: 100 })) {
       noteDrain('claim', { id: job.id, claim: job.claim, attempt: job.attempt });
-      if (job.data.fail) {
+      if (/** @type {{ fail?: boolean }} */ (job.data).fail) {
         noteDrain('fail', {
           id: job.id,
           claim: job.claim,
@@ -255,16 +277,30 @@ async function drain() {
   for (const name of orphans) backdate(path.join(dir, 'tmp', name), TMP_MAX_AGE_MS + 60_000);
   await q.recover();
   await q.close();
+  // fsck exits 3 when it found damage: its report is on stdout either way
   const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'fsck', dir, '--repair', '--json']).catch(
-    (error) => error,
+    (/** @type {unknown} */ error) => /** @type {{ stdout: string }} */ (error),
   );
-  const report = JSON.parse(stdout);
+  const report = /** @type {FsckReport} */ (parseJson(stdout));
   noteDrain('fsck', {
     findings: report.findings.map((f) => ({ kind: f.kind, path: f.path, problem: f.problem, repaired: f.repaired })),
   });
   return report.findings;
 }
 
+/**
+ * JSON text (fsck's --json report) as the unknown it is, for a cast.
+ * @param {string} text
+ * @returns {unknown}
+ */
+function parseJson(text) {
+  return JSON.parse(text);
+}
+
+/**
+ * @param {string} file
+ * @param {number} ms
+ */
 function backdate(file, ms) {
   const then = new Date(Date.now() - ms);
   fs.utimesSync(file, then, then);
@@ -273,7 +309,7 @@ function backdate(file, ms) {
 const began = Date.now();
 for (const slot of slots) start(slot);
 await chaos(began + minutes * 60_000);
-const phases = { chaos: Date.now() - began };
+const phases = { chaos: Date.now() - began, stop: 0, drain: 0, check: 0 };
 await stopAll();
 phases.stop = Date.now() - began - phases.chaos;
 const repaired = await drain();
