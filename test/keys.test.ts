@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { bootId, processStartTime } from '../dist/store/liveness.js';
 import { encodeKey, hostToken, NameMaker } from '../dist/store/names.js';
 import { deadPid, exited, spawnNode, tempQueue } from './support/temp.js';
+import { lineFrom, until } from './support/wait.js';
 
 const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
 const ls = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state)).sort();
@@ -117,6 +118,25 @@ describe('unique keys', () => {
     const ids = new Set((await Promise.all(outputs)).flatMap((o) => o.trim().split('\n')));
     expect(ls(dir, 'queue')).toHaveLength(1);
     expect([...ids]).toEqual(ls(dir, 'queue'));
+    await q.close();
+  });
+
+  it('an enqueuer SIGKILLed between writing a keyed job and its rename frees the key at once, its file gone at the next sweep', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const writer = spawnNode([child, 'enqueue-key-freeze', dir, 'k1']);
+    await lineFrom(writer, 'written');
+    await until(() => ls(dir, 'keys').includes('k1'), 'the key to be taken by the frozen writer');
+    const [orphan] = ls(dir, 'tmp');
+    expect(ls(dir, 'queue')).toEqual([]);
+    // while its writer lives, the job being written holds the key
+    expect((await q.enqueue('k', 2, { key: 'k1' })).duplicate).toBe(true);
+    writer.kill('SIGKILL');
+    await exited(writer);
+    const ref = await q.enqueue('k', 3, { key: 'k1' }); // not an hour later (tmpMaxAge): its writer is known dead
+    expect(ref.duplicate).toBe(false);
+    expect(ls(dir, 'queue')).toEqual([ref.id]);
+    await q.recover();
+    expect(ls(dir, 'tmp')).not.toContain(orphan);
     await q.close();
   });
 });

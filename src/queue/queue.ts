@@ -161,6 +161,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#assertOpen();
     await this.#fairness();
     const job = prepare(this.#layout, this.#names, this.options.maxJobBytes, type, data, options);
+    if (job.key !== undefined) this.#signOfLifeForKeys();
     await writeNew(job.tmp, job.content, this.options.durable, this.#layout.fileMode);
     const holder = takeKeyOf(this.#layout, job);
     if (holder !== undefined) return { id: holder, duplicate: true };
@@ -200,6 +201,7 @@ export class Queue extends EventEmitter<QueueEvents> {
         throw error;
       }
     });
+    if (jobs.some((job) => job.key !== undefined)) this.#signOfLifeForKeys();
     this.#batchSyncfs ??= this.options.batchSync === 'auto' && syncfsSuits(this.#layout.paths.tmp);
     await writeBatch(
       jobs.map((job) => ({ path: job.tmp, content: job.content })),
@@ -598,6 +600,21 @@ export class Queue extends EventEmitter<QueueEvents> {
         .finally(() => this.#closed || this.#scheduleSweep());
     }, delay).unref();
     this.#timers.add(timer);
+  }
+
+  /**
+   * A keyed job's file in tmp/ holds its key while it is written (keys.ts
+   * isLive): with a heartbeat its writer can be judged gone when it dies
+   * there (SIGKILL between the write and the rename), and the key is free at
+   * once rather than after tmpMaxAge. Made at the first keyed enqueue; an
+   * enqueuer that may not write workers/ goes on without it, as before.
+   */
+  #signOfLifeForKeys(): void {
+    try {
+      this.#startHeartbeat();
+    } catch (error) {
+      setImmediate(() => this.emit('warning', error as Error));
+    }
   }
 
   /** The heartbeat exists before the first claim, so a claim is never without an owner's sign of life. */

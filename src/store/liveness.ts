@@ -74,10 +74,11 @@ export function isDeadHere(owner: OwnerIdentity): boolean {
 /**
  * Whether the writer of a file in tmp/ is known to be gone, so the file will
  * never be renamed into place: only a writer with a heartbeat (workers/OWNER,
- * a process that has claimed) can be, judged by its full identity
- * (isDeadHere). The host token in a tmp/ name is no identity (hosts may share
- * a short name, containers a pid), so a writer without a heartbeat, a
- * process that only enqueues, is never judged gone: its files go by age.
+ * a process that has claimed or enqueued with a unique key) can be, judged by
+ * its full identity (isDeadHere). The host token in a tmp/ name is no
+ * identity (hosts may share a short name, containers a pid), so a writer
+ * without a heartbeat, one that only enqueues without keys, is never judged
+ * gone: its files go by age.
  */
 export function isWriterGone(layout: Layout, owner: string): boolean {
   const heartbeat = readHeartbeat(layout.file('workers', owner));
