@@ -6,9 +6,11 @@
  * the queue open may sweep; a lock keeps it to one at a time normally, and
  * every step is a single-winner rename or an idempotent delete, so two
  * overlapping sweeps never move a job twice. The lock is the library's own
- * (sweep-lock.ts says why it is not proper-lockfile's).
+ * (sweep-lock.ts says why it is not proper-lockfile's). On a full disk, where
+ * the lock's file cannot be written, a sweep runs without it, since it needs
+ * no space itself and is what takes back dead claims and prunes done/.
  */
-import { DirQueueError } from '../store/errors.js';
+import { DirQueueError, errnoOf, fsError } from '../store/errors.js';
 import { DEFAULT_MAX_JOB_BYTES } from '../store/files.js';
 import type { Layout } from '../store/layout.js';
 import { filesystemNow } from '../store/liveness.js';
@@ -97,7 +99,20 @@ export async function sweep(
   const replaced = layout.checkIdentities(); // before the lock, whose temp file is made in tmp/
   if (replaced !== undefined) return { ...notSwept(), warnings: [replaced] };
   const stale = lockStaleMs(settings.staleAfter);
-  const lock = await lockSweeps(layout, names.owner, stale, wait ? stale + 1000 : 0);
+  let lock: Awaited<ReturnType<typeof lockSweeps>>;
+  try {
+    lock = await lockSweeps(layout, names.owner, stale, wait ? stale + 1000 : 0);
+  } catch (error) {
+    if (!isFull(error)) throw error;
+    // a full disk has no room for the lock's file, while the sweep itself needs none: it takes back dead
+    // claims and promotes by rename, and prune frees space. The lock only saves work (see above): sweep without it.
+    const report = await sweepUnlocked(layout, names, settings, stranded);
+    const { code, message } = fsError('taking the maintenance lock', error);
+    const why = new DirQueueError(code, `the maintenance lock could not be taken (${message}): swept without it`, {
+      cause: error,
+    });
+    return { ...report, warnings: [why, ...report.warnings] };
+  }
   if (lock === undefined) return notSwept();
   try {
     return await sweepUnlocked(layout, names, settings, stranded);
@@ -139,8 +154,15 @@ export async function sweepUnlocked(
     Math.max(SILENT_HEARTBEAT_MS, settings.staleAfter),
     now,
   );
-  await foldTotals(layout, names.claim(), now);
   const warnings = warning === undefined ? rescue.warnings : [warning, ...rescue.warnings];
+  try {
+    await foldTotals(layout, names.claim(), now);
+  } catch (error) {
+    if (!(error instanceof DirQueueError) && errnoOf(error) === undefined) throw error; // a bug, not the filesystem
+    // the counters only feed dirq metrics: a fold that failed (a full disk) is folded by a later sweep, and must
+    // not hide what this sweep did to the jobs (the recovered claims its Queue reports and counts)
+    warnings.push(fsError('folding the lifetime counters in workers/', error));
+  }
   return {
     swept: true,
     recovered: rescue.recovered,
@@ -152,4 +174,10 @@ export async function sweepUnlocked(
     warnings,
     torn,
   };
+}
+
+/** A full disk: no space (or no inodes) left, or the quota used up. */
+function isFull(error: unknown): boolean {
+  const code = errnoOf(error); // a DirQueueError keeps the errno as its code
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
