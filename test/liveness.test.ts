@@ -14,9 +14,10 @@ import fs from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { bootId, isDeadHere, processStartTime, type OwnerIdentity } from '../dist/store/liveness.js';
+import { bootId, filesystemNow, isDeadHere, processStartTime, type OwnerIdentity } from '../dist/store/liveness.js';
 import { hostToken } from '../dist/store/names.js';
 import { backdate } from './support/fake.js';
+import { systemError } from './support/faults.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
 
 const STALE_AFTER = 5000;
@@ -120,5 +121,40 @@ describe('a sweep judges a claim of our hostname but another boot by its lease a
     const q = await openQueue(dir, { maintenance: false, staleAfter: STALE_AFTER });
     expect((await q.recover()).recovered).toEqual([expect.objectContaining({ id, reason: 'crashed', to: 'queue' })]);
     await q.close();
+  });
+});
+
+describe("the filesystem's clock", () => {
+  it('with no inode left to create the clock file, a sweep reads the local clock and warns, rather than not sweeping', () => {
+    const dir = tempDir();
+    const clock = path.join(dir, '.clock');
+    const open = fs.openSync.bind(fs);
+    const spy = vi.spyOn(fs, 'openSync').mockImplementation((file, flags, ...rest) => {
+      if (typeof flags === 'number' && flags & fs.constants.O_CREAT) throw systemError('ENOSPC', 'openSync', [file]);
+      return open(file, flags, ...rest);
+    });
+    let read: ReturnType<typeof filesystemNow>;
+    const before = Date.now();
+    try {
+      read = filesystemNow(clock, dir);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(read.now).toBeGreaterThanOrEqual(before);
+    expect(read.now).toBeLessThanOrEqual(Date.now());
+    expect(read.warning).toMatchObject({
+      code: 'ENOSPC',
+      message: expect.stringMatching(/filesystem clock .* is full.*judged ages by this host's clock/),
+    });
+    expect(fs.readdirSync(dir)).toEqual([]);
+    // any other failure still fails the sweep
+    const eio = vi.spyOn(fs, 'openSync').mockImplementation((file) => {
+      throw systemError('EIO', 'openSync', [file]);
+    });
+    try {
+      expect(() => filesystemNow(clock, dir)).toThrow(expect.objectContaining({ code: 'EIO' }));
+    } finally {
+      eio.mockRestore();
+    }
   });
 });

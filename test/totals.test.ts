@@ -6,10 +6,11 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Layout } from '../dist/store/layout.js';
 import { FOLD_STALE_MS, foldTotals, readTotals, Tally } from '../dist/store/totals.js';
 import { exited, openQueue, spawnNode, tempDir } from './support/temp.js';
+import { systemError } from './support/faults.js';
 import { lineFrom } from './support/wait.js';
 
 const child = new URL('./fixtures/child.mjs', import.meta.url).pathname;
@@ -63,6 +64,50 @@ describe('lifetime totals', () => {
     expect(await foldTotals(layout, 'host.1.f.0', Date.now() + FOLD_STALE_MS + 1000)).toBe(1);
     expect(counterFiles(layout)).toEqual(['totals']);
     expect(readTotals(layout)).toEqual({ a: { completed: 6 } });
+  });
+
+  it('a fold whose new base cannot be written (a full disk) gives the base its name back: the next fold folds at once', async () => {
+    const layout = await newLayout();
+    await deltas(layout, 2);
+    expect(await foldTotals(layout, 'host.1.f.0', Date.now())).toBe(0); // the first fold makes an empty base
+    expect(await foldTotals(layout, 'host.1.f.1', Date.now())).toBe(2);
+    for (const owner of ['u0', 'u1', 'u2'])
+      put(layout, `totals.host.1.${owner}.0`, { counts: { a: { completed: 1 } } });
+    const open = fs.openSync.bind(fs);
+    const spy = vi.spyOn(fs, 'openSync').mockImplementation((file, ...rest) => {
+      if (String(file).includes('/tmp/.totals~')) throw systemError('ENOSPC', 'openSync', [file]);
+      return open(file, ...rest);
+    });
+    try {
+      await expect(foldTotals(layout, 'host.1.f.2', Date.now())).rejects.toMatchObject({ code: 'ENOSPC' });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(counterFiles(layout).filter((name) => !name.startsWith('totals.'))).toEqual(['totals']);
+    expect(fs.readdirSync(layout.paths.tmp)).toEqual([]);
+    expect(await foldTotals(layout, 'host.1.f.3', Date.now())).toBe(3); // not FOLD_STALE_MS later
+    expect(counterFiles(layout)).toEqual(['totals']);
+    expect(readTotals(layout)).toEqual({ a: { completed: 1 + 3 }, b: { enqueued: 2 } });
+  });
+
+  it('a delta whose write fails (a full disk) keeps its counts for the next write', async () => {
+    const layout = await newLayout();
+    const tally = new Tally(layout, 'host.1.w');
+    tally.add('a', 'completed', 2);
+    const open = fs.openSync.bind(fs);
+    const spy = vi.spyOn(fs, 'openSync').mockImplementation((file, ...rest) => {
+      if (String(file).includes('/tmp/.totals.')) throw systemError('ENOSPC', 'openSync', [file]);
+      return open(file, ...rest);
+    });
+    try {
+      await expect(tally.flush()).rejects.toMatchObject({ code: 'ENOSPC' });
+    } finally {
+      spy.mockRestore();
+    }
+    tally.add('a', 'completed', 1);
+    await tally.flush();
+    expect(readTotals(layout)).toEqual({ a: { completed: 3 } });
+    expect(fs.readdirSync(layout.paths.tmp)).toEqual([]);
   });
 
   it('a fold in flight holding an old base is not taken over: the rename, not the write, dates it', async () => {

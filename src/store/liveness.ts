@@ -177,9 +177,27 @@ export interface FilesystemNow {
  * followed, never blocking, never written, with a warning naming it, so that
  * sweeps go on recovering claims until someone removes it (dirq fsck --repair).
  * Only a clock this call has just created is chmodded: an existing one may be
- * anyone's file under another name (defects issue, S3).
+ * anyone's file under another name (defects issue, S3). On a disk with no
+ * inode left to create it, this host's clock, with a warning.
  */
 export function filesystemNow(path: string, scratchDir: string): FilesystemNow {
+  try {
+    return sharedNow(path, scratchDir);
+  } catch (error) {
+    const code = (error as DirQueueError).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw error;
+    // no inode left for a clock file (a queue never swept before its disk filled): this sweep still takes back
+    // dead claims and prunes, which frees space, judging ages by this host's clock
+    const warning = new DirQueueError(
+      code,
+      `${(error as Error).message}; this sweep judged ages by this host's clock instead of the filesystem's`,
+      { cause: error },
+    );
+    return { now: Date.now(), warning };
+  }
+}
+
+function sharedNow(path: string, scratchDir: string): FilesystemNow {
   let opened: ReturnType<typeof openRegular>;
   try {
     opened = openRegular(path, fs.constants.O_RDWR) ?? createClock(path) ?? openRegular(path, fs.constants.O_RDWR); // a racing creator's

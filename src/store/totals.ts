@@ -148,8 +148,19 @@ export async function foldTotals(layout: Layout, token: string, now: number): Pr
   for (const name of deltas) addInto(counts, read.counts(name));
   const next: Base = { gen: base.gen + 1, counts, absorbed: deltas };
   const tmp = layout.file('tmp', counterTmpName(heldBaseName(token)));
-  await writeNew(tmp, `${JSON.stringify(next)}\n`, false, layout.fileMode);
-  moveOrDrop(tmp, basePath);
+  try {
+    await writeNew(tmp, `${JSON.stringify(next)}\n`, false, layout.fileMode);
+    moveOrDrop(tmp, basePath);
+  } catch (error) {
+    // no new base (a full disk): give the one we hold its name back, so that the next sweep folds at once rather
+    // than FOLD_STALE_MS later, when this copy would be taken over as a dead fold's
+    try {
+      move(mine, basePath);
+    } catch {
+      // left held: readers still count it, and a fold takes it over once stale
+    }
+    throw error;
+  }
   for (const name of deltas) unlinkOrGone(layout.file('workers', name));
   unlinkOrGone(mine);
   for (const name of names) {
