@@ -6,10 +6,11 @@
  * River's job rescuer does this job for a database.
  */
 import fs from 'node:fs';
-import { encodeEvent, parseJobFile, type RevokeReason } from '../store/envelope.js';
+import { encodeEvent, parseJobFile, type JobEvent, type RevokeReason } from '../store/envelope.js';
 import { DirQueueError } from '../store/errors.js';
 import { appendLine, listDir, move, readJobFile, type ReadOutcome } from '../store/files.js';
 import { releaseKeyOf } from '../store/keys.js';
+import { isCancelRequested, removeCancel } from '../store/cancels.js';
 import type { Layout } from '../store/layout.js';
 import { heartbeatAt, isDeadHere, type HeartbeatReading } from '../store/liveness.js';
 import { activeName, parseActiveName, type NameMaker } from '../store/names.js';
@@ -203,12 +204,13 @@ export function revoke(
       exhausted = true; // an unparsable file cannot run again
     }
   }
+  // a cancelled job whose holder died (or overran) ends in failed/, not back in queue/ (store/cancels.ts)
+  const cancelled = read.ok && isCancelRequested(layout, id, oldClaim);
   if (read.ok || (!read.gone && read.canAppend)) {
     try {
-      appendLine(
-        held,
-        encodeEvent({ event: 'revoked', at: new Date().toISOString(), attempt, claim: oldClaim, reason, by: ours }),
-      );
+      const at = new Date().toISOString();
+      appendLine(held, encodeEvent({ event: 'revoked', at, attempt, claim: oldClaim, reason, by: ours }));
+      if (cancelled) appendLine(held, encodeEvent(cancelledEvent(id, attempt, ours, at)));
     } catch (error) {
       // Without its revoked event the job cannot go on (the old claim's writes would stand and the
       // attempt would not count): put the claim back as it was, for a sweeper that may write the file.
@@ -216,7 +218,7 @@ export function revoke(
       throw error;
     }
   }
-  const to = exhausted || !read.ok ? 'failed' : 'queue';
+  const to = exhausted || cancelled || !read.ok ? 'failed' : 'queue';
   try {
     move(held, layout.file(to, id), false, true);
   } catch (error) {
@@ -224,7 +226,14 @@ export function revoke(
     throw error;
   }
   if (to === 'failed' && read.ok) releaseKeyOf(layout, keyOf(read.text), id);
+  if (cancelled) removeCancel(layout, id, oldClaim);
   return to;
+}
+
+/** The error a cancelled job ends with when a sweep, not its holder, ends it. */
+function cancelledEvent(id: string, attempt: number, claim: string, at: string): JobEvent {
+  const message = `job ${id} was cancelled, and its worker ended before it could stop it`;
+  return { event: 'error', at, attempt: Math.max(1, attempt), claim, message, code: 'ECANCELLED' };
 }
 
 /** Give a claim taken over back to its old name (so it is judged again, as it was); stranded under ours when that fails. */

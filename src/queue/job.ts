@@ -25,6 +25,7 @@ import {
   type Tail,
 } from '../store/files.js';
 import { releaseKeyOf } from '../store/keys.js';
+import { removeCancel } from '../store/cancels.js';
 import { checkJson } from '../store/json-check.js';
 import type { Layout } from '../store/layout.js';
 import { delayedName, type ParsedId } from '../store/names.js';
@@ -76,6 +77,8 @@ export class Job<Data = unknown> {
   #fd: number | undefined;
   /** Where the file ends as this claim wrote it: an append or an ending that fails is cut back to it. */
   #tail: Tail;
+  /** Aborted (reason: an ECANCELLED DirQueueError) once the job is cancelled (q.cancel, from any process or host). */
+  #cancel = new AbortController();
 
   /** @internal Made by Queue.claim. */
   constructor(
@@ -103,6 +106,33 @@ export class Job<Data = unknown> {
     this.createdAt = envelope.created === undefined ? undefined : new Date(envelope.created);
   }
 
+  /**
+   * Aborts when the job is cancelled (q.cancel, dirq cancel) from any process
+   * or host; its reason is a DirQueueError with code ECANCELLED. Once it has
+   * aborted, every ending (complete, fail, release) ends the job in failed/
+   * with that error: a cancelled job is never retried.
+   */
+  get signal(): AbortSignal {
+    return this.#cancel.signal;
+  }
+
+  /** True once the job was cancelled: see `signal`. */
+  get cancelled(): boolean {
+    return this.#cancel.signal.aborted;
+  }
+
+  /**
+   * @internal
+   * A cancel request for this claim was seen (Queue, at a heartbeat or at once
+   * in the cancelling process): abort the signal.
+   */
+  cancelRequested(by: string | undefined): void {
+    if (this.#state !== 'held' || this.cancelled) return;
+    this.#cancel.abort(
+      new DirQueueError('ECANCELLED', `job ${this.id} was cancelled${by === undefined ? '' : ` by ${by}`}`),
+    );
+  }
+
   /** The path of the job's file while this claim holds it. */
   get path(): string {
     return this.#activePath;
@@ -111,6 +141,7 @@ export class Job<Data = unknown> {
   /** Record `result` and move the job to done/. */
   async complete(result?: unknown): Promise<void> {
     this.#assertHeld('complete');
+    if (this.cancelled) return void this.#endCancelled(undefined);
     if (result !== undefined) checkJson(result, 'result'); // a bad result leaves the claim held, to fail or release
     const event = { event: 'result' as const, at: new Date().toISOString(), attempt: this.attempt, claim: this.claim };
     this.#end(
@@ -128,6 +159,7 @@ export class Job<Data = unknown> {
    */
   async fail(error?: unknown): Promise<JobOutcome> {
     this.#assertHeld('fail');
+    if (this.cancelled) return this.#endCancelled(error);
     const recorded = recordError(error);
     const exhausted = this.#record.attemptsSinceRetry + 1 >= this.attempts;
     const layout = this.#host.layout;
@@ -161,6 +193,33 @@ export class Job<Data = unknown> {
     return 'retrying';
   }
 
+  /**
+   * End a cancelled job in failed/ with ECANCELLED, whatever its processor
+   * did (the processor's own error, if any, is kept in the message), then
+   * remove the cancel request.
+   */
+  #endCancelled(error: unknown): 'failed' {
+    const reason = this.#cancel.signal.reason as DirQueueError;
+    const said = error === undefined ? undefined : recordError(error).message;
+    const message = said === undefined || said === reason.message ? reason.message : `${reason.message} (${said})`;
+    const layout = this.#host.layout;
+    this.#end(
+      encodeEvent({
+        event: 'error',
+        at: new Date().toISOString(),
+        attempt: this.attempt,
+        claim: this.claim,
+        message,
+        code: 'ECANCELLED',
+      }),
+      layout.file('failed', this.id),
+    );
+    this.#host.counted(this.type, 'failed');
+    releaseKeyOf(layout, this.#record.envelope.key, this.id);
+    removeCancel(layout, this.id, this.claim);
+    return 'failed';
+  }
+
   /** Record how far the job has come (any JSON value), kept in its file. */
   async progress(value: unknown): Promise<void> {
     this.#assertHeld('progress');
@@ -192,6 +251,7 @@ export class Job<Data = unknown> {
   /** Put the job back in queue/ unchanged; the attempt does not count. */
   async release(): Promise<void> {
     this.#assertHeld('release');
+    if (this.cancelled) return void this.#endCancelled(undefined);
     this.#end(undefined, this.#host.layout.file('queue', this.id));
     this.#host.requeued(this.id);
   }

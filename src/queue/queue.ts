@@ -41,6 +41,9 @@ import { Heartbeat } from '../store/liveness.js';
 import { FLUSH_MS, readTotals, Tally, type Totals } from '../store/totals.js';
 import { revoke, unrecoveredError, type Recovered, type Stranded } from '../maintenance/rescue.js';
 import { sweep, sweepDefaults, type SweepReport, type SweepSettings } from '../maintenance/sweep.js';
+import { cancel, pause, paused, resume, type CancelResult, type PauseInfo, type PauseOptions } from './flow.js';
+import { PauseWatch } from './pause-watch.js';
+import { listCancels } from '../store/cancels.js';
 
 export interface JobRef {
   id: string;
@@ -104,6 +107,9 @@ export class Queue extends EventEmitter<QueueEvents> {
    */
   #strays = new Map<string, { id: string; to: 'queue' | 'failed' }>();
   #heartbeat: Heartbeat | undefined;
+  /** The filesystem's clock minus Date.now(), as the last heartbeat measured it (ms). */
+  #fsOffset = 0;
+  #pauses: PauseWatch | undefined;
   #tally: Tally;
   #timers = new Set<NodeJS.Timeout>();
   #finishWatch: FinishWatch | undefined;
@@ -244,6 +250,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#putBackStrays();
     const discovery = this.#startDiscovery();
     this.#startHeartbeat();
+    this.#startPauseWatch();
     await this.#fairness();
     if (this.#closed) return undefined;
     const deadline = Date.now() + wait;
@@ -405,6 +412,59 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   /**
+   * Pause `type` (the whole queue when omitted) for every process on every
+   * host: within one pollInterval (at once on this host where inotify
+   * serves) no claim starts a job of it; running jobs finish; enqueue still
+   * works. `for`: the pause ends by itself after that many ms. Pausing again
+   * replaces the pause (idempotent). The pause is the file paused/TYPE
+   * (paused/.all for the whole queue): `rm` of it resumes.
+   */
+  async pause(type?: string, options: PauseOptions = {}): Promise<PauseInfo> {
+    this.#assertOpen();
+    const made = await pause(this.#layout, this.#names.owner, type, options);
+    this.#pauses?.refresh();
+    return made;
+  }
+
+  /** Lift the pause of `type` (of the whole queue when omitted; pauses of single types stay). Resolves false when there was none. */
+  async resume(type?: string): Promise<boolean> {
+    this.#assertOpen();
+    const lifted = resume(this.#layout, type);
+    this.#pauses?.refresh();
+    return lifted;
+  }
+
+  /** The pauses in effect, the whole queue's first (its type is undefined). */
+  async paused(): Promise<PauseInfo[]> {
+    return paused(this.#layout);
+  }
+
+  /**
+   * Cancel a job. A waiting one (queue/, delayed/) goes to failed/ now with
+   * the error code ECANCELLED; a running one's signal aborts in whatever
+   * process and host holds it, within staleAfter/4 (its holder's heartbeat),
+   * and it ends in failed/ with ECANCELLED once its processor returns or
+   * throws (if its holder died, the sweep that takes it back does that). A
+   * cancelled job is never retried (an operator's retry still can). A job that
+   * completes before its holder sees the request stays completed. Throws
+   * ENOTFOUND for an unknown id, EBADSTATE for a job that already ended.
+   */
+  async cancel(id: string): Promise<CancelResult> {
+    this.#assertOpen();
+    return cancel(
+      {
+        layout: this.#layout,
+        names: this.#names,
+        maxJobBytes: this.options.maxJobBytes,
+        held: (claim) => this.#heldBy(claim),
+        departed: (gone) => this.#index.delete(gone),
+        counted: (type) => this.#tally.add(type, 'failed'),
+      },
+      id,
+    );
+  }
+
+  /**
    * Wait for a job to finish. Resolves with its result when it is in done/;
    * rejects with EJOBFAILED (JobFailedError) when it is in failed/, ETIMEOUT
    * after `timeout` ms, ENOTFOUND when there is no such job or it is removed
@@ -467,6 +527,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     await this.#tally.flush().catch((error: unknown) => this.emit('warning', error as Error));
     this.#heartbeat?.close();
     this.#discovery?.close();
+    this.#pauses?.close();
     await this.#syncer.close();
     this.#finishWatch?.close();
   }
@@ -477,8 +538,10 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   #claimFromIndex(wanted: ReadonlySet<string> | undefined): Job | undefined {
+    const blocked = this.#pauses?.blocked(); // cached: no scan, no read (pause-watch.ts)
+    if (blocked === 'all') return undefined;
     for (;;) {
-      const id = this.#index.take(wanted);
+      const id = this.#index.take(wanted, blocked);
       if (id === undefined) return undefined;
       const claim = this.#names.claim();
       const activePath = this.#layout.file('active', activeName(id, claim));
@@ -621,16 +684,44 @@ export class Queue extends EventEmitter<QueueEvents> {
   #startHeartbeat(): void {
     if (this.#heartbeat !== undefined) return;
     this.#heartbeat = new Heartbeat(this.#layout.file('workers', this.#names.owner), this.#layout.fileMode);
+    this.#fsOffset = this.#heartbeat.beat() - Date.now();
     const every = Math.max(10, this.options.staleAfter / 4);
     const timer = setInterval(() => {
       try {
-        this.#heartbeat?.beat();
+        const stamped = this.#heartbeat?.beat();
+        if (stamped !== undefined) this.#fsOffset = stamped - Date.now();
+        this.#seeCancels();
         this.#takeBackOverdue();
       } catch (error) {
         this.emit('warning', error as Error);
       }
     }, every).unref();
     this.#timers.add(timer);
+  }
+
+  /**
+   * Cancel requests for claims of this handle (store/cancels.ts), looked for
+   * at every heartbeat while it holds jobs: one readdir of cancel/, so a
+   * running job's signal aborts within staleAfter/4 of the request, whichever
+   * process or host made it.
+   */
+  #seeCancels(): void {
+    if (this.#held.size === 0) return;
+    for (const { request } of listCancels(this.#layout)) {
+      if (request?.claim.owner !== this.#names.owner) continue;
+      this.#heldBy(request.claim.claim)?.cancelRequested(undefined);
+    }
+  }
+
+  #heldBy(claim: string): Job | undefined {
+    for (const job of this.#held) if (job.claim === claim) return job;
+    return undefined;
+  }
+
+  #startPauseWatch(): void {
+    if (this.#pauses !== undefined) return;
+    this.#pauses = new PauseWatch(this.#layout, this.options, () => this.#fsOffset, (error) => this.emit('warning', error));
+    this.#pauses.start();
   }
 
   /**
@@ -701,13 +792,16 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   #changeOrTimeout(discovery: Discovery, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const pauses = this.#pauses;
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       const off = discovery.onChange(done);
+      const offPauses = pauses?.onChange(done);
       signal?.addEventListener('abort', done, { once: true });
       function done(): void {
         clearTimeout(timer);
         off();
+        offPauses?.();
         signal?.removeEventListener('abort', done);
         resolve();
       }

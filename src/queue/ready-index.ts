@@ -118,9 +118,10 @@ export class ReadyIndex {
 
   /**
    * Remove and return the id that runs next among `types` (encoded; all when
-   * undefined), or undefined when none is ready.
+   * undefined) but those in `skip` (encoded: the paused types), or undefined
+   * when none is ready.
    */
-  take(types: ReadonlySet<string> | undefined): string | undefined {
+  take(types: ReadonlySet<string> | undefined, skip?: ReadonlySet<string>): string | undefined {
     let best: string | undefined;
     let bestIndex: TypeIndex | undefined;
     let bestType = '';
@@ -149,11 +150,11 @@ export class ReadyIndex {
       }
     };
     if (types === undefined) {
-      for (const [type, index] of this.#types) consider(type, index);
+      for (const [type, index] of this.#types) if (skip?.has(type) !== true) consider(type, index);
     } else {
       for (const t of types) {
         const index = this.#types.get(t);
-        if (index !== undefined) consider(t, index);
+        if (index !== undefined && skip?.has(t) !== true) consider(t, index);
       }
     }
     if (best === undefined || bestIndex === undefined) return undefined;

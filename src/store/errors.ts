@@ -23,6 +23,7 @@ export type DirQueueErrorCode =
   | 'EJOBTIMEOUT' // a job ran past its timeout: its recorded error, and its signal's abort reason
   | 'ECRASHED' // a recorded error: the worker holding the job died and a sweep took it back
   | 'ESTALLED' // a recorded error: the worker holding the job showed no sign of life for staleAfter
+  | 'ECANCELLED' // a recorded error, and a job's signal's abort reason: the job was cancelled (q.cancel, dirq cancel); never retried
   | 'ESTUCK' // a pool's worker thread stopped answering (stuck in synchronous code) and was replaced
   | 'ESTARTED' // start() on a Pool that was started before: a Pool starts once
   | 'ENOTSTARTED' // a Pool call that needs start() first

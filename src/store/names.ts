@@ -7,6 +7,8 @@
  *   active name   ID@CLAIM                            active/
  *   claim token   HOST.PID.NONCE.SEQ
  *   helper files  workers/.lock, workers/.clock, workers/totals*, keys/.stale.*, tmp/.*
+ *   pauses        paused/TYPE (a type encoded as a key), paused/.all
+ *   cancels       cancel/ID@CLAIM (the claim to cancel)
  *
  * PP is the priority 00..99, T and D are microseconds since the Unix epoch in
  * 16 digits, UNIQUE is 1..32 of [A-Za-z0-9]. So the byte order of ids is
@@ -43,11 +45,13 @@ const unnamed = (fragment: string): string => fragment.replace(/\(\?<[a-z]+>/g, 
  * linked into place or deleted by its writer: a counter delta or base
  * (totals.ts: .totals.OWNER.SEQ, .totals~CLAIM, .totals~totals~CLAIM), a
  * maintenance lock (sweep-lock.ts: .lock.OWNER.TOKEN), a scratch clock
- * (liveness.ts: .clock.PID.TOKEN) and dirqueue.json's replacement
- * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN). Each is built below.
+ * (liveness.ts: .clock.PID.TOKEN), dirqueue.json's replacement
+ * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN) and a pause file
+ * being written or an expired one set aside (pauses.ts: .paused.PID.TOKEN).
+ * Each is built below.
  */
 const LIBRARY_DOT_RE = new RegExp(
-  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8})$`,
+  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json|paused)\\.\\d{1,10}\\.[a-z0-9]{8})$`,
 );
 /** The library's tmp/ helper files that carry their writer's owner token: counter and held-base temps, lock temps. */
 const OWNED_DOT_RE = new RegExp(`^\\.(?:totals\\.|totals~(?:totals~)?|lock\\.)${OWNER}\\.[a-z0-9]{1,13}$`);
@@ -294,6 +298,58 @@ export function isDelayedNameOf(name: string, id: string): boolean {
 /** Whether `name` in active/ is job `id`'s (the prefix test first, as above). */
 export function isActiveNameOf(name: string, id: string): boolean {
   return name.startsWith(`${id}@`) && parseActiveName(name)?.id === id;
+}
+
+// Pauses and cancels (FORMAT.md, "Pause and cancel").
+
+/** paused/.all: the pause of the whole queue (a dot name: no type's pause file starts with a dot). */
+export const PAUSE_ALL = '.all';
+/** The directory of pause files, and of cancel requests, in the queue directory. */
+export const PAUSED_DIR = 'paused';
+export const CANCEL_DIR = 'cancel';
+
+/**
+ * The name in paused/ of the pause of `type` (the whole queue when undefined):
+ * the type encoded as in job names, a leading `.` written `%2E` (as keys), so
+ * that no type's pause is a dot file or `.all`. Throws EBADTYPE for a type no
+ * job can have.
+ */
+export function pauseName(type: string | undefined): string {
+  if (type === undefined) return PAUSE_ALL;
+  const encoded = encodeType(type);
+  return encoded.startsWith('.') ? `%2E${encoded.slice(1)}` : encoded;
+}
+
+/** What a name in paused/ pauses: { type } (undefined: the whole queue), or undefined when it is no pause's name. */
+export function parsePauseName(name: string): { type: string | undefined } | undefined {
+  if (name === PAUSE_ALL) return { type: undefined };
+  if (name.startsWith('.')) return undefined;
+  const encoded = name.startsWith('%2E') ? `.${name.slice(3)}` : name;
+  if (!new RegExp(`^${TYPE_ENCODED}$`).test(encoded)) return undefined;
+  const type = decodeType(encoded);
+  return type !== undefined && pauseName(type) === name ? { type } : undefined;
+}
+
+/** The encoded type (as in job ids) a pause name stands for, '' for the whole queue; undefined when it is no pause's name. */
+export function pausedEncodedType(name: string): string | undefined {
+  const parsed = parsePauseName(name);
+  if (parsed === undefined) return undefined;
+  return parsed.type === undefined ? '' : encodeType(parsed.type);
+}
+
+/** tmp/.paused.PID.TOKEN: a pause file being written, or an expired one a sweep set aside before deleting it. */
+export function pauseTmpName(): string {
+  return `.paused.${process.pid}.${randomToken(8)}`;
+}
+
+/** cancel/ID@CLAIM: the request to cancel the claim CLAIM of job ID (the job's active/ name). */
+export function cancelName(id: string, claim: string): string {
+  return activeName(id, claim);
+}
+
+/** The job and claim a name in cancel/ asks to cancel; undefined when it is no cancel request's name. */
+export function parseCancelName(name: string): { id: string; claim: ParsedClaim } | undefined {
+  return parseActiveName(name);
 }
 
 /** NAME~, then NAME.2~, ...: the `n`th name fsck --repair tries for a stray it sets aside in its own directory. */
