@@ -20,6 +20,8 @@ import { stats } from './stats.js';
 import { wait } from './wait.js';
 import { work } from './work.js';
 import { workers } from './workers.js';
+import { pause, resume } from './pause.js';
+import { cancel } from './cancel.js';
 
 const COMMANDS: readonly Command[] = [
   init,
@@ -32,6 +34,9 @@ const COMMANDS: readonly Command[] = [
   retry,
   rm,
   purge,
+  pause,
+  resume,
+  cancel,
   recover,
   wait,
   fsck,

@@ -1,4 +1,5 @@
 /** dirq stats DIR: counts, ages, types, the last minute; --sla for monitors, --watch like top. */
+import { pauseJson } from './pause.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatAge, parseDuration } from '../store/duration.js';
 import type { Stats } from '../queue/inspect.js';
@@ -99,14 +100,17 @@ Examples:
 };
 
 /** Stats plus the lifetime totals summed over types; with --watch, the jobs that ended within the last refresh interval. */
-type Report = Stats & { totals: Record<Counter, number>; interval?: Recent };
+type Report = Stats & { totals: Record<Counter, number>; paused: Record<string, unknown>[]; interval?: Recent };
 
 async function report(q: Queue, interval: number | undefined): Promise<Report> {
-  const [s, byType] = await Promise.all([q.stats(), q.totals()]);
+  const [s, byType, pauses] = await Promise.all([q.stats(), q.totals(), q.paused()]);
+  const paused = pauses.map(pauseJson);
   const totals = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
   for (const row of Object.values(byType)) for (const c of COUNTERS) totals[c] += row[c] ?? 0;
   // the rate now, as top shows it: over the refresh interval, not diluted by a quiet minute before
-  return interval === undefined ? { ...s, totals } : { ...s, totals, interval: recent(new Layout(q.dir), interval) };
+  return interval === undefined
+    ? { ...s, totals, paused }
+    : { ...s, totals, paused, interval: recent(new Layout(q.dir), interval) };
 }
 
 interface View {
@@ -191,6 +195,7 @@ function render(s: Report): string {
       ? `Longest wait: ${age(s.waiting)}, past its due time in delayed/`
       : `Longest wait in queue/: ${age(s.waiting)}`;
   const out = [states, '', longest];
+  if (s.paused.length > 0) out.push(`Paused: ${s.paused.map(pausedText).join(', ')}`);
   if (s.nextDue !== null)
     out.push(
       `Next delayed job due: ${s.nextDue <= 0 ? `overdue by ${formatAge(-s.nextDue)}` : `in ${formatAge(s.nextDue)}`}`,
@@ -207,6 +212,12 @@ function render(s: Report): string {
     out.push('', table(['TYPE', ...STATES.map((st) => st.toUpperCase())], rows, align));
   }
   return out.join('\n');
+}
+
+/** One pause for the stats text: "send (until 2026-12-02T10:00:00.000Z)", "the whole queue (until resumed)". */
+function pausedText(p: Record<string, unknown>): string {
+  const what = typeof p.type === 'string' ? p.type : 'the whole queue';
+  return `${what} (${typeof p.until === 'string' ? `until ${p.until}` : 'until resumed'})`;
 }
 
 function recentLine(r: Stats['recent']): string {

@@ -26,6 +26,11 @@
  * - stray: a name that is not a job name in a state directory, or a file in
  *   keys/ that is no key -> rename it to NAME~ in place (it may be someone's
  *   file: nothing is deleted, nothing leaves its directory)
+ * - pauses and cancels (store/pauses.ts, store/cancels.ts): a file in paused/
+ *   that is no pause (a bad name, not a regular file, content that does not
+ *   parse) or in cancel/ that is no request -> stray (set aside as NAME~; a
+ *   pause never obeyed until then: the queue runs on); a pause that ended,
+ *   or a request whose claim is no longer in active/ -> stale-helper (delete)
  * Dot files and names ending in `~` are skipped, as readers skip them: a
  * stray set aside is reported once, when it is renamed.
  *
@@ -66,6 +71,7 @@ import {
   isSetAsideName,
   LOCK_FILE,
   parseActiveName,
+  parseCancelName,
   parseId,
   setAsideName,
 } from '../store/names.js';
@@ -73,6 +79,8 @@ import { checkBoolean, checkInteger, checkKnown, checkMs, dropUndefined } from '
 import { SILENT_HEARTBEAT_MS } from './clean.js';
 import { sweepDefaults } from './sweep.js';
 import { putBack } from './torn.js';
+import { pausedDir, readPause, removeExpiredPause } from '../store/pauses.js';
+import { CANCEL_GRACE_MS, cancelDir } from '../store/cancels.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (see the module comment); false only reports. @default false */
@@ -144,6 +152,7 @@ export async function fsck(dir: string, options: FsckOptions = {}): Promise<Fsck
   checkDuplicates(ctx, places);
   checkContents(ctx, places);
   checkHelpers(ctx);
+  checkFlow(ctx);
   const findings = ctx.findings.sort((a, b) => a.kind.localeCompare(b.kind) || a.path.localeCompare(b.path));
   return { dir: layout.root, checked: ctx.checked, findings, unrepaired: findings.filter((f) => !f.repaired).length };
 }
@@ -516,6 +525,68 @@ function checkSweepFiles(ctx: Context): void {
 }
 
 /** Delete a file, a link or an empty directory; false when it is gone, or a directory that is not empty. */
+/** paused/ and cancel/: what is there that no reader obeys, and what has ended (flow-clean.ts does the latter in sweeps). */
+function checkFlow(ctx: Context): void {
+  const { layout } = ctx;
+  for (const dir of [pausedDir(layout), cancelDir(layout)]) {
+    const stat = lstatOrGone(dir);
+    if (stat === undefined) continue;
+    if (!stat.isDirectory()) {
+      stray(
+        ctx,
+        dir,
+        `${path.basename(dir)}/ is ${describeKind(stat)}, not a directory: pauses or cancels there are not seen`,
+        'move it away',
+      );
+      continue;
+    }
+    const isPauses = dir === pausedDir(layout);
+    for (const name of listDir(dir)) {
+      if (name.startsWith('.') || isSetAsideName(name)) continue;
+      const file = path.join(dir, name);
+      if (isPauses) {
+        const read = readPause(layout, name);
+        if (read === undefined) continue;
+        if ('reason' in read) {
+          stray(ctx, file, `not a pause, so not obeyed: ${read.reason}`, 'fix or remove it');
+        } else if (read.until !== undefined && read.until <= ctx.now) {
+          found(
+            ctx,
+            'stale-helper',
+            file,
+            `a pause that ended ${ago(ctx, read.until)}`,
+            'remove it, or run with --repair',
+            () => (removeExpiredPause(layout, read) ? 'removed' : undefined),
+          );
+        }
+        continue;
+      }
+      const request = parseCancelName(name);
+      const entry = lstatOrGone(file);
+      if (entry === undefined) continue;
+      if (request === undefined || !entry.isFile()) {
+        stray(
+          ctx,
+          file,
+          request === undefined
+            ? 'not a cancel request (cancel/ID@CLAIM)'
+            : `a cancel request that is ${describeKind(entry)}, not a file`,
+          'remove it',
+        );
+      } else if (!lstatOrGone(layout.file('active', name)) && ctx.now - entry.mtimeMs > CANCEL_GRACE_MS) {
+        found(
+          ctx,
+          'stale-helper',
+          file,
+          'a cancel request whose claim is no longer in active/ (the job ended)',
+          'remove it, or run with --repair',
+          () => (unlink(file) ? 'removed' : undefined),
+        );
+      }
+    }
+  }
+}
+
 function removeEntry(file: string): boolean {
   try {
     return unlink(file);

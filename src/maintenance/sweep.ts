@@ -22,6 +22,7 @@ import { pruneDone } from './prune.js';
 import { recoverStale, type RescueSettings, type Recovered, type Stranded, type Unrecovered } from './rescue.js';
 import { lockSweeps } from './sweep-lock.js';
 import { requeueTornAfterBoot, type TornReport } from './torn.js';
+import { cleanFlow, type FlowCleanReport } from './flow-clean.js';
 
 export interface SweepSettings extends RescueSettings {
   keepDone: number;
@@ -60,6 +61,8 @@ export interface SweepReport {
    * the clock from a scratch file instead). Queue emits each as a 'warning'.
    */
   warnings: DirQueueError[];
+  /** Cancel requests of ended claims and ended pauses removed (flow-clean.ts); absent when none. */
+  flow?: FlowCleanReport;
   /** done/ jobs whose result was torn, put back in queue/ (only in the first sweep after a boot: torn.ts). */
   torn?: TornReport;
 }
@@ -147,6 +150,7 @@ export async function sweepUnlocked(
   const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
   const pruned = pruneDone(layout, settings.keepDone, now);
   const tmp = removeAbandoned(layout, settings.tmpMaxAge, now);
+  const flow = cleanFlow(layout, now); // after the rescue, which reads the cancel requests of the claims it takes back
   const heartbeatsRemoved = removeGoneHeartbeats(
     layout,
     names.owner,
@@ -171,6 +175,7 @@ export async function sweepUnlocked(
     pruned,
     tmpRemoved: tmp.removed,
     heartbeatsRemoved,
+    ...(flow.cancelsRemoved + flow.pausesEnded > 0 ? { flow } : {}),
     warnings,
     torn,
   };

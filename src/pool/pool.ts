@@ -376,6 +376,14 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (thread.served + 1 >= this.options.maxJobsPerThread) thread.retiring = true;
       void thread.run(run.id, fields).then((outcome) => this.#settle(run, outcome));
     }
+    // a cancel (q.cancel, from any process or host) aborts the processor's signal, in its thread or here
+    const cancelled = (): void => {
+      const reason = job.signal.reason as DirQueueError;
+      run.controller?.abort(reason);
+      if (!run.settled) run.thread?.abort(run.id, 'ECANCELLED', reason.message);
+    };
+    if (job.signal.aborted) cancelled();
+    else job.signal.addEventListener('abort', cancelled, { once: true });
   }
 
   async #runInProcess(processor: Processor, run: Run, fields: JobFields): Promise<RunOutcome> {
@@ -404,7 +412,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     const { job } = run;
     const info: PoolJob = { id: job.id, type: job.type, attempt: job.attempt };
     try {
-      if (outcome === 'release') {
+      if (job.cancelled) {
+        // ends in failed/ with ECANCELLED whatever the processor did (job.ts), never retried
+        const reason = job.signal.reason as DirQueueError;
+        await this.#fail(job, info, { message: reason.message, code: 'ECANCELLED' });
+      } else if (outcome === 'release') {
         await job.release();
         this.#counts.released++;
       } else if (outcome.ok) {

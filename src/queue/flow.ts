@@ -12,7 +12,15 @@ import { releaseKeyOf } from '../store/keys.js';
 import type { Layout } from '../store/layout.js';
 import { filesystemNow } from '../store/liveness.js';
 import { lexists, locate } from '../store/locate.js';
-import { activeName, CLOCK_FILE, checkId, parseActiveName, parseId, type NameMaker } from '../store/names.js';
+import {
+  activeName,
+  CLOCK_FILE,
+  checkId,
+  parseActiveName,
+  parseId,
+  pauseName,
+  type NameMaker,
+} from '../store/names.js';
 import { pauseContent, readPauses, removePause, writePause } from '../store/pauses.js';
 import { removeCancel, requestCancel } from '../store/cancels.js';
 import { notFound } from './inspect.js';
@@ -104,7 +112,7 @@ function info(type: string | undefined, until: number | undefined, by: string): 
     until: until === undefined ? undefined : new Date(until),
     at: new Date().toISOString(),
     by,
-    file: `paused/${type ?? '.all'}`,
+    file: `paused/${pauseName(type)}`,
   };
 }
 

@@ -417,7 +417,7 @@ export class Queue extends EventEmitter<QueueEvents> {
    * serves) no claim starts a job of it; running jobs finish; enqueue still
    * works. `for`: the pause ends by itself after that many ms. Pausing again
    * replaces the pause (idempotent). The pause is the file paused/TYPE
-   * (paused/.all for the whole queue): `rm` of it resumes.
+   * (paused/@all for the whole queue): `rm` of it resumes.
    */
   async pause(type?: string, options: PauseOptions = {}): Promise<PauseInfo> {
     this.#assertOpen();
@@ -720,7 +720,12 @@ export class Queue extends EventEmitter<QueueEvents> {
 
   #startPauseWatch(): void {
     if (this.#pauses !== undefined) return;
-    this.#pauses = new PauseWatch(this.#layout, this.options, () => this.#fsOffset, (error) => this.emit('warning', error));
+    this.#pauses = new PauseWatch(
+      this.#layout,
+      this.options,
+      () => this.#fsOffset,
+      (error) => this.emit('warning', error),
+    );
     this.#pauses.start();
   }
 

@@ -71,7 +71,9 @@ export function removeCancel(layout: Layout, id: string, claim: string): void {
 }
 
 /** The names in cancel/ (one readdir; missing reads as empty), each with the job and claim it names, if it is a request. */
-export function listCancels(layout: Layout): { name: string; request: { id: string; claim: ParsedClaim } | undefined }[] {
+export function listCancels(
+  layout: Layout,
+): { name: string; request: { id: string; claim: ParsedClaim } | undefined }[] {
   let names: string[];
   try {
     names = fs.readdirSync(cancelDir(layout));

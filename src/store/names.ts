@@ -7,7 +7,7 @@
  *   active name   ID@CLAIM                            active/
  *   claim token   HOST.PID.NONCE.SEQ
  *   helper files  workers/.lock, workers/.clock, workers/totals*, keys/.stale.*, tmp/.*
- *   pauses        paused/TYPE (a type encoded as a key), paused/.all
+ *   pauses        paused/TYPE (a type encoded as a key), paused/@all
  *   cancels       cancel/ID@CLAIM (the claim to cancel)
  *
  * PP is the priority 00..99, T and D are microseconds since the Unix epoch in
@@ -302,8 +302,11 @@ export function isActiveNameOf(name: string, id: string): boolean {
 
 // Pauses and cancels (FORMAT.md, "Pause and cancel").
 
-/** paused/.all: the pause of the whole queue (a dot name: no type's pause file starts with a dot). */
-export const PAUSE_ALL = '.all';
+/**
+ * paused/@all: the pause of the whole queue. `@` is outside the type alphabet,
+ * so no type's pause has this name; not a dot file, which `ls` would hide.
+ */
+export const PAUSE_ALL = '@all';
 /** The directory of pause files, and of cancel requests, in the queue directory. */
 export const PAUSED_DIR = 'paused';
 export const CANCEL_DIR = 'cancel';
@@ -311,7 +314,7 @@ export const CANCEL_DIR = 'cancel';
 /**
  * The name in paused/ of the pause of `type` (the whole queue when undefined):
  * the type encoded as in job names, a leading `.` written `%2E` (as keys), so
- * that no type's pause is a dot file or `.all`. Throws EBADTYPE for a type no
+ * that no type's pause is a dot file (nor `@all`). Throws EBADTYPE for a type no
  * job can have.
  */
 export function pauseName(type: string | undefined): string {
@@ -328,13 +331,6 @@ export function parsePauseName(name: string): { type: string | undefined } | und
   if (!new RegExp(`^${TYPE_ENCODED}$`).test(encoded)) return undefined;
   const type = decodeType(encoded);
   return type !== undefined && pauseName(type) === name ? { type } : undefined;
-}
-
-/** The encoded type (as in job ids) a pause name stands for, '' for the whole queue; undefined when it is no pause's name. */
-export function pausedEncodedType(name: string): string | undefined {
-  const parsed = parsePauseName(name);
-  if (parsed === undefined) return undefined;
-  return parsed.type === undefined ? '' : encodeType(parsed.type);
 }
 
 /** tmp/.paused.PID.TOKEN: a pause file being written, or an expired one a sweep set aside before deleting it. */

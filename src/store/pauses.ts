@@ -1,6 +1,6 @@
 /**
  * Pause files (FORMAT.md, "Pause and cancel"): paused/TYPE pauses one type,
- * paused/.all the whole queue. A pause is the file itself, so `ls paused/`
+ * paused/@all the whole queue. A pause is the file itself, so `ls paused/`
  * lists them and `rm` (or `touch`) undoes (or makes) one by hand. Its content
  * is optional JSON, `{"until": ISO, "at": ISO, "by": HOST.PID}`; an empty
  * file pauses until it is removed. `until` is a time in the filesystem's
@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import { errnoOf, fsError } from './errors.js';
 import { writeNew } from './files.js';
 import { modeOfDirs, type Layout } from './layout.js';
-import { pauseName, pauseTmpName, parsePauseName, PAUSED_DIR } from './names.js';
+import { isSetAsideName, pauseName, pauseTmpName, parsePauseName, PAUSED_DIR } from './names.js';
 import { openRegularStat } from './open.js';
 import { checkDir, makeDirNoFollow } from './safe-file.js';
 
@@ -127,7 +127,7 @@ export function readPauses(layout: Layout): { pauses: PauseEntry[]; problems: Pa
     throw fsError(`listing ${pausedDir(layout)}`, error);
   }
   for (const name of names.sort()) {
-    if (name.startsWith('.') && name !== '.all') continue; // dot files are not pauses (FORMAT.md): a half-typed name, an editor's
+    if (name.startsWith('.') || isSetAsideName(name)) continue; // dot files and NAME~ (set aside by fsck) are no pauses (FORMAT.md)
     const read = readPause(layout, name);
     if (read === undefined) continue; // gone meanwhile
     if ('reason' in read) problems.push(read);
@@ -139,7 +139,7 @@ export function readPauses(layout: Layout): { pauses: PauseEntry[]; problems: Pa
 /** One file of paused/: the pause it is, a problem, or undefined when it is gone. */
 export function readPause(layout: Layout, name: string): PauseEntry | PauseProblem | undefined {
   const parsed = parsePauseName(name);
-  if (parsed === undefined) return { name, reason: 'its name is no type encoded as in job names, nor .all' };
+  if (parsed === undefined) return { name, reason: 'its name is no type encoded as in job names, nor @all' };
   const path = `${pausedDir(layout)}/${name}`;
   const opened = openRegularStat(path, fs.constants.O_RDONLY);
   if (opened === undefined) return undefined;
@@ -166,7 +166,8 @@ export function readPause(layout: Layout, name: string): PauseEntry | PauseProbl
   let untilMs: number | undefined;
   if (until !== undefined) {
     untilMs = typeof until === 'string' ? Date.parse(until) : Number.NaN;
-    if (!Number.isFinite(untilMs)) return { name, reason: `its "until" is not an ISO 8601 time: ${JSON.stringify(until)}` };
+    if (!Number.isFinite(untilMs))
+      return { name, reason: `its "until" is not an ISO 8601 time: ${JSON.stringify(until)}` };
   }
   return {
     ...base,
