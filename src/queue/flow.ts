@@ -136,6 +136,8 @@ export interface CancelHost {
   departed(id: string): void;
   /** Count a job that ended in failed/. */
   counted(type: string): void;
+  /** A claim of this handle that could not be put back: the Queue moves it to queue/ later (as its strays). */
+  strand(id: string, path: string, to?: 'queue' | 'failed'): void;
 }
 
 /**
@@ -219,12 +221,22 @@ function cancelWaiting(host: CancelHost, id: string, state: 'queue' | 'delayed',
       throw read.ioError;
     }
   } catch (error) {
-    // not cancelled after all: back where it was, as it was (a sweep would, once this process is gone)
-    move(held, state === 'queue' ? layout.file('queue', id) : from, false, true);
+    // not cancelled after all: back where it was, as it was; if even that fails, the Queue moves it at its
+    // next claim, sweep or close (a sweep would, once this process is gone)
     removeCancel(layout, id, claim);
+    try {
+      move(held, from, false, true);
+    } catch {
+      host.strand(id, held);
+    }
     throw error;
   }
-  move(held, layout.file('failed', id), false, true);
+  try {
+    move(held, layout.file('failed', id), false, true);
+  } catch (error) {
+    host.strand(id, held, 'failed'); // its error is written: it only needs the rename
+    throw error;
+  }
   const type = parseId(id)?.type;
   if (type !== undefined) host.counted(type);
   releaseKeyOf(layout, key, id);

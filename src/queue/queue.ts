@@ -459,6 +459,7 @@ export class Queue extends EventEmitter<QueueEvents> {
         held: (claim) => this.#heldBy(claim),
         departed: (gone) => this.#index.delete(gone),
         counted: (type) => this.#tally.add(type, 'failed'),
+        strand: (gone, path, to = 'queue') => this.#strays.set(path, { id: gone, to }),
       },
       id,
     );
