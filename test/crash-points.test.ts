@@ -15,6 +15,7 @@ import type { Job, Queue } from '../dist/index.js';
 import { Layout, readSettings } from '../dist/store/layout.js';
 import { bootId } from '../dist/store/liveness.js';
 import { tornIn } from '../dist/maintenance/torn.js';
+import { readPause } from '../dist/store/pauses.js';
 import { census, duplicates } from './support/census.js';
 import { Crash, crashAt } from './support/faults.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
@@ -24,6 +25,15 @@ interface Transition {
   /** Jobs to have before the transition; returns what the transition needs. */
   setup(q: Queue): Promise<unknown>;
   run(q: Queue, state: unknown): Promise<unknown>;
+  /** Right after each crash: the transition's own files are whole or absent. */
+  check?(dir: string): void;
+}
+
+/** paused/ holds only whole pauses (never a half-written one): each file reads as a pause. */
+function wholePauses(dir: string): void {
+  const layout = new Layout(dir);
+  for (const name of fs.existsSync(path.join(dir, 'paused')) ? fs.readdirSync(path.join(dir, 'paused')) : [])
+    expect(readPause(layout, name), `paused/${name}`).not.toHaveProperty('reason');
 }
 
 const transitions: Transition[] = [
@@ -105,6 +115,48 @@ const transitions: Transition[] = [
     },
     run: (q) => q.recover(),
   },
+  // pause and cancel (issue 13): a pause is a temp in tmp/ and one rename; a cancel of a waiting job takes it
+  // under a claim (its cancel request first), appends the error, renames it to failed/; of a running one, the
+  // request, then the holder's ending in failed/
+  {
+    name: 'pause a type (a temp in tmp/, one rename into paused/)',
+    setup: (q) => q.enqueue('t', 1),
+    run: (q) => q.pause('u', { for: 60_000 }),
+    check: wholePauses,
+  },
+  {
+    name: 'resume (one unlink)',
+    setup: async (q) => (await q.enqueue('t', 1), q.pause('u')),
+    run: (q) => q.resume('u'),
+    check: wholePauses,
+  },
+  {
+    name: 'cancel a waiting job with a unique key',
+    setup: async (q) => (await q.enqueue('t', 1, { key: 'k1' })).id,
+    run: (q, id) => q.cancel(id as string),
+  },
+  {
+    name: 'cancel a running job and end it (its holder in this process)',
+    setup: async (q) => (await q.enqueue('t', 1, { key: 'k1' }), q.claim()),
+    run: async (q, job) => {
+      await q.cancel((job as Job).id);
+      await (job as Job).complete('r');
+    },
+  },
+  {
+    name: "recover a dead holder's cancelled claim (to failed/)",
+    setup: async (q) => {
+      const { id } = await q.enqueue('t', 1, { key: 'k1' });
+      const owner = `elsewhere.1.dead`;
+      fs.renameSync(path.join(q.dir, 'queue', id), path.join(q.dir, 'active', `${id}@${owner}.0`));
+      fs.writeFileSync(path.join(q.dir, 'workers', owner), '{}');
+      const then = new Date(Date.now() - 3600_000);
+      fs.utimesSync(path.join(q.dir, 'workers', owner), then, then);
+      await q.cancel(id);
+      return undefined;
+    },
+    run: (q) => q.recover(),
+  },
   {
     // dirqueue.json is replaced by a rename of a fresh file from tmp/: a crash leaves the old one or the new one
     name: 'rewrite the settings (as init --mode does on an existing queue)',
@@ -151,6 +203,7 @@ describe('a crash between any two steps of a transition (I1)', () => {
 
         // right after the crash: one state each, and every job that existed is still there
         expect(duplicates(dir), `crash at call ${n}`).toEqual([]);
+        transition.check?.(dir);
         const after = census(dir);
         for (const id of before) expect(after.has(id), `crash at call ${n} lost ${id}`).toBe(true);
 

@@ -59,7 +59,8 @@ interface Transition {
 }
 
 const held = (state: unknown): Job => state as Job;
-const names = (dir: string, state: string): string[] => fs.readdirSync(path.join(dir, state));
+const names = (dir: string, state: string): string[] =>
+  fs.existsSync(path.join(dir, state)) ? fs.readdirSync(path.join(dir, state)) : [];
 /** Make every delayed job due now. */
 function dueNow(dir: string): void {
   for (const name of names(dir, 'delayed')) {
@@ -150,6 +151,56 @@ const transitions: Transition[] = [
     },
     run: (q, id) => q.retry(id as string),
     check: (dir) => expect(names(dir, 'failed')).toEqual([]),
+  },
+  // pause and cancel (issue 13)
+  {
+    name: 'pause a type',
+    setup: async () => undefined,
+    run: (q) => q.pause('u', { for: 60_000 }),
+    check: (dir) => expect(names(dir, 'paused')).toEqual(['u']),
+  },
+  {
+    name: 'resume a type',
+    setup: (q) => q.pause('u'),
+    run: (q) => q.resume('u'),
+    check: (dir) => expect(names(dir, 'paused')).toEqual([]),
+  },
+  {
+    name: 'cancel a waiting job',
+    strands: true,
+    setup: async (q) => (await q.enqueue('t', 1, { key: 'k1' })).id,
+    run: (q, id) => q.cancel(id as string),
+    check: (dir, _result, persistent) => {
+      // under a persistent fault the job may wait under this handle's claim, moved on at its close
+      expect(
+        names(dir, 'failed').length + (persistent ? names(dir, 'active').length + names(dir, 'queue').length : 0),
+      ).toBe(1);
+    },
+  },
+  {
+    name: 'cancel a running job, then its end',
+    setup: async (q) => (await q.enqueue('t', 1, { key: 'k1' }), q.claim()),
+    run: async (q, job) => {
+      if (!held(job).cancelled) await q.cancel(held(job).id);
+      await held(job).complete('r');
+    },
+    check: (dir) => expect(names(dir, 'failed').length).toBe(1),
+  },
+  {
+    name: "sweep: end a dead holder's cancelled claim in failed/",
+    strands: true,
+    setup: async (q) => {
+      const { id } = await q.enqueue('t', 1, { key: 'k1' });
+      deadClaim(q, id);
+      await q.cancel(id);
+    },
+    run: (q) => q.recover(),
+    // under a persistent fault a take-back that could neither finish nor give the claim back is kept by this
+    // handle for queue/ (rescue.ts Stranded): then the cancel is lost and the job runs again (a known limit)
+    check: (dir, _report, persistent) => {
+      const more = persistent ? names(dir, 'active').length + names(dir, 'queue').length : 0;
+      expect(names(dir, 'failed').length + more).toBe(1);
+    },
   },
   // the sweep services (maintenance/sweep.ts): each case is a whole sweep, so its other steps (the torn pass,
   // clean, the heartbeats, the totals fold) meet every fault too

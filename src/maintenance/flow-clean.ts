@@ -13,23 +13,23 @@ import { CANCEL_GRACE_MS, cancelDir, listCancels } from '../store/cancels.js';
 import type { Layout } from '../store/layout.js';
 import { lexists } from '../store/locate.js';
 import { activeName } from '../store/names.js';
-import { readPauses, removeExpiredPause } from '../store/pauses.js';
-import { checkDir } from '../store/safe-file.js';
+import { checkFlowDir, readPauses, removeExpiredPause } from '../store/pauses.js';
 
 export interface FlowCleanReport {
   cancelsRemoved: number;
   pausesEnded: number;
 }
 
-/** One pass; `now` is the filesystem's clock (ms). */
-export function cleanFlow(layout: Layout, now: number): FlowCleanReport {
+/** One pass; `now` is the filesystem's clock (ms), `owner` the sweeper's (its temp names carry it). */
+export function cleanFlow(layout: Layout, now: number, owner: string): FlowCleanReport {
   const report: FlowCleanReport = { cancelsRemoved: 0, pausesEnded: 0 };
   for (const pause of readPauses(layout).pauses) {
-    if (pause.until !== undefined && pause.until <= now && removeExpiredPause(layout, pause)) report.pausesEnded++;
+    if (pause.until !== undefined && pause.until <= now && removeExpiredPause(layout, pause, owner))
+      report.pausesEnded++;
   }
   const requests = listCancels(layout);
   if (requests.length === 0) return report;
-  checkDir(cancelDir(layout), `move it away, and run dirq fsck ${layout.root} --repair`); // never delete through a link
+  checkFlowDir(layout, cancelDir(layout)); // never delete through a link
   for (const { name, request } of requests) {
     if (request === undefined) continue; // not a request: dirq fsck reports it
     if (lexists(layout.file('active', activeName(request.id, request.claim.claim)))) continue;

@@ -70,6 +70,7 @@ import {
   isOwnerName,
   isSetAsideName,
   LOCK_FILE,
+  NameMaker,
   parseActiveName,
   parseCancelName,
   parseId,
@@ -556,7 +557,7 @@ function checkFlow(ctx: Context): void {
             file,
             `a pause that ended ${ago(ctx, read.until)}`,
             'remove it, or run with --repair',
-            () => (removeExpiredPause(layout, read) ? 'removed' : undefined),
+            () => (removeExpiredPause(layout, read, new NameMaker().owner) ? 'removed' : undefined),
           );
         }
         continue;

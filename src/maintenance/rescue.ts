@@ -205,16 +205,22 @@ export function revoke(
     }
   }
   // a cancelled job whose holder died (or overran) ends in failed/, not back in queue/ (store/cancels.ts)
-  const cancelled = read.ok && isCancelRequested(layout, id, oldClaim);
+  let cancelled: boolean;
+  try {
+    cancelled = read.ok && isCancelRequested(layout, id, oldClaim);
+  } catch (error) {
+    putBack(layout, held, name, id, stranded); // as for a failed read: judged again by a sweep that can look
+    throw error;
+  }
   if (read.ok || (!read.gone && read.canAppend)) {
     try {
       const at = new Date().toISOString();
-      appendLine(held, encodeEvent({ event: 'revoked', at, attempt, claim: oldClaim, reason, by: ours }));
-      if (cancelled) appendLine(held, encodeEvent(cancelledEvent(id, attempt, ours, at)));
+      const revoked = encodeEvent({ event: 'revoked', at, attempt, claim: oldClaim, reason, by: ours });
+      appendLine(held, cancelled ? revoked + encodeEvent(cancelledEvent(id, attempt, ours, at)) : revoked); // one write
     } catch (error) {
       // Without its revoked event the job cannot go on (the old claim's writes would stand and the
       // attempt would not count): put the claim back as it was, for a sweeper that may write the file.
-      putBack(layout, held, name, id, stranded);
+      putBack(layout, held, name, id, stranded, cancelled ? 'failed' : 'queue');
       throw error;
     }
   }
@@ -237,11 +243,19 @@ function cancelledEvent(id: string, attempt: number, claim: string, at: string):
 }
 
 /** Give a claim taken over back to its old name (so it is judged again, as it was); stranded under ours when that fails. */
-function putBack(layout: Layout, held: string, name: string, id: string, stranded: Stranded[]): void {
+function putBack(
+  layout: Layout,
+  held: string,
+  name: string,
+  id: string,
+  stranded: Stranded[],
+  to: 'queue' | 'failed' = 'queue',
+): void {
   try {
     move(held, layout.file('active', name));
   } catch {
-    stranded.push({ id, path: held, to: 'queue' }); // without its revoked event: the attempt is not counted
+    // without its revoked event: the attempt is not counted; a cancelled job goes to failed/ all the same
+    stranded.push({ id, path: held, to });
   }
 }
 

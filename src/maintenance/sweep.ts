@@ -150,7 +150,7 @@ export async function sweepUnlocked(
   const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
   const pruned = pruneDone(layout, settings.keepDone, now);
   const tmp = removeAbandoned(layout, settings.tmpMaxAge, now);
-  const flow = cleanFlow(layout, now); // after the rescue, which reads the cancel requests of the claims it takes back
+  const flow = cleanFlow(layout, now, names.owner); // after the rescue, which reads the cancel requests of the claims it takes back
   const heartbeatsRemoved = removeGoneHeartbeats(
     layout,
     names.owner,

@@ -81,8 +81,8 @@ export async function pause(
   const forMs = options?.for === undefined ? undefined : checkMs(options.for, 'for', 1);
   const until = forMs === undefined ? undefined : fsNowOrLocal(layout) + forMs;
   checkPauseType(type);
-  await writePause(layout, type, pauseContent(until, owner));
-  return (await paused(layout)).find((p) => p.type === type) ?? info(type, until, owner);
+  await writePause(layout, type, pauseContent(until, owner), owner);
+  return info(type, until, owner);
 }
 
 /** Lift the pause of `type` (of the whole queue when undefined). Resolves false when it was not paused. */
@@ -137,7 +137,7 @@ export interface CancelHost {
   /** Count a job that ended in failed/. */
   counted(type: string): void;
   /** A claim of this handle that could not be put back: the Queue moves it to queue/ later (as its strays). */
-  strand(id: string, path: string, to?: 'queue' | 'failed'): void;
+  strand(id: string, path: string, to?: 'queue' | 'failed'): boolean;
 }
 
 /**
@@ -198,9 +198,9 @@ function cancelWaiting(host: CancelHost, id: string, state: 'queue' | 'delayed',
     return false;
   }
   host.departed(id);
-  const read = readJobFile(held, host.maxJobBytes);
   let key: unknown;
   try {
+    const read = readJobFile(held, host.maxJobBytes);
     const record = read.ok ? parsedOrUndefined(read.text) : undefined;
     if (record !== undefined) {
       key = record.envelope.key;
@@ -227,15 +227,15 @@ function cancelWaiting(host: CancelHost, id: string, state: 'queue' | 'delayed',
     try {
       move(held, from, false, true);
     } catch {
-      host.strand(id, held);
+      host.strand(id, held); // moved at once, or kept as a stray; the error to report is the first
     }
     throw error;
   }
   try {
     move(held, layout.file('failed', id), false, true);
   } catch (error) {
-    host.strand(id, held, 'failed'); // its error is written: it only needs the rename
-    throw error;
+    // its error is written: it only needs the rename, which the Queue tries again at once and later
+    if (!host.strand(id, held, 'failed')) throw error;
   }
   const type = parseId(id)?.type;
   if (type !== undefined) host.counted(type);

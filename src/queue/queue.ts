@@ -459,7 +459,10 @@ export class Queue extends EventEmitter<QueueEvents> {
         held: (claim) => this.#heldBy(claim),
         departed: (gone) => this.#index.delete(gone),
         counted: (type) => this.#tally.add(type, 'failed'),
-        strand: (gone, path, to = 'queue') => this.#strays.set(path, { id: gone, to }),
+        strand: (gone, path, to = 'queue') => {
+          this.#putBack(gone, path, to); // tries at once; a stray until it lands
+          return !this.#strays.has(path);
+        },
       },
       id,
     );

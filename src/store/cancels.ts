@@ -11,13 +11,13 @@
  * claim is gone is removed by sweeps after CANCEL_GRACE_MS.
  */
 import fs from 'node:fs';
-import { errnoOf, fsError } from './errors.js';
+import { errnoOf, fsError, type DirQueueError } from './errors.js';
 import { closeQuietly } from './files.js';
 import type { Layout } from './layout.js';
 import { CANCEL_DIR, cancelName, parseCancelName, type ParsedClaim } from './names.js';
 import { createExclusive } from './open.js';
 import { ensureFlowDir } from './pauses.js';
-import { lstatQuietly } from './entry.js';
+import { lstatOrGone } from './entry.js';
 
 /**
  * A request whose claim is not in active/ is removed once this old: a
@@ -56,9 +56,18 @@ export function requestCancel(layout: Layout, id: string, claim: string, by: str
   return true;
 }
 
-/** Whether the holder of `claim` was asked to cancel job `id` (one lstat; a missing cancel/ reads as no). */
+/**
+ * Whether the holder of `claim` was asked to cancel job `id` (one lstat; a
+ * missing cancel/ reads as no). An I/O error throws: it is no sign of "no".
+ */
 export function isCancelRequested(layout: Layout, id: string, claim: string): boolean {
-  return lstatQuietly(cancelPath(layout, id, claim)) !== undefined;
+  const path = cancelPath(layout, id, claim);
+  try {
+    return lstatOrGone(path) !== undefined;
+  } catch (error) {
+    if (errnoOf((error as DirQueueError).cause) === 'ENOTDIR') return false; // cancel/ is a file: fsck reports it
+    throw error;
+  }
 }
 
 /** Remove the request for `claim` of job `id`, if any; a failure is left to the sweeps. */

@@ -47,14 +47,14 @@ const unnamed = (fragment: string): string => fragment.replace(/\(\?<[a-z]+>/g, 
  * maintenance lock (sweep-lock.ts: .lock.OWNER.TOKEN), a scratch clock
  * (liveness.ts: .clock.PID.TOKEN), dirqueue.json's replacement
  * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN) and a pause file
- * being written or an expired one set aside (pauses.ts: .paused.PID.TOKEN).
+ * being written or an ended one set aside (pauses.ts: .paused.OWNER.TOKEN).
  * Each is built below.
  */
 const LIBRARY_DOT_RE = new RegExp(
-  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json|paused)\\.\\d{1,10}\\.[a-z0-9]{8})$`,
+  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|paused\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8})$`,
 );
 /** The library's tmp/ helper files that carry their writer's owner token: counter and held-base temps, lock temps. */
-const OWNED_DOT_RE = new RegExp(`^\\.(?:totals\\.|totals~(?:totals~)?|lock\\.)${OWNER}\\.[a-z0-9]{1,13}$`);
+const OWNED_DOT_RE = new RegExp(`^\\.(?:totals\\.|totals~(?:totals~)?|lock\\.|paused\\.)${OWNER}\\.[a-z0-9]{1,13}$`);
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
 export interface ParsedId {
@@ -333,9 +333,9 @@ export function parsePauseName(name: string): { type: string | undefined } | und
   return type !== undefined && pauseName(type) === name ? { type } : undefined;
 }
 
-/** tmp/.paused.PID.TOKEN: a pause file being written, or an expired one a sweep set aside before deleting it. */
-export function pauseTmpName(): string {
-  return `.paused.${process.pid}.${randomToken(8)}`;
+/** tmp/.paused.OWNER.TOKEN: a pause file being written by OWNER, or an ended one a sweep set aside before deleting it. */
+export function pauseTmpName(owner: string): string {
+  return `.paused.${owner}.${randomToken(8)}`;
 }
 
 /** cancel/ID@CLAIM: the request to cancel the claim CLAIM of job ID (the job's active/ name). */

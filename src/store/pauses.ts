@@ -18,7 +18,7 @@
  */
 import fs from 'node:fs';
 import { errnoOf, fsError } from './errors.js';
-import { writeNew } from './files.js';
+import { removeQuietly, writeNew } from './files.js';
 import { modeOfDirs, type Layout } from './layout.js';
 import { isSetAsideName, pauseName, pauseTmpName, parsePauseName, PAUSED_DIR } from './names.js';
 import { openRegularStat } from './open.js';
@@ -61,7 +61,20 @@ export function pausePath(layout: Layout, type: string | undefined): string {
 /** Make paused/ (or cancel/) with the queue's mode if it is missing; throws EBADFILE for a link or file there. */
 export function ensureFlowDir(layout: Layout, path: string): void {
   const mode = layout.fileMode === undefined ? undefined : modeOfDirs(layout.fileMode);
-  makeDirNoFollow(path, mode, `move it away, and run dirq fsck ${layout.root} --repair`);
+  try {
+    makeDirNoFollow(path, mode, `move it away, and run dirq fsck ${layout.root} --repair`);
+  } catch (error) {
+    throw fsError(`creating ${path}`, error); // its close(2) throws the system's error as it is
+  }
+}
+
+/** Throws EBADFILE unless `dir` is a directory (not a link to one); the system's errors as DirQueueErrors. */
+export function checkFlowDir(layout: Layout, dir: string): void {
+  try {
+    checkDir(dir, `move it away, and run dirq fsck ${layout.root} --repair`);
+  } catch (error) {
+    throw fsError(`checking ${dir}`, error);
+  }
 }
 
 /** The JSON a pause file holds. */
@@ -72,15 +85,20 @@ export function pauseContent(until: number | undefined, by: string): string {
 }
 
 /** Write the pause of `type`: a fresh file in tmp/ renamed over paused/NAME (one rename; an existing pause is replaced). */
-export async function writePause(layout: Layout, type: string | undefined, content: string): Promise<void> {
+export async function writePause(
+  layout: Layout,
+  type: string | undefined,
+  content: string,
+  owner: string,
+): Promise<void> {
   const target = pausePath(layout, type); // throws EBADTYPE before anything is written
   ensureFlowDir(layout, pausedDir(layout));
-  const tmp = layout.file('tmp', pauseTmpName());
+  const tmp = layout.file('tmp', pauseTmpName(owner));
   await writeNew(tmp, content, true, layout.fileMode);
   try {
     fs.renameSync(tmp, target);
   } catch (error) {
-    fs.rmSync(tmp, { force: true });
+    removeQuietly(tmp); // or left for the sweeps: its name carries its writer
     throw fsError(`pausing: renaming ${tmp} to ${target}`, error);
   }
 }
@@ -107,7 +125,7 @@ function dirThere(layout: Layout): boolean {
     if (errnoOf(error) === 'ENOENT') return false;
     throw fsError(`looking at ${dir}`, error);
   }
-  checkDir(dir, `move it away, and run dirq fsck ${layout.root} --repair`);
+  checkFlowDir(layout, dir);
   return true;
 }
 
@@ -183,9 +201,9 @@ export function readPause(layout: Layout, name: string): PauseEntry | PauseProbl
  * what moved is not the file judged (a fresh pause), it is linked back, where
  * a pause made meanwhile wins. Returns whether the judged file was removed.
  */
-export function removeExpiredPause(layout: Layout, judged: PauseEntry): boolean {
+export function removeExpiredPause(layout: Layout, judged: PauseEntry, owner: string): boolean {
   const path = `${pausedDir(layout)}/${judged.name}`;
-  const aside = layout.file('tmp', pauseTmpName());
+  const aside = layout.file('tmp', pauseTmpName(owner));
   try {
     fs.renameSync(path, aside);
   } catch (error) {
@@ -205,6 +223,6 @@ export function removeExpiredPause(layout: Layout, judged: PauseEntry): boolean 
       // EEXIST: a newer pause is there; anything else: the pause is lost, as if it ended (fsck never needs it)
     }
   }
-  fs.rmSync(aside, { force: true });
+  removeQuietly(aside);
   return same;
 }
