@@ -1,0 +1,167 @@
+// bench/flow.js: what pause and cancel cost the claim path (issue 13).
+//
+// Goal (FLOW brief): the claim stays cheap with pauses in force: no directory scan or file read per
+// claim (the pause state is cached, refreshed by watch and poll, queue/pause-watch.ts), and the
+// holder's look for cancel requests costs one readdir per heartbeat, not per claim.
+//
+// Cases, in one run, on one queue directory, interleaved rounds (the median of ROUNDS is reported):
+//   claim, nothing paused                   the plain claim (queue.claim of a ready job)
+//   claim, 10 other types paused            the claimed type is not paused; 10 types are (a Set to skip)
+//   claim, whole queue paused (refused)     claim() answers undefined without touching the disk
+//   claim + complete, nothing paused        for scale: a job's whole hot path
+//   claim + complete, 5 jobs cancelled      the same with cancel requests waiting in cancel/
+//   heartbeat look for cancel requests      one readdir of cancel/ with 5 requests (per beat)
+//   in memory: the pause check alone        PauseWatch.blocked() + ReadyIndex.take with and without the
+//                                           paused types to skip, 100,000 takes (what a claim adds, without I/O)
+// Settings: durable: false; queue in a temp dir on the project's filesystem (BENCH_DIR to override,
+// e.g. /dev/shm).
+//
+// Run: npm run build && node bench/flow.js     (BENCH_QUICK=1 for a smaller run)
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Queue } from '../dist/index.js';
+import { Layout } from '../dist/store/layout.js';
+import { listCancels } from '../dist/store/cancels.js';
+import { NameMaker, encodeType } from '../dist/store/names.js';
+import { PauseWatch } from '../dist/queue/pause-watch.js';
+import { ReadyIndex } from '../dist/queue/ready-index.js';
+
+const quick = process.env.BENCH_QUICK === '1';
+const base = process.env.BENCH_DIR ?? os.tmpdir();
+const JOBS = quick ? 2_000 : 10_000;
+const ROUNDS = quick ? 3 : 5;
+
+/** @param {number[]} xs */
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+/**
+ * Microseconds per claim of JOBS ready jobs of type `t`, with `setup` run first (pauses).
+ * @param {string} dir
+ * @param {(q: Queue) => Promise<void>} setup
+ * @param {boolean} complete
+ */
+async function claims(dir, setup, complete) {
+  const q = await Queue.open(dir, { durable: false, maintenance: false, watch: true });
+  await q.enqueueMany(Array.from({ length: JOBS }, (_, i) => ({ type: 't', data: i })));
+  await setup(q);
+  await q.claim({ types: ['warm-up'] }); // discovery, heartbeat and pause watch started outside the timing
+  const start = performance.now();
+  let n = 0;
+  for (let job = await q.claim(); job !== undefined; job = await q.claim()) {
+    n++;
+    if (complete) await job.complete();
+  }
+  const us = ((performance.now() - start) * 1000) / n;
+  await q.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { us, n };
+}
+
+/** @param {string} dir */
+async function refusedClaims(dir) {
+  const q = await Queue.open(dir, { durable: false, maintenance: false, watch: true });
+  await q.enqueueMany(Array.from({ length: 100 }, (_, i) => ({ type: 't', data: i })));
+  await q.pause();
+  await q.claim();
+  const start = performance.now();
+  for (let i = 0; i < JOBS; i++) if ((await q.claim()) !== undefined) throw new Error('claimed while paused');
+  const us = ((performance.now() - start) * 1000) / JOBS;
+  await q.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { us, n: JOBS };
+}
+
+/**
+ * 5 jobs of another type held by another handle with their cancels requested: requests in cancel/.
+ * @param {Queue} q
+ */
+async function fiveCancels(q) {
+  const other = await Queue.open(q.dir, { durable: false, maintenance: false });
+  for (let i = 0; i < 5; i++) await other.enqueue('held', i);
+  for (let i = 0; i < 5; i++) {
+    const job = await other.claim({ types: ['held'] });
+    await q.cancel(job.id);
+  }
+  // left held: `other` is not closed until the process ends, so the requests stay
+}
+
+const cases = [
+  ['claim, nothing paused', (/** @type {string} */ d) => claims(d, async () => undefined, false)],
+  [
+    'claim, 10 other types paused',
+    (/** @type {string} */ d) =>
+      claims(
+        d,
+        async (q) => {
+          for (let i = 0; i < 10; i++) await q.pause(`other${i}`);
+        },
+        false,
+      ),
+  ],
+  ['claim, whole queue paused (refused)', (/** @type {string} */ d) => refusedClaims(d)],
+  ['claim + complete, nothing paused', (/** @type {string} */ d) => claims(d, async () => undefined, true)],
+  ['claim + complete, 5 cancel requests', (/** @type {string} */ d) => claims(d, fiveCancels, true)],
+];
+
+/** @type {Map<string, number[]>} */
+const results = new Map(cases.map(([name]) => [/** @type {string} */ (name), []]));
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [name, run] of cases) {
+    const dir = fs.mkdtempSync(path.join(base, 'dirq-bench-flow-'));
+    const { us } = await /** @type {(d: string) => Promise<{ us: number }>} */ (run)(dir);
+    results.get(/** @type {string} */ (name))?.push(us);
+  }
+}
+
+// the heartbeat's look for cancel requests: one readdir of cancel/ (5 requests), per beat
+const dir = fs.mkdtempSync(path.join(base, 'dirq-bench-flow-'));
+const q = await Queue.open(dir, { durable: false, maintenance: false });
+await fiveCancels(q);
+const layout = new Layout(dir);
+const LOOKS = 20_000;
+const t0 = performance.now();
+for (let i = 0; i < LOOKS; i++) listCancels(layout);
+const lookUs = ((performance.now() - t0) * 1000) / LOOKS;
+
+// in memory: the claim index's take with and without a skip set, and the cached pause check
+const TAKES = 100_000;
+/** @param {ReadonlySet<string> | undefined} skip @param {() => unknown} check */
+function takes(skip, check) {
+  const names = new NameMaker();
+  const index = new ReadyIndex(10_000);
+  for (let i = 0; i < TAKES; i++) index.add(names.id(50, i % 2 === 0 ? 't' : 'u'));
+  const start = performance.now();
+  for (let i = 0; i < TAKES; i++) {
+    check();
+    index.take(undefined, skip);
+  }
+  return ((performance.now() - start) * 1000) / TAKES;
+}
+const watch = new PauseWatch(
+  layout,
+  { watch: false, pollInterval: 60_000 },
+  () => 0,
+  () => undefined,
+);
+await q.pause('x');
+watch.start();
+const skip = new Set(Array.from({ length: 10 }, (_, i) => encodeType(`other${i}`)));
+const plainTake = median([
+  takes(undefined, () => undefined),
+  takes(undefined, () => undefined),
+  takes(undefined, () => undefined),
+]);
+const pausedTake = median([
+  takes(skip, () => watch.blocked()),
+  takes(skip, () => watch.blocked()),
+  takes(skip, () => watch.blocked()),
+]);
+watch.close();
+
+console.log(`bench/flow.js: ${JOBS} jobs per case, median of ${ROUNDS} rounds, on ${base}`);
+for (const [name, xs] of results) console.log(`  ${name.padEnd(40)} ${median(xs).toFixed(2)} us per claim`);
+console.log(`  ${'heartbeat look for cancel requests'.padEnd(40)} ${lookUs.toFixed(2)} us per beat`);
+console.log(`  ${'in memory: take, no pause check'.padEnd(40)} ${plainTake.toFixed(3)} us per take`);
+console.log(`  ${'in memory: blocked() + take skipping 10'.padEnd(40)} ${pausedTake.toFixed(3)} us per take`);
+process.exit(0);
