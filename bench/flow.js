@@ -81,6 +81,7 @@ async function fiveCancels(q) {
   for (let i = 0; i < 5; i++) await other.enqueue('held', i);
   for (let i = 0; i < 5; i++) {
     const job = await other.claim({ types: ['held'] });
+    if (job === undefined) throw new Error('no job to hold');
     await q.cancel(job.id);
   }
   // left held: `other` is not closed until the process ends, so the requests stay

@@ -53,7 +53,7 @@ Examples:
             print(
               result.state === 'failed'
                 ? `cancelled ${id} (it was waiting: now in failed/)`
-                : `cancelling ${id} (running, claim ${result.claim}: it stops at its holder's next heartbeat)`,
+                : `cancelling ${id} (running, claim ${result.claim ?? '?'}: it stops at its holder's next heartbeat)`,
             );
         } catch (error) {
           reportError(error, debug);

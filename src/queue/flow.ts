@@ -16,6 +16,7 @@ import {
   activeName,
   CLOCK_FILE,
   checkId,
+  describe,
   parseActiveName,
   parseId,
   pauseName,
@@ -91,10 +92,14 @@ export function resume(layout: Layout, type: string | undefined): boolean {
   return removePause(layout, type);
 }
 
-/** The pauses in effect (ended ones left out). Hand-broken pause files are not pauses: fsck reports them. */
+/**
+ * The pauses in effect (ended ones left out, judged by this host's clock:
+ * looking writes nothing, so a reader of the queue may list them). Hand-broken
+ * pause files are not pauses: fsck reports them.
+ */
 export async function paused(layout: Layout): Promise<PauseInfo[]> {
   const { pauses } = readPauses(layout);
-  const now = pauses.some((p) => p.until !== undefined) ? fsNowOrLocal(layout) : 0;
+  const now = Date.now();
   return pauses
     .filter((p) => p.until === undefined || p.until > now)
     .map((p) => ({
@@ -120,7 +125,7 @@ function checkPauseType(type: unknown): void {
   if (type !== undefined && (typeof type !== 'string' || type.length === 0)) {
     throw new DirQueueError(
       'EBADTYPE',
-      `the type to pause or resume must be a non-empty string (or nothing, for the whole queue), got ${JSON.stringify(type) ?? String(type)}`,
+      `the type to pause or resume must be a non-empty string (or nothing, for the whole queue), got ${describe(type)}`,
     );
   }
 }

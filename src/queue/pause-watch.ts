@@ -98,7 +98,7 @@ export class PauseWatch {
       );
     }
     if (this.#watcher === undefined && !this.#closed) this.#startWatching();
-    const seen = pauses.map((p) => `${p.name}\0${p.ino}\0${p.mtimeMs}\0${p.until}`).join('\n');
+    const seen = pauses.map((p) => `${p.name}\0${p.ino}\0${p.mtimeMs}\0${p.until ?? ''}`).join('\n');
     if (seen === this.#seen) return;
     this.#seen = seen;
     this.#pauses = pauses;
