@@ -34,13 +34,13 @@ const COMMANDS: readonly Command[] = [
   retry,
   rm,
   purge,
-  pause,
-  resume,
-  cancel,
   recover,
   wait,
   fsck,
   metrics,
+  pause,
+  resume,
+  cancel,
 ];
 
 function overview(): string {

@@ -694,8 +694,8 @@ export class Queue extends EventEmitter<QueueEvents> {
       try {
         const stamped = this.#heartbeat?.beat();
         if (stamped !== undefined) this.#fsOffset = stamped - Date.now();
-        this.#seeCancels();
         this.#takeBackOverdue();
+        this.#seeCancels();
       } catch (error) {
         this.emit('warning', error as Error);
       }
