@@ -159,7 +159,7 @@ describe('cancel across processes and hosts', () => {
       try {
         said.set(id, (await q.cancel(id)).state);
       } catch (error) {
-        expect((error as DirQueueError).code).toBe('EBADSTATE');
+        expect((error as DirQueueError).code, (error as Error).message).toBe('EBADSTATE');
         said.set(id, 'ended');
       }
     }

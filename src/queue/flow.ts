@@ -166,7 +166,9 @@ export function cancel(host: CancelHost, id: string): CancelResult {
       const claim = parseActiveName(where.name)!.claim.claim;
       requestCancel(layout, id, claim, host.names.owner);
       if (!lexists(layout.file('active', where.name))) {
-        removeCancel(layout, id, claim); // it ended (or was taken back) meanwhile: look again
+        // it ended (or was taken back) meanwhile: by this request, if its holder saw it in between
+        removeCancel(layout, id, claim);
+        if (endedByCancelOf(host, id, claim)) return { id, state: 'failed' };
         continue;
       }
       host.held(claim)?.cancelRequested(host.names.owner);
@@ -256,4 +258,13 @@ function parsedOrUndefined(text: string): JobRecord | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether job `id` is in failed/ because the claim `claim` was cancelled (its holder, or the sweep that took it back, ended it so). */
+function endedByCancelOf(host: CancelHost, id: string, claim: string): boolean {
+  const read = readJobFile(host.layout.file('failed', id), host.maxJobBytes);
+  const record = read.ok ? parsedOrUndefined(read.text) : undefined;
+  if (record === undefined) return false;
+  const ofClaim = record.events.some((e) => (e.event === 'error' || e.event === 'revoked') && e.claim === claim);
+  return ofClaim && record.events.some((e) => e.event === 'error' && e.code === 'ECANCELLED');
 }
