@@ -392,35 +392,39 @@ async function runCase(
 
 describe('an I/O error at any filesystem call of a transition', () => {
   for (const transition of transitions) {
-    it(transition.name, async () => {
-      const base = tempDir();
-      // count the calls of the transition without a fault, the second time: the first in this process also
-      // reads what the library keeps once read (this process's boot id and start time, for its heartbeat)
-      let calls: string[] = [];
-      for (const run of ['warm', 'count']) {
-        const dir = fs.mkdtempSync(path.join(base, `${run}-`));
-        const q = await open(dir, transition);
-        const state = await transition.setup(q);
-        const counting = injectAt(Infinity, { kind: 'crash' });
-        try {
-          await transition.run(q, state);
-        } finally {
-          counting.restore();
+    it(
+      transition.name,
+      async () => {
+        const base = tempDir();
+        // count the calls of the transition without a fault, the second time: the first in this process also
+        // reads what the library keeps once read (this process's boot id and start time, for its heartbeat)
+        let calls: string[] = [];
+        for (const run of ['warm', 'count']) {
+          const dir = fs.mkdtempSync(path.join(base, `${run}-`));
+          const q = await open(dir, transition);
+          const state = await transition.setup(q);
+          const counting = injectAt(Infinity, { kind: 'crash' });
+          try {
+            await transition.run(q, state);
+          } finally {
+            counting.restore();
+          }
+          await q.close();
+          calls = counting.calls;
         }
-        await q.close();
-        calls = counting.calls;
-      }
-      const points = pointsOf(transition, calls);
-      expect(points.length).toBeGreaterThan(0);
-      const dead = await deadPid(); // the pid of the handle that is gone, in every case's heartbeat
-      let cases = 0;
-      for (const n of points) {
-        for (const fault of faultsAt(n)) {
-          await runCase(base, transition, n, fault as Fault & { kind: 'errno' }, dead);
-          cases++;
+        const points = pointsOf(transition, calls);
+        expect(points.length).toBeGreaterThan(0);
+        const dead = await deadPid(); // the pid of the handle that is gone, in every case's heartbeat
+        let cases = 0;
+        for (const n of points) {
+          for (const fault of faultsAt(n)) {
+            await runCase(base, transition, n, fault as Fault & { kind: 'errno' }, dead);
+            cases++;
+          }
         }
-      }
-      console.log(`${transition.name}: ${calls.length} calls, ${cases} cases`);
-    });
+        console.log(`${transition.name}: ${calls.length} calls, ${cases} cases`);
+      },
+      300_000,
+    ); // hundreds of cases each: 20 s for the batch of 300 alone, 60 s beside a loaded suite
   }
 });
