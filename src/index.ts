@@ -3,11 +3,13 @@ export type { ClaimOptions, EnqueueItem, JobRef, QueueEvents } from './queue/que
 // a type only: a Job is made by Queue.claim, and one built by hand would hold no claim
 export type { Job } from './queue/job.js';
 export type { JobOutcome } from './queue/job.js';
-export { DirQueueError, CompromisedError, JobFailedError } from './store/errors.js';
+export { DirQueueError, CompromisedError, JobFailedError, ScheduleError } from './store/errors.js';
 export type { DirQueueErrorCode, ErrorCode, RecordedError } from './store/errors.js';
 export type { QueueOptions, EnqueueOptions, BackoffFunction } from './queue/options.js';
 export { queueDefaults } from './queue/options.js';
-export type { BackoffSpec, JobEvent } from './store/envelope.js';
+export type { BackoffSpec, JobEvent, ScheduleRef } from './store/envelope.js';
+export type { ScheduleInfo } from './queue/schedules.js';
+export type { CatchUp, Overlap, ScheduleSpec, StoredSchedule } from './store/schedule-spec.js';
 export type { JobInfo, Counts, Stats } from './queue/inspect.js';
 export { STATES } from './store/layout.js';
 export type { State } from './store/layout.js';

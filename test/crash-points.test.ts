@@ -11,11 +11,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Job, Queue } from '../dist/index.js';
+import type { Job, Queue, ScheduleSpec } from '../dist/index.js';
 import { Layout, readSettings } from '../dist/store/layout.js';
 import { bootId } from '../dist/store/liveness.js';
 import { tornIn } from '../dist/maintenance/torn.js';
 import { readPause } from '../dist/store/pauses.js';
+import { scheduleUnique } from '../dist/store/names.js';
 import { census, duplicates } from './support/census.js';
 import { Crash, crashAt } from './support/faults.js';
 import { deadPid, openQueue, tempDir } from './support/temp.js';
@@ -26,7 +27,43 @@ interface Transition {
   setup(q: Queue): Promise<unknown>;
   run(q: Queue, state: unknown): Promise<unknown>;
   /** Right after each crash: the transition's own files are whole or absent. */
-  check?(dir: string): void;
+  checkAfterCrash?(dir: string): void;
+  /** Once another handle recovered and every job ended: what the transition's own files must show. */
+  check?(dir: string, what: string): Promise<void> | void;
+}
+
+/**
+ * A paused schedule with one due slot: every hour from 1 s ago, begun before that slot. Unpausing it
+ * (q.schedule again) makes that slot's job at once. Returns the spec without `paused`.
+ */
+async function dueSchedule(q: Queue): Promise<ScheduleSpec> {
+  const spec = { type: 't', every: 3_600_000, startAt: Date.now() - 1000, overlap: 'allow' } as const;
+  await q.schedule('n', { ...spec, paused: true });
+  const cursor = path.join(q.dir, 'schedules', '.n@0000000000000000');
+  fs.utimesSync(cursor, new Date(spec.startAt - 1000), new Date(spec.startAt - 1000)); // began before its first slot
+  return spec;
+}
+
+/** Jobs of schedule n in done/ (every job has ended by the time checks run). */
+const runsOfN = (dir: string): string[] =>
+  fs.readdirSync(path.join(dir, 'done')).filter((id) => id.includes(`-${scheduleUnique('n')}.`));
+
+/** After recovery: schedule n is either there and valid, or gone with nothing of it left. */
+async function scheduleWholeOrGone(dir: string, what: string): Promise<void> {
+  const q = await openQueue(dir, { maintenance: false, watch: false });
+  const list = await q.schedules();
+  await q.close();
+  expect(
+    list.filter((s) => s.invalid !== undefined),
+    what,
+  ).toEqual([]);
+  const left = fs.readdirSync(path.join(dir, 'schedules'));
+  if (!left.includes('n.json')) expect(left, `${what}: state of a removed schedule`).toEqual([]);
+  else
+    expect(
+      left.filter((f) => f.startsWith('.n@')),
+      `${what}: one cursor`,
+    ).toHaveLength(1);
 }
 
 /** paused/ holds only whole pauses (never a half-written one): each file reads as a pause. */
@@ -122,13 +159,13 @@ const transitions: Transition[] = [
     name: 'pause a type (a temp in tmp/, one rename into paused/)',
     setup: (q) => q.enqueue('t', 1),
     run: (q) => q.pause('u', { for: 60_000 }),
-    check: wholePauses,
+    checkAfterCrash: wholePauses,
   },
   {
     name: 'resume (one unlink)',
     setup: async (q) => (await q.enqueue('t', 1), q.pause('u')),
     run: (q) => q.resume('u'),
-    check: wholePauses,
+    checkAfterCrash: wholePauses,
   },
   {
     name: 'cancel a waiting job with a unique key',
@@ -177,6 +214,36 @@ const transitions: Transition[] = [
     },
     run: (q) => q.recover(),
   },
+  {
+    name: "make a schedule's due slot (job in tmp/, take the cursor, last-run link, place, release)",
+    setup: dueSchedule,
+    run: (q, spec) => q.schedule('n', spec as ScheduleSpec), // no longer paused: q.schedule makes the due slot at once
+    // exactly one job for the slot: the crashed maker's (placed by it, or by the completer from its tmp/ file), or
+    // the recoverer's own when the crash came before the cursor was taken; none when it came before the unpaused
+    // schedule was written (still paused, its slot is skipped)
+    check: (dir, what) => {
+      const spec = JSON.parse(fs.readFileSync(path.join(dir, 'schedules', 'n.json'), 'utf8')) as { paused?: boolean };
+      expect(runsOfN(dir), what).toHaveLength(spec.paused === true ? 0 : 1);
+    },
+  },
+  {
+    name: 'write a schedule (q.schedule replacing one)',
+    setup: async (q) => q.schedule('n', { type: 't', every: 3_600_000 }),
+    run: (q) => q.schedule('n', { type: 't', cron: '0 6 * * *', tz: 'Europe/Berlin' }),
+    check: scheduleWholeOrGone,
+  },
+  {
+    name: 'remove a schedule that has run (q.unschedule)',
+    setup: async (q) => {
+      await q.schedule('n', await dueSchedule(q)); // its slot is made
+      return undefined;
+    },
+    run: (q) => q.unschedule('n'),
+    check: async (dir, what) => {
+      await scheduleWholeOrGone(dir, what);
+      expect(runsOfN(dir), what).toHaveLength(1); // its job stays
+    },
+  },
 ];
 
 describe('a crash between any two steps of a transition (I1)', () => {
@@ -203,7 +270,7 @@ describe('a crash between any two steps of a transition (I1)', () => {
 
         // right after the crash: one state each, and every job that existed is still there
         expect(duplicates(dir), `crash at call ${n}`).toEqual([]);
-        transition.check?.(dir);
+        transition.checkAfterCrash?.(dir);
         const after = census(dir);
         for (const id of before) expect(after.has(id), `crash at call ${n} lost ${id}`).toBe(true);
 
@@ -231,6 +298,7 @@ describe('a crash between any two steps of a transition (I1)', () => {
           expect(end.get(id), `crash at call ${n}: ${id}`).toEqual([expect.stringMatching(/^(done|failed)$/)]);
         for (const id of fs.readdirSync(path.join(dir, 'done')))
           expect(tornIn(new Layout(dir), id, 1 << 20), `crash at call ${n}: ${id} torn`).toBeUndefined();
+        await transition.check?.(dir, `crash at call ${n}`);
       }
       expect(crashPoints).toBeGreaterThanOrEqual(1); // a release is a single rename; enqueueMany of 3 has 27 calls
     });

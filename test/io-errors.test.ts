@@ -27,7 +27,7 @@ import { describe, expect, it } from 'vitest';
 import { DirQueueError, type Job, type Queue } from '../dist/index.js';
 import { Layout } from '../dist/store/layout.js';
 import { bootId } from '../dist/store/liveness.js';
-import { parseActiveName, tmpWriterOf } from '../dist/store/names.js';
+import { parseActiveName, scheduleUnique, tmpWriterOf } from '../dist/store/names.js';
 import { tornIn } from '../dist/maintenance/torn.js';
 import { census, duplicates } from './support/census.js';
 import { injectAt, type Errno, type Fault } from './support/faults.js';
@@ -235,6 +235,42 @@ const transitions: Transition[] = [
     },
     run: (q) => q.recover(),
     check: (dir) => expect(names(dir, 'done')).toEqual([]),
+  },
+  {
+    // q.schedule makes a slot already due at once (here: of a schedule no longer paused); the Scheduler reports
+    // what fails as a warning, and the same call again makes it
+    name: "make a schedule's due slot (q.schedule of one that is due)",
+    sample: true,
+    setup: async (q) => {
+      bootId(); // read once per process (cached), by the heartbeat the maker starts: so every run makes the same calls
+      const startAt = Date.now() - 1000;
+      await q.schedule('n', { type: 't', every: 3_600_000, startAt, overlap: 'allow', paused: true });
+      const cursor = path.join(q.dir, 'schedules', '.n@0000000000000000');
+      fs.utimesSync(cursor, new Date(startAt - 1000), new Date(startAt - 1000));
+      return startAt;
+    },
+    run: (q, startAt) => q.schedule('n', { type: 't', every: 3_600_000, startAt: startAt as number, overlap: 'allow' }),
+    check: (dir) => {
+      const jobs = names(dir, 'queue').filter((id) => id.includes(`-${scheduleUnique('n')}.`));
+      expect(jobs).toHaveLength(1);
+      expect(names(dir, 'schedules').filter((f) => f.startsWith('.n@'))).toEqual([`.n@${jobs[0]!.slice(3, 19)}`]); // released
+    },
+  },
+  {
+    name: 'write a schedule',
+    setup: async () => undefined,
+    run: (q) => q.schedule('n', { type: 't', cron: '0 6 * * *', tz: 'Europe/Berlin' }),
+    check: (dir) => {
+      const spec = JSON.parse(fs.readFileSync(path.join(dir, 'schedules', 'n.json'), 'utf8')) as { cron: string };
+      expect(spec.cron).toBe('0 6 * * *');
+      expect(names(dir, 'schedules').filter((f) => f.startsWith('.n@'))).toHaveLength(1);
+    },
+  },
+  {
+    name: 'remove a schedule',
+    setup: async (q) => q.schedule('n', { type: 't', every: 3_600_000 }),
+    run: (q) => q.unschedule('n'),
+    check: (dir) => expect(names(dir, 'schedules')).toEqual([]),
   },
 ];
 

@@ -25,6 +25,7 @@ describe('Queue.open', () => {
       'failed',
       'keys',
       'queue',
+      'schedules',
       'tmp',
       'workers',
     ]);

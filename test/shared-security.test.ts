@@ -134,6 +134,7 @@ function plan(host: string, dead: number): { plants: Plant[]; heartbeat: string 
     plants.push(job('active', `${id}@${owner}.${i.toString(36)}`)); // a claim of a dead worker: a sweep takes it back
     plants.push({ dir: 'tmp', name: `${id}.${owner}.tmp`, kind }); // a dead writer's temp file: a sweep deletes it
     if (kind !== 'dotdot') {
+      plants.push({ dir: 'schedules', name: `${kind}.json`, kind }); // a schedule file: read only through open.ts
       plants.push({ dir: 'keys', name: kind, kind });
       plants.push({ dir: 'workers', name: `${host}.${dead}.${kind.slice(0, 16)}`, kind }); // a heartbeat's name
     }
@@ -309,6 +310,7 @@ for (const worker of [
           'failed',
           'keys',
           'queue',
+          'schedules',
           'tmp',
           'workers',
         ]);

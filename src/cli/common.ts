@@ -35,8 +35,8 @@ export const EXIT_CODES_HELP = `Exit codes:
      wait: the job ended in failed/
   2  usage error: unknown command or option, bad argument (malformed JSON,
      priority out of range, unknown state, bad duration); nothing changed
-  3  a check failed: stats --sla found a job waiting longer than the SLA;
-     fsck found damage it did not repair
+  3  a check failed: stats --sla found a job waiting longer than the SLA or a
+     late schedule; fsck found damage it did not repair
   4  wait --timeout: the job did not finish in time`;
 
 /** One verb: its help text and what it does. `run` returns the exit code. */
@@ -58,7 +58,7 @@ export class UsageError extends Error {
 }
 
 /** Library codes that mean the caller's input was rejected before anything changed. */
-const USAGE_CODES: ReadonlySet<string> = new Set(['EBADOPTION', 'EBADTYPE', 'EBADID', 'EBADDATA']);
+const USAGE_CODES: ReadonlySet<string> = new Set(['EBADOPTION', 'EBADTYPE', 'EBADID', 'EBADDATA', 'EBADSCHEDULE']);
 
 export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT_USAGE;

@@ -175,7 +175,7 @@ function parseLines(text: string, source: string): unknown[] {
   return items;
 }
 
-function parseData(text: string, fromStdin: boolean): unknown {
+export function parseData(text: string, fromStdin: boolean): unknown {
   const where = fromStdin ? 'stdin' : 'the JSON argument';
   if (text.trim().length === 0)
     throw new UsageError(`${where} is empty: give a JSON value such as '{}' or "null", or leave it out`);
@@ -190,7 +190,7 @@ function parseData(text: string, fromStdin: boolean): unknown {
 }
 
 /** --backoff: a fixed delay, exponential:DELAY, or a backoff object as JSON (the library checks its fields). */
-function parseBackoff(text: string): BackoffSpec | number {
+export function parseBackoff(text: string): BackoffSpec | number {
   if (text.trim().startsWith('{')) {
     try {
       return JSON.parse(text) as BackoffSpec;

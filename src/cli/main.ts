@@ -14,6 +14,9 @@ import { metrics } from './metrics.js';
 import { purge } from './purge.js';
 import { recover } from './recover.js';
 import { retry } from './retry.js';
+import { schedule } from './schedule.js';
+import { schedules } from './schedules.js';
+import { unschedule } from './unschedule.js';
 import { rm } from './rm.js';
 import { show } from './show.js';
 import { stats } from './stats.js';
@@ -41,6 +44,9 @@ const COMMANDS: readonly Command[] = [
   pause,
   resume,
   cancel,
+  schedule,
+  schedules,
+  unschedule,
 ];
 
 function overview(): string {

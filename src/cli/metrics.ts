@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Stats } from '../queue/inspect.js';
+import type { ScheduleInfo } from '../queue/schedules.js';
 import { STATES } from '../store/layout.js';
 import { badFile, notRegular, replaceFile } from '../store/safe-file.js';
 import { COUNTERS, type Totals } from '../store/totals.js';
@@ -32,6 +33,14 @@ format, every sample labelled queue="DIR":
                                          by every process that opened it (the library
                                          counts; jobs moved by hand with mv are not seen;
                                          each process writes its counts every 5s)
+  dirqueue_schedule_last_success_timestamp_seconds{schedule}
+                                         when the latest completed run of each schedule
+                                         ended (0 if none is in done/)
+  dirqueue_schedule_lateness_seconds{schedule}
+                                         how far past its sla each schedule with one is
+                                         (0 when on time)
+  dirqueue_schedule_next_run_timestamp_seconds{schedule}
+                                         the next slot of each schedule (absent if none)
 
 For node_exporter's textfile collector, write the file with --output (it is
 replaced atomically, so the collector never reads half of it) from cron.
@@ -51,12 +60,13 @@ Examples:
     const parsed = parse(this, args, { output: { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: 1 });
     if (parsed === undefined) return 0;
     if (parsed.values.output !== undefined) checkOutputDir(parsed.values.output);
-    const { dir, stats, totals } = await withQueue(parsed.positionals[0]!, async (q) => ({
+    const { dir, stats, totals, schedules } = await withQueue(parsed.positionals[0]!, async (q) => ({
       dir: q.dir,
       stats: await q.stats(),
       totals: await q.totals(),
+      schedules: await q.schedules(),
     }));
-    const families = collect(dir, stats, totals);
+    const families = collect(dir, stats, totals, schedules);
     if (parsed.values.json === true) {
       printJson(families);
       return 0;
@@ -113,7 +123,7 @@ interface Family {
   samples: Sample[];
 }
 
-function collect(queue: string, s: Stats, totals: Totals): Family[] {
+function collect(queue: string, s: Stats, totals: Totals, schedules: readonly ScheduleInfo[]): Family[] {
   const gauge = (name: string, help: string, samples: Sample[]): Family => ({
     name: `dirqueue_${name}`,
     help,
@@ -160,6 +170,26 @@ function collect(queue: string, s: Stats, totals: Totals): Family[] {
     type: 'counter',
     samples: types.flatMap((type) => COUNTERS.map((event) => one(totals[type]?.[event] ?? 0, { type, event }))),
   });
+  const valid = schedules.filter((x) => x.invalid === undefined);
+  if (valid.length > 0) {
+    families.push(
+      gauge(
+        'schedule_last_success_timestamp_seconds',
+        'When the latest completed run of each schedule ended, seconds since the epoch (0 when none is in done/).',
+        valid.map((x) => one((x.lastSuccess?.getTime() ?? 0) / 1000, { schedule: x.name })),
+      ),
+      gauge(
+        'schedule_lateness_seconds',
+        'How far past its sla each schedule with one is: no run completed for that long beyond it (0 when on time).',
+        valid.filter((x) => x.sla !== undefined).map((x) => one((x.lateBy ?? 0) / 1000, { schedule: x.name })),
+      ),
+      gauge(
+        'schedule_next_run_timestamp_seconds',
+        'The next slot of each schedule, seconds since the epoch.',
+        valid.filter((x) => x.next !== undefined).map((x) => one(x.next!.getTime() / 1000, { schedule: x.name })),
+      ),
+    );
+  }
   const { latency } = s.recent;
   if (latency !== null) {
     families.push(

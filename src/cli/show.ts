@@ -21,7 +21,8 @@ Options:
              bytes, base64), attemptsMade, attemptsSinceRetry, attempts,
              runs, retries, createdAt, readyAt, runAt, claim, claimedAt,
              result, torn (done/: why its result is not proven), error,
-             errors, invalid, history, path (README, "JSON output")
+             errors, invalid, schedule ({"name", "at"}: the schedule and slot
+             that made it), history, path (README, "JSON output")
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -54,6 +55,7 @@ function render(job: JobInfo, now: number): string {
     ['ATTEMPTS', attemptsText(job)],
   ];
   if (job.createdAt !== undefined) rows.push(['CREATED', when(job.createdAt)]);
+  if (job.schedule !== undefined) rows.push(['SCHEDULE', `${job.schedule.name}, the slot of ${job.schedule.at}`]);
   rows.push(['READY', when(job.readyAt)]);
   if (job.runAt !== undefined) rows.push(['RUNS AT', when(job.runAt)]);
   if (job.claim !== undefined)

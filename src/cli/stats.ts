@@ -5,6 +5,7 @@ import { formatAge, parseDuration } from '../store/duration.js';
 import type { Stats } from '../queue/inspect.js';
 import { Layout, STATES } from '../store/layout.js';
 import type { Queue } from '../queue/queue.js';
+import type { ScheduleInfo } from '../queue/schedules.js';
 import { recent, type Recent } from '../queue/throughput.js';
 import { COUNTERS, FLUSH_MS, type Counter } from '../store/totals.js';
 import {
@@ -45,7 +46,9 @@ workers run the totals trail done/ and failed/ by up to ${FLUSH_MS / 1000}s of w
 --sla D is a check for cron or a monitor (Nagios-style): it prints one line,
 "OK: ..." or "CRITICAL: job ID has waited 6m12s in queue/, over the SLA of
 5m ...", and exits 3 when a job has waited longer than D to start: in
-queue/, or in delayed/ past its due time (nothing moved it to queue/).
+queue/, or in delayed/ past its due time (nothing moved it to queue/); or
+when a schedule with its own sla (dirq schedule --sla) is late: no run of it
+has completed for longer than that ("CRITICAL: schedule NAME is late ...").
 
 Options:
   --json         print the stats as one object (README, "JSON output"; ages
@@ -91,7 +94,8 @@ Examples:
         await watch(q, view, interval);
         return 0;
       }
-      const breached = show(await report(q, undefined), view);
+      const late = view.sla === undefined ? [] : (await q.schedules()).filter((x) => x.late);
+      const breached = show(await report(q, undefined), view, late);
       return breached ? EXIT_CHECK : 0;
     } finally {
       await q.close();
@@ -120,17 +124,36 @@ interface View {
   sla: number | undefined;
 }
 
-/** Print one report; returns true when the SLA is breached. */
-function show(s: Report, view: View): boolean {
-  const breached = view.sla !== undefined && s.waiting !== null && s.waiting > view.sla;
+/** Print one report; returns true when the SLA is breached (a job waited too long, or a schedule is `late`). */
+function show(s: Report, view: View, late: readonly ScheduleInfo[] = []): boolean {
+  const waited = view.sla !== undefined && s.waiting !== null && s.waiting > view.sla;
+  const breached = waited || late.length > 0;
   if (view.json) {
-    printJson(view.sla === undefined ? s : { ...s, sla: { limit: view.sla, ok: !breached } });
+    const lateJson = late.map((x) => ({
+      name: x.name,
+      sla: x.sla,
+      lateBy: x.lateBy,
+      lastSuccess: x.lastSuccess ?? null,
+    }));
+    printJson(view.sla === undefined ? s : { ...s, sla: { limit: view.sla, ok: !breached, lateSchedules: lateJson } });
   } else if (view.sla !== undefined) {
-    if (breached || !view.quiet) print(slaLine(s, view.sla, breached));
+    if (!waited && late.length > 0) print(lateLine(late, s, view.sla));
+    else if (breached || !view.quiet) print(slaLine(s, view.sla, breached));
   } else {
     print(render(s));
   }
   return breached;
+}
+
+/** The status line for a late schedule (the first; the count says how many more), in the style of slaLine. */
+function lateLine(late: readonly ScheduleInfo[], s: Stats, sla: number): string {
+  const first = late[0]!;
+  const since =
+    first.lastSuccess === undefined
+      ? 'no run of it has completed yet'
+      : `its last run completed ${formatAge(Date.now() - first.lastSuccess.getTime())} ago`;
+  const more = late.length > 1 ? ` (and ${late.length - 1} more late schedule${late.length > 2 ? 's' : ''})` : '';
+  return `CRITICAL: schedule ${first.name} is late: ${since}, over its sla of ${formatAge(first.sla ?? 0)}${more} | wait=${((s.waiting ?? 0) / 1000).toFixed(1)}s;;${sla / 1000} late=${late.length}`;
 }
 
 /** The Nagios-style status line, with performance data after the `|`. */

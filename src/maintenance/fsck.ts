@@ -24,13 +24,19 @@
  *   dirqueue.json.lock) or settings temp file, and anything but a regular
  *   file at workers/.clock or workers/.lock (a link, FIFO, directory) -> delete it
  * - stray: a name that is not a job name in a state directory, or a file in
- *   keys/ that is no key -> rename it to NAME~ in place (it may be someone's
- *   file: nothing is deleted, nothing leaves its directory)
+ *   keys/ that is no key, or in schedules/ neither a schedule, a cursor nor a
+ *   last-run link -> rename it to NAME~ in place (it may be someone's file:
+ *   nothing is deleted, nothing leaves its directory)
  * - pauses and cancels (store/pauses.ts, store/cancels.ts): a file in paused/
  *   that is no pause (a bad name, not a regular file, content that does not
  *   parse) or in cancel/ that is no request -> stray (set aside as NAME~; a
  *   pause never obeyed until then: the queue runs on); a pause that ended,
  *   or a request whose claim is no longer in active/ -> stale-helper (delete)
+ * - schedule: a schedule file that cannot be used (broken by hand; reported,
+ *   never changed: fix it, schedule it again, or unschedule it); a cursor left
+ *   pending by a maker that died -> complete its slot as a sweep would; a
+ *   second cursor of one schedule -> delete the lower; the cursor or last-run
+ *   link of a schedule whose file is gone (an unschedule cut short) -> delete it
  * Dot files and names ending in `~` are skipped, as readers skip them: a
  * stray set aside is reported once, when it is renamed.
  *
@@ -70,9 +76,11 @@ import {
   isOwnerName,
   isSetAsideName,
   LOCK_FILE,
+  lastRunName,
   NameMaker,
   parseActiveName,
   parseCancelName,
+  scheduleFileName,
   parseId,
   setAsideName,
 } from '../store/names.js';
@@ -82,6 +90,8 @@ import { sweepDefaults } from './sweep.js';
 import { putBack } from './torn.js';
 import { pausedDir, readPause, removeExpiredPause } from '../store/pauses.js';
 import { CANCEL_GRACE_MS, cancelDir } from '../store/cancels.js';
+import { completeIfGone, pendingMakers } from './schedules.js';
+import { listSchedules, readSchedule } from '../store/schedule-files.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (see the module comment); false only reports. @default false */
@@ -117,7 +127,7 @@ function resolveFsckOptions(options: FsckOptions = {}): Required<FsckOptions> {
 }
 
 export type FindingKind =
-  'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray';
+  'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray' | 'schedule';
 
 export interface Finding {
   kind: FindingKind;
@@ -154,6 +164,7 @@ export async function fsck(dir: string, options: FsckOptions = {}): Promise<Fsck
   checkContents(ctx, places);
   checkHelpers(ctx);
   checkFlow(ctx);
+  checkSchedules(ctx);
   const findings = ctx.findings.sort((a, b) => a.kind.localeCompare(b.kind) || a.path.localeCompare(b.path));
   return { dir: layout.root, checked: ctx.checked, findings, unrepaired: findings.filter((f) => !f.repaired).length };
 }
@@ -424,6 +435,7 @@ function checkHelpers(ctx: Context): void {
     const claim = parseActiveName(name)?.claim;
     if (claim !== undefined) owners.add(claim.owner);
   }
+  for (const maker of pendingMakers(layout)) owners.add(maker); // a half-made slot's completer judges its maker by it
   for (const name of listDir(layout.paths.workers)) {
     if (!isOwnerName(name) || owners.has(name)) continue; // its claims need it (dirq recover)
     const file = layout.file('workers', name);
@@ -594,6 +606,98 @@ function removeEntry(file: string): boolean {
   } catch (error) {
     if ((error as DirQueueError).code === 'ENOTEMPTY' || (error as DirQueueError).code === 'EEXIST') return false;
     throw error;
+  }
+}
+
+/** A pending cursor's maker with a heartbeat is gone once silent this long: the Queue's default staleAfter. */
+const queueStaleAfter = 30_000;
+
+/** schedules/: every file a schedule is made of (see the module comment). */
+function checkSchedules(ctx: Context): void {
+  const { layout } = ctx;
+  if (lstatOrGone(layout.paths.schedules)?.isDirectory() !== true) return; // reported as missing
+  const listing = listSchedules(layout);
+  const specs = new Set(listing.specs);
+  for (const name of listing.specs) {
+    try {
+      readSchedule(layout, name);
+    } catch (error) {
+      if (!(error instanceof DirQueueError)) throw error;
+      found(
+        ctx,
+        'schedule',
+        layout.file('schedules', scheduleFileName(name)),
+        `the schedule ${name} cannot be used, so it makes no jobs: ${error.message}`,
+        `fix the file, or replace it (dirq schedule ${layout.root} ${name} ...), or remove it (dirq unschedule ${layout.root} ${name})`,
+      );
+    }
+  }
+  const owner = new NameMaker().owner;
+  const sctx = { layout, owner, durable: true, staleAfter: queueStaleAfter };
+  for (const [name, cursors] of listing.cursors) {
+    const orphan = !specs.has(name);
+    for (const [i, cursor] of cursors.entries()) {
+      const file = layout.file('schedules', cursor.file);
+      if (orphan) {
+        found(
+          ctx,
+          'schedule',
+          file,
+          `the cursor of ${name}, whose schedule file is gone`,
+          'run with --repair to delete it',
+          () => (unlink(file) ? 'deleted' : undefined),
+        );
+      } else if (cursor.owner !== undefined) {
+        const gone = completeIfGone(sctx, cursor, ctx.now, false);
+        if (gone === 'busy') continue; // its maker is at work
+        found(
+          ctx,
+          'schedule',
+          file,
+          `the slot ${new Date(cursor.slotUs / 1000).toISOString()} of ${name} was left half-made by ${cursor.owner}, which is gone`,
+          'run with --repair to complete it (a sweep does too)',
+          () => {
+            const did = completeIfGone(sctx, cursor, ctx.now, true);
+            return did === 'completed'
+              ? 'completed: its job is in queue/ (if its maker had not placed it) and the cursor moved on'
+              : undefined;
+          },
+        );
+      } else if (i > 0) {
+        found(
+          ctx,
+          'schedule',
+          file,
+          `a second cursor of ${name} (the highest, ${cursors[0]!.file}, counts)`,
+          'run with --repair to delete it',
+          () => (unlink(file) ? 'deleted' : undefined),
+        );
+      }
+    }
+  }
+  for (const name of listing.lasts) {
+    const file = layout.file('schedules', lastRunName(name));
+    if (!specs.has(name)) {
+      found(
+        ctx,
+        'schedule',
+        file,
+        `the last-run link of ${name}, whose schedule file is gone`,
+        'run with --repair to delete it',
+        () => (unlink(file) ? 'deleted' : undefined),
+      );
+    } else if (lstatOrGone(file)?.isSymbolicLink() === false) {
+      stray(ctx, file, 'not a symbolic link, as a last-run link is', 'remove it');
+    }
+  }
+  for (const name of listing.foreign) {
+    if (isSetAsideName(name)) continue;
+    stray(
+      ctx,
+      layout.file('schedules', name),
+      'not a schedule file (NAME.json), a cursor or a last-run link',
+      'move it out of schedules/',
+    );
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * One maintenance sweep (I4, I6): run the services of this folder in order,
  * rescue (rescue.ts), promote (promote.ts), the torn-result put-back
- * (torn.ts), prune (prune.ts), clean (clean.ts) and the totals fold
+ * (torn.ts), prune (prune.ts), clean (clean.ts), schedules' due slots
+ * (schedules.ts) and the totals fold
  * (store/totals.ts), under the lock (sweep-lock.ts). Any process with
  * the queue open may sweep; a lock keeps it to one at a time normally, and
  * every step is a single-winner rename or an idempotent delete, so two
@@ -19,6 +20,7 @@ import { foldTotals } from '../store/totals.js';
 import { removeAbandoned, removeGoneHeartbeats, SILENT_HEARTBEAT_MS, TMP_MAX_AGE_MS } from './clean.js';
 import { promoteDueJobs } from './promote.js';
 import { pruneDone } from './prune.js';
+import { pendingMakers, sweepSchedules, type SchedulesReport } from './schedules.js';
 import { recoverStale, type RescueSettings, type Recovered, type Stranded, type Unrecovered } from './rescue.js';
 import { lockSweeps } from './sweep-lock.js';
 import { requeueTornAfterBoot, type TornReport } from './torn.js';
@@ -27,6 +29,10 @@ import { cleanFlow, type FlowCleanReport } from './flow-clean.js';
 export interface SweepSettings extends RescueSettings {
   keepDone: number;
   tmpMaxAge: number;
+  /** Run the schedules (schedules.ts) too: false when the caller runs them itself (a Queue's Scheduler). @default true */
+  schedules?: boolean;
+  /** fsync what a schedule's job makes. @default true */
+  durable?: boolean;
 }
 
 /**
@@ -65,6 +71,8 @@ export interface SweepReport {
   flow?: FlowCleanReport;
   /** done/ jobs whose result was torn, put back in queue/ (only in the first sweep after a boot: torn.ts). */
   torn?: TornReport;
+  /** Jobs this sweep made for schedules' due slots (schedules.ts); absent when a Queue's Scheduler runs them instead. */
+  scheduled?: number;
 }
 
 /**
@@ -150,6 +158,8 @@ export async function sweepUnlocked(
   const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
   const pruned = pruneDone(layout, settings.keepDone, now);
   const tmp = removeAbandoned(layout, settings.tmpMaxAge, now);
+  // a maker's heartbeat outlives it while it holds a schedule's cursor pending: it tells a completer it is gone
+  for (const owner of pendingMakers(layout)) tmp.writers.add(owner);
   const flow = cleanFlow(layout, now, names.owner); // after the rescue, which reads the cancel requests of the claims it takes back
   const heartbeatsRemoved = removeGoneHeartbeats(
     layout,
@@ -159,6 +169,14 @@ export async function sweepUnlocked(
     now,
   );
   const warnings = warning === undefined ? rescue.warnings : [warning, ...rescue.warnings];
+  let scheduled: SchedulesReport | undefined;
+  if (settings.schedules !== false) {
+    scheduled = await sweepSchedules(
+      { layout, owner: names.owner, durable: settings.durable ?? true, staleAfter: settings.staleAfter },
+      now,
+    );
+    warnings.push(...scheduled.warnings, ...scheduled.invalid.map((i) => i.error));
+  }
   try {
     await foldTotals(layout, names.claim(), now);
   } catch (error) {
@@ -178,6 +196,7 @@ export async function sweepUnlocked(
     ...(flow.cancelsRemoved + flow.pausesEnded > 0 ? { flow } : {}),
     warnings,
     torn,
+    ...(scheduled === undefined ? {} : { scheduled: scheduled.made }),
   };
 }
 

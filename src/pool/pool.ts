@@ -14,7 +14,7 @@ import { DirQueueError, errnoOf, fsError, recordError, type RecordedError } from
 import type { Job } from '../queue/job.js';
 import { pending, splitRetries, typeFilter, type DelayedJob } from './drain.js';
 import { Layout, parseMode, readSettings } from '../store/layout.js';
-import { checkMs } from '../queue/options.js';
+import { checkMs, type EnqueueOptions } from '../queue/options.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import type { Processor, ProcessorJob } from './processor.js';
 import type { JobFields } from './thread-messages.js';
@@ -363,6 +363,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       attempts: job.attempts,
       priority: job.priority,
     };
+    if (job.schedule !== undefined) fields.schedule = job.schedule;
     if (typeof this.options.processor === 'function') {
       run.controller = new AbortController();
       this.#inProcess++;
@@ -392,7 +393,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       signal: run.controller!.signal,
       progress: (value) => run.job.progress(value),
       log: (line) => run.job.log(line),
-      enqueue: (type, data, options) => this.#queue!.enqueue(type, data, options),
+      enqueue: (type, data, options) => this.#queue!.enqueue(type, data, withKeyFrom(options, run.job.id)),
     };
     try {
       return { ok: true, result: await processor(job) };
@@ -597,7 +598,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       let value: unknown;
       if (message.method === 'progress') await run.job.progress(a);
       else if (message.method === 'log') await run.job.log(a as string);
-      else value = await this.#queue!.enqueue(a as string, b, c as never);
+      else value = await this.#queue!.enqueue(a as string, b, withKeyFrom(c as EnqueueOptions | undefined, run.job.id));
       thread.reply({ t: 'reply', req: message.req, ok: true, value });
     } catch (error) {
       const { message: text, code } = error as DirQueueError;
@@ -658,4 +659,16 @@ function queueMode(layout: Layout): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A running job's enqueue under a unique key hands the key over when the job itself holds it: the
+ * recursive-queuing pattern (a job enqueues its own next run under its own key) would otherwise be
+ * refused as a duplicate of the running job. keys.ts hands over only when `from` is running and holds
+ * the key; for any other key this changes nothing.
+ */
+function withKeyFrom(options: EnqueueOptions | undefined, from: string): EnqueueOptions | undefined {
+  if (options === null || typeof options !== 'object' || options.key === undefined || 'keyFrom' in options)
+    return options;
+  return { ...options, keyFrom: from };
 }

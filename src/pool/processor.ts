@@ -18,13 +18,18 @@ export interface ProcessorJob<Data = unknown> {
   /** The most attempts the job gets. */
   attempts: number;
   priority: number;
+  /** A job made by a schedule: the schedule's name and the slot (ISO 8601) this run is for. */
+  schedule?: { name: string; at: string };
   /** Fires when the job times out or the pool shuts down: stop work and return or throw. */
   signal: AbortSignal;
   /** Record progress (any JSON value) in the job file. */
   progress(value: unknown): Promise<void>;
   /** Keep a line of text with the job. */
   log(line: string): Promise<void>;
-  /** Enqueue a child job into the same queue. */
+  /**
+   * Enqueue a child job into the same queue. With the `key` this job holds (a job enqueueing its own
+   * next run), the key is handed to the new job (`keyFrom` is this job's id unless given).
+   */
   enqueue(type: string, data?: unknown, options?: EnqueueOptions): Promise<{ id: string; duplicate: boolean }>;
 }
 

@@ -14,6 +14,8 @@ export interface JobFields {
   attempt: number;
   attempts: number;
   priority: number;
+  /** A job made by a schedule: its name and slot. */
+  schedule?: { name: string; at: string };
 }
 
 /** Messages from the pool to a thread. */

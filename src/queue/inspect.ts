@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseJobFile, payloadOf, tornReason, type JobEvent } from '../store/envelope.js';
+import { parseJobFile, payloadOf, scheduleOf, tornReason, type JobEvent, type ScheduleRef } from '../store/envelope.js';
 import { DirQueueError, type RecordedError } from '../store/errors.js';
 import { listDir, readJobFile } from '../store/files.js';
 import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from '../store/layout.js';
@@ -56,6 +56,8 @@ export interface JobInfo {
   errors: RecordedError[];
   /** Why the file was set aside as invalid (failed/ only). */
   invalid?: string;
+  /** A job made by a schedule: its name and the slot (ISO 8601) it ran for. */
+  schedule?: ScheduleRef;
   /** Everything appended to the job file after its envelope. */
   history: JobEvent[];
   /** The file's path when it was read. */
@@ -113,6 +115,8 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
   info.runs = record.attemptsMade + (record.result === undefined ? 0 : 1);
   info.retries = record.events.filter((e) => e.event === 'retry').length;
   if (record.envelope.created !== undefined) info.createdAt = new Date(record.envelope.created);
+  const schedule = scheduleOf(record.envelope);
+  if (schedule !== undefined) info.schedule = schedule;
   if (state === 'done') {
     const torn = tornReason(read.text, record);
     if (torn !== undefined) info.torn = torn;

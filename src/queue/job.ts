@@ -10,7 +10,15 @@
  * The claim is over only once its rename landed, or once it is known lost.
  */
 import { backoffDelay } from './backoff.js';
-import { encodeEvent, parseJobFile, payloadOf, type BackoffSpec, type JobRecord } from '../store/envelope.js';
+import {
+  encodeEvent,
+  parseJobFile,
+  payloadOf,
+  scheduleOf,
+  type BackoffSpec,
+  type JobRecord,
+  type ScheduleRef,
+} from '../store/envelope.js';
 import fs from 'node:fs';
 import { CompromisedError, DirQueueError, errnoOf, fsError, recordError, type RecordedError } from '../store/errors.js';
 import {
@@ -65,6 +73,8 @@ export class Job<Data = unknown> {
   /** The claim token: HOST.PID.NONCE.SEQ. */
   readonly claim: string;
   readonly createdAt: Date | undefined;
+  /** A job made by a schedule: its name and the slot (ISO 8601) it runs for. */
+  readonly schedule: ScheduleRef | undefined;
   #host: JobHost;
   #record: JobRecord;
   #activePath: string;
@@ -104,6 +114,7 @@ export class Job<Data = unknown> {
     this.timeout = envelope.timeout ?? host.defaultTimeout;
     this.claim = claim;
     this.createdAt = envelope.created === undefined ? undefined : new Date(envelope.created);
+    this.schedule = scheduleOf(envelope);
   }
 
   /**

@@ -35,6 +35,8 @@ import {
   type ResolvedQueueOptions,
 } from './options.js';
 import { ReadyIndex } from './ready-index.js';
+import { Scheduler } from './scheduler.js';
+import { deleteSchedule, putSchedule, scheduleInfos, type ScheduleInfo, type ScheduleSpec } from './schedules.js';
 import { notRegular } from '../store/safe-file.js';
 import { syncfsSuits } from '../store/syncfs.js';
 import { Heartbeat } from '../store/liveness.js';
@@ -113,6 +115,10 @@ export class Queue extends EventEmitter<QueueEvents> {
   #tally: Tally;
   #timers = new Set<NodeJS.Timeout>();
   #finishWatch: FinishWatch | undefined;
+  /** Makes the jobs of schedules' slots: on time with maintenance (start()), else only at recover(). */
+  #scheduler: Scheduler;
+  /** The Scheduler's warnings while Queue.open runs, emitted once its caller can listen; undefined after. */
+  #early: Error[] | undefined = [];
   #closed = false;
   #callsSinceYield = 0;
   #typeSets = new WeakMap<readonly string[], { key: string; set: ReadonlySet<string> }>();
@@ -135,6 +141,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       counted: (type, counter) => this.#tally.add(type, counter),
       warn: (error) => this.emit('warning', error),
     };
+    this.#scheduler = this.#makeScheduler();
   }
 
   /** Open (and unless `create: false`, create) the queue in `dir`. */
@@ -151,9 +158,13 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (resolved.maintenance) {
       // the next process to open the queue catches up first (I6); a queue this process may
       // only read still opens (its sweeps fail, reported as warnings)
+      queue.#scheduler.start();
       await queue.#sweep(false).catch((error: unknown) => setImmediate(() => queue.emit('warning', error as Error)));
       queue.#scheduleSweep();
     }
+    const early = queue.#early!;
+    queue.#early = undefined;
+    for (const warning of early) setImmediate(() => queue.emit('warning', warning)); // on the next turn, as above
     return queue;
   }
 
@@ -517,6 +528,33 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   /**
+   * Create or replace the schedule `name` (its file is schedules/NAME.json): a job of `spec.type`
+   * at every slot of `spec.cron` or `spec.every`, made by whichever process has the queue open, one
+   * job per slot. Replacing keeps the schedule's cursor: the new spec applies from the next slot
+   * after the ones already handled, so an edit never runs a slot twice. Throws EBADSCHEDULE
+   * (ScheduleError, with the field, and for cron the position) on a bad name or spec.
+   */
+  async schedule(name: string, spec: ScheduleSpec): Promise<ScheduleInfo> {
+    this.#assertOpen();
+    await putSchedule(this.#layout, name, spec, this.options.durable);
+    await this.#scheduler.runNow(name); // a slot already due (say, of a schedule no longer paused) is made now
+    return scheduleInfos(this.#layout, Date.now(), name)[0]!;
+  }
+
+  /** Remove the schedule `name` (jobs it made stay). Resolves false when there was none. */
+  async unschedule(name: string): Promise<boolean> {
+    this.#assertOpen();
+    const had = deleteSchedule(this.#layout, name);
+    await this.#scheduler.refresh();
+    return had;
+  }
+
+  /** Every schedule, by name: its spec, next slot, latest run and success, lateness; broken files as `invalid`. */
+  async schedules(): Promise<ScheduleInfo[]> {
+    return scheduleInfos(this.#layout);
+  }
+
+  /**
    * Stop watching, sweeping and the heartbeat. Claims waiting resolve
    * undefined; jobs still held go back to queue/ (attempt not counted), and
    * their holders get ECOMPROMISED if they try to end them later.
@@ -524,6 +562,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#scheduler.close(); // after the step it is in (a tick between its write and the cursor stops there)
     for (const timer of this.#timers) clearTimeout(timer);
     for (const job of [...this.#held])
       await job.releaseOnClose().catch((error: unknown) => this.emit('warning', error as Error));
@@ -639,7 +678,9 @@ export class Queue extends EventEmitter<QueueEvents> {
 
   async #sweep(wait: boolean): Promise<SweepReport> {
     this.#putBackStrays();
-    const settings: SweepSettings = { ...this.options, tmpMaxAge: sweepDefaults.tmpMaxAge };
+    // schedules: this handle's Scheduler runs them after the sweep (one at a time with its timer, and with a
+    // heartbeat, by which others judge a slot it left half-made), not the sweep itself
+    const settings: SweepSettings = { ...this.options, tmpMaxAge: sweepDefaults.tmpMaxAge, schedules: false };
     const stranded: Stranded[] = [];
     let report: SweepReport;
     try {
@@ -647,6 +688,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     } finally {
       this.#strand(stranded);
     }
+    await this.#scheduler.sweep();
     for (const r of report.recovered) this.#recovered(r);
     // on the next turn: the sweep of Queue.open runs before its caller can listen
     for (const warning of report.warnings) setImmediate(() => this.emit('warning', warning));
@@ -682,6 +724,27 @@ export class Queue extends EventEmitter<QueueEvents> {
     } catch (error) {
       setImmediate(() => this.emit('warning', error as Error));
     }
+  }
+
+  #makeScheduler(): Scheduler {
+    return new Scheduler({
+      layout: this.#layout,
+      owner: this.#names.owner,
+      durable: this.options.durable,
+      staleAfter: this.options.staleAfter,
+      watch: this.options.watch,
+      pollInterval: this.options.pollInterval,
+      beforeTake: () => this.#startHeartbeat(),
+      made: (ids) => {
+        for (const id of ids) {
+          const type = parseId(id)?.type;
+          if (type !== undefined) this.#tally.add(type, 'enqueued');
+          this.#discovery?.added(id);
+        }
+      },
+      // the first reading of the files runs in Queue.open, before its caller can listen: kept until then
+      warn: (error) => (this.#early === undefined ? this.emit('warning', error) : this.#early.push(error)),
+    });
   }
 
   /** The heartbeat exists before the first claim, so a claim is never without an owner's sign of life. */

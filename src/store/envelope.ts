@@ -26,6 +26,23 @@ export interface Envelope {
   timeout?: number;
   /** The unique key the job holds while it is live (keys/). */
   key?: string;
+  /** A job made by a schedule: the schedule's name and the slot (ISO 8601) it runs for. */
+  schedule?: ScheduleRef;
+}
+
+/** Which schedule made a job, and for which slot. */
+export interface ScheduleRef {
+  name: string;
+  /** The slot, ISO 8601. */
+  at: string;
+}
+
+/** The envelope's `schedule`, when it has the right shape (a hand-written one may not: then it is ignored). */
+export function scheduleOf(envelope: Envelope): ScheduleRef | undefined {
+  const s = envelope.schedule as unknown;
+  if (s === null || typeof s !== 'object') return undefined;
+  const { name, at } = s as Record<string, unknown>;
+  return typeof name === 'string' && typeof at === 'string' ? { name, at } : undefined;
 }
 
 export type RevokeReason = 'crashed' | 'timeout' | 'stalled';

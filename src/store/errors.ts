@@ -33,6 +33,7 @@ export type DirQueueErrorCode =
   | 'ETHREAD' // a pool's worker thread died (an uncaught error, its memory limit)
   | 'EBADFILE' // a file or directory the library keeps (settings, workers/, keys/, a layout directory) is a link, FIFO or other wrong kind: never followed or opened
   | 'EBADMODE' // a notice ('warning' event): a group-shared queue's directory is writable by its group or by anyone (dirq init DIR --mode fixes it)
+  | 'EBADSCHEDULE' // a schedule's spec or name is wrong (ScheduleError says which field, and where in a cron expression)
   | 'EPOLLING' // a notice ('warning' event): queue/ is on a network or FUSE filesystem, so the queue polls instead of watching
   | 'EFS'; // a filesystem call failed; `cause` holds the system error
 
@@ -54,6 +55,20 @@ export class CompromisedError extends DirQueueError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ECOMPROMISED', message, options);
     this.name = 'CompromisedError';
+  }
+}
+
+/** A schedule that cannot be: `field` names what is wrong; `position` is where, in a cron expression. */
+export class ScheduleError extends DirQueueError {
+  readonly field: string;
+  /** For a cron expression that does not parse: the field (1-based) and the character offset (0-based) it starts at. */
+  readonly position: { field: number; offset: number } | undefined;
+
+  constructor(field: string, message: string, position?: { field: number; offset: number }) {
+    super('EBADSCHEDULE', message);
+    this.name = 'ScheduleError';
+    this.field = field;
+    this.position = position;
   }
 }
 

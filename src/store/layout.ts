@@ -15,8 +15,8 @@ import { checkDir, chmodDirNoFollow, makeDirNoFollow, readSmallFile, replaceFile
 export const STATES = ['queue', 'delayed', 'active', 'done', 'failed'] as const;
 export type State = (typeof STATES)[number];
 
-/** State directories plus tmp/ (writers), workers/ (heartbeats) and keys/ (unique keys). */
-export const DIRS = ['tmp', ...STATES, 'workers', 'keys'] as const;
+/** State directories plus tmp/ (writers), workers/ (heartbeats), keys/ (unique keys) and schedules/ (schedules). */
+export const DIRS = ['tmp', ...STATES, 'workers', 'keys', 'schedules'] as const;
 export type Dir = (typeof DIRS)[number];
 
 export const FORMAT_MAJOR = 1;
@@ -158,13 +158,16 @@ export class Layout {
     // chmods, renames and deletes inside them, and must never do so outside the queue (S3).
     const missing = DIRS.filter((dir) => !this.#checkDir(dir));
     for (const dir of missing) {
-      if (!create && dir !== 'workers' && dir !== 'keys') {
+      if (!create && dir !== 'workers' && dir !== 'keys' && dir !== 'schedules') {
         throw new DirQueueError('ENOTQUEUE', `${this.paths[dir]} is missing: run dirq fsck ${this.root} --repair`);
       }
       try {
         this.makeDir(dir);
       } catch (error) {
         const code = (error as DirQueueError).code; // makeDirNoFollow throws only DirQueueErrors
+        // schedules/ came with format 1.0's schedules: a queue made before it, opened by a user who may not
+        // create it, reads as one without schedules (a missing directory lists as empty)
+        if ((code === 'EACCES' || code === 'EPERM') && dir === 'schedules') continue;
         if (code === 'EACCES' || code === 'EPERM') {
           throw new DirQueueError(
             code,

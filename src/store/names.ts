@@ -9,13 +9,14 @@
  *   helper files  workers/.lock, workers/.clock, workers/totals*, keys/.stale.*, tmp/.*
  *   pauses        paused/TYPE (a type encoded as a key), paused/@all
  *   cancels       cancel/ID@CLAIM (the claim to cancel)
+ *   schedules     schedules/NAME.json, schedules/.NAME@SLOT[@OWNER], schedules/.NAME.last
  *
  * PP is the priority 00..99, T and D are microseconds since the Unix epoch in
  * 16 digits, UNIQUE is 1..32 of [A-Za-z0-9]. So the byte order of ids is
  * priority, then enqueue time, then the tiebreak (invariant I5), and `ls`
  * with LC_ALL=C lists queue/ in run order.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DirQueueError } from './errors.js';
 
@@ -46,12 +47,14 @@ const unnamed = (fragment: string): string => fragment.replace(/\(\?<[a-z]+>/g, 
  * (totals.ts: .totals.OWNER.SEQ, .totals~CLAIM, .totals~totals~CLAIM), a
  * maintenance lock (sweep-lock.ts: .lock.OWNER.TOKEN), a scratch clock
  * (liveness.ts: .clock.PID.TOKEN), dirqueue.json's replacement
- * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN) and a pause file
- * being written or an ended one set aside (pauses.ts: .paused.OWNER.TOKEN).
- * Each is built below.
+ * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN), a pause file
+ * being written or an ended one set aside (pauses.ts: .paused.OWNER.TOKEN),
+ * a schedule file's replacement and a last-run link being made
+ * (.schedule.PID.TOKEN, .lastrun.PID.TOKEN) and a scheduled job being made
+ * (.slot.OWNER.ID, schedule-files.ts). Each is built below.
  */
 const LIBRARY_DOT_RE = new RegExp(
-  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|paused\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8})$`,
+  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|paused\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8}|(?:schedule|lastrun)\\.\\d{1,10}\\.[a-z0-9]{8}|slot\\.${unnamed(OWNER)}\\.${unnamed(ID)})$`,
 );
 /** The library's tmp/ helper files that carry their writer's owner token: counter and held-base temps, lock temps. */
 const OWNED_DOT_RE = new RegExp(`^\\.(?:totals\\.|totals~(?:totals~)?|lock\\.|paused\\.)${OWNER}\\.[a-z0-9]{1,13}$`);
@@ -361,6 +364,102 @@ export function isSetAsideName(name: string): boolean {
 /** tmp/.NAME: a counter file (a delta or a base) being written, then renamed to workers/NAME. */
 export function counterTmpName(name: string): string {
   return `.${name}`;
+}
+
+// Schedules (FORMAT.md, "Schedules"): schedules/NAME.json is a schedule a person may cat and edit;
+// schedules/.NAME@SLOT is its cursor (every slot up to SLOT is handled), .NAME@SLOT@OWNER the cursor
+// while OWNER makes SLOT's job, .NAME.last a symbolic link to the job of its latest run.
+
+/** A schedule's name: what its file is called, less `.json`. */
+const SCHEDULE_NAME = '[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}';
+const SCHEDULE_NAME_RE = new RegExp(`^${SCHEDULE_NAME}$`);
+const SPEC_FILE_RE = new RegExp(`^(?<name>${SCHEDULE_NAME})\\.json$`);
+const CURSOR_RE = new RegExp(`^\\.(?<name>${SCHEDULE_NAME})@(?<slot>\\d{16})(?:@${OWNER})?$`);
+const LAST_RUN_RE = new RegExp(`^\\.(?<name>${SCHEDULE_NAME})\\.last$`);
+const SLOT_TMP_RE = new RegExp(`^\\.slot\\.${OWNER}\\.(?<id>${ID})$`);
+/** Longest schedule name: keeps .NAME@SLOT@OWNER and the job's tmp/ name under NAME_MAX (255). */
+export const SCHEDULE_NAME_MAX = 100;
+
+/** Whether `name` can name a schedule: 1 to 100 of [A-Za-z0-9_.-], not starting with a dot. */
+export function isScheduleName(name: unknown): name is string {
+  return typeof name === 'string' && SCHEDULE_NAME_RE.test(name);
+}
+
+/** schedules/NAME.json: the schedule file. */
+export function scheduleFileName(name: string): string {
+  return `${name}.json`;
+}
+
+/** The schedule a file in schedules/ holds, or undefined when the name is not NAME.json. */
+export function parseScheduleFileName(file: string): string | undefined {
+  return SPEC_FILE_RE.exec(file)?.groups?.name;
+}
+
+/**
+ * schedules/.NAME@SLOT: the cursor of schedule `name`, every slot up to `slotUs` handled (0: none yet;
+ * the cursor's mtime is then when it was made); with `owner`, the cursor while that Queue handle
+ * (HOST.PID.NONCE) makes the job of slot `slotUs`.
+ */
+export function cursorName(name: string, slotUs: number, owner?: string): string {
+  return owner === undefined ? `.${name}@${pad16(slotUs)}` : `.${name}@${pad16(slotUs)}@${owner}`;
+}
+
+export function parseCursorName(file: string): { name: string; slotUs: number; owner: string | undefined } | undefined {
+  const g = CURSOR_RE.exec(file)?.groups;
+  return g === undefined ? undefined : { name: g.name!, slotUs: Number(g.slot), owner: g.owner };
+}
+
+/** schedules/.NAME.last: a symbolic link whose target is the id of the schedule's latest run. */
+export function lastRunName(name: string): string {
+  return `.${name}.last`;
+}
+
+export function parseLastRunName(file: string): string | undefined {
+  return LAST_RUN_RE.exec(file)?.groups?.name;
+}
+
+/** This process's token in the names below: one name per process, which a retry after a failure reuses. */
+const PROCESS_TOKEN = randomToken(8);
+
+/**
+ * tmp/.schedule.PID.TOKEN: a schedule file being written, then renamed to schedules/NAME.json. One name per
+ * process (writes are one at a time, schedule-files.ts), so a write that failed half-way is removed by the next.
+ */
+export function scheduleTmpName(): string {
+  return `.schedule.${process.pid}.${PROCESS_TOKEN}`;
+}
+
+/** tmp/.lastrun.PID.TOKEN: a last-run link being made, then renamed over schedules/.NAME.last (one per process, as above). */
+export function lastRunTmpName(): string {
+  return `.lastrun.${process.pid}.${PROCESS_TOKEN}`;
+}
+
+/** tmp/.slot.OWNER.ID: the job of a slot, written by `owner` before it takes the cursor. */
+export function slotTmpName(owner: string, id: string): string {
+  return `.slot.${owner}.${id}`;
+}
+
+export function parseSlotTmpName(file: string): { owner: string; id: string } | undefined {
+  const g = SLOT_TMP_RE.exec(file)?.groups;
+  return g === undefined ? undefined : { owner: g.owner!, id: g.id! };
+}
+
+/**
+ * The unique part of the ids of schedule `name`'s jobs: `s` and 20 base-36 digits of the SHA-256 of
+ * the name, so a job's id names its schedule and its slot (the id's time) and the jobs of two
+ * schedules never share an id.
+ */
+export function scheduleUnique(name: string): string {
+  const digest = createHash('sha256').update(name).digest();
+  return `s${BigInt(`0x${digest.subarray(0, 14).toString('hex')}`)
+    .toString(36)
+    .padStart(20, '0')
+    .slice(-20)}`;
+}
+
+/** The id of schedule `name`'s job for the slot at `slotUs`: the slot is its ready time. */
+export function scheduledJobId(name: string, priority: number, encodedType: string, slotUs: number): string {
+  return `${String(priority).padStart(2, '0')}-${pad16(slotUs)}-${scheduleUnique(name)}.${encodedType}`;
 }
 
 function pad16(us: number): string {
