@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { DirQueueError } from '../dist/index.js';
 import { census, duplicates } from './support/census.js';
 import { ok } from './support/cli.js';
-import { Host, HOST_FIXTURE, mountCached, requireHosts, startHost } from './support/hosts.js';
+import { Host, HOST_FIXTURE, logLines, mountCached, requireHosts, startHost } from './support/hosts.js';
 import { openQueue, spawnNode, tempDir } from './support/temp.js';
 import { until } from './support/wait.js';
 
@@ -35,15 +35,6 @@ function hostEnv(log: string): Record<string, string> {
     DIRQ_STALE_AFTER: String(STALE_AFTER),
     DIRQ_SWEEP_INTERVAL: '300',
   };
-}
-
-function logLines(log: string, kind: string): string[][] {
-  if (!fs.existsSync(log)) return [];
-  return fs
-    .readFileSync(log, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith(`${kind} `))
-    .map((l) => l.split(' '));
 }
 
 async function sharedQueue(): Promise<string> {

@@ -18,7 +18,7 @@ import { parseJobFile } from '../dist/store/envelope.js';
 import type { Queue } from '../dist/index.js';
 import { census, duplicates } from './support/census.js';
 import { backdate } from './support/fake.js';
-import { mountCached, requireHosts, startHost, type Host } from './support/hosts.js';
+import { logLines, mountCached, requireHosts, startHost, type Host } from './support/hosts.js';
 import { openQueue, tempDir } from './support/temp.js';
 import { until } from './support/wait.js';
 
@@ -46,15 +46,6 @@ function hostEnv(log: string, extra: Record<string, string> = {}): Record<string
     DIRQ_SWEEP_INTERVAL: String(SWEEP_INTERVAL),
     ...extra,
   };
-}
-
-function logLines(log: string, kind: string): string[][] {
-  if (!fs.existsSync(log)) return [];
-  return fs
-    .readFileSync(log, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith(`${kind} `))
-    .map((l) => l.split(' '));
 }
 
 /** The value the job's counted result holds (revoked claims' results are void). */

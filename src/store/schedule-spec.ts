@@ -61,24 +61,12 @@ export interface ScheduleSpec {
 }
 
 /** schedules/NAME.json: the spec as JSON, dates as ISO 8601, plus when it was made. */
-export interface StoredSchedule {
-  type: string;
-  data?: unknown;
-  cron?: string;
-  tz?: string;
-  every?: number;
+export type StoredSchedule = Omit<ScheduleSpec, 'startAt' | 'endAt' | 'backoff'> & {
   startAt?: string;
   endAt?: string;
-  paused?: boolean;
-  overlap?: Overlap;
-  catchUp?: CatchUp;
-  sla?: number;
-  priority?: number;
-  attempts?: number;
   backoff?: BackoffSpec;
-  timeout?: number;
   created?: string;
-}
+};
 
 const FIELDS = [
   'type',

@@ -293,3 +293,13 @@ function safeRead(file: string): string | undefined {
     return undefined;
   }
 }
+
+/** The lines of kind `kind` ("start", "completed", ...) the host fixture's processors appended to `log`, split on spaces. */
+export function logLines(log: string, kind: string): string[][] {
+  if (!fs.existsSync(log)) return [];
+  return fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith(`${kind} `))
+    .map((l) => l.split(' '));
+}
