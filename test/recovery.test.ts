@@ -81,6 +81,23 @@ describe('recovering claims (I4)', () => {
     await q.close();
   });
 
+  it('a running job cancelled and then its worker SIGKILLed: the sweep ends it in failed/ (ECANCELLED), never queue/', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    await q.enqueue('t', 'work', { attempts: 3 });
+    const { child: worker, id } = await holder(dir);
+    expect(await q.cancel(id)).toMatchObject({ id, state: 'active' });
+    expect(fs.readdirSync(path.join(dir, 'cancel'))).toEqual([expect.stringMatching(new RegExp(`^${id}@`))]);
+    worker.kill('SIGKILL');
+    await exited(worker);
+    const report = await q.recover();
+    expect(report.recovered).toEqual([{ id, claim: expect.any(String), reason: 'crashed', to: 'failed' }]);
+    expect([ls(dir, 'queue'), ls(dir, 'active'), ls(dir, 'failed')]).toEqual([[], [], [id]]);
+    expect((await q.get(id)).errors.at(-1)).toMatchObject({ code: 'ECANCELLED' });
+    expect(fs.readdirSync(path.join(dir, 'cancel'))).toEqual([]); // the request went with its claim
+    expect(duplicates(dir)).toEqual([]);
+    await q.close();
+  });
+
   it('a crashed job whose attempts are used up goes to failed/ with the reason', async () => {
     const { dir, q } = await tempQueue({ maintenance: false });
     const { id } = await q.enqueue('t', 'once', { attempts: 1 });
