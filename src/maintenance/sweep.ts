@@ -14,7 +14,7 @@
 import { DirQueueError, errnoOf, fsError } from '../store/errors.js';
 import { DEFAULT_MAX_JOB_BYTES } from '../store/files.js';
 import type { Layout } from '../store/layout.js';
-import { filesystemNow } from '../store/liveness.js';
+import { filesystemNow, myIdentity } from '../store/liveness.js';
 import { CLOCK_FILE, type NameMaker } from '../store/names.js';
 import { foldTotals } from '../store/totals.js';
 import { removeAbandoned, removeGoneHeartbeats, SILENT_HEARTBEAT_MS, TMP_MAX_AGE_MS } from './clean.js';
@@ -25,6 +25,7 @@ import { recoverStale, type RescueSettings, type Recovered, type Stranded, type 
 import { lockSweeps } from './sweep-lock.js';
 import { requeueTornAfterBoot, type TornReport } from './torn.js';
 import { cleanFlow, type FlowCleanReport } from './flow-clean.js';
+import { sweepSlots } from './slots.js';
 
 export interface SweepSettings extends RescueSettings {
   keepDone: number;
@@ -69,6 +70,8 @@ export interface SweepReport {
   warnings: DirQueueError[];
   /** Cancel requests of ended claims and ended pauses removed (flow-clean.ts); absent when none. */
   flow?: FlowCleanReport;
+  /** Running slots of gone holders freed (slots.ts); absent when none. */
+  slotsFreed?: number;
   /** done/ jobs whose result was torn, put back in queue/ (only in the first sweep after a boot: torn.ts). */
   torn?: TornReport;
   /** Jobs this sweep made for schedules' due slots (schedules.ts); absent when a Queue's Scheduler runs them instead. */
@@ -153,6 +156,14 @@ export async function sweepUnlocked(
   if (replaced !== undefined) return { ...notSwept(), warnings: [replaced] };
   const { now, warning } = filesystemNow(layout.file('workers', CLOCK_FILE), layout.paths.tmp);
   const rescue = recoverStale(layout, names, settings, now, stranded);
+  const warnings = warning === undefined ? rescue.warnings : [warning, ...rescue.warnings];
+  let slotsFreed = 0;
+  try {
+    slotsFreed = sweepSlots(layout, myIdentity(), settings.staleAfter, now).freed; // after the rescue: a dead holder's jobs first
+  } catch (error) {
+    if (!(error instanceof DirQueueError)) throw error;
+    warnings.push(error); // limits/ unreadable: the jobs' part of the sweep goes on
+  }
   const promoted = promoteDueJobs(layout);
   // before pruning: after a power cut a torn job's mtime may be old, and it must run again, not be pruned
   const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
@@ -168,7 +179,6 @@ export async function sweepUnlocked(
     Math.max(SILENT_HEARTBEAT_MS, settings.staleAfter),
     now,
   );
-  const warnings = warning === undefined ? rescue.warnings : [warning, ...rescue.warnings];
   let scheduled: SchedulesReport | undefined;
   if (settings.schedules !== false) {
     scheduled = await sweepSchedules(
@@ -194,6 +204,7 @@ export async function sweepUnlocked(
     tmpRemoved: tmp.removed,
     heartbeatsRemoved,
     ...(flow.cancelsRemoved + flow.pausesEnded > 0 ? { flow } : {}),
+    ...(slotsFreed > 0 ? { slotsFreed } : {}),
     warnings,
     torn,
     ...(scheduled === undefined ? {} : { scheduled: scheduled.made }),

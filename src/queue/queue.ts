@@ -25,7 +25,7 @@ import { counts, jobNames, notFound, readInfo, stats, type Counts, type JobInfo,
 import { lexists, locate } from '../store/locate.js';
 import { Job, type JobHost } from './job.js';
 import { checkState, Layout, type State } from '../store/layout.js';
-import { activeName, checkId, describe, encodeType, NameMaker, nowUs, parseId } from '../store/names.js';
+import { activeName, checkId, describe, encodeType, idEncodedType, NameMaker, nowUs, parseId } from '../store/names.js';
 import {
   checkInteger,
   checkMs,
@@ -46,6 +46,9 @@ import { sweep, sweepDefaults, type SweepReport, type SweepSettings } from '../m
 import { cancel, pause, paused, resume, type CancelResult, type PauseInfo, type PauseOptions } from './flow.js';
 import { PauseWatch } from './pause-watch.js';
 import { listCancels } from '../store/cancels.js';
+import { LimitGate, type Pass } from './limit-gate.js';
+import { limitInfos, setLimit, type LimitInfo, type LimitProblemInfo } from './limits.js';
+import type { LimitSpec } from '../store/limit-spec.js';
 
 export interface JobRef {
   id: string;
@@ -112,6 +115,13 @@ export class Queue extends EventEmitter<QueueEvents> {
   /** The filesystem's clock minus Date.now(), as the last heartbeat measured it (ms). */
   #fsOffset = 0;
   #pauses: PauseWatch | undefined;
+  /** The limits of types, as claims apply them (limit-gate.ts): made with the first claim. */
+  #gate: LimitGate | undefined;
+  /** What each held job of a limited type took (its slots), given back when it ends. */
+  #passes = new Map<Job, Pass>();
+  /** The paused types and the types at a limit, as one set for ReadyIndex.take, kept while both stay. */
+  #skip:
+    { paused: ReadonlySet<string> | undefined; limited: ReadonlySet<string>; both: ReadonlySet<string> } | undefined;
   #tally: Tally;
   #timers = new Set<NodeJS.Timeout>();
   #finishWatch: FinishWatch | undefined;
@@ -137,7 +147,10 @@ export class Queue extends EventEmitter<QueueEvents> {
       defaultTimeout: options.timeout,
       staleAfter: options.staleAfter,
       requeued: (id, delayed) => this.#discovery?.added(id, delayed),
-      settled: (job) => this.#held.delete(job),
+      settled: (job) => {
+        this.#held.delete(job);
+        this.#givePassBack(job);
+      },
       counted: (type, counter) => this.#tally.add(type, counter),
       warn: (error) => this.emit('warning', error),
     };
@@ -262,6 +275,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     const discovery = this.#startDiscovery();
     this.#startHeartbeat();
     this.#startPauseWatch();
+    this.#startLimitGate();
     await this.#fairness();
     if (this.#closed) return undefined;
     const deadline = Date.now() + wait;
@@ -480,6 +494,26 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   /**
+   * Limit `type` for every process on every host: `concurrency` jobs running
+   * at once at most, `rate` at most `max` starts in any `per` ms,
+   * `groupConcurrency` jobs of one group running at once. Setting it again
+   * replaces it; null clears it (resolves false when there was none). The
+   * limit is limits/TYPE/limit.json; claims obey a change within one
+   * pollInterval (at once on this host where inotify serves).
+   */
+  async limit(type: string, spec: LimitSpec | null): Promise<boolean> {
+    this.#assertOpen();
+    const set = await setLimit(this.#layout, this.#names.owner, type, spec);
+    this.#gate?.refresh();
+    return set;
+  }
+
+  /** Every limit, by type, with how much of it is in use; a broken limit file as { file, invalid }. */
+  async limits(): Promise<(LimitInfo | LimitProblemInfo)[]> {
+    return limitInfos(this.#layout, Date.now() + this.#fsOffset);
+  }
+
+  /**
    * Wait for a job to finish. Resolves with its result when it is in done/;
    * rejects with EJOBFAILED (JobFailedError) when it is in failed/, ETIMEOUT
    * after `timeout` ms, ENOTFOUND when there is no such job or it is removed
@@ -571,6 +605,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#heartbeat?.close();
     this.#discovery?.close();
     this.#pauses?.close();
+    this.#gate?.close();
     await this.#syncer.close();
     this.#finishWatch?.close();
   }
@@ -581,34 +616,65 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   #claimFromIndex(wanted: ReadonlySet<string> | undefined): Job | undefined {
-    const blocked = this.#pauses?.blocked(); // cached: no scan, no read (pause-watch.ts)
-    if (blocked === 'all') return undefined;
+    const paused = this.#pauses?.blocked(); // cached: no scan, no read (pause-watch.ts)
+    if (paused === 'all') return undefined;
     for (;;) {
-      const id = this.#index.take(wanted, blocked);
+      const id = this.#index.take(wanted, this.#skipped(paused));
       if (id === undefined) return undefined;
+      const pass = this.#gate?.limited === true ? this.#gate.enter(idEncodedType(id), '') : undefined;
+      if (pass === 'type' || pass === 'group') {
+        this.#index.add(id); // its type is at a limit now: skipped by the next take (limit-gate.ts)
+        continue;
+      }
       const claim = this.#names.claim();
       const activePath = this.#layout.file('active', activeName(id, claim));
       let won: boolean;
       try {
         won = move(this.#layout.file('queue', id), activePath, true);
       } catch (error) {
+        pass?.unuse();
         this.#index.add(id); // the claim failed (EIO, EACCES, ...): the job is still ready, and a later claim may take it
         throw error;
       }
-      if (!won) continue; // lost the race (I3); on NFS also a name the listing showed but a lookup does not (yet)
+      if (!won) {
+        pass?.unuse();
+        continue; // lost the race (I3); on NFS also a name the listing showed but a lookup does not (yet)
+      }
       this.#discovery?.departed(id);
       let job: Job | undefined;
       try {
         job = this.#load(id, claim, activePath);
       } catch (error) {
+        pass?.unuse();
         this.#putBack(id, activePath); // an I/O error reading it says nothing of the job: it stays ready
         throw error;
       }
       if (job !== undefined) {
         this.#held.add(job);
+        if (pass !== undefined && pass.type !== '') this.#passes.set(job, pass);
         return job;
       }
+      pass?.unuse(); // set aside in failed/: it never started
     }
+  }
+
+  /** The types a take skips: the paused ones and those at a limit (one set, made again only when either changes). */
+  #skipped(paused: ReadonlySet<string> | undefined): ReadonlySet<string> | undefined {
+    const limited = this.#gate?.blocked();
+    if (limited === undefined || limited.size === 0) return paused;
+    if (paused === undefined) return limited;
+    if (this.#skip?.paused !== paused || this.#skip.limited !== limited) {
+      this.#skip = { paused, limited, both: new Set([...paused, ...limited]) };
+    }
+    return this.#skip.both;
+  }
+
+  /** A held job ended (or was taken back): give back the slots its start took. */
+  #givePassBack(job: Job): void {
+    const pass = this.#passes.get(job);
+    if (pass === undefined) return;
+    this.#passes.delete(job);
+    pass.release(); // a failure is kept and tried again by the gate (limit-gate.ts)
   }
 
   /**
@@ -785,6 +851,22 @@ export class Queue extends EventEmitter<QueueEvents> {
     return undefined;
   }
 
+  #startLimitGate(): void {
+    if (this.#gate !== undefined) return;
+    this.#gate = new LimitGate({
+      layout: this.#layout,
+      watch: this.options.watch,
+      pollInterval: this.options.pollInterval,
+      offset: () => this.#fsOffset,
+      heartbeat: (fresh) => {
+        this.#startHeartbeat();
+        return this.#heartbeat!.current(fresh);
+      },
+      warn: (error) => this.emit('warning', error),
+    });
+    this.#gate.start();
+  }
+
   #startPauseWatch(): void {
     if (this.#pauses !== undefined) return;
     this.#pauses = new PauseWatch(
@@ -809,6 +891,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       if (!job.overdue(now, this.options.staleAfter)) continue;
       this.#held.delete(job);
       job.revoked();
+      this.#givePassBack(job);
       let to: 'queue' | 'failed' | undefined;
       try {
         const stranded: Stranded[] = [];
@@ -869,11 +952,13 @@ export class Queue extends EventEmitter<QueueEvents> {
       const timer = setTimeout(done, ms);
       const off = discovery.onChange(done);
       const offPauses = pauses?.onChange(done);
+      const offLimits = this.#gate?.onChange(done);
       signal?.addEventListener('abort', done, { once: true });
       function done(): void {
         clearTimeout(timer);
         off();
         offPauses?.();
+        offLimits?.();
         signal?.removeEventListener('abort', done);
         resolve();
       }

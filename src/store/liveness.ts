@@ -95,6 +95,7 @@ export class Heartbeat {
   #fd: number;
   #mode: number | undefined;
   #content: Buffer;
+  #ino: number | undefined;
 
   /** `mode`: a group-shared queue's file mode, set exactly whatever the umask. */
   constructor(path: string, mode?: number) {
@@ -119,11 +120,39 @@ export class Heartbeat {
    * are judged by it.
    */
   beat(): number {
-    if (fstatOf(this.#fd, this.path).nlink === 0) {
+    if (this.#nameGone()) {
       closeQuietly(this.#fd); // of a file no longer there: nothing of it to keep
       this.#fd = this.#create();
+      this.#ino = undefined;
     }
     return stampNow(this.#fd, this.#content, this.path);
+  }
+
+  /**
+   * The heartbeat's path and inode, for the running slots this handle takes (hard links to it,
+   * store/limits.ts). `fresh`: beat first, which makes the file again if its name is gone.
+   */
+  current(fresh = false): { path: string; ino: number } {
+    if (fresh || this.#ino === undefined) {
+      if (fresh) this.beat();
+      this.#ino = fstatOf(this.#fd, this.path).ino;
+    }
+    return { path: this.path, ino: this.#ino };
+  }
+
+  /**
+   * Whether our file lost its name in workers/. With no other name its link count says so; a file
+   * that running slots link to (limits/TYPE/K) keeps a count above one, so the name is looked up.
+   */
+  #nameGone(): boolean {
+    const { nlink, ino } = fstatOf(this.#fd, this.path);
+    if (nlink <= 1) return nlink === 0;
+    try {
+      return fs.lstatSync(this.path).ino !== ino;
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return true;
+      throw fsError(`checking the heartbeat ${this.path}`, error);
+    }
   }
 
   close(): void {
@@ -281,6 +310,8 @@ function fstatOf(fd: number, path: string): fs.Stats {
 export interface HeartbeatReading {
   identity: OwnerIdentity | undefined;
   mtimeMs: number;
+  /** Its inode: a running slot (store/limits.ts) is a hard link to it. */
+  ino: number;
 }
 
 /**
@@ -328,7 +359,7 @@ export function heartbeatAt(path: string): HeartbeatReading | undefined {
     } catch {
       identity = undefined; // judged by its mtime alone, which fstat gave
     }
-    return { identity: isIdentity(identity) ? identity : undefined, mtimeMs: stat.mtimeMs };
+    return { identity: isIdentity(identity) ? identity : undefined, mtimeMs: stat.mtimeMs, ino: stat.ino };
   } finally {
     closeQuietly(fd); // read only
   }

@@ -10,6 +10,7 @@
  *   pauses        paused/TYPE (a type encoded as a key), paused/@all
  *   cancels       cancel/ID@CLAIM (the claim to cancel)
  *   schedules     schedules/NAME.json, schedules/.NAME@SLOT[@OWNER], schedules/.NAME.last
+ *   limits        limits/TYPE/limit.json, limits/TYPE/K and g.TAG.K (running slots), r.K@T (rate tokens)
  *
  * PP is the priority 00..99, T and D are microseconds since the Unix epoch in
  * 16 digits, UNIQUE is 1..32 of [A-Za-z0-9]. So the byte order of ids is
@@ -49,15 +50,18 @@ const unnamed = (fragment: string): string => fragment.replace(/\(\?<[a-z]+>/g, 
  * (liveness.ts: .clock.PID.TOKEN), dirqueue.json's replacement
  * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN), a pause file
  * being written or an ended one set aside (pauses.ts: .paused.OWNER.TOKEN),
+ * a limit file being written (limits.ts: .limit.OWNER.TOKEN),
  * a schedule file's replacement and a last-run link being made
  * (.schedule.PID.TOKEN, .lastrun.PID.TOKEN) and a scheduled job being made
  * (.slot.OWNER.ID, schedule-files.ts). Each is built below.
  */
 const LIBRARY_DOT_RE = new RegExp(
-  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|paused\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8}|(?:schedule|lastrun)\\.\\d{1,10}\\.[a-z0-9]{8}|slot\\.${unnamed(OWNER)}\\.${unnamed(ID)})$`,
+  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:paused|limit)\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8}|(?:schedule|lastrun)\\.\\d{1,10}\\.[a-z0-9]{8}|slot\\.${unnamed(OWNER)}\\.${unnamed(ID)})$`,
 );
 /** The library's tmp/ helper files that carry their writer's owner token: counter and held-base temps, lock temps. */
-const OWNED_DOT_RE = new RegExp(`^\\.(?:totals\\.|totals~(?:totals~)?|lock\\.|paused\\.)${OWNER}\\.[a-z0-9]{1,13}$`);
+const OWNED_DOT_RE = new RegExp(
+  `^\\.(?:totals\\.|totals~(?:totals~)?|lock\\.|paused\\.|limit\\.)${OWNER}\\.[a-z0-9]{1,13}$`,
+);
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
 export interface ParsedId {
@@ -349,6 +353,65 @@ export function cancelName(id: string, claim: string): string {
 /** The job and claim a name in cancel/ asks to cancel; undefined when it is no cancel request's name. */
 export function parseCancelName(name: string): { id: string; claim: ParsedClaim } | undefined {
   return parseActiveName(name);
+}
+
+// Limits (FORMAT.md, "Limits"): limits/TYPE/ holds a type's limit.json, its running slots and its rate tokens.
+
+/** The directory of limits in the queue directory, and a limit's file in its type's directory. */
+export const LIMITS_DIR = 'limits';
+export const LIMIT_FILE = 'limit.json';
+
+/** limits/NAME: the directory of the limits of `type`, its name encoded as a pause's (never a dot file). */
+export function limitDirName(type: string): string {
+  return pauseName(type);
+}
+
+/** The type whose limits a directory in limits/ holds; undefined when the name is no type's. */
+export function parseLimitDirName(name: string): string | undefined {
+  if (name === PAUSE_ALL) return undefined;
+  return parsePauseName(name)?.type;
+}
+
+const SLOT_RE = /^(?:g\.(?<tag>[a-z0-9]{10})\.)?(?<k>0|[1-9]\d{0,5})$/;
+const RATE_TOKEN_RE = /^r\.(?<k>0|[1-9]\d{0,5})@(?<us>\d{16})$/;
+const REAP_RE = /^\.reap\.[a-z0-9]{8}$/;
+
+/**
+ * limits/TYPE/K: running slot K of the type (0 <= K < concurrency); limits/TYPE/g.TAG.K: slot K of the
+ * group tagged TAG (idGroupTag). A slot is held while the name exists, as a hard link to its holder's
+ * heartbeat (workers/OWNER), made by link(2), which fails when the name is taken.
+ */
+export function slotName(k: number, tag?: string): string {
+  return tag === undefined || tag === '' ? String(k) : `g.${tag}.${k}`;
+}
+
+export function parseSlotName(name: string): { k: number; tag: string | undefined } | undefined {
+  const g = SLOT_RE.exec(name)?.groups;
+  return g === undefined ? undefined : { k: Number(g.k), tag: g.tag };
+}
+
+/** limits/TYPE/r.K@T: rate token K of the type, last used to start a job at T (µs, the filesystem's clock; 0: never). */
+export function rateTokenName(k: number, usedUs: number): string {
+  return `r.${k}@${pad16(usedUs)}`;
+}
+
+export function parseRateTokenName(name: string): { k: number; usedUs: number } | undefined {
+  const g = RATE_TOKEN_RE.exec(name)?.groups;
+  return g === undefined ? undefined : { k: Number(g.k), usedUs: Number(g.us) };
+}
+
+/** limits/TYPE/.reap.TOKEN: a dead holder's slot a sweep moved aside to delete (the name that moved is the one judged). */
+export function reapName(): string {
+  return `.reap.${randomToken(8)}`;
+}
+
+export function isReapName(name: string): boolean {
+  return REAP_RE.test(name);
+}
+
+/** tmp/.limit.OWNER.TOKEN: a limit file being written by OWNER, then renamed to limits/TYPE/limit.json; or a rate token being made. */
+export function limitTmpName(owner: string): string {
+  return `.limit.${owner}.${randomToken(8)}`;
 }
 
 /** NAME~, then NAME.2~, ...: the `n`th name fsck --repair tries for a stray it sets aside in its own directory. */

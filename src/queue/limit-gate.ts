@@ -1,0 +1,405 @@
+/**
+ * The claim path's view of limits/ (store/limits.ts): which types it may not
+ * start now, and the slots and rate tokens a start takes. Like PauseWatch it
+ * answers from a cache, so a claim of a type at its limit costs no directory
+ * scan and no file read: limits/ and each limited type's directory are read
+ * when the first claim starts, at every poll (pollInterval, jittered), and on
+ * an inotify event while a type is blocked (a slot freed on this host) or
+ * when a limit file changes. A start takes, in order, a running slot of the
+ * type (link(2) of our heartbeat, store/limits.ts), a slot of its group, and
+ * a rate token (one rename); what it took is a Pass that the claim gives back
+ * (the job's rename was lost) or that the job's end releases.
+ *
+ * A type whose every slot is taken, or whose every rate token was used less
+ * than `per` ago, is blocked: ReadyIndex.take skips it until a slot is seen
+ * free (our own release, an event, a poll) or the next token's window
+ * passes (a timer), so a claim at the limit waits instead of spinning.
+ */
+import fs from 'node:fs';
+import { DirQueueError, errnoOf } from '../store/errors.js';
+import { filesystemKind } from '../store/fs-kind.js';
+import type { Layout } from '../store/layout.js';
+import type { LimitSpec } from '../store/limit-spec.js';
+import {
+  limitsDir,
+  linkSlot,
+  listTypeDir,
+  readLimits,
+  unlinkSlot,
+  useRateToken,
+  type LimitEntry,
+} from '../store/limits.js';
+import { ensureFlowDir } from '../store/pauses.js';
+import { encodeType, LIMIT_FILE, rateTokenName, slotName } from '../store/names.js';
+
+const POLL_JITTER = 0.2;
+
+export interface LimitGateHost {
+  layout: Layout;
+  watch: boolean | 'auto';
+  pollInterval: number;
+  /** ms to add to Date.now() for the filesystem's clock (the heartbeat measures it). */
+  offset: () => number;
+  /** Our heartbeat's path and inode (slots are links to it); `fresh`: make it again if its name is gone. */
+  heartbeat: (fresh: boolean) => { path: string; ino: number };
+  warn: (error: Error) => void;
+}
+
+/** What one start took: given back by `release` (every ending) or `unuse` (the start did not happen). */
+export interface Pass {
+  readonly type: string;
+  release(): void;
+  unuse(): void;
+}
+
+/** Why a start was refused: its type is at a limit, or its group is. */
+export type Refusal = 'type' | 'group';
+
+interface TypeState {
+  type: string;
+  dir: string;
+  spec: LimitSpec;
+  /** Slot names (type and group) seen held, ours included. */
+  held: Set<string>;
+  /** Rate tokens by K: the name and when it was last used (µs, the filesystem's clock). */
+  tokens: Map<number, { name: string; usedUs: number }>;
+  watcher: fs.FSWatcher | undefined;
+}
+
+/** No limit on the type: nothing to give back. */
+const FREE_PASS: Pass = Object.freeze({ type: '', release() {}, unuse() {} });
+
+export class LimitGate {
+  #host: LimitGateHost;
+  #types = new Map<string, TypeState>();
+  #seen = '';
+  /** Encoded types a claim may not start now. */
+  #blocked = new Set<string>();
+  /** Date.now() at which a rate-blocked type's next token frees up. */
+  #validUntil = Infinity;
+  #rootWatcher: fs.FSWatcher | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #expiryTimer: NodeJS.Timeout | undefined;
+  #refreshQueued = false;
+  #listeners = new Set<() => void>();
+  #warned = new Set<string>();
+  /** Slots whose giving back failed (EIO, ...): tried again at every refresh. */
+  #owed: { dir: string; name: string; ino: number }[] = [];
+  #closed = false;
+
+  constructor(host: LimitGateHost) {
+    this.#host = host;
+  }
+
+  start(): void {
+    this.#schedulePoll();
+    this.refresh();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#rootWatcher?.close();
+    for (const state of this.#types.values()) state.watcher?.close();
+    clearTimeout(this.#pollTimer);
+    clearTimeout(this.#expiryTimer);
+    this.#notify();
+    this.#listeners.clear();
+  }
+
+  /** Called whenever a blocked type may start again. Returns a remover. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Whether any type has a limit (a claim without one needs no Pass). */
+  get limited(): boolean {
+    return this.#types.size > 0;
+  }
+
+  /** The encoded types at a limit now (a cached set; recomputed when a rate window passes). */
+  blocked(): ReadonlySet<string> {
+    if (Date.now() >= this.#validUntil) this.#computeBlocked();
+    return this.#blocked;
+  }
+
+  /**
+   * Take what a start of a job of `encodedType` (group `tag`, '' for none) needs, or say which limit
+   * refuses it (the type is then blocked, or the caller parks the group).
+   */
+  enter(encodedType: string, tag: string): Pass | Refusal {
+    const state = this.#types.get(encodedType);
+    if (state === undefined) return FREE_PASS;
+    const { spec } = state;
+    const taken: { name: string; ino: number }[] = [];
+    const giveBack = (): void => {
+      for (const slot of taken) this.#giveBack(state, slot.name, slot.ino);
+    };
+    if (spec.concurrency !== undefined) {
+      const slot = this.#takeSlot(state, spec.concurrency, undefined);
+      if (slot === undefined) {
+        this.#block(encodedType);
+        return 'type';
+      }
+      taken.push(slot);
+    }
+    if (spec.groupConcurrency !== undefined && tag !== '') {
+      const slot = this.#takeSlot(state, spec.groupConcurrency, tag);
+      if (slot === undefined) {
+        giveBack();
+        return 'group';
+      }
+      taken.push(slot);
+    }
+    let token: { k: number; from: string; to: string; usedUs: number; before: number } | undefined;
+    if (spec.rate !== undefined) {
+      token = this.#useToken(state, spec.rate.max, spec.rate.per);
+      if (token === undefined) {
+        giveBack();
+        this.#block(encodedType);
+        return 'type';
+      }
+    }
+    let settled = false;
+    return {
+      type: state.type,
+      release: () => {
+        if (settled) return;
+        settled = true;
+        giveBack();
+      },
+      unuse: () => {
+        if (settled) return;
+        settled = true;
+        giveBack();
+        if (token !== undefined && useRateToken(state.dir, token.to, token.from)) {
+          state.tokens.set(token.k, { name: token.from, usedUs: token.before });
+        }
+      },
+    };
+  }
+
+  /** Read limits/ and every limited type's directory again; notifies when a blocked type may start. */
+  refresh(): void {
+    this.#payDebts();
+    const { limits, problems } = readLimits(this.#host.layout);
+    for (const problem of problems) this.#warnOnce(problem.name, problem.reason);
+    const seen = limits.map((l) => `${l.dir}\0${l.ino}\0${l.mtimeMs}`).join('\n');
+    if (seen !== this.#seen) {
+      this.#seen = seen;
+      this.#setLimits(limits);
+    }
+    if (this.#rootWatcher === undefined && !this.#closed) this.#rootWatcher = this.#watch(limitsDir(this.#host.layout));
+    for (const state of this.#types.values()) this.#refreshType(state);
+    this.#computeBlocked();
+    this.#notify();
+  }
+
+  #setLimits(limits: readonly LimitEntry[]): void {
+    const next = new Map<string, TypeState>();
+    for (const entry of limits) {
+      const encoded = encodeType(entry.type);
+      const old = this.#types.get(encoded);
+      next.set(encoded, {
+        type: entry.type,
+        dir: entry.dir,
+        spec: entry.limit,
+        held: old?.held ?? new Set<string>(),
+        tokens: old?.tokens ?? new Map<number, { name: string; usedUs: number }>(),
+        watcher: old?.watcher,
+      });
+    }
+    for (const [encoded, state] of this.#types) if (!next.has(encoded)) state.watcher?.close();
+    this.#types = next;
+  }
+
+  #refreshType(state: TypeState): void {
+    const listing = listTypeDir(state.dir);
+    state.held = new Set(listing.slots.map((s) => s.name));
+    state.tokens = new Map<number, { name: string; usedUs: number }>();
+    for (const t of listing.tokens) {
+      const seen = state.tokens.get(t.k);
+      if (seen === undefined || t.usedUs > seen.usedUs) state.tokens.set(t.k, { name: t.name, usedUs: t.usedUs });
+    }
+    if (state.watcher === undefined && !this.#closed) {
+      state.watcher = this.#watch(state.dir, (file) => {
+        if (file === LIMIT_FILE || this.#blocked.size > 0) this.#queueRefresh();
+      });
+    }
+  }
+
+  /** A free slot among 0..count-1 (of group `tag`), taken by one link(2); undefined when every one is held. */
+  #takeSlot(state: TypeState, count: number, tag: string | undefined): { name: string; ino: number } | undefined {
+    for (let k = 0; k < count; k++) {
+      const name = slotName(k, tag);
+      if (state.held.has(name)) continue;
+      const heartbeat = this.#host.heartbeat(false);
+      let won: boolean;
+      try {
+        won = linkSlot(heartbeat.path, state.dir, name);
+      } catch (error) {
+        if ((error as DirQueueError).code !== 'ENOENT') throw error;
+        // the type's directory went (a limit cleared and set again) or our heartbeat's name did: make them, once
+        ensureFlowDir(this.#host.layout, limitsDir(this.#host.layout));
+        ensureFlowDir(this.#host.layout, state.dir);
+        const again = this.#host.heartbeat(true);
+        won = linkSlot(again.path, state.dir, name);
+        state.held.add(name);
+        if (won) return { name, ino: again.ino };
+        continue;
+      }
+      state.held.add(name);
+      if (won) return { name, ino: heartbeat.ino };
+    }
+    return undefined;
+  }
+
+  /** Use the least recently used rate token whose window has passed; undefined when none has. */
+  #useToken(
+    state: TypeState,
+    max: number,
+    per: number,
+  ): { k: number; from: string; to: string; usedUs: number; before: number } | undefined {
+    const nowUs = Math.floor((Date.now() + this.#host.offset()) * 1000);
+    const ready = [...state.tokens.entries()]
+      .filter(([k, t]) => k < max && t.usedUs + per * 1000 <= nowUs)
+      .sort((a, b) => a[1].usedUs - b[1].usedUs);
+    for (const [k, t] of ready) {
+      const to = rateTokenName(k, nowUs);
+      if (useRateToken(state.dir, t.name, to)) {
+        state.tokens.set(k, { name: to, usedUs: nowUs });
+        return { k, from: t.name, to, usedUs: nowUs, before: t.usedUs };
+      }
+      state.tokens.set(k, { name: t.name, usedUs: nowUs }); // used by another just now: its new name comes with the next look
+    }
+    return undefined;
+  }
+
+  #giveBack(state: TypeState, name: string, ino: number): void {
+    try {
+      unlinkSlot(state.dir, name, ino);
+      state.held.delete(name);
+      if (this.#blocked.has(encodeType(state.type))) {
+        this.#computeBlocked();
+        this.#notify();
+      }
+    } catch (error) {
+      this.#owed.push({ dir: state.dir, name, ino });
+      this.#host.warn(error as Error);
+    }
+  }
+
+  #payDebts(): void {
+    const owed = this.#owed;
+    this.#owed = [];
+    for (const slot of owed) {
+      try {
+        unlinkSlot(slot.dir, slot.name, slot.ino);
+      } catch (error) {
+        this.#owed.push(slot);
+        this.#host.warn(error as Error);
+      }
+    }
+  }
+
+  #block(encodedType: string): void {
+    this.#blocked.add(encodedType);
+    this.#computeBlocked();
+  }
+
+  /** Which types are at a limit by the cache, and when the next rate window passes. */
+  #computeBlocked(): void {
+    const now = Date.now();
+    const nowUs = (now + this.#host.offset()) * 1000;
+    let next = Infinity;
+    const blocked = new Set<string>();
+    for (const [encoded, state] of this.#types) {
+      const { concurrency, rate } = state.spec;
+      if (concurrency !== undefined) {
+        let free = false;
+        for (let k = 0; k < concurrency && !free; k++) free = !state.held.has(slotName(k));
+        if (!free) {
+          blocked.add(encoded);
+          continue;
+        }
+      }
+      if (rate !== undefined) {
+        let soonest = Infinity;
+        for (const [k, t] of state.tokens) if (k < rate.max) soonest = Math.min(soonest, t.usedUs + rate.per * 1000);
+        if (soonest > nowUs) {
+          blocked.add(encoded);
+          if (Number.isFinite(soonest)) next = Math.min(next, now + (soonest - nowUs) / 1000);
+        }
+      }
+    }
+    this.#blocked = blocked;
+    this.#validUntil = next;
+    clearTimeout(this.#expiryTimer);
+    if (Number.isFinite(next) && !this.#closed) {
+      this.#expiryTimer = setTimeout(
+        () => {
+          this.#computeBlocked();
+          this.#notify();
+        },
+        Math.max(1, Math.ceil(next - now) + 1),
+      ).unref();
+    }
+  }
+
+  #watch(dir: string, onEvent: (file: string | null) => void = () => this.#queueRefresh()): fs.FSWatcher | undefined {
+    if (this.#host.watch === false) return undefined;
+    try {
+      if (this.#host.watch === 'auto' && filesystemKind(dir).shared) return undefined;
+      const watcher = fs.watch(dir, { persistent: false }, (_event, file) => onEvent(file));
+      watcher.on('error', () => watcher.close());
+      return watcher;
+    } catch (error) {
+      if (errnoOf(error) === undefined) throw error;
+      return undefined; // not there yet (the first limit makes it), inotify limits: the polls find it
+    }
+  }
+
+  #queueRefresh(): void {
+    if (this.#refreshQueued || this.#closed) return;
+    this.#refreshQueued = true;
+    setImmediate(() => {
+      this.#refreshQueued = false;
+      this.#background();
+    });
+  }
+
+  #schedulePoll(): void {
+    if (this.#closed) return;
+    const delay = this.#host.pollInterval * (1 - POLL_JITTER + 2 * POLL_JITTER * Math.random());
+    this.#pollTimer = setTimeout(() => {
+      this.#background();
+      this.#schedulePoll();
+    }, delay).unref();
+  }
+
+  #background(): void {
+    if (this.#closed) return;
+    try {
+      this.refresh();
+    } catch (error) {
+      this.#host.warn(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  #warnOnce(name: string, reason: string): void {
+    const key = `${name}\0${reason}`;
+    if (this.#warned.has(key)) return;
+    this.#warned.add(key);
+    const { layout } = this.#host;
+    this.#host.warn(
+      new DirQueueError(
+        'EBADFILE',
+        `limits/${name} is not obeyed as a limit: ${reason}; fix it or set the limit again (dirq limit ${layout.root} TYPE ...), or remove it`,
+      ),
+    );
+  }
+
+  #notify(): void {
+    for (const listener of [...this.#listeners]) listener();
+  }
+}
