@@ -8,11 +8,11 @@
  */
 import fs from 'node:fs';
 import type { Layout } from '../store/layout.js';
-import { isDeadHere, readHeartbeat, type OwnerIdentity } from '../store/liveness.js';
+import { isDeadHere, isWriterGone, readHeartbeat, type OwnerIdentity } from '../store/liveness.js';
 import { limitsDir, listTypeDir, readLimit, reapSlot, reconcileRateTokens } from '../store/limits.js';
 import { listDir, removeQuietly } from '../store/files.js';
 import { lstatQuietly } from '../store/entry.js';
-import { parseLimitDirName } from '../store/names.js';
+import { parseLimitDirName, parseReapName } from '../store/names.js';
 
 export interface SlotsReport {
   /** Slots of gone holders freed. */
@@ -22,10 +22,17 @@ export interface SlotsReport {
 }
 
 /**
- * One pass over limits/. `self`: this process's identity (its slots are its own to give back).
+ * One pass over limits/. `self`: this process's identity (its slots are its own to give back);
+ * `owner`: the sweeping Queue handle's (HOST.PID.NONCE), named in what it moves aside.
  * `now`: the filesystem's clock, ms.
  */
-export function sweepSlots(layout: Layout, self: OwnerIdentity, staleAfter: number, now: number): SlotsReport {
+export function sweepSlots(
+  layout: Layout,
+  self: OwnerIdentity,
+  owner: string,
+  staleAfter: number,
+  now: number,
+): SlotsReport {
   const report: SlotsReport = { freed: 0, tokensFixed: 0 };
   const root = limitsDir(layout);
   if (lstatQuietly(root)?.isDirectory() !== true) return report;
@@ -40,12 +47,14 @@ export function sweepSlots(layout: Layout, self: OwnerIdentity, staleAfter: numb
       if (holder === undefined || isSelf(holder.identity, self)) continue;
       const dead = holder.identity !== undefined && isDeadHere(holder.identity);
       if (!dead && now - holder.mtimeMs <= staleAfter) continue;
-      if (reapSlot(dir, slot.name, holder.ino)) report.freed++;
+      if (reapSlot(dir, slot.name, holder.ino, owner)) report.freed++;
     }
     for (const reap of listing.reaps) {
       // a reaper that died between its rename and its unlink: what it moved aside is held by no one
+      const reaper = parseReapName(reap)!;
       const stat = lstatQuietly(`${dir}/${reap}`);
-      if (stat !== undefined && now - stat.ctimeMs > staleAfter) removeQuietly(`${dir}/${reap}`);
+      const gone = reaper !== owner && isWriterGone(layout, reaper);
+      if (stat !== undefined && (gone || now - stat.ctimeMs > staleAfter)) removeQuietly(`${dir}/${reap}`);
     }
     const limit = readLimit(dir, type);
     const max = limit === undefined || 'reason' in limit ? 0 : (limit.limit.rate?.max ?? 0);

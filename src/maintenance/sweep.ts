@@ -159,7 +159,7 @@ export async function sweepUnlocked(
   const warnings = warning === undefined ? rescue.warnings : [warning, ...rescue.warnings];
   let slotsFreed = 0;
   try {
-    slotsFreed = sweepSlots(layout, myIdentity(), settings.staleAfter, now).freed; // after the rescue: a dead holder's jobs first
+    slotsFreed = sweepSlots(layout, myIdentity(), names.owner, settings.staleAfter, now).freed; // after the rescue: a dead holder's jobs first
   } catch (error) {
     if (!(error instanceof DirQueueError)) throw error;
     warnings.push(error); // limits/ unreadable: the jobs' part of the sweep goes on

@@ -12,7 +12,7 @@
  *                  clock). Starting a job renames r.K@T to r.K@NOW, only when T + per <= NOW: the old
  *                  name is the one read, so one use of a token has one winner, and a token is used at
  *                  most once in any window of `per`: at most `max` starts per window.
- *   .reap.TOKEN    a dead holder's slot a sweep moved aside before deleting it
+ *   .reap.OWNER.T  a gone holder's slot that OWNER's sweep moved aside before deleting it
  *
  * Slots exist only while held; rate tokens are made by q.limit and by sweeps (the missing K < max,
  * when two listings agree it is missing: a rename seen in neither listing would need two uses of one
@@ -26,7 +26,7 @@ import { createExclusive, openRegularStat } from './open.js';
 import { ensureFlowDir, checkFlowDir } from './pauses.js';
 import { limitContent, parseLimitContent, type LimitSpec, type StoredLimit } from './limit-spec.js';
 import {
-  isReapName,
+  parseReapName,
   LIMIT_FILE,
   LIMITS_DIR,
   limitDirName,
@@ -182,7 +182,7 @@ export function listTypeDir(dir: string): TypeDirListing {
     }
     const token = parseRateTokenName(name);
     if (token !== undefined) listing.tokens.push({ name, ...token });
-    else if (isReapName(name)) listing.reaps.push(name);
+    else if (parseReapName(name) !== undefined) listing.reaps.push(name);
     else listing.strays.push(name);
   }
   return listing;
@@ -225,9 +225,9 @@ export function unlinkSlot(dir: string, name: string, ino: number): boolean {
  * inode `ino`): it is renamed aside (one winner among sweepers), and what moved, if it is not the
  * slot judged, is linked back (never over a slot taken meanwhile). Returns whether the judged slot went.
  */
-export function reapSlot(dir: string, name: string, ino: number): boolean {
+export function reapSlot(dir: string, name: string, ino: number, owner: string): boolean {
   const path = `${dir}/${name}`;
-  const aside = `${dir}/${reapName()}`;
+  const aside = `${dir}/${reapName(owner)}`;
   try {
     fs.renameSync(path, aside);
   } catch (error) {

@@ -374,7 +374,7 @@ export function parseLimitDirName(name: string): string | undefined {
 
 const SLOT_RE = /^(?:g\.(?<tag>[a-z0-9]{10})\.)?(?<k>0|[1-9]\d{0,5})$/;
 const RATE_TOKEN_RE = /^r\.(?<k>0|[1-9]\d{0,5})@(?<us>\d{16})$/;
-const REAP_RE = /^\.reap\.[a-z0-9]{8}$/;
+const REAP_RE = new RegExp(`^\\.reap\\.${OWNER}\\.[a-z0-9]{8}$`);
 
 /**
  * limits/TYPE/K: running slot K of the type (0 <= K < concurrency); limits/TYPE/g.TAG.K: slot K of the
@@ -400,13 +400,14 @@ export function parseRateTokenName(name: string): { k: number; usedUs: number } 
   return g === undefined ? undefined : { k: Number(g.k), usedUs: Number(g.us) };
 }
 
-/** limits/TYPE/.reap.TOKEN: a dead holder's slot a sweep moved aside to delete (the name that moved is the one judged). */
-export function reapName(): string {
-  return `.reap.${randomToken(8)}`;
+/** limits/TYPE/.reap.OWNER.TOKEN: a gone holder's slot that OWNER's sweep moved aside to delete (the name that moved is the one judged). */
+export function reapName(owner: string): string {
+  return `.reap.${owner}.${randomToken(8)}`;
 }
 
-export function isReapName(name: string): boolean {
-  return REAP_RE.test(name);
+/** The sweeper (OWNER) that moved the slot `name` aside, or undefined when it is no reaped slot's name. */
+export function parseReapName(name: string): string | undefined {
+  return REAP_RE.exec(name)?.groups?.owner;
 }
 
 /** tmp/.limit.OWNER.TOKEN: a limit file being written by OWNER, then renamed to limits/TYPE/limit.json; or a rate token being made. */
