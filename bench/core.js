@@ -46,7 +46,9 @@
  *                    2,000 claim+complete with at least the backlog still waiting;
  *                    topped up between repetitions; watch on, then watch off on
  *                    the same directory. The claim-cost target is judged on the
- *                    mean claim time with watch on (the default)
+ *                    mean claim time with watch on (the default). Then the largest
+ *                    backlog once more in 10,000 groups, watch on (GROUPS brief):
+ *                    index memory per job and claim cost with round robin
  * Each file is created once and consumed by the next step of its unit (jobs
  * are never created only to set up a case: creation is the expensive call on ext4).
  * Job: type "bench", data { n, to, subject } (a 134-byte file). Queue options
@@ -129,21 +131,29 @@ const FILL_CHUNK = 10_000;
 /** @typedef {import('./lib.js').Row} Row */
 /**
  * @typedef {{
- *   backlog: number, watch: boolean, fillMs: number, buildMs: number, bytesPerJob: number,
+ *   backlog: number, groups: number, watch: boolean, fillMs: number, buildMs: number, bytesPerJob: number,
  *   claimUs: { mean: number, p50: number, p99: number }, completeUsP50: number, rate: number, enoentPerClaim: number,
  * }} BacklogRow
  */
 
-const items = (/** @type {number} */ n, from = 0) =>
-  Array.from({ length: n }, (_, i) => ({ type: TYPE, data: payload(from + i) }));
+/** GROUPS (issue 13): the grouped backlog row spreads its jobs over this many groups. */
+const GROUPS = 10_000;
+const items = (/** @type {number} */ n, from = 0, groups = 0) =>
+  Array.from({ length: n }, (_, i) =>
+    groups === 0
+      ? { type: TYPE, data: payload(from + i) }
+      : { type: TYPE, data: payload(from + i), group: `tenant-${(from + i) % groups}` },
+  );
 
 /**
  * Enqueue `n` jobs into `q`, FILL_CHUNK per enqueueMany.
  * @param {QueueT} q
  * @param {number} n
+ * @param {number} [groups] spread the jobs over this many groups (0: none)
  */
-async function fill(q, n) {
-  for (let done = 0; done < n; done += FILL_CHUNK) await q.enqueueMany(items(Math.min(FILL_CHUNK, n - done), done));
+async function fill(q, n, groups = 0) {
+  for (let done = 0; done < n; done += FILL_CHUNK)
+    await q.enqueueMany(items(Math.min(FILL_CHUNK, n - done), done, groups));
 }
 
 /**
@@ -502,6 +512,8 @@ async function benchFilesystem(target, results) {
     /** @type {BacklogRow[]} */
     const backlogRows = [];
     for (const backlog of SIZE.backlogs) backlogRows.push(...(await backlogCase(ctx, backlog)));
+    // the largest backlog again in 10,000 groups (watch on): index memory and claim cost with round robin
+    backlogRows.push(...(await backlogCase(ctx, SIZE.backlogs.at(-1) ?? 1000, GROUPS)));
     console.log(
       `\nbacklog: fresh Queue per repetition; its first claim builds the index; then ${int(SIZE.claims)} claim+complete ` +
         `with >= backlog waiting\n(median of ${REPS}; claim mean/p50/p99 over all; watch off = poll only, on the same directory)`,
@@ -531,15 +543,15 @@ async function benchFilesystem(target, results) {
  * @param {number} backlog
  * @returns {Promise<BacklogRow[]>}
  */
-async function backlogCase(ctx, backlog) {
-  const dir = ctx.sub(`backlog${backlog}`);
+async function backlogCase(ctx, backlog, groups = 0) {
+  const dir = ctx.sub(`backlog${backlog}${groups === 0 ? '' : `g${groups}`}`);
   const writer = await Queue.open(dir, { durable: false });
   const fillStart = performance.now();
-  await fill(writer, backlog + SIZE.claims + 1);
+  await fill(writer, backlog + SIZE.claims + 1, groups);
   const fillMs = performance.now() - fillStart;
   /** @type {BacklogRow[]} */
   const out = [];
-  for (const watch of [true, false]) {
+  for (const watch of groups === 0 ? [true, false] : [true]) {
     /** @type {number[]} */
     const builds = [];
     /** @type {number[]} */
@@ -552,7 +564,7 @@ async function backlogCase(ctx, backlog) {
     const rates = [];
     let failed = 0;
     for (let r = 0; r < REPS; r++) {
-      if (out.length > 0 || r > 0) await fill(writer, SIZE.claims + 1); // back to backlog + claims + 1 waiting
+      if (out.length > 0 || r > 0) await fill(writer, SIZE.claims + 1, groups); // back to backlog + claims + 1 waiting
       // In its own function, so that no register of this frame keeps the
       // previous repetition's Queue (and its index) alive into the heap reading.
       const one = await backlogRepetition(dir, backlog, watch);
@@ -565,6 +577,7 @@ async function backlogCase(ctx, backlog) {
     }
     out.push({
       backlog,
+      groups,
       watch,
       fillMs,
       buildMs: median(builds),
@@ -632,6 +645,7 @@ async function backlogRepetition(dir, backlog, watch) {
 function printBacklog(rows) {
   const head = [
     'waiting',
+    'groups',
     'watch',
     'fill ms',
     'index build ms',
@@ -645,6 +659,7 @@ function printBacklog(rows) {
   ];
   const body = rows.map((r) => [
     int(r.backlog),
+    r.groups === 0 ? '-' : int(r.groups),
     r.watch ? 'on' : 'off',
     int(r.fillMs),
     fix(r.buildMs),
@@ -676,7 +691,7 @@ function summarize(target, rows, backlogRows) {
     if (r === undefined) throw new Error(`summarize: no row named ${prefix}...`);
     return r;
   };
-  const on = backlogRows.filter((r) => r.watch);
+  const on = backlogRows.filter((r) => r.watch && r.groups === 0);
   const small = /** @type {BacklogRow} */ (on[0]);
   const big = /** @type {BacklogRow} */ (on[on.length - 1]);
   const growth = big.claimUs.mean / small.claimUs.mean;
@@ -720,6 +735,16 @@ function summarize(target, rows, backlogRows) {
       big.bytesPerJob < 200,
     ],
   ];
+  const grouped = backlogRows.find((r) => r.groups > 0);
+  if (grouped !== undefined) {
+    lines.push([
+      `index memory per waiting job, ${int(grouped.groups)} groups`,
+      `${fix(grouped.bytesPerJob, 0)} B`,
+      `${int(grouped.backlog)} waiting`,
+      '< 200 bytes',
+      grouped.bytesPerJob < 200,
+    ]);
+  }
   console.log(`\ntargets on ${target.label} (a miss with a ratio near 1 is the filesystem, not dirqueue):`);
   for (const [name, value, floor, goal, ok] of lines) {
     console.log(

@@ -17,7 +17,7 @@ describe('dirq init', () => {
     for (const d of ['tmp', ...STATES]) expect(fs.statSync(path.join(dir, d)).isDirectory()).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({
       format: 'dirqueue',
-      version: '1.1',
+      version: '1.2',
     });
     expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ schema: 1, dir, mode: null });
   });

@@ -644,3 +644,41 @@ describe('dirqueue.json version', () => {
     await q.close();
   });
 });
+
+describe('groups per FORMAT.md, "Groups"', () => {
+  const section = FORMAT_MD.slice(FORMAT_MD.indexOf('## Groups'), FORMAT_MD.indexOf('## Schedules'));
+
+  it("the page's recipe computes the library's tag, and its example id carries it", async () => {
+    const { groupTag } = await import('../dist/store/names.js');
+    const recipe = /^```py\n([\s\S]*?)^```$/m.exec(section)![1]!;
+    const groups = ['tenant-42', 'ünïcode ✓', 'x'.repeat(256)];
+    const out = run('python3', ['-c', `${recipe}\nimport sys\nfor g in sys.argv[1:]: print(group_tag(g))`, ...groups]);
+    expect(out).toEqual(groups.map(groupTag));
+    const example = /^(\d{2}-\d{16}-[A-Za-z0-9]+\.[a-z-]+)$/m.exec(section)![1]!;
+    expect(example).toMatch(ID_RE);
+    expect(example).toContain(`G${groupTag('tenant-42')}.`);
+    expect(section).toContain(`group_tag("tenant-42") == "${groupTag('tenant-42')}"`);
+  });
+
+  it('jobs written by hand with tags and the group field take turns, and show their group', async () => {
+    const { groupTag } = await import('../dist/store/names.js');
+    const { dir, q } = await tempQueue({ durable: false });
+    const write = (us: number, group: string): string => {
+      const id = `50-${String(1763830000000000 + us).padStart(16, '0')}-sh${us}G${groupTag(group)}.send`;
+      fs.writeFileSync(path.join(dir, 'queue', id), `{"group":${JSON.stringify(group)}}\n`);
+      return id;
+    };
+    const a = [1, 2, 3].map((us) => write(us, 'A'));
+    const b = [10, 11].map((us) => write(us, 'B'));
+    const order: string[] = [];
+    const groups: (string | undefined)[] = [];
+    for (let job = await q.claim(); job !== undefined; job = await q.claim()) {
+      order.push(job.id);
+      groups.push(job.group);
+      await job.complete();
+    }
+    await q.close();
+    expect(order).toEqual([a[0], b[0], a[1], b[1], a[2]]);
+    expect(groups).toEqual(['A', 'B', 'A', 'B', 'A']);
+  });
+});

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import {
   activeName,
@@ -9,8 +10,10 @@ import {
   doneCheckedName,
   encodeKey,
   encodeType,
+  groupTag,
   heldBaseName,
   hostToken,
+  idGroupTag,
   isActiveNameOf,
   isDelayedNameOf,
   isDoneCheckedNameOf,
@@ -32,9 +35,12 @@ import {
   parseOwner,
   parseTmpName,
   replacementName,
+  scheduledJobId,
+  scheduleUnique,
   scratchClockName,
   setAsideName,
   TOTALS_BASE,
+  untaggedUnique,
 } from '../dist/store/names.js';
 
 describe('the name codec', () => {
@@ -242,5 +248,62 @@ describe('the name codec', () => {
     expect(hostToken('db-01.example.com')).toBe('db-01');
     expect(hostToken('weird_host name')).toBe('weird-host-name');
     expect(hostToken('')).toBe('host');
+  });
+});
+
+describe('group tags in ids', () => {
+  it('groupTag is 10 of [a-z0-9], the first base-36 digits of the SHA-256 of the group, the same everywhere', () => {
+    for (const group of ['tenant-42', 'ünïcode ✓', 'x'.repeat(256), 'a']) {
+      const tag = groupTag(group);
+      expect(tag).toMatch(/^[a-z0-9]{10}$/);
+      const digits = BigInt(`0x${createHash('sha256').update(group).digest('hex')}`)
+        .toString(36)
+        .padStart(50, '0');
+      expect(tag).toBe(digits.slice(0, 10));
+    }
+    expect(groupTag('tenant-42')).toBe('65q4sbkgzp'); // as FORMAT.md, "Groups", shows it
+    expect(groupTag('tenant-42')).not.toBe(groupTag('tenant-43'));
+  });
+
+  it('NameMaker ends the unique part with G and the tag, for ready and delayed ids; parseId still reads them', () => {
+    const maker = new NameMaker('web1', 4242);
+    const tag = groupTag('tenant-42');
+    const ready = maker.id(50, 'send', undefined, tag);
+    const due = maker.id(7, encodeType('mail/out'), 1_800_000_000_000_000, tag);
+    for (const id of [ready, due]) {
+      expect(parseId(id)?.unique).toMatch(new RegExp(`^[a-z0-9]+G${tag}$`));
+      expect(parseId(id)!.unique.length).toBeLessThanOrEqual(32);
+      expect(idGroupTag(id)).toBe(tag);
+    }
+    expect(parseId(due)).toMatchObject({ priority: 7, type: 'mail/out', enqueuedUs: 1_800_000_000_000_000 });
+    expect(idGroupTag(maker.id(50, 'send'))).toBe('');
+    expect(idGroupTag(maker.id(50, 'send', 1_800_000_000_000_000))).toBe('');
+  });
+
+  it("a hand-written id without a tag has the tag '', and only G plus exactly 10 of [a-z0-9] at the end is one", () => {
+    const at = (unique: string): string => `50-1763830000000000-${unique}.send`;
+    expect(idGroupTag(at('k3j9x0'))).toBe('');
+    expect(idGroupTag(at('myscript4242'))).toBe('');
+    expect(idGroupTag(at('abcG0123456789'))).toBe('0123456789');
+    expect(idGroupTag(at('G0123456789'))).toBe('0123456789');
+    expect(idGroupTag(at('abcG012345678'))).toBe(''); // 9 after G
+    expect(idGroupTag(at('abcg0123456789'))).toBe(''); // lower-case g
+    expect(idGroupTag(at('abcG01234567A9'))).toBe(''); // upper case in the tag
+    expect(idGroupTag(at('abcH0123456789'))).toBe('');
+    expect(idGroupTag(`${at('abcG0123456789')}.bak`)).toBe('0123456789'); // the type may hold dots
+    expect(idGroupTag('50-1763830000000000-aG0123456789.a.b')).toBe('0123456789');
+    expect(untaggedUnique('s0123456789abcdefghijG0123456789')).toBe('s0123456789abcdefghij');
+    expect(untaggedUnique('s0123456789abcdefghij')).toBe('s0123456789abcdefghij');
+    expect(untaggedUnique('G0123456789')).toBe('G0123456789');
+  });
+
+  it("a schedule's job id takes the tag too, and stays a valid id (32 characters of unique)", () => {
+    const id = scheduledJobId('nightly', 50, 'report', 1_800_000_000_000_000, groupTag('t'));
+    expect(parseId(id)?.unique).toBe(`${scheduleUnique('nightly')}G${groupTag('t')}`);
+    expect(parseId(id)!.unique).toHaveLength(32);
+    expect(idGroupTag(id)).toBe(groupTag('t'));
+    expect(scheduledJobId('nightly', 50, 'report', 1_800_000_000_000_000)).toBe(
+      `50-1800000000000000-${scheduleUnique('nightly')}.report`,
+    );
   });
 });

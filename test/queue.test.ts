@@ -31,7 +31,7 @@ describe('Queue.open', () => {
     ]);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({
       format: 'dirqueue',
-      version: '1.1',
+      version: '1.2',
     });
     await q.close();
   });

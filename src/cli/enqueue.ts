@@ -47,6 +47,8 @@ Options:
                  or the library's object as JSON:
                  '{"type":"exponential","delay":1000,"max":60000}'
                  (default: the queue's, exponential from 1s)
+  --group G      the job's group (a tenant, a user): among ready jobs of one
+                 type and priority, groups take turns (1 to 256 characters)
   --key K        a unique key: while a job with key K waits or runs, print
                  its id instead of adding another (a note says so on stderr)
   --file PATH    a raw payload: the bytes of PATH ("-": stdin) instead of JSON
@@ -61,6 +63,7 @@ Examples:
   echo '{"to":"b@example.com"}' | dirq enqueue /var/spool/mail-out send - --delay 5m
   dirq enqueue /var/spool/mail-out report '{}' --at 2026-12-01T06:00:00Z --key monthly-2026-12
   dirq enqueue /var/spool/thumbs resize --file photo.jpg
+  dirq enqueue /var/spool/thumbs resize '{"src":"a.png"}' --group tenant-42
   jq -c '.[]' recipients.json | dirq enqueue /var/spool/mail-out send --jsonl -
 `,
   async run(args) {
@@ -75,6 +78,7 @@ Examples:
         timeout: { type: 'string' },
         backoff: { type: 'string' },
         key: { type: 'string' },
+        group: { type: 'string' },
         file: { type: 'string' },
         jsonl: { type: 'string' },
         json: { type: 'boolean' },
@@ -102,6 +106,7 @@ Examples:
     if (values.timeout !== undefined) options.timeout = parseDuration(values.timeout, '--timeout');
     if (values.backoff !== undefined) options.backoff = parseBackoff(values.backoff);
     if (values.key !== undefined) options.key = values.key;
+    if (values.group !== undefined) options.group = values.group;
     encodeType(type);
     resolveEnqueueOptions(options);
     const json = values.json === true;

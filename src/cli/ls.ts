@@ -26,7 +26,8 @@ List the jobs in one state of the queue in DIR, in the order they run
 (priority, then the time they became ready). STATE is one of
 ${STATES.join(', ')}; the default is queue.
 
-Columns: ID (the file name in queue/), TYPE, PRI (0..99, lower runs first),
+Columns: ID (the file name in queue/), TYPE, GROUP (only when a listed job
+has one: enqueue --group), PRI (0..99, lower runs first),
 AGE (since it was enqueued), ATTEMPTS (made/allowed in this round: a retry
 with dirq retry starts a new round), RUNS (only when a listed job was
 retried: its runs that ended, over every round), and per state: DUE IN
@@ -146,6 +147,12 @@ function render(state: State, jobs: readonly JobInfo[], now: number): string {
     headers.splice(5, 0, 'RUNS');
     align.splice(5, 0, 'right');
   }
+  // GROUP only when a listed job has one: a queue without groups lists as before
+  const grouped = jobs.some((job) => job.group !== undefined);
+  if (grouped) {
+    headers.splice(2, 0, 'GROUP');
+    align.splice(2, 0, 'left');
+  }
   // RESULT only when a listed done/ job is torn: otherwise every job in done/ succeeded and it would say so each row
   const torn = jobs.some((job) => job.torn !== undefined);
   if (torn) {
@@ -161,6 +168,7 @@ function render(state: State, jobs: readonly JobInfo[], now: number): string {
       `${job.attemptsSinceRetry}/${job.attempts}`,
     ];
     if (runs) row.push(String(job.runs));
+    if (grouped) row.splice(2, 0, job.group ?? '-');
     if (extra !== undefined) row.push(extra.cell(job, now));
     if (torn) row.push(job.torn === undefined ? 'ok' : 'torn');
     return row;

@@ -41,6 +41,8 @@ Options:
   --attempts N       the jobs' attempts (default: the queue's)
   --timeout DUR      the jobs' timeout
   --backoff B        the jobs' backoff, as in dirq enqueue
+  --group G          the jobs' group, as in dirq enqueue: they take turns with
+                     other groups' jobs of the type
   --paused           make no jobs until replaced without --paused
   --json             print the schedule as dirq schedules --json shows one
   --debug            print the stack trace of an error
@@ -68,6 +70,7 @@ Examples:
         attempts: { type: 'string' },
         timeout: { type: 'string' },
         backoff: { type: 'string' },
+        group: { type: 'string' },
         paused: { type: 'boolean' },
         json: { type: 'boolean' },
       },
@@ -92,6 +95,7 @@ Examples:
     if (values.attempts !== undefined) spec.attempts = parseInteger(values.attempts, '--attempts');
     if (values.timeout !== undefined) spec.timeout = parseDuration(values.timeout, '--timeout');
     if (values.backoff !== undefined) spec.backoff = parseBackoff(values.backoff);
+    if (values.group !== undefined) spec.group = values.group;
     if (values.paused === true) spec.paused = true;
     const info = await withQueue(dir, (q) => q.schedule(name, spec));
     if (values.json === true) printJson(scheduleJson(info));

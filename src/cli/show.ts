@@ -22,7 +22,7 @@ Options:
              runs, retries, createdAt, readyAt, runAt, claim, claimedAt,
              result, torn (done/: why its result is not proven), error,
              errors, invalid, schedule ({"name", "at"}: the schedule and slot
-             that made it), history, path (README, "JSON output")
+             that made it), group (enqueue --group), history, path (README, "JSON output")
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -55,6 +55,7 @@ function render(job: JobInfo, now: number): string {
     ['ATTEMPTS', attemptsText(job)],
   ];
   if (job.createdAt !== undefined) rows.push(['CREATED', when(job.createdAt)]);
+  if (job.group !== undefined) rows.push(['GROUP', job.group]);
   if (job.schedule !== undefined) rows.push(['SCHEDULE', `${job.schedule.name}, the slot of ${job.schedule.at}`]);
   rows.push(['READY', when(job.readyAt)]);
   if (job.runAt !== undefined) rows.push(['RUNS AT', when(job.runAt)]);

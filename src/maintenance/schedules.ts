@@ -37,12 +37,14 @@ import { isDeadHere, readHeartbeat } from '../store/liveness.js';
 import {
   cursorName,
   encodeType,
+  groupTag,
   parseId,
   parseSlotTmpName,
   PRIORITY_DEFAULT,
   scheduledJobId,
   scheduleUnique,
   slotTmpName,
+  untaggedUnique,
 } from '../store/names.js';
 import { lexists } from '../store/locate.js';
 import {
@@ -195,13 +197,15 @@ async function makeSlot(
   const { layout } = ctx;
   const spec = slots.spec;
   const slotUs = slotMs * 1000;
-  const id = scheduledJobId(name, spec.priority ?? PRIORITY_DEFAULT, encodeType(spec.type), slotUs);
+  const tag = spec.group === undefined ? undefined : groupTag(spec.group);
+  const id = scheduledJobId(name, spec.priority ?? PRIORITY_DEFAULT, encodeType(spec.type), slotUs, tag);
   const envelope: Envelope = { type: spec.type };
   if (spec.data !== undefined) envelope.data = spec.data;
   envelope.created = new Date().toISOString();
   if (spec.attempts !== undefined) envelope.attempts = spec.attempts;
   if (spec.backoff !== undefined) envelope.backoff = spec.backoff;
   if (spec.timeout !== undefined) envelope.timeout = spec.timeout;
+  if (spec.group !== undefined) envelope.group = spec.group;
   envelope.schedule = { name, at: new Date(slotMs).toISOString() };
   const tmp = layout.file('tmp', slotTmpName(ctx.owner, id));
   ctx.beforeTake?.();
@@ -253,7 +257,7 @@ function finish(ctx: ScheduleContext, pending: Cursor, id: string | undefined, m
       const slot = parseSlotTmpName(file);
       if (slot?.owner !== maker) return false;
       const parsed = parseId(slot.id);
-      return parsed?.unique === unique && parsed.enqueuedUs === pending.slotUs;
+      return parsed !== undefined && untaggedUnique(parsed.unique) === unique && parsed.enqueuedUs === pending.slotUs;
     });
     id = tmpName === undefined ? undefined : parseSlotTmpName(tmpName)!.id;
   }

@@ -364,6 +364,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       priority: job.priority,
     };
     if (job.schedule !== undefined) fields.schedule = job.schedule;
+    if (job.group !== undefined) fields.group = job.group;
     if (typeof this.options.processor === 'function') {
       run.controller = new AbortController();
       this.#inProcess++;

@@ -20,6 +20,8 @@ export interface ProcessorJob<Data = unknown> {
   priority: number;
   /** A job made by a schedule: the schedule's name and the slot (ISO 8601) this run is for. */
   schedule?: { name: string; at: string };
+  /** The group the job was enqueued with (enqueue's `group`), if any. */
+  group?: string;
   /** Fires when the job times out or the pool shuts down: stop work and return or throw. */
   signal: AbortSignal;
   /** Record progress (any JSON value) in the job file. */

@@ -16,6 +16,8 @@ export interface JobFields {
   priority: number;
   /** A job made by a schedule: its name and slot. */
   schedule?: { name: string; at: string };
+  /** The job's group (enqueue's `group`). */
+  group?: string;
 }
 
 /** Messages from the pool to a thread. */

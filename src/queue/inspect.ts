@@ -4,7 +4,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseJobFile, payloadOf, scheduleOf, tornReason, type JobEvent, type ScheduleRef } from '../store/envelope.js';
+import {
+  groupOf,
+  parseJobFile,
+  payloadOf,
+  scheduleOf,
+  tornReason,
+  type JobEvent,
+  type ScheduleRef,
+} from '../store/envelope.js';
 import { DirQueueError, type RecordedError } from '../store/errors.js';
 import { listDir, readJobFile } from '../store/files.js';
 import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from '../store/layout.js';
@@ -58,6 +66,8 @@ export interface JobInfo {
   invalid?: string;
   /** A job made by a schedule: its name and the slot (ISO 8601) it ran for. */
   schedule?: ScheduleRef;
+  /** The group the job was enqueued with (enqueue's `group`). */
+  group?: string;
   /** Everything appended to the job file after its envelope. */
   history: JobEvent[];
   /** The file's path when it was read. */
@@ -117,6 +127,8 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
   if (record.envelope.created !== undefined) info.createdAt = new Date(record.envelope.created);
   const schedule = scheduleOf(record.envelope);
   if (schedule !== undefined) info.schedule = schedule;
+  const group = groupOf(record.envelope);
+  if (group !== undefined) info.group = group;
   if (state === 'done') {
     const torn = tornReason(read.text, record);
     if (torn !== undefined) info.torn = torn;

@@ -14,6 +14,7 @@ import {
   encodeEvent,
   parseJobFile,
   payloadOf,
+  groupOf,
   scheduleOf,
   type BackoffSpec,
   type JobRecord,
@@ -75,6 +76,8 @@ export class Job<Data = unknown> {
   readonly createdAt: Date | undefined;
   /** A job made by a schedule: its name and the slot (ISO 8601) it runs for. */
   readonly schedule: ScheduleRef | undefined;
+  /** The group the job was enqueued with (enqueue's `group`), if any. */
+  readonly group: string | undefined;
   #host: JobHost;
   #record: JobRecord;
   #activePath: string;
@@ -115,6 +118,7 @@ export class Job<Data = unknown> {
     this.claim = claim;
     this.createdAt = envelope.created === undefined ? undefined : new Date(envelope.created);
     this.schedule = scheduleOf(envelope);
+    this.group = groupOf(envelope);
   }
 
   /**

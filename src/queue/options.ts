@@ -5,7 +5,7 @@
 import { DirQueueError, type RecordedError } from '../store/errors.js';
 import type { BackoffSpec } from '../store/envelope.js';
 import { parseMode } from '../store/layout.js';
-import { describe, encodeKey, isId, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN } from '../store/names.js';
+import { checkGroup, describe, encodeKey, isId, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN } from '../store/names.js';
 import { checkBoolean, checkInteger, checkKnown, checkMs, dropUndefined } from '../store/option-checks.js';
 import { sweepDefaults } from '../maintenance/sweep.js';
 
@@ -178,6 +178,13 @@ export interface EnqueueOptions {
    * When `keyFrom` is not running or does not hold the key, `key` acts as usual.
    */
   keyFrom?: string;
+  /**
+   * The group the job belongs to (a tenant, a user): among the ready jobs of
+   * one type and priority, groups take turns (round robin), so one group's
+   * backlog does not hold back another's jobs. 1 to 256 characters.
+   * @default undefined (no group: the jobs of no group take turns as one group)
+   */
+  group?: string;
 }
 
 export interface ResolvedEnqueueOptions {
@@ -189,6 +196,7 @@ export interface ResolvedEnqueueOptions {
   timeout: number | undefined;
   key: string | undefined;
   keyFrom: string | undefined;
+  group: string | undefined;
 }
 
 const ENQUEUE_OPTIONS = Object.freeze([
@@ -200,6 +208,7 @@ const ENQUEUE_OPTIONS = Object.freeze([
   'timeout',
   'key',
   'keyFrom',
+  'group',
 ] as const) satisfies readonly (keyof EnqueueOptions)[];
 
 export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.now()): ResolvedEnqueueOptions {
@@ -250,6 +259,7 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
     timeout: options.timeout,
     key: options.key,
     keyFrom: options.keyFrom,
+    group: options.group === undefined ? undefined : checkGroup(options.group),
   };
 }
 

@@ -29,8 +29,23 @@
  * became ready, the time `readyUs` gives (the file's mtime, which retry sets),
  * under a rank key: the id with that time in place of its own. Buckets hold
  * keys; `#early` maps the keys that are not ids back to their ids.
+ *
+ * Groups (enqueue's `group`; the id carries the group's tag, names.ts
+ * idGroupTag): within a bucket each group has its own FIFO (the jobs of no
+ * group are the group ''), and the groups with ready jobs take turns in a
+ * rotation: take() serves the head of the front group, then moves that group
+ * to the back if it still has jobs. So among the jobs of one type and one
+ * priority, a group's backlog delays another group's next job by at most one
+ * turn of each group with jobs, however long the backlogs. The head of a
+ * bucket, which ranks it against the other priorities and types (ageing
+ * above), is the head of its front group; a bucket of one group (no groups at
+ * all) is the plain FIFO it always was. A group can be parked (group
+ * concurrency, the limits' code): it leaves the rotation lazily (its entry is
+ * dropped when it reaches the front, once) and comes back at the back when it
+ * is unparked, so a parked group costs takes nothing. A take is O(1)
+ * amortised in the number of jobs and of groups.
  */
-import { idEncodedType, idEnqueuedUs, idPriority, nowUs, withEnqueuedUs } from '../store/names.js';
+import { idEncodedType, idEnqueuedUs, idGroupTag, idPriority, nowUs, withEnqueuedUs } from '../store/names.js';
 
 /**
  * How far ahead of this clock an id's time must be for its job to count as
@@ -43,14 +58,28 @@ import { idEncodedType, idEnqueuedUs, idPriority, nowUs, withEnqueuedUs } from '
  */
 const EARLY_MARGIN_US = 5_000_000;
 
-interface Bucket {
+/** The ready keys of one group in one bucket, in byte order (= enqueue time); items[head] is the next. */
+interface Fifo {
   items: string[];
   head: number;
+  /** Whether its bucket's rotation holds an entry for it (a parked group's stays until it reaches the front). */
+  queued: boolean;
+  /** Skipped by take() until unparked (ReadyIndex.park). */
+  parked: boolean;
+}
+
+/** The ready jobs of one type and one priority. */
+interface Bucket {
+  /** The groups with keys in this bucket, by tag ('' for the jobs of no group). */
+  fifos: Map<string, Fifo>;
+  /** The groups taking turns: rotation[turn] is served next; slots before turn are spent. */
+  rotation: (Fifo | undefined)[];
+  turn: number;
 }
 
 interface TypeIndex {
   buckets: (Bucket | undefined)[];
-  /** Non-empty priorities, ascending. */
+  /** Priorities whose bucket has keys, ascending. */
   priorities: number[];
 }
 
@@ -58,6 +87,8 @@ export class ReadyIndex {
   #known = new Set<string>();
   #types = new Map<string, TypeIndex>();
   #early = new Map<string, string>();
+  /** Encoded type -> the tags of its parked groups; kept across reset() and while the type has no ready job. */
+  #parked = new Map<string, Set<string>>();
   #agingStepUs: number;
   #clock: () => number;
   #readyUs: ((id: string) => number | undefined) | undefined;
@@ -85,17 +116,21 @@ export class ReadyIndex {
     this.#known.delete(id);
   }
 
-  /** Add a valid job id (callers check with names.isId). Returns false if it was known. */
+  /**
+   * Add a valid job id (callers check with names.isId). Returns false if it was known.
+   * An id put back after a claim took it (the claim could not run it) goes back to the head of its group's FIFO.
+   */
   add(id: string): boolean {
     if (this.#known.has(id)) return false;
     this.#known.add(id);
     const key = this.#keyOf(id);
-    const bucket = this.#bucketFor(key);
-    const { items } = bucket;
-    if (items.length === bucket.head || items[items.length - 1]! < key) {
+    const fifo = this.#fifoFor(key);
+    if (fifo === undefined) return true; // a new group's FIFO, made holding it
+    const { items } = fifo;
+    if (items.length === fifo.head || items[items.length - 1]! < key) {
       items.push(key);
     } else {
-      let lo = bucket.head;
+      let lo = fifo.head;
       let hi = items.length;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
@@ -107,13 +142,23 @@ export class ReadyIndex {
     return true;
   }
 
-  /** Replace the contents with `ids` (a rescan of queue/). */
+  /** Replace the contents with `ids` (a rescan of queue/). Parked groups stay parked. */
   reset(ids: Iterable<string>): void {
     this.#known = new Set(ids);
     this.#types.clear();
     this.#early.clear();
-    for (const id of this.#known) this.#bucketFor(id).items.push(this.#keyOf(id));
-    for (const index of this.#types.values()) for (const p of index.priorities) index.buckets[p]!.items.sort(byteOrder);
+    for (const id of this.#known) {
+      const key = this.#keyOf(id);
+      this.#fifoFor(key)?.items.push(key);
+    }
+    for (const index of this.#types.values()) {
+      for (const p of index.priorities) {
+        const bucket = index.buckets[p]!;
+        for (const fifo of bucket.fifos.values()) fifo.items.sort(byteOrder);
+        // the groups take turns from the one whose head is the oldest
+        if (bucket.rotation.length > 1) bucket.rotation.sort((a, b) => byteOrder(a!.items[0]!, b!.items[0]!));
+      }
+    }
   }
 
   /**
@@ -160,8 +205,51 @@ export class ReadyIndex {
     if (best === undefined || bestIndex === undefined) return undefined;
     const id = this.#early.get(best) ?? best;
     this.#known.delete(id);
-    this.#removeHead(bestType, bestIndex, idPriority(best));
+    this.#served(bestType, bestIndex, idPriority(best));
     return id;
+  }
+
+  /**
+   * Skip the jobs of group `tag` (names.groupTag; '' for the jobs of no group) of `encodedType` in take()
+   * until unpark: its FIFOs leave the rotation, and its jobs stay known (size counts them).
+   */
+  park(encodedType: string, tag: string): void {
+    let tags = this.#parked.get(encodedType);
+    if (tags === undefined) {
+      tags = new Set();
+      this.#parked.set(encodedType, tags);
+    }
+    if (tags.has(tag)) return;
+    tags.add(tag);
+    const index = this.#types.get(encodedType);
+    if (index === undefined) return;
+    for (const p of index.priorities) {
+      const fifo = index.buckets[p]!.fifos.get(tag);
+      if (fifo !== undefined) fifo.parked = true; // its rotation entry is dropped when it reaches the front
+    }
+  }
+
+  /** Take turns again for group `tag` of `encodedType` (every parked group of the type when undefined), from the back. */
+  unpark(encodedType: string, tag?: string): void {
+    const tags = this.#parked.get(encodedType);
+    if (tags === undefined) return;
+    const unparked = tag === undefined ? [...tags] : tags.has(tag) ? [tag] : [];
+    for (const t of unparked) tags.delete(t);
+    if (tags.size === 0) this.#parked.delete(encodedType);
+    const index = this.#types.get(encodedType);
+    if (index === undefined) return;
+    for (const t of unparked) {
+      for (const p of index.priorities) {
+        const bucket = index.buckets[p]!;
+        const fifo = bucket.fifos.get(t);
+        if (fifo === undefined) continue;
+        fifo.parked = false;
+        if (!fifo.queued) {
+          bucket.rotation.push(fifo);
+          fifo.queued = true;
+        }
+      }
+    }
   }
 
   /** The rank key of a new id: itself, unless it was made ready before its time. */
@@ -175,52 +263,103 @@ export class ReadyIndex {
     return key;
   }
 
-  /** The first known key of a bucket, dropping forgotten ones on the way; undefined when it empties. */
+  /**
+   * The first known key of the front group of a bucket, dropping forgotten keys, emptied groups and parked
+   * groups' entries on the way; undefined when no group may be served (the bucket emptied, or every group is parked).
+   */
   #head(type: string, index: TypeIndex, p: number): string | undefined {
     const bucket = index.buckets[p]!;
     for (;;) {
-      const key = bucket.items[bucket.head]!;
+      const fifo = bucket.rotation[bucket.turn];
+      if (fifo === undefined) return undefined; // no group takes turns: all of them are parked
+      if (fifo.parked) {
+        fifo.queued = false;
+        this.#nextTurn(bucket);
+        continue;
+      }
+      const key = fifo.items[fifo.head]!;
       if (this.#known.has(this.#early.get(key) ?? key)) return key;
-      this.#removeHead(type, index, p);
-      if (index.buckets[p]!.items.length === 0) return undefined;
+      if (!this.#dropHead(type, index, p, bucket, fifo)) return undefined;
     }
   }
 
-  #bucketFor(id: string): Bucket {
-    const type = idEncodedType(id);
+  /** The front group's head was taken: drop it, and move the group to the back of the rotation if it has more. */
+  #served(type: string, index: TypeIndex, p: number): void {
+    const bucket = index.buckets[p]!;
+    const fifo = bucket.rotation[bucket.turn]!;
+    if (!this.#dropHead(type, index, p, bucket, fifo)) return;
+    if (bucket.rotation[bucket.turn] === fifo && bucket.rotation.length - bucket.turn > 1) {
+      this.#nextTurn(bucket);
+      bucket.rotation.push(fifo);
+    }
+  }
+
+  /**
+   * Remove the head key of `fifo`, the front group; a group left empty leaves the bucket and the rotation.
+   * Returns false when the bucket emptied (it no longer counts among the type's priorities).
+   */
+  #dropHead(type: string, index: TypeIndex, p: number, bucket: Bucket, fifo: Fifo): boolean {
+    const key = fifo.items[fifo.head]!;
+    this.#early.delete(key);
+    fifo.items[fifo.head++] = '';
+    if (fifo.head < fifo.items.length) {
+      if (fifo.head > 1024 && fifo.head * 2 > fifo.items.length) {
+        fifo.items = fifo.items.slice(fifo.head);
+        fifo.head = 0;
+      }
+      return true;
+    }
+    bucket.fifos.delete(idGroupTag(key)); // its tag, not kept in the FIFO: 8 bytes a group
+    fifo.queued = false;
+    this.#nextTurn(bucket);
+    if (bucket.fifos.size > 0) return true;
+    index.buckets[p] = undefined;
+    index.priorities.splice(index.priorities.indexOf(p), 1);
+    if (index.priorities.length === 0) this.#types.delete(type);
+    return false;
+  }
+
+  /** Spend the front slot of the rotation. */
+  #nextTurn(bucket: Bucket): void {
+    const { rotation } = bucket;
+    rotation[bucket.turn++] = undefined;
+    if (bucket.turn === rotation.length) {
+      bucket.rotation = [];
+      bucket.turn = 0;
+    } else if (bucket.turn > 1024 && bucket.turn * 2 > rotation.length) {
+      bucket.rotation = rotation.slice(bucket.turn);
+      bucket.turn = 0;
+    }
+  }
+
+  /**
+   * The FIFO of the group of `key`; undefined when the group had none and one was made holding just `key` (at
+   * the back of the rotation, unless the group is parked). Made with room for one key, not the 17 a push onto an
+   * empty array reserves: with 10,000 groups of one job each that is 130 of the bytes per waiting job.
+   */
+  #fifoFor(key: string): Fifo | undefined {
+    const type = idEncodedType(key);
     let index = this.#types.get(type);
     if (index === undefined) {
       index = { buckets: [], priorities: [] };
       this.#types.set(type, index);
     }
-    const p = idPriority(id);
+    const p = idPriority(key);
     let bucket = index.buckets[p];
-    if (bucket === undefined || bucket.items.length === bucket.head) {
-      if (bucket === undefined) {
-        bucket = { items: [], head: 0 };
-        index.buckets[p] = bucket;
-      }
-      if (!index.priorities.includes(p)) {
-        index.priorities.push(p);
-        index.priorities.sort((a, b) => a - b);
-      }
+    if (bucket === undefined) {
+      bucket = { fifos: new Map(), rotation: [], turn: 0 };
+      index.buckets[p] = bucket;
+      index.priorities.push(p);
+      if (index.priorities.length > 1) index.priorities.sort((a, b) => a - b);
     }
-    return bucket;
-  }
-
-  #removeHead(type: string, index: TypeIndex, p: number): void {
-    const bucket = index.buckets[p]!;
-    this.#early.delete(bucket.items[bucket.head]!);
-    bucket.items[bucket.head++] = '';
-    if (bucket.head === bucket.items.length) {
-      bucket.items = [];
-      bucket.head = 0;
-      index.priorities.splice(index.priorities.indexOf(p), 1);
-      if (index.priorities.length === 0) this.#types.delete(type);
-    } else if (bucket.head > 1024 && bucket.head * 2 > bucket.items.length) {
-      bucket.items = bucket.items.slice(bucket.head);
-      bucket.head = 0;
-    }
+    const tag = idGroupTag(key);
+    const fifo = bucket.fifos.get(tag);
+    if (fifo !== undefined) return fifo;
+    const parked = this.#parked.get(type)?.has(tag) === true;
+    const made: Fifo = { items: [key], head: 0, queued: !parked, parked };
+    bucket.fifos.set(tag, made);
+    if (!parked) bucket.rotation.push(made);
+    return undefined;
   }
 }
 

@@ -10,7 +10,7 @@ import { DirQueueError } from '../store/errors.js';
 import { listDir } from '../store/files.js';
 import type { Layout, State } from '../store/layout.js';
 import { locate } from '../store/locate.js';
-import { parseId, scheduleUnique } from '../store/names.js';
+import { parseId, scheduleUnique, untaggedUnique } from '../store/names.js';
 import {
   createCursor,
   cursorFloorMs,
@@ -148,7 +148,7 @@ function lastSuccesses(layout: Layout, byUnique: Map<string, string>): Map<strin
     const dash = id.indexOf('-s', 19); // the unique part of a scheduled job's id starts with "s"
     if (dash !== 19) continue;
     const parsed = parseId(id);
-    const name = parsed === undefined ? undefined : byUnique.get(parsed.unique);
+    const name = parsed === undefined ? undefined : byUnique.get(untaggedUnique(parsed.unique));
     if (parsed === undefined || name === undefined) continue;
     const was = latest.get(name);
     if (was === undefined || parsed.enqueuedUs > was.slotUs) latest.set(name, { slotUs: parsed.enqueuedUs, id });

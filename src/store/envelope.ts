@@ -28,6 +28,8 @@ export interface Envelope {
   key?: string;
   /** A job made by a schedule: the schedule's name and the slot (ISO 8601) it runs for. */
   schedule?: ScheduleRef;
+  /** The group the job takes turns with (round robin between the groups of one type and priority). */
+  group?: string;
 }
 
 /** Which schedule made a job, and for which slot. */
@@ -43,6 +45,11 @@ export function scheduleOf(envelope: Envelope): ScheduleRef | undefined {
   if (s === null || typeof s !== 'object') return undefined;
   const { name, at } = s as Record<string, unknown>;
   return typeof name === 'string' && typeof at === 'string' ? { name, at } : undefined;
+}
+
+/** The envelope's `group`, when it is a string (a hand-written one of another kind is ignored). */
+export function groupOf(envelope: Envelope): string | undefined {
+  return typeof envelope.group === 'string' ? envelope.group : undefined;
 }
 
 export type RevokeReason = 'crashed' | 'timeout' | 'stalled';

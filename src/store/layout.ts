@@ -20,7 +20,7 @@ export const DIRS = ['tmp', ...STATES, 'workers', 'keys', 'schedules'] as const;
 export type Dir = (typeof DIRS)[number];
 
 export const FORMAT_MAJOR = 1;
-export const FORMAT_MINOR = 1;
+export const FORMAT_MINOR = 2;
 export const SETTINGS_FILE = 'dirqueue.json';
 /** A settings file is a few hundred bytes: anything much larger is not one. */
 const SETTINGS_MAX_BYTES = 64 * 1024;

@@ -3,6 +3,7 @@
  * queue directory (FORMAT.md, "File names"). Everything else asks it.
  *
  *   job id        PP-TTTTTTTTTTTTTTTT-UNIQUE.TYPE     queue/, done/, failed/
+ *                 (a grouped job's UNIQUE ends with its group tag: G and 10 of [a-z0-9])
  *   delayed name  DDDDDDDDDDDDDDDD~ID                 delayed/ (D: due time)
  *   active name   ID@CLAIM                            active/
  *   claim token   HOST.PID.NONCE.SEQ
@@ -159,6 +160,76 @@ export const idEnqueuedUs = (id: string): number => Number(id.slice(3, 19));
 export const idEncodedType = (id: string): string => id.slice(id.indexOf('.', 20) + 1);
 /** `id` with its time replaced by `us`: the rank of a job made ready at another time than its id says (ready-index.ts). */
 export const withEnqueuedUs = (id: string, us: number): string => `${id.slice(0, 3)}${pad16(us)}${id.slice(19)}`;
+
+// Groups (FORMAT.md, "Groups"): a grouped job's id ends its UNIQUE part with the group tag, G and 10
+// of [a-z0-9], so that the claim index knows a job's group from its name alone. NameMaker's nonce and
+// counters are lower-case, so an upper-case G followed by exactly 10 of [a-z0-9] at the end of UNIQUE
+// is a tag; a reader that does not know tags sees a valid id and runs the job in plain FIFO order.
+
+/** Longest group name, in characters (UTF-16 code units, as String.length counts). */
+export const GROUP_MAX = 256;
+const TAG_LENGTH = 10;
+/** 'G' */
+const TAG_MARK = 71;
+/** The unique part of a grouped id: the base, then G and the tag. */
+const TAG_SUFFIX = TAG_LENGTH + 1;
+
+/** Throws EBADOPTION unless `group` is a group name: a non-empty, well-formed string of at most GROUP_MAX characters. */
+export function checkGroup(group: unknown): string {
+  if (typeof group !== 'string' || group.length === 0 || group.length > GROUP_MAX || /\p{Cs}/u.test(group)) {
+    const why =
+      typeof group !== 'string'
+        ? `a string, got ${describe(group)}`
+        : group.length === 0
+          ? 'a non-empty string, got ""'
+          : group.length > GROUP_MAX
+            ? `at most ${GROUP_MAX} characters, got ${group.length}`
+            : `well-formed text, got a string with a lone surrogate: ${describe(group)}`;
+    throw new DirQueueError(
+      'EBADOPTION',
+      `group must be ${why} (a group names who the job is for, such as a tenant: { group: 'tenant-42' })`,
+    );
+  }
+  return group;
+}
+
+/**
+ * The tag of `group` in job ids: the first 10 digits of the SHA-256 of the group (UTF-8) read as a
+ * 256-bit big-endian number, written in base 36 (0-9a-z) zero-padded to 50 digits. Two groups may
+ * share a tag (about one pair in 10^13 among 10,000 groups): their jobs then take turns as one group.
+ */
+export function groupTag(group: string): string {
+  const digest = createHash('sha256').update(group, 'utf8').digest('hex');
+  return BigInt(`0x${digest}`).toString(36).padStart(50, '0').slice(0, TAG_LENGTH);
+}
+
+/** The group tag of an id (or of a rank key, withEnqueuedUs), or '' when it has none; without a regex, for the claim index. */
+export function idGroupTag(id: string): string {
+  return tagBefore(id, 20, id.indexOf('.', 20));
+}
+
+/** The unique part of an id without its group tag: what names a schedule's jobs (scheduleUnique). */
+export function untaggedUnique(unique: string): string {
+  return unique.length > TAG_SUFFIX && tagBefore(unique, 0, unique.length) !== ''
+    ? unique.slice(0, -TAG_SUFFIX)
+    : unique;
+}
+
+/** The tag that ends the unique part text[from, end), or ''. */
+function tagBefore(text: string, from: number, end: number): string {
+  const start = end - TAG_LENGTH;
+  if (end - from < TAG_SUFFIX || text.charCodeAt(start - 1) !== TAG_MARK) return '';
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 122))) return '';
+  }
+  return text.slice(start, end);
+}
+
+/** The suffix of UNIQUE that carries `tag` (groupTag), '' for none. */
+function tagSuffix(tag: string | undefined): string {
+  return tag === undefined || tag === '' ? '' : `G${tag}`;
+}
 
 export function delayedName(dueUs: number, id: string): string {
   return `${pad16(dueUs)}~${id}`;
@@ -521,9 +592,15 @@ export function scheduleUnique(name: string): string {
     .slice(-20)}`;
 }
 
-/** The id of schedule `name`'s job for the slot at `slotUs`: the slot is its ready time. */
-export function scheduledJobId(name: string, priority: number, encodedType: string, slotUs: number): string {
-  return `${String(priority).padStart(2, '0')}-${pad16(slotUs)}-${scheduleUnique(name)}.${encodedType}`;
+/** The id of schedule `name`'s job for the slot at `slotUs`: the slot is its ready time; `tag`: its group's (groupTag). */
+export function scheduledJobId(
+  name: string,
+  priority: number,
+  encodedType: string,
+  slotUs: number,
+  tag?: string,
+): string {
+  return `${String(priority).padStart(2, '0')}-${pad16(slotUs)}-${scheduleUnique(name)}${tagSuffix(tag)}.${encodedType}`;
 }
 
 function pad16(us: number): string {
@@ -593,9 +670,10 @@ export class NameMaker {
    * time may share its time with any other id of this maker, so its unique
    * part is the nonce plus a counter, longer than the plain nonce of the ids
    * made for now: the two kinds never collide, and ids due at the same
-   * microsecond keep the order they were made in.
+   * microsecond keep the order they were made in. `tag`: the job's group
+   * tag (groupTag), which ends the unique part as G and the tag.
    */
-  id(priority: number, encodedType: string, dueUs?: number): string {
+  id(priority: number, encodedType: string, dueUs?: number, tag?: string): string {
     let unique = this.#nonce;
     let us: number;
     if (dueUs === undefined) {
@@ -605,7 +683,7 @@ export class NameMaker {
       us = dueUs;
       unique += (this.#dueSeq++).toString(36).padStart(6, '0');
     }
-    return `${String(priority).padStart(2, '0')}-${pad16(us)}-${unique}.${encodedType}`;
+    return `${String(priority).padStart(2, '0')}-${pad16(us)}-${unique}${tagSuffix(tag)}.${encodedType}`;
   }
 
   /** A claim token unique to this instance and claim: HOST.PID.NONCE.SEQ. */

@@ -14,7 +14,7 @@ import { Cron } from 'croner';
 import { isBackoff, type BackoffSpec } from './envelope.js';
 import { ScheduleError } from './errors.js';
 import { checkJson } from './json-check.js';
-import { describe, encodeType, isScheduleName, PRIORITY_MAX, PRIORITY_MIN } from './names.js';
+import { checkGroup, describe, encodeType, isScheduleName, PRIORITY_MAX, PRIORITY_MIN } from './names.js';
 
 /** The smallest `every`: below it a slot's job could not be made on time by a sweep-less process anyway. */
 export const EVERY_MIN_MS = 100;
@@ -58,6 +58,8 @@ export interface ScheduleSpec {
   backoff?: BackoffSpec | number;
   /** The runs' timeout, ms. @default the queue's */
   timeout?: number;
+  /** The runs' group (enqueue's `group`): they take turns with other groups' jobs of the type. */
+  group?: string;
 }
 
 /** schedules/NAME.json: the spec as JSON, dates as ISO 8601, plus when it was made. */
@@ -84,6 +86,7 @@ const FIELDS = [
   'attempts',
   'backoff',
   'timeout',
+  'group',
 ] as const satisfies readonly (keyof ScheduleSpec)[];
 
 /** Throws EBADSCHEDULE unless `name` can name a schedule (its file is NAME.json). */
@@ -197,6 +200,13 @@ export function checkScheduleSpec(spec: unknown, where = '', fileFields = false)
     out.backoff = b as BackoffSpec;
   }
   if (s.timeout !== undefined) out.timeout = checkPositiveMs(s.timeout, 'timeout', where);
+  if (s.group !== undefined) {
+    try {
+      out.group = checkGroup(s.group);
+    } catch (error) {
+      fail('group', (error as Error).message);
+    }
+  }
   if (fileFields && s.created !== undefined) {
     if (typeof s.created !== 'string' || Number.isNaN(Date.parse(s.created)))
       fail('created', `created must be an ISO 8601 time, got ${describe(s.created)}`);
