@@ -117,6 +117,11 @@ export class LimitGate {
     return this.#types.size > 0;
   }
 
+  /** The encoded types with a groupConcurrency. */
+  groupLimited(): string[] {
+    return [...this.#types].filter(([, state]) => state.spec.groupConcurrency !== undefined).map(([type]) => type);
+  }
+
   /** The encoded types at a limit now (a cached set; recomputed when a rate window passes). */
   blocked(): ReadonlySet<string> {
     if (Date.now() >= this.#validUntil) this.#computeBlocked();
@@ -228,8 +233,12 @@ export class LimitGate {
     }
   }
 
-  /** A free slot among 0..count-1 (of group `tag`), taken by one link(2); undefined when every one is held. */
+  /**
+   * A free slot among 0..count-1 (of group `tag`), taken by one link(2); undefined when every one is
+   * held, or when `count` or more are (slots above a limit that was lowered, still running).
+   */
   #takeSlot(state: TypeState, count: number, tag: string | undefined): { name: string; ino: number } | undefined {
+    if (heldCount(state.held, tag) >= count) return undefined;
     for (let k = 0; k < count; k++) {
       const name = slotName(k, tag);
       if (state.held.has(name)) continue;
@@ -279,7 +288,9 @@ export class LimitGate {
     try {
       unlinkSlot(state.dir, name, ino);
       state.held.delete(name);
-      if (this.#blocked.has(encodeType(state.type))) {
+      if (name.startsWith('g.')) {
+        this.#notify(); // a parked group may start again
+      } else if (this.#blocked.has(encodeType(state.type))) {
         this.#computeBlocked();
         this.#notify();
       }
@@ -318,6 +329,7 @@ export class LimitGate {
       if (concurrency !== undefined) {
         let free = false;
         for (let k = 0; k < concurrency && !free; k++) free = !state.held.has(slotName(k));
+        if (heldCount(state.held, undefined) >= concurrency) free = false;
         if (!free) {
           blocked.add(encoded);
           continue;
@@ -402,4 +414,12 @@ export class LimitGate {
   #notify(): void {
     for (const listener of [...this.#listeners]) listener();
   }
+}
+
+/** How many of `held` are slots of the type (`tag` undefined) or of the group tagged `tag`. */
+function heldCount(held: ReadonlySet<string>, tag: string | undefined): number {
+  let n = 0;
+  const prefix = tag === undefined ? undefined : `g.${tag}.`;
+  for (const name of held) if (prefix === undefined ? !name.startsWith('g.') : name.startsWith(prefix)) n++;
+  return n;
 }

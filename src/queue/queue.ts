@@ -25,7 +25,17 @@ import { counts, jobNames, notFound, readInfo, stats, type Counts, type JobInfo,
 import { lexists, locate } from '../store/locate.js';
 import { Job, type JobHost } from './job.js';
 import { checkState, Layout, type State } from '../store/layout.js';
-import { activeName, checkId, describe, encodeType, idEncodedType, NameMaker, nowUs, parseId } from '../store/names.js';
+import {
+  activeName,
+  checkId,
+  describe,
+  encodeType,
+  idEncodedType,
+  idGroupTag,
+  NameMaker,
+  nowUs,
+  parseId,
+} from '../store/names.js';
 import {
   checkInteger,
   checkMs,
@@ -119,6 +129,8 @@ export class Queue extends EventEmitter<QueueEvents> {
   #gate: LimitGate | undefined;
   /** What each held job of a limited type took (its slots), given back when it ends. */
   #passes = new Map<Job, Pass>();
+  /** Whether a group at its groupConcurrency is parked in the index (unparked when the gate sees a change). */
+  #parked = false;
   /** The paused types and the types at a limit, as one set for ReadyIndex.take, kept while both stay. */
   #skip:
     { paused: ReadonlySet<string> | undefined; limited: ReadonlySet<string>; both: ReadonlySet<string> } | undefined;
@@ -621,9 +633,13 @@ export class Queue extends EventEmitter<QueueEvents> {
     for (;;) {
       const id = this.#index.take(wanted, this.#skipped(paused));
       if (id === undefined) return undefined;
-      const pass = this.#gate?.limited === true ? this.#gate.enter(idEncodedType(id), '') : undefined;
+      const pass = this.#gate?.limited === true ? this.#gate.enter(idEncodedType(id), idGroupTag(id)) : undefined;
       if (pass === 'type' || pass === 'group') {
         this.#index.add(id); // its type is at a limit now: skipped by the next take (limit-gate.ts)
+        if (pass === 'group') {
+          this.#index.park(idEncodedType(id), idGroupTag(id)); // until one of its slots is seen free
+          this.#parked = true;
+        }
         continue;
       }
       const claim = this.#names.claim();
@@ -863,6 +879,11 @@ export class Queue extends EventEmitter<QueueEvents> {
         return this.#heartbeat!.current(fresh);
       },
       warn: (error) => this.emit('warning', error),
+    });
+    this.#gate.onChange(() => {
+      if (!this.#parked) return;
+      this.#parked = false;
+      for (const type of this.#gate?.groupLimited() ?? []) this.#index.unpark(type); // the next claim parks the still full again
     });
     this.#gate.start();
   }

@@ -141,12 +141,12 @@ export class Heartbeat {
   }
 
   /**
-   * Whether our file lost its name in workers/. With no other name its link count says so; a file
-   * that running slots link to (limits/TYPE/K) keeps a count above one, so the name is looked up.
+   * Whether our file lost its name in workers/. Its link count alone cannot say: running slots
+   * (limits/TYPE/K) are other names of it, so the name is looked up (one lstat per beat).
    */
   #nameGone(): boolean {
     const { nlink, ino } = fstatOf(this.#fd, this.path);
-    if (nlink <= 1) return nlink === 0;
+    if (nlink === 0) return true;
     try {
       return fs.lstatSync(this.path).ino !== ino;
     } catch (error) {
