@@ -271,7 +271,7 @@ export class LimitGate {
   ): { k: number; from: string; to: string; usedUs: number; before: number } | undefined {
     const nowUs = Math.floor((Date.now() + this.#host.offset()) * 1000);
     const ready = [...state.tokens.entries()]
-      .filter(([k, t]) => k < max && t.usedUs + per * 1000 <= nowUs)
+      .filter(([k, t]) => k < max && t.usedUs + windowUs(per) <= nowUs)
       .sort((a, b) => a[1].usedUs - b[1].usedUs);
     for (const [k, t] of ready) {
       const to = rateTokenName(k, nowUs);
@@ -337,7 +337,7 @@ export class LimitGate {
       }
       if (rate !== undefined) {
         let soonest = Infinity;
-        for (const [k, t] of state.tokens) if (k < rate.max) soonest = Math.min(soonest, t.usedUs + rate.per * 1000);
+        for (const [k, t] of state.tokens) if (k < rate.max) soonest = Math.min(soonest, t.usedUs + windowUs(rate.per));
         if (soonest > nowUs) {
           blocked.add(encoded);
           if (Number.isFinite(soonest)) next = Math.min(next, now + (soonest - nowUs) / 1000);
@@ -414,6 +414,16 @@ export class LimitGate {
   #notify(): void {
     for (const listener of [...this.#listeners]) listener();
   }
+}
+
+/**
+ * How long after its last use a rate token may be used again, µs: `per`, and a margin of per/20 (at
+ * most 25 ms) for the error of each process's view of the filesystem's clock (a file's mtime has the
+ * kernel tick's granularity, up to 4 ms here; another host reads its server's clock through its
+ * heartbeat) and for the moment between a token's rename and the job's start in the processor.
+ */
+function windowUs(per: number): number {
+  return (per + Math.min(per / 20, 25)) * 1000;
 }
 
 /** How many of `held` are slots of the type (`tag` undefined) or of the group tagged `tag`. */
