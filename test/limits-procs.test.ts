@@ -67,13 +67,9 @@ function spawnWorkers(dir: string, log: string, n: number, env: Record<string, s
 }
 
 async function stop(children: readonly ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map((c) => {
-      if (c.exitCode !== null || c.signalCode !== null) return undefined;
-      c.kill('SIGTERM');
-      return exited(c);
-    }),
-  );
+  const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
+  for (const c of running) c.kill('SIGTERM');
+  await Promise.all(running.map((c) => exited(c)));
 }
 
 describe('concurrency across processes', () => {
@@ -183,7 +179,7 @@ describe('groupConcurrency across processes', () => {
     const { dir, q } = await tempQueue();
     const log = path.join(tempDir(), 'runs.log');
     await q.limit('t', { groupConcurrency: 1 });
-    const items = [];
+    const items: { type: string; data: { ms: number }; group: string }[] = [];
     for (let i = 0; i < 10; i++)
       for (const group of ['a', 'b', 'c']) items.push({ type: 't', data: { ms: 30 }, group });
     const refs = await q.enqueueMany(items);
