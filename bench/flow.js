@@ -1,4 +1,4 @@
-// bench/flow.js: what pause and cancel cost the claim path (issue 13).
+// bench/flow.js: what pause, cancel, groups and limits cost the claim path (issue 13).
 //
 // Goal (FLOW brief): the claim stays cheap with pauses in force: no directory scan or file read per
 // claim (the pause state is cached, refreshed by watch and poll, queue/pause-watch.ts), and the
@@ -13,6 +13,10 @@
 //   claim, 10,000 groups (round robin)      JOBS jobs in 10,000 groups (1,000 with BENCH_QUICK), served in turns,
 //                                           against the plain claim of ungrouped jobs above (GROUPS brief)
 //   claim + complete, 10,000 groups         2 x JOBS jobs in 10,000 groups: two turns of every group
+//   claim + complete, concurrency limit     concurrency 1000 (never refusing): a slot taken by link(2) and given
+//                                           back by unlink per job (limit-gate.ts), against claim + complete above
+//   claim + complete, rate limit            rate JOBS per minute (never refusing): one token rename per job
+//   claim + complete, groups, groupConc. 1  JOBS jobs in 10,000 groups under groupConcurrency 1: a group slot per job
 //   heartbeat look for cancel requests      one readdir of cancel/ with 5 requests (per beat)
 //   in memory: the pause check alone        PauseWatch.blocked() + ReadyIndex.take with and without the
 //                                           paused types to skip, 100,000 takes (what a claim adds, without I/O)
@@ -135,6 +139,21 @@ const cases = [
     (/** @type {string} */ d) => claims(d, async () => undefined, true, GROUPS, 2 * JOBS),
   ],
   ['claim + complete, 5 cancel requests', (/** @type {string} */ d) => claims(d, fiveCancels, true)],
+  // limits: high enough never to refuse, so the rows are the cost of taking and giving back, not of waiting
+  [
+    'claim + complete, concurrency limit (a slot per job)',
+    (/** @type {string} */ d) => claims(d, async (q) => void (await q.limit('t', { concurrency: 1000 })), true),
+  ],
+  [
+    'claim + complete, rate limit (a token per job)',
+    (/** @type {string} */ d) =>
+      claims(d, async (q) => void (await q.limit('t', { rate: { max: JOBS, per: 60_000 } })), true),
+  ],
+  [
+    `claim + complete, ${GROUPS.toLocaleString('en')} groups, groupConcurrency 1`,
+    (/** @type {string} */ d) =>
+      claims(d, async (q) => void (await q.limit('t', { groupConcurrency: 1 })), true, GROUPS),
+  ],
 ];
 
 /** @type {Map<string, number[]>} */
@@ -217,7 +236,7 @@ const plainBytes = median([bytesPerId(false), bytesPerId(false), bytesPerId(fals
 const groupedBytes = median([bytesPerId(true), bytesPerId(true), bytesPerId(true)]);
 
 console.log(`bench/flow.js: ${JOBS} jobs per case, median of ${ROUNDS} rounds, on ${base}`);
-for (const [name, xs] of results) console.log(`  ${name.padEnd(40)} ${median(xs).toFixed(2)} us per claim`);
+for (const [name, xs] of results) console.log(`  ${name.padEnd(56)} ${median(xs).toFixed(2)} us per claim`);
 console.log(`  ${'heartbeat look for cancel requests'.padEnd(40)} ${lookUs.toFixed(2)} us per beat`);
 console.log(`  ${'in memory: take, no pause check'.padEnd(40)} ${plainTake.toFixed(3)} us per take`);
 console.log(`  ${'in memory: blocked() + take skipping 10'.padEnd(40)} ${pausedTake.toFixed(3)} us per take`);

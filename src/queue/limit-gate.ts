@@ -61,7 +61,10 @@ interface TypeState {
   spec: LimitSpec;
   /** Slot names (type and group) seen held, ours included. */
   held: Set<string>;
-  /** Rate tokens by K: the name and when it was last used (µs, the filesystem's clock). */
+  /**
+   * Rate tokens by K: the name and when it was last used (µs, the filesystem's clock), in the order
+   * of that time (a use moves its token to the end), so the first is the next to free up.
+   */
   tokens: Map<number, { name: string; usedUs: number }>;
   watcher: fs.FSWatcher | undefined;
 }
@@ -179,6 +182,8 @@ export class LimitGate {
         giveBack();
         if (token !== undefined && useRateToken(state.dir, token.to, token.from)) {
           state.tokens.set(token.k, { name: token.from, usedUs: token.before });
+          // back in its place by time (rare: a claim lost after its token was used)
+          state.tokens = new Map([...state.tokens].sort((a, b) => a[1].usedUs - b[1].usedUs));
         }
       },
     };
@@ -222,9 +227,10 @@ export class LimitGate {
     const listing = listTypeDir(state.dir);
     state.held = new Set(listing.slots.map((s) => s.name));
     state.tokens = new Map<number, { name: string; usedUs: number }>();
-    for (const t of listing.tokens) {
-      const seen = state.tokens.get(t.k);
-      if (seen === undefined || t.usedUs > seen.usedUs) state.tokens.set(t.k, { name: t.name, usedUs: t.usedUs });
+    // latest last: of two names of one K (a sweep deletes the earlier) the later use counts
+    for (const t of listing.tokens.sort((a, b) => a.usedUs - b.usedUs)) {
+      state.tokens.delete(t.k);
+      state.tokens.set(t.k, { name: t.name, usedUs: t.usedUs });
     }
     if (state.watcher === undefined && !this.#closed) {
       state.watcher = this.#watch(state.dir, (file) => {
@@ -263,25 +269,22 @@ export class LimitGate {
     return undefined;
   }
 
-  /** Use the least recently used rate token whose window has passed; undefined when none has. */
+  /** Use the least recently used rate token, if its window has passed; undefined when none has. */
   #useToken(
     state: TypeState,
     max: number,
     per: number,
   ): { k: number; from: string; to: string; usedUs: number; before: number } | undefined {
     const nowUs = Math.floor((Date.now() + this.#host.offset()) * 1000);
-    const ready = [...state.tokens.entries()]
-      .filter(([k, t]) => k < max && t.usedUs + windowUs(per) <= nowUs)
-      .sort((a, b) => a[1].usedUs - b[1].usedUs);
-    for (const [k, t] of ready) {
-      const to = rateTokenName(k, nowUs);
-      if (useRateToken(state.dir, t.name, to)) {
-        state.tokens.set(k, { name: to, usedUs: nowUs });
-        return { k, from: t.name, to, usedUs: nowUs, before: t.usedUs };
-      }
-      state.tokens.set(k, { name: t.name, usedUs: nowUs }); // used by another just now: its new name comes with the next look
+    for (;;) {
+      const next = firstToken(state.tokens, max);
+      if (next === undefined || next.usedUs + windowUs(per) > nowUs) return undefined;
+      const to = rateTokenName(next.k, nowUs);
+      const won = useRateToken(state.dir, next.name, to);
+      state.tokens.delete(next.k); // to the end: used now, by us or (lost) by another, whose name the next look reads
+      state.tokens.set(next.k, { name: won ? to : next.name, usedUs: nowUs });
+      if (won) return { k: next.k, from: next.name, to, usedUs: nowUs, before: next.usedUs };
     }
-    return undefined;
   }
 
   #giveBack(state: TypeState, name: string, ino: number): void {
@@ -336,8 +339,8 @@ export class LimitGate {
         }
       }
       if (rate !== undefined) {
-        let soonest = Infinity;
-        for (const [k, t] of state.tokens) if (k < rate.max) soonest = Math.min(soonest, t.usedUs + windowUs(rate.per));
+        const first = firstToken(state.tokens, rate.max);
+        const soonest = first === undefined ? Infinity : first.usedUs + windowUs(rate.per);
         if (soonest > nowUs) {
           blocked.add(encoded);
           if (Number.isFinite(soonest)) next = Math.min(next, now + (soonest - nowUs) / 1000);
@@ -424,6 +427,15 @@ export class LimitGate {
  */
 function windowUs(per: number): number {
   return (per + Math.min(per / 20, 25)) * 1000;
+}
+
+/** The token used least recently among K below `max` (the first in `tokens`' order). */
+function firstToken(
+  tokens: ReadonlyMap<number, { name: string; usedUs: number }>,
+  max: number,
+): { k: number; name: string; usedUs: number } | undefined {
+  for (const [k, t] of tokens) if (k < max) return { k, ...t };
+  return undefined;
 }
 
 /** How many of `held` are slots of the type (`tag` undefined) or of the group tagged `tag`. */
