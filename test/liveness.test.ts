@@ -14,7 +14,14 @@ import fs from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { bootId, filesystemNow, isDeadHere, processStartTime, type OwnerIdentity } from '../dist/store/liveness.js';
+import {
+  bootId,
+  filesystemNow,
+  Heartbeat,
+  isDeadHere,
+  processStartTime,
+  type OwnerIdentity,
+} from '../dist/store/liveness.js';
 import { hostToken } from '../dist/store/names.js';
 import { backdate } from './support/fake.js';
 import { systemError } from './support/faults.js';
@@ -156,5 +163,23 @@ describe("the filesystem's clock", () => {
     } finally {
       eio.mockRestore();
     }
+  });
+});
+
+describe('Heartbeat', () => {
+  it('whose file cannot be made again keeps no closed descriptor: a later beat never closes a file that reused its number', () => {
+    const dir = path.join(tempDir(), 'workers');
+    fs.mkdirSync(dir);
+    const heartbeat = new Heartbeat(path.join(dir, 'h.1.x'));
+    fs.rmSync(dir, { recursive: true }); // its queue removed under it (a test's, a bench's temp dir)
+    expect(() => heartbeat.beat()).toThrow(); // closes the gone file's descriptor, cannot make a new one
+    const other = path.join(path.dirname(dir), 'other');
+    const fd = fs.openSync(other, 'w'); // most likely the number just freed
+    expect(() => heartbeat.beat()).toThrow();
+    expect(fs.fstatSync(fd).ino).toBe(fs.statSync(other).ino); // still open: not closed by the beat
+    fs.writeSync(fd, 'mine');
+    fs.closeSync(fd);
+    expect(fs.readFileSync(other, 'utf8')).toBe('mine'); // and not written to by it
+    heartbeat.close();
   });
 });

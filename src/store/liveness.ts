@@ -92,6 +92,7 @@ export function isWriterGone(layout: Layout, owner: string): boolean {
  */
 export class Heartbeat {
   readonly path: string;
+  /** Our open heartbeat, or -1 while it is gone and could not be made again (the next beat tries). */
   #fd: number;
   #mode: number | undefined;
   #content: Buffer;
@@ -120,10 +121,13 @@ export class Heartbeat {
    * are judged by it.
    */
   beat(): number {
-    if (this.#nameGone()) {
-      closeQuietly(this.#fd); // of a file no longer there: nothing of it to keep
-      this.#fd = this.#create();
+    if (this.#fd === -1 || this.#nameGone()) {
+      if (this.#fd !== -1) closeQuietly(this.#fd); // of a file no longer there: nothing of it to keep
+      // never keep a closed descriptor's number: once reused by another file, a later beat would
+      // write to it and close it (the making below fails when workers/ is gone or full)
+      this.#fd = -1;
       this.#ino = undefined;
+      this.#fd = this.#create();
     }
     return stampNow(this.#fd, this.#content, this.path);
   }
@@ -133,8 +137,8 @@ export class Heartbeat {
    * store/limits.ts). `fresh`: beat first, which makes the file again if its name is gone.
    */
   current(fresh = false): { path: string; ino: number } {
-    if (fresh || this.#ino === undefined) {
-      if (fresh) this.beat();
+    if (fresh || this.#ino === undefined || this.#fd === -1) {
+      if (fresh || this.#fd === -1) this.beat();
       this.#ino = fstatOf(this.#fd, this.path).ino;
     }
     return { path: this.path, ino: this.#ino };
@@ -156,7 +160,8 @@ export class Heartbeat {
   }
 
   close(): void {
-    closeQuietly(this.#fd); // each beat's stamp was checked by its fstat: a late write error changes nothing
+    if (this.#fd !== -1) closeQuietly(this.#fd); // each beat's stamp was checked by its fstat: a late write error changes nothing
+    this.#fd = -1;
     try {
       fs.unlinkSync(this.path);
     } catch {
