@@ -142,17 +142,37 @@ const cases = [
   // limits: high enough never to refuse, so the rows are the cost of taking and giving back, not of waiting
   [
     'claim + complete, concurrency limit (a slot per job)',
-    (/** @type {string} */ d) => claims(d, async (q) => void (await q.limit('t', { concurrency: 1000 })), true),
+    (/** @type {string} */ d) =>
+      claims(
+        d,
+        async (q) => {
+          await q.limit('t', { concurrency: 1000 });
+        },
+        true,
+      ),
   ],
   [
     'claim + complete, rate limit (a token per job)',
     (/** @type {string} */ d) =>
-      claims(d, async (q) => void (await q.limit('t', { rate: { max: JOBS, per: 60_000 } })), true),
+      claims(
+        d,
+        async (q) => {
+          await q.limit('t', { rate: { max: JOBS, per: 60_000 } });
+        },
+        true,
+      ),
   ],
   [
     `claim + complete, ${GROUPS.toLocaleString('en')} groups, groupConcurrency 1`,
     (/** @type {string} */ d) =>
-      claims(d, async (q) => void (await q.limit('t', { groupConcurrency: 1 })), true, GROUPS),
+      claims(
+        d,
+        async (q) => {
+          await q.limit('t', { groupConcurrency: 1 });
+        },
+        true,
+        GROUPS,
+      ),
   ],
 ];
 
