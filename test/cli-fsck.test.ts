@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dirq, enqueued, newQueue, ok, okJson } from './support/cli.js';
-import { backdate } from './support/fake.js';
+import { backdate, deadHeartbeat } from './support/fake.js';
 
 describe('dirq fsck', () => {
   it('says a healthy queue is clean and exits 0', async () => {
@@ -80,5 +80,45 @@ describe('dirq fsck', () => {
     expect(refused.stderr).toMatch(/failed is missing: run dirq fsck .* --repair\n$/);
     expect((await dirq(['fsck', dir, '--repair'])).code).toBe(0);
     expect(await dirq(['ls', dir, 'failed'])).toEqual({ code: 0, stdout: '', stderr: 'No jobs in failed/.\n' });
+  });
+
+  it("reports damage in limits/ (a gone holder's slot, a stray, a broken limit.json) and --repair fixes what it may", async () => {
+    const dir = await newQueue();
+    await ok(['limit', dir, 'send', '--concurrency', '2']);
+    const owner = deadHeartbeat(dir, 'dead');
+    fs.linkSync(path.join(dir, 'workers', owner), path.join(dir, 'limits', 'send', '0'));
+    fs.writeFileSync(path.join(dir, 'limits', 'send', 'notes'), 'mine');
+    fs.mkdirSync(path.join(dir, 'limits', 'mail'));
+    fs.writeFileSync(path.join(dir, 'limits', 'mail', 'limit.json'), 'oops');
+
+    const run = await dirq(['fsck', dir]);
+    expect([run.code, run.stderr]).toEqual([3, '']);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines.slice(1, 5)).toEqual([
+      expect.stringMatching(
+        /^limit\s+limits\/mail\/limit\.json\s+the limit on mail cannot be used, so it is not obeyed: its content is not JSON: fix the file, or set the limit again \(dirq limit .* mail \.\.\.\), or remove it \(dirq limit .* mail --clear\)$/,
+      ),
+      expect.stringMatching(
+        /^stale-helper\s+limits\/send\/0\s+a running slot of send held by a worker that is gone \(its process is gone\): run with --repair to free it \(a sweep does too\)$/,
+      ),
+      expect.stringMatching(/^stale-helper\s+workers\/\S+\s+the heartbeat of a worker that is gone/),
+      expect.stringMatching(/^stray\s+limits\/send\/notes\s+not a limit file, .*rename it to notes~$/),
+    ]);
+    expect(lines.at(-1)).toBe(`${dir}: 4 problems, 0 repaired (0 job files checked)`);
+
+    const repaired = await dirq(['fsck', dir, '--repair', '--json']);
+    expect(repaired.code).toBe(3); // the broken limit.json is left for its owner
+    const report = JSON.parse(repaired.stdout) as { unrepaired: number; findings: { path: string; action: string }[] };
+    expect(report.unrepaired).toBe(1);
+    expect(report.findings.map((f) => [f.path, f.action])).toEqual([
+      ['limits/mail/limit.json', expect.stringMatching(/^fix the file/)],
+      ['limits/send/0', 'freed'],
+      [`workers/${owner}`, 'deleted'],
+      ['limits/send/notes', expect.stringMatching(/^renamed to notes~/)],
+    ]);
+    expect(fs.readdirSync(path.join(dir, 'limits', 'send')).sort()).toEqual(['limit.json', 'notes~']);
+    expect(fs.readFileSync(path.join(dir, 'limits', 'mail', 'limit.json'), 'utf8')).toBe('oops');
+    await ok(['limit', dir, 'mail', '--clear']);
+    expect(await ok(['fsck', dir])).toBe(`${dir}: clean (0 job files checked)\n`);
   });
 });

@@ -225,3 +225,183 @@ describe('fsck', () => {
     });
   });
 });
+
+describe('fsck of limits/ (fsck-limits.ts)', () => {
+  const order = (a: [string, string, boolean], b: [string, string, boolean]): number =>
+    a[0].localeCompare(b[0]) || a[1].localeCompare(b[1]);
+
+  /** A heartbeat in workers/ of a worker on another host (never judged dead here), `ageMs` old. */
+  function foreignHeartbeat(dir: string, nonce: string, ageMs: number): string {
+    const owner = `elsewhere.4242.${nonce}`;
+    const identity = { host: 'elsewhere', bootId: 'other-boot', pid: 4242, startTime: '1', started: '' };
+    fs.writeFileSync(path.join(dir, 'workers', owner), JSON.stringify(identity));
+    if (ageMs > 0) backdate(path.join(dir, 'workers', owner), ageMs);
+    return owner;
+  }
+
+  it('finds each problem, changes nothing, and repair fixes all but a broken limit.json, which it never changes', async () => {
+    const { dir, q } = await tempQueue();
+    await q.limit('send', { concurrency: 3, rate: { max: 2, per: 1000 } });
+    await q.limit('mail', { concurrency: 1 });
+    await q.close(); // no sweep of its own while the test breaks things
+    const limits = path.join(dir, 'limits');
+    const send = path.join(limits, 'send');
+    const dead = deadHeartbeat(dir, 'dead'); // a holder on this host whose process is gone
+    const silent = foreignHeartbeat(dir, 'silent', 2 * HOUR); // silent for longer than helperMaxAge
+    const live = foreignHeartbeat(dir, 'live', 0); // another host's live holder: its slot is never judged
+    fs.linkSync(path.join(dir, 'workers', dead), path.join(send, '0'));
+    fs.linkSync(path.join(dir, 'workers', silent), path.join(send, '1'));
+    fs.linkSync(path.join(dir, 'workers', live), path.join(send, '2'));
+    fs.mkdirSync(path.join(send, 'g.abcdefghij.0')); // a slot name that is no link to a heartbeat
+    fs.writeFileSync(path.join(send, 'notes.txt'), 'mine');
+    fs.writeFileSync(path.join(send, '.hidden'), 'skipped, as dot files are');
+    fs.writeFileSync(path.join(send, 'r.5@0000000000000000'), ''); // K >= max
+    fs.writeFileSync(path.join(send, 'r.0@0000000000000001'), ''); // a second name of K 0, used later: it counts
+    fs.unlinkSync(path.join(send, 'r.1@0000000000000000')); // a token missing
+    fs.writeFileSync(path.join(limits, 'mail', 'r.0@0000000000000000'), ''); // mail has no rate
+    fs.mkdirSync(path.join(limits, 'broken'));
+    fs.writeFileSync(path.join(limits, 'broken', 'limit.json'), '{"concurrency": 0}');
+    fs.writeFileSync(path.join(limits, 'broken', 'r.9@0000000000000000'), ''); // a broken limit's tokens wait
+    fs.mkdirSync(path.join(limits, 'bad%zz')); // no type's name
+    fs.symlinkSync(tempDir(), path.join(limits, 'link'));
+    fs.writeFileSync(path.join(limits, 'file'), '');
+    fs.mkdirSync(path.join(limits, 'old~')); // set aside earlier: skipped
+
+    const before = snapshot(dir);
+    const report = await fsck(dir);
+    expect(snapshot(dir)).toEqual(before);
+    const expected: [string, string, boolean][] = [
+      ['limit', 'limits/broken/limit.json', false],
+      ['limit', 'limits/mail/r.0@0000000000000000', false],
+      ['limit', 'limits/send', false],
+      ['limit', 'limits/send/r.0@0000000000000000', false],
+      ['limit', 'limits/send/r.5@0000000000000000', false],
+      ['stale-helper', 'limits/send/0', false],
+      ['stale-helper', 'limits/send/1', false],
+      ['stale-helper', `workers/${dead}`, false],
+      ['stale-helper', `workers/${silent}`, false],
+      ['stray', 'limits/bad%zz', false],
+      ['stray', 'limits/file', false],
+      ['stray', 'limits/link', false],
+      ['stray', 'limits/send/g.abcdefghij.0', false],
+      ['stray', 'limits/send/notes.txt', false],
+    ];
+    expect(brief(report.findings).sort(order)).toEqual(expected.sort(order));
+    const problem = (p: string): string => report.findings.find((f) => f.path === p)!.problem;
+    expect(problem('limits/broken/limit.json')).toMatch(
+      /^the limit on broken cannot be used, so it is not obeyed: concurrency must be a whole number/,
+    );
+    expect(report.findings.find((f) => f.path === 'limits/broken/limit.json')!.action).toBe(
+      `fix the file, or set the limit again (dirq limit ${dir} broken ...), or remove it (dirq limit ${dir} broken --clear)`,
+    );
+    expect(problem('limits/send/0')).toBe('a running slot of send held by a worker that is gone (its process is gone)');
+    expect(problem('limits/send/1')).toBe('a running slot of send held by a worker that is gone (silent since 2h ago)');
+    expect(problem('limits/send')).toBe(
+      'the rate limit of send has 1 of its 2 tokens (missing: 1): it allows fewer starts than set',
+    );
+    expect(problem('limits/send/r.5@0000000000000000')).toBe(
+      "rate token 5 of send, beyond the limit's 2 (tokens 0 to 1)",
+    );
+    expect(problem('limits/send/r.0@0000000000000000')).toBe(
+      'a second name of rate token 0 of send (the one used later counts)',
+    );
+    expect(problem('limits/mail/r.0@0000000000000000')).toBe('a rate token of mail, which has no rate limit');
+    expect(problem('limits/link')).toBe('a symbolic link where the directory of the limits of link belongs');
+    expect(problem('limits/file')).toBe('a file where the directory of the limits of file belongs');
+    expect(problem('limits/send/g.abcdefghij.0')).toMatch(
+      /^a running slot of send that is a directory, not a hard link/,
+    );
+
+    const repaired = await fsck(dir, { repair: true });
+    expect(brief(repaired.findings).sort(order)).toEqual(
+      expected.map(([kind, p]): [string, string, boolean] => [kind, p, p !== 'limits/broken/limit.json']).sort(order),
+    );
+    expect(repaired.unrepaired).toBe(1);
+    expect(fs.readFileSync(path.join(limits, 'broken', 'limit.json'), 'utf8')).toBe('{"concurrency": 0}');
+    expect(fs.readdirSync(path.join(limits, 'broken')).sort()).toEqual(['limit.json', 'r.9@0000000000000000']);
+    expect(fs.readdirSync(send).sort()).toEqual([
+      '.hidden',
+      '2',
+      'g.abcdefghij.0~',
+      'limit.json',
+      'notes.txt~',
+      'r.0@0000000000000001',
+      'r.1@0000000000000000',
+    ]);
+    expect(fs.readdirSync(path.join(limits, 'mail'))).toEqual(['limit.json']);
+    expect(fs.readdirSync(limits).sort()).toEqual(['bad%zz~', 'broken', 'file~', 'link~', 'mail', 'old~', 'send']);
+    expect(brief((await fsck(dir)).findings)).toEqual([['limit', 'limits/broken/limit.json', false]]);
+  });
+
+  it('deletes a slot a dead sweeper moved aside (.reap.TOKEN) once older than helperMaxAge, never a young one', async () => {
+    const { dir, q } = await tempQueue();
+    await q.limit('send', { concurrency: 1 });
+    await q.close();
+    const reap = path.join(dir, 'limits', 'send', '.reap.abcdefgh');
+    fs.writeFileSync(reap, '');
+    expect((await fsck(dir, { repair: true })).findings).toEqual([]); // young: a reaper may be about to link it back
+    expect(fs.existsSync(reap)).toBe(true);
+    // its age is its ctime, which utimes cannot set back: wait for the clock to pass it (a millisecond)
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(fs.statSync(reap).ctimeMs + 1));
+    const report = await fsck(dir, { helperMaxAge: 0 });
+    expect(report.findings).toEqual([
+      {
+        kind: 'stale-helper',
+        path: 'limits/send/.reap.abcdefgh',
+        problem: 'a running slot a sweep moved aside to free, left by a sweeper that died',
+        action: 'run with --repair to delete it',
+        repaired: false,
+      },
+    ]);
+    expect(brief((await fsck(dir, { helperMaxAge: 0, repair: true })).findings)).toEqual([
+      ['stale-helper', 'limits/send/.reap.abcdefgh', true],
+    ]);
+    expect(fs.existsSync(reap)).toBe(false);
+  });
+
+  it('sets aside a limits/ that is no directory, and finds nothing in a queue without limits/', async () => {
+    const { dir, q } = await tempQueue();
+    await q.close();
+    expect((await fsck(dir)).findings).toEqual([]);
+    fs.writeFileSync(path.join(dir, 'limits'), 'not a directory');
+    const report = await fsck(dir);
+    expect(brief(report.findings)).toEqual([['stray', 'limits', false]]);
+    expect(report.findings[0]!.problem).toBe('limits/ is a file, not a directory: no limit there is obeyed');
+    await fsck(dir, { repair: true });
+    expect(fs.existsSync(path.join(dir, 'limits~'))).toBe(true);
+    expect((await fsck(dir)).findings).toEqual([]);
+  });
+
+  it('a sweep frees the slots fsck reports, judged alike (slots.ts): the dead holder at once, the silent one after staleAfter', async () => {
+    const { dir, q } = await tempQueue({ staleAfter: 2 * HOUR, maintenance: false }); // sweeps only when the test says
+    await q.limit('send', { concurrency: 3, rate: { max: 2, per: 1000 } });
+    const send = path.join(dir, 'limits', 'send');
+    const dead = deadHeartbeat(dir, 'dead');
+    const silent = foreignHeartbeat(dir, 'silent', HOUR + 60_000); // gone for fsck (helperMaxAge 1h), not for a 2h staleAfter
+    fs.linkSync(path.join(dir, 'workers', dead), path.join(send, '0'));
+    fs.linkSync(path.join(dir, 'workers', silent), path.join(send, '1'));
+    fs.unlinkSync(path.join(send, 'r.1@0000000000000000'));
+    expect(brief((await fsck(dir)).findings).filter(([, p]) => p.startsWith('limits/'))).toEqual([
+      ['limit', 'limits/send', false],
+      ['stale-helper', 'limits/send/0', false],
+      ['stale-helper', 'limits/send/1', false],
+    ]);
+    await q.recover();
+    expect(fs.readdirSync(send).sort()).toEqual(['1', 'limit.json', 'r.0@0000000000000000', 'r.1@0000000000000000']);
+    backdate(path.join(send, '1'), 3 * HOUR);
+    await q.recover();
+    expect(fs.readdirSync(send).sort()).toEqual(['limit.json', 'r.0@0000000000000000', 'r.1@0000000000000000']);
+    await q.close();
+  });
+
+  it('leaves the slot of a live holder and the tokens of a working limit alone', async () => {
+    const { dir, q } = await tempQueue();
+    await q.limit('send', { concurrency: 2, rate: { max: 3, per: 60_000 } });
+    await q.enqueue('send', 1);
+    const job = await q.claim(); // slot 0 held, token used: this process is alive
+    expect(fs.readdirSync(path.join(dir, 'limits', 'send'))).toContain('0');
+    expect((await fsck(dir, { repair: true })).findings).toEqual([]);
+    await job!.complete();
+    await q.close();
+  });
+});

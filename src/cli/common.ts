@@ -283,6 +283,23 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${jsonText(value)}\n`);
 }
 
+/**
+ * Run a verb's body; with --json among `args`, an error is also printed on stdout as
+ * {"schema": 1, "error": {"code", "message"}} for scripts (a usage mistake's code is EBADOPTION),
+ * then thrown on as usual: the one line on stderr and the exit code stay as for every verb.
+ */
+export async function withJsonErrors(args: readonly string[], body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (error) {
+    if (args.includes('--json') && (error instanceof DirQueueError || error instanceof UsageError)) {
+      const code = error instanceof DirQueueError ? error.code : 'EBADOPTION';
+      printJson({ error: { code, message: oneLine(error.message) } });
+    }
+    throw error;
+  }
+}
+
 export function print(text = ''): void {
   process.stdout.write(`${text}\n`);
 }

@@ -14,7 +14,11 @@ a type that differs from the name), helper files left by processes that
 died (heartbeats in workers/, keys in keys/ of jobs that ended, the
 maintenance lock, temporary settings files), a missing dirqueue.json or
 directory, and names in the state directories (or keys/) that are not
-jobs (readers skip them). Dot files and names ending in ~ are skipped.
+jobs (readers skip them). In limits/: a limit.json that cannot be used
+(reported, never changed: fix it, set the limit again or clear it), the
+running slot of a worker that is gone, a sweeper's leftover (.reap.*),
+rate tokens that do not match the limit, and names that are no type's
+directory, slot or token. Dot files and names ending in ~ are skipped.
 
 --repair fixes what it safely can while workers run: deletes the abandoned
 and stale files; of a duplicated job keeps the copy that proves the furthest
@@ -22,7 +26,8 @@ progress (a done/ copy with its result, a failed/ copy with the error that
 ended it, a claim in active/, then a waiting copy) and deletes the others (a
 done/ or failed/ copy that records no end never ran there); sets unrunnable
 jobs aside in failed/ with the reason; renames a name that is not a job to
-NAME~ in place (set aside, never deleted); recreates what is missing.
+NAME~ in place (set aside, never deleted); frees the slots of gone workers
+and makes or deletes rate tokens as a sweep does; recreates what is missing.
 
 Exits 0 when the queue is clean (or --repair fixed everything it found),
 3 when damage is left.

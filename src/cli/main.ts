@@ -25,6 +25,7 @@ import { work } from './work.js';
 import { workers } from './workers.js';
 import { pause, resume } from './pause.js';
 import { cancel } from './cancel.js';
+import { limit, limits } from './limit.js';
 
 const COMMANDS: readonly Command[] = [
   init,
@@ -47,6 +48,8 @@ const COMMANDS: readonly Command[] = [
   schedule,
   schedules,
   unschedule,
+  limit,
+  limits,
 ];
 
 function overview(): string {

@@ -1,5 +1,7 @@
 /** dirq stats DIR: counts, ages, types, the last minute; --sla for monitors, --watch like top. */
 import { pauseJson } from './pause.js';
+import { describeLimit } from './limit.js';
+import type { LimitInfo } from '../queue/limits.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatAge, parseDuration } from '../store/duration.js';
 import type { Stats } from '../queue/inspect.js';
@@ -34,7 +36,9 @@ ended in the last minute (or since the queue was made, if it is younger):
 how many, how fast, and their latency (from ready to ended), read from the
 files in done/ and failed/; and the lifetime totals (jobs enqueued,
 completed, retried, failed and recovered since the queue was made, as the
-library counted them; retention and purges do not lower them).
+library counted them; retention and purges do not lower them); and the
+pauses and the limits in force, with how much of each limit is in use
+(dirq limits lists them, and broken limit files, in full).
 
 The counts are one pass over the directories in the order jobs flow
 (delayed, queue, active, done, failed): a job that moves on meanwhile is
@@ -52,7 +56,8 @@ has completed for longer than that ("CRITICAL: schedule NAME is late ...").
 
 Options:
   --json         print the stats as one object (README, "JSON output"; ages
-                 in ms); with --sla also "sla": {"limit": MS, "ok": BOOL};
+                 in ms; "limits": the limits in force, as dirq limits --json
+                 shows them); with --sla also "sla": {"limit": MS, "ok": BOOL};
                  with --watch one object per line, each with "interval": the
                  jobs that ended since the last refresh, as in "recent"
   --sla D        check that no job has waited longer than D to start (30s, 5m, 1h)
@@ -104,17 +109,24 @@ Examples:
 };
 
 /** Stats plus the lifetime totals summed over types; with --watch, the jobs that ended within the last refresh interval. */
-type Report = Stats & { totals: Record<Counter, number>; paused: Record<string, unknown>[]; interval?: Recent };
+type Report = Stats & {
+  totals: Record<Counter, number>;
+  paused: Record<string, unknown>[];
+  /** The limits in force (a broken limit file is none: dirq limits and fsck name it). */
+  limits: LimitInfo[];
+  interval?: Recent;
+};
 
 async function report(q: Queue, interval: number | undefined): Promise<Report> {
-  const [s, byType, pauses] = await Promise.all([q.stats(), q.totals(), q.paused()]);
+  const [s, byType, pauses, all] = await Promise.all([q.stats(), q.totals(), q.paused(), q.limits()]);
   const paused = pauses.map(pauseJson);
+  const limits = all.filter((l): l is LimitInfo => !('invalid' in l));
   const totals = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
   for (const row of Object.values(byType)) for (const c of COUNTERS) totals[c] += row[c] ?? 0;
   // the rate now, as top shows it: over the refresh interval, not diluted by a quiet minute before
   return interval === undefined
-    ? { ...s, totals, paused }
-    : { ...s, totals, paused, interval: recent(new Layout(q.dir), interval) };
+    ? { ...s, totals, paused, limits }
+    : { ...s, totals, paused, limits, interval: recent(new Layout(q.dir), interval) };
 }
 
 interface View {
@@ -219,6 +231,7 @@ function render(s: Report): string {
       : `Longest wait in queue/: ${age(s.waiting)}`;
   const out = [states, '', longest];
   if (s.paused.length > 0) out.push(`Paused: ${s.paused.map(pausedText).join(', ')}`);
+  if (s.limits.length > 0) out.push(`Limits: ${s.limits.map((l) => `${l.type}: ${describeLimit(l)}`).join('; ')}`);
   if (s.nextDue !== null)
     out.push(
       `Next delayed job due: ${s.nextDue <= 0 ? `overdue by ${formatAge(-s.nextDue)}` : `in ${formatAge(s.nextDue)}`}`,

@@ -37,6 +37,12 @@
  *   pending by a maker that died -> complete its slot as a sweep would; a
  *   second cursor of one schedule -> delete the lower; the cursor or last-run
  *   link of a schedule whose file is gone (an unschedule cut short) -> delete it
+ * - limits (fsck-limits.ts): a name in limits/ that is no type's directory,
+ *   and what no reader takes for a slot or a token -> stray; a limit.json
+ *   that cannot be used -> limit (reported, never changed); rate tokens that
+ *   do not match the limit -> limit (deleted or made, as a sweep does); the
+ *   slot of a holder that is gone, a reaper's leftover -> stale-helper (freed
+ *   with reapSlot, deleted)
  * Dot files and names ending in `~` are skipped, as readers skip them: a
  * stray set aside is reported once, when it is renamed.
  *
@@ -92,6 +98,7 @@ import { pausedDir, readPause, removeExpiredPause } from '../store/pauses.js';
 import { CANCEL_GRACE_MS, cancelDir } from '../store/cancels.js';
 import { completeIfGone, pendingMakers } from './schedules.js';
 import { listSchedules, readSchedule } from '../store/schedule-files.js';
+import { checkLimits } from './fsck-limits.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (see the module comment); false only reports. @default false */
@@ -127,7 +134,16 @@ function resolveFsckOptions(options: FsckOptions = {}): Required<FsckOptions> {
 }
 
 export type FindingKind =
-  'settings' | 'missing' | 'orphan-tmp' | 'duplicate' | 'unparsable' | 'torn' | 'stale-helper' | 'stray' | 'schedule';
+  | 'settings'
+  | 'missing'
+  | 'orphan-tmp'
+  | 'duplicate'
+  | 'unparsable'
+  | 'torn'
+  | 'stale-helper'
+  | 'stray'
+  | 'schedule'
+  | 'limit';
 
 export interface Finding {
   kind: FindingKind;
@@ -164,6 +180,14 @@ export async function fsck(dir: string, options: FsckOptions = {}): Promise<Fsck
   checkContents(ctx, places);
   checkHelpers(ctx);
   checkFlow(ctx);
+  checkLimits({
+    layout,
+    now: ctx.now,
+    helperMaxAge: o.helperMaxAge,
+    found: (kind, file, problem, todo, fix) => found(ctx, kind, file, problem, todo, fix),
+    stray: (file, problem, todo) => stray(ctx, file, problem, todo),
+    ago: (ms) => ago(ctx, ms),
+  });
   checkSchedules(ctx);
   const findings = ctx.findings.sort((a, b) => a.kind.localeCompare(b.kind) || a.path.localeCompare(b.path));
   return { dir: layout.root, checked: ctx.checked, findings, unrepaired: findings.filter((f) => !f.repaired).length };

@@ -273,21 +273,37 @@ export function useRateToken(dir: string, from: string, to: string): boolean {
 export function reconcileRateTokens(layout: Layout, dir: string, max: number): { made: number; deleted: number } {
   let made = 0;
   let deleted = 0;
-  const byK = new Map<number, { name: string; usedUs: number }[]>();
-  for (const token of listTypeDir(dir).tokens) byK.set(token.k, [...(byK.get(token.k) ?? []), token]);
-  for (const [k, names] of byK) {
-    const keep = k < max ? names.reduce((a, b) => (b.usedUs > a.usedUs ? b : a)) : undefined;
-    for (const token of names) if (token !== keep && unlinkName(dir, token.name)) deleted++;
-  }
-  if ([...byK.keys()].filter((k) => k < max).length < max) {
+  const plan = planRateTokens(listTypeDir(dir).tokens, max);
+  for (const name of plan.extra) if (unlinkName(dir, name)) deleted++;
+  if (plan.missing.length > 0) {
     // a token renamed during the listing may be in neither name: believe it missing only if a second listing agrees
     const again = new Set(listTypeDir(dir).tokens.map((t) => t.k));
-    for (let k = 0; k < max; k++) {
-      if (byK.has(k) || again.has(k)) continue;
+    for (const k of plan.missing) {
+      if (again.has(k)) continue;
       if (makeToken(layout, dir, k)) made++;
     }
   }
   return { made, deleted };
+}
+
+/**
+ * What reconcileRateTokens would change, from one listing's tokens: the names to delete (K >= max, and of
+ * two names of one K the one used earlier) and the K < max with no name. Changes nothing (fsck reports it).
+ */
+export function planRateTokens(
+  tokens: readonly { name: string; k: number; usedUs: number }[],
+  max: number,
+): { extra: string[]; missing: number[] } {
+  const byK = new Map<number, { name: string; usedUs: number }[]>();
+  for (const token of tokens) byK.set(token.k, [...(byK.get(token.k) ?? []), token]);
+  const extra: string[] = [];
+  for (const [k, names] of byK) {
+    const keep = k < max ? names.reduce((a, b) => (b.usedUs > a.usedUs ? b : a)) : undefined;
+    for (const token of names) if (token !== keep) extra.push(token.name);
+  }
+  const missing: number[] = [];
+  for (let k = 0; k < max; k++) if (!byK.has(k)) missing.push(k);
+  return { extra, missing };
 }
 
 function makeToken(layout: Layout, dir: string, k: number): boolean {
