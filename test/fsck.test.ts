@@ -333,11 +333,12 @@ describe('fsck of limits/ (fsck-limits.ts)', () => {
     expect(brief((await fsck(dir)).findings)).toEqual([['limit', 'limits/broken/limit.json', false]]);
   });
 
-  it('deletes a slot a dead sweeper moved aside (.reap.TOKEN) once older than helperMaxAge, never a young one', async () => {
+  it('deletes a slot a sweeper moved aside (.reap.OWNER.TOKEN) once older than helperMaxAge, or at once when its sweeper is dead; never a young one of a live sweeper', async () => {
     const { dir, q } = await tempQueue();
     await q.limit('send', { concurrency: 1 });
     await q.close();
-    const reap = path.join(dir, 'limits', 'send', '.reap.abcdefgh');
+    const name = '.reap.elsewhere.4242.live.abcdefgh'; // its sweeper, on another host, is never judged dead here
+    const reap = path.join(dir, 'limits', 'send', name);
     fs.writeFileSync(reap, '');
     expect((await fsck(dir, { repair: true })).findings).toEqual([]); // young: a reaper may be about to link it back
     expect(fs.existsSync(reap)).toBe(true);
@@ -347,16 +348,22 @@ describe('fsck of limits/ (fsck-limits.ts)', () => {
     expect(report.findings).toEqual([
       {
         kind: 'stale-helper',
-        path: 'limits/send/.reap.abcdefgh',
+        path: `limits/send/${name}`,
         problem: 'a running slot a sweep moved aside to free, left by a sweeper that died',
         action: 'run with --repair to delete it',
         repaired: false,
       },
     ]);
     expect(brief((await fsck(dir, { helperMaxAge: 0, repair: true })).findings)).toEqual([
-      ['stale-helper', 'limits/send/.reap.abcdefgh', true],
+      ['stale-helper', `limits/send/${name}`, true],
     ]);
     expect(fs.existsSync(reap)).toBe(false);
+    const deadReap = `.reap.${deadHeartbeat(dir, 'sweeper')}.abcdefgh`; // its sweeper's process is gone
+    fs.writeFileSync(path.join(dir, 'limits', 'send', deadReap), '');
+    const report2 = await fsck(dir, { repair: true });
+    expect(brief(report2.findings).filter(([, p]) => p.startsWith('limits/'))).toEqual([
+      ['stale-helper', `limits/send/${deadReap}`, true],
+    ]);
   });
 
   it('sets aside a limits/ that is no directory, and finds nothing in a queue without limits/', async () => {

@@ -178,8 +178,7 @@ export async function fsck(dir: string, options: FsckOptions = {}): Promise<Fsck
   const places = census(ctx);
   checkDuplicates(ctx, places);
   checkContents(ctx, places);
-  checkHelpers(ctx);
-  checkFlow(ctx);
+  // before the heartbeats: a dead sweeper's reap leftover is judged by its heartbeat (slots.ts leftoverReaps), as in a sweep
   checkLimits({
     layout,
     now: ctx.now,
@@ -188,6 +187,8 @@ export async function fsck(dir: string, options: FsckOptions = {}): Promise<Fsck
     stray: (file, problem, todo) => stray(ctx, file, problem, todo),
     ago: (ms) => ago(ctx, ms),
   });
+  checkHelpers(ctx);
+  checkFlow(ctx);
   checkSchedules(ctx);
   const findings = ctx.findings.sort((a, b) => a.kind.localeCompare(b.kind) || a.path.localeCompare(b.path));
   return { dir: layout.root, checked: ctx.checked, findings, unrepaired: findings.filter((f) => !f.repaired).length };
