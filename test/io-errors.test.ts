@@ -152,6 +152,25 @@ const transitions: Transition[] = [
     run: (q, id) => q.retry(id as string),
     check: (dir) => expect(names(dir, 'failed')).toEqual([]),
   },
+  // limits (issue 13): a slot taken by link, a rate token by rename, given back at the end
+  {
+    name: 'set a limit (rate tokens, limit.json)',
+    setup: async () => undefined,
+    run: (q) => q.limit('t', { concurrency: 2, rate: { max: 3, per: 1000 } }),
+    check: (dir) => expect(names(dir, 'limits/t').filter((f) => f.startsWith('r.'))).toHaveLength(3),
+  },
+  {
+    name: 'claim under a limit (slot, token, claim)',
+    strands: true,
+    setup: async (q) => (await q.limit('t', { concurrency: 2, rate: { max: 10, per: 1000 } }), q.enqueue('t', 1)),
+    run: (q) => q.claim(),
+    check: (_dir, job) => expect(job).toBeDefined(),
+  },
+  {
+    name: 'complete under a limit (the job, then its slot)',
+    setup: async (q) => (await q.limit('t', { concurrency: 2 }), await q.enqueue('t', 1), q.claim()),
+    run: (_q, job) => held(job).complete('r'),
+  },
   // pause and cancel (issue 13)
   {
     name: 'pause a type',

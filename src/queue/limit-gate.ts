@@ -45,7 +45,10 @@ export interface LimitGateHost {
   warn: (error: Error) => void;
 }
 
-/** What one start took: given back by `release` (every ending) or `unuse` (the start did not happen). */
+/**
+ * What one start took: given back by `release` (every ending) or `unuse` (the start did not happen).
+ * Neither throws: a slot whose giving back fails is kept and tried again at every refresh.
+ */
 export interface Pass {
   readonly type: string;
   release(): void;
@@ -89,6 +92,8 @@ export class LimitGate {
   /** Slots whose giving back failed (EIO, ...): tried again at every refresh. */
   #owed: { dir: string; name: string; ino: number }[] = [];
   #closed = false;
+  /** The last refresh failed before it read everything: the next claim reads again (catchUp). */
+  #incomplete = false;
 
   constructor(host: LimitGateHost) {
     this.#host = host;
@@ -151,22 +156,27 @@ export class LimitGate {
       }
       taken.push(slot);
     }
-    if (spec.groupConcurrency !== undefined && tag !== '') {
-      const slot = this.#takeSlot(state, spec.groupConcurrency, tag);
-      if (slot === undefined) {
-        giveBack();
-        return 'group';
-      }
-      taken.push(slot);
-    }
     let token: { k: number; from: string; to: string; usedUs: number; before: number } | undefined;
-    if (spec.rate !== undefined) {
-      token = this.#useToken(state, spec.rate.max, spec.rate.per);
-      if (token === undefined) {
-        giveBack();
-        this.#block(encodedType);
-        return 'type';
+    try {
+      if (spec.groupConcurrency !== undefined && tag !== '') {
+        const slot = this.#takeSlot(state, spec.groupConcurrency, tag);
+        if (slot === undefined) {
+          giveBack();
+          return 'group';
+        }
+        taken.push(slot);
       }
+      if (spec.rate !== undefined) {
+        token = this.#useToken(state, spec.rate.max, spec.rate.per);
+        if (token === undefined) {
+          giveBack();
+          this.#block(encodedType);
+          return 'type';
+        }
+      }
+    } catch (error) {
+      giveBack(); // a slot taken before the step that failed (EIO, ...) is not kept
+      throw error;
     }
     let settled = false;
     return {
@@ -180,17 +190,28 @@ export class LimitGate {
         if (settled) return;
         settled = true;
         giveBack();
-        if (token !== undefined && useRateToken(state.dir, token.to, token.from)) {
-          state.tokens.set(token.k, { name: token.from, usedUs: token.before });
-          // back in its place by time (rare: a claim lost after its token was used)
-          state.tokens = new Map([...state.tokens].sort((a, b) => a[1].usedUs - b[1].usedUs));
+        if (token === undefined) return;
+        try {
+          if (!useRateToken(state.dir, token.to, token.from)) return;
+        } catch (error) {
+          this.#host.warn(error as Error); // the token stays used: one start fewer in its window, nothing more
+          return;
         }
+        state.tokens.set(token.k, { name: token.from, usedUs: token.before });
+        // back in its place by time (rare: a claim lost after its token was used)
+        state.tokens = new Map([...state.tokens].sort((a, b) => a[1].usedUs - b[1].usedUs));
       },
     };
   }
 
+  /** Read limits/ again if the last reading failed half-way (EIO, ...): a claim then starts from a whole view. */
+  catchUp(): void {
+    if (this.#incomplete) this.refresh();
+  }
+
   /** Read limits/ and every limited type's directory again; notifies when a blocked type may start. */
   refresh(): void {
+    this.#incomplete = true; // until this reading is whole
     this.#payDebts();
     const { limits, problems } = readLimits(this.#host.layout);
     for (const problem of problems) this.#warnOnce(problem.name, problem.reason);
@@ -201,6 +222,7 @@ export class LimitGate {
     }
     if (this.#rootWatcher === undefined && !this.#closed) this.#rootWatcher = this.#watch(limitsDir(this.#host.layout));
     for (const state of this.#types.values()) this.#refreshType(state);
+    this.#incomplete = false;
     this.#computeBlocked();
     this.#notify();
   }

@@ -633,7 +633,13 @@ export class Queue extends EventEmitter<QueueEvents> {
     for (;;) {
       const id = this.#index.take(wanted, this.#skipped(paused));
       if (id === undefined) return undefined;
-      const pass = this.#gate?.limited === true ? this.#gate.enter(idEncodedType(id), idGroupTag(id)) : undefined;
+      let pass: Pass | 'type' | 'group' | undefined;
+      try {
+        pass = this.#gate?.limited === true ? this.#gate.enter(idEncodedType(id), idGroupTag(id)) : undefined;
+      } catch (error) {
+        this.#index.add(id); // a slot or token could not be taken (EIO, EACCES, ...): the job is still ready
+        throw error;
+      }
       if (pass === 'type' || pass === 'group') {
         this.#index.add(id); // its type is at a limit now: skipped by the next take (limit-gate.ts)
         if (pass === 'group') {
@@ -868,7 +874,10 @@ export class Queue extends EventEmitter<QueueEvents> {
   }
 
   #startLimitGate(): void {
-    if (this.#gate !== undefined) return;
+    if (this.#gate !== undefined) {
+      this.#gate.catchUp();
+      return;
+    }
     this.#gate = new LimitGate({
       layout: this.#layout,
       watch: this.options.watch,

@@ -20,7 +20,7 @@
  */
 import fs from 'node:fs';
 import { errnoOf, fsError } from './errors.js';
-import { listDir, removeQuietly, writeNew } from './files.js';
+import { closeQuietly, listDir, removeQuietly, writeNew } from './files.js';
 import type { Layout } from './layout.js';
 import { createExclusive, openRegularStat } from './open.js';
 import { ensureFlowDir, checkFlowDir } from './pauses.js';
@@ -144,8 +144,10 @@ export function readLimit(dir: string, type: string): LimitEntry | { reason: str
   try {
     if (opened.stat.size > LIMIT_MAX_BYTES) return { reason: `it is ${opened.stat.size} bytes, too large` };
     text = fs.readFileSync(opened.fd, 'utf8');
+  } catch (error) {
+    throw fsError(`reading the limit ${path}`, error);
   } finally {
-    fs.closeSync(opened.fd);
+    closeQuietly(opened.fd); // read only: a failed close changes nothing
   }
   const limit = parseLimitContent(text);
   if ('reason' in limit) return limit;
