@@ -4,13 +4,15 @@
  * rate of 20 per second across 3 processes; `groupConcurrency` across 2.
  * Each job's start and end are stamped by the process that ran it (the
  * 'limited' mode of test/fixtures/child.mjs); overlaps are computed from
- * the stamps of every process.
+ * the stamps of every process. Then 2 simulated hosts (test/support/hosts.ts)
+ * under a concurrency limit and a rate.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { exited, spawnNode, tempDir, tempQueue } from './support/temp.js';
+import { logLines, mountCached, requireHosts, startHost } from './support/hosts.js';
+import { exited, openQueue, spawnNode, tempDir, tempQueue } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';
 
 const child = path.join(import.meta.dirname, 'fixtures', 'child.mjs');
@@ -199,6 +201,50 @@ describe('groupConcurrency across processes', () => {
       ).toBe(1);
     }
     expect(maxOverlap(all, new Map())).toBeGreaterThan(1);
+    await q.close();
+  });
+});
+
+describe('limits across simulated hosts', () => {
+  it('2 hosts (own hostname, pid namespace and caching FUSE mount): concurrency 2 and a rate of 5 per 500 ms hold across them', async () => {
+    requireHosts();
+    const dir = path.join(tempDir(), 'q');
+    const q = await openQueue(dir, { maintenance: false });
+    fs.chmodSync(dir, 0o755);
+    await q.limit('c', { concurrency: 2 });
+    await q.limit('r', { rate: { max: 5, per: 500 } });
+    const log = path.join(tempDir(), 'log');
+    const env = { DIRQ_HOST_LOG: log, DIRQ_POLL: '100', DIRQ_STALE_AFTER: '2000', DIRQ_SWEEP_INTERVAL: '300' };
+    const hosts = ['host1', 'host2'].map((name) => startHost(name, 'pool', mountCached(dir), { env }));
+    await Promise.all(hosts.map((h) => h.line('ready')));
+    // after both are ready, so both see them from the start
+    await q.enqueueMany([
+      ...Array.from({ length: 30 }, () => ({ type: 'c', data: { sleep: 40 } })),
+      ...Array.from({ length: 20 }, () => ({ type: 'r', data: {} })),
+    ]);
+    await until(() => logLines(log, 'completed').length === 50, 'all 50 jobs done on the 2 hosts', 60_000);
+    await Promise.all(hosts.map((h) => h.stop()));
+    const ends = new Map(logLines(log, 'end').map(([, id, , , ms]) => [id!, Number(ms)]));
+    const starts = logLines(log, 'start');
+    const c = starts
+      .filter(([, id]) => id!.endsWith('.c'))
+      .map(([, id, , host, ms]) => ({ id: id!, pid: 0, host, start: Number(ms), end: ends.get(id!) }));
+    // a host that ends a job takes the freed slot again at once, while the other learns of it at its polls:
+    // the slots need not be shared, only never exceeded
+    expect(new Set(starts.map(([, , , host]) => host)).size).toBe(2); // both hosts ran jobs
+    expect(maxOverlap(c, new Map())).toBe(2);
+    // a token is used again only `per` after its last use at claim time; a start is stamped up to
+    // DISPATCH_SLACK later, in a pool's worker thread: so no window of per - slack holds more than max
+    const DISPATCH_SLACK = 150;
+    const r = starts.filter(([, id]) => id!.endsWith('.r')).map(([, , , , ms]) => Number(ms));
+    let worst = 0;
+    for (const t of r) worst = Math.max(worst, r.filter((s) => s >= t && s < t + 500 - DISPATCH_SLACK).length);
+    const span = Math.max(...r) - Math.min(...r);
+    console.log(
+      `across 2 hosts: rate 5/500ms, busiest ${500 - DISPATCH_SLACK}-ms window ${worst}, 20 starts over ${span} ms`,
+    );
+    expect(worst).toBeLessThanOrEqual(5);
+    expect(span).toBeGreaterThanOrEqual(3 * 500 - DISPATCH_SLACK); // 20 starts need 4 windows: 3 between the first and the last
     await q.close();
   });
 });
