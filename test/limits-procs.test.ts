@@ -208,15 +208,22 @@ describe('groupConcurrency across processes', () => {
 });
 
 describe('limits across simulated hosts', () => {
-  it('2 hosts (own hostname, pid namespace and caching FUSE mount): concurrency 2 and a rate of 5 per 500 ms hold across them', async () => {
+  it('2 hosts (own hostname, pid namespace and caching FUSE mount): concurrency 3 (2 workers a host) and a rate of 5 per 500 ms hold across them', async () => {
     requireHosts();
     const dir = path.join(tempDir(), 'q');
     const q = await openQueue(dir, { maintenance: false });
     fs.chmodSync(dir, 0o755);
-    await q.limit('c', { concurrency: 2 });
+    await q.limit('c', { concurrency: 3 });
     await q.limit('r', { rate: { max: 5, per: 500 } });
     const log = path.join(tempDir(), 'log');
-    const env = { DIRQ_HOST_LOG: log, DIRQ_POLL: '100', DIRQ_STALE_AFTER: '2000', DIRQ_SWEEP_INTERVAL: '300' };
+    // 2 workers a host: 3 running at once needs both hosts, so reaching it (and never passing it) proves the slots are shared
+    const env = {
+      DIRQ_HOST_LOG: log,
+      DIRQ_POLL: '100',
+      DIRQ_STALE_AFTER: '2000',
+      DIRQ_SWEEP_INTERVAL: '300',
+      DIRQ_CONCURRENCY: '2',
+    };
     const hosts = ['host1', 'host2'].map((name) => startHost(name, 'pool', mountCached(dir), { env }));
     await Promise.all(hosts.map((h) => h.line('ready')));
     // after both are ready, so both see them from the start
@@ -231,10 +238,7 @@ describe('limits across simulated hosts', () => {
     const c = starts
       .filter(([, id]) => id!.endsWith('.c'))
       .map(([, id, , host, ms]) => ({ id: id!, pid: 0, host, start: Number(ms), end: ends.get(id!) }));
-    // a host that ends a job takes the freed slot again at once, while the other learns of it at its polls:
-    // the slots need not be shared, only never exceeded
-    expect(new Set(starts.map(([, , , host]) => host)).size).toBe(2); // both hosts ran jobs
-    expect(maxOverlap(c, new Map())).toBe(2);
+    expect(maxOverlap(c, new Map())).toBe(3);
     // a token is used again only `per` after its last use at claim time; a start is stamped up to
     // DISPATCH_SLACK later, in a pool's worker thread: so no window of per - slack holds more than max
     const DISPATCH_SLACK = 150;
