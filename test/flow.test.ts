@@ -13,19 +13,10 @@ import { dirq, ok as okText, okJson } from './support/cli.js';
 import { backdate, claimByDeadWorker } from './support/fake.js';
 import { openQueue, tempQueue } from './support/temp.js';
 import { until } from './support/wait.js';
+import { rejects } from './support/rejects.js';
 
 const ls = (dir: string, sub: string): string[] =>
   fs.existsSync(path.join(dir, sub)) ? fs.readdirSync(path.join(dir, sub)).sort() : [];
-
-async function rejects(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DirQueueError);
-  expect((error as DirQueueError).code).toBe(code);
-  expect((error as Error).message).toMatch(message);
-}
 
 describe('pause and resume', () => {
   it('a paused type is not claimed, other types are, enqueue still works; resume (or rm of the file) restarts it', async () => {

@@ -8,23 +8,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DirQueueError, type Job, type ProcessorJob } from '../dist/index.js';
+import type { Job, ProcessorJob } from '../dist/index.js';
 import { encodeEnvelope, groupOf, parseJobFile } from '../dist/store/envelope.js';
 import { groupTag, idGroupTag } from '../dist/store/names.js';
 import { dirq, expectOneLineError, ok, okJson } from './support/cli.js';
 import { startPool } from './support/pools.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
 import { until } from './support/wait.js';
-
-async function rejects(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DirQueueError);
-  expect((error as DirQueueError).code).toBe(code);
-  expect((error as Error).message).toMatch(message);
-}
+import { rejects } from './support/rejects.js';
 
 /** 10,000 jobs of group A, then 10 of group B (issue 13's proof). */
 async function tenThousandThenTen(q: Awaited<ReturnType<typeof openQueue>>): Promise<Set<string>> {

@@ -9,9 +9,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { DirQueueError, type Job } from '../dist/index.js';
+import type { Job } from '../dist/index.js';
 import { openQueue, spawnNode, tempQueue } from './support/temp.js';
 import { lineFrom, until } from './support/wait.js';
+import { rejects } from './support/rejects.js';
 
 const child = path.join(import.meta.dirname, 'fixtures', 'child.mjs');
 
@@ -25,16 +26,6 @@ const slots = (dir: string, type: string): string[] => {
         .sort()
     : [];
 };
-
-async function rejects(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DirQueueError);
-  expect((error as DirQueueError).code).toBe(code);
-  expect((error as Error).message).toMatch(message);
-}
 
 describe('q.limit and q.limits', () => {
   it('writes limits/TYPE/limit.json and the rate tokens; limits() tells what is in use; null clears it all', async () => {
