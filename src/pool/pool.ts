@@ -16,10 +16,10 @@ import { pending, splitRetries, typeFilter, type DelayedJob } from './drain.js';
 import { Layout, parseMode, readSettings } from '../store/layout.js';
 import { checkMs, type EnqueueOptions } from '../queue/options.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
-import type { Processor, ProcessorJob } from './processor.js';
-import type { JobFields } from './thread-messages.js';
+import { jobFields, runInProcess, withKeyFrom } from './in-process.js';
 import { Queue, type QueueEvents } from '../queue/queue.js';
-import { ThreadHost, type RunOutcome } from './thread-host.js';
+import { ThreadHost } from './thread-host.js';
+import type { RunOutcome } from './thread-messages.js';
 
 /** A job as pool events report it. */
 export interface PoolJob {
@@ -355,20 +355,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#runs.set(run.id, run);
     const timeout = job.timeout ?? this.options.jobTimeout;
     if (timeout !== undefined) run.timer = setTimeout(() => void this.#timedOut(run, timeout), timeout);
-    const fields: JobFields = {
-      id: job.id,
-      type: job.type,
-      data: job.data,
-      attempt: job.attempt,
-      attempts: job.attempts,
-      priority: job.priority,
-    };
-    if (job.schedule !== undefined) fields.schedule = job.schedule;
-    if (job.group !== undefined) fields.group = job.group;
+    const fields = jobFields(job);
     if (typeof this.options.processor === 'function') {
       run.controller = new AbortController();
       this.#inProcess++;
-      void this.#runInProcess(this.options.processor, run, fields).then((outcome) => {
+      void runInProcess(this.options.processor, job, this.#queue!, run.controller.signal).then((outcome) => {
         this.#inProcess--;
         return this.#settle(run, outcome);
       });
@@ -386,21 +377,6 @@ export class Pool extends EventEmitter<PoolEvents> {
     };
     if (job.signal.aborted) cancelled();
     else job.signal.addEventListener('abort', cancelled, { once: true });
-  }
-
-  async #runInProcess(processor: Processor, run: Run, fields: JobFields): Promise<RunOutcome> {
-    const job: ProcessorJob = {
-      ...fields,
-      signal: run.controller!.signal,
-      progress: (value) => run.job.progress(value),
-      log: (line) => run.job.log(line),
-      enqueue: (type, data, options) => this.#queue!.enqueue(type, data, withKeyFrom(options, run.job.id)),
-    };
-    try {
-      return { ok: true, result: await processor(job) };
-    } catch (error) {
-      return { ok: false, error: recordError(error) };
-    }
   }
 
   /** End a run: record its outcome in the job file (first outcome wins), free its slot. */
@@ -660,16 +636,4 @@ function queueMode(layout: Layout): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * A running job's enqueue under a unique key hands the key over when the job itself holds it: the
- * recursive-queuing pattern (a job enqueues its own next run under its own key) would otherwise be
- * refused as a duplicate of the running job. keys.ts hands over only when `from` is running and holds
- * the key; for any other key this changes nothing.
- */
-function withKeyFrom(options: EnqueueOptions | undefined, from: string): EnqueueOptions | undefined {
-  if (options === null || typeof options !== 'object' || options.key === undefined || 'keyFrom' in options)
-    return options;
-  return { ...options, keyFrom: from };
 }

@@ -6,10 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { DirQueueError, type DirQueueErrorCode } from '../store/errors.js';
-import type { FromThread, JobFields, ToThread } from './thread-messages.js';
-
-export type RunOutcome =
-  { ok: true; result: unknown } | { ok: false; error: { message: string; code?: string; stack?: string } };
+import type { FromThread, JobFields, RunOutcome, ToThread } from './thread-messages.js';
 
 export interface ThreadEvents {
   /** The thread asks for progress, log or enqueue on behalf of a running job. */

@@ -20,6 +20,10 @@ export interface JobFields {
   group?: string;
 }
 
+/** How a run ended, as the pool hears it. */
+export type RunOutcome =
+  { ok: true; result: unknown } | { ok: false; error: { message: string; code?: string; stack?: string } };
+
 /** Messages from the pool to a thread. */
 export type ToThread =
   | { t: 'run'; run: number; job: JobFields }
