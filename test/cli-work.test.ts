@@ -143,7 +143,7 @@ describe('dirq work', () => {
     await q.enqueueMany(Array.from({ length: 10 }, () => ({ type: 't', data: { crash: true }, attempts: 1 })));
     const run = await dirq(['work', dir, processors('crash'), ...MODE, '--quiet']);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^dirq: worker threads died \d+ times in 10 s/m);
+    expect(run.stderr).toMatch(/^dirq: workers died \d+ times in 10 s/m);
     expect(fs.readdirSync(path.join(dir, 'active'))).toEqual([]);
     await q.close();
   });

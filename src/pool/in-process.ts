@@ -8,7 +8,7 @@ import type { Job } from '../queue/job.js';
 import type { EnqueueOptions } from '../queue/options.js';
 import type { Queue } from '../queue/queue.js';
 import type { Processor, ProcessorJob } from './processor.js';
-import type { JobFields, RunOutcome } from './thread-messages.js';
+import type { JobFields, RunOutcome } from './worker-messages.js';
 
 /** The fields of a claimed job that a processor sees, as plain data (they cross to a thread or a process). */
 export function jobFields(job: Job): JobFields {

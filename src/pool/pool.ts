@@ -1,10 +1,13 @@
 /**
  * The worker pool: the main thread claims jobs (through the Queue's index,
- * never scanning) and dispatches them to worker threads that run the
- * processor module, or to an in-process function. It enforces job timeouts
- * (a thread stuck in synchronous code is terminated and replaced), recycles
- * threads after maxJobsPerThread, and on close lets running jobs finish
- * within closeTimeout, then releases the rest back to queue/.
+ * never scanning) and dispatches them to workers (threads or child processes
+ * that run the processor module, or long-running executables), or runs them
+ * here (a function, or an executable started per job). It enforces job
+ * timeouts (a worker that does not end a timed-out job is stopped and
+ * replaced), recycles workers after maxJobsPerWorker or a failure, grows and
+ * shrinks between min and max workers with the backlog, and on close lets
+ * running jobs finish within closeTimeout, then releases the rest back to
+ * queue/.
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -16,10 +19,14 @@ import { pending, splitRetries, typeFilter, type DelayedJob } from './drain.js';
 import { Layout, parseMode, readSettings } from '../store/layout.js';
 import { checkMs, type EnqueueOptions } from '../queue/options.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
+import { execProcessor, checkCommand } from './exec.js';
 import { jobFields, runInProcess, withKeyFrom } from './in-process.js';
+import { importMiddleware, wrap } from './middleware.js';
+import { PersistentHost } from './persistent-host.js';
+import type { Processor } from './processor.js';
 import { Queue, type QueueEvents } from '../queue/queue.js';
-import { ThreadHost } from './thread-host.js';
-import type { RunOutcome } from './thread-messages.js';
+import { WorkerHost, type Host } from './worker-host.js';
+import type { RunOutcome } from './worker-messages.js';
 
 /** A job as pool events report it. */
 export interface PoolJob {
@@ -38,8 +45,12 @@ export interface PoolEvents {
   lost: [job: PoolJob, error: Error];
   /** This pool's maintenance took back a dead or silent worker's claim. */
   recovered: QueueEvents['recovered'];
-  /** A problem of the pool itself: a thread died, maintenance failed, the processor cannot load. */
+  /** A problem of the pool itself: a worker died or was stuck, maintenance failed, the processor cannot load. */
   error: [error: Error];
+  /** An autoscaled pool started a worker for jobs that waited while every worker was busy: how many it has now. */
+  grew: [workers: number];
+  /** An autoscaled pool stopped a worker idle for idleTimeout: how many it has now. */
+  shrank: [workers: number];
   /** A notice from the pool's queue that needs no action from the pool (EPOLLING, EBADMODE, EBADFILE a sweep worked around). */
   warning: QueueEvents['warning'];
   /** The pool has stopped: closed, or given up (`error` says why: its processor cannot run). */
@@ -58,7 +69,9 @@ export interface PoolCounts {
 interface Run {
   id: number;
   job: Job;
-  thread: ThreadHost | undefined;
+  host: Host | undefined;
+  /** Resolves when the worker has answered for the run, even after its outcome was settled (a timeout). */
+  answered: Promise<void>;
   controller: AbortController | undefined;
   timer: NodeJS.Timeout | undefined;
   settled: boolean;
@@ -79,7 +92,7 @@ export interface Leftovers {
  */
 export const DRAIN_WITHIN_MS = 60_000;
 
-/** Thread deaths within this window that make the pool give up. */
+/** Worker deaths within this window that make the pool give up. */
 const CRASH_WINDOW_MS = 10_000;
 
 export class Pool extends EventEmitter<PoolEvents> {
@@ -87,7 +100,12 @@ export class Pool extends EventEmitter<PoolEvents> {
   readonly options: Readonly<ResolvedPoolOptions>;
   #queue: Queue | undefined;
   #layout: Layout | undefined;
-  #threads: ThreadHost[] = [];
+  #hosts: Host[] = [];
+  /** What runs the jobs here (a function processor with its middleware, a per-job exec), once started. */
+  #local: Processor | undefined;
+  /** A worker being started because jobs wait while every worker is busy: one at a time. */
+  #growing = false;
+  #shrinkTimer: NodeJS.Timeout | undefined;
   #runs = new Map<number, Run>();
   #nextRun = 0;
   /**
@@ -103,8 +121,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   #nothingReady = false;
   #idleWaiters: (() => void)[] = [];
   #crashes: number[] = [];
-  /** Threads being pinged after a job's timeout, with the verdict to come: true when stuck. */
-  #checks = new Map<ThreadHost, Promise<boolean>>();
+  /** Workers being checked after a job's timeout, with the verdict to come: true when they were replaced. */
+  #checks = new Map<Host, Promise<boolean>>();
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new';
   /** The shutdown under way, which every close() call waits for. */
   #closing: Promise<void> | undefined;
@@ -123,8 +141,9 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /**
-   * Open the queue, start the threads (their processor loaded), and start
-   * taking jobs. Rejects with EPROCESSOR when the processor cannot load, and
+   * Open the queue, start the workers (their processor loaded), and start
+   * taking jobs. Rejects with EPROCESSOR when the processor or a middleware
+   * cannot load, EBADOPTION when an exec processor's program is not there, and
    * with the errno code (EACCES, EROFS, ...) when this process cannot write
    * the queue.
    */
@@ -132,6 +151,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (this.#state !== 'new')
       throw new DirQueueError('ESTARTED', 'a Pool starts once; make a new Pool to start again');
     this.#state = 'running';
+    try {
+      this.#local = await this.#localProcessor();
+    } catch (error) {
+      this.#state = 'closed';
+      throw error;
+    }
     try {
       this.#queue = await Queue.open(this.dir, this.options.queue);
     } catch (error) {
@@ -150,18 +175,40 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
     this.#queue.on('recovered', (info) => this.emit('recovered', info));
     this.#queue.on('warning', (error) => this.#warn(error));
-    if (typeof this.options.processor === 'string') {
+    if (this.#local === undefined) {
       try {
-        this.#threads = Array.from({ length: this.options.threads }, () => this.#spawn());
-        await Promise.all(this.#threads.map((t) => t.ready));
+        this.#hosts = Array.from({ length: this.options.workers.min }, () => this.#spawn());
+        await Promise.all(this.#hosts.map((h) => h.ready));
       } catch (error) {
         this.#state = 'closed';
-        await Promise.all(this.#threads.map((t) => t.terminate()));
+        await Promise.all(this.#hosts.map((h) => h.terminate()));
         await this.#queue.close();
         throw error;
       }
+      const { min, max } = this.options.workers;
+      if (max > min) {
+        const every = Math.min(1000, Math.max(10, this.options.idleTimeout / 4));
+        this.#shrinkTimer = setInterval(() => this.#shrinkIdle(), every);
+      }
     }
     this.#pumping = this.#pump();
+  }
+
+  /** The number of workers running or starting (0 for a pool that runs its jobs in-process). */
+  get workers(): number {
+    return this.#hosts.filter((h) => !h.retiring).length;
+  }
+
+  /** The function that runs jobs in this process, wrapped in its middleware; undefined when workers run them. */
+  async #localProcessor(): Promise<Processor | undefined> {
+    const { runner, middleware } = this.options;
+    let processor: Processor;
+    if (runner.kind === 'in-process') processor = runner.processor;
+    else if (runner.kind === 'exec') {
+      checkCommand(runner.command);
+      processor = execProcessor(runner.command, { queueDir: this.dir });
+    } else return undefined;
+    return wrap(processor, await importMiddleware(middleware));
   }
 
   /** Resolves when no job of the pool's types is ready and none is running. */
@@ -230,8 +277,9 @@ export class Pool extends EventEmitter<PoolEvents> {
       await new Promise<void>((resolve) => (this.#drained = resolve));
       clearTimeout(deadline);
     }
-    await Promise.all(this.#threads.map((t) => t.terminate()));
-    this.#threads = [];
+    clearInterval(this.#shrinkTimer);
+    await Promise.all(this.#hosts.map((h) => h.terminate()));
+    this.#hosts = [];
     await this.#queue?.close();
     this.#state = 'closed';
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
@@ -255,6 +303,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const queue = this.#queue!;
     const claimOptions = this.options.types === undefined ? {} : { types: this.options.types };
     if (!this.#hasSlot()) {
+      if (this.#mayGrow()) return this.#growForWaitingJob();
       await new Promise<void>((resolve) => (this.#wake = resolve));
       this.#wake = undefined;
       return;
@@ -323,22 +372,93 @@ export class Pool extends EventEmitter<PoolEvents> {
     return false;
   }
 
-  #hasSlot(): boolean {
-    if (typeof this.options.processor === 'function') return this.#inProcess < this.options.concurrency;
-    return this.#pickThread() !== undefined;
+  /**
+   * Every worker is busy and the pool may grow: wait for a job (or a free
+   * slot), and when a job comes first, start a worker for it. The job is
+   * claimed before the worker starts, so a worker is added only for a job that
+   * is really there, and it is the new worker's first job.
+   */
+  async #growForWaitingJob(): Promise<void> {
+    const freed = new AbortController();
+    this.#wake = () => freed.abort();
+    const signal = AbortSignal.any([this.#stop.signal, freed.signal]);
+    let job: Job | undefined;
+    try {
+      job = await this.#queue!.claim({
+        ...(this.options.types && { types: this.options.types }),
+        wait: 60_000,
+        signal,
+      });
+    } finally {
+      this.#wake = undefined;
+    }
+    if (job === undefined) return;
+    if (!this.#hasSlot() && this.#mayGrow()) {
+      this.#growing = true;
+      const host = this.#spawn();
+      this.#hosts.push(host);
+      try {
+        await host.ready;
+        this.emit('grew', this.workers);
+      } catch (error) {
+        if (this.#state === 'running') this.#giveUp(error as Error);
+      } finally {
+        this.#growing = false;
+      }
+    }
+    if (this.#stop.signal.aborted || !this.#hasSlot()) {
+      await job.release();
+      return;
+    }
+    if (await this.#mayWrite(job)) this.#dispatch(job);
   }
 
-  #pickThread(): ThreadHost | undefined {
-    let best: ThreadHost | undefined;
-    for (const thread of this.#threads) {
-      if (
-        !thread.isReady ||
-        thread.retiring ||
-        this.#checks.has(thread) ||
-        thread.runs.size >= this.options.concurrency
-      )
+  #mayGrow(): boolean {
+    return (
+      this.#local === undefined &&
+      this.#state === 'running' &&
+      !this.#growing &&
+      this.workers < this.options.workers.max
+    );
+  }
+
+  /** Stop the workers idle for idleTimeout, the longest idle first, down to min. */
+  #shrinkIdle(): void {
+    if (this.#state !== 'running') return;
+    const now = Date.now();
+    const idle = this.#hosts
+      .filter((h) => h.isReady && !h.retiring && h.runs.size === 0 && !this.#checks.has(h))
+      .filter((h) => now - h.idleSince >= this.options.idleTimeout)
+      .sort((a, b) => a.idleSince - b.idleSince);
+    for (const host of idle) {
+      if (this.workers <= this.options.workers.min) break;
+      this.#hosts.splice(this.#hosts.indexOf(host), 1);
+      void host.terminate();
+      this.emit('shrank', this.workers);
+    }
+  }
+
+  #hasSlot(): boolean {
+    if (this.#local !== undefined) return this.#inProcess < this.options.concurrency;
+    return this.#pickHost() !== undefined;
+  }
+
+  /**
+   * The worker with the fewest jobs; between idle ones the one that worked
+   * last, so that a pool with more workers than work keeps the others idle and
+   * an autoscaled pool can stop them.
+   */
+  #pickHost(): Host | undefined {
+    let best: Host | undefined;
+    for (const host of this.#hosts) {
+      if (!host.isReady || host.retiring || this.#checks.has(host) || host.runs.size >= this.options.concurrency)
         continue;
-      if (best === undefined || thread.runs.size < best.runs.size) best = thread;
+      if (
+        best === undefined ||
+        host.runs.size < best.runs.size ||
+        (host.runs.size === best.runs.size && host.idleSince > best.idleSince)
+      )
+        best = host;
     }
     return best;
   }
@@ -347,7 +467,8 @@ export class Pool extends EventEmitter<PoolEvents> {
     const run: Run = {
       id: this.#nextRun++,
       job,
-      thread: undefined,
+      host: undefined,
+      answered: Promise.resolve(),
       controller: undefined,
       timer: undefined,
       settled: false,
@@ -356,24 +477,26 @@ export class Pool extends EventEmitter<PoolEvents> {
     const timeout = job.timeout ?? this.options.jobTimeout;
     if (timeout !== undefined) run.timer = setTimeout(() => void this.#timedOut(run, timeout), timeout);
     const fields = jobFields(job);
-    if (typeof this.options.processor === 'function') {
+    if (this.#local !== undefined) {
       run.controller = new AbortController();
       this.#inProcess++;
-      void runInProcess(this.options.processor, job, this.#queue!, run.controller.signal).then((outcome) => {
+      void runInProcess(this.#local, job, this.#queue!, run.controller.signal).then((outcome) => {
         this.#inProcess--;
         return this.#settle(run, outcome);
       });
     } else {
-      const thread = this.#pickThread()!;
-      run.thread = thread;
-      if (thread.served + 1 >= this.options.maxJobsPerThread) thread.retiring = true;
-      void thread.run(run.id, fields).then((outcome) => this.#settle(run, outcome));
+      const host = this.#pickHost()!;
+      run.host = host;
+      if (host.served + 1 >= this.options.maxJobsPerWorker) host.retiring = true;
+      const answer = host.run(run.id, fields);
+      run.answered = answer.then(() => undefined);
+      void answer.then((outcome) => this.#settle(run, outcome));
     }
-    // a cancel (q.cancel, from any process or host) aborts the processor's signal, in its thread or here
+    // a cancel (q.cancel, from any process or host) aborts the processor's signal, in its worker or here
     const cancelled = (): void => {
       const reason = job.signal.reason as DirQueueError;
       run.controller?.abort(reason);
-      if (!run.settled) run.thread?.abort(run.id, 'ECANCELLED', reason.message);
+      if (!run.settled) run.host?.abort(run.id, 'ECANCELLED', reason.message);
     };
     if (job.signal.aborted) cancelled();
     else job.signal.addEventListener('abort', cancelled, { once: true });
@@ -382,7 +505,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** End a run: record its outcome in the job file (first outcome wins), free its slot. */
   async #settle(run: Run, outcome: RunOutcome | 'release'): Promise<void> {
     if (run.settled) {
-      this.#afterRun(run.thread); // a late answer (after a timeout): its thread slot is free now
+      this.#afterRun(run.host); // a late answer (after a timeout): its worker's slot is free now
       return;
     }
     run.settled = true;
@@ -407,6 +530,8 @@ export class Pool extends EventEmitter<PoolEvents> {
           await this.#fail(job, info, recordError(error)); // a result JSON cannot hold is the job's error
         }
       } else {
+        // recycleAfterError: a worker that failed a job may have been left in a bad state (AnyEvent::Task)
+        if (this.options.recycleAfterError && run.host !== undefined) run.host.retiring = true;
         await this.#fail(job, info, outcome.error);
       }
     } catch (error) {
@@ -418,7 +543,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       }
     } finally {
       this.#runs.delete(run.id);
-      this.#afterRun(run.thread);
+      this.#afterRun(run.host);
     }
   }
 
@@ -462,110 +587,119 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /**
-   * A job ran past its timeout: abort it and fail its attempt (EJOBTIMEOUT), then
-   * check its thread. While another job's timeout is checking the same thread,
-   * this one waits for the verdict first: a thread stuck in synchronous code
-   * also holds up its other jobs past their timeouts, and they were not at
-   * fault, so they go back to queue/ with the thread instead of failing. The
-   * pool cannot tell which of a thread's jobs is spinning; it charges the one
-   * whose timeout fired first.
+   * A job ran past its timeout: abort it and fail its attempt (EJOBTIMEOUT),
+   * then check its worker. While another job's timeout is checking the same
+   * worker, this one waits for the verdict first: a worker stuck in
+   * synchronous code also holds up its other jobs past their timeouts, and
+   * they were not at fault, so they go back to queue/ with the worker instead
+   * of failing. The pool cannot tell which of a worker's jobs is spinning; it
+   * charges the one whose timeout fired first.
    */
   async #timedOut(run: Run, timeout: number): Promise<void> {
-    const thread = run.thread;
-    const verdict = thread === undefined ? undefined : this.#checks.get(thread);
-    if (verdict !== undefined && (await verdict)) return; // stuck: released with its thread
+    const host = run.host;
+    const verdict = host === undefined ? undefined : this.#checks.get(host);
+    if (verdict !== undefined && (await verdict)) return; // replaced: released with its worker
     if (run.settled) return;
     const message = `the job ran longer than its timeout of ${timeout} ms`;
     run.controller?.abort(new DirQueueError('EJOBTIMEOUT', message));
-    if (thread === undefined) return this.#settle(run, { ok: false, error: { message, code: 'EJOBTIMEOUT' } });
-    thread.abort(run.id, 'EJOBTIMEOUT', message);
-    const stuck = this.#checkThread(thread);
+    if (host === undefined) return this.#settle(run, { ok: false, error: { message, code: 'EJOBTIMEOUT' } });
+    host.abort(run.id, 'EJOBTIMEOUT', message);
+    const replaced = this.#checkHost(host, run);
     await this.#settle(run, { ok: false, error: { message, code: 'EJOBTIMEOUT' } });
-    await stuck;
+    await replaced;
   }
 
   /**
-   * Ping `thread` (one check at a time per thread); resolves true when it did
-   * not answer within stuckAfter, after its other jobs were released and the
-   * thread replaced.
+   * Give the worker of a timed-out run stuckAfter ms to end it (one check at a
+   * time per worker). A worker that has not by then is stuck in synchronous
+   * code (it does not answer a ping either) or runs a job that ignores its
+   * signal: its other jobs are released and it is stopped (a process gets
+   * SIGTERM, then SIGKILL) and replaced. Resolves true when it was.
    */
-  #checkThread(thread: ThreadHost): Promise<boolean> {
-    let check = this.#checks.get(thread);
+  #checkHost(host: Host, run: Run): Promise<boolean> {
+    let check = this.#checks.get(host);
     if (check === undefined) {
-      check = thread.ping(this.options.stuckAfter).then((answered) => {
-        this.#checks.delete(thread);
-        if (answered) {
+      const { stuckAfter } = this.options;
+      const pinged = host.ping(stuckAfter);
+      check = endsWithin(run.answered, stuckAfter).then(async (ended) => {
+        const answered = ended || (await pinged);
+        this.#checks.delete(host);
+        if (ended) {
           this.#wake?.(); // it takes jobs again
           return false;
         }
         for (const other of this.#runs.values())
-          if (other.thread === thread && !other.settled) void this.#settle(other, 'release');
-        this.#retire(thread, true);
+          if (other.host === host && !other.settled) void this.#settle(other, 'release');
+        const why = answered
+          ? `a job it ran ignored its signal for ${stuckAfter} ms after its timeout`
+          : `it was stuck in synchronous code past a job's timeout (no answer within ${stuckAfter} ms)`;
+        this.#report(new DirQueueError('ESTUCK', `a worker was stopped and replaced: ${why}`));
+        this.#retire(host);
         return true;
       });
-      this.#checks.set(thread, check);
+      this.#checks.set(host, check);
     }
     return check;
   }
 
-  #afterRun(thread: ThreadHost | undefined): void {
-    if (thread?.retiring && thread.runs.size === 0) this.#retire(thread, false);
+  #afterRun(host: Host | undefined): void {
+    if (host?.retiring && host.runs.size === 0) this.#retire(host);
     if (this.#runs.size === 0) this.#drained?.();
     this.#wake?.();
     this.#checkIdle();
   }
 
-  /** Take `thread` out of service and start a replacement (unless closing). */
-  #retire(thread: ThreadHost, stuck: boolean): void {
-    const index = this.#threads.indexOf(thread);
+  /** Take `host` out of service and start a replacement (unless closing). */
+  #retire(host: Host): void {
+    const index = this.#hosts.indexOf(host);
     if (index === -1) return;
-    this.#threads.splice(index, 1);
-    void thread.terminate();
-    if (stuck)
-      this.#report(
-        new DirQueueError(
-          'ESTUCK',
-          'a worker thread was stuck in synchronous code past a job timeout and was replaced',
-        ),
-      );
+    this.#hosts.splice(index, 1);
+    void host.terminate();
     if (this.#state === 'running') this.#replace();
   }
 
   #replace(): void {
     const fresh = this.#spawn();
-    this.#threads.push(fresh);
+    this.#hosts.push(fresh);
     fresh.ready.then(
       () => this.#wake?.(),
-      (error: unknown) => this.#giveUp(error as Error),
+      (error: unknown) => {
+        if (this.#state === 'running') this.#giveUp(error as Error); // else stopped while loading: the pool closes
+      },
     );
   }
 
-  #spawn(): ThreadHost {
-    const thread = new ThreadHost(this.options.processor as string, this.options.resourceLimits);
-    thread.on('call', (message) => void this.#answer(thread, message));
-    thread.on('exit', (error) => {
-      if (error === undefined || !this.#threads.includes(thread)) return;
-      this.#threads.splice(this.#threads.indexOf(thread), 1);
-      this.#report(new DirQueueError('ETHREAD', `a worker thread died: ${error.message}`, { cause: error }));
+  #spawn(): Host {
+    const { runner, middleware, resourceLimits } = this.options;
+    let host: Host;
+    if (runner.kind === 'thread' || runner.kind === 'process')
+      host = new WorkerHost(runner.kind, { processor: runner.processor, middleware }, resourceLimits);
+    else if (runner.kind === 'persistent') host = new PersistentHost(runner.command, { queueDir: this.dir });
+    else throw new Error(`a ${runner.kind} pool has no workers to start`);
+    host.on('call', (message) => void this.#answer(host, message));
+    host.on('exit', (error) => {
+      if (error === undefined || !this.#hosts.includes(host)) return;
+      this.#hosts.splice(this.#hosts.indexOf(host), 1);
+      this.#report(error);
       const now = Date.now();
       this.#crashes = this.#crashes.filter((t) => now - t < CRASH_WINDOW_MS).concat(now);
-      if (this.#crashes.length > 3 * this.options.threads) {
+      if (this.#crashes.length > 3 * this.options.workers.max) {
         this.#giveUp(
           new DirQueueError(
             'EPROCESSOR',
-            `worker threads died ${this.#crashes.length} times in ${CRASH_WINDOW_MS / 1000} s; the last: ${error.message}`,
+            `workers died ${this.#crashes.length} times in ${CRASH_WINDOW_MS / 1000} s; the last: ${error.message}`,
           ),
         );
       } else if (this.#state === 'running') {
         this.#replace();
       }
     });
-    return thread;
+    return host;
   }
 
   /** Progress, log and child enqueues asked for by a job running in a thread. */
   async #answer(
-    thread: ThreadHost,
+    host: Host,
     message: { req: number; run: number; method: 'progress' | 'log' | 'enqueue'; args: unknown[] },
   ): Promise<void> {
     const run = this.#runs.get(message.run);
@@ -576,10 +710,10 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (message.method === 'progress') await run.job.progress(a);
       else if (message.method === 'log') await run.job.log(a as string);
       else value = await this.#queue!.enqueue(a as string, b, withKeyFrom(c as EnqueueOptions | undefined, run.job.id));
-      thread.reply({ t: 'reply', req: message.req, ok: true, value });
+      host.reply({ t: 'reply', req: message.req, ok: true, value });
     } catch (error) {
       const { message: text, code } = error as DirQueueError;
-      thread.reply({
+      host.reply({
         t: 'reply',
         req: message.req,
         ok: false,
@@ -591,7 +725,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   #releaseAll(reason: string): void {
     for (const run of this.#runs.values()) {
       run.controller?.abort(new DirQueueError('ECLOSED', reason));
-      run.thread?.abort(run.id, 'ECLOSED', reason);
+      run.host?.abort(run.id, 'ECLOSED', reason);
       void this.#settle(run, 'release');
     }
   }
@@ -626,6 +760,17 @@ export class Pool extends EventEmitter<PoolEvents> {
   #checkIdle(): void {
     if (this.#isIdle()) for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
+}
+
+/** Resolves true if `answered` settles within `ms`, false otherwise. */
+function endsWithin(answered: Promise<void>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    void answered.then(() => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
 }
 
 /** The queue's file mode from its settings, for the fix an error names; undefined when it has none or they cannot be read. */

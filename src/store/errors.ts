@@ -24,13 +24,14 @@ export type DirQueueErrorCode =
   | 'ECRASHED' // a recorded error: the worker holding the job died and a sweep took it back
   | 'ESTALLED' // a recorded error: the worker holding the job showed no sign of life for staleAfter
   | 'ECANCELLED' // a recorded error, and a job's signal's abort reason: the job was cancelled (q.cancel, dirq cancel); never retried
-  | 'ESTUCK' // a pool's worker thread stopped answering (stuck in synchronous code) and was replaced
+  | 'ESTUCK' // a pool's worker (thread or process) did not end a job within stuckAfter of its timeout (stuck, or ignoring its signal) and was replaced
   | 'ESTARTED' // start() on a Pool that was started before: a Pool starts once
   | 'ENOTSTARTED' // a Pool call that needs start() first
   | 'ECONTENTION' // a unique key kept changing hands while enqueueing: try again
   | 'EVANISHED' // a job file written in tmp/ was removed by something else before it could be enqueued
   | 'EPROCESSOR' // a pool's processor module failed to load, or its threads keep dying
   | 'ETHREAD' // a pool's worker thread died (an uncaught error, its memory limit)
+  | 'EWORKER' // a pool's worker process died (a crash, process.exit, a signal, its memory limit), or a persistent --exec worker broke its line protocol
   | 'EBADFILE' // a file or directory the library keeps (settings, workers/, keys/, a layout directory) is a link, FIFO or other wrong kind: never followed or opened
   | 'EBADMODE' // a notice ('warning' event): a group-shared queue's directory is writable by its group or by anyone (dirq init DIR --mode fixes it)
   | 'EBADSCHEDULE' // a schedule's spec or name is wrong (ScheduleError says which field, and where in a cron expression)

@@ -1,12 +1,13 @@
 /**
- * The messages between the Pool (thread-host.ts) and a worker thread
- * (thread.ts), sent with postMessage. Internal: users see only
- * Processor and ProcessorJob (processor.ts), which are the same in a thread
- * and in-process. Errors travel as message and code, since structured
- * clone does not keep an Error's class.
+ * The messages between the Pool (worker-host.ts) and a worker
+ * (worker-runtime.ts), a thread (postMessage) or a child process (its IPC
+ * channel, with the same structured clone). Internal: users see only
+ * Processor and ProcessorJob (processor.ts), which are the same in a thread,
+ * a process and in-process. Errors travel as message and code, since
+ * structured clone does not keep an Error's class.
  */
 
-/** The job fields that travel to a thread. */
+/** The job fields that travel to a worker. */
 export interface JobFields {
   id: string;
   type: string;
@@ -20,20 +21,26 @@ export interface JobFields {
   group?: string;
 }
 
+/** What a worker loads: the processor and the middleware around it, as import specifiers (file: URLs). */
+export interface WorkerModules {
+  processor: string;
+  middleware: readonly string[];
+}
+
 /** How a run ended, as the pool hears it. */
 export type RunOutcome =
   { ok: true; result: unknown } | { ok: false; error: { message: string; code?: string; stack?: string } };
 
-/** Messages from the pool to a thread. */
-export type ToThread =
+/** Messages from the pool to a worker. */
+export type ToWorker =
   | { t: 'run'; run: number; job: JobFields }
   | { t: 'abort'; run: number; code: string; reason: string }
   | { t: 'ping'; n: number }
   | { t: 'reply'; req: number; ok: true; value: unknown }
   | { t: 'reply'; req: number; ok: false; error: { message: string; code?: string } };
 
-/** Messages from a thread to the pool. */
-export type FromThread =
+/** Messages from a worker to the pool. */
+export type FromWorker =
   | { t: 'ready' }
   | { t: 'load-error'; message: string; stack?: string }
   | { t: 'done'; run: number; ok: true; result: unknown }

@@ -1,17 +1,51 @@
 /**
- * The processor runtime inside a worker thread: imports the processor module
- * once, then runs the jobs the pool sends, many at a time. It never touches
- * the queue directory: results, progress, logs and child jobs go back to the
- * pool's main thread as messages.
+ * The processor runtime inside a worker, a thread or a child process: imports
+ * the processor module and its middleware once, then runs the jobs the pool
+ * sends, many at a time. It never touches the queue directory: results,
+ * progress, logs and child jobs go back to the pool as messages.
+ *
+ * In a thread the messages go through parentPort; in a child process through
+ * its IPC channel (forked with structured clone, so a job sees the same
+ * values either way). A child process ignores SIGINT: a Ctrl-C in a terminal
+ * reaches the whole process group, and the pool that owns this process
+ * decides how its jobs end (it finishes or releases them, then stops its
+ * workers). It exits when the pool's channel closes: a pool that died cannot
+ * record what this process would still do.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { CompromisedError, DirQueueError, recordError, type ErrorCode } from '../store/errors.js';
+import { importMiddleware, importProcessor, wrap } from './middleware.js';
 import type { Processor, ProcessorJob } from './processor.js';
-import type { FromThread, JobFields, ToThread } from './thread-messages.js';
+import type { FromWorker, JobFields, ToWorker, WorkerModules } from './worker-messages.js';
 
-const port = parentPort!;
-const send = (message: FromThread): void => port.postMessage(message);
+interface Transport {
+  modules: WorkerModules;
+  send(message: FromWorker): void;
+  onMessage(listener: (message: ToWorker) => void): void;
+}
 
+function transport(): Transport {
+  if (parentPort !== null) {
+    const port = parentPort;
+    return {
+      modules: workerData as WorkerModules,
+      send: (message) => port.postMessage(message),
+      onMessage: (listener) => port.on('message', listener),
+    };
+  }
+  const send = process.send?.bind(process);
+  if (send === undefined) throw new Error('worker-runtime.js runs in a worker thread or a forked process');
+  process.on('SIGINT', () => undefined);
+  process.on('disconnect', () => process.exit(0));
+  return {
+    modules: JSON.parse(process.argv[2]!) as WorkerModules,
+    send: (message) => void send(message),
+    onMessage: (listener) => process.on('message', listener),
+  };
+}
+
+const channel = transport();
+const send = (message: FromWorker): void => channel.send(message);
 const running = new Map<number, AbortController>();
 const calls = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
 let nextCall = 0;
@@ -39,7 +73,7 @@ async function run(processor: Processor, runId: number, fields: JobFields): Prom
     enqueue: (type, data, options) =>
       call(runId, 'enqueue', [type, data, options]) as ReturnType<ProcessorJob['enqueue']>,
   };
-  let message: FromThread;
+  let message: FromWorker;
   try {
     message = { t: 'done', run: runId, ok: true, result: await processor(job) };
   } catch (error) {
@@ -49,7 +83,7 @@ async function run(processor: Processor, runId: number, fields: JobFields): Prom
   try {
     send(message);
   } catch (error) {
-    // the result cannot cross to the main thread (a function, a class instance...): that is the job's error
+    // the result cannot cross to the pool (a function, a class instance...): that is the job's error
     send({
       t: 'done',
       run: runId,
@@ -60,9 +94,9 @@ async function run(processor: Processor, runId: number, fields: JobFields): Prom
 }
 
 /**
- * The error the pool's main thread raised for a call, as the class an
- * in-process processor would have caught: structured clone keeps only its
- * message and code, so build the DirQueueError again from them.
+ * The error the pool raised for a call, as the class an in-process processor
+ * would have caught: structured clone keeps only its message and code, so
+ * build the DirQueueError again from them.
  */
 function rebuild(error: { message: string; code?: string }): Error {
   if (error.code === undefined) return new Error(error.message);
@@ -71,20 +105,16 @@ function rebuild(error: { message: string; code?: string }): Error {
 }
 
 async function main(): Promise<void> {
-  const specifier = (workerData as { processor: string }).processor;
+  const { processor: specifier, middleware } = channel.modules;
   let processor: Processor;
   try {
-    const module = (await import(specifier)) as { default?: unknown };
-    if (typeof module.default !== 'function') {
-      throw new Error(`${specifier} has no default export function: export default async function (job) { ... }`);
-    }
-    processor = module.default as Processor;
+    processor = wrap(await importProcessor(specifier), await importMiddleware(middleware));
   } catch (error) {
     const { message, stack } = recordError(error);
     send(stack === undefined ? { t: 'load-error', message } : { t: 'load-error', message, stack });
     return;
   }
-  port.on('message', (message: ToThread) => {
+  channel.onMessage((message) => {
     switch (message.t) {
       case 'run':
         void run(processor, message.run, message.job);
