@@ -86,7 +86,7 @@ describe('I9 bad arguments', () => {
       [
         async () => new Pool(dir, { processor: () => 1, thread: 2 } as never),
         'EBADOPTION',
-        /unknown Pool option "thread"; the options are processor, threads/,
+        /unknown Pool option "thread"; the options are processor, isolation, threads/,
       ],
       [() => q.list('queue', { limit: -1 }), 'EBADOPTION', /limit must be an integer >= 0, got -1/],
       [() => q.enqueue('t', 'x'.repeat(17 * 1024 * 1024)), 'ETOOBIG', /maxJobBytes/],

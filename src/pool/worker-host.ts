@@ -220,16 +220,30 @@ function processChannel(modules: WorkerModules, resourceLimits: ResourceLimits |
     execArgv: [...process.execArgv, ...(heap === undefined ? [] : [`--max-old-space-size=${heap}`])],
   });
   const tail: string[] = [];
+  // V8's report of a full heap is a dozen lines of GC and stack traces, so
+  // the tail alone would lose the line that says what happened
+  let outOfMemory = false;
   child.stderr!.on('data', (chunk: Buffer) => {
     process.stderr.write(chunk);
-    tail.push(
-      ...chunk
-        .toString('utf8')
-        .split('\n')
-        .filter((line) => line.trim().length > 0),
-    );
+    const lines = chunk
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line.trim().length > 0);
+    if (lines.some((line) => /Reached heap limit|JavaScript heap out of memory/.test(line))) outOfMemory = true;
+    tail.push(...lines);
     tail.splice(0, Math.max(0, tail.length - STDERR_LINES));
   });
+  // what the process wrote just before it died may still be in the pipe at
+  // its exit; a grandchild holding the pipe open must not hold the report
+  const stderrDrained = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (child.stderr!.readableEnded) return resolve();
+      const timer = setTimeout(resolve, 200);
+      child.stderr!.once('end', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   let stopping = false;
   let startError: Error | undefined;
   child.on('error', (error) => (startError = error));
@@ -246,10 +260,12 @@ function processChannel(modules: WorkerModules, resourceLimits: ResourceLimits |
           listener(undefined);
           return;
         }
-        listener(
-          new DirQueueError(
-            'EWORKER',
-            `the worker process (pid ${child.pid ?? '?'}) ${deathOf(code, signal, heap, tail, startError)}`,
+        void stderrDrained().then(() =>
+          listener(
+            new DirQueueError(
+              'EWORKER',
+              `the worker process (pid ${child.pid ?? '?'}) ${deathOf({ code, signal, heap, outOfMemory, stderr: tail, startError })}`,
+            ),
           ),
         );
       }),
@@ -266,17 +282,18 @@ function processChannel(modules: WorkerModules, resourceLimits: ResourceLimits |
 }
 
 /** Why a worker process ended, for the error its jobs record. */
-function deathOf(
-  code: number | null,
-  signal: NodeJS.Signals | null,
-  heap: number | undefined,
-  stderr: readonly string[],
-  startError: Error | undefined,
-): string {
+function deathOf(death: {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  heap: number | undefined;
+  outOfMemory: boolean;
+  stderr: readonly string[];
+  startError: Error | undefined;
+}): string {
+  const { code, signal, heap, outOfMemory, stderr, startError } = death;
   if (startError !== undefined) return `could not start: ${startError.message}`;
   const last = stderr.length === 0 ? '' : `; its stderr ended: ${stderr.slice(-3).join(' | ')}`;
-  if (stderr.some((line) => /heap limit|out of memory/i.test(line)))
-    return `ran out of memory${heap === undefined ? '' : ` (its limit: ${heap} MB)`}${last}`;
+  if (outOfMemory) return `ran out of memory${heap === undefined ? '' : ` (its limit: ${heap} MB)`}`;
   if (signal === 'SIGKILL') return `was killed by SIGKILL (the OOM killer, or someone's kill -9)${last}`;
   if (signal !== null) return `was killed by ${signal}${last}`;
   return `exited with code ${code ?? '?'}${last}`;
