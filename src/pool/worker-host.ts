@@ -237,7 +237,10 @@ function processChannel(modules: WorkerModules, resourceLimits: ResourceLimits |
   // its exit; a grandchild holding the pipe open must not hold the report
   const stderrDrained = (): Promise<void> =>
     new Promise((resolve) => {
-      if (child.stderr!.readableEnded) return resolve();
+      if (child.stderr!.readableEnded) {
+        resolve();
+        return;
+      }
       const timer = setTimeout(resolve, 200);
       child.stderr!.once('end', () => {
         clearTimeout(timer);
