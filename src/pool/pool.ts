@@ -199,15 +199,14 @@ export class Pool extends EventEmitter<PoolEvents> {
     return this.#hosts.filter((h) => !h.retiring).length;
   }
 
-  /** The function that runs jobs in this process, wrapped in its middleware; undefined when workers run them. */
+  /** The function that runs jobs in this process, wrapped in its middleware; undefined when workers run them. Checks an exec command's program first. */
   async #localProcessor(): Promise<Processor | undefined> {
     const { runner, middleware } = this.options;
     let processor: Processor;
+    if (runner.kind === 'exec' || runner.kind === 'persistent') checkCommand(runner.command);
     if (runner.kind === 'in-process') processor = runner.processor;
-    else if (runner.kind === 'exec') {
-      checkCommand(runner.command);
-      processor = execProcessor(runner.command, { queueDir: this.dir });
-    } else return undefined;
+    else if (runner.kind === 'exec') processor = execProcessor(runner.command, { queueDir: this.dir });
+    else return undefined;
     return wrap(processor, await importMiddleware(middleware));
   }
 

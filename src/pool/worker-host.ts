@@ -9,6 +9,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { DirQueueError, type DirQueueErrorCode } from '../store/errors.js';
+import { deathOf, KILL_AFTER_MS, StderrTail } from './child-process.js';
 import type { FromWorker, JobFields, RunOutcome, ToWorker, WorkerModules } from './worker-messages.js';
 
 export interface HostEvents {
@@ -51,9 +52,6 @@ interface Channel {
 }
 
 const entry = new URL('./worker-runtime.js', import.meta.url);
-
-/** A stopped worker process that has not exited after SIGTERM within this long gets SIGKILL. */
-export const KILL_AFTER_MS = 2000;
 
 /** Lines of a worker process's stderr kept for the report of its death. */
 const STDERR_LINES = 8;
@@ -219,34 +217,7 @@ function processChannel(modules: WorkerModules, resourceLimits: ResourceLimits |
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     execArgv: [...process.execArgv, ...(heap === undefined ? [] : [`--max-old-space-size=${heap}`])],
   });
-  const tail: string[] = [];
-  // V8's report of a full heap is a dozen lines of GC and stack traces, so
-  // the tail alone would lose the line that says what happened
-  let outOfMemory = false;
-  child.stderr!.on('data', (chunk: Buffer) => {
-    process.stderr.write(chunk);
-    const lines = chunk
-      .toString('utf8')
-      .split('\n')
-      .filter((line) => line.trim().length > 0);
-    if (lines.some((line) => /Reached heap limit|JavaScript heap out of memory/.test(line))) outOfMemory = true;
-    tail.push(...lines);
-    tail.splice(0, Math.max(0, tail.length - STDERR_LINES));
-  });
-  // what the process wrote just before it died may still be in the pipe at
-  // its exit; a grandchild holding the pipe open must not hold the report
-  const stderrDrained = (): Promise<void> =>
-    new Promise((resolve) => {
-      if (child.stderr!.readableEnded) {
-        resolve();
-        return;
-      }
-      const timer = setTimeout(resolve, 200);
-      child.stderr!.once('end', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+  const stderr = new StderrTail(child.stderr!, STDERR_LINES);
   let stopping = false;
   let startError: Error | undefined;
   child.on('error', (error) => (startError = error));
@@ -263,14 +234,16 @@ function processChannel(modules: WorkerModules, resourceLimits: ResourceLimits |
           listener(undefined);
           return;
         }
-        void stderrDrained().then(() =>
-          listener(
-            new DirQueueError(
-              'EWORKER',
-              `the worker process (pid ${child.pid ?? '?'}) ${deathOf({ code, signal, heap, outOfMemory, stderr: tail, startError })}`,
+        void stderr
+          .drained()
+          .then(() =>
+            listener(
+              new DirQueueError(
+                'EWORKER',
+                `the worker process (pid ${child.pid ?? '?'}) ${deathOf({ code, signal, heap, stderr, startError })}`,
+              ),
             ),
-          ),
-        );
+          );
       }),
     stop: async () => {
       stopping = true;
@@ -282,22 +255,4 @@ function processChannel(modules: WorkerModules, resourceLimits: ResourceLimits |
       }
     },
   };
-}
-
-/** Why a worker process ended, for the error its jobs record. */
-function deathOf(death: {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  heap: number | undefined;
-  outOfMemory: boolean;
-  stderr: readonly string[];
-  startError: Error | undefined;
-}): string {
-  const { code, signal, heap, outOfMemory, stderr, startError } = death;
-  if (startError !== undefined) return `could not start: ${startError.message}`;
-  const last = stderr.length === 0 ? '' : `; its stderr ended: ${stderr.slice(-3).join(' | ')}`;
-  if (outOfMemory) return `ran out of memory${heap === undefined ? '' : ` (its limit: ${heap} MB)`}`;
-  if (signal === 'SIGKILL') return `was killed by SIGKILL (the OOM killer, or someone's kill -9)${last}`;
-  if (signal !== null) return `was killed by ${signal}${last}`;
-  return `exited with code ${code ?? '?'}${last}`;
 }
