@@ -20,10 +20,11 @@ current directory, or a file: URL.
 
 With --exec, any executable is the worker, one process per job: the job's
 data on stdin (JSON, or the raw bytes of a --file job), DIRQ_JOB_ID,
-DIRQ_JOB_TYPE, DIRQ_JOB_ATTEMPT and DIRQ_QUEUE in its environment. Exit 0
-completes the job with stdout as its result (JSON when it parses, text
-otherwise); another exit fails the attempt with the last lines of stderr. A
-timeout kills its process group. With --persistent, one long-running process
+DIRQ_JOB_TYPE, DIRQ_JOB_ATTEMPT, DIRQ_JOB_ATTEMPTS and DIRQ_QUEUE in its
+environment. Exit 0 completes the job with stdout as its result (JSON when it
+parses, text otherwise); another exit fails the attempt (EEXEC) with the last
+lines of stderr. A timeout, a cancel or shutdown stops its whole process
+group (SIGTERM, then SIGKILL after 2s). With --persistent, one long-running process
 per worker reads one JSON job per line on stdin and writes one JSON outcome
 per line on stdout (FORMAT.md, "Workers in any language").
 
