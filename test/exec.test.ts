@@ -188,6 +188,20 @@ describe('--exec, one process per job', () => {
     await q.close();
   });
 
+  it('middleware wraps each job of a per-job exec, in the pool process, and can fail it', async () => {
+    const { dir, q } = await tempQueue();
+    const outer = new URL('./fixtures/middleware/outer.mjs', import.meta.url).pathname;
+    const pool = await execPool(dir, JOB_SH, { middleware: [outer] });
+    const ok = await q.enqueue('echo', { n: 1 });
+    const refused = await q.enqueue('echo', { outerThrows: true }, { attempts: 1 });
+    expect(await q.waitFor(ok.id, { timeout: 30_000 })).toMatchObject({ stdin: { n: 1 }, after: 'outer' });
+    expect((await failure(q, refused.id)).errors).toMatchObject([
+      { code: 'EMIDDLEWARE', message: 'outer middleware refused the job' },
+    ]);
+    await pool.close();
+    await q.close();
+  });
+
   it('refuses a program that is not there or not executable before it touches a job (EBADOPTION)', async () => {
     const { dir, q } = await tempQueue();
     const { id } = await q.enqueue('t');
