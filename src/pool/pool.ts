@@ -114,6 +114,8 @@ export class Pool extends EventEmitter<PoolEvents> {
    * signal), so its slot stays taken until it returns and `concurrency` holds.
    */
   #inProcess = 0;
+  /** Per-job exec runs not yet ended: their process groups are stopped before close() resolves. */
+  readonly #execRuns = new Set<Promise<void>>();
   #counts = { completed: 0, retried: 0, failed: 0, lost: 0, released: 0 };
   #wake: (() => void) | undefined;
   #stop = new AbortController();
@@ -250,7 +252,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   /**
    * Stop taking jobs; let running jobs finish for up to `timeout` ms
    * (closeTimeout by default), then abort them and release them back to
-   * queue/ (attempt not counted); stop the threads and close the queue.
+   * queue/ (attempt not counted); stop the workers (and the process groups
+   * of exec jobs) and close the queue.
    */
   async close(options: { timeout?: number } = {}): Promise<void> {
     if (this.#state === 'closed' || this.#state === 'new') {
@@ -279,6 +282,8 @@ export class Pool extends EventEmitter<PoolEvents> {
     clearInterval(this.#shrinkTimer);
     await Promise.all(this.#hosts.map((h) => h.terminate()));
     this.#hosts = [];
+    // an aborted exec job ends once its process group has gone (at most KILL_AFTER_MS): leave nothing running
+    await Promise.all(this.#execRuns);
     await this.#queue?.close();
     this.#state = 'closed';
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
@@ -479,10 +484,14 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (this.#local !== undefined) {
       run.controller = new AbortController();
       this.#inProcess++;
-      void runInProcess(this.#local, job, this.#queue!, run.controller.signal).then((outcome) => {
+      const ran = runInProcess(this.#local, job, this.#queue!, run.controller.signal).then((outcome) => {
         this.#inProcess--;
         return this.#settle(run, outcome);
       });
+      if (this.options.runner.kind === 'exec') {
+        this.#execRuns.add(ran);
+        void ran.finally(() => this.#execRuns.delete(ran));
+      }
     } else {
       const host = this.#pickHost()!;
       run.host = host;
