@@ -307,6 +307,25 @@ describe('--exec --persistent, the line protocol', () => {
     await q.close();
   });
 
+  it('a cancelled job ends ECANCELLED at once, and its worker, which cannot be told, is replaced', async () => {
+    const { dir, q } = await tempQueue();
+    const pool = await persistentPool(dir, ['python3', PERSISTENT_PY], { processes: 1, staleAfter: 400 });
+    const first = (await q.waitFor((await q.enqueue('add', { a: 1, b: 1 })).id, { timeout: 30_000 })) as {
+      pid: number;
+    };
+    const hang = await q.enqueue('hang', null, { attempts: 3 });
+    await until(async () => (await q.get(hang.id)).state === 'active', 'the hanging job to start');
+    await q.cancel(hang.id);
+    expect((await failure(q, hang.id)).errors).toMatchObject([{ code: 'ECANCELLED' }]);
+    await until(() => !running(first.pid), 'the worker to be stopped', 10_000);
+    const later = (await q.waitFor((await q.enqueue('add', { a: 2, b: 2 })).id, { timeout: 30_000 })) as {
+      pid: number;
+    };
+    expect(later.pid).not.toBe(first.pid);
+    await pool.close();
+    await q.close();
+  });
+
   it('a worker that cannot start at all stops the pool with EPROCESSOR after its crash loop', async () => {
     const { dir, q } = await tempQueue();
     const dead = path.join(tempDir(), 'dead.sh');
