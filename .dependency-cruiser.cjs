@@ -1,6 +1,6 @@
 // The import rule of ARCHITECTURE.md, checked by `npm run lint:deps` (which
 // .ci/run runs before the tests). The layers, bottom to top: store,
-// maintenance, queue, pool, cli; a folder imports only the folders below it.
+// maintenance, queue, pool, then cli and testing; a folder imports only the folders below it.
 // Type-only imports count too (tsPreCompilationDeps), so a type cannot smuggle
 // an upward arrow or a cycle past the rule.
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -44,6 +44,21 @@ module.exports = {
         'src/pool/ runs jobs it claims through a Queue; it reaches the files through src/queue/ and src/store/ only.',
       from: { path: '^src/pool/' },
       to: { path: '^src/', pathNot: '^src/(store|queue|pool)/' },
+    },
+    {
+      name: 'testing-imports-pool-queue-and-store',
+      severity: 'error',
+      comment:
+        'src/testing/ (dirqueue/testing) runs jobs as the pool does, on a Queue: it may use src/pool/, src/queue/ and src/store/.',
+      from: { path: '^src/testing/' },
+      to: { path: '^src/', pathNot: '^src/(store|queue|pool|testing)/' },
+    },
+    {
+      name: 'nothing-imports-the-testing-kit',
+      severity: 'error',
+      comment: 'dirqueue/testing is for the tests of users: the library and the CLI never depend on it.',
+      from: { path: '^src/', pathNot: '^src/testing/' },
+      to: { path: '^src/testing/' },
     },
     {
       name: 'nothing-imports-the-cli-or-the-index',

@@ -47,6 +47,8 @@ describe('the npm package', () => {
       'dist/index.js',
       'dist/index.d.ts',
       'dist/cli/main.js',
+      'dist/testing/index.js',
+      'dist/testing/index.d.ts',
     ]) {
       expect(files, file).toContain(file);
     }
@@ -112,6 +114,19 @@ describe('the npm package', () => {
         env: userEnv(),
       });
       expect(JSON.parse(stdout)).toMatchObject({ queue: 1 });
+      // and the testing kit, by its export name
+      const kit = [
+        "import { testQueue, runJobs } from 'dirqueue/testing';",
+        'const q = await testQueue();',
+        "await q.enqueue('add', { a: 1, b: 2 });",
+        'const { completed } = await runJobs(q, (job) => job.data.a + job.data.b);',
+        'console.log(JSON.stringify({ results: completed.map((c) => c.result), dir: q.dir }));',
+        'await q.close();',
+      ].join(' ');
+      const ran = await run(process.execPath, ['--input-type=module', '-e', kit], { cwd: app, env: userEnv() });
+      const said = JSON.parse(ran.stdout) as { results: number[]; dir: string };
+      expect(said.results).toEqual([3]);
+      expect(fs.existsSync(said.dir)).toBe(false);
     },
   );
 });
