@@ -23,7 +23,7 @@ import { errnoOf, fsError } from './errors.js';
 import { closeQuietly, listDir, removeQuietly, writeNew } from './files.js';
 import type { Layout } from './layout.js';
 import { createExclusive, openRegularStat } from './open.js';
-import { ensureFlowDir, checkFlowDir } from './pauses.js';
+import { ensureFlowDir, flowDirThere } from './pauses.js';
 import { limitContent, parseLimitContent, type LimitSpec, type StoredLimit } from './limit-spec.js';
 import {
   parseReapName,
@@ -89,7 +89,7 @@ export async function writeLimit(layout: Layout, type: string, spec: LimitSpec, 
 /** Remove `type`'s limit and its rate tokens (slots held stay until their jobs end). Resolves false when there was none. */
 export function removeLimit(layout: Layout, type: string): boolean {
   const dir = typeLimitDir(layout, type);
-  if (!isDir(layout, dir)) return false;
+  if (!flowDirThere(layout, dir)) return false;
   let had: boolean;
   try {
     fs.unlinkSync(`${dir}/${LIMIT_FILE}`);
@@ -112,7 +112,7 @@ export function readLimits(layout: Layout): { limits: LimitEntry[]; problems: Li
   const limits: LimitEntry[] = [];
   const problems: LimitProblem[] = [];
   const root = limitsDir(layout);
-  if (!isDir(layout, root)) return { limits, problems };
+  if (!flowDirThere(layout, root)) return { limits, problems };
   for (const name of listDir(root).sort()) {
     if (name.startsWith('.') || name.endsWith('~')) continue;
     const type = parseLimitDirName(name);
@@ -327,16 +327,4 @@ function unlinkName(dir: string, name: string): boolean {
     if (errnoOf(error) === 'ENOENT') return false;
     throw fsError(`deleting ${dir}/${name}`, error);
   }
-}
-
-/** Whether `dir` exists as a directory (EBADFILE for a link or a file there, never followed). */
-function isDir(layout: Layout, dir: string): boolean {
-  try {
-    fs.lstatSync(dir);
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return false;
-    throw fsError(`looking at ${dir}`, error);
-  }
-  checkFlowDir(layout, dir);
-  return true;
 }

@@ -106,7 +106,7 @@ export async function writePause(
 /** Remove the pause of `type`. Resolves false when there was none. */
 export function removePause(layout: Layout, type: string | undefined): boolean {
   const target = pausePath(layout, type);
-  if (!dirThere(layout)) return false;
+  if (!flowDirThere(layout, pausedDir(layout))) return false;
   try {
     fs.unlinkSync(target);
     return true;
@@ -117,8 +117,13 @@ export function removePause(layout: Layout, type: string | undefined): boolean {
 }
 
 /** Whether paused/ exists (and is a directory: EBADFILE otherwise, never followed). */
-function dirThere(layout: Layout): boolean {
-  const dir = pausedDir(layout);
+/**
+ * True when the flow directory `dir` (paused/, limits/ or one of its types)
+ * is there; false when it is missing (nothing paused or limited). Throws
+ * EBADFILE when something else stands at its name, and the system's other
+ * errors as DirQueueErrors.
+ */
+export function flowDirThere(layout: Layout, dir: string): boolean {
   try {
     fs.lstatSync(dir);
   } catch (error) {
@@ -136,7 +141,7 @@ function dirThere(layout: Layout): boolean {
 export function readPauses(layout: Layout): { pauses: PauseEntry[]; problems: PauseProblem[] } {
   const pauses: PauseEntry[] = [];
   const problems: PauseProblem[] = [];
-  if (!dirThere(layout)) return { pauses, problems };
+  if (!flowDirThere(layout, pausedDir(layout))) return { pauses, problems };
   let names: string[];
   try {
     names = fs.readdirSync(pausedDir(layout));
