@@ -50,13 +50,12 @@ import type { Layout } from '../store/layout.js';
 import { isId, parseDelayedName } from '../store/names.js';
 import type { ReadyIndex } from './ready-index.js';
 import { promote } from '../maintenance/promote.js';
+import { inBackground, Poll } from './poll.js';
 
 /** A change within this long of a scan may share the directory's mtime tick. */
 const MTIME_DOUBT_MS = 1000;
 /** Without events, a full rescan at least every this many polls (or rescanInterval, if sooner). */
 const FLOOR_POLLS = 5;
-/** Polls are spread by +-this fraction of pollInterval. */
-const POLL_JITTER = 0.2;
 
 export interface DiscoveryOptions {
   /** 'auto': watch unless queue/ is on a network or FUSE filesystem. */
@@ -83,7 +82,7 @@ export class Discovery {
   /** The last mtime a stat returned, and when (local monotonic ms) it was first seen. */
   #seenMtimeMs = -1;
   #seenAt = -Infinity;
-  #pollTimer: NodeJS.Timeout | undefined;
+  readonly #poll: Poll;
   #warn: (error: Error) => void;
   #listeners = new Set<() => void>();
   /** Ids this process claimed from queue/ whose departure event has not arrived yet. */
@@ -102,6 +101,7 @@ export class Discovery {
     this.#index = index;
     this.#options = options;
     this.#warn = warn;
+    this.#poll = new Poll(options.pollInterval, () => this.#background(() => this.refresh() && this.#notify()));
   }
 
   /** Start finding jobs. The first scans throw to the caller (a claim); the timers, armed first, try again later. */
@@ -115,7 +115,7 @@ export class Discovery {
         ).unref(),
       );
     } else {
-      this.#schedulePoll();
+      this.#poll.start();
     }
     this.#timers.push(
       setInterval(() => this.#background(() => this.#scanDelayed()), this.#options.rescanInterval).unref(),
@@ -128,7 +128,7 @@ export class Discovery {
     this.#closed = true;
     for (const w of this.#watchers) w.close();
     for (const t of this.#timers) clearInterval(t);
-    clearTimeout(this.#pollTimer);
+    this.#poll.stop();
     clearTimeout(this.#promoteTimer);
     this.#watchers = [];
     this.#timers = [];
@@ -227,7 +227,7 @@ export class Discovery {
     this.#watchers = [];
     if (this.#watching && !this.#closed) {
       this.#watching = false;
-      this.#schedulePoll();
+      this.#poll.start();
     }
   }
 
@@ -246,24 +246,9 @@ export class Discovery {
     return false;
   }
 
-  /** The next poll, pollInterval +-20% from now: many hosts polling one server drift apart instead of hitting it in step. */
-  #schedulePoll(): void {
-    if (this.#closed) return;
-    const delay = this.#options.pollInterval * (1 - POLL_JITTER + 2 * POLL_JITTER * Math.random());
-    this.#pollTimer = setTimeout(() => {
-      this.#pollTimer = undefined;
-      this.#background(() => this.refresh() && this.#notify());
-      this.#schedulePoll();
-    }, delay).unref();
-  }
-
   /** Run a step of a timer or watch callback: what it throws is a warning, never an uncaught exception. */
   #background(step: () => unknown): void {
-    try {
-      step();
-    } catch (error) {
-      this.#warn(error instanceof Error ? error : new Error(String(error)));
-    }
+    inBackground(step, this.#warn);
   }
 
   /** stat queue/ (-1 when it cannot be read), noting when a new mtime is first seen. */

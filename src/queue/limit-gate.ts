@@ -15,9 +15,8 @@
  * free (our own release, an event, a poll) or the next token's window
  * passes (a timer), so a claim at the limit waits instead of spinning.
  */
-import fs from 'node:fs';
-import { DirQueueError, errnoOf } from '../store/errors.js';
-import { filesystemKind } from '../store/fs-kind.js';
+import type fs from 'node:fs';
+import { DirQueueError } from '../store/errors.js';
 import type { Layout } from '../store/layout.js';
 import type { LimitSpec } from '../store/limit-spec.js';
 import {
@@ -31,8 +30,7 @@ import {
 } from '../store/limits.js';
 import { ensureFlowDir } from '../store/pauses.js';
 import { encodeType, LIMIT_FILE, rateTokenName, slotName } from '../store/names.js';
-
-const POLL_JITTER = 0.2;
+import { inBackground, Poll, watchDir } from './poll.js';
 
 export interface LimitGateHost {
   layout: Layout;
@@ -84,7 +82,7 @@ export class LimitGate {
   /** Date.now() at which a rate-blocked type's next token frees up. */
   #validUntil = Infinity;
   #rootWatcher: fs.FSWatcher | undefined;
-  #pollTimer: NodeJS.Timeout | undefined;
+  readonly #poll: Poll;
   #expiryTimer: NodeJS.Timeout | undefined;
   #refreshQueued = false;
   #listeners = new Set<() => void>();
@@ -97,10 +95,11 @@ export class LimitGate {
 
   constructor(host: LimitGateHost) {
     this.#host = host;
+    this.#poll = new Poll(host.pollInterval, () => this.#background());
   }
 
   start(): void {
-    this.#schedulePoll();
+    this.#poll.start();
     this.refresh();
   }
 
@@ -108,7 +107,7 @@ export class LimitGate {
     this.#closed = true;
     this.#rootWatcher?.close();
     for (const state of this.#types.values()) state.watcher?.close();
-    clearTimeout(this.#pollTimer);
+    this.#poll.stop();
     clearTimeout(this.#expiryTimer);
     this.#notify();
     this.#listeners.clear();
@@ -383,17 +382,9 @@ export class LimitGate {
     }
   }
 
+  /** Watch `dir` (no limits/ yet, a shared filesystem, inotify limits: the polls find what changes). */
   #watch(dir: string, onEvent: (file: string | null) => void = () => this.#queueRefresh()): fs.FSWatcher | undefined {
-    if (this.#host.watch === false) return undefined;
-    try {
-      if (this.#host.watch === 'auto' && filesystemKind(dir).shared) return undefined;
-      const watcher = fs.watch(dir, { persistent: false }, (_event, file) => onEvent(file));
-      watcher.on('error', () => watcher.close());
-      return watcher;
-    } catch (error) {
-      if (errnoOf(error) === undefined) throw error;
-      return undefined; // not there yet (the first limit makes it), inotify limits: the polls find it
-    }
+    return watchDir(dir, this.#host.watch, onEvent);
   }
 
   #queueRefresh(): void {
@@ -405,22 +396,12 @@ export class LimitGate {
     });
   }
 
-  #schedulePoll(): void {
-    if (this.#closed) return;
-    const delay = this.#host.pollInterval * (1 - POLL_JITTER + 2 * POLL_JITTER * Math.random());
-    this.#pollTimer = setTimeout(() => {
-      this.#background();
-      this.#schedulePoll();
-    }, delay).unref();
-  }
-
   #background(): void {
-    if (this.#closed) return;
-    try {
-      this.refresh();
-    } catch (error) {
-      this.#host.warn(error instanceof Error ? error : new Error(String(error)));
-    }
+    if (!this.#closed)
+      inBackground(
+        () => this.refresh(),
+        (error) => this.#host.warn(error),
+      );
   }
 
   #warnOnce(name: string, reason: string): void {

@@ -11,15 +11,12 @@
  * heartbeat last measured (each beat stamps a file and reads the mtime back),
  * so a host whose clock is off ends a pause when the others do.
  */
-import fs from 'node:fs';
-import { DirQueueError, errnoOf } from '../store/errors.js';
-import { filesystemKind } from '../store/fs-kind.js';
+import type fs from 'node:fs';
+import { DirQueueError } from '../store/errors.js';
 import type { Layout } from '../store/layout.js';
 import { encodeType } from '../store/names.js';
 import { pausedDir, readPauses, type PauseEntry } from '../store/pauses.js';
-
-/** Polls are spread by +-this fraction of pollInterval. */
-const POLL_JITTER = 0.2;
+import { inBackground, Poll, watchDir } from './poll.js';
 
 export interface PauseWatchOptions {
   watch: boolean | 'auto';
@@ -42,7 +39,7 @@ export class PauseWatch {
   /** Date.now() at which #blocked must be computed again (the next `until` to pass). */
   #validUntil = Infinity;
   #watcher: fs.FSWatcher | undefined;
-  #pollTimer: NodeJS.Timeout | undefined;
+  readonly #poll: Poll;
   #expiryTimer: NodeJS.Timeout | undefined;
   #listeners = new Set<() => void>();
   #warned = new Set<string>();
@@ -53,11 +50,12 @@ export class PauseWatch {
     this.#options = options;
     this.#offset = offset;
     this.#warn = warn;
+    this.#poll = new Poll(options.pollInterval, () => this.#background());
   }
 
   /** Read paused/ now (errors throw to the starting claim), then keep watching and polling. */
   start(): void {
-    this.#schedulePoll();
+    this.#poll.start();
     this.refresh();
   }
 
@@ -65,7 +63,7 @@ export class PauseWatch {
     this.#closed = true;
     this.#watcher?.close();
     this.#watcher = undefined;
-    clearTimeout(this.#pollTimer);
+    this.#poll.stop();
     clearTimeout(this.#expiryTimer);
     this.#notify();
     this.#listeners.clear();
@@ -134,38 +132,17 @@ export class PauseWatch {
   }
 
   #startWatching(): void {
-    if (this.#options.watch === false) return;
-    const dir = pausedDir(this.#layout);
-    try {
-      if (this.#options.watch === 'auto' && filesystemKind(dir).shared) return; // polls alone (discovery warned already)
-      this.#watcher = fs.watch(dir, { persistent: false }, () => this.#background());
-      this.#watcher.on('error', () => {
-        this.#watcher?.close();
-        this.#watcher = undefined; // polling goes on, and the next refresh watches again
-      });
-    } catch (error) {
-      // no paused/ yet (the first pause makes it), inotify limits: the polls find it
-      if (errnoOf(error) === undefined) throw error;
-      this.#watcher = undefined;
-    }
-  }
-
-  #schedulePoll(): void {
-    if (this.#closed) return;
-    const delay = this.#options.pollInterval * (1 - POLL_JITTER + 2 * POLL_JITTER * Math.random());
-    this.#pollTimer = setTimeout(() => {
-      this.#background();
-      this.#schedulePoll();
-    }, delay).unref();
+    // no paused/ yet (the first pause makes it), a shared filesystem, inotify limits: the polls find it
+    this.#watcher = watchDir(
+      pausedDir(this.#layout),
+      this.#options.watch,
+      () => this.#background(),
+      () => (this.#watcher = undefined), // polling goes on, and the next refresh watches again
+    );
   }
 
   #background(): void {
-    if (this.#closed) return;
-    try {
-      this.refresh();
-    } catch (error) {
-      this.#warn(error instanceof Error ? error : new Error(String(error)));
-    }
+    if (!this.#closed) inBackground(() => this.refresh(), this.#warn);
   }
 
   #notify(): void {
