@@ -68,6 +68,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
  * @property {number} acked
  * @property {number} completed
  * @property {Record<RerunCause, number>} rerun
+ * @property {number} unenqueued
  * @property {number} fsRepairs
  * @property {number} problems
  * @property {number} seconds
@@ -91,6 +92,7 @@ try {
       acked: 0,
       completed: 0,
       rerun: { torn: 0, rescued: 0, unclaimed: 0 },
+      unenqueued: 0,
       fsRepairs: 0,
       problems: 0,
       seconds: 0,
@@ -108,6 +110,7 @@ try {
       row.acked += v.completions.acked;
       row.completed += v.completions.completed;
       for (const c of CAUSES) row.rerun[c] += v.completions.rerun[c];
+      row.unenqueued += v.completions.unenqueued;
       row.fsRepairs += cut.fsck === 'clean' ? 0 : 1;
       row.problems += v.problems.length;
       const bad = v.lost.length + v.twoStates.length + v.enqueuedTwice.length + v.problems.length > 0;
@@ -115,7 +118,7 @@ try {
       const enq = check.PATHS.reduce((n, p) => n + v.enqueues[p], 0);
       console.log(
         `${fsName} cut ${i + 1}/${cuts} at +${cut.moment} ms: ${enq} enqueues, ${v.completions.acked} completions acknowledged; ` +
-          `lost ${v.lost.length}, two states ${v.twoStates.length}, rerun ${JSON.stringify(v.completions.rerun)}; filesystem ${cut.fsck}` +
+          `lost ${v.lost.length}, two states ${v.twoStates.length}, rerun ${JSON.stringify(v.completions.rerun)}, gone with their unacknowledged enqueue ${v.completions.unenqueued}; filesystem ${cut.fsck}` +
           (cut.copies > 1 ? `; ${cut.copies} copies to get one of an instant` : '') +
           (Object.keys(v.fsckFound).length > 0 ? `; fsck found ${JSON.stringify(v.fsckFound)}` : '') +
           (bad
@@ -140,6 +143,7 @@ const header = [
   'completions acknowledged',
   'found completed',
   'to run again: torn result / claim rescued / claim lost',
+  'gone with their unacknowledged enqueue',
   'fs repaired',
   'other problems',
   's',
@@ -156,6 +160,7 @@ const table = rows.map((r) => {
     r.acked,
     r.completed,
     `${r.rerun.torn + r.rerun.rescued + r.rerun.unclaimed} (${r.rerun.torn}/${r.rerun.rescued}/${r.rerun.unclaimed})`,
+    r.unenqueued,
     r.fsRepairs,
     r.problems,
     r.seconds,
