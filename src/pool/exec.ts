@@ -144,7 +144,7 @@ function runCommand(program: string, args: string[], queueDir: string, job: Proc
       outcome();
     };
     // spawn's own failure (no such program, not executable) comes as 'error', with no process to wait for
-    child.once('error', (error) => {
+    child.on('error', (error) => {
       if (child.pid === undefined)
         settle(() => reject(new DirQueueError('EEXEC', `could not start ${program}: ${error.message}`)));
     });

@@ -60,7 +60,7 @@ export class PersistentHost extends EventEmitter<HostEvents> implements Host {
         this.idleSince = Date.now();
         resolve();
       });
-      child.once('error', (error) => {
+      child.on('error', (error) => {
         if (child.pid === undefined)
           reject(
             new DirQueueError('EPROCESSOR', `the persistent worker ${program!} could not start: ${error.message}`),
