@@ -1,5 +1,6 @@
 export { Queue } from './queue/queue.js';
-export type { ClaimOptions, EnqueueItem, JobRef, QueueEvents } from './queue/queue.js';
+export type { BatchRef, ClaimOptions, EnqueueItem, JobRef, QueueEvents } from './queue/queue.js';
+export type { BatchInfo, BatchItem, BatchOptions, CallbackState } from './queue/batch.js';
 // a type only: a Job is made by Queue.claim, and one built by hand would hold no claim
 export type { Job } from './queue/job.js';
 export type { JobOutcome } from './queue/job.js';
@@ -7,7 +8,7 @@ export { DirQueueError, CompromisedError, JobFailedError, ScheduleError } from '
 export type { DirQueueErrorCode, ErrorCode, RecordedError } from './store/errors.js';
 export type { QueueOptions, EnqueueOptions, BackoffFunction } from './queue/options.js';
 export { queueDefaults } from './queue/options.js';
-export type { BackoffSpec, JobEvent, ScheduleRef } from './store/envelope.js';
+export type { BackoffSpec, BatchOutcome, JobEvent, ParentOutcome, ScheduleRef } from './store/envelope.js';
 export type { ScheduleInfo } from './queue/schedules.js';
 export type { CatchUp, Overlap, ScheduleSpec, StoredSchedule } from './store/schedule-spec.js';
 export type { JobInfo, Counts, Stats } from './queue/inspect.js';

@@ -22,7 +22,10 @@ Options:
              runs, retries, createdAt, readyAt, runAt, claim, claimedAt,
              result, torn (done/: why its result is not proven), error,
              errors, invalid, schedule ({"name", "at"}: the schedule and slot
-             that made it), group (enqueue --group), history, path (README, "JSON output")
+             that made it), group (enqueue --group), after, afterFailed,
+             waitingFor (waiting/: where each job of after is), parents
+             (how they ended), batch, onBatch, batchOutcome, history, path
+             (README, "JSON output")
   --debug    print the stack trace of an error
   -h, --help show this help
 
@@ -57,6 +60,21 @@ function render(job: JobInfo, now: number): string {
   if (job.createdAt !== undefined) rows.push(['CREATED', when(job.createdAt)]);
   if (job.group !== undefined) rows.push(['GROUP', job.group]);
   if (job.schedule !== undefined) rows.push(['SCHEDULE', `${job.schedule.name}, the slot of ${job.schedule.at}`]);
+  if (job.waitingFor !== undefined) {
+    const policy = job.afterFailed === 'run' ? 'runs even if one fails' : 'fails if one fails';
+    rows.push(['WAITS FOR', [...job.waitingFor.map((p) => `${p.id} (${p.state})`), `(${policy})`].join('\n')]);
+  } else if (job.after !== undefined) {
+    rows.push(['AFTER', job.after.join('\n')]);
+  }
+  if (job.parents !== undefined) {
+    const line = (p: (typeof job.parents)[number]): string =>
+      `${p.id} ${p.state}${p.result !== undefined ? `: ${oneLine(json(p.result))}` : p.error !== undefined ? `: ${oneLine(p.error.message)}` : ''}`;
+    rows.push(['PARENTS', job.parents.map(line).join('\n')]);
+  }
+  if (job.batch !== undefined) rows.push(['BATCH', job.batch]);
+  if (job.onBatch !== undefined) {
+    rows.push(['CALLBACK', `on${job.onBatch.when === 'complete' ? 'Complete' : 'Success'} of batch ${job.onBatch.id}`]);
+  }
   rows.push(['READY', when(job.readyAt)]);
   if (job.runAt !== undefined) rows.push(['RUNS AT', when(job.runAt)]);
   if (job.claim !== undefined)
@@ -130,7 +148,20 @@ function historyRow(e: JobEvent): string[] {
       return [e.at, e.event, String(e.attempt), e.claim, oneLine(json(e.value))];
     case 'log':
       return [e.at, e.event, String(e.attempt), e.claim, oneLine(e.line)];
+    case 'released':
+      return [e.at, e.event, '-', e.claim, releasedText(e)];
   }
+}
+
+function releasedText(e: Extract<JobEvent, { event: 'released' }>): string {
+  if (e.batch !== undefined) {
+    const { id, total, done, failed } = e.batch;
+    return `batch ${id} ended: ${done} of ${total} done, ${failed} failed`;
+  }
+  const parents = (e.parents ?? []).map((p) => `${p.id} ${p.state}`).join(', ');
+  return oneLine(
+    `the jobs it waited for ended: ${parents}${e.truncated === true ? ' (results left out: too large)' : ''}`,
+  );
 }
 
 function payload(data: unknown): string {

@@ -6,10 +6,11 @@
  * River's job rescuer does this job for a database.
  */
 import fs from 'node:fs';
-import { encodeEvent, parseJobFile, type JobEvent, type RevokeReason } from '../store/envelope.js';
+import { encodeEvent, parseJobFile, type Envelope, type JobEvent, type RevokeReason } from '../store/envelope.js';
 import { DirQueueError } from '../store/errors.js';
 import { appendLine, listDir, move, readJobFile, type ReadOutcome } from '../store/files.js';
 import { releaseKeyOf } from '../store/keys.js';
+import { afterEnding } from '../store/release.js';
 import { isCancelRequested, removeCancel } from '../store/cancels.js';
 import type { Layout } from '../store/layout.js';
 import { heartbeatAt, isDeadHere, type HeartbeatReading } from '../store/liveness.js';
@@ -231,8 +232,14 @@ export function revoke(
     stranded.push({ id, path: held, to }); // its revoked event is written: it only needs the rename
     throw error;
   }
-  if (to === 'failed' && read.ok) releaseKeyOf(layout, keyOf(read.text), id);
   if (cancelled) removeCancel(layout, id, oldClaim);
+  if (to === 'failed') {
+    const envelope = read.ok ? envelopeOf(read.text) : undefined;
+    releaseKeyOf(layout, envelope?.key, id);
+    // what waited for it goes on; a release that fails here is the next sweep's (releases.ts)
+    const ctx = { layout, claim: () => names.claim(), maxJobBytes: settings.maxJobBytes };
+    afterEnding(ctx, { id, state: 'failed', envelope }, () => undefined);
+  }
   return to;
 }
 
@@ -259,9 +266,9 @@ function putBack(
   }
 }
 
-function keyOf(text: string): unknown {
+function envelopeOf(text: string): Envelope | undefined {
   try {
-    return parseJobFile(text).envelope.key;
+    return parseJobFile(text).envelope;
   } catch {
     return undefined;
   }

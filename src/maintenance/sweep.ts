@@ -26,6 +26,8 @@ import { lockSweeps } from './sweep-lock.js';
 import { requeueTornAfterBoot, type TornReport } from './torn.js';
 import { cleanFlow, type FlowCleanReport } from './flow-clean.js';
 import { sweepSlots } from './slots.js';
+import { sweepReleases } from './releases.js';
+import type { Released } from '../store/release.js';
 
 export interface SweepSettings extends RescueSettings {
   keepDone: number;
@@ -76,6 +78,8 @@ export interface SweepReport {
   torn?: TornReport;
   /** Jobs this sweep made for schedules' due slots (schedules.ts); absent when a Queue's Scheduler runs them instead. */
   scheduled?: number;
+  /** Waiting jobs this sweep released (releases.ts); absent when none. */
+  released?: Released[];
 }
 
 /**
@@ -167,6 +171,9 @@ export async function sweepUnlocked(
   const promoted = promoteDueJobs(layout);
   // before pruning: after a power cut a torn job's mtime may be old, and it must run again, not be pruned
   const torn = await requeueTornAfterBoot(layout, settings.maxJobBytes);
+  // before pruning: a parent pruned from done/ before its children were released would count as removed
+  const releases = sweepReleases(layout, names, settings, now);
+  warnings.push(...releases.warnings);
   const pruned = pruneDone(layout, settings.keepDone, now);
   const tmp = removeAbandoned(layout, settings.tmpMaxAge, now);
   // a maker's heartbeat outlives it while it holds a schedule's cursor pending: it tells a completer it is gone
@@ -208,6 +215,7 @@ export async function sweepUnlocked(
     warnings,
     torn,
     ...(scheduled === undefined ? {} : { scheduled: scheduled.made }),
+    ...(releases.released.length > 0 ? { released: releases.released } : {}),
   };
 }
 

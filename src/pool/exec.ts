@@ -75,7 +75,9 @@ function searchPath(program: string): string[] {
 /**
  * A processor that runs `command` for each job. Its environment adds
  * DIRQ_JOB_ID, DIRQ_JOB_TYPE, DIRQ_JOB_ATTEMPT, DIRQ_JOB_ATTEMPTS and
- * DIRQ_QUEUE (the queue's directory). Its stdin is the job's data as JSON,
+ * DIRQ_QUEUE (the queue's directory), and for a job that waited (`after`,
+ * a batch's callback) DIRQ_PARENTS or DIRQ_BATCH, as JSON (results left out
+ * past ENV_JSON_MAX bytes). Its stdin is the job's data as JSON,
  * or the raw bytes of a payload enqueued as bytes (`dirq enqueue --file`),
  * or nothing for a job without data. Exit 0: the result is stdout, parsed as
  * JSON when it is JSON, else its text (one final newline dropped); nothing
@@ -90,6 +92,21 @@ export function execProcessor(command: readonly string[], options: { queueDir: s
   return (job) => runCommand(program, args, queueDir, job);
 }
 
+/** The most bytes of JSON put in DIRQ_PARENTS: Linux takes at most 128 KiB in one environment string. */
+const ENV_JSON_MAX = 64 * 1024;
+
+/** DIRQ_PARENTS and DIRQ_BATCH of a job that waited for others. */
+function waitedFor(job: ProcessorJob): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (job.parents !== undefined) {
+    const full = JSON.stringify(job.parents);
+    env.DIRQ_PARENTS =
+      full.length <= ENV_JSON_MAX ? full : JSON.stringify(job.parents.map(({ result: _result, ...rest }) => rest));
+  }
+  if (job.batch !== undefined) env.DIRQ_BATCH = JSON.stringify(job.batch);
+  return env;
+}
+
 function runCommand(program: string, args: string[], queueDir: string, job: ProcessorJob): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const child = spawn(program, args, {
@@ -102,6 +119,7 @@ function runCommand(program: string, args: string[], queueDir: string, job: Proc
         DIRQ_JOB_ATTEMPT: String(job.attempt),
         DIRQ_JOB_ATTEMPTS: String(job.attempts),
         DIRQ_QUEUE: queueDir,
+        ...waitedFor(job),
       },
     });
     const stderr = new StderrTail(child.stderr, STDERR_LINES);

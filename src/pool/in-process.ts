@@ -22,6 +22,8 @@ export function jobFields(job: Job): JobFields {
   };
   if (job.schedule !== undefined) fields.schedule = job.schedule;
   if (job.group !== undefined) fields.group = job.group;
+  if (job.parents !== undefined) fields.parents = job.parents;
+  if (job.batch !== undefined) fields.batch = job.batch;
   return fields;
 }
 

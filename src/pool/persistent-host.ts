@@ -167,6 +167,8 @@ function jobLine(job: JobFields): string {
   line.attempts = job.attempts;
   if (job.schedule !== undefined) line.schedule = job.schedule;
   if (job.group !== undefined) line.group = job.group;
+  if (job.parents !== undefined) line.parents = job.parents;
+  if (job.batch !== undefined) line.batch = job.batch;
   return JSON.stringify(line);
 }
 

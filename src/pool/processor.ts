@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DirQueueError } from '../store/errors.js';
+import type { BatchOutcome, ParentOutcome } from '../store/envelope.js';
 import type { EnqueueOptions } from '../queue/options.js';
 import { describe } from '../store/names.js';
 
@@ -22,6 +23,10 @@ export interface ProcessorJob<Data = unknown> {
   schedule?: { name: string; at: string };
   /** The group the job was enqueued with (enqueue's `group`), if any. */
   group?: string;
+  /** A job enqueued with `after`: each job it waited for, with its final state and its result or error. */
+  parents?: ParentOutcome[];
+  /** A batch's onComplete or onSuccess job: the batch's id and how many of its jobs were done and failed. */
+  batch?: BatchOutcome;
   /** Fires when the job times out or the pool shuts down: stop work and return or throw. */
   signal: AbortSignal;
   /** Record progress (any JSON value) in the job file. */

@@ -6,6 +6,7 @@
  * a process and in-process. Errors travel as message and code, since
  * structured clone does not keep an Error's class.
  */
+import type { BatchOutcome, ParentOutcome } from '../store/envelope.js';
 
 /** The job fields that travel to a worker. */
 export interface JobFields {
@@ -19,6 +20,10 @@ export interface JobFields {
   schedule?: { name: string; at: string };
   /** The job's group (enqueue's `group`). */
   group?: string;
+  /** A job enqueued with `after`: how each job it waited for ended. */
+  parents?: ParentOutcome[];
+  /** A batch's callback: how its batch ended. */
+  batch?: BatchOutcome;
 }
 
 /** What a worker loads: the processor and the middleware around it, as import specifiers (file: URLs). */

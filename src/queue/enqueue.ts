@@ -4,6 +4,7 @@
  * written in tmp/, take its unique key and place it with one rename. Queue
  * runs these for enqueue and enqueueMany, around the writes and fsyncs.
  */
+import { markChild, parentState, unmarkChild } from '../store/deps.js';
 import { encodeEnvelope, type Envelope } from '../store/envelope.js';
 import { DirQueueError } from '../store/errors.js';
 import { move, removeQuietly } from '../store/files.js';
@@ -25,8 +26,15 @@ export interface Prepared {
   key: string | undefined;
   /** The running job that may hand the key over (EnqueueOptions.keyFrom). */
   keyFrom: string | undefined;
+  /** The jobs it waits for in waiting/ (EnqueueOptions.after). */
+  after: string[] | undefined;
+  /** Where place() puts it. */
+  state: 'queue' | 'delayed' | 'waiting';
   tmp: string;
 }
+
+/** What enqueueBatch adds to its jobs' envelopes. */
+export type BatchFields = Pick<Envelope, 'batch' | 'onBatch'>;
 
 /** Check the arguments and build the job's file content and names; throws a DirQueueError on bad input. */
 export function prepare(
@@ -36,6 +44,7 @@ export function prepare(
   type: string,
   data: unknown,
   options: EnqueueOptions | undefined,
+  batchFields: BatchFields = {},
 ): Prepared {
   const encodedType = encodeType(type);
   const o = resolveEnqueueOptions(options);
@@ -52,6 +61,9 @@ export function prepare(
   if (o.timeout !== undefined) envelope.timeout = o.timeout;
   if (o.key !== undefined) envelope.key = o.key;
   if (o.group !== undefined) envelope.group = o.group;
+  if (o.after !== undefined) envelope.after = o.after;
+  if (o.after !== undefined && o.afterFailed === 'run') envelope.afterFailed = 'run';
+  Object.assign(envelope, batchFields);
   const content = encodeEnvelope(envelope);
   const bytes = Buffer.byteLength(content);
   if (bytes > maxJobBytes) {
@@ -65,7 +77,44 @@ export function prepare(
   const id = names.id(o.priority, encodedType, o.runAt === undefined ? undefined : o.runAt * 1000, tag);
   const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
   const key = o.key === undefined ? undefined : encodeKey(o.key);
-  return { id, type, content, delayed, key, keyFrom: o.keyFrom, tmp: layout.file('tmp', names.tmpName(id)) };
+  const state =
+    o.after !== undefined || batchFields.onBatch !== undefined
+      ? 'waiting'
+      : delayed === undefined
+        ? 'queue'
+        : 'delayed';
+  return {
+    id,
+    type,
+    content,
+    delayed,
+    key,
+    keyFrom: o.keyFrom,
+    after: o.after,
+    state,
+    tmp: layout.file('tmp', names.tmpName(id)),
+  };
+}
+
+/**
+ * The jobs of `after` must exist (a job can only wait for jobs enqueued
+ * before it, so no cycle can be made): throws ENOTFOUND naming the first that
+ * is in no state. One that ended counts at once, when the job is placed.
+ */
+export function checkParents(layout: Layout, job: Prepared): void {
+  for (const parent of job.after ?? []) {
+    if (parentState(layout, parent) === 'removed') {
+      throw new DirQueueError(
+        'ENOTFOUND',
+        `job ${parent} in after is in no state of ${layout.root}: a job can wait only for jobs that exist (enqueued before it, not yet removed or pruned)`,
+      );
+    }
+  }
+}
+
+/** Write the markers that make the ending of each of a job's parents look for it (deps/PARENT/ID), before it is placed. */
+export function markParents(layout: Layout, job: Prepared): void {
+  for (const parent of job.after ?? []) markChild(layout, parent, job.id);
 }
 
 /** Take the job's unique key, if it has one. Returns the id of the live job holding it instead (ours removed). */
@@ -84,7 +133,7 @@ export function takeKeyOf(layout: Layout, job: Prepared): string | undefined {
 
 /** Move the written job from tmp/ into queue/ or delayed/: the one rename that enqueues it. */
 export function place(layout: Layout, job: Prepared): void {
-  const target = job.delayed === undefined ? layout.file('queue', job.id) : layout.file('delayed', job.delayed);
+  const target = targetOf(layout, job);
   if (!move(job.tmp, target)) {
     throw new DirQueueError(
       'EVANISHED',
@@ -101,9 +150,15 @@ export function place(layout: Layout, job: Prepared): void {
  * the rename did land after all (a lost reply on NFS): then both are the job's.
  */
 export function abandon(layout: Layout, job: Prepared): void {
-  const target = job.delayed === undefined ? layout.file('queue', job.id) : layout.file('delayed', job.delayed);
-  if (lexists(target)) return;
+  if (lexists(targetOf(layout, job))) return;
   removeQuietly(job.tmp);
+  for (const parent of job.after ?? []) {
+    try {
+      unmarkChild(layout, parent, job.id);
+    } catch {
+      // a marker of a job that is in no state: the sweep removes it once the parent has ended
+    }
+  }
   if (job.key === undefined) return;
   try {
     releaseKey(layout, job.key, job.id);
@@ -112,9 +167,15 @@ export function abandon(layout: Layout, job: Prepared): void {
   }
 }
 
-/** The directories to fsync after placing `jobs`. */
+function targetOf(layout: Layout, job: Prepared): string {
+  return job.delayed === undefined ? layout.file(job.state, job.id) : layout.file('delayed', job.delayed);
+}
+
+/** The directories to fsync after placing `jobs`: their states', keys/, and the deps/ of their markers. */
 export function dirsToSync(layout: Layout, jobs: readonly Prepared[]): string[] {
-  const dirs = new Set(jobs.map((j) => layout.paths[j.delayed === undefined ? 'queue' : 'delayed']));
+  const dirs = new Set(jobs.map((j) => layout.paths[j.state]));
   if (jobs.some((j) => j.key !== undefined)) dirs.add(layout.paths.keys);
+  for (const parent of jobs.flatMap((j) => j.after ?? [])) dirs.add(layout.file('deps', parent));
+  if (jobs.some((j) => j.after !== undefined)) dirs.add(layout.paths.deps);
   return [...dirs];
 }

@@ -5,10 +5,12 @@
  * pauses through PauseWatch (pause-watch.ts), and its heartbeat looks for
  * cancel requests of its claims.
  */
-import { encodeEvent, parseJobFile, type JobRecord } from '../store/envelope.js';
+import { unmarkChild } from '../store/deps.js';
+import { encodeEvent, parseJobFile, type Envelope, type JobRecord } from '../store/envelope.js';
 import { DirQueueError } from '../store/errors.js';
 import { appendLine, move, readJobFile } from '../store/files.js';
 import { releaseKeyOf } from '../store/keys.js';
+import { parentsOf, type Ending } from '../store/release.js';
 import type { Layout } from '../store/layout.js';
 import { filesystemNow } from '../store/liveness.js';
 import { lexists, locate } from '../store/locate.js';
@@ -141,6 +143,8 @@ export interface CancelHost {
   departed(id: string): void;
   /** Count a job that ended in failed/. */
   counted(type: string): void;
+  /** The job ended in failed/: mark its batch, release what waits for it (store/release.ts). */
+  ended(ending: Ending): void;
   /** A claim of this handle that could not be put back: the Queue moves it to queue/ later (as its strays). */
   strand(id: string, path: string, to?: 'queue' | 'failed'): boolean;
 }
@@ -174,6 +178,7 @@ export function cancel(host: CancelHost, id: string): CancelResult {
       host.held(claim)?.cancelRequested(host.names.owner);
       return { id, state: 'active', claim };
     }
+    if (where.state === 'waiting' && where.name !== id) continue; // being released this instant: look again
     if (cancelWaiting(host, id, where.state, where.name)) return { id, state: 'failed' };
   }
   throw new DirQueueError('ECONTENTION', `job ${id} kept changing state while it was being cancelled: try again`);
@@ -187,7 +192,7 @@ export function cancel(host: CancelHost, id: string): CancelResult {
  * claim back ends the job in failed/ as well (rescue.ts). Returns false when
  * the job moved before it could be taken (a worker claimed it): look again.
  */
-function cancelWaiting(host: CancelHost, id: string, state: 'queue' | 'delayed', name: string): boolean {
+function cancelWaiting(host: CancelHost, id: string, state: 'waiting' | 'queue' | 'delayed', name: string): boolean {
   const { layout, names } = host;
   const claim = names.claim();
   const from = layout.file(state, name);
@@ -205,12 +210,12 @@ function cancelWaiting(host: CancelHost, id: string, state: 'queue' | 'delayed',
     return false;
   }
   host.departed(id);
-  let key: unknown;
+  let envelope: Envelope | undefined;
   try {
     const read = readJobFile(held, host.maxJobBytes);
     const record = read.ok ? parsedOrUndefined(read.text) : undefined;
     if (record !== undefined) {
-      key = record.envelope.key;
+      envelope = record.envelope;
       const message = `job ${id} was cancelled by ${names.owner} before it ran`;
       appendLine(
         held,
@@ -246,8 +251,12 @@ function cancelWaiting(host: CancelHost, id: string, state: 'queue' | 'delayed',
   }
   const type = parseId(id)?.type;
   if (type !== undefined) host.counted(type);
-  releaseKeyOf(layout, key, id);
+  releaseKeyOf(layout, envelope?.key, id);
   removeCancel(layout, id, claim);
+  if (state === 'waiting' && envelope !== undefined) {
+    for (const parent of parentsOf(envelope)) unmarkChild(layout, parent, id); // it waits for nothing now
+  }
+  host.ended({ id, state: 'failed', envelope });
   return true;
 }
 

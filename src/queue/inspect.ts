@@ -10,14 +10,19 @@ import {
   payloadOf,
   scheduleOf,
   tornReason,
+  type BatchCallbackRef,
+  type BatchOutcome,
   type JobEvent,
+  type JobRecord,
+  type ParentOutcome,
   type ScheduleRef,
 } from '../store/envelope.js';
 import { DirQueueError, type RecordedError } from '../store/errors.js';
 import { listDir, readJobFile } from '../store/files.js';
 import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from '../store/layout.js';
 import { nowUs, parseActiveName, parseDelayedName, parseId } from '../store/names.js';
-import { idOfName } from '../store/locate.js';
+import { idOfName, locate } from '../store/locate.js';
+import { parentsOf } from '../store/release.js';
 import { recent, RECENT_WINDOW_MS, type Recent } from './throughput.js';
 
 export interface JobInfo {
@@ -68,6 +73,20 @@ export interface JobInfo {
   schedule?: ScheduleRef;
   /** The group the job was enqueued with (enqueue's `group`). */
   group?: string;
+  /** The jobs it waits for, or waited for (enqueue's `after`). */
+  after?: string[];
+  /** 'run' when it runs even if one of `after` failed (enqueue's `afterFailed`). */
+  afterFailed?: 'fail' | 'run';
+  /** waiting/ only: where each job of `after` is now ('removed': in no state). */
+  waitingFor?: { id: string; state: State | 'removed' }[];
+  /** Once released from waiting/: how each job of `after` ended. */
+  parents?: ParentOutcome[];
+  /** The batch it is a member of (enqueueBatch). */
+  batch?: string;
+  /** A batch's callback: which batch, and when it runs. */
+  onBatch?: BatchCallbackRef;
+  /** A callback once released: how its batch ended. */
+  batchOutcome?: BatchOutcome;
   /** Everything appended to the job file after its envelope. */
   history: JobEvent[];
   /** The file's path when it was read. */
@@ -129,6 +148,7 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
   if (schedule !== undefined) info.schedule = schedule;
   const group = groupOf(record.envelope);
   if (group !== undefined) info.group = group;
+  addDependencies(layout, info, record);
   if (state === 'done') {
     const torn = tornReason(read.text, record);
     if (torn !== undefined) info.torn = torn;
@@ -144,6 +164,23 @@ export function readInfo(layout: Layout, state: State, name: string, defaults: R
     if (claimed !== undefined) info.claimedAt = new Date(claimed);
   }
   return info;
+}
+
+/** What a job waits for, or waited for, from its envelope and its `released` event. */
+function addDependencies(layout: Layout, info: JobInfo, record: JobRecord): void {
+  const { envelope } = record;
+  const after = parentsOf(envelope);
+  if (after.length > 0) {
+    info.after = after;
+    info.afterFailed = envelope.afterFailed === 'run' ? 'run' : 'fail';
+    if (info.state === 'waiting') {
+      info.waitingFor = after.map((id) => ({ id, state: locate(layout, id)?.state ?? 'removed' }));
+    }
+  }
+  if (typeof envelope.batch === 'string') info.batch = envelope.batch;
+  if (envelope.onBatch !== undefined) info.onBatch = envelope.onBatch;
+  if (record.released?.parents !== undefined) info.parents = record.released.parents;
+  if (record.released?.batch !== undefined) info.batchOutcome = record.released.batch;
 }
 
 /** An unparsable file set aside by a reader still carries its reason on its last line. */
@@ -168,7 +205,7 @@ export type Counts = Record<State, number>;
 
 /**
  * The order a snapshot lists the state directories in: the way jobs flow
- * (delayed/ to queue/ to active/ to done/ or failed/). A job that moves on
+ * (waiting/ and delayed/ to queue/ to active/ to done/ or failed/). A job that moves on
  * while the listing runs is seen twice, in its old directory and, later, in
  * its new one, and is counted once, where it was seen last; listing against
  * the flow would miss it instead. Only a job moving back (a release, a
@@ -176,7 +213,7 @@ export type Counts = Record<State, number>;
  * can be missed, never counted twice. So the counts of a snapshot never sum
  * to more than the jobs there are.
  */
-const FLOW: readonly State[] = ['delayed', 'queue', 'active', 'done', 'failed'];
+const FLOW: readonly State[] = ['waiting', 'delayed', 'queue', 'active', 'done', 'failed'];
 
 /** The job names of every state, in run order, each job in one state only (see FLOW). */
 export function snapshot(layout: Layout): Record<State, string[]> {
@@ -263,7 +300,14 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
             ? claimTime(layout, name, maxJobBytes)
             : parsed.enqueuedUs / 1000;
       if (sinceMs !== undefined) oldestUs = Math.min(oldestUs, sinceMs * 1000);
-      const perType = (result.types[parsed.type] ??= { queue: 0, delayed: 0, active: 0, done: 0, failed: 0 });
+      const perType = (result.types[parsed.type] ??= {
+        waiting: 0,
+        queue: 0,
+        delayed: 0,
+        active: 0,
+        done: 0,
+        failed: 0,
+      });
       perType[state]++;
       if (state === 'queue') {
         const entered = ctimeMs(layout.file('queue', name));

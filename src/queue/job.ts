@@ -17,7 +17,10 @@ import {
   groupOf,
   scheduleOf,
   type BackoffSpec,
+  type BatchOutcome,
+  type Envelope,
   type JobRecord,
+  type ParentOutcome,
   type ScheduleRef,
 } from '../store/envelope.js';
 import fs from 'node:fs';
@@ -56,6 +59,8 @@ export interface JobHost {
   counted(type: string, counter: 'completed' | 'retried' | 'failed'): void;
   /** Report a problem that did not stop the job (the Queue's 'warning' event). */
   warn(error: Error): void;
+  /** The job ended in done/ or failed/: mark its batch, release what waits for it (store/release.ts). */
+  ended(id: string, envelope: Envelope, state: 'done' | 'failed'): void;
 }
 
 export type JobOutcome = 'completed' | 'retrying' | 'failed' | 'released';
@@ -78,6 +83,10 @@ export class Job<Data = unknown> {
   readonly schedule: ScheduleRef | undefined;
   /** The group the job was enqueued with (enqueue's `group`), if any. */
   readonly group: string | undefined;
+  /** A job enqueued with `after`: how each job it waited for ended (id, state, result or error). */
+  readonly parents: ParentOutcome[] | undefined;
+  /** A batch's callback (enqueueBatch's onComplete, onSuccess): how its batch ended. */
+  readonly batch: BatchOutcome | undefined;
   #host: JobHost;
   #record: JobRecord;
   #activePath: string;
@@ -119,6 +128,8 @@ export class Job<Data = unknown> {
     this.createdAt = envelope.created === undefined ? undefined : new Date(envelope.created);
     this.schedule = scheduleOf(envelope);
     this.group = groupOf(envelope);
+    this.parents = record.released?.parents;
+    this.batch = record.released?.batch;
   }
 
   /**
@@ -165,6 +176,7 @@ export class Job<Data = unknown> {
     );
     this.#host.counted(this.type, 'completed');
     releaseKeyOf(this.#host.layout, this.#record.envelope.key, this.id);
+    this.#host.ended(this.id, this.#record.envelope, 'done');
   }
 
   /**
@@ -186,6 +198,7 @@ export class Job<Data = unknown> {
       );
       this.#host.counted(this.type, 'failed');
       releaseKeyOf(layout, this.#record.envelope.key, this.id);
+      this.#host.ended(this.id, this.#record.envelope, 'failed');
       return 'failed';
     }
     const retry = this.#retryAt(at.getTime(), recorded); // computed before the claim ends, so nothing it throws strands the job
@@ -232,6 +245,7 @@ export class Job<Data = unknown> {
     this.#host.counted(this.type, 'failed');
     releaseKeyOf(layout, this.#record.envelope.key, this.id);
     removeCancel(layout, this.id, this.claim);
+    this.#host.ended(this.id, this.#record.envelope, 'failed');
     return 'failed';
   }
 

@@ -4,6 +4,7 @@
  */
 import { DirQueueError, type RecordedError } from '../store/errors.js';
 import type { BackoffSpec } from '../store/envelope.js';
+import { MAX_PARENTS } from '../store/deps.js';
 import { parseMode } from '../store/layout.js';
 import { checkGroup, describe, encodeKey, isId, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN } from '../store/names.js';
 import { checkBoolean, checkInteger, checkKnown, checkMs, dropUndefined } from '../store/option-checks.js';
@@ -185,6 +186,20 @@ export interface EnqueueOptions {
    * @default undefined (no group: the jobs of no group take turns as one group)
    */
   group?: string;
+  /**
+   * Ids of jobs this one waits for (at most 100): it waits in waiting/ until
+   * every one of them has ended (done, failed for good, cancelled or
+   * removed), then moves to queue/. Each must exist when this job is
+   * enqueued (so a cycle cannot be made); one that already ended counts at once.
+   */
+  after?: readonly string[];
+  /**
+   * What a job enqueued with `after` does when one of them failed (or was
+   * cancelled or removed): 'fail' ends it in failed/ with EPARENTFAILED,
+   * naming that job; 'run' runs it anyway. Either way `job.parents` says how each ended.
+   * @default 'fail'
+   */
+  afterFailed?: 'fail' | 'run';
 }
 
 export interface ResolvedEnqueueOptions {
@@ -197,6 +212,9 @@ export interface ResolvedEnqueueOptions {
   key: string | undefined;
   keyFrom: string | undefined;
   group: string | undefined;
+  /** The distinct ids of `after`; undefined without it. */
+  after: string[] | undefined;
+  afterFailed: 'fail' | 'run';
 }
 
 const ENQUEUE_OPTIONS = Object.freeze([
@@ -209,6 +227,8 @@ const ENQUEUE_OPTIONS = Object.freeze([
   'key',
   'keyFrom',
   'group',
+  'after',
+  'afterFailed',
 ] as const) satisfies readonly (keyof EnqueueOptions)[];
 
 export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.now()): ResolvedEnqueueOptions {
@@ -251,6 +271,17 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
       );
     }
   }
+  const after = options.after === undefined ? undefined : checkAfter(options.after);
+  if (after !== undefined && runAt !== undefined) {
+    throw new DirQueueError(
+      'EBADOPTION',
+      'a job with after runs when the jobs it waits for have ended: give it no delay or runAt (enqueue the delay in a job it waits for)',
+    );
+  }
+  const afterFailed = options.afterFailed ?? 'fail';
+  if (afterFailed !== 'fail' && afterFailed !== 'run') {
+    throw new DirQueueError('EBADOPTION', `afterFailed must be 'fail' or 'run', got ${describe(afterFailed)}`);
+  }
   return {
     priority,
     runAt,
@@ -260,7 +291,32 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
     key: options.key,
     keyFrom: options.keyFrom,
     group: options.group === undefined ? undefined : checkGroup(options.group),
+    after,
+    afterFailed,
   };
+}
+
+/** enqueue's `after`: 1 to MAX_PARENTS job ids, duplicates dropped. */
+function checkAfter(after: unknown): string[] {
+  if (!Array.isArray(after) || after.length === 0) {
+    throw new DirQueueError(
+      'EBADOPTION',
+      `after must be a non-empty array of the ids of the jobs to wait for, got ${describe(after)}`,
+    );
+  }
+  const ids = [...new Set(after as unknown[])];
+  if (ids.length > MAX_PARENTS) {
+    throw new DirQueueError(
+      'EBADOPTION',
+      `after lists ${ids.length} jobs, more than ${MAX_PARENTS}: to wait for more, put them in a batch (enqueueBatch) and use its onComplete`,
+    );
+  }
+  for (const id of ids) {
+    if (typeof id !== 'string' || !isId(id)) {
+      throw new DirQueueError('EBADOPTION', `after must hold job ids (as enqueue returns them), got ${describe(id)}`);
+    }
+  }
+  return ids as string[];
 }
 
 /** A backoff as Queue.open and enqueue both take it: a spec, or a number of ms for a fixed delay. */

@@ -8,25 +8,41 @@ import { basename } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Discovery } from './discovery.js';
 import { FinishWatch } from './finish-watch.js';
-import { abandon, dirsToSync, place, prepare, takeKeyOf, type Prepared } from './enqueue.js';
-import { encodeEvent, parseJobFile, tornReason } from '../store/envelope.js';
+import {
+  abandon,
+  checkParents,
+  dirsToSync,
+  markParents,
+  place,
+  prepare,
+  takeKeyOf,
+  type BatchFields,
+  type Prepared,
+} from './enqueue.js';
+import { batchInfo, checkBatch, type BatchInfo, type BatchItem, type BatchOptions } from './batch.js';
+import { batchDir, createBatch, type BatchFile } from '../store/batches.js';
+import { afterEnding, parentsOf, releaseIfReady, type Ending, type ReleaseContext } from '../store/release.js';
+import { encodeEvent, parseJobFile, tornReason, type Envelope } from '../store/envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from '../store/errors.js';
 import {
   appendLine,
   closeQuietly,
   DirSyncer,
   move,
+  removeQuietly,
   readJobFile,
   setJobFileTimes,
   writeBatch,
   writeNew,
 } from '../store/files.js';
 import { counts, jobNames, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
-import { lexists, locate } from '../store/locate.js';
+import { idOfName, lexists, locate } from '../store/locate.js';
+import { unmarkChild } from '../store/deps.js';
 import { Job, type JobHost } from './job.js';
 import { checkState, Layout, type State } from '../store/layout.js';
 import {
   activeName,
+  batchId,
   checkId,
   describe,
   encodeType,
@@ -64,6 +80,12 @@ export interface JobRef {
   id: string;
   /** True when the job's unique key was taken: `id` is the live job that holds it, and nothing was added. */
   duplicate: boolean;
+}
+
+/** What enqueueBatch made: the batch's id (q.batch, dirq batch) and its jobs. */
+export interface BatchRef {
+  id: string;
+  jobs: JobRef[];
 }
 
 export interface EnqueueItem extends EnqueueOptions {
@@ -110,6 +132,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   #discovery: Discovery | undefined;
   #syncer = new DirSyncer();
   #jobHost: JobHost;
+  #release: ReleaseContext;
   /** Whether durable batches may use one syncfs (options.batchSync, syncfs.ts); known at the first batch. */
   #batchSyncfs: boolean | undefined;
   #held = new Set<Job>();
@@ -165,7 +188,9 @@ export class Queue extends EventEmitter<QueueEvents> {
       },
       counted: (type, counter) => this.#tally.add(type, counter),
       warn: (error) => this.emit('warning', error),
+      ended: (id, envelope, state) => this.#ended({ id, envelope, state }),
     };
+    this.#release = { layout, claim: () => this.#names.claim(), maxJobBytes: options.maxJobBytes };
     this.#scheduler = this.#makeScheduler();
   }
 
@@ -203,11 +228,13 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#assertOpen();
     await this.#fairness();
     const job = prepare(this.#layout, this.#names, this.options.maxJobBytes, type, data, options);
+    checkParents(this.#layout, job);
     if (job.key !== undefined) this.#signOfLifeForKeys();
     await writeNew(job.tmp, job.content, this.options.durable, this.#layout.fileMode);
     const holder = takeKeyOf(this.#layout, job);
     if (holder !== undefined) return { id: holder, duplicate: true };
     try {
+      markParents(this.#layout, job);
       place(this.#layout, job);
     } catch (error) {
       abandon(this.#layout, job);
@@ -215,6 +242,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     }
     if (this.options.durable) await Promise.all(dirsToSync(this.#layout, [job]).map((d) => this.#syncer.sync(d)));
     this.#announce(job);
+    this.#releaseIfReady([job]);
     return { id: job.id, duplicate: false };
   }
 
@@ -237,7 +265,9 @@ export class Queue extends EventEmitter<QueueEvents> {
       }
       const { type, data, ...options } = item;
       try {
-        return prepare(this.#layout, this.#names, this.options.maxJobBytes, type, data, options);
+        const job = prepare(this.#layout, this.#names, this.options.maxJobBytes, type, data, options);
+        checkParents(this.#layout, job);
+        return job;
       } catch (error) {
         if (error instanceof DirQueueError) error.message = `enqueueMany: item ${i}: ${error.message}`;
         throw error;
@@ -256,7 +286,10 @@ export class Queue extends EventEmitter<QueueEvents> {
       for (const job of jobs) {
         const holder = takeKeyOf(this.#layout, job);
         refs.set(job, holder === undefined ? { id: job.id, duplicate: false } : { id: holder, duplicate: true });
-        if (holder === undefined) place(this.#layout, job);
+        if (holder === undefined) {
+          markParents(this.#layout, job);
+          place(this.#layout, job);
+        }
         placed++;
       }
     } catch (error) {
@@ -268,7 +301,98 @@ export class Queue extends EventEmitter<QueueEvents> {
     const added = jobs.filter((j) => !refs.get(j)!.duplicate);
     if (this.options.durable) await Promise.all(dirsToSync(this.#layout, added).map((d) => this.#syncer.sync(d)));
     for (const job of added) this.#announce(job);
+    this.#releaseIfReady(added);
     return jobs.map((j) => refs.get(j)!);
+  }
+
+  /**
+   * Add `items` as one batch: the jobs are enqueued as enqueueMany would,
+   * and each callback is a job (`{ type, data, ...options }`) that waits in
+   * waiting/ and runs once: onComplete when every job of the batch has
+   * ended (done, failed for good, cancelled or removed), onSuccess only if
+   * all of them are done (with a failure it is deleted, never run). A
+   * callback's `job.batch` says how the batch ended. Exactly one callback
+   * job runs however many processes end the last jobs at once.
+   */
+  async enqueueBatch(items: readonly BatchItem[], options?: BatchOptions): Promise<BatchRef> {
+    this.#assertOpen();
+    const callbacks = checkBatch(items, options);
+    const id = batchId();
+    const prepareOne = (item: BatchItem, what: string, fields: BatchFields): Prepared => {
+      const { type, data, ...rest } = item;
+      try {
+        const job = prepare(this.#layout, this.#names, this.options.maxJobBytes, type, data, rest, fields);
+        checkParents(this.#layout, job);
+        return job;
+      } catch (error) {
+        if (error instanceof DirQueueError) error.message = `enqueueBatch: ${what}: ${error.message}`;
+        throw error;
+      }
+    };
+    const jobs = items.map((item, i) => prepareOne(item, `item ${i}`, { batch: id }));
+    const onComplete =
+      callbacks.onComplete && prepareOne(callbacks.onComplete, 'onComplete', { onBatch: { id, when: 'complete' } });
+    const onSuccess =
+      callbacks.onSuccess && prepareOne(callbacks.onSuccess, 'onSuccess', { onBatch: { id, when: 'success' } });
+    const made = [onComplete, onSuccess].filter((cb): cb is Prepared => cb !== undefined);
+    const all = [...made, ...jobs];
+    this.#batchSyncfs ??= this.options.batchSync === 'auto' && syncfsSuits(this.#layout.paths.tmp);
+    await writeBatch(
+      all.map((job) => ({ path: job.tmp, content: job.content })),
+      this.options.durable,
+      { mode: this.#layout.fileMode, syncfs: this.#batchSyncfs },
+    );
+    const file: BatchFile = { total: jobs.length, created: new Date().toISOString() };
+    if (onComplete !== undefined) file.onComplete = onComplete.id;
+    if (onSuccess !== undefined) file.onSuccess = onSuccess.id;
+    let placed = 0;
+    try {
+      const dirs = await createBatch(
+        this.#layout,
+        this.#names.owner,
+        id,
+        jobs.map((j) => j.id),
+        file,
+        this.options.durable,
+      );
+      // the callbacks wait before any job of the batch can end, and all of it is on disk before the jobs run
+      for (const cb of made) place(this.#layout, cb);
+      if (this.options.durable)
+        await Promise.all([...dirs, this.#layout.paths.waiting].map((d) => this.#syncer.sync(d)));
+      for (const job of jobs) {
+        markParents(this.#layout, job);
+        place(this.#layout, job);
+        placed++;
+      }
+    } catch (error) {
+      for (const job of jobs.slice(placed)) abandon(this.#layout, job);
+      if (placed === 0) this.#unmakeBatch(id, made);
+      if (error instanceof DirQueueError)
+        error.message = `enqueueBatch: ${placed} of ${jobs.length} jobs were enqueued, then ${error.message}`;
+      throw error;
+    }
+    if (this.options.durable) await Promise.all(dirsToSync(this.#layout, jobs).map((d) => this.#syncer.sync(d)));
+    for (const job of all) this.#announce(job);
+    this.#releaseIfReady(jobs);
+    return { id, jobs: jobs.map((job) => ({ id: job.id, duplicate: false })) };
+  }
+
+  /** An enqueueBatch that placed none of its jobs leaves nothing: its callbacks and its directory go. */
+  #unmakeBatch(id: string, callbacks: readonly Prepared[]): void {
+    try {
+      for (const cb of callbacks) {
+        removeQuietly(cb.tmp);
+        removeQuietly(this.#layout.file('waiting', cb.id));
+      }
+      fs.rmSync(batchDir(this.#layout, id), { recursive: true, force: true });
+    } catch {
+      // what is left is what a crash would leave: a sweep removes it (maintenance/releases.ts)
+    }
+  }
+
+  /** How batch `id` stands: its jobs by outcome and its callbacks. Throws ENOTFOUND for an unknown batch. */
+  async batch(id: string): Promise<BatchInfo> {
+    return batchInfo(this.#layout, id);
   }
 
   /**
@@ -389,13 +513,42 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (where.state === 'active') {
       throw new DirQueueError('EBADSTATE', `job ${id} is running (active/); wait for it to end, then remove it`);
     }
+    if (where.state === 'waiting' && where.name !== id) {
+      throw new DirQueueError('EBADSTATE', `job ${id} is being released from waiting/ this instant: look again`);
+    }
+    const file = this.#layout.file(where.state, where.name);
+    const envelope = endedState(where.state) ? undefined : this.#envelopeOf(file);
     try {
-      fs.unlinkSync(this.#layout.file(where.state, where.name));
+      fs.unlinkSync(file);
     } catch (error) {
       if (errnoOf(error) === 'ENOENT') throw notFound(id);
       throw fsError(`removing job ${id}`, error);
     }
+    if (!endedState(where.state)) this.#removed(id, where.state, envelope);
     return where.state;
+  }
+
+  /** The envelope of the job file at `file`, if it reads as one. */
+  #envelopeOf(file: string): Envelope | undefined {
+    const read = readJobFile(file, this.options.maxJobBytes);
+    if (!read.ok) return undefined;
+    try {
+      return parseJobFile(read.text).envelope;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A job that had not ended was deleted: it waits for nothing now, and what waited for it goes on. */
+  #removed(id: string, state: State, envelope: Envelope | undefined): void {
+    try {
+      if (state === 'waiting' && envelope !== undefined) {
+        for (const parent of parentsOf(envelope)) unmarkChild(this.#layout, parent, id);
+      }
+    } catch (error) {
+      this.emit('warning', error as Error); // a marker left of a job in no state: the sweep removes it
+    }
+    this.#ended({ id, state: 'removed', envelope });
   }
 
   /**
@@ -418,8 +571,10 @@ export class Queue extends EventEmitter<QueueEvents> {
       const file = this.#layout.file(state, name);
       try {
         if (cutoff !== Infinity && fs.lstatSync(file).mtimeMs > cutoff) continue;
+        const envelope = endedState(state) ? undefined : this.#envelopeOf(file);
         fs.unlinkSync(file);
         removed++;
+        if (!endedState(state)) this.#removed(idOfName(state, name)!, state, envelope);
       } catch (error) {
         if (errnoOf(error) !== 'ENOENT') throw fsError(`purging ${file}`, error);
       }
@@ -496,6 +651,7 @@ export class Queue extends EventEmitter<QueueEvents> {
         held: (claim) => this.#heldBy(claim),
         departed: (gone) => this.#index.delete(gone),
         counted: (type) => this.#tally.add(type, 'failed'),
+        ended: (ending) => this.#ended(ending),
         strand: (gone, path, to = 'queue') => {
           this.#putBack(gone, path, to); // tries at once; a stray until it lands
           return !this.#strays.has(path);
@@ -624,7 +780,39 @@ export class Queue extends EventEmitter<QueueEvents> {
 
   #announce(job: Prepared): void {
     this.#tally.add(job.type, 'enqueued');
-    this.#discovery?.added(job.id, job.delayed);
+    if (job.state !== 'waiting') this.#discovery?.added(job.id, job.delayed);
+  }
+
+  /**
+   * Jobs just placed in waiting/ whose parents all ended before their
+   * markers were there to be seen go on now. A release that fails here is
+   * left waiting for the sweep (the enqueue itself succeeded).
+   */
+  #releaseIfReady(jobs: readonly Prepared[]): void {
+    for (const job of jobs) {
+      if (job.after === undefined) continue;
+      try {
+        const released = releaseIfReady(this.#release, job.id);
+        if (released !== undefined) this.#releasedOne(released);
+      } catch (error) {
+        this.emit('warning', error as Error);
+      }
+    }
+  }
+
+  /**
+   * Job `ending` ended (here, or a cancel or removal by this handle): mark
+   * its batch and release what waited for it (store/release.ts).
+   */
+  #ended(ending: Ending): void {
+    for (const released of afterEnding(this.#release, ending, (error) => this.emit('warning', error))) {
+      this.#releasedOne(released);
+    }
+  }
+
+  #releasedOne(released: { id: string; type: string; to: 'queue' | 'failed' | 'skipped' }): void {
+    if (released.to === 'queue') this.#discovery?.added(released.id);
+    else if (released.to === 'failed') this.#tally.add(released.type, 'failed');
   }
 
   #claimFromIndex(wanted: ReadonlySet<string> | undefined): Job | undefined {
@@ -782,6 +970,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     for (const warning of report.warnings) setImmediate(() => this.emit('warning', warning));
     for (const id of report.torn?.requeued ?? []) this.#discovery?.added(id);
     for (const problem of report.torn?.problems ?? []) setImmediate(() => this.emit('warning', problem));
+    for (const released of report.released ?? []) this.#releasedOne(released);
     if (report.promoted > 0) this.#discovery?.refresh();
     if (report.unrecovered.length > 0) throw unrecoveredError(report.unrecovered);
     return report;
@@ -1053,4 +1242,9 @@ function unreadableResult(id: string, file: string, reason: string, maxJobBytes:
         'EBADFILE',
         `job ${id} is in done/, but ${file} is ${reason}: its result cannot be read; look at it (dirq show), then remove it (dirq rm)`,
       );
+}
+
+/** done/ and failed/: a job there has ended, and its ending was acted on. */
+function endedState(state: State): boolean {
+  return state === 'done' || state === 'failed';
 }

@@ -30,6 +30,42 @@ export interface Envelope {
   schedule?: ScheduleRef;
   /** The group the job takes turns with (round robin between the groups of one type and priority). */
   group?: string;
+  /** The jobs this one waits for in waiting/ (enqueue's `after`): it is released once all have ended. */
+  after?: string[];
+  /** 'run': released to run even when a parent failed (or was removed); absent: failed with EPARENTFAILED. */
+  afterFailed?: 'run';
+  /** The batch this job is a member of (enqueueBatch): its ending is marked in batches/ID/. */
+  batch?: string;
+  /** A batch's callback (enqueueBatch's onComplete or onSuccess): it waits in waiting/ until the batch has ended. */
+  onBatch?: BatchCallbackRef;
+}
+
+/** Which batch a callback job is for, and when it runs: once every member ended, or only if all succeeded. */
+export interface BatchCallbackRef {
+  id: string;
+  when: 'complete' | 'success';
+}
+
+/** How a job this one waited for ended, as its release recorded it (Job.parents). */
+export interface ParentOutcome {
+  id: string;
+  /** removed: the parent was deleted (dirq rm, purge, pruned) before it was seen to end. */
+  state: 'done' | 'failed' | 'removed';
+  /** done: its result (absent when it completed with none, or with `truncated`). */
+  result?: unknown;
+  /** failed: its last error. */
+  error?: RecordedError;
+}
+
+/** How a batch ended, as the release of its callback recorded it (Job.batch). */
+export interface BatchOutcome {
+  id: string;
+  total: number;
+  done: number;
+  /** Members that failed for good, were cancelled or were removed. */
+  failed: number;
+  /** The ids of the failed members (the first 1,000). */
+  failedIds: string[];
 }
 
 /** Which schedule made a job, and for which slot. */
@@ -62,7 +98,16 @@ export type JobEvent =
   | { event: 'retry'; at: string }
   | { event: 'torn'; at: string; reason: string }
   | { event: 'progress'; at: string; attempt: number; claim: string; value: unknown }
-  | { event: 'log'; at: string; attempt: number; claim: string; line: string };
+  | { event: 'log'; at: string; attempt: number; claim: string; line: string }
+  | {
+      event: 'released';
+      at: string;
+      claim: string;
+      parents?: ParentOutcome[];
+      batch?: BatchOutcome;
+      /** Results left out: with them the file would pass maxJobBytes. */
+      truncated?: boolean;
+    };
 
 /** What a job file says once its events are replayed. */
 export interface JobRecord {
@@ -82,6 +127,8 @@ export interface JobRecord {
    * done/ is proven complete only when this is 'result' (see tornReason).
    */
   lastOutcome: 'result' | 'error' | 'revoked' | 'torn' | undefined;
+  /** The first `released` event: how the jobs it waited for (or its batch) ended. */
+  released: Extract<JobEvent, { event: 'released' }> | undefined;
 }
 
 export function encodeEnvelope(envelope: Envelope): string {
@@ -173,6 +220,8 @@ function isEvent(value: unknown): value is JobEvent {
       return claimed;
     case 'log':
       return claimed && typeof e.line === 'string';
+    case 'released':
+      return typeof e.claim === 'string' && (e.parents === undefined || Array.isArray(e.parents));
     default:
       return false;
   }
@@ -186,6 +235,7 @@ function replay(envelope: Envelope, events: JobEvent[]): JobRecord {
   let result: JobRecord['result'];
   let invalid: string | undefined;
   let lastOutcome: JobRecord['lastOutcome'];
+  let released: JobRecord['released'];
   const errors: RecordedError[] = [];
   for (const e of events) {
     switch (e.event) {
@@ -227,9 +277,12 @@ function replay(envelope: Envelope, events: JobEvent[]): JobRecord {
         attemptsSinceRetry = 0;
         invalid = undefined;
         break;
+      case 'released':
+        released ??= e; // a release finished by a sweep over a slow releaser may write a second, the same
+        break;
     }
   }
-  return { envelope, events, attemptsMade, attemptsSinceRetry, result, errors, invalid, lastOutcome };
+  return { envelope, events, attemptsMade, attemptsSinceRetry, result, errors, invalid, lastOutcome, released };
 }
 
 /**
@@ -302,6 +355,9 @@ function parseEnvelope(line: string): Envelope {
   }
   if (e.key !== undefined && typeof e.key !== 'string') throw bad('"key" is not a string');
   if (e.backoff !== undefined && !isBackoff(e.backoff)) throw bad('"backoff" is not a backoff object');
+  if (e.after !== undefined && !(Array.isArray(e.after) && e.after.every((id) => typeof id === 'string'))) {
+    throw bad('"after" is not an array of job ids');
+  }
   return e;
 }
 

@@ -32,6 +32,8 @@ export type DirQueueErrorCode =
   | 'EPROCESSOR' // a pool's processor module failed to load, or its threads keep dying
   | 'ETHREAD' // a pool's worker thread died (an uncaught error, its memory limit)
   | 'EEXEC' // a recorded error: an --exec job's command exited non-zero or was killed (the message is the end of its stderr), or could not be started
+  | 'EPARENTFAILED' // a recorded error: a job enqueued with `after` did not run because a job it waited for failed, was cancelled or was removed
+  | 'EBATCHLOST' // a recorded error: a batch's callback did not run because its batch's directory (batches/ID) was removed
   | 'EWORKER' // a pool's worker process died (a crash, process.exit, a signal, its memory limit), or a persistent --exec worker broke its line protocol
   | 'EBADFILE' // a file or directory the library keeps (settings, workers/, keys/, a layout directory) is a link, FIFO or other wrong kind: never followed or opened
   | 'EBADMODE' // a notice ('warning' event): a group-shared queue's directory is writable by its group or by anyone (dirq init DIR --mode fixes it)

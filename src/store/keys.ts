@@ -148,7 +148,7 @@ function readKey(path: string): string | undefined {
 /** Whether job `id` is waiting, running, or still being written. */
 export function isLive(layout: Layout, id: string): boolean {
   if (!isId(id)) return false; // not a job id at all: a broken key
-  // tmp/ first: a job only moves on from tmp/ (to queue/ or delayed/, later done/), so looking in
+  // tmp/ first: a job only moves on from tmp/ (to queue/, delayed/ or waiting/, later done/), so looking in
   // that order never misses one that moves between the two looks
   const writing = listDir(layout.paths.tmp).some((name) => {
     const tmp = parseTmpName(name);
@@ -156,7 +156,7 @@ export function isLive(layout: Layout, id: string): boolean {
   });
   if (writing) return true;
   const where = locate(layout, id);
-  return where !== undefined && (where.state === 'queue' || where.state === 'delayed' || where.state === 'active');
+  return where !== undefined && where.state !== 'done' && where.state !== 'failed';
 }
 
 /** Release the key a job file's envelope names, if any (a job that ended). */

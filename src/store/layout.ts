@@ -12,15 +12,25 @@ import { listDir } from './files.js';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { checkDir, chmodDirNoFollow, makeDirNoFollow, readSmallFile, replaceFile } from './safe-file.js';
 
-export const STATES = ['queue', 'delayed', 'active', 'done', 'failed'] as const;
+export const STATES = ['waiting', 'queue', 'delayed', 'active', 'done', 'failed'] as const;
 export type State = (typeof STATES)[number];
 
-/** State directories plus tmp/ (writers), workers/ (heartbeats), keys/ (unique keys) and schedules/ (schedules). */
-export const DIRS = ['tmp', ...STATES, 'workers', 'keys', 'schedules'] as const;
+/**
+ * State directories plus tmp/ (writers), workers/ (heartbeats), keys/ (unique keys), schedules/ (schedules),
+ * deps/ (who waits for whom) and batches/ (batches).
+ */
+export const DIRS = ['tmp', ...STATES, 'workers', 'keys', 'schedules', 'deps', 'batches'] as const;
+/** Directories an open makes when they are missing: each came after the first layout. */
+const ADDED_LATER: readonly Dir[] = ['workers', 'keys', 'schedules', 'waiting', 'deps', 'batches'];
+/**
+ * Of those, the ones a queue may go on without when this user may not make them: a queue made before
+ * schedules (format 1.2) or dependencies and batches (1.3) reads as one without any (a missing directory lists as empty).
+ */
+const OPTIONAL: readonly Dir[] = ['schedules', 'waiting', 'deps', 'batches'];
 export type Dir = (typeof DIRS)[number];
 
 export const FORMAT_MAJOR = 1;
-export const FORMAT_MINOR = 2;
+export const FORMAT_MINOR = 3;
 export const SETTINGS_FILE = 'dirqueue.json';
 /** A settings file is a few hundred bytes: anything much larger is not one. */
 const SETTINGS_MAX_BYTES = 64 * 1024;
@@ -158,16 +168,14 @@ export class Layout {
     // chmods, renames and deletes inside them, and must never do so outside the queue (S3).
     const missing = DIRS.filter((dir) => !this.#checkDir(dir));
     for (const dir of missing) {
-      if (!create && dir !== 'workers' && dir !== 'keys' && dir !== 'schedules') {
+      if (!create && !ADDED_LATER.includes(dir)) {
         throw new DirQueueError('ENOTQUEUE', `${this.paths[dir]} is missing: run dirq fsck ${this.root} --repair`);
       }
       try {
         this.makeDir(dir);
       } catch (error) {
         const code = (error as DirQueueError).code; // makeDirNoFollow throws only DirQueueErrors
-        // schedules/ came with format 1.0's schedules: a queue made before it, opened by a user who may not
-        // create it, reads as one without schedules (a missing directory lists as empty)
-        if ((code === 'EACCES' || code === 'EPERM') && dir === 'schedules') continue;
+        if ((code === 'EACCES' || code === 'EPERM') && OPTIONAL.includes(dir)) continue;
         if (code === 'EACCES' || code === 'EPERM') {
           throw new DirQueueError(
             code,

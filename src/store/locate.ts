@@ -6,12 +6,21 @@
 import { listDir } from './files.js';
 import { lstatQuietly } from './entry.js';
 import type { Layout, State } from './layout.js';
-import { isActiveNameOf, isDelayedNameOf, isId, parseActiveName, parseDelayedName } from './names.js';
+import {
+  isActiveNameOf,
+  isDelayedNameOf,
+  isId,
+  isWaitingNameOf,
+  parseActiveName,
+  parseDelayedName,
+  parseWaitingName,
+} from './names.js';
 
 /** Where a job's file is, by state; undefined when it is nowhere. */
 export function locate(layout: Layout, id: string): { state: State; name: string } | undefined {
   // Probe in lifecycle order, twice: a job moving while we look is found on the second pass.
   for (let pass = 0; pass < 2; pass++) {
+    if (lexists(layout.file('waiting', id))) return { state: 'waiting', name: id };
     if (lexists(layout.file('queue', id))) return { state: 'queue', name: id };
     const delayed = listDir(layout.paths.delayed).find((n) => isDelayedNameOf(n, id));
     if (delayed !== undefined) return { state: 'delayed', name: delayed };
@@ -19,6 +28,9 @@ export function locate(layout: Layout, id: string): { state: State; name: string
     if (active !== undefined) return { state: 'active', name: active };
     if (lexists(layout.file('done', id))) return { state: 'done', name: id };
     if (lexists(layout.file('failed', id))) return { state: 'failed', name: id };
+    // last: a waiting job being released (waiting/ID@CLAIM) is there only for a moment, or after its releaser died
+    const releasing = listDir(layout.paths.waiting).find((n) => n !== id && isWaitingNameOf(n, id));
+    if (releasing !== undefined) return { state: 'waiting', name: releasing };
   }
   return undefined;
 }
@@ -30,6 +42,8 @@ export function idOfName(state: State, name: string): string | undefined {
       return parseDelayedName(name)?.id;
     case 'active':
       return parseActiveName(name)?.id;
+    case 'waiting':
+      return parseWaitingName(name)?.id;
     default:
       return isId(name) ? name : undefined;
   }

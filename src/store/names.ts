@@ -51,17 +51,18 @@ const unnamed = (fragment: string): string => fragment.replace(/\(\?<[a-z]+>/g, 
  * (liveness.ts: .clock.PID.TOKEN), dirqueue.json's replacement
  * (safe-file.ts replaceFile: .dirqueue.json.PID.TOKEN), a pause file
  * being written or an ended one set aside (pauses.ts: .paused.OWNER.TOKEN),
- * a limit file being written (limits.ts: .limit.OWNER.TOKEN),
+ * a limit file being written (limits.ts: .limit.OWNER.TOKEN), a batch file
+ * being written (batches.ts: .batch.OWNER.TOKEN),
  * a schedule file's replacement and a last-run link being made
  * (.schedule.PID.TOKEN, .lastrun.PID.TOKEN) and a scheduled job being made
  * (.slot.OWNER.ID, schedule-files.ts). Each is built below.
  */
 const LIBRARY_DOT_RE = new RegExp(
-  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:paused|limit)\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8}|(?:schedule|lastrun)\\.\\d{1,10}\\.[a-z0-9]{8}|slot\\.${unnamed(OWNER)}\\.${unnamed(ID)})$`,
+  `^\\.(?:totals\\.${unnamed(OWNER)}\\.[a-z0-9]{1,13}|totals~(?:totals~)?${unnamed(CLAIM)}|lock\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:paused|limit|batch)\\.${unnamed(OWNER)}\\.[a-z0-9]{8}|(?:clock|dirqueue\\.json)\\.\\d{1,10}\\.[a-z0-9]{8}|(?:schedule|lastrun)\\.\\d{1,10}\\.[a-z0-9]{8}|slot\\.${unnamed(OWNER)}\\.${unnamed(ID)})$`,
 );
 /** The library's tmp/ helper files that carry their writer's owner token: counter and held-base temps, lock temps. */
 const OWNED_DOT_RE = new RegExp(
-  `^\\.(?:totals\\.|totals~(?:totals~)?|lock\\.|paused\\.|limit\\.)${OWNER}\\.[a-z0-9]{1,13}$`,
+  `^\\.(?:totals\\.|totals~(?:totals~)?|lock\\.|paused\\.|limit\\.|batch\\.)${OWNER}\\.[a-z0-9]{1,13}$`,
 );
 const SAFE_TYPE_CHAR = /[A-Za-z0-9_.-]/;
 
@@ -376,6 +377,53 @@ export function isDelayedNameOf(name: string, id: string): boolean {
 /** Whether `name` in active/ is job `id`'s (the prefix test first, as above). */
 export function isActiveNameOf(name: string, id: string): boolean {
   return name.startsWith(`${id}@`) && parseActiveName(name)?.id === id;
+}
+
+// Dependencies and batches (FORMAT.md, "Dependencies and batches").
+
+/**
+ * waiting/ID@CLAIM: a waiting job being released by the holder of CLAIM (the
+ * shape of a claim in active/): the rename to this name is the single-winner
+ * step of a release, and a sweep finishes one whose releaser died.
+ */
+export const releasingName = activeName;
+
+/** A name in waiting/: the job's id, with the claim of its releaser when one is releasing it. */
+export function parseWaitingName(name: string): { id: string; claim: ParsedClaim | undefined } | undefined {
+  if (isId(name)) return { id: name, claim: undefined };
+  const releasing = parseActiveName(name);
+  return releasing === undefined ? undefined : { id: releasing.id, claim: releasing.claim };
+}
+
+/** Whether `name` in waiting/ is job `id`'s, waiting or being released. */
+export function isWaitingNameOf(name: string, id: string): boolean {
+  return name === id || isActiveNameOf(name, id);
+}
+
+/**
+ * A batch's id, the name of its directory in batches/: `b`, the time it was
+ * made (16 digits of us) and 8 of [a-z0-9], so that `ls batches/` lists them
+ * oldest first.
+ */
+export function batchId(): string {
+  return `b${pad16(nowUs())}${randomToken(8)}`;
+}
+
+const BATCH_ID_RE = /^b\d{16}[a-z0-9]{8}$/;
+
+export function isBatchId(value: unknown): value is string {
+  return typeof value === 'string' && BATCH_ID_RE.test(value);
+}
+
+/** The file in a batch's directory that says what the batch is; written last, by one rename (batches.ts). */
+export const BATCH_FILE = 'batch.json';
+
+/** A batch's members by outcome: pending/ID until the member ends, then done/ID or failed/ID (one rename). */
+export const BATCH_MEMBER_DIRS = ['pending', 'done', 'failed'] as const;
+
+/** tmp/ name of a batch file being written. */
+export function batchTmpName(owner: string): string {
+  return `.batch.${owner}.${randomToken(8)}`;
 }
 
 // Pauses and cancels (FORMAT.md, "Pause and cancel").

@@ -1,0 +1,165 @@
+/**
+ * Releases, the backstop (FORMAT.md, "Dependencies and batches"): whatever
+ * a crash or an I/O error left undone between a job's ending and the
+ * release of what waited for it, a sweep does.
+ *
+ * - waiting/ID@CLAIM whose releaser is gone (or silent past staleAfter):
+ *   taken over by one rename and finished.
+ * - deps/PARENT/ of a parent that ended: each child still waiting is
+ *   released; markers of children in no waiting state are removed.
+ * - batches/ID/: members that ended with their marker still in pending/
+ *   are moved on; once pending/ is empty, the callbacks still waiting are
+ *   released. A batch directory a crash left without batch.json, and a
+ *   batch ended long ago, are removed.
+ *
+ * Every step is a single-winner rename or an idempotent delete, so two
+ * sweeps at once do each thing once.
+ */
+import fs from 'node:fs';
+import { batchDir, batchEnded, batchIds, markMember, pendingMembers, readBatchFile } from '../store/batches.js';
+import { childrenOf, parentState, parentsWithChildren, unmarkChild } from '../store/deps.js';
+import { lstatQuietly } from '../store/entry.js';
+import { DirQueueError } from '../store/errors.js';
+import { listDir, move } from '../store/files.js';
+import type { Layout } from '../store/layout.js';
+import { isWriterGone } from '../store/liveness.js';
+import { locate } from '../store/locate.js';
+import { BATCH_FILE, parseTmpName, parseWaitingName, releasingName, type NameMaker } from '../store/names.js';
+import { afterEnding, finish, releaseIfReady, type Released, type ReleaseContext } from '../store/release.js';
+
+/** A batch whose members and callbacks all ended is kept this long (for q.batch and dirq batch), then removed. */
+export const BATCH_KEEP_MS = 7 * 24 * 3600_000;
+
+export interface ReleasesSettings {
+  staleAfter: number;
+  maxJobBytes: number;
+  tmpMaxAge: number;
+}
+
+export interface ReleasesReport {
+  /** Jobs moved on from waiting/: to queue/, to failed/, or (an onSuccess of a failed batch) deleted. */
+  released: Released[];
+  /** Markers and batch directories removed. */
+  removed: number;
+  /** Problems met; the rest went on. */
+  warnings: DirQueueError[];
+}
+
+export function sweepReleases(
+  layout: Layout,
+  names: NameMaker,
+  settings: ReleasesSettings,
+  now: number,
+): ReleasesReport {
+  const ctx: ReleaseContext = { layout, claim: () => names.claim(), maxJobBytes: settings.maxJobBytes };
+  const report: ReleasesReport = { released: [], removed: 0, warnings: [] };
+  const warn = (error: unknown): void => {
+    if (!(error instanceof DirQueueError)) throw error; // a bug, not the filesystem
+    report.warnings.push(error);
+  };
+  const went = (released: Released | undefined): void => {
+    if (released === undefined) return;
+    report.released.push(released);
+    if (released.to !== 'queue') {
+      const ending = {
+        id: released.id,
+        state: released.to === 'failed' ? 'failed' : 'removed',
+        envelope: released.envelope,
+      } as const;
+      report.released.push(...afterEnding(ctx, ending, warn));
+    }
+  };
+  for (const step of [finishDeadReleases, releaseChildren, settleBatches]) {
+    try {
+      step(ctx, names.owner, settings, now, went, report);
+    } catch (error) {
+      warn(error);
+    }
+  }
+  return report;
+}
+
+type Step = (
+  ctx: ReleaseContext,
+  owner: string,
+  settings: ReleasesSettings,
+  now: number,
+  went: (released: Released | undefined) => void,
+  report: ReleasesReport,
+) => void;
+
+/** waiting/ID@CLAIM of a releaser that died or went silent: take it over (one rename) and finish it. */
+const finishDeadReleases: Step = (ctx, owner, settings, now, went) => {
+  const { layout } = ctx;
+  for (const name of listDir(layout.paths.waiting)) {
+    const parsed = parseWaitingName(name);
+    if (parsed?.claim === undefined || parsed.claim.owner === owner) continue;
+    const stat = lstatQuietly(layout.file('waiting', name));
+    if (stat === undefined) continue;
+    // the rename to this name set its ctime: a release takes milliseconds
+    if (now - stat.ctimeMs <= settings.staleAfter && !isWriterGone(layout, parsed.claim.owner)) continue;
+    const claim = ctx.claim();
+    const held = layout.file('waiting', releasingName(parsed.id, claim));
+    if (!move(layout.file('waiting', name), held, true)) continue;
+    went(finish(ctx, parsed.id, held, claim));
+  }
+};
+
+/** deps/PARENT of a parent that ended: release its children; drop markers of children no longer waiting. */
+const releaseChildren: Step = (ctx, _owner, settings, now, went) => {
+  const { layout } = ctx;
+  for (const parent of parentsWithChildren(layout)) {
+    const ended = parentState(layout, parent) !== 'pending';
+    for (const child of childrenOf(layout, parent)) {
+      if (lstatQuietly(layout.file('waiting', child)) !== undefined) {
+        if (ended) went(releaseIfReady(ctx, child));
+        continue;
+      }
+      const where = locate(layout, child);
+      if (where?.state === 'waiting') continue; // being released this instant
+      const marker = lstatQuietly(layout.file('deps', `${parent}/${child}`));
+      // in no state: being enqueued (its marker comes first) unless the marker is old
+      if (where === undefined && (marker === undefined || now - marker.mtimeMs <= settings.tmpMaxAge)) continue;
+      unmarkChild(layout, parent, child);
+    }
+  }
+};
+
+/** Mark batch members that ended unmarked, release callbacks of ended batches, remove what is over. */
+const settleBatches: Step = (ctx, _owner, settings, now, went, report) => {
+  const { layout } = ctx;
+  const ids = batchIds(layout);
+  if (ids.length === 0) return;
+  const writing = new Set(listDir(layout.paths.tmp).map((name) => parseTmpName(name)?.id));
+  for (const id of ids) {
+    const dir = batchDir(layout, id);
+    const file = readBatchFile(layout, id);
+    if (file === undefined) {
+      const made = lstatQuietly(dir);
+      if (made !== undefined && now - made.mtimeMs > settings.tmpMaxAge) {
+        fs.rmSync(dir, { recursive: true, force: true }); // made by a crashed enqueueBatch: no job names it
+        report.removed++;
+      }
+      continue;
+    }
+    for (const member of pendingMembers(layout, id)) {
+      const state = parentState(layout, member);
+      if (state === 'pending' || (state === 'removed' && writing.has(member))) continue;
+      markMember(layout, id, member, state === 'done' ? 'done' : 'failed');
+    }
+    if (!batchEnded(layout, id)) continue;
+    const callbacks = [file.onComplete, file.onSuccess].filter((cb): cb is string => typeof cb === 'string');
+    let waiting = false;
+    for (const cb of callbacks) {
+      if (lstatQuietly(layout.file('waiting', cb)) === undefined) continue;
+      waiting = true;
+      went(releaseIfReady(ctx, cb));
+    }
+    const ended = lstatQuietly(`${dir}/pending`);
+    const settled = lstatQuietly(`${dir}/${BATCH_FILE}`);
+    if (!waiting && ended !== undefined && settled !== undefined && now - ended.mtimeMs > BATCH_KEEP_MS) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      report.removed++;
+    }
+  }
+};

@@ -1,0 +1,159 @@
+/**
+ * Batches (FORMAT.md, "Dependencies and batches"): batches/ID/ holds
+ * batch.json (what the batch is: its size and its callbacks' ids) and one
+ * empty file per member, in pending/ until the member ends, then moved to
+ * done/ or failed/ by one rename (so a member is counted once however many
+ * processes see it end). The member whose move leaves pending/ empty
+ * releases the callbacks, which wait in waiting/ from the start
+ * (release.ts); a callback's release is a single-winner rename, so exactly
+ * one of them runs whoever ends the last members.
+ */
+import fs from 'node:fs';
+import { DirQueueError, errnoOf, fsError } from './errors.js';
+import { lstatQuietly } from './entry.js';
+import { listDir, move, writeNew } from './files.js';
+import type { Layout } from './layout.js';
+import { BATCH_FILE, BATCH_MEMBER_DIRS, batchTmpName, isBatchId } from './names.js';
+import { createExclusive } from './open.js';
+import { readSmallFile } from './safe-file.js';
+
+/** batch.json. */
+export interface BatchFile {
+  total: number;
+  created: string;
+  /** The callback jobs' ids. */
+  onComplete?: string;
+  onSuccess?: string;
+}
+
+/** A batch's members by where their markers are. */
+export interface BatchCounts {
+  pending: number;
+  done: number;
+  failed: number;
+  failedIds: string[];
+}
+
+/** How many failed members' ids a callback is told. */
+export const FAILED_IDS_MAX = 1000;
+
+export const batchDir = (layout: Layout, id: string): string => layout.file('batches', id);
+
+/**
+ * Make batches/ID/ for `members`: its directories and members' markers
+ * first, batch.json last (a rename from tmp/), so a batch is there exactly
+ * when its batch.json is; a directory a crash left without one is removed
+ * by a sweep (releases.ts). Returns the directories to fsync before the
+ * members are placed (when the queue is durable).
+ */
+export async function createBatch(
+  layout: Layout,
+  owner: string,
+  id: string,
+  members: readonly string[],
+  file: BatchFile,
+  durable: boolean,
+): Promise<string[]> {
+  const dir = batchDir(layout, id);
+  const dirMode = layout.fileMode === undefined ? 0o777 : dirModeOf(layout.fileMode);
+  try {
+    fs.mkdirSync(dir, dirMode);
+    for (const sub of BATCH_MEMBER_DIRS) fs.mkdirSync(`${dir}/${sub}`, dirMode);
+    if (layout.fileMode !== undefined) {
+      for (const d of [dir, ...BATCH_MEMBER_DIRS.map((sub) => `${dir}/${sub}`)]) fs.chmodSync(d, dirMode);
+    }
+    for (const member of members) {
+      fs.closeSync(createExclusive(`${dir}/pending/${member}`, fs.constants.O_WRONLY, layout.fileMode ?? 0o666));
+    }
+  } catch (error) {
+    throw fsError(`making the batch ${dir}`, error);
+  }
+  const tmp = layout.file('tmp', batchTmpName(owner));
+  await writeNew(tmp, `${JSON.stringify(file)}\n`, durable, layout.fileMode);
+  if (!move(tmp, `${dir}/${BATCH_FILE}`)) {
+    throw new DirQueueError(
+      'EVANISHED',
+      `${tmp} vanished before it could be put in place: is something cleaning tmp/?`,
+    );
+  }
+  return [`${dir}/pending`, dir, layout.paths.batches];
+}
+
+function dirModeOf(fileMode: number): number {
+  return (fileMode | ((fileMode & 0o444) >> 2) | 0o700 | 0o2000) & 0o7777;
+}
+
+/** batch.json of batch `id`, or undefined when there is none (no such batch, or one a crash left unmade). */
+export function readBatchFile(layout: Layout, id: string): BatchFile | undefined {
+  if (!isBatchId(id)) return undefined;
+  const path = `${batchDir(layout, id)}/${BATCH_FILE}`;
+  let text: string | undefined;
+  try {
+    text = readSmallFile(path, 64 * 1024, `move it away: it should be the batch's ${BATCH_FILE}`);
+  } catch (error) {
+    if ((error as DirQueueError).code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+  if (text === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(text) as BatchFile;
+    if (!Number.isInteger(parsed.total)) throw new Error('no total');
+    return parsed;
+  } catch (error) {
+    throw new DirQueueError('EBADFILE', `${path} is not a batch file (${(error as Error).message}): move it away`);
+  }
+}
+
+/**
+ * Member `member` of batch `id` ended: move its marker from pending/ to
+ * done/ or failed/. Returns true when this call moved it (false: it was
+ * moved before, or the batch is gone).
+ */
+export function markMember(layout: Layout, id: string, member: string, outcome: 'done' | 'failed'): boolean {
+  if (!isBatchId(id)) return false;
+  const dir = batchDir(layout, id);
+  return move(`${dir}/pending/${member}`, `${dir}/${outcome}/${member}`);
+}
+
+/** Whether member `member` of batch `id` is still pending. */
+export function isPendingMember(layout: Layout, id: string, member: string): boolean {
+  return lstatQuietly(`${batchDir(layout, id)}/pending/${member}`) !== undefined;
+}
+
+/** The members still pending in batch `id`. */
+export function pendingMembers(layout: Layout, id: string): string[] {
+  return listDir(`${batchDir(layout, id)}/pending`);
+}
+
+/** Whether every member of batch `id` has ended: pending/ is empty (one opendir and one read, whatever its size). */
+export function batchEnded(layout: Layout, id: string): boolean {
+  let dir: fs.Dir;
+  try {
+    dir = fs.opendirSync(`${batchDir(layout, id)}/pending`);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return false;
+    throw fsError(`listing ${batchDir(layout, id)}/pending`, error);
+  }
+  try {
+    return dir.readSync() === null;
+  } finally {
+    dir.closeSync();
+  }
+}
+
+/** Count batch `id`'s members by outcome. */
+export function countMembers(layout: Layout, id: string): BatchCounts {
+  const dir = batchDir(layout, id);
+  const failed = listDir(`${dir}/failed`);
+  return {
+    pending: listDir(`${dir}/pending`).length,
+    done: listDir(`${dir}/done`).length,
+    failed: failed.length,
+    failedIds: failed.sort().slice(0, FAILED_IDS_MAX),
+  };
+}
+
+/** The batches in batches/ (their ids). */
+export function batchIds(layout: Layout): string[] {
+  return listDir(layout.paths.batches).filter(isBatchId);
+}
