@@ -43,6 +43,10 @@
  *   do not match the limit -> limit (deleted or made, as a sweep does); the
  *   slot of a holder that is gone, a reaper's leftover -> stale-helper (freed
  *   with reapSlot, deleted)
+ * - releases (fsck-releases.ts): a job in waiting/ whose parents (or batch)
+ *   all ended, a release cut short (waiting/ID@CLAIM), a batch member that
+ *   ended still counted as pending -> waiting (released, finished or marked,
+ *   as a sweep does); a marker in deps/ of a job no longer waiting -> stale-helper (deleted)
  * Dot files and names ending in `~` are skipped, as readers skip them: a
  * stray set aside is reported once, when it is renamed.
  *
@@ -99,6 +103,7 @@ import { CANCEL_GRACE_MS, cancelDir } from '../store/cancels.js';
 import { completeIfGone, pendingMakers } from './schedules.js';
 import { listSchedules, readSchedule } from '../store/schedule-files.js';
 import { checkLimits } from './fsck-limits.js';
+import { checkReleases } from './fsck-releases.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (see the module comment); false only reports. @default false */
@@ -143,7 +148,8 @@ export type FindingKind =
   | 'stale-helper'
   | 'stray'
   | 'schedule'
-  | 'limit';
+  | 'limit'
+  | 'waiting';
 
 export interface Finding {
   kind: FindingKind;
@@ -166,7 +172,7 @@ export interface FsckReport {
 }
 
 /** Among copies that prove the same progress, the state preferred: the furthest along a job's life. */
-const KEEP_ORDER: readonly State[] = ['done', 'failed', 'active', 'delayed', 'queue'];
+const KEEP_ORDER: readonly State[] = ['done', 'failed', 'active', 'delayed', 'queue', 'waiting'];
 
 export async function fsck(dir: string, options: FsckOptions = {}): Promise<FsckReport> {
   const o = resolveFsckOptions(options);
@@ -190,6 +196,14 @@ export async function fsck(dir: string, options: FsckOptions = {}): Promise<Fsck
   checkHelpers(ctx);
   checkFlow(ctx);
   checkSchedules(ctx);
+  checkReleases({
+    layout,
+    now: ctx.now,
+    maxJobBytes: o.maxJobBytes,
+    tmpMaxAge: o.tmpMaxAge,
+    found: (kind, file, problem, todo, fix) => found(ctx, kind, file, problem, todo, fix),
+    ago: (ms) => ago(ctx, ms),
+  });
   const findings = ctx.findings.sort((a, b) => a.kind.localeCompare(b.kind) || a.path.localeCompare(b.path));
   return { dir: layout.root, checked: ctx.checked, findings, unrepaired: findings.filter((f) => !f.repaired).length };
 }

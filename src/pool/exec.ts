@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DirQueueError } from '../store/errors.js';
+import { withoutResults } from '../store/envelope.js';
 import { describe } from '../store/names.js';
 import { ended, StderrTail, stopGroup } from './child-process.js';
 import type { Processor, ProcessorJob } from './processor.js';
@@ -100,8 +101,7 @@ function waitedFor(job: ProcessorJob): Record<string, string> {
   const env: Record<string, string> = {};
   if (job.parents !== undefined) {
     const full = JSON.stringify(job.parents);
-    env.DIRQ_PARENTS =
-      full.length <= ENV_JSON_MAX ? full : JSON.stringify(job.parents.map(({ result: _result, ...rest }) => rest));
+    env.DIRQ_PARENTS = full.length <= ENV_JSON_MAX ? full : JSON.stringify(withoutResults(job.parents));
   }
   if (job.batch !== undefined) env.DIRQ_BATCH = JSON.stringify(job.batch);
   return env;

@@ -57,6 +57,15 @@ export interface ParentOutcome {
   error?: RecordedError;
 }
 
+/** Parents' outcomes without their results (a release whose results would make the file too large). */
+export function withoutResults(parents: readonly ParentOutcome[]): ParentOutcome[] {
+  return parents.map((p) => {
+    const slim = { ...p };
+    delete slim.result;
+    return slim;
+  });
+}
+
 /** How a batch ended, as the release of its callback recorded it (Job.batch). */
 export interface BatchOutcome {
   id: string;

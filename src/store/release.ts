@@ -22,6 +22,7 @@ import {
   type JobEvent,
   type JobRecord,
   type ParentOutcome,
+  withoutResults,
 } from './envelope.js';
 import type { RecordedError } from './errors.js';
 import { unlinkOrGone } from './entry.js';
@@ -134,6 +135,13 @@ export function releaseIfReady(ctx: ReleaseContext, id: string): Released | unde
   return finish(ctx, id, held, claim, verdict);
 }
 
+/** Whether waiting/ID may go now (everything it waits for has ended): what fsck reports of a release cut short. */
+export function readyToRelease(ctx: ReleaseContext, id: string): boolean {
+  const read = readJobFile(ctx.layout.file('waiting', id), ctx.maxJobBytes);
+  if (!read.ok) return !read.gone;
+  return judge(ctx, id, read.text) !== undefined;
+}
+
 /**
  * Finish the release of a job a releaser holds at `held` (waiting/ID@CLAIM,
  * ours): append the verdict's event unless one is there, and move it on.
@@ -160,7 +168,7 @@ export function finish(
     return undefined;
   }
   if (verdict.to !== 'skipped' && verdict.events.length > 0 && record?.released === undefined) {
-    appendLine(held, verdict.events.map((e) => encodeEvent({ ...e, claim } as ClaimedEvent)).join(''), layout.fileMode); // one write
+    appendLine(held, verdict.events.map((e) => encodeEvent({ ...e, claim })).join(''), layout.fileMode); // one write
   }
   const { envelope } = verdict;
   if (verdict.to === 'skipped') {
@@ -227,8 +235,7 @@ function judge(ctx: ReleaseContext, id: string, text: string): Verdict | undefin
   let released: ClaimedEvent = { event: 'released', at, claim: '', parents: outcomes };
   // room for the results, and for the run's own events after them: a file past maxJobBytes is set aside unread
   if (Buffer.byteLength(text) + Buffer.byteLength(encodeEvent(released)) > ctx.maxJobBytes / 2) {
-    const slim = outcomes.map(({ result: _result, ...rest }) => rest);
-    released = { event: 'released', at, claim: '', parents: slim, truncated: true };
+    released = { event: 'released', at, claim: '', parents: withoutResults(outcomes), truncated: true };
   }
   const bad = outcomes.find((o) => o.state !== 'done');
   if (bad === undefined || envelope.afterFailed === 'run') return { to: 'queue', events: [released], envelope };
