@@ -201,7 +201,7 @@ describe('dirq stats', () => {
     // what a listing sees when the job is claimed between reading queue/ and active/: both names
     fs.linkSync(path.join(dir, 'queue', id), path.join(dir, 'active', `${id}@host.1.abc.0`));
     const stats = await okJson<StatsJson>(['stats', dir]);
-    expect(stats.counts).toEqual({ queue: 0, delayed: 0, active: 1, done: 0, failed: 0 });
+    expect(stats.counts).toEqual({ queue: 0, delayed: 0, active: 1, done: 0, failed: 0, waiting: 0 });
     expect(Object.values(stats.counts).reduce((a, b) => a + b)).toBe(1);
   });
 

@@ -17,7 +17,7 @@ describe('dirq init', () => {
     for (const d of ['tmp', ...STATES]) expect(fs.statSync(path.join(dir, d)).isDirectory()).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({
       format: 'dirqueue',
-      version: '1.2',
+      version: '1.3',
     });
     expect(JSON.parse(await ok(['init', dir, '--json']))).toEqual({ schema: 1, dir, mode: null });
   });
@@ -176,13 +176,13 @@ describe('dirq stats', () => {
       waiting: number | null;
       types: Record<string, Record<string, number>>;
     };
-    expect(stats.counts).toEqual({ queue: 2, delayed: 1, active: 0, done: 0, failed: 0 });
+    expect(stats.counts).toEqual({ queue: 2, delayed: 1, active: 0, done: 0, failed: 0, waiting: 0 });
     expect(stats.oldest.queue).toBeGreaterThanOrEqual(0);
     expect(stats.oldest.done).toBeNull();
     expect(stats.waiting).toBeGreaterThanOrEqual(0);
     expect(stats.types).toEqual({
-      email: { queue: 2, delayed: 0, active: 0, done: 0, failed: 0 },
-      report: { queue: 0, delayed: 1, active: 0, done: 0, failed: 0 },
+      email: { queue: 2, delayed: 0, active: 0, done: 0, failed: 0, waiting: 0 },
+      report: { queue: 0, delayed: 1, active: 0, done: 0, failed: 0, waiting: 0 },
     });
   });
 
@@ -194,8 +194,8 @@ describe('dirq stats', () => {
     expect(lines[1]).toMatch(/^queue\s+1\s+\d+(ms|s)$/);
     expect(lines[3]).toMatch(/^active\s+0\s+-$/);
     expect(lines).toContainEqual(expect.stringMatching(/^Longest wait in queue\/: \d+(ms|s)$/));
-    expect(lines).toContainEqual(expect.stringMatching(/^TYPE\s+QUEUE\s+DELAYED\s+ACTIVE\s+DONE\s+FAILED$/));
-    expect(lines).toContainEqual(expect.stringMatching(/^email\s+1\s+0\s+0\s+0\s+0$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^TYPE\s+QUEUE\s+DELAYED\s+ACTIVE\s+DONE\s+FAILED\s+WAITING$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^email\s+1\s+0\s+0\s+0\s+0\s+0$/));
   });
 });
 
@@ -227,7 +227,7 @@ describe('help', () => {
     expect(overview).toMatch(/Exit codes:\n {2}0 {2}success\n {2}1 .*\n.*\n {2}2 {2}usage error/);
     expect(overview).toMatch(/\n {2}3 {2}a check failed: stats --sla .*\n.*fsck/);
     expect(overview).toMatch(/\n {2}4 {2}wait --timeout/);
-    expect(overview).toMatch(/\nStates: queue, delayed, active, done, failed\.\nDurations: 100ms, 30s, 5m, 2h, 7d/);
+    expect(overview).toMatch(/\nStates: queue, delayed, active, done, failed, waiting\.\nDurations: 100ms, 30s, 5m, 2h, 7d/);
   });
 });
 
@@ -326,7 +326,7 @@ describe('bad input: exit non-zero, one line on stderr, nothing enqueued', () =>
       name: 'an unknown state',
       args: (d) => ['ls', d, 'pending'],
       code: 2,
-      message: /unknown state "pending": use one of queue, delayed, active, done, failed/,
+      message: /unknown state "pending": use one of queue, delayed, active, done, failed, waiting/,
     },
     { name: 'an unknown flag of ls', args: (d) => ['ls', d, '--all'], code: 2, message: /unknown option --all/ },
     {

@@ -85,7 +85,7 @@ const QUEUE_ORDER = [G.urgent, G.min, G.again, G.bin, G.low];
  * lost1, put back by the first sweep after a boot, runs by its id too.
  */
 const RUN_ORDER = [G.urgent, G.lost, G.min, G.back, G.again, G.bin, G.low];
-const GOLDEN_COUNTS = { queue: 5, delayed: 2, active: 1, done: 3, failed: 2 };
+const GOLDEN_COUNTS = { queue: 5, delayed: 2, active: 1, done: 3, failed: 2, waiting: 0 };
 /** Names in queue/ that are not jobs: readers must skip them and leave them where they are. */
 const QUEUE_NOT_JOBS = [
   '.50-1763830000000000-min1.ping.swp',
@@ -342,7 +342,7 @@ describe('golden queue directory written by hand per FORMAT.md', () => {
     expect(byId.get(G.lost)).toMatchObject({ type: 'email', data: { to: 'e@example.com' }, attempt: 2 }); // its lost run counts
     for (const job of jobs) await job.complete({ ran: job.id });
 
-    expect(await q.counts()).toEqual({ queue: 0, delayed: 1, active: 1, done: 9, failed: 2 });
+    expect(await q.counts()).toEqual({ queue: 0, delayed: 1, active: 1, done: 9, failed: 2, waiting: 0 });
     expect(await q.get(G.back)).toMatchObject({ state: 'done', result: { ran: G.back } });
     expect((await q.get(G.far)).state).toBe('delayed');
     // the names that are not jobs were neither run nor set aside

@@ -131,7 +131,7 @@ describe('fsck', () => {
     ]);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({
       format: 'dirqueue',
-      version: '1.2',
+      version: '1.3',
     });
     expect(await fsck(dir)).toMatchObject({ findings: [], checked: 1 });
     expect(fs.readdirSync(path.join(dir, 'queue'))).toEqual([id]);

@@ -19,7 +19,9 @@ describe('Queue.open', () => {
     const q = await openQueue(dir);
     expect(ls(dir, '.')).toEqual([
       'active',
+      'batches',
       'delayed',
+      'deps',
       'dirqueue.json',
       'done',
       'failed',
@@ -27,11 +29,12 @@ describe('Queue.open', () => {
       'queue',
       'schedules',
       'tmp',
+      'waiting',
       'workers',
     ]);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'dirqueue.json'), 'utf8'))).toMatchObject({
       format: 'dirqueue',
-      version: '1.2',
+      version: '1.3',
     });
     await q.close();
   });
@@ -94,7 +97,7 @@ describe('enqueue and claim', () => {
     expect(seen).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
     expect(await q.waitFor(b.id)).toEqual({ doubled: 4 });
     expect(await q.get(a.id)).toMatchObject({ state: 'done', result: { doubled: 2 }, type: 't', priority: 50 });
-    expect(await q.counts()).toEqual({ queue: 0, delayed: 0, active: 0, done: 3, failed: 0 });
+    expect(await q.counts()).toEqual({ queue: 0, delayed: 0, active: 0, done: 3, failed: 0, waiting: 0 });
     await q.close();
   });
 
@@ -668,7 +671,7 @@ describe('inspection and administration', () => {
     await q.enqueue('a', 1);
     await q.enqueue('b', 2, { delay: 60_000 });
     const s = await q.stats();
-    expect(s.counts).toEqual({ queue: 1, delayed: 1, active: 0, done: 0, failed: 0 });
+    expect(s.counts).toEqual({ queue: 1, delayed: 1, active: 0, done: 0, failed: 0, waiting: 0 });
     expect(s.types).toMatchObject({ a: { queue: 1 }, b: { delayed: 1 } });
     expect(s.oldest.queue).toBeGreaterThanOrEqual(0);
     expect(s.oldest.done).toBeNull();

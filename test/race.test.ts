@@ -25,7 +25,7 @@ describe('racing claimers', () => {
     expect(new Set(claimed).size).toBe(3000);
     expect(new Set(claimed)).toEqual(new Set(ids));
     expect(new Set(lines.map((l) => l.split(' ')[1])).size).toBeGreaterThan(1); // they really raced
-    expect(await q.counts()).toEqual({ queue: 0, delayed: 0, active: 0, done: 3000, failed: 0 });
+    expect(await q.counts()).toEqual({ queue: 0, delayed: 0, active: 0, done: 3000, failed: 0, waiting: 0 });
     await q.close();
   });
 });

@@ -304,7 +304,9 @@ for (const worker of [
         expect(denied.stdout.match(/Operation not permitted/g)).toHaveLength(3); // protected_hardlinks (2), CAP_MKNOD (1)
         expect(fs.readdirSync(dir).sort()).toEqual([
           'active',
+          'batches',
           'delayed',
+          'deps',
           'dirqueue.json',
           'done',
           'failed',
@@ -312,6 +314,7 @@ for (const worker of [
           'queue',
           'schedules',
           'tmp',
+          'waiting',
           'workers',
         ]);
 

@@ -92,7 +92,7 @@ describe('SIGKILL torture', () => {
     for (const worker of workers) worker.kill('SIGKILL');
     await Promise.all(workers.map(exited));
 
-    expect(await q.counts()).toEqual({ queue: 0, delayed: 0, active: 0, done: JOBS, failed: 0 });
+    expect(await q.counts()).toEqual({ queue: 0, delayed: 0, active: 0, done: JOBS, failed: 0, waiting: 0 });
     expect(duplicates(dir)).toEqual([]);
     const lines = fs
       .readFileSync(log, 'utf8')

@@ -51,6 +51,10 @@ Options:
                  type and priority, groups take turns (1 to 256 characters)
   --key K        a unique key: while a job with key K waits or runs, print
                  its id instead of adding another (a note says so on stderr)
+  --after IDS    wait in waiting/ until the jobs IDS (comma-separated, or the
+                 option again; at most 100) have ended, then run
+  --after-failed P  run: run even if one of --after failed or was removed;
+                 fail (the default): end in failed/ with EPARENTFAILED
   --file PATH    a raw payload: the bytes of PATH ("-": stdin) instead of JSON
   --jsonl FILE   one job per line of FILE ("-": stdin), each line its JSON data
   --json         print {"schema": 1, "id": ..., "duplicate": false} (--jsonl:
@@ -64,6 +68,7 @@ Examples:
   dirq enqueue /var/spool/mail-out report '{}' --at 2026-12-01T06:00:00Z --key monthly-2026-12
   dirq enqueue /var/spool/thumbs resize --file photo.jpg
   dirq enqueue /var/spool/thumbs resize '{"src":"a.png"}' --group tenant-42
+  dirq enqueue /var/spool/thumbs index '{}' --after "$(dirq enqueue /var/spool/thumbs resize '{}')"
   jq -c '.[]' recipients.json | dirq enqueue /var/spool/mail-out send --jsonl -
 `,
   async run(args) {
@@ -79,6 +84,8 @@ Examples:
         backoff: { type: 'string' },
         key: { type: 'string' },
         group: { type: 'string' },
+        after: { type: 'string', multiple: true },
+        'after-failed': { type: 'string' },
         file: { type: 'string' },
         jsonl: { type: 'string' },
         json: { type: 'boolean' },
@@ -107,6 +114,13 @@ Examples:
     if (values.backoff !== undefined) options.backoff = parseBackoff(values.backoff);
     if (values.key !== undefined) options.key = values.key;
     if (values.group !== undefined) options.group = values.group;
+    if (values.after !== undefined)
+      options.after = values.after.flatMap((ids) => ids.split(',')).map((id) => id.trim());
+    if (values['after-failed'] !== undefined) {
+      if (options.after === undefined)
+        throw new UsageError('--after-failed says what to do when a job of --after fails: give --after too');
+      options.afterFailed = values['after-failed'] as 'fail' | 'run';
+    }
     encodeType(type);
     resolveEnqueueOptions(options);
     const json = values.json === true;

@@ -26,6 +26,7 @@ import { workers } from './workers.js';
 import { pause, resume } from './pause.js';
 import { cancel } from './cancel.js';
 import { limit, limits } from './limit.js';
+import { batch } from './batch.js';
 
 const COMMANDS: readonly Command[] = [
   init,
@@ -50,6 +51,7 @@ const COMMANDS: readonly Command[] = [
   unschedule,
   limit,
   limits,
+  batch,
 ];
 
 function overview(): string {

@@ -8,7 +8,7 @@ export const purge: Command = {
   summary: 'delete every job of a state (older than a duration)',
   help: `Usage: dirq purge DIR STATE [--older-than D] [--json]
 
-Delete the jobs in STATE (queue, delayed, done or failed; running jobs in
+Delete the jobs in STATE (queue, delayed, done, failed or waiting; running jobs in
 active/ cannot be purged) of the queue in DIR, or with --older-than only
 those whose file has not changed for D: in done/ and failed/, jobs that
 ended more than D ago. Prints how many were deleted; a progress bar shows
@@ -34,8 +34,10 @@ Examples:
     if (parsed === undefined) return 0;
     const [dir, stateArg] = parsed.positionals as [string, string];
     if (stateArg.replace(/\/$/, '') === 'active')
-      throw new UsageError('active jobs cannot be purged: they are running (use one of queue, delayed, done, failed)');
-    const state = parseState(stateArg, ['queue', 'delayed', 'done', 'failed']);
+      throw new UsageError(
+        'active jobs cannot be purged: they are running (use one of queue, delayed, done, failed, waiting)',
+      );
+    const state = parseState(stateArg, ['queue', 'delayed', 'done', 'failed', 'waiting']);
     const olderThanArg = parsed.values['older-than'];
     const olderThan = olderThanArg === undefined ? undefined : parseDuration(olderThanArg, '--older-than');
     const bar = progressBar(`purge ${state}/`);

@@ -301,12 +301,12 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
             : parsed.enqueuedUs / 1000;
       if (sinceMs !== undefined) oldestUs = Math.min(oldestUs, sinceMs * 1000);
       const perType = (result.types[parsed.type] ??= {
-        waiting: 0,
         queue: 0,
         delayed: 0,
         active: 0,
         done: 0,
         failed: 0,
+        waiting: 0,
       });
       perType[state]++;
       if (state === 'queue') {

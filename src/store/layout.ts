@@ -12,7 +12,8 @@ import { listDir } from './files.js';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { checkDir, chmodDirNoFollow, makeDirNoFollow, readSmallFile, replaceFile } from './safe-file.js';
 
-export const STATES = ['waiting', 'queue', 'delayed', 'active', 'done', 'failed'] as const;
+// waiting (format 1.3) comes last, so that what lists the states in this order reads as it did before it
+export const STATES = ['queue', 'delayed', 'active', 'done', 'failed', 'waiting'] as const;
 export type State = (typeof STATES)[number];
 
 /**
