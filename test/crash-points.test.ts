@@ -97,6 +97,41 @@ async function limitWholeOrGone(dir: string, what: string): Promise<void> {
   expect(tokens.sort(), `${what}: rate tokens`).toEqual(Array.from({ length: max }, (_, k) => `r.${k}`).sort());
 }
 
+/** After recovery: no marker in deps/ is left (each went with its child's release). */
+function noMarkersLeft(dir: string, what: string): void {
+  expect(fs.readdirSync(path.join(dir, 'deps')), `${what}: deps/`).toEqual([]);
+}
+
+async function withQueue(dir: string, use: (q: Queue) => Promise<void>): Promise<void> {
+  const q = await openQueue(dir, { maintenance: false, watch: false });
+  try {
+    await use(q);
+  } finally {
+    await q.close();
+  }
+}
+
+/** After recovery: a batch that was made (its batch.json there) ended, and its callback ran exactly once; none else. */
+async function batchEndedOnce(dir: string, what: string): Promise<void> {
+  const batches = fs.readdirSync(path.join(dir, 'batches'));
+  await withQueue(dir, async (q) => {
+    const callbacks = [...(await q.list('done')), ...(await q.list('failed'))].filter((j) => j.data === 'cb');
+    const made = batches.filter((b) => fs.existsSync(path.join(dir, 'batches', b, 'batch.json')));
+    if (made.length === 0) {
+      expect(callbacks.length, `${what}: a callback of a batch never made`).toBeLessThanOrEqual(1);
+      return;
+    }
+    expect(made, what).toHaveLength(1);
+    const info = await q.batch(made[0]!);
+    expect(info.ended, `${what}: the batch ended`).toBe(true);
+    expect(
+      callbacks.map((c) => c.id),
+      `${what}: one callback`,
+    ).toEqual([info.onComplete!.id]);
+    expect(callbacks[0]!.batchOutcome?.id, what).toBe(made[0]);
+  });
+}
+
 const transitions: Transition[] = [
   { name: 'enqueue (durable)', setup: async () => undefined, run: (q) => q.enqueue('t', { x: 1 }) },
   { name: 'enqueue delayed', setup: async () => undefined, run: (q) => q.enqueue('t', 1, { delay: 60_000 }) },
@@ -262,6 +297,75 @@ const transitions: Transition[] = [
     },
     run: (q) => q.recover(),
     check: limitWholeOrGone,
+  },
+  // dependencies and batches (issue 15): a child's markers, then its rename into waiting/; an ending's rename, then
+  // the release (waiting/ID -> waiting/ID@CLAIM, the released event, the rename on); a batch's directory, its
+  // batch.json, its callbacks in waiting/, then its jobs. After each crash the sweeps of the recovery release what
+  // may go, and every job, callbacks included, ends exactly once (the census check below)
+  {
+    name: 'enqueue after a waiting parent (markers in deps/, then waiting/)',
+    setup: async (q) => (await q.enqueue('t', 1)).id,
+    run: (q, id) => q.enqueue('t', 2, { after: [id as string] }),
+    check: noMarkersLeft,
+  },
+  {
+    name: 'enqueue after an ended parent (placed, then released at once)',
+    setup: async (q) => {
+      const { id } = await q.enqueue('t', 1);
+      await (await q.claim())!.complete('r');
+      return id;
+    },
+    run: (q, id) => q.enqueue('t', 2, { after: [id as string] }),
+    check: noMarkersLeft,
+  },
+  {
+    name: 'complete a parent (then release its waiting child)',
+    setup: async (q) => {
+      const { id } = await q.enqueue('t', 1);
+      await q.enqueue('t', 2, { after: [id] });
+      return q.claim();
+    },
+    run: (_q, job) => (job as Job).complete('r'),
+    check: async (dir, what) => {
+      noMarkersLeft(dir, what);
+      await withQueue(dir, async (q) => {
+        const [child] = (await q.list('done')).filter((j) => j.after !== undefined);
+        // 'r', or 'end' when the crash came before the parent's result and the recovery ran it again
+        expect(child?.parents, what).toEqual([{ id: child!.after![0], state: 'done', result: expect.any(String) }]);
+      });
+    },
+  },
+  {
+    name: 'fail a parent for good (then its child to failed/ with EPARENTFAILED)',
+    setup: async (q) => {
+      const { id } = await q.enqueue('t', 1, { attempts: 1 });
+      await q.enqueue('t', 2, { after: [id] });
+      return q.claim();
+    },
+    run: (_q, job) => (job as Job).fail('e'),
+    check: async (dir, what) => {
+      noMarkersLeft(dir, what);
+      await withQueue(dir, async (q) => {
+        // the parent failed with 'e', or with ECRASHED when the crash came first (its one attempt is used up)
+        const failed = await q.list('failed');
+        expect(
+          failed.map((j) => j.error?.code).filter((c) => c !== undefined && c !== 'ECRASHED'),
+          what,
+        ).toEqual(['EPARENTFAILED']);
+      });
+    },
+  },
+  {
+    name: 'enqueueBatch (jobs in tmp/, batches/ID/ and its batch.json, the callback in waiting/, the jobs)',
+    setup: async () => undefined,
+    run: (q) => q.enqueueBatch([{ type: 't' }, { type: 't' }], { onComplete: { type: 't', data: 'cb' } }),
+    check: batchEndedOnce,
+  },
+  {
+    name: 'complete the last job of a batch (mark it, then release the callback)',
+    setup: async (q) => (await q.enqueueBatch([{ type: 't' }], { onComplete: { type: 't', data: 'cb' } }), q.claim()),
+    run: (_q, job) => (job as Job).complete('r'),
+    check: batchEndedOnce,
   },
   {
     // dirqueue.json is replaced by a rename of a fresh file from tmp/: a crash leaves the old one or the new one

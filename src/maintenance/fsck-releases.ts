@@ -12,7 +12,15 @@
  * - stale-helper: a marker deps/PARENT/CHILD of a job in another state, or in
  *   none for tmpMaxAge -> delete it
  */
-import { batchDir, batchIds, markMember, pendingMembers, readBatchFile } from '../store/batches.js';
+import {
+  batchDir,
+  batchIds,
+  CALLBACK_FILES,
+  callbackPath,
+  markMember,
+  pendingMembers,
+  readBatchFile,
+} from '../store/batches.js';
 import { childrenOf, parentState, parentsWithChildren, unmarkChild } from '../store/deps.js';
 import { lstatQuietly } from '../store/entry.js';
 import { listDir, move } from '../store/files.js';
@@ -23,6 +31,7 @@ import {
   afterEnding,
   finish,
   readyToRelease,
+  releaseCallback,
   releaseIfReady,
   type Released,
   type ReleaseContext,
@@ -65,9 +74,13 @@ export function checkReleases(check: ReleasesCheck): void {
   const writing = new Set(listDir(layout.paths.tmp).map((name) => parseTmpName(name)?.id));
   for (const id of batchIds(layout)) {
     if (readBatchFile(layout, id) === undefined) continue;
+    let pending = false;
     for (const member of pendingMembers(layout, id)) {
       const state = parentState(layout, member);
-      if (state === 'pending' || (state === 'removed' && writing.has(member))) continue;
+      if (state === 'pending' || (state === 'removed' && writing.has(member))) {
+        pending = true;
+        continue;
+      }
       const outcome = state === 'done' ? 'done' : 'failed';
       check.found(
         'waiting',
@@ -75,6 +88,17 @@ export function checkReleases(check: ReleasesCheck): void {
         `the job ${state === 'removed' ? 'is in no state' : `ended in ${state}/`}, yet its batch counts it as pending`,
         'run with --repair to count it as ended',
         () => (markMember(layout, id, member, outcome) ? `moved to ${outcome}/` : undefined),
+      );
+    }
+    for (const name of CALLBACK_FILES) {
+      const file = callbackPath(layout, id, name);
+      if (pending || lstatQuietly(file) === undefined) continue;
+      check.found(
+        'waiting',
+        file,
+        'every job of its batch has ended, yet the callback was not made (cut short)',
+        'run with --repair to make it',
+        () => said(releaseCallback(ctx, id, name)),
       );
     }
   }

@@ -8,24 +8,40 @@
  * - deps/PARENT/ of a parent that ended: each child still waiting is
  *   released; markers of children in no waiting state are removed.
  * - batches/ID/: members that ended with their marker still in pending/
- *   are moved on; once pending/ is empty, the callbacks still waiting are
- *   released. A batch directory a crash left without batch.json, and a
+ *   are moved on; once pending/ is empty, the callbacks still in the
+ *   batch's directory are released. A batch directory a crash left without batch.json, and a
  *   batch ended long ago, are removed.
  *
  * Every step is a single-winner rename or an idempotent delete, so two
  * sweeps at once do each thing once.
  */
 import fs from 'node:fs';
-import { batchDir, batchEnded, batchIds, markMember, pendingMembers, readBatchFile } from '../store/batches.js';
-import { childrenOf, parentState, parentsWithChildren, unmarkChild } from '../store/deps.js';
+import {
+  batchDir,
+  batchEnded,
+  batchIds,
+  CALLBACK_FILES,
+  callbackPath,
+  markMember,
+  pendingMembers,
+  readBatchFile,
+} from '../store/batches.js';
+import { childrenOf, dropIfEmpty, parentState, parentsWithChildren, unmarkChild } from '../store/deps.js';
 import { lstatQuietly } from '../store/entry.js';
 import { DirQueueError } from '../store/errors.js';
 import { listDir, move } from '../store/files.js';
 import type { Layout } from '../store/layout.js';
 import { isWriterGone } from '../store/liveness.js';
 import { locate } from '../store/locate.js';
-import { BATCH_FILE, parseTmpName, parseWaitingName, releasingName, type NameMaker } from '../store/names.js';
-import { afterEnding, finish, releaseIfReady, type Released, type ReleaseContext } from '../store/release.js';
+import { parseTmpName, parseWaitingName, releasingName, type NameMaker } from '../store/names.js';
+import {
+  afterEnding,
+  finish,
+  releaseCallbacks,
+  releaseIfReady,
+  type Released,
+  type ReleaseContext,
+} from '../store/release.js';
 
 /** A batch whose members and callbacks all ended is kept this long (for q.batch and dirq batch), then removed. */
 export const BATCH_KEEP_MS = 7 * 24 * 3600_000;
@@ -71,7 +87,7 @@ export function sweepReleases(
   };
   for (const step of [finishDeadReleases, releaseChildren, settleBatches]) {
     try {
-      step(ctx, names.owner, settings, now, went, report);
+      step(ctx, names.owner, settings, now, went, report, warn);
     } catch (error) {
       warn(error);
     }
@@ -86,6 +102,7 @@ type Step = (
   now: number,
   went: (released: Released | undefined) => void,
   report: ReleasesReport,
+  warn: (error: unknown) => void,
 ) => void;
 
 /** waiting/ID@CLAIM of a releaser that died or went silent: take it over (one rename) and finish it. */
@@ -106,27 +123,31 @@ const finishDeadReleases: Step = (ctx, owner, settings, now, went) => {
 };
 
 /** deps/PARENT of a parent that ended: release its children; drop markers of children no longer waiting. */
-const releaseChildren: Step = (ctx, _owner, settings, now, went) => {
+const releaseChildren: Step = (ctx, _owner, _settings, _now, went) => {
   const { layout } = ctx;
   for (const parent of parentsWithChildren(layout)) {
     const ended = parentState(layout, parent) !== 'pending';
-    for (const child of childrenOf(layout, parent)) {
+    const children = childrenOf(layout, parent);
+    if (children.length === 0) dropIfEmpty(layout, parent); // made, and the crash came before its marker
+    // listed after the markers: a child's tmp/ file is written before its marker, and leaves tmp/ only when it
+    // is placed or given up, so one not in this listing nor in any state will never be placed
+    let writing: Set<string | undefined> | undefined;
+    for (const child of children) {
       if (lstatQuietly(layout.file('waiting', child)) !== undefined) {
         if (ended) went(releaseIfReady(ctx, child));
         continue;
       }
+      writing ??= new Set(listDir(layout.paths.tmp).map((name) => parseTmpName(name)?.id));
+      if (writing.has(child)) continue; // being enqueued, or its writer died: clean.ts removes that, then this marker goes
       const where = locate(layout, child);
       if (where?.state === 'waiting') continue; // being released this instant
-      const marker = lstatQuietly(layout.file('deps', `${parent}/${child}`));
-      // in no state: being enqueued (its marker comes first) unless the marker is old
-      if (where === undefined && (marker === undefined || now - marker.mtimeMs <= settings.tmpMaxAge)) continue;
       unmarkChild(layout, parent, child);
     }
   }
 };
 
 /** Mark batch members that ended unmarked, release callbacks of ended batches, remove what is over. */
-const settleBatches: Step = (ctx, _owner, settings, now, went, report) => {
+const settleBatches: Step = (ctx, _owner, settings, now, went, report, warn) => {
   const { layout } = ctx;
   const ids = batchIds(layout);
   if (ids.length === 0) return;
@@ -148,16 +169,10 @@ const settleBatches: Step = (ctx, _owner, settings, now, went, report) => {
       markMember(layout, id, member, state === 'done' ? 'done' : 'failed');
     }
     if (!batchEnded(layout, id)) continue;
-    const callbacks = [file.onComplete, file.onSuccess].filter((cb): cb is string => typeof cb === 'string');
-    let waiting = false;
-    for (const cb of callbacks) {
-      if (lstatQuietly(layout.file('waiting', cb)) === undefined) continue;
-      waiting = true;
-      went(releaseIfReady(ctx, cb));
-    }
+    for (const released of releaseCallbacks(ctx, id, warn)) went(released);
+    const waiting = CALLBACK_FILES.some((name) => lstatQuietly(callbackPath(layout, id, name)) !== undefined);
     const ended = lstatQuietly(`${dir}/pending`);
-    const settled = lstatQuietly(`${dir}/${BATCH_FILE}`);
-    if (!waiting && ended !== undefined && settled !== undefined && now - ended.mtimeMs > BATCH_KEEP_MS) {
+    if (!waiting && ended !== undefined && now - ended.mtimeMs > BATCH_KEEP_MS) {
       fs.rmSync(dir, { recursive: true, force: true });
       report.removed++;
     }

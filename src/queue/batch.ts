@@ -2,7 +2,8 @@
  * Batches as the Queue offers them (enqueueBatch, batch): the options'
  * checks, and what a batch's files say (store/batches.ts holds the files).
  */
-import { countMembers, readBatchFile } from '../store/batches.js';
+import { callbackPath, countMembers, readBatchFile } from '../store/batches.js';
+import { lstatQuietly } from '../store/entry.js';
 import { DirQueueError } from '../store/errors.js';
 import type { Layout, State } from '../store/layout.js';
 import { locate } from '../store/locate.js';
@@ -40,7 +41,10 @@ export interface BatchInfo {
   createdAt: Date;
   /** Every job of the batch has ended. */
   ended: boolean;
-  /** Each callback's id and where it is: 'waiting' until the batch ends, then made (queue/, on to done/...). */
+  /**
+   * Each callback's id and where it is: 'waiting' in the batch's directory until the batch ends, then made
+   * (queue/, on to done/...), or 'skipped'.
+   */
   onComplete?: { id: string; state: CallbackState };
   onSuccess?: { id: string; state: CallbackState };
 }
@@ -125,6 +129,9 @@ export function batchInfo(layout: Layout, id: string): BatchInfo {
     ended,
   };
   const where = (cb: string, when: 'complete' | 'success'): CallbackState => {
+    if (lstatQuietly(callbackPath(layout, id, when === 'complete' ? 'onComplete' : 'onSuccess')) !== undefined) {
+      return 'waiting'; // still in the batch's directory
+    }
     const state = locate(layout, cb)?.state;
     if (state !== undefined) return state;
     return when === 'success' && ended && counts.failed > 0 ? 'skipped' : 'removed';

@@ -20,7 +20,7 @@ import {
   type Prepared,
 } from './enqueue.js';
 import { batchInfo, checkBatch, type BatchInfo, type BatchItem, type BatchOptions } from './batch.js';
-import { batchDir, createBatch, type BatchFile } from '../store/batches.js';
+import { batchDir, createBatch } from '../store/batches.js';
 import { afterEnding, parentsOf, releaseIfReady, type Ending, type ReleaseContext } from '../store/release.js';
 import { encodeEvent, parseJobFile, tornReason, type Envelope } from '../store/envelope.js';
 import { DirQueueError, errnoOf, fsError, JobFailedError } from '../store/errors.js';
@@ -29,7 +29,6 @@ import {
   closeQuietly,
   DirSyncer,
   move,
-  removeQuietly,
   readJobFile,
   setJobFileTimes,
   writeBatch,
@@ -308,7 +307,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   /**
    * Add `items` as one batch: the jobs are enqueued as enqueueMany would,
    * and each callback is a job (`{ type, data, ...options }`) that waits in
-   * waiting/ and runs once: onComplete when every job of the batch has
+   * the batch's directory and runs once: onComplete when every job of the batch has
    * ended (done, failed for good, cancelled or removed), onSuccess only if
    * all of them are done (with a failure it is deleted, never run). A
    * callback's `job.batch` says how the batch ended. Exactly one callback
@@ -334,31 +333,27 @@ export class Queue extends EventEmitter<QueueEvents> {
       callbacks.onComplete && prepareOne(callbacks.onComplete, 'onComplete', { onBatch: { id, when: 'complete' } });
     const onSuccess =
       callbacks.onSuccess && prepareOne(callbacks.onSuccess, 'onSuccess', { onBatch: { id, when: 'success' } });
-    const made = [onComplete, onSuccess].filter((cb): cb is Prepared => cb !== undefined);
-    const all = [...made, ...jobs];
     this.#batchSyncfs ??= this.options.batchSync === 'auto' && syncfsSuits(this.#layout.paths.tmp);
     await writeBatch(
-      all.map((job) => ({ path: job.tmp, content: job.content })),
+      jobs.map((job) => ({ path: job.tmp, content: job.content })),
       this.options.durable,
       { mode: this.#layout.fileMode, syncfs: this.#batchSyncfs },
     );
-    const file: BatchFile = { total: jobs.length, created: new Date().toISOString() };
-    if (onComplete !== undefined) file.onComplete = onComplete.id;
-    if (onSuccess !== undefined) file.onSuccess = onSuccess.id;
     let placed = 0;
     try {
+      // the batch, its callbacks within, is whole on disk before any of its jobs can run and end
       const dirs = await createBatch(
         this.#layout,
         this.#names.owner,
         id,
         jobs.map((j) => j.id),
-        file,
+        {
+          ...(onComplete === undefined ? {} : { onComplete }),
+          ...(onSuccess === undefined ? {} : { onSuccess }),
+        },
         this.options.durable,
       );
-      // the callbacks wait before any job of the batch can end, and all of it is on disk before the jobs run
-      for (const cb of made) place(this.#layout, cb);
-      if (this.options.durable)
-        await Promise.all([...dirs, this.#layout.paths.waiting].map((d) => this.#syncer.sync(d)));
+      if (this.options.durable) await Promise.all(dirs.map((d) => this.#syncer.sync(d)));
       for (const job of jobs) {
         markParents(this.#layout, job);
         place(this.#layout, job);
@@ -366,24 +361,20 @@ export class Queue extends EventEmitter<QueueEvents> {
       }
     } catch (error) {
       for (const job of jobs.slice(placed)) abandon(this.#layout, job);
-      if (placed === 0) this.#unmakeBatch(id, made);
+      if (placed === 0) this.#unmakeBatch(id);
       if (error instanceof DirQueueError)
         error.message = `enqueueBatch: ${placed} of ${jobs.length} jobs were enqueued, then ${error.message}`;
       throw error;
     }
     if (this.options.durable) await Promise.all(dirsToSync(this.#layout, jobs).map((d) => this.#syncer.sync(d)));
-    for (const job of all) this.#announce(job);
+    for (const job of [onComplete, onSuccess, ...jobs]) if (job !== undefined) this.#announce(job);
     this.#releaseIfReady(jobs);
     return { id, jobs: jobs.map((job) => ({ id: job.id, duplicate: false })) };
   }
 
-  /** An enqueueBatch that placed none of its jobs leaves nothing: its callbacks and its directory go. */
-  #unmakeBatch(id: string, callbacks: readonly Prepared[]): void {
+  /** An enqueueBatch that placed none of its jobs leaves nothing: its directory (callbacks and all) goes. */
+  #unmakeBatch(id: string): void {
     try {
-      for (const cb of callbacks) {
-        removeQuietly(cb.tmp);
-        removeQuietly(this.#layout.file('waiting', cb.id));
-      }
       fs.rmSync(batchDir(this.#layout, id), { recursive: true, force: true });
     } catch {
       // what is left is what a crash would leave: a sweep removes it (maintenance/releases.ts)

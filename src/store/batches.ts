@@ -3,10 +3,11 @@
  * batch.json (what the batch is: its size and its callbacks' ids) and one
  * empty file per member, in pending/ until the member ends, then moved to
  * done/ or failed/ by one rename (so a member is counted once however many
- * processes see it end). The member whose move leaves pending/ empty
- * releases the callbacks, which wait in waiting/ from the start
- * (release.ts); a callback's release is a single-winner rename, so exactly
- * one of them runs whoever ends the last members.
+ * processes see it end). The callbacks' job files wait in the batch's
+ * directory (onComplete, onSuccess) until pending/ is empty; whoever sees it
+ * empty releases them (release.ts) by renaming each into waiting/ under its
+ * claim, a single-winner step, so exactly one of each runs whoever ends the
+ * last members.
  */
 import fs from 'node:fs';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
@@ -39,19 +40,28 @@ export const FAILED_IDS_MAX = 1000;
 
 export const batchDir = (layout: Layout, id: string): string => layout.file('batches', id);
 
+/** A callback's job file in its batch's directory: batches/ID/onComplete or batches/ID/onSuccess. */
+export type CallbackName = (typeof CALLBACK_FILES)[number];
+export const CALLBACK_FILES = ['onComplete', 'onSuccess'] as const;
+
+/** Where callback `name` of batch `id` waits until the batch has ended. */
+export const callbackPath = (layout: Layout, id: string, name: CallbackName): string =>
+  `${batchDir(layout, id)}/${name}`;
+
 /**
- * Make batches/ID/ for `members`: its directories and members' markers
- * first, batch.json last (a rename from tmp/), so a batch is there exactly
- * when its batch.json is; a directory a crash left without one is removed
- * by a sweep (releases.ts). Returns the directories to fsync before the
- * members are placed (when the queue is durable).
+ * Make batches/ID/ for `members`: its directories, members' markers and
+ * callbacks' job files first, batch.json last (a rename from tmp/), so a
+ * batch is there, callbacks and all, exactly when its batch.json is; a
+ * directory a crash left without one is removed by a sweep (releases.ts).
+ * Returns the directories to fsync before the members are placed (when the
+ * queue is durable).
  */
 export async function createBatch(
   layout: Layout,
   owner: string,
   id: string,
   members: readonly string[],
-  file: BatchFile,
+  callbacks: Readonly<Partial<Record<CallbackName, { id: string; content: string }>>>,
   durable: boolean,
 ): Promise<string[]> {
   const dir = batchDir(layout, id);
@@ -67,6 +77,13 @@ export async function createBatch(
     }
   } catch (error) {
     throw fsError(`making the batch ${dir}`, error);
+  }
+  const file: BatchFile = { total: members.length, created: new Date().toISOString() };
+  for (const name of CALLBACK_FILES) {
+    const callback = callbacks[name];
+    if (callback === undefined) continue;
+    await writeNew(`${dir}/${name}`, callback.content, durable, layout.fileMode);
+    file[name] = callback.id;
   }
   const tmp = layout.file('tmp', batchTmpName(owner));
   await writeNew(tmp, `${JSON.stringify(file)}\n`, durable, layout.fileMode);

@@ -54,8 +54,13 @@ export function markChild(layout: Layout, parent: string, child: string): void {
 
 /** Remove deps/PARENT/CHILD, then deps/PARENT/ if that was its last child. */
 export function unmarkChild(layout: Layout, parent: string, child: string): void {
+  unlinkOrGone(`${childrenDir(layout, parent)}/${child}`);
+  dropIfEmpty(layout, parent);
+}
+
+/** Remove deps/PARENT/ if no marker is in it (a crash can leave it empty). */
+export function dropIfEmpty(layout: Layout, parent: string): void {
   const dir = childrenDir(layout, parent);
-  unlinkOrGone(`${dir}/${child}`);
   try {
     fs.rmdirSync(dir);
   } catch (error) {

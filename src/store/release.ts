@@ -6,13 +6,14 @@
  * release that fails a child) calls afterEnding, which marks the job's
  * batch and releases the children that were waiting for it.
  *
- * A release is two renames: waiting/ID to waiting/ID@CLAIM (the single
- * winner: of several processes ending the last parents at once, one
- * releases), then, once the `released` event (how the parents or the batch
- * ended) is appended, to queue/ID, or to failed/ID with EPARENTFAILED. An
- * onSuccess callback of a batch with a failure is deleted instead: it never
- * runs. A releaser that dies between the two renames leaves
- * waiting/ID@CLAIM, which a sweep finishes (maintenance/releases.ts).
+ * A release is two renames: waiting/ID (a batch's callback:
+ * batches/BATCH/onComplete) to waiting/ID@CLAIM (the single winner: of
+ * several processes ending the last parents at once, one releases), then,
+ * once the `released` event (how the parents or the batch ended) is
+ * appended, to queue/ID, or to failed/ID with EPARENTFAILED. An onSuccess
+ * callback of a batch with a failure is deleted instead: it never runs. A
+ * releaser that dies between the two renames leaves waiting/ID@CLAIM, which
+ * a sweep finishes (maintenance/releases.ts).
  */
 import {
   encodeEvent,
@@ -27,11 +28,19 @@ import {
 import type { RecordedError } from './errors.js';
 import { unlinkOrGone } from './entry.js';
 import { appendLine, move, readJobFile } from './files.js';
-import { batchEnded, countMembers, markMember, readBatchFile } from './batches.js';
+import {
+  batchEnded,
+  CALLBACK_FILES,
+  callbackPath,
+  countMembers,
+  markMember,
+  readBatchFile,
+  type CallbackName,
+} from './batches.js';
 import { childrenOf, hasChildren, parentState, unmarkChild } from './deps.js';
 import { releaseKeyOf } from './keys.js';
 import type { Layout } from './layout.js';
-import { isBatchId, parseId, releasingName } from './names.js';
+import { isBatchId, isId, parseId, releasingName } from './names.js';
 
 /** What a release needs from whoever releases. */
 export interface ReleaseContext {
@@ -82,37 +91,62 @@ export function afterEnding(ctx: ReleaseContext, ending: Ending, warn: (error: E
   const out: Released[] = [];
   const work: Ending[] = [ending];
   for (let next = work.pop(); next !== undefined; next = work.pop()) {
-    const candidates: string[] = [];
+    const released: (Released | undefined)[] = [];
+    let candidates: string[] = [];
     try {
       const batch = next.envelope?.batch;
       if (isBatchId(batch)) {
         markMember(ctx.layout, batch, next.id, next.state === 'done' ? 'done' : 'failed');
-        if (batchEnded(ctx.layout, batch)) candidates.push(...callbacksOf(ctx.layout, batch));
+        if (batchEnded(ctx.layout, batch)) released.push(...releaseCallbacks(ctx, batch, warn));
       }
-      if (hasChildren(ctx.layout, next.id)) candidates.push(...childrenOf(ctx.layout, next.id));
+      if (hasChildren(ctx.layout, next.id)) candidates = childrenOf(ctx.layout, next.id);
     } catch (error) {
       warn(error as Error);
     }
     for (const id of candidates) {
       try {
-        const released = releaseIfReady(ctx, id);
-        if (released === undefined) continue;
-        out.push(released);
-        if (released.to !== 'queue') {
-          work.push({ id, state: released.to === 'failed' ? 'failed' : 'removed', envelope: released.envelope });
-        }
+        released.push(releaseIfReady(ctx, id));
       } catch (error) {
         warn(error as Error);
       }
+    }
+    for (const r of released) {
+      if (r === undefined) continue;
+      out.push(r);
+      if (r.to !== 'queue')
+        work.push({ id: r.id, state: r.to === 'failed' ? 'failed' : 'removed', envelope: r.envelope });
     }
   }
   return out;
 }
 
-/** The callback jobs of batch `id` (batch.json), or none when it has none or is gone. */
-function callbacksOf(layout: Layout, id: string): string[] {
-  const file = readBatchFile(layout, id);
-  return [file?.onComplete, file?.onSuccess].filter((cb): cb is string => typeof cb === 'string');
+/**
+ * Release the callbacks of batch `id` whose job files still wait in its
+ * directory, once every member has ended: each by one rename into
+ * waiting/ID@CLAIM, then as any release. Of several processes that see the
+ * batch end at once, one moves each callback; the others find it gone.
+ */
+export function releaseCallbacks(ctx: ReleaseContext, id: string, warn: (error: Error) => void): Released[] {
+  const out: Released[] = [];
+  for (const name of CALLBACK_FILES) {
+    try {
+      const released = releaseCallback(ctx, id, name);
+      if (released !== undefined) out.push(released);
+    } catch (error) {
+      warn(error as Error);
+    }
+  }
+  return out;
+}
+
+/** Release callback `name` of batch `id` (see releaseCallbacks); undefined when it is not there to release. */
+export function releaseCallback(ctx: ReleaseContext, id: string, name: CallbackName): Released | undefined {
+  const cb = readBatchFile(ctx.layout, id)?.[name];
+  if (typeof cb !== 'string' || !isId(cb)) return undefined;
+  const claim = ctx.claim();
+  const held = ctx.layout.file('waiting', releasingName(cb, claim));
+  if (!move(callbackPath(ctx.layout, id, name), held, true)) return undefined; // made already, by us or another
+  return finish(ctx, cb, held, claim);
 }
 
 /**
