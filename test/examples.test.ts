@@ -29,7 +29,7 @@ function app(): string {
   fs.mkdirSync(path.join(dir, 'node_modules/.bin'), { recursive: true });
   fs.symlinkSync(ROOT, path.join(dir, 'node_modules/dirqueue'));
   fs.symlinkSync('../dirqueue/dist/cli/main.js', path.join(dir, 'node_modules/.bin/dirq'));
-  fs.copyFileSync(path.join(EXAMPLES, 'processor.js'), path.join(dir, 'processor.js'));
+  for (const file of ['processor.js', 'fan-out.js']) fs.copyFileSync(path.join(EXAMPLES, file), path.join(dir, file));
   return dir;
 }
 
@@ -175,5 +175,24 @@ describe('examples/', () => {
     expect(stderr).toBe('');
     // no worker left claiming: behind npx, which does not pass SIGTERM on, the pool would live on with its heartbeat
     expect(heartbeats()).toEqual([]);
+  });
+  it('fan-out.js: a new post fans out to a batch; onSuccess publishes it, onComplete reports; a failure skips the publish', async () => {
+    const appDir = app();
+    const run = async (dir: string, ...args: string[]): Promise<string> =>
+      (await promisify(execFile)(process.execPath, ['fan-out.js', dir, ...args], { cwd: appDir })).stdout;
+    const ok = path.join(tempDir(), 'blog');
+    expect(await run(ok)).toMatch(/^batch b\d{16}[a-z0-9]{8}: 7 of 7 jobs done, 0 failed; published: true\n$/);
+    const failing = path.join(tempDir(), 'blog');
+    expect(await run(failing, '--fail', '2')).toMatch(/: 6 of 7 jobs done, 1 failed; published: false\n$/);
+    const batchId = (JSON.parse(fs.readFileSync(`${failing}.db/report-1.json`, 'utf8')) as { id: string }).id;
+    const batch = (await okJson(['batch', failing, batchId])) as {
+      onSuccess: { state: string };
+      onComplete: { state: string };
+    };
+    expect(batch.onSuccess.state).toBe('skipped');
+    expect(batch.onComplete.state).toBe('done');
+    expect((await okJson(['stats', failing])) as { counts: unknown }).toMatchObject({
+      counts: { queue: 0, waiting: 0, active: 0, done: 8, failed: 1 }, // new-post, 6 of the batch, the report; the e-mail
+    });
   });
 });
