@@ -227,7 +227,9 @@ describe('help', () => {
     expect(overview).toMatch(/Exit codes:\n {2}0 {2}success\n {2}1 .*\n.*\n {2}2 {2}usage error/);
     expect(overview).toMatch(/\n {2}3 {2}a check failed: stats --sla .*\n.*fsck/);
     expect(overview).toMatch(/\n {2}4 {2}wait --timeout/);
-    expect(overview).toMatch(/\nStates: queue, delayed, active, done, failed, waiting\.\nDurations: 100ms, 30s, 5m, 2h, 7d/);
+    expect(overview).toMatch(
+      /\nStates: queue, delayed, active, done, failed, waiting\.\nDurations: 100ms, 30s, 5m, 2h, 7d/,
+    );
   });
 });
 

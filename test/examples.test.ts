@@ -185,13 +185,14 @@ describe('examples/', () => {
     const failing = path.join(tempDir(), 'blog');
     expect(await run(failing, '--fail', '2')).toMatch(/: 6 of 7 jobs done, 1 failed; published: false\n$/);
     const batchId = (JSON.parse(fs.readFileSync(`${failing}.db/report-1.json`, 'utf8')) as { id: string }).id;
-    const batch = (await okJson(['batch', failing, batchId])) as {
-      onSuccess: { state: string };
-      onComplete: { state: string };
-    };
+    const batch = await okJson<{ onSuccess: { state: string }; onComplete: { state: string } }>([
+      'batch',
+      failing,
+      batchId,
+    ]);
     expect(batch.onSuccess.state).toBe('skipped');
     expect(batch.onComplete.state).toBe('done');
-    expect((await okJson(['stats', failing])) as { counts: unknown }).toMatchObject({
+    expect(await okJson(['stats', failing])).toMatchObject({
       counts: { queue: 0, waiting: 0, active: 0, done: 8, failed: 1 }, // new-post, 6 of the batch, the report; the e-mail
     });
   });
