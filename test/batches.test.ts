@@ -36,7 +36,16 @@ describe('enqueueBatch', () => {
     });
     expect(batch.id).toMatch(/^b\d{16}[a-z0-9]{8}$/);
     expect(batch.jobs).toHaveLength(3);
-    expect(await q.counts()).toMatchObject({ queue: 3, waiting: 2 });
+    expect(await q.counts()).toMatchObject({ queue: 3, waiting: 0 }); // the callbacks wait in the batch's directory
+    expect(fs.readdirSync(path.join(dir, 'batches', batch.id)).sort()).toEqual([
+      '.marker',
+      'batch.json',
+      'done',
+      'failed',
+      'onComplete',
+      'onSuccess',
+      'pending',
+    ]);
     expect(fs.readdirSync(path.join(dir, 'batches', batch.id, 'pending')).sort()).toEqual(
       batch.jobs.map((j) => j.id).sort(),
     );
@@ -132,7 +141,10 @@ describe('a batch whose last jobs end in a crash', () => {
     fs.renameSync(job.path, path.join(dir, 'done', job.id)); // the ending's rename, then the crash
     await q.close();
     const report = await fsck(dir);
-    expect(report.findings.map((f) => f.kind)).toEqual(['waiting']);
+    expect(report.findings.map((f) => f.path)).toEqual([
+      `batches/${batch.id}/onComplete`, // the callback not made
+      `batches/${batch.id}/pending/${job.id}`, // the job counted as pending
+    ]);
     const other = await openQueue(dir);
     expect(await drain(other)).toEqual(['complete']);
     expect(await other.batch(batch.id)).toMatchObject({ done: 1, ended: true, onComplete: { state: 'done' } });

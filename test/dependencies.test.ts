@@ -15,7 +15,12 @@ import { rejects } from './support/rejects.js';
 import { deadPid, openQueue, tempQueue } from './support/temp.js';
 import { until } from './support/wait.js';
 
-const ls = (dir: string, sub: string): string[] => fs.readdirSync(path.join(dir, sub)).sort();
+/** The names in DIR/SUB as `ls` shows them (deps/.marker, the file every marker links, is a dot file). */
+const ls = (dir: string, sub: string): string[] =>
+  fs
+    .readdirSync(path.join(dir, sub))
+    .filter((name) => !name.startsWith('.'))
+    .sort();
 
 describe('after: a job waits in waiting/ for the jobs it names', () => {
   it('a chain of 100 jobs, each after the one before, runs in order through a pool', async () => {
@@ -28,11 +33,11 @@ describe('after: a job waits in waiting/ for the jobs it names', () => {
     expect(await q.counts()).toMatchObject({ queue: 1, waiting: 99 });
     const order: number[] = [];
     const pool = await startPool(dir, {
-      processor: (job: ProcessorJob<{ i: number }>) => {
-        order.push(job.data.i);
-        if (job.data.i > 0)
-          expect(job.parents).toEqual([{ id: ids[job.data.i - 1], state: 'done', result: job.data.i - 1 }]);
-        return job.data.i;
+      processor: (job: ProcessorJob) => {
+        const { i } = job.data as { i: number };
+        order.push(i);
+        if (i > 0) expect(job.parents).toEqual([{ id: ids[i - 1], state: 'done', result: i - 1 }]);
+        return i;
       },
       concurrency: 4,
     });

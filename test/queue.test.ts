@@ -764,6 +764,8 @@ describe('inspection and administration', () => {
       delayed: undefined,
       key: undefined,
       keyFrom: undefined,
+      after: undefined,
+      state: 'queue',
       tmp: path.join(dir, 'tmp', 'gone'),
     };
     let thrown: unknown;

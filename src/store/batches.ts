@@ -15,7 +15,7 @@ import { lstatQuietly } from './entry.js';
 import { listDir, move, writeNew } from './files.js';
 import type { Layout } from './layout.js';
 import { BATCH_FILE, BATCH_MEMBER_DIRS, batchTmpName, isBatchId } from './names.js';
-import { createExclusive } from './open.js';
+import { linkMarker, MARKER_FILE } from './deps.js';
 import { readSmallFile } from './safe-file.js';
 
 /** batch.json. */
@@ -73,7 +73,9 @@ export async function createBatch(
       for (const d of [dir, ...BATCH_MEMBER_DIRS.map((sub) => `${dir}/${sub}`)]) fs.chmodSync(d, dirMode);
     }
     for (const member of members) {
-      fs.closeSync(createExclusive(`${dir}/pending/${member}`, fs.constants.O_WRONLY, layout.fileMode ?? 0o666));
+      if (!linkMarker(layout, `${dir}/${MARKER_FILE}`, `${dir}/pending/${member}`)) {
+        throw new DirQueueError('EVANISHED', `${dir} was removed while the batch was being made`);
+      }
     }
   } catch (error) {
     throw fsError(`making the batch ${dir}`, error);
