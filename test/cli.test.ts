@@ -489,7 +489,7 @@ describe('bad input: exit non-zero, one line on stderr, nothing enqueued', () =>
       name: 'purge of an unknown state',
       args: (d) => ['purge', d, 'old'],
       code: 2,
-      message: /unknown state "old": use one of queue, delayed, done, failed$/,
+      message: /unknown state "old": use one of queue, delayed, done, failed, waiting$/,
     },
     {
       name: 'purge of active',

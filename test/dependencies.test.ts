@@ -12,7 +12,7 @@ import { bootId } from '../dist/store/liveness.js';
 import { census, duplicates } from './support/census.js';
 import { startPool } from './support/pools.js';
 import { rejects } from './support/rejects.js';
-import { deadPid, openQueue, tempQueue } from './support/temp.js';
+import { deadPid, openQueue, tempDir, tempQueue } from './support/temp.js';
 import { until } from './support/wait.js';
 
 /** The names in DIR/SUB as `ls` shows them (deps/.marker, the file every marker links, is a dot file). */
@@ -285,5 +285,30 @@ describe('a release a crash cut short is finished by a sweep and by fsck --repai
     expect(duplicates(dir)).toEqual([]);
     expect(ls(dir, 'waiting')).toEqual([]);
     await other.close();
+  });
+
+  it('a link planted at deps/PARENT or batches/ID (a group member in a shared queue) is never listed through', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const outside = tempDir();
+    const victim = '50-1763830000000000-victim.t';
+    fs.mkdirSync(path.join(outside, 'pending'), { recursive: true });
+    fs.mkdirSync(path.join(outside, 'done'));
+    for (const name of [victim, 'passwd']) {
+      fs.writeFileSync(path.join(outside, name), 'keep');
+      fs.writeFileSync(path.join(outside, 'pending', name), 'keep');
+    }
+    fs.writeFileSync(path.join(outside, 'batch.json'), '{"total":1,"created":"2026-01-01T00:00:00Z"}');
+    const parent = await q.enqueue('p');
+    await (await q.claim())!.complete(); // an ended parent: the sweep would release its children
+    fs.symlinkSync(outside, path.join(dir, 'deps', parent.id));
+    fs.symlinkSync(outside, path.join(dir, 'batches', 'b0000000000000000aaaaaaaa'));
+    await q.recover();
+    await fsck(dir, { repair: true });
+    for (const name of [victim, 'passwd']) {
+      expect(fs.readFileSync(path.join(outside, name), 'utf8')).toBe('keep');
+      expect(fs.readFileSync(path.join(outside, 'pending', name), 'utf8')).toBe('keep');
+    }
+    expect(fs.readdirSync(path.join(outside, 'done'))).toEqual([]);
+    await q.close();
   });
 });

@@ -130,7 +130,8 @@ describe('--exec, one process per job', () => {
 
   it('a timeout stops the whole process group, a child that sleeps too; then the slot runs the next job', async () => {
     const { dir, q } = await tempQueue();
-    const sleeper = await q.enqueue('sleeper', null, { attempts: 1, timeout: 300 });
+    // a timeout long enough that the sleeper is seen running on a loaded machine (300 ms was not, under load)
+    const sleeper = await q.enqueue('sleeper', null, { attempts: 1, timeout: 2000 });
     const pool = await execPool(dir, JOB_SH, { concurrency: 1 });
     const child = await sleeperPid(q, sleeper.id);
     expect(processesWith(`dirq-sleeper-${sleeper.id}`)).toEqual([child]);

@@ -71,11 +71,15 @@ export function checkReleases(check: ReleasesCheck): void {
       ? 'deleted (an onSuccess of a batch with failures)'
       : `released to ${released.to}/`;
   };
-  const writing = new Set(listDir(layout.paths.tmp).map((name) => parseTmpName(name)?.id));
   for (const id of batchIds(layout)) {
     if (readBatchFile(layout, id) === undefined) continue;
     let pending = false;
-    for (const member of pendingMembers(layout, id)) {
+    const members = pendingMembers(layout, id);
+    // listed after the markers: a job of a batch is written in tmp/ before its marker (releases.ts)
+    const writing = new Set(
+      members.length === 0 ? [] : listDir(layout.paths.tmp).map((name) => parseTmpName(name)?.id),
+    );
+    for (const member of members) {
       const state = parentState(layout, member);
       if (state === 'pending' || (state === 'removed' && writing.has(member))) {
         pending = true;

@@ -33,7 +33,14 @@ import { listDir, move } from '../store/files.js';
 import type { Layout } from '../store/layout.js';
 import { isWriterGone } from '../store/liveness.js';
 import { locate } from '../store/locate.js';
-import { parseTmpName, parseWaitingName, releasingName, type NameMaker } from '../store/names.js';
+import {
+  parseActiveName,
+  parseDelayedName,
+  parseTmpName,
+  parseWaitingName,
+  releasingName,
+  type NameMaker,
+} from '../store/names.js';
 import {
   afterEnding,
   finish,
@@ -122,11 +129,15 @@ const finishDeadReleases: Step = (ctx, owner, settings, now, went) => {
   }
 };
 
-/** deps/PARENT of a parent that ended: release its children; drop markers of children no longer waiting. */
+/**
+ * deps/PARENT of a parent that ended: release its children; drop markers of children no longer waiting.
+ * A parent still pending is passed by without listing its children: its ending looks at them.
+ */
 const releaseChildren: Step = (ctx, _owner, _settings, _now, went) => {
   const { layout } = ctx;
+  const pending = pendingLookup(layout);
   for (const parent of parentsWithChildren(layout)) {
-    const ended = parentState(layout, parent) !== 'pending';
+    if (pending(parent)) continue;
     const children = childrenOf(layout, parent);
     if (children.length === 0) dropIfEmpty(layout, parent); // made, and the crash came before its marker
     // listed after the markers: a child's tmp/ file is written before its marker, and leaves tmp/ only when it
@@ -134,7 +145,7 @@ const releaseChildren: Step = (ctx, _owner, _settings, _now, went) => {
     let writing: Set<string | undefined> | undefined;
     for (const child of children) {
       if (lstatQuietly(layout.file('waiting', child)) !== undefined) {
-        if (ended) went(releaseIfReady(ctx, child));
+        went(releaseIfReady(ctx, child));
         continue;
       }
       writing ??= new Set(listDir(layout.paths.tmp).map((name) => parseTmpName(name)?.id));
@@ -146,12 +157,34 @@ const releaseChildren: Step = (ctx, _owner, _settings, _now, went) => {
   }
 };
 
+/**
+ * Whether a job has not ended, for many jobs at once: one or two lstats for
+ * most, and one listing of delayed/ and active/ for the sweep, not one per
+ * job (locate's). A job found nowhere is looked for again with locate, which
+ * catches one that moved meanwhile.
+ */
+function pendingLookup(layout: Layout): (id: string) => boolean {
+  let listed: Set<string | undefined> | undefined;
+  return (id) => {
+    if (lstatQuietly(layout.file('done', id)) !== undefined) return false;
+    if (lstatQuietly(layout.file('failed', id)) !== undefined) return false;
+    if (lstatQuietly(layout.file('queue', id)) !== undefined) return true;
+    if (lstatQuietly(layout.file('waiting', id)) !== undefined) return true;
+    listed ??= new Set([
+      ...listDir(layout.paths.delayed).map((name) => parseDelayedName(name)?.id),
+      ...listDir(layout.paths.active).map((name) => parseActiveName(name)?.id),
+    ]);
+    if (listed.has(id)) return true;
+    return parentState(layout, id) === 'pending';
+  };
+}
+
 /** Mark batch members that ended unmarked, release callbacks of ended batches, remove what is over. */
 const settleBatches: Step = (ctx, _owner, settings, now, went, report, warn) => {
   const { layout } = ctx;
   const ids = batchIds(layout);
   if (ids.length === 0) return;
-  const writing = new Set(listDir(layout.paths.tmp).map((name) => parseTmpName(name)?.id));
+  const pending = pendingLookup(layout);
   for (const id of ids) {
     const dir = batchDir(layout, id);
     const file = readBatchFile(layout, id);
@@ -163,8 +196,12 @@ const settleBatches: Step = (ctx, _owner, settings, now, went, report, warn) => 
       }
       continue;
     }
+    // tmp/ listed after the markers, as in releaseChildren: a job of a batch is written before its marker
+    let writing: Set<string | undefined> | undefined;
     for (const member of pendingMembers(layout, id)) {
+      if (pending(member)) continue;
       const state = parentState(layout, member);
+      writing ??= new Set(listDir(layout.paths.tmp).map((name) => parseTmpName(name)?.id));
       if (state === 'pending' || (state === 'removed' && writing.has(member))) continue;
       markMember(layout, id, member, state === 'done' ? 'done' : 'failed');
     }

@@ -5,6 +5,7 @@
  * exit code, and a process group is stopped SIGTERM first, SIGKILL later.
  */
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A child that has not ended within this long of SIGTERM gets SIGKILL. */
@@ -13,25 +14,43 @@ export const KILL_AFTER_MS = 2000;
 /** How long a child's pipes may stay open after it exited (a grandchild may hold them) before they are let go. */
 const DRAIN_MS = 200;
 
+/** What V8 prints when a process runs out of heap. */
+const OUT_OF_MEMORY = /Reached heap limit|JavaScript heap out of memory/;
+
 /** The last lines a child wrote on stderr, passed on to this process's stderr as they come. */
 export class StderrTail {
-  readonly lines: string[] = [];
-  /** V8 said it ran out of heap: its report is a dozen lines, so the tail alone would lose the line that says so. */
-  outOfMemory = false;
+  #outOfMemory = false;
   readonly #stream: Readable;
+  readonly #keep: number;
+  /** The last complete lines, at most `keep`. */
+  readonly #complete: string[] = [];
+  /** The line being written: a chunk of the pipe may end anywhere, mid-line or mid-character. */
+  #partial = '';
+  readonly #decoder = new StringDecoder('utf8');
 
   constructor(stream: Readable, keep: number) {
     this.#stream = stream;
+    this.#keep = keep;
     stream.on('data', (chunk: Buffer) => {
       process.stderr.write(chunk);
-      const lines = chunk
-        .toString('utf8')
-        .split('\n')
-        .filter((line) => line.trim().length > 0);
-      if (lines.some((line) => /Reached heap limit|JavaScript heap out of memory/.test(line))) this.outOfMemory = true;
-      this.lines.push(...lines);
-      this.lines.splice(0, Math.max(0, this.lines.length - keep));
+      const parts = (this.#partial + this.#decoder.write(chunk)).split('\n');
+      this.#partial = parts.pop()!;
+      const lines = parts.filter((line) => line.trim().length > 0);
+      if (lines.some((line) => OUT_OF_MEMORY.test(line))) this.#outOfMemory = true;
+      this.#complete.push(...lines);
+      this.#complete.splice(0, Math.max(0, this.#complete.length - keep));
     });
+  }
+
+  /** V8 said it ran out of heap: its report is a dozen lines, so the tail alone would lose the line that says so. */
+  get outOfMemory(): boolean {
+    return this.#outOfMemory || OUT_OF_MEMORY.test(this.#partial);
+  }
+
+  /** The last lines written (at most `keep`), the one being written included; blank lines left out. */
+  get lines(): string[] {
+    const all = this.#partial.trim().length > 0 ? [...this.#complete, this.#partial] : this.#complete;
+    return all.slice(-this.#keep);
   }
 
   /** Resolves once the stream has ended, or after a moment: what a child wrote just before it died may still be in the pipe. */

@@ -11,11 +11,10 @@
  */
 import fs from 'node:fs';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
-import { lstatQuietly } from './entry.js';
 import { listDir, move, writeNew } from './files.js';
 import type { Layout } from './layout.js';
-import { BATCH_FILE, BATCH_MEMBER_DIRS, batchTmpName, isBatchId } from './names.js';
-import { linkMarker, MARKER_FILE } from './deps.js';
+import { BATCH_FILE, BATCH_MEMBER_DIRS, batchTmpName, isBatchId, isId } from './names.js';
+import { linkMarker, MARKER_FILE, realDir } from './deps.js';
 import { readSmallFile } from './safe-file.js';
 
 /** batch.json. */
@@ -134,14 +133,20 @@ export function markMember(layout: Layout, id: string, member: string, outcome: 
   return move(`${dir}/pending/${member}`, `${dir}/${outcome}/${member}`);
 }
 
-/** Whether member `member` of batch `id` is still pending. */
-export function isPendingMember(layout: Layout, id: string, member: string): boolean {
-  return lstatQuietly(`${batchDir(layout, id)}/pending/${member}`) !== undefined;
-}
-
 /** The members still pending in batch `id`. */
 export function pendingMembers(layout: Layout, id: string): string[] {
-  return listDir(`${batchDir(layout, id)}/pending`);
+  return members(layout, id, 'pending');
+}
+
+/**
+ * The members of batch `id` whose markers are in `sub`, never through a link
+ * (in a shared queue a member of the group could put one at batches/ID or
+ * its pending/, and the markers listed are renamed): none then.
+ */
+function members(layout: Layout, id: string, sub: (typeof BATCH_MEMBER_DIRS)[number]): string[] {
+  const dir = batchDir(layout, id);
+  if (!realDir(dir) || !realDir(`${dir}/${sub}`)) return [];
+  return listDir(`${dir}/${sub}`).filter(isId);
 }
 
 /** Whether every member of batch `id` has ended: pending/ is empty (one opendir and one read, whatever its size). */
@@ -162,11 +167,10 @@ export function batchEnded(layout: Layout, id: string): boolean {
 
 /** Count batch `id`'s members by outcome. */
 export function countMembers(layout: Layout, id: string): BatchCounts {
-  const dir = batchDir(layout, id);
-  const failed = listDir(`${dir}/failed`);
+  const failed = members(layout, id, 'failed');
   return {
-    pending: listDir(`${dir}/pending`).length,
-    done: listDir(`${dir}/done`).length,
+    pending: members(layout, id, 'pending').length,
+    done: members(layout, id, 'done').length,
     failed: failed.length,
     failedIds: failed.sort().slice(0, FAILED_IDS_MAX),
   };

@@ -11,6 +11,7 @@ import { DirQueueError, errnoOf, fsError } from './errors.js';
 import { lstatQuietly, unlinkOrGone } from './entry.js';
 import { listDir } from './files.js';
 import { modeOfDirs, type Layout } from './layout.js';
+import { isId } from './names.js';
 import { locate } from './locate.js';
 import { createExclusive } from './open.js';
 import { makeDirNoFollow } from './safe-file.js';
@@ -31,8 +32,12 @@ export function markChild(layout: Layout, parent: string, child: string): void {
   const dir = childrenDir(layout, parent);
   for (let tries = 0; tries < MARK_TRIES; tries++) {
     try {
-      if (layout.fileMode === undefined) fs.mkdirSync(dir);
-      else makeDirNoFollow(dir, modeOfDirs(layout.fileMode), `move it away: deps/ holds only directories`);
+      // a link at deps/PARENT (EBADFILE) is never written through
+      makeDirNoFollow(
+        dir,
+        layout.fileMode === undefined ? undefined : modeOfDirs(layout.fileMode),
+        `move it away: deps/ holds only directories`,
+      );
     } catch (error) {
       const code = errnoOf(error) ?? (error as DirQueueError).code;
       if (code === 'ENOENT') continue; // removed again between the mkdir and the chmod
@@ -114,17 +119,21 @@ export function hasChildren(layout: Layout, parent: string): boolean {
 
 /** The jobs that wait for `parent` (their markers), in no order. */
 export function childrenOf(layout: Layout, parent: string): string[] {
-  try {
-    return listDir(childrenDir(layout, parent)).filter((name) => !name.startsWith('.'));
-  } catch (error) {
-    if ((error as DirQueueError).code === 'ENOTDIR') return [];
-    throw error;
-  }
+  const dir = childrenDir(layout, parent);
+  // never through a link: in a shared queue a member of the group could put one at deps/PARENT, and the
+  // markers listed are unlinked (a sweep running as root would delete in the directory it names)
+  if (!realDir(dir)) return [];
+  return listDir(dir).filter(isId);
 }
 
 /** The parents that have children waiting: the names in deps/. */
 export function parentsWithChildren(layout: Layout): string[] {
-  return listDir(layout.paths.deps).filter((name) => !name.startsWith('.'));
+  return listDir(layout.paths.deps).filter(isId);
+}
+
+/** Whether `path` is a directory itself, not a link to one (nor gone, nor a file). */
+export function realDir(path: string): boolean {
+  return lstatQuietly(path)?.isDirectory() === true;
 }
 
 /**
