@@ -49,6 +49,9 @@ Options:
                  (default: the queue's, exponential from 1s)
   --group G      the job's group (a tenant, a user): among ready jobs of one
                  type and priority, groups take turns (1 to 256 characters)
+  --coalesce KEY the job's coalesce key (a user, a document): dirq work
+                 --batch-size N hands the processor ready jobs of one type
+                 and key together (1 to 256 characters)
   --key K        a unique key: while a job with key K waits or runs, print
                  its id instead of adding another (a note says so on stderr)
   --file PATH    a raw payload: the bytes of PATH ("-": stdin) instead of JSON
@@ -79,6 +82,7 @@ Examples:
         backoff: { type: 'string' },
         key: { type: 'string' },
         group: { type: 'string' },
+        coalesce: { type: 'string' },
         file: { type: 'string' },
         jsonl: { type: 'string' },
         json: { type: 'boolean' },
@@ -107,6 +111,7 @@ Examples:
     if (values.backoff !== undefined) options.backoff = parseBackoff(values.backoff);
     if (values.key !== undefined) options.key = values.key;
     if (values.group !== undefined) options.group = values.group;
+    if (values.coalesce !== undefined) options.coalesce = values.coalesce;
     encodeType(type);
     resolveEnqueueOptions(options);
     const json = values.json === true;

@@ -11,7 +11,7 @@ import { checkJson } from '../store/json-check.js';
 import { releaseKey, takeKey } from '../store/keys.js';
 import { lexists } from '../store/locate.js';
 import type { Layout } from '../store/layout.js';
-import { delayedName, encodeKey, encodeType, groupTag, parseId, type NameMaker } from '../store/names.js';
+import { delayedName, encodeKey, encodeType, groupTag, coalesceTag, parseId, type NameMaker } from '../store/names.js';
 import { resolveEnqueueOptions, type EnqueueOptions } from './options.js';
 
 /** A job ready to be written to `tmp` and placed. */
@@ -52,6 +52,7 @@ export function prepare(
   if (o.timeout !== undefined) envelope.timeout = o.timeout;
   if (o.key !== undefined) envelope.key = o.key;
   if (o.group !== undefined) envelope.group = o.group;
+  if (o.coalesce !== undefined) envelope.coalesce = o.coalesce;
   const content = encodeEnvelope(envelope);
   const bytes = Buffer.byteLength(content);
   if (bytes > maxJobBytes) {
@@ -61,7 +62,10 @@ export function prepare(
     );
   }
   // A delayed job's id carries its due time, so once promoted it queues by when it became ready.
-  const tag = o.group === undefined ? undefined : groupTag(o.group);
+  const tag = {
+    group: o.group === undefined ? undefined : groupTag(o.group),
+    coalesce: o.coalesce === undefined ? undefined : coalesceTag(o.coalesce),
+  };
   const id = names.id(o.priority, encodedType, o.runAt === undefined ? undefined : o.runAt * 1000, tag);
   const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
   const key = o.key === undefined ? undefined : encodeKey(o.key);

@@ -15,6 +15,7 @@ import {
   parseJobFile,
   payloadOf,
   groupOf,
+  coalesceOf,
   scheduleOf,
   type BackoffSpec,
   type JobRecord,
@@ -78,6 +79,8 @@ export class Job<Data = unknown> {
   readonly schedule: ScheduleRef | undefined;
   /** The group the job was enqueued with (enqueue's `group`), if any. */
   readonly group: string | undefined;
+  /** The coalesce key the job was enqueued with (enqueue's `coalesce`), if any. */
+  readonly coalesce: string | undefined;
   #host: JobHost;
   #record: JobRecord;
   #activePath: string;
@@ -119,6 +122,7 @@ export class Job<Data = unknown> {
     this.createdAt = envelope.created === undefined ? undefined : new Date(envelope.created);
     this.schedule = scheduleOf(envelope);
     this.group = groupOf(envelope);
+    this.coalesce = coalesceOf(envelope);
   }
 
   /**

@@ -5,7 +5,16 @@
 import { DirQueueError, type RecordedError } from '../store/errors.js';
 import type { BackoffSpec } from '../store/envelope.js';
 import { parseMode } from '../store/layout.js';
-import { checkGroup, describe, encodeKey, isId, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN } from '../store/names.js';
+import {
+  checkCoalesce,
+  checkGroup,
+  describe,
+  encodeKey,
+  isId,
+  PRIORITY_DEFAULT,
+  PRIORITY_MAX,
+  PRIORITY_MIN,
+} from '../store/names.js';
 import { checkBoolean, checkInteger, checkKnown, checkMs, dropUndefined } from '../store/option-checks.js';
 import { sweepDefaults } from '../maintenance/sweep.js';
 
@@ -185,6 +194,13 @@ export interface EnqueueOptions {
    * @default undefined (no group: the jobs of no group take turns as one group)
    */
   group?: string;
+  /**
+   * The coalesce key (a user, a document): `claimMany({ coalesce: true })` and
+   * `Pool({ batchSize })` claim the ready jobs of one type and one key
+   * together. 1 to 256 characters.
+   * @default undefined (no key: such jobs coalesce with the other jobs of no key)
+   */
+  coalesce?: string;
 }
 
 export interface ResolvedEnqueueOptions {
@@ -197,6 +213,7 @@ export interface ResolvedEnqueueOptions {
   key: string | undefined;
   keyFrom: string | undefined;
   group: string | undefined;
+  coalesce: string | undefined;
 }
 
 const ENQUEUE_OPTIONS = Object.freeze([
@@ -209,6 +226,7 @@ const ENQUEUE_OPTIONS = Object.freeze([
   'key',
   'keyFrom',
   'group',
+  'coalesce',
 ] as const) satisfies readonly (keyof EnqueueOptions)[];
 
 export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.now()): ResolvedEnqueueOptions {
@@ -260,6 +278,7 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
     key: options.key,
     keyFrom: options.keyFrom,
     group: options.group === undefined ? undefined : checkGroup(options.group),
+    coalesce: options.coalesce === undefined ? undefined : checkCoalesce(options.coalesce),
   };
 }
 

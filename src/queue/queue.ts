@@ -32,6 +32,7 @@ import {
   encodeType,
   idEncodedType,
   idGroupTag,
+  idCoalesceTag,
   NameMaker,
   nowUs,
   parseId,
@@ -45,6 +46,7 @@ import {
   type ResolvedQueueOptions,
 } from './options.js';
 import { ReadyIndex } from './ready-index.js';
+import { checkClaimMany, type ClaimManyOptions } from './claim-many.js';
 import { Scheduler } from './scheduler.js';
 import { deleteSchedule, putSchedule, scheduleInfos, type ScheduleInfo, type ScheduleSpec } from './schedules.js';
 import { notRegular } from '../store/safe-file.js';
@@ -307,6 +309,42 @@ export class Queue extends EventEmitter<QueueEvents> {
       if (this.#closed || signal?.aborted) return undefined;
       caughtUp = false;
     }
+  }
+
+  /**
+   * Claim up to `max` ready jobs of one type: the type of the job claim() would give first, then the next
+   * ready jobs of that type in run order (with `coalesce`, only those of the first job's coalesce key, in
+   * priority then FIFO order). Each is its own claim, ending on its own. Waits like claim() for the first
+   * job only; resolves [] when none is ready. An error after the first claim ends the batch early (the
+   * next claim meets it again).
+   */
+  async claimMany<Data = unknown>(options: ClaimManyOptions): Promise<Job<Data>[]> {
+    this.#assertOpen();
+    const { max, coalesce } = checkClaimMany(options);
+    const { types, wait, signal } = options;
+    const first = await this.claim<Data>({
+      ...(types === undefined ? {} : { types }),
+      ...(wait === undefined ? {} : { wait }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (first === undefined) return [];
+    const jobs: Job<Data>[] = [first];
+    const type = idEncodedType(first.id);
+    const tag = idCoalesceTag(first.id);
+    const only = new Set([type]);
+    const take = coalesce
+      ? (skip: ReadonlySet<string> | undefined) => this.#index.takeCoalesced(type, tag, skip)
+      : undefined;
+    try {
+      while (jobs.length < max && !this.#closed) {
+        const job = this.#claimFromIndex(only, take);
+        if (job === undefined) break;
+        jobs.push(job as Job<Data>);
+      }
+    } catch {
+      // the jobs claimed so far are held and run; the cause shows again at the next claim
+    }
+    return jobs;
   }
 
   /** Everything known about one job. Throws ENOTFOUND when it is in no state. */
@@ -627,11 +665,16 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#discovery?.added(job.id, job.delayed);
   }
 
-  #claimFromIndex(wanted: ReadonlySet<string> | undefined): Job | undefined {
+  /** `take`: how to take the next id (claimMany's coalescing); the index's take among `wanted` by default. */
+  #claimFromIndex(
+    wanted: ReadonlySet<string> | undefined,
+    take?: (skip: ReadonlySet<string> | undefined) => string | undefined,
+  ): Job | undefined {
     const paused = this.#pauses?.blocked(); // cached: no scan, no read (pause-watch.ts)
     if (paused === 'all') return undefined;
     for (;;) {
-      const id = this.#index.take(wanted, this.#skipped(paused));
+      const skip = this.#skipped(paused);
+      const id = take === undefined ? this.#index.take(wanted, skip) : take(skip);
       if (id === undefined) return undefined;
       let pass: Pass | 'type' | 'group' | undefined;
       try {

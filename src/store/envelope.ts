@@ -30,6 +30,8 @@ export interface Envelope {
   schedule?: ScheduleRef;
   /** The group the job takes turns with (round robin between the groups of one type and priority). */
   group?: string;
+  /** The coalesce key: claimMany({ coalesce: true }) claims the ready jobs of one type and key together. */
+  coalesce?: string;
 }
 
 /** Which schedule made a job, and for which slot. */
@@ -50,6 +52,11 @@ export function scheduleOf(envelope: Envelope): ScheduleRef | undefined {
 /** The envelope's `group`, when it is a string (a hand-written one of another kind is ignored). */
 export function groupOf(envelope: Envelope): string | undefined {
   return typeof envelope.group === 'string' ? envelope.group : undefined;
+}
+
+/** The envelope's `coalesce`, when it is a string (a hand-written one of another kind is ignored). */
+export function coalesceOf(envelope: Envelope): string | undefined {
+  return typeof envelope.coalesce === 'string' ? envelope.coalesce : undefined;
 }
 
 export type RevokeReason = 'crashed' | 'timeout' | 'stalled';
