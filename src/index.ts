@@ -1,6 +1,5 @@
 export { Queue } from './queue/queue.js';
-export type { ClaimOptions, EnqueueItem, JobRef, QueueEvents } from './queue/queue.js';
-export type { ClaimManyOptions } from './queue/claim-many.js';
+export type { ClaimManyOptions, ClaimOptions, EnqueueItem, JobRef, QueueEvents } from './queue/queue.js';
 // a type only: a Job is made by Queue.claim, and one built by hand would hold no claim
 export type { Job } from './queue/job.js';
 export type { JobOutcome } from './queue/job.js';

@@ -1,20 +1,9 @@
 /**
- * claimMany's options (Queue.claimMany): up to `max` ready jobs of one type in one call, each its own
- * claim; with `coalesce`, only those of the first job's coalesce key (names.ts coalesceTag).
+ * The check of claimMany's options (Queue.claimMany, ClaimManyOptions): up to `max` ready jobs of one
+ * type in one call, each its own claim; with `coalesce`, only those of the first job's coalesce key.
  */
 import { DirQueueError } from '../store/errors.js';
 import { describe } from '../store/names.js';
-import type { ClaimOptions } from './queue.js';
-
-export interface ClaimManyOptions extends ClaimOptions {
-  /** At most this many jobs, an integer of at least 1. */
-  max: number;
-  /**
-   * Only jobs with the first job's coalesce key (enqueue's `coalesce`); a first job of no key comes
-   * with other jobs of no key. @default false (any jobs of the first job's type)
-   */
-  coalesce?: boolean;
-}
 
 /** Throws EBADOPTION unless `options` are claimMany's; returns max and coalesce. */
 export function checkClaimMany(options: unknown): { max: number; coalesce: boolean } {

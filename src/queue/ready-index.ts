@@ -46,13 +46,16 @@
  * amortised in the number of jobs and of groups.
  *
  * Coalescing (enqueue's `coalesce`; the id carries the key's tag, names.ts
- * idCoalesceTag): beside the buckets, each (type, coalesce tag) has a FIFO of
- * its keys in byte order (priority, then time; '' for the jobs of no key), so
- * that takeCoalesced() gives the next ready job of one type and key in O(1)
- * amortised, whatever the backlog. An entry taken by one side stays in the
+ * idCoalesceTag): beside the buckets, each (type, coalesce tag) with ready
+ * jobs has a FIFO of their keys in byte order (priority, then time), so that
+ * takeCoalesced() gives the next ready job of one type and key in O(1)
+ * amortised, whatever the backlog. Only ids with a coalesce tag are in these
+ * FIFOs: a job of no key costs the index what it did before coalescing (one
+ * test of its name in add and take), and the jobs of no key are served from
+ * the buckets (take's `keyless`). An entry taken by one side stays in the
  * other and is dropped lazily when it reaches the front, as delete() does; a
  * take from the buckets also drops the stale front of its key's FIFO, so the
- * FIFOs hold no more than the ready jobs plus a front of taken ones.
+ * FIFOs hold no more than the ready keyed jobs plus a front of taken ones.
  */
 import {
   idCoalesceTag,
@@ -85,7 +88,7 @@ interface Fifo {
   parked: boolean;
 }
 
-/** The ready keys of one type and one coalesce tag, in byte order; items[head] is the next. */
+/** The ready keys of one type and one coalesce tag (never ''), in byte order; items[head] is the next. */
 interface KeyFifo {
   items: string[];
   head: number;
@@ -110,7 +113,7 @@ export class ReadyIndex {
   #known = new Set<string>();
   #types = new Map<string, TypeIndex>();
   #early = new Map<string, string>();
-  /** `${encoded type}/${coalesce tag}` -> its ready keys (a type never holds '/': it is encoded). */
+  /** `${encoded type}/${coalesce tag}` -> its ready keys, for tagged ids only (a type never holds '/': it is encoded). */
   #coalesced = new Map<string, KeyFifo>();
   /** Encoded type -> the tags of its parked groups; kept across reset() and while the type has no ready job. */
   #parked = new Map<string, Set<string>>();
@@ -139,7 +142,7 @@ export class ReadyIndex {
    */
   delete(id: string): void {
     this.#known.delete(id);
-    this.#pruneCoalesced(id);
+    if (idCoalesceTag(id) !== '') this.#pruneCoalesced(id);
   }
 
   /**
@@ -150,7 +153,7 @@ export class ReadyIndex {
     if (this.#known.has(id)) return false;
     this.#known.add(id);
     const key = this.#keyOf(id);
-    this.#addCoalesced(key);
+    if (idCoalesceTag(key) !== '') this.#addCoalesced(key);
     const fifo = this.#fifoFor(key);
     if (fifo === undefined) return true; // a new group's FIFO, made holding it
     const { items } = fifo;
@@ -178,7 +181,9 @@ export class ReadyIndex {
     for (const id of this.#known) {
       const key = this.#keyOf(id);
       this.#fifoFor(key)?.items.push(key);
-      const coalesced = coalescedName(key);
+      const tag = idCoalesceTag(key);
+      if (tag === '') continue;
+      const coalesced = `${idEncodedType(key)}/${tag}`;
       const fifo = this.#coalesced.get(coalesced);
       if (fifo === undefined) this.#coalesced.set(coalesced, { items: [key], head: 0 });
       else fifo.items.push(key);
@@ -197,9 +202,11 @@ export class ReadyIndex {
   /**
    * Remove and return the id that runs next among `types` (encoded; all when
    * undefined) but those in `skip` (encoded: the paused types), or undefined
-   * when none is ready.
+   * when none is ready. `keyless`: only a job of no coalesce key; undefined
+   * (nothing taken) when the one that runs next has a key (claimMany's batch of
+   * jobs of no key ends there).
    */
-  take(types: ReadonlySet<string> | undefined, skip?: ReadonlySet<string>): string | undefined {
+  take(types: ReadonlySet<string> | undefined, skip?: ReadonlySet<string>, keyless = false): string | undefined {
     let best: string | undefined;
     let bestIndex: TypeIndex | undefined;
     let bestType = '';
@@ -236,16 +243,18 @@ export class ReadyIndex {
       }
     }
     if (best === undefined || bestIndex === undefined) return undefined;
+    const keyed = idCoalesceTag(best) !== '';
+    if (keyless && keyed) return undefined;
     const id = this.#early.get(best) ?? best;
     this.#known.delete(id);
     this.#served(bestType, bestIndex, idPriority(best));
-    this.#pruneCoalesced(best);
+    if (keyed) this.#pruneCoalesced(best);
     return id;
   }
 
   /**
-   * Remove and return the next ready id of `encodedType` whose coalesce tag is `tag` (names.coalesceTag; ''
-   * for the jobs of no key), in byte order (priority, then time), or undefined when there is none, when the
+   * Remove and return the next ready id of `encodedType` whose coalesce tag is `tag` (names.coalesceTag; the
+   * jobs of no key are take()'s, with `keyless`), in byte order (priority, then time), or undefined when there is none, when the
    * type is in `skip`, or when the next one's group is parked (the batch ends there). O(1) amortised.
    */
   takeCoalesced(encodedType: string, tag: string, skip?: ReadonlySet<string>): string | undefined {
@@ -329,7 +338,7 @@ export class ReadyIndex {
     items.splice(lo, 0, key);
   }
 
-  /** Drop the taken front of the (type, coalesce tag) FIFO of `key` (an id or a rank key). */
+  /** Drop the taken front of the (type, coalesce tag) FIFO of `key` (an id or a rank key with a coalesce tag). */
   #pruneCoalesced(key: string): void {
     const name = coalescedName(key);
     const fifo = this.#coalesced.get(name);
@@ -462,7 +471,7 @@ export class ReadyIndex {
   }
 }
 
-/** The name of the (type, coalesce tag) FIFO of an id or rank key. */
+/** The name of the (type, coalesce tag) FIFO of an id or rank key with a coalesce tag. */
 function coalescedName(key: string): string {
   return `${idEncodedType(key)}/${idCoalesceTag(key)}`;
 }

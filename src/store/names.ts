@@ -4,7 +4,7 @@
  *
  *   job id        PP-TTTTTTTTTTTTTTTT-UNIQUE.TYPE     queue/, done/, failed/
  *                 (a grouped job's UNIQUE ends with its group tag: G and 10 of [a-z0-9]; then,
- *                 with a coalesce key, its coalesce tag: C and 10 of [a-z0-9])
+ *                 with a coalesce key, its coalesce tag: C and 8 of [a-z0-9])
  *   delayed name  DDDDDDDDDDDDDDDD~ID                 delayed/ (D: due time)
  *   active name   ID@CLAIM                            active/
  *   claim token   HOST.PID.NONCE.SEQ
@@ -29,8 +29,10 @@ export const PRIORITY_DEFAULT = 50;
 /** Longest encoded type: keeps active names well under NAME_MAX (255). */
 export const TYPE_MAX_ENCODED = 120;
 
+/** Longest UNIQUE part of a job id. */
+const UNIQUE_MAX = 32;
 const TYPE_ENCODED = '(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})+';
-const ID = `(?<priority>\\d{2})-(?<us>\\d{16})-(?<unique>[A-Za-z0-9]{1,32})\\.(?<type>${TYPE_ENCODED})`;
+const ID = `(?<priority>\\d{2})-(?<us>\\d{16})-(?<unique>[A-Za-z0-9]{1,${UNIQUE_MAX}})\\.(?<type>${TYPE_ENCODED})`;
 const ID_RE = new RegExp(`^${ID}$`);
 const DELAYED_RE = new RegExp(`^(?<due>\\d{16})~(?<id>${ID})$`);
 /** HOST.PID.NONCE: a Queue handle (NameMaker.owner); a claim adds .SEQ, a tmp/ name ends .tmp. */
@@ -166,7 +168,7 @@ export const withEnqueuedUs = (id: string, us: number): string => `${id.slice(0,
 // with the group tag, G and 10 of [a-z0-9]; a job with a coalesce key ends it with the coalesce tag, C and
 // 8 of [a-z0-9], after the group tag when it has both (BASE[Gtag][Ctag]), so that the claim index knows
 // a job's group and key from its name alone. NameMaker's nonce and counters are lower-case, so an
-// upper-case mark followed by exactly 10 of [a-z0-9] at the end is a tag; a reader that does not know
+// upper-case mark followed by exactly its tag's count of [a-z0-9] at the end is a tag; a reader that does not know
 // tags sees a valid id and runs the job in plain FIFO order. The longest base is a due job's, 12
 // characters (NameMaker.id), so 12 + 11 + 9 fills UNIQUE's 32: hence 8 digits for the coalesce tag.
 // A schedule's base is 21 (scheduleUnique): its jobs take a group but no coalesce key.
@@ -259,6 +261,15 @@ export function idGroupTag(id: string): string {
 /** The coalesce tag of an id (or of a rank key), or '' when it has none; without a regex, for the claim index. */
 export function idCoalesceTag(id: string): string {
   return tagBefore(id, 20, id.indexOf('.', 20), COALESCE_MARK, COALESCE_TAG_LENGTH);
+}
+
+/**
+ * Whether `id` carries the coalesce tag of `key` (its envelope's `coalesce`; undefined: no tag). A file
+ * written by hand may disagree: it still runs, but claimMany gives it no company (FORMAT.md, "Coalescing").
+ */
+export function coalesceTagAgrees(id: string, key: string | undefined): boolean {
+  const tag = idCoalesceTag(id);
+  return key === undefined ? tag === '' : tag === coalesceTag(key);
 }
 
 /** The unique part of an id without its tags: what names a schedule's jobs (scheduleUnique). */
@@ -740,7 +751,14 @@ export class NameMaker {
       us = dueUs;
       unique += (this.#dueSeq++).toString(36).padStart(6, '0');
     }
-    return `${String(priority).padStart(2, '0')}-${pad16(us)}-${unique}${tagSuffix(tag)}.${encodedType}`;
+    unique += tagSuffix(tag);
+    if (unique.length > UNIQUE_MAX) {
+      throw new DirQueueError(
+        'EBADOPTION',
+        `a job id's unique part would be ${unique.length} characters (${unique}), at most ${UNIQUE_MAX}: the job's tags (group, coalesce key) do not fit; give it fewer`,
+      );
+    }
+    return `${String(priority).padStart(2, '0')}-${pad16(us)}-${unique}.${encodedType}`;
   }
 
   /** A claim token unique to this instance and claim: HOST.PID.NONCE.SEQ. */
