@@ -20,6 +20,8 @@ export type { Leftovers, PoolCounts, PoolEvents, PoolJob } from './pool/pool.js'
 export type { DelayedJob } from './pool/drain.js';
 export type { PoolOptions } from './pool/options.js';
 export type { Processor, ProcessorJob } from './pool/processor.js';
+export { batchProcessor } from './pool/batch.js';
+export type { BatchProcessor } from './pool/batch.js';
 export { fsck } from './maintenance/fsck.js';
 export type { Finding, FindingKind, FsckOptions, FsckReport } from './maintenance/fsck.js';
 export type { Recent } from './queue/throughput.js';

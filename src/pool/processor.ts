@@ -22,6 +22,8 @@ export interface ProcessorJob<Data = unknown> {
   schedule?: { name: string; at: string };
   /** The group the job was enqueued with (enqueue's `group`), if any. */
   group?: string;
+  /** The coalesce key the job was enqueued with (enqueue's `coalesce`), if any: a batch's jobs share it. */
+  coalesce?: string;
   /** Fires when the job times out or the pool shuts down: stop work and return or throw. */
   signal: AbortSignal;
   /** Record progress (any JSON value) in the job file. */

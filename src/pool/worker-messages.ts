@@ -19,6 +19,8 @@ export interface JobFields {
   schedule?: { name: string; at: string };
   /** The job's group (enqueue's `group`). */
   group?: string;
+  /** The job's coalesce key (enqueue's `coalesce`). */
+  coalesce?: string;
 }
 
 /** What a worker loads: the processor and the middleware around it, as import specifiers (file: URLs). */
@@ -34,6 +36,8 @@ export type RunOutcome =
 /** Messages from the pool to a worker. */
 export type ToWorker =
   | { t: 'run'; run: number; job: JobFields }
+  /** One processor call on a batch (batch.ts): runs[i] is the run of jobs[i], answered by a `done` each. */
+  | { t: 'batch'; runs: number[]; jobs: JobFields[] }
   | { t: 'abort'; run: number; code: string; reason: string }
   | { t: 'ping'; n: number }
   | { t: 'reply'; req: number; ok: true; value: unknown }
