@@ -125,6 +125,27 @@ describe('Pool batchSize', () => {
     await q.close();
   });
 
+  it('a batch runs under the shortest timeout of its jobs: at it, every job fails EJOBTIMEOUT', async () => {
+    const { dir, q } = await tempQueue();
+    const refs = await q.enqueueMany(
+      [undefined, 100, 60_000].map((timeout) => ({
+        type: 't',
+        coalesce: 'k',
+        attempts: 1,
+        ...(timeout === undefined ? {} : { timeout }),
+      })),
+    );
+    const batch = batchProcessor(async (jobs) => {
+      await Promise.all(jobs.map((j) => new Promise((resolve) => j.signal.addEventListener('abort', resolve))));
+      return jobs.map(() => 'too late');
+    });
+    const pool = await startPool(dir, { processor: batch, batchSize: 3, jobTimeout: 30_000 });
+    await until(async () => (await q.counts()).failed === 3, 'the batch timed out');
+    for (const { id } of refs) expect((await q.get(id)).error?.code).toBe('EJOBTIMEOUT');
+    await pool.close();
+    await q.close();
+  });
+
   it('bad options: batchSize not an integer >= 1, or with an exec processor or middleware (EBADOPTION)', () => {
     const bad = (options: object, message: RegExp): void => {
       let error: unknown;
