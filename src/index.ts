@@ -1,5 +1,5 @@
 export { Queue } from './queue/queue.js';
-export type { BatchRef, ClaimOptions, EnqueueItem, JobRef, QueueEvents } from './queue/queue.js';
+export type { BatchRef, ClaimManyOptions, ClaimOptions, EnqueueItem, JobRef, QueueEvents } from './queue/queue.js';
 export type { BatchInfo, BatchItem, BatchOptions, CallbackState } from './queue/batch.js';
 // a type only: a Job is made by Queue.claim, and one built by hand would hold no claim
 export type { Job } from './queue/job.js';
@@ -21,6 +21,8 @@ export type { Leftovers, PoolCounts, PoolEvents, PoolJob } from './pool/pool.js'
 export type { DelayedJob } from './pool/drain.js';
 export type { PoolOptions } from './pool/options.js';
 export type { Processor, ProcessorJob } from './pool/processor.js';
+export { batchProcessor } from './pool/batch.js';
+export type { BatchProcessor } from './pool/batch.js';
 export { fsck } from './maintenance/fsck.js';
 export type { Finding, FindingKind, FsckOptions, FsckReport } from './maintenance/fsck.js';
 export type { Recent } from './queue/throughput.js';

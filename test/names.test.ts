@@ -11,6 +11,9 @@ import {
   encodeKey,
   encodeType,
   groupTag,
+  coalesceTag,
+  checkCoalesce,
+  idCoalesceTag,
   heldBaseName,
   hostToken,
   idGroupTag,
@@ -248,6 +251,66 @@ describe('the name codec', () => {
     expect(hostToken('db-01.example.com')).toBe('db-01');
     expect(hostToken('weird_host name')).toBe('weird-host-name');
     expect(hostToken('')).toBe('host');
+  });
+});
+
+describe('coalesce tags in ids (with and without a group tag)', () => {
+  it('coalesceTag is 8 of [a-z0-9], the first base-36 digits of the SHA-256 of the key', () => {
+    for (const key of ['user-7', 'ünïcode ✓', 'x'.repeat(256)]) {
+      const digits = BigInt(`0x${createHash('sha256').update(key).digest('hex')}`)
+        .toString(36)
+        .padStart(50, '0');
+      expect(coalesceTag(key)).toBe(digits.slice(0, 8));
+    }
+    expect(coalesceTag('user-7')).not.toBe(coalesceTag('user-8'));
+  });
+
+  it('NameMaker ends UNIQUE with G+tag then C+tag, at most 32 characters even for a due id; both read back', () => {
+    const maker = new NameMaker('web1', 4242);
+    const group = groupTag('tenant-42');
+    const key = coalesceTag('user-7');
+    const cases: [string, string, string][] = [
+      [maker.id(50, 'send', undefined, { group, coalesce: key }), group, key],
+      [maker.id(7, encodeType('mail/out'), 1_800_000_000_000_000, { group, coalesce: key }), group, key],
+      [maker.id(50, 'send', undefined, { coalesce: key }), '', key],
+      [maker.id(50, 'send', 1_800_000_000_000_000, { coalesce: key }), '', key],
+      [maker.id(50, 'send', undefined, { group }), group, ''],
+      [maker.id(50, 'send', undefined, group), group, ''],
+      [maker.id(50, 'a.b', undefined, {}), '', ''],
+    ];
+    for (const [id, g, c] of cases) {
+      const parsed = parseId(id);
+      expect(parsed, id).toBeDefined();
+      expect(parsed!.unique.length).toBeLessThanOrEqual(32);
+      expect(idGroupTag(id)).toBe(g);
+      expect(idCoalesceTag(id)).toBe(c);
+      expect(parsed!.unique).toBe(
+        `${untaggedUnique(parsed!.unique)}${g === '' ? '' : `G${g}`}${c === '' ? '' : `C${c}`}`,
+      );
+    }
+    expect(parseId(cases[1]![0])!.unique).toMatch(new RegExp(`^[a-z0-9]{12}G${group}C${key}$`));
+    expect(parseId(cases[1]![0])!.unique).toHaveLength(32);
+  });
+
+  it('only C plus exactly 8 of [a-z0-9] at the very end is a coalesce tag; a G tag before it still reads', () => {
+    const at = (unique: string): string => `50-1763830000000000-${unique}.send`;
+    expect(idCoalesceTag(at('abcC01234567'))).toBe('01234567');
+    expect(idCoalesceTag(at('abcC0123456'))).toBe(''); // 7 after C
+    expect(idCoalesceTag(at('abcc01234567'))).toBe('');
+    expect(idCoalesceTag(at('abcG0123456789'))).toBe(''); // a group tag is no coalesce tag
+    expect(idGroupTag(at('abcC01234567'))).toBe('');
+    expect(idGroupTag(at('abcG0123456789C01234567'))).toBe('0123456789');
+    expect(idCoalesceTag(at('abcG0123456789C01234567'))).toBe('01234567');
+    expect(untaggedUnique('abcG0123456789C01234567')).toBe('abc');
+    expect(untaggedUnique('abcC01234567')).toBe('abc');
+  });
+
+  it('checkCoalesce refuses what is not a key with EBADOPTION', () => {
+    expect(checkCoalesce('user-7')).toBe('user-7');
+    for (const bad of ['', 'x'.repeat(257), 7, null, '\ud800']) {
+      expect(() => checkCoalesce(bad)).toThrow(expect.objectContaining({ code: 'EBADOPTION' }));
+    }
+    expect(() => checkCoalesce(7)).toThrow(/coalesce must be a string/);
   });
 });
 

@@ -49,6 +49,9 @@ Options:
                  (default: the queue's, exponential from 1s)
   --group G      the job's group (a tenant, a user): among ready jobs of one
                  type and priority, groups take turns (1 to 256 characters)
+  --coalesce KEY the job's coalesce key (a user, a document): dirq work
+                 --batch-size N hands the processor ready jobs of one type
+                 and key together (1 to 256 characters)
   --key K        a unique key: while a job with key K waits or runs, print
                  its id instead of adding another (a note says so on stderr)
   --after IDS    wait in waiting/ until the jobs IDS (comma-separated, or the
@@ -86,6 +89,7 @@ Examples:
         group: { type: 'string' },
         after: { type: 'string', multiple: true },
         'after-failed': { type: 'string' },
+        coalesce: { type: 'string' },
         file: { type: 'string' },
         jsonl: { type: 'string' },
         json: { type: 'boolean' },
@@ -121,6 +125,7 @@ Examples:
         throw new UsageError('--after-failed says what to do when a job of --after fails: give --after too');
       options.afterFailed = values['after-failed'] as 'fail' | 'run';
     }
+    if (values.coalesce !== undefined) options.coalesce = values.coalesce;
     encodeType(type);
     resolveEnqueueOptions(options);
     const json = values.json === true;

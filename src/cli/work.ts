@@ -2,7 +2,13 @@
 import { parseDuration } from '../store/duration.js';
 import { DRAIN_WITHIN_MS, Pool, type Leftovers } from '../pool/pool.js';
 import { checkCommand } from '../pool/exec.js';
-import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions, type WorkerCount } from '../pool/options.js';
+import {
+  resolvePoolOptions,
+  type ExecProcessor,
+  type PoolOptions,
+  type ResolvedPoolOptions,
+  type WorkerCount,
+} from '../pool/options.js';
 import { parse, parseInteger, UsageError, type Command } from './common.js';
 
 export const work: Command = {
@@ -47,7 +53,11 @@ Options:
                        busy, stop a worker idle for --idle-timeout
   --idle-timeout DUR   with --min/--max (default 30s)
   --concurrency N      jobs in flight per worker, or in all with a per-job
-                       --exec (default 1)
+                       --exec (default 1); a batch counts as one
+  --batch-size N       up to N ready jobs of one type and coalesce key
+                       (dirq enqueue --coalesce) in one call: the
+                       processor takes an array and returns an array as
+                       long, an Error for a job that failed (not with --exec)
   --exec 'CMD ARGS'    run each job with this command (through /bin/sh -c)
   --persistent         with --exec: one long-running process per worker
   --middleware a.js    a module wrapping every job: export default
@@ -95,6 +105,7 @@ Examples:
         max: { type: 'string' },
         'idle-timeout': { type: 'string' },
         concurrency: { type: 'string' },
+        'batch-size': { type: 'string' },
         exec: { type: 'string' },
         persistent: { type: 'boolean' },
         middleware: { type: 'string', multiple: true },
@@ -137,6 +148,7 @@ Examples:
     if (v.middleware !== undefined) options.middleware = v.middleware;
     if (v['recycle-after-error'] === true) options.recycleAfterError = true;
     if (v.concurrency !== undefined) options.concurrency = parseInteger(v.concurrency, '--concurrency');
+    if (v['batch-size'] !== undefined) options.batchSize = parseInteger(v['batch-size'], '--batch-size');
     if (v.types !== undefined)
       options.types = v.types
         .split(',')
@@ -208,7 +220,8 @@ Examples:
     });
     started = pool.start();
     await started;
-    say(`dirq work: ${dir}, ${describeWorkers(pool.options)} (pid ${process.pid})`);
+    const batches = pool.options.batchSize > 1 ? `, batches of up to ${pool.options.batchSize}` : '';
+    say(`dirq work: ${dir}, ${describeWorkers(pool.options)}${batches} (pid ${process.pid})`);
     if (v.drain === true) {
       void pool.onDrained({ within }).then((leftovers) => {
         if (signals === 0) left = leftovers; // stopped by a signal: nothing to report
@@ -243,7 +256,7 @@ function workProcessor(
   module: string | undefined,
   exec: string | undefined,
   persistent: boolean,
-): PoolOptions['processor'] {
+): string | ExecProcessor {
   if (module !== undefined && exec !== undefined) throw new UsageError('give a PROCESSOR module or --exec, not both');
   if (persistent && exec === undefined) throw new UsageError('--persistent goes with --exec');
   if (exec !== undefined) return persistent ? { exec, persistent } : { exec };

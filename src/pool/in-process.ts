@@ -7,6 +7,7 @@ import { recordError } from '../store/errors.js';
 import type { Job } from '../queue/job.js';
 import type { EnqueueOptions } from '../queue/options.js';
 import type { Queue } from '../queue/queue.js';
+import { runBatch, type BatchProcessor } from './batch.js';
 import type { Processor, ProcessorJob } from './processor.js';
 import type { JobFields, RunOutcome } from './worker-messages.js';
 
@@ -24,6 +25,7 @@ export function jobFields(job: Job): JobFields {
   if (job.group !== undefined) fields.group = job.group;
   if (job.parents !== undefined) fields.parents = job.parents;
   if (job.batch !== undefined) fields.batch = job.batch;
+  if (job.coalesce !== undefined) fields.coalesce = job.coalesce;
   return fields;
 }
 
@@ -34,18 +36,34 @@ export async function runInProcess(
   queue: Queue,
   signal: AbortSignal,
 ): Promise<RunOutcome> {
-  const view: ProcessorJob = {
+  try {
+    return { ok: true, result: await processor(view(job, queue, signal)) };
+  } catch (error) {
+    return { ok: false, error: recordError(error) };
+  }
+}
+
+/** Run a batch processor on `jobs` here, `signals[i]` the signal of `jobs[i]`; never rejects. */
+export function runBatchInProcess(
+  processor: BatchProcessor,
+  jobs: readonly Job[],
+  queue: Queue,
+  signals: readonly AbortSignal[],
+): Promise<RunOutcome[]> {
+  return runBatch(
+    processor,
+    jobs.map((job, i) => view(job, queue, signals[i]!)),
+  );
+}
+
+function view(job: Job, queue: Queue, signal: AbortSignal): ProcessorJob {
+  return {
     ...jobFields(job),
     signal,
     progress: (value) => job.progress(value),
     log: (line) => job.log(line),
     enqueue: (type, data, options) => queue.enqueue(type, data, withKeyFrom(options, job.id)),
   };
-  try {
-    return { ok: true, result: await processor(view) };
-  } catch (error) {
-    return { ok: false, error: recordError(error) };
-  }
 }
 
 /**

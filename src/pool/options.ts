@@ -31,9 +31,19 @@ export interface PoolOptions extends QueueOptions {
    * executable ({ exec }). A module is a path, resolved against process.cwd()
    * when the Pool is made (not against the calling module: pass
    * `new URL('../send.js', import.meta.url)` for that), or a file: URL, as a
-   * URL object or a 'file://' string.
+   * URL object or a 'file://' string. With `batchSize` above 1 the function,
+   * or the module's default export, takes an array of jobs: a BatchProcessor
+   * (pass a function as `batchProcessor(async (jobs) => ...)`, batch.ts).
    */
   processor: string | URL | Processor | ExecProcessor;
+  /**
+   * Up to this many ready jobs of one type and one coalesce key (enqueue's `coalesce`) in one processor
+   * call, claimed with claimMany({ coalesce: true }): the processor takes an array and returns an array
+   * as long, an Error in the place of a job that failed (batch.ts). Each job ends on its own; the batch
+   * runs under the shortest timeout of its jobs. Not with an exec processor or middleware. An integer >= 1.
+   * @default 1 (one job per call, the processor takes the job itself)
+   */
+  batchSize?: number;
   /** Where a module processor runs: worker threads, or child processes (a crash costs only that process's jobs). @default 'thread' */
   isolation?: Isolation;
   /** Worker threads: a number, or { min, max } to grow with the backlog and shrink when idle. @default 1 */
@@ -46,7 +56,7 @@ export interface PoolOptions extends QueueOptions {
   middleware?: readonly (string | URL)[];
   /** Replace a worker after a job it ran failed (threw, timed out). @default false */
   recycleAfterError?: boolean;
-  /** Jobs in flight per worker (module, persistent exec) or in all (function, per-job exec). @default 1 */
+  /** Processor calls in flight per worker (module, persistent exec) or in all (function, per-job exec); a batch is one. @default 1 */
   concurrency?: number;
   /** Only jobs of these types; all types when omitted. */
   types?: readonly string[];
@@ -87,6 +97,7 @@ export interface ResolvedPoolOptions {
   middleware: readonly string[];
   recycleAfterError: boolean;
   concurrency: number;
+  batchSize: number;
   types: readonly string[] | undefined;
   jobTimeout: number | undefined;
   maxJobsPerWorker: number;
@@ -101,6 +112,7 @@ export const poolDefaults = Object.freeze({
   idleTimeout: 30_000,
   recycleAfterError: false,
   concurrency: 1,
+  batchSize: 1,
   maxJobsPerWorker: Infinity,
   closeTimeout: 30_000,
   stuckAfter: 1000,
@@ -115,6 +127,7 @@ const POOL_OPTIONS = Object.freeze([
   'middleware',
   'recycleAfterError',
   'concurrency',
+  'batchSize',
   'types',
   'jobTimeout',
   'maxJobsPerWorker',
@@ -137,6 +150,7 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
     middleware,
     recycleAfterError,
     concurrency,
+    batchSize,
     types,
     jobTimeout,
     maxJobsPerWorker,
@@ -163,6 +177,7 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
     middleware: checkMiddleware(middleware, runner),
     recycleAfterError: recycleAfterError ?? poolDefaults.recycleAfterError,
     concurrency: concurrency ?? poolDefaults.concurrency,
+    batchSize: batchSize ?? poolDefaults.batchSize,
     types,
     jobTimeout,
     maxJobsPerWorker: maxJobsPerWorker ?? maxJobsPerThread ?? poolDefaults.maxJobsPerWorker,
@@ -173,6 +188,7 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
   };
   checkBoolean(o.recycleAfterError, 'recycleAfterError');
   checkInteger(o.concurrency, 'concurrency', 1);
+  checkBatchSize(o);
   if (o.maxJobsPerWorker !== Infinity)
     checkInteger(o.maxJobsPerWorker, maxJobsPerThread !== undefined ? 'maxJobsPerThread' : 'maxJobsPerWorker', 1);
   if (o.jobTimeout !== undefined) checkMs(o.jobTimeout, 'jobTimeout', 1);
@@ -180,6 +196,22 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
   checkMs(o.stuckAfter, 'stuckAfter', 1);
   if (o.types !== undefined) o.types = checkTypes(o.types);
   return o;
+}
+
+/** batchSize: an integer >= 1; above 1 only where a JavaScript processor takes the whole array. */
+function checkBatchSize(o: ResolvedPoolOptions): void {
+  checkInteger(o.batchSize, 'batchSize', 1);
+  if (o.batchSize === 1) return;
+  if (o.runner.kind === 'exec' || o.runner.kind === 'persistent')
+    throw new DirQueueError(
+      'EBADOPTION',
+      `batchSize applies to a module or function processor, which takes the array of jobs; an exec processor takes one job at a time: leave batchSize out (got ${o.batchSize})`,
+    );
+  if (o.middleware.length > 0)
+    throw new DirQueueError(
+      'EBADOPTION',
+      `middleware wraps the run of one job and batchSize ${o.batchSize} runs an array: leave one out, or do the middleware's work in the batch processor`,
+    );
 }
 
 const ISOLATIONS: readonly Isolation[] = ['thread', 'process'];
@@ -194,7 +226,7 @@ function resolveRunner(processor: PoolOptions['processor'], isolation: unknown):
         'EBADOPTION',
         `a function processor runs in-process and cannot move to a ${isolation as string}: give its module's path for isolation '${isolation as string}'`,
       );
-    return { kind: 'in-process', processor };
+    return { kind: 'in-process', processor }; // a BatchProcessor when batchSize > 1 (pool.ts calls it so)
   }
   if (processor instanceof URL || (typeof processor === 'string' && processor.length > 0))
     return { kind: isolation === 'process' ? 'process' : 'thread', processor: processorSpecifier(processor) };

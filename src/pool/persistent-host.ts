@@ -84,6 +84,11 @@ export class PersistentHost extends EventEmitter<HostEvents> implements Host {
     });
   }
 
+  /** One job per line, one call per job. */
+  get calls(): number {
+    return this.runs.size;
+  }
+
   run(run: number, job: JobFields): Promise<RunOutcome> {
     this.served++;
     return new Promise((resolve) => {

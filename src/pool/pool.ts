@@ -20,7 +20,8 @@ import { Layout, parseMode, readSettings } from '../store/layout.js';
 import { checkMs, type EnqueueOptions } from '../queue/options.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import { execProcessor, checkCommand } from './exec.js';
-import { jobFields, runInProcess, withKeyFrom } from './in-process.js';
+import type { BatchProcessor } from './batch.js';
+import { jobFields, runBatchInProcess, runInProcess, withKeyFrom } from './in-process.js';
 import { importMiddleware, wrap } from './middleware.js';
 import { PersistentHost } from './persistent-host.js';
 import type { Processor } from './processor.js';
@@ -302,31 +303,47 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
   }
 
-  /** Wait for a free slot, claim the next job, dispatch it. */
+  /** Wait for a free slot, claim the next job (or batch), dispatch it. */
   async #pumpOnce(): Promise<void> {
-    const queue = this.#queue!;
-    const claimOptions = this.options.types === undefined ? {} : { types: this.options.types };
     if (!this.#hasSlot()) {
       if (this.#mayGrow()) return this.#growForWaitingJob();
       await new Promise<void>((resolve) => (this.#wake = resolve));
       this.#wake = undefined;
       return;
     }
-    let job = await queue.claim({ ...claimOptions, wait: 0 });
-    if (job === undefined) {
+    let jobs = await this.#claim(0);
+    if (jobs.length === 0) {
       this.#nothingReady = true;
       this.#checkIdle();
-      job = await queue.claim({ ...claimOptions, wait: 60_000, signal: this.#stop.signal });
-      if (job === undefined) return;
+      jobs = await this.#claim(60_000, this.#stop.signal);
+      if (jobs.length === 0) return;
     }
     this.#nothingReady = false;
     // closing, or the slot went while the claim waited (its thread died, or is being checked after a timeout)
     if (this.#stop.signal.aborted || !this.#hasSlot()) {
-      await job.release();
+      for (const job of jobs) await job.release();
       return;
     }
-    if (!(await this.#mayWrite(job))) return;
-    this.#dispatch(job);
+    if (await this.#mayWriteAll(jobs)) this.#dispatch(jobs);
+  }
+
+  /** The next job, or with batchSize the next batch (claimMany, coalesced); [] when none came within `wait` ms. */
+  async #claim(wait: number, signal?: AbortSignal): Promise<Job[]> {
+    const { types, batchSize } = this.options;
+    const options = { ...(types && { types }), wait, ...(signal && { signal }) };
+    if (batchSize > 1) return this.#queue!.claimMany({ ...options, max: batchSize, coalesce: true });
+    const job = await this.#queue!.claim(options);
+    return job === undefined ? [] : [job];
+  }
+
+  /** #mayWrite of each job of a claim; when one fails (the pool stops), the others go back to queue/ too. */
+  async #mayWriteAll(jobs: readonly Job[]): Promise<boolean> {
+    for (const job of jobs) {
+      if (await this.#mayWrite(job)) continue;
+      for (const other of jobs) if (!other.settled) await other.release().catch(() => undefined); // close() tries again
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -386,17 +403,13 @@ export class Pool extends EventEmitter<PoolEvents> {
     const freed = new AbortController();
     this.#wake = () => freed.abort();
     const signal = AbortSignal.any([this.#stop.signal, freed.signal]);
-    let job: Job | undefined;
+    let jobs: Job[];
     try {
-      job = await this.#queue!.claim({
-        ...(this.options.types && { types: this.options.types }),
-        wait: 60_000,
-        signal,
-      });
+      jobs = await this.#claim(60_000, signal);
     } finally {
       this.#wake = undefined;
     }
-    if (job === undefined) return;
+    if (jobs.length === 0) return;
     if (!this.#hasSlot() && this.#mayGrow()) {
       this.#growing = true;
       const host = this.#spawn();
@@ -411,10 +424,10 @@ export class Pool extends EventEmitter<PoolEvents> {
       }
     }
     if (this.#stop.signal.aborted || !this.#hasSlot()) {
-      await job.release();
+      for (const job of jobs) await job.release();
       return;
     }
-    if (await this.#mayWrite(job)) this.#dispatch(job);
+    if (await this.#mayWriteAll(jobs)) this.#dispatch(jobs);
   }
 
   #mayGrow(): boolean {
@@ -455,8 +468,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   #pickHost(): Host | undefined {
     let best: Host | undefined;
     for (const host of this.#hosts) {
-      if (!host.isReady || host.retiring || this.#checks.has(host) || host.runs.size >= this.options.concurrency)
-        continue;
+      if (!host.isReady || host.retiring || this.#checks.has(host) || host.calls >= this.options.concurrency) continue;
       if (
         best === undefined ||
         host.runs.size < best.runs.size ||
@@ -467,7 +479,50 @@ export class Pool extends EventEmitter<PoolEvents> {
     return best;
   }
 
-  #dispatch(job: Job): void {
+  /**
+   * Run a claim: one job, or with batchSize a batch, in one processor call. Each job has its own run (its
+   * outcome, its cancel); a batch's runs share the shortest timeout of its jobs, so they time out together.
+   */
+  #dispatch(jobs: readonly Job[]): void {
+    const batch = this.options.batchSize > 1;
+    const timeouts = jobs.map((job) => job.timeout ?? this.options.jobTimeout).filter((t) => t !== undefined);
+    const timeout = timeouts.length === 0 ? undefined : Math.min(...timeouts);
+    const runs = jobs.map((job) => this.#open(job, timeout));
+    if (this.#local !== undefined) {
+      for (const run of runs) run.controller = new AbortController();
+      this.#inProcess++;
+      const signals = runs.map((run) => run.controller!.signal);
+      const outcomes = batch
+        ? runBatchInProcess(this.#local as unknown as BatchProcessor, jobs, this.#queue!, signals)
+        : runInProcess(this.#local, jobs[0]!, this.#queue!, signals[0]!).then((outcome) => [outcome]);
+      const ran = outcomes.then(async (each) => {
+        this.#inProcess--;
+        await Promise.all(runs.map((run, i) => this.#settle(run, each[i]!)));
+      });
+      if (this.options.runner.kind === 'exec') {
+        this.#execRuns.add(ran);
+        void ran.finally(() => this.#execRuns.delete(ran));
+      }
+    } else {
+      const host = this.#pickHost()!;
+      for (const run of runs) run.host = host;
+      if (host.served + jobs.length >= this.options.maxJobsPerWorker) host.retiring = true;
+      const answers = batch
+        ? host.runBatch!(
+            runs.map((run) => run.id),
+            jobs.map(jobFields),
+          )
+        : [host.run(runs[0]!.id, jobFields(jobs[0]!))];
+      runs.forEach((run, i) => {
+        run.answered = answers[i]!.then(() => undefined);
+        void answers[i]!.then((outcome) => this.#settle(run, outcome));
+      });
+    }
+    for (const run of runs) this.#watchCancel(run);
+  }
+
+  /** A run for `job`, counted among the pool's runs, with its timer started. */
+  #open(job: Job, timeout: number | undefined): Run {
     const run: Run = {
       id: this.#nextRun++,
       job,
@@ -478,29 +533,13 @@ export class Pool extends EventEmitter<PoolEvents> {
       settled: false,
     };
     this.#runs.set(run.id, run);
-    const timeout = job.timeout ?? this.options.jobTimeout;
     if (timeout !== undefined) run.timer = setTimeout(() => void this.#timedOut(run, timeout), timeout);
-    const fields = jobFields(job);
-    if (this.#local !== undefined) {
-      run.controller = new AbortController();
-      this.#inProcess++;
-      const ran = runInProcess(this.#local, job, this.#queue!, run.controller.signal).then((outcome) => {
-        this.#inProcess--;
-        return this.#settle(run, outcome);
-      });
-      if (this.options.runner.kind === 'exec') {
-        this.#execRuns.add(ran);
-        void ran.finally(() => this.#execRuns.delete(ran));
-      }
-    } else {
-      const host = this.#pickHost()!;
-      run.host = host;
-      if (host.served + 1 >= this.options.maxJobsPerWorker) host.retiring = true;
-      const answer = host.run(run.id, fields);
-      run.answered = answer.then(() => undefined);
-      void answer.then((outcome) => this.#settle(run, outcome));
-    }
-    // a cancel (q.cancel, from any process or host) aborts the processor's signal, in its worker or here
+    return run;
+  }
+
+  /** A cancel (q.cancel, from any process or host) aborts the processor's signal of the job, in its worker or here. */
+  #watchCancel(run: Run): void {
+    const { job } = run;
     const cancelled = (): void => {
       const reason = job.signal.reason as DirQueueError;
       run.controller?.abort(reason);

@@ -27,6 +27,8 @@ export interface ProcessorJob<Data = unknown> {
   parents?: ParentOutcome[];
   /** A batch's onComplete or onSuccess job: the batch's id and how many of its jobs were done and failed. */
   batch?: BatchOutcome;
+  /** The coalesce key the job was enqueued with (enqueue's `coalesce`), if any: a batch's jobs share it. */
+  coalesce?: string;
   /** Fires when the job times out or the pool shuts down: stop work and return or throw. */
   signal: AbortSignal;
   /** Record progress (any JSON value) in the job file. */

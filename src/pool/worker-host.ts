@@ -23,8 +23,10 @@ export interface HostEvents {
 export interface Host extends EventEmitter<HostEvents> {
   /** Resolves once the worker can take jobs; rejects with EPROCESSOR when it cannot start. */
   readonly ready: Promise<void>;
-  /** Runs in flight on this worker. */
+  /** Runs in flight on this worker, one per job. */
   readonly runs: ReadonlyMap<number, unknown>;
+  /** Processor calls in flight on this worker: its runs, a batch counting once (what `concurrency` bounds). */
+  readonly calls: number;
   /** Jobs sent to this worker so far. */
   served: number;
   /** Takes no more jobs; stopped once its runs end. */
@@ -34,6 +36,8 @@ export interface Host extends EventEmitter<HostEvents> {
   /** When its last run ended (ms since the epoch), or when it became ready: how long it has been idle. */
   idleSince: number;
   run(run: number, job: JobFields): Promise<RunOutcome>;
+  /** One processor call on `jobs` (batch.ts), runs[i] the run of jobs[i]: each job's outcome. Not for a persistent exec worker. */
+  runBatch?(runs: readonly number[], jobs: readonly JobFields[]): Promise<RunOutcome>[];
   abort(run: number, code: DirQueueErrorCode, reason: string): void;
   reply(message: Extract<ToWorker, { t: 'reply' }>): void;
   /** Resolves true if the worker answers within `ms`: its event loop is not stuck. */
@@ -66,6 +70,7 @@ export class WorkerHost extends EventEmitter<HostEvents> implements Host {
   isReady = false;
   idleSince = Date.now();
   readonly #channel: Channel;
+  #calls = 0;
   #pings = new Map<number, () => void>();
   #nextPing = 0;
 
@@ -109,15 +114,35 @@ export class WorkerHost extends EventEmitter<HostEvents> implements Host {
     this.ready.catch(() => undefined);
   }
 
+  get calls(): number {
+    return this.#calls;
+  }
+
   run(run: number, job: JobFields): Promise<RunOutcome> {
-    this.served++;
-    return new Promise((resolve) => {
-      this.runs.set(run, (outcome) => {
-        if (this.runs.size === 0) this.idleSince = Date.now();
-        resolve(outcome);
-      });
-      this.#channel.post({ t: 'run', run, job });
-    });
+    return this.#send([run], { t: 'run', run, job })[0]!;
+  }
+
+  runBatch(runs: readonly number[], jobs: readonly JobFields[]): Promise<RunOutcome>[] {
+    return this.#send(runs, { t: 'batch', runs: [...runs], jobs: [...jobs] });
+  }
+
+  /** Post one processor call for `runs`; each resolves with its job's outcome, and the call ends with the last. */
+  #send(runs: readonly number[], message: ToWorker): Promise<RunOutcome>[] {
+    this.served += runs.length;
+    this.#calls++;
+    let left = runs.length;
+    const outcomes = runs.map(
+      (run) =>
+        new Promise<RunOutcome>((resolve) => {
+          this.runs.set(run, (outcome) => {
+            if (--left === 0) this.#calls--;
+            if (this.runs.size === 0) this.idleSince = Date.now();
+            resolve(outcome);
+          });
+        }),
+    );
+    this.#channel.post(message);
+    return outcomes;
   }
 
   abort(run: number, code: DirQueueErrorCode, reason: string): void {

@@ -24,6 +24,8 @@ export interface JobFields {
   parents?: ParentOutcome[];
   /** A batch's callback: how its batch ended. */
   batch?: BatchOutcome;
+  /** The job's coalesce key (enqueue's `coalesce`). */
+  coalesce?: string;
 }
 
 /** What a worker loads: the processor and the middleware around it, as import specifiers (file: URLs). */
@@ -39,6 +41,8 @@ export type RunOutcome =
 /** Messages from the pool to a worker. */
 export type ToWorker =
   | { t: 'run'; run: number; job: JobFields }
+  /** One processor call on a batch (batch.ts): runs[i] is the run of jobs[i], answered by a `done` each. */
+  | { t: 'batch'; runs: number[]; jobs: JobFields[] }
   | { t: 'abort'; run: number; code: string; reason: string }
   | { t: 'ping'; n: number }
   | { t: 'reply'; req: number; ok: true; value: unknown }

@@ -16,7 +16,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { CompromisedError, DirQueueError, recordError, type ErrorCode } from '../store/errors.js';
 import { importMiddleware, importProcessor, wrap } from './middleware.js';
 import type { Processor, ProcessorJob } from './processor.js';
-import type { FromWorker, JobFields, ToWorker, WorkerModules } from './worker-messages.js';
+import { runBatch, type BatchProcessor } from './batch.js';
+import type { FromWorker, JobFields, RunOutcome, ToWorker, WorkerModules } from './worker-messages.js';
 
 interface Transport {
   modules: WorkerModules;
@@ -58,10 +59,11 @@ function call(run: number, method: 'progress' | 'log' | 'enqueue', args: unknown
   });
 }
 
-async function run(processor: Processor, runId: number, fields: JobFields): Promise<void> {
+/** The job as the processor sees it, its signal registered under its run for the pool's aborts. */
+function view(runId: number, fields: JobFields): ProcessorJob {
   const controller = new AbortController();
   running.set(runId, controller);
-  const job: ProcessorJob = {
+  return {
     ...fields,
     signal: controller.signal,
     progress: async (value) => {
@@ -73,15 +75,32 @@ async function run(processor: Processor, runId: number, fields: JobFields): Prom
     enqueue: (type, data, options) =>
       call(runId, 'enqueue', [type, data, options]) as ReturnType<ProcessorJob['enqueue']>,
   };
-  let message: FromWorker;
+}
+
+async function run(processor: Processor, runId: number, fields: JobFields): Promise<void> {
+  const job = view(runId, fields);
+  let outcome: RunOutcome;
   try {
-    message = { t: 'done', run: runId, ok: true, result: await processor(job) };
+    outcome = { ok: true, result: await processor(job) };
   } catch (error) {
-    message = { t: 'done', run: runId, ok: false, error: recordError(error) };
+    outcome = { ok: false, error: recordError(error) };
   }
+  answer(runId, outcome);
+}
+
+/** One call of a batch processor (batch.ts); each job's outcome goes back under its own run. */
+async function batch(processor: BatchProcessor, runIds: readonly number[], jobs: readonly JobFields[]): Promise<void> {
+  const outcomes = await runBatch(
+    processor,
+    jobs.map((fields, i) => view(runIds[i]!, fields)),
+  );
+  runIds.forEach((runId, i) => answer(runId, outcomes[i]!));
+}
+
+function answer(runId: number, outcome: RunOutcome): void {
   running.delete(runId);
   try {
-    send(message);
+    send({ t: 'done', run: runId, ...outcome });
   } catch (error) {
     // the result cannot cross to the pool (a function, a class instance...): that is the job's error
     send({
@@ -118,6 +137,10 @@ async function main(): Promise<void> {
     switch (message.t) {
       case 'run':
         void run(processor, message.run, message.job);
+        break;
+      case 'batch':
+        // a pool with batchSize sends only batches: its module's default export takes the array
+        void batch(processor as unknown as BatchProcessor, message.runs, message.jobs);
         break;
       case 'abort':
         running.get(message.run)?.abort(new DirQueueError(message.code as ErrorCode, message.reason));

@@ -12,7 +12,7 @@ import { checkJson } from '../store/json-check.js';
 import { releaseKey, takeKey } from '../store/keys.js';
 import { lexists } from '../store/locate.js';
 import type { Layout } from '../store/layout.js';
-import { delayedName, encodeKey, encodeType, groupTag, parseId, type NameMaker } from '../store/names.js';
+import { delayedName, encodeKey, encodeType, groupTag, coalesceTag, parseId, type NameMaker } from '../store/names.js';
 import { resolveEnqueueOptions, type EnqueueOptions } from './options.js';
 
 /** A job ready to be written to `tmp` and placed. */
@@ -64,6 +64,7 @@ export function prepare(
   if (o.after !== undefined) envelope.after = o.after;
   if (o.after !== undefined && o.afterFailed === 'run') envelope.afterFailed = 'run';
   Object.assign(envelope, batchFields);
+  if (o.coalesce !== undefined) envelope.coalesce = o.coalesce;
   const content = encodeEnvelope(envelope);
   const bytes = Buffer.byteLength(content);
   if (bytes > maxJobBytes) {
@@ -73,7 +74,10 @@ export function prepare(
     );
   }
   // A delayed job's id carries its due time, so once promoted it queues by when it became ready.
-  const tag = o.group === undefined ? undefined : groupTag(o.group);
+  const tag = {
+    group: o.group === undefined ? undefined : groupTag(o.group),
+    coalesce: o.coalesce === undefined ? undefined : coalesceTag(o.coalesce),
+  };
   const id = names.id(o.priority, encodedType, o.runAt === undefined ? undefined : o.runAt * 1000, tag);
   const delayed = o.runAt === undefined ? undefined : delayedName(parseId(id)!.enqueuedUs, id);
   const key = o.key === undefined ? undefined : encodeKey(o.key);

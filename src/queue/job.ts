@@ -15,6 +15,7 @@ import {
   parseJobFile,
   payloadOf,
   groupOf,
+  coalesceOf,
   scheduleOf,
   type BackoffSpec,
   type BatchOutcome,
@@ -87,6 +88,8 @@ export class Job<Data = unknown> {
   readonly parents: ParentOutcome[] | undefined;
   /** A batch's callback (enqueueBatch's onComplete, onSuccess): how its batch ended. */
   readonly batch: BatchOutcome | undefined;
+  /** The coalesce key the job was enqueued with (enqueue's `coalesce`), if any. */
+  readonly coalesce: string | undefined;
   #host: JobHost;
   #record: JobRecord;
   #activePath: string;
@@ -130,6 +133,7 @@ export class Job<Data = unknown> {
     this.group = groupOf(envelope);
     this.parents = record.released?.parents;
     this.batch = record.released?.batch;
+    this.coalesce = coalesceOf(envelope);
   }
 
   /**

@@ -6,7 +6,16 @@ import { DirQueueError, type RecordedError } from '../store/errors.js';
 import type { BackoffSpec } from '../store/envelope.js';
 import { MAX_PARENTS } from '../store/deps.js';
 import { parseMode } from '../store/layout.js';
-import { checkGroup, describe, encodeKey, isId, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN } from '../store/names.js';
+import {
+  checkCoalesce,
+  checkGroup,
+  describe,
+  encodeKey,
+  isId,
+  PRIORITY_DEFAULT,
+  PRIORITY_MAX,
+  PRIORITY_MIN,
+} from '../store/names.js';
 import { checkBoolean, checkInteger, checkKnown, checkMs, dropUndefined } from '../store/option-checks.js';
 import { sweepDefaults } from '../maintenance/sweep.js';
 
@@ -200,6 +209,13 @@ export interface EnqueueOptions {
    * @default 'fail'
    */
   afterFailed?: 'fail' | 'run';
+  /**
+   * The coalesce key (a user, a document): `claimMany({ coalesce: true })` and
+   * `Pool({ batchSize })` claim the ready jobs of one type and one key
+   * together. 1 to 256 characters.
+   * @default undefined (no key: such jobs coalesce with the other jobs of no key)
+   */
+  coalesce?: string;
 }
 
 export interface ResolvedEnqueueOptions {
@@ -215,6 +231,7 @@ export interface ResolvedEnqueueOptions {
   /** The distinct ids of `after`; undefined without it. */
   after: string[] | undefined;
   afterFailed: 'fail' | 'run';
+  coalesce: string | undefined;
 }
 
 const ENQUEUE_OPTIONS = Object.freeze([
@@ -229,6 +246,7 @@ const ENQUEUE_OPTIONS = Object.freeze([
   'group',
   'after',
   'afterFailed',
+  'coalesce',
 ] as const) satisfies readonly (keyof EnqueueOptions)[];
 
 export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.now()): ResolvedEnqueueOptions {
@@ -293,6 +311,7 @@ export function resolveEnqueueOptions(options: EnqueueOptions = {}, now = Date.n
     group: options.group === undefined ? undefined : checkGroup(options.group),
     after,
     afterFailed,
+    coalesce: options.coalesce === undefined ? undefined : checkCoalesce(options.coalesce),
   };
 }
 

@@ -44,8 +44,28 @@
  * dropped when it reaches the front, once) and comes back at the back when it
  * is unparked, so a parked group costs takes nothing. A take is O(1)
  * amortised in the number of jobs and of groups.
+ *
+ * Coalescing (enqueue's `coalesce`; the id carries the key's tag, names.ts
+ * idCoalesceTag): beside the buckets, each (type, coalesce tag) with ready
+ * jobs has a FIFO of their keys in byte order (priority, then time), so that
+ * takeCoalesced() gives the next ready job of one type and key in O(1)
+ * amortised, whatever the backlog. Only ids with a coalesce tag are in these
+ * FIFOs: a job of no key costs the index what it did before coalescing (one
+ * test of its name in add and take), and the jobs of no key are served from
+ * the buckets (take's `keyless`). An entry taken by one side stays in the
+ * other and is dropped lazily when it reaches the front, as delete() does; a
+ * take from the buckets also drops the stale front of its key's FIFO, so the
+ * FIFOs hold no more than the ready keyed jobs plus a front of taken ones.
  */
-import { idEncodedType, idEnqueuedUs, idGroupTag, idPriority, nowUs, withEnqueuedUs } from '../store/names.js';
+import {
+  idCoalesceTag,
+  idEncodedType,
+  idEnqueuedUs,
+  idGroupTag,
+  idPriority,
+  nowUs,
+  withEnqueuedUs,
+} from '../store/names.js';
 
 /**
  * How far ahead of this clock an id's time must be for its job to count as
@@ -68,6 +88,12 @@ interface Fifo {
   parked: boolean;
 }
 
+/** The ready keys of one type and one coalesce tag (never ''), in byte order; items[head] is the next. */
+interface KeyFifo {
+  items: string[];
+  head: number;
+}
+
 /** The ready jobs of one type and one priority. */
 interface Bucket {
   /** The groups with keys in this bucket, by tag ('' for the jobs of no group). */
@@ -87,6 +113,8 @@ export class ReadyIndex {
   #known = new Set<string>();
   #types = new Map<string, TypeIndex>();
   #early = new Map<string, string>();
+  /** `${encoded type}/${coalesce tag}` -> its ready keys, for tagged ids only (a type never holds '/': it is encoded). */
+  #coalesced = new Map<string, KeyFifo>();
   /** Encoded type -> the tags of its parked groups; kept across reset() and while the type has no ready job. */
   #parked = new Map<string, Set<string>>();
   #agingStepUs: number;
@@ -114,6 +142,7 @@ export class ReadyIndex {
    */
   delete(id: string): void {
     this.#known.delete(id);
+    if (idCoalesceTag(id) !== '') this.#pruneCoalesced(id);
   }
 
   /**
@@ -124,6 +153,7 @@ export class ReadyIndex {
     if (this.#known.has(id)) return false;
     this.#known.add(id);
     const key = this.#keyOf(id);
+    if (idCoalesceTag(key) !== '') this.#addCoalesced(key);
     const fifo = this.#fifoFor(key);
     if (fifo === undefined) return true; // a new group's FIFO, made holding it
     const { items } = fifo;
@@ -147,10 +177,18 @@ export class ReadyIndex {
     this.#known = new Set(ids);
     this.#types.clear();
     this.#early.clear();
+    this.#coalesced.clear();
     for (const id of this.#known) {
       const key = this.#keyOf(id);
       this.#fifoFor(key)?.items.push(key);
+      const tag = idCoalesceTag(key);
+      if (tag === '') continue;
+      const coalesced = `${idEncodedType(key)}/${tag}`;
+      const fifo = this.#coalesced.get(coalesced);
+      if (fifo === undefined) this.#coalesced.set(coalesced, { items: [key], head: 0 });
+      else fifo.items.push(key);
     }
+    for (const fifo of this.#coalesced.values()) fifo.items.sort(byteOrder);
     for (const index of this.#types.values()) {
       for (const p of index.priorities) {
         const bucket = index.buckets[p]!;
@@ -164,9 +202,11 @@ export class ReadyIndex {
   /**
    * Remove and return the id that runs next among `types` (encoded; all when
    * undefined) but those in `skip` (encoded: the paused types), or undefined
-   * when none is ready.
+   * when none is ready. `keyless`: only a job of no coalesce key; undefined
+   * (nothing taken) when the one that runs next has a key (claimMany's batch of
+   * jobs of no key ends there).
    */
-  take(types: ReadonlySet<string> | undefined, skip?: ReadonlySet<string>): string | undefined {
+  take(types: ReadonlySet<string> | undefined, skip?: ReadonlySet<string>, keyless = false): string | undefined {
     let best: string | undefined;
     let bestIndex: TypeIndex | undefined;
     let bestType = '';
@@ -203,9 +243,32 @@ export class ReadyIndex {
       }
     }
     if (best === undefined || bestIndex === undefined) return undefined;
+    const keyed = idCoalesceTag(best) !== '';
+    if (keyless && keyed) return undefined;
     const id = this.#early.get(best) ?? best;
     this.#known.delete(id);
     this.#served(bestType, bestIndex, idPriority(best));
+    if (keyed) this.#pruneCoalesced(best);
+    return id;
+  }
+
+  /**
+   * Remove and return the next ready id of `encodedType` whose coalesce tag is `tag` (names.coalesceTag; the
+   * jobs of no key are take()'s, with `keyless`), in byte order (priority, then time), or undefined when there is none, when the
+   * type is in `skip`, or when the next one's group is parked (the batch ends there). O(1) amortised.
+   */
+  takeCoalesced(encodedType: string, tag: string, skip?: ReadonlySet<string>): string | undefined {
+    if (skip?.has(encodedType) === true) return undefined;
+    const name = `${encodedType}/${tag}`;
+    const fifo = this.#coalesced.get(name);
+    if (fifo === undefined) return undefined;
+    this.#dropStale(name, fifo);
+    const key = fifo.items[fifo.head];
+    if (key === undefined) return undefined;
+    const id = this.#early.get(key) ?? key;
+    if (this.#parked.get(encodedType)?.has(idGroupTag(key)) === true) return undefined;
+    this.#known.delete(id); // its bucket entry is skipped when it reaches the head, as delete's
+    this.#dropStale(name, fifo);
     return id;
   }
 
@@ -249,6 +312,51 @@ export class ReadyIndex {
           fifo.queued = true;
         }
       }
+    }
+  }
+
+  /** Put `key` in its (type, coalesce tag) FIFO, in byte order. */
+  #addCoalesced(key: string): void {
+    const name = coalescedName(key);
+    const fifo = this.#coalesced.get(name);
+    if (fifo === undefined) {
+      this.#coalesced.set(name, { items: [key], head: 0 });
+      return;
+    }
+    const { items } = fifo;
+    if (items.length === fifo.head || items[items.length - 1]! < key) {
+      items.push(key);
+      return;
+    }
+    let lo = fifo.head;
+    let hi = items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (items[mid]! < key) lo = mid + 1;
+      else hi = mid;
+    }
+    items.splice(lo, 0, key);
+  }
+
+  /** Drop the taken front of the (type, coalesce tag) FIFO of `key` (an id or a rank key with a coalesce tag). */
+  #pruneCoalesced(key: string): void {
+    const name = coalescedName(key);
+    const fifo = this.#coalesced.get(name);
+    if (fifo !== undefined) this.#dropStale(name, fifo);
+  }
+
+  /** Advance `fifo` past keys no longer known; an emptied FIFO leaves the map. */
+  #dropStale(name: string, fifo: KeyFifo): void {
+    while (fifo.head < fifo.items.length) {
+      const key = fifo.items[fifo.head]!;
+      if (this.#known.has(this.#early.get(key) ?? key)) break;
+      fifo.items[fifo.head++] = '';
+    }
+    if (fifo.head === fifo.items.length) {
+      this.#coalesced.delete(name);
+    } else if (fifo.head > 1024 && fifo.head * 2 > fifo.items.length) {
+      fifo.items = fifo.items.slice(fifo.head);
+      fifo.head = 0;
     }
   }
 
@@ -361,6 +469,11 @@ export class ReadyIndex {
     if (!parked) bucket.rotation.push(made);
     return undefined;
   }
+}
+
+/** The name of the (type, coalesce tag) FIFO of an id or rank key with a coalesce tag. */
+function coalescedName(key: string): string {
+  return `${idEncodedType(key)}/${idCoalesceTag(key)}`;
 }
 
 function byteOrder(a: string, b: string): number {

@@ -30,6 +30,8 @@ export interface Envelope {
   schedule?: ScheduleRef;
   /** The group the job takes turns with (round robin between the groups of one type and priority). */
   group?: string;
+  /** The coalesce key: claimMany({ coalesce: true }) claims the ready jobs of one type and key together. */
+  coalesce?: string;
   /** The jobs this one waits for in waiting/ (enqueue's `after`): it is released once all have ended. */
   after?: string[];
   /** 'run': released to run even when a parent failed (or was removed); absent: failed with EPARENTFAILED. */
@@ -95,6 +97,11 @@ export function scheduleOf(envelope: Envelope): ScheduleRef | undefined {
 /** The envelope's `group`, when it is a string (a hand-written one of another kind is ignored). */
 export function groupOf(envelope: Envelope): string | undefined {
   return typeof envelope.group === 'string' ? envelope.group : undefined;
+}
+
+/** The envelope's `coalesce`, when it is a string (a hand-written one of another kind is ignored). */
+export function coalesceOf(envelope: Envelope): string | undefined {
+  return typeof envelope.coalesce === 'string' ? envelope.coalesce : undefined;
 }
 
 export type RevokeReason = 'crashed' | 'timeout' | 'stalled';

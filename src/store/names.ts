@@ -3,7 +3,8 @@
  * queue directory (FORMAT.md, "File names"). Everything else asks it.
  *
  *   job id        PP-TTTTTTTTTTTTTTTT-UNIQUE.TYPE     queue/, done/, failed/
- *                 (a grouped job's UNIQUE ends with its group tag: G and 10 of [a-z0-9])
+ *                 (a grouped job's UNIQUE ends with its group tag: G and 10 of [a-z0-9]; then,
+ *                 with a coalesce key, its coalesce tag: C and 8 of [a-z0-9])
  *   delayed name  DDDDDDDDDDDDDDDD~ID                 delayed/ (D: due time)
  *   active name   ID@CLAIM                            active/
  *   claim token   HOST.PID.NONCE.SEQ
@@ -28,8 +29,10 @@ export const PRIORITY_DEFAULT = 50;
 /** Longest encoded type: keeps active names well under NAME_MAX (255). */
 export const TYPE_MAX_ENCODED = 120;
 
+/** Longest UNIQUE part of a job id. */
+const UNIQUE_MAX = 32;
 const TYPE_ENCODED = '(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})+';
-const ID = `(?<priority>\\d{2})-(?<us>\\d{16})-(?<unique>[A-Za-z0-9]{1,32})\\.(?<type>${TYPE_ENCODED})`;
+const ID = `(?<priority>\\d{2})-(?<us>\\d{16})-(?<unique>[A-Za-z0-9]{1,${UNIQUE_MAX}})\\.(?<type>${TYPE_ENCODED})`;
 const ID_RE = new RegExp(`^${ID}$`);
 const DELAYED_RE = new RegExp(`^(?<due>\\d{16})~(?<id>${ID})$`);
 /** HOST.PID.NONCE: a Queue handle (NameMaker.owner); a claim adds .SEQ, a tmp/ name ends .tmp. */
@@ -162,36 +165,63 @@ export const idEncodedType = (id: string): string => id.slice(id.indexOf('.', 20
 /** `id` with its time replaced by `us`: the rank of a job made ready at another time than its id says (ready-index.ts). */
 export const withEnqueuedUs = (id: string, us: number): string => `${id.slice(0, 3)}${pad16(us)}${id.slice(19)}`;
 
-// Groups (FORMAT.md, "Groups"): a grouped job's id ends its UNIQUE part with the group tag, G and 10
-// of [a-z0-9], so that the claim index knows a job's group from its name alone. NameMaker's nonce and
-// counters are lower-case, so an upper-case G followed by exactly 10 of [a-z0-9] at the end of UNIQUE
-// is a tag; a reader that does not know tags sees a valid id and runs the job in plain FIFO order.
+// Groups and coalescing (FORMAT.md, "Groups" and "Coalescing"): a grouped job's id ends its UNIQUE part
+// with the group tag, G and 10 of [a-z0-9]; a job with a coalesce key ends it with the coalesce tag, C and
+// 8 of [a-z0-9], after the group tag when it has both (BASE[Gtag][Ctag]), so that the claim index knows
+// a job's group and key from its name alone. NameMaker's nonce and counters are lower-case, so an
+// upper-case mark followed by exactly its tag's count of [a-z0-9] at the end is a tag; a reader that does not know
+// tags sees a valid id and runs the job in plain FIFO order. The longest base is a due job's, 12
+// characters (NameMaker.id), so 12 + 11 + 9 fills UNIQUE's 32: hence 8 digits for the coalesce tag.
+// A schedule's base is 21 (scheduleUnique): its jobs take a group but no coalesce key.
 
 /** Longest group name, in characters (UTF-16 code units, as String.length counts). */
 export const GROUP_MAX = 256;
+/** Longest coalesce key, in characters, as GROUP_MAX. */
+export const COALESCE_MAX = 256;
 const TAG_LENGTH = 10;
+const COALESCE_TAG_LENGTH = 8;
 /** 'G' */
-const TAG_MARK = 71;
-/** The unique part of a grouped id: the base, then G and the tag. */
+const GROUP_MARK = 71;
+/** 'C' */
+const COALESCE_MARK = 67;
+/** The unique part of a tagged id: the base, then the mark and the tag. */
 const TAG_SUFFIX = TAG_LENGTH + 1;
+const COALESCE_SUFFIX = COALESCE_TAG_LENGTH + 1;
 
 /** Throws EBADOPTION unless `group` is a group name: a non-empty, well-formed string of at most GROUP_MAX characters. */
 export function checkGroup(group: unknown): string {
-  if (typeof group !== 'string' || group.length === 0 || group.length > GROUP_MAX || /\p{Cs}/u.test(group)) {
+  return checkTagged(
+    group,
+    'group',
+    GROUP_MAX,
+    "a group names who the job is for, such as a tenant: { group: 'tenant-42' }",
+  );
+}
+
+/** Throws EBADOPTION unless `key` is a coalesce key: a non-empty, well-formed string of at most COALESCE_MAX characters. */
+export function checkCoalesce(key: unknown): string {
+  return checkTagged(
+    key,
+    'coalesce',
+    COALESCE_MAX,
+    "a coalesce key names the jobs that may be claimed together, such as a user: { coalesce: 'user-7' }",
+  );
+}
+
+/** The check of a name that becomes a tag (a group, a coalesce key). */
+function checkTagged(value: unknown, what: string, max: number, hint: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max || /\p{Cs}/u.test(value)) {
     const why =
-      typeof group !== 'string'
-        ? `a string, got ${describe(group)}`
-        : group.length === 0
+      typeof value !== 'string'
+        ? `a string, got ${describe(value)}`
+        : value.length === 0
           ? 'a non-empty string, got ""'
-          : group.length > GROUP_MAX
-            ? `at most ${GROUP_MAX} characters, got ${group.length}`
-            : `well-formed text, got a string with a lone surrogate: ${describe(group)}`;
-    throw new DirQueueError(
-      'EBADOPTION',
-      `group must be ${why} (a group names who the job is for, such as a tenant: { group: 'tenant-42' })`,
-    );
+          : value.length > max
+            ? `at most ${max} characters, got ${value.length}`
+            : `well-formed text, got a string with a lone surrogate: ${describe(value)}`;
+    throw new DirQueueError('EBADOPTION', `${what} must be ${why} (${hint})`);
   }
-  return group;
+  return value;
 }
 
 /**
@@ -200,26 +230,62 @@ export function checkGroup(group: unknown): string {
  * share a tag (about one pair in 10^13 among 10,000 groups): their jobs then take turns as one group.
  */
 export function groupTag(group: string): string {
-  const digest = createHash('sha256').update(group, 'utf8').digest('hex');
-  return BigInt(`0x${digest}`).toString(36).padStart(50, '0').slice(0, TAG_LENGTH);
+  return hashTag(group, TAG_LENGTH);
+}
+
+/**
+ * The tag of a coalesce key in job ids: as groupTag's, 8 digits. Two keys may share a tag (about one pair
+ * in 10^5 among 10,000 keys): claimMany then checks each job's envelope and leaves the other key's jobs ready.
+ */
+export function coalesceTag(key: string): string {
+  return hashTag(key, COALESCE_TAG_LENGTH);
+}
+
+function hashTag(text: string, length: number): string {
+  const digest = createHash('sha256').update(text, 'utf8').digest('hex');
+  return BigInt(`0x${digest}`).toString(36).padStart(50, '0').slice(0, length);
+}
+
+/** The tags that end a job's UNIQUE part: its group's and its coalesce key's (groupTag, coalesceTag). */
+export interface Tags {
+  group?: string | undefined;
+  coalesce?: string | undefined;
 }
 
 /** The group tag of an id (or of a rank key, withEnqueuedUs), or '' when it has none; without a regex, for the claim index. */
 export function idGroupTag(id: string): string {
-  return tagBefore(id, 20, id.indexOf('.', 20));
+  const dot = id.indexOf('.', 20);
+  const end = tagBefore(id, 20, dot, COALESCE_MARK, COALESCE_TAG_LENGTH) === '' ? dot : dot - COALESCE_SUFFIX;
+  return tagBefore(id, 20, end, GROUP_MARK, TAG_LENGTH);
 }
 
-/** The unique part of an id without its group tag: what names a schedule's jobs (scheduleUnique). */
+/** The coalesce tag of an id (or of a rank key), or '' when it has none; without a regex, for the claim index. */
+export function idCoalesceTag(id: string): string {
+  return tagBefore(id, 20, id.indexOf('.', 20), COALESCE_MARK, COALESCE_TAG_LENGTH);
+}
+
+/**
+ * Whether `id` carries the coalesce tag of `key` (its envelope's `coalesce`; undefined: no tag). A file
+ * written by hand may disagree: it still runs, but claimMany gives it no company (FORMAT.md, "Coalescing").
+ */
+export function coalesceTagAgrees(id: string, key: string | undefined): boolean {
+  const tag = idCoalesceTag(id);
+  return key === undefined ? tag === '' : tag === coalesceTag(key);
+}
+
+/** The unique part of an id without its tags: what names a schedule's jobs (scheduleUnique). */
 export function untaggedUnique(unique: string): string {
-  return unique.length > TAG_SUFFIX && tagBefore(unique, 0, unique.length) !== ''
-    ? unique.slice(0, -TAG_SUFFIX)
-    : unique;
+  let end = unique.length;
+  if (end > COALESCE_SUFFIX && tagBefore(unique, 0, end, COALESCE_MARK, COALESCE_TAG_LENGTH) !== '')
+    end -= COALESCE_SUFFIX;
+  if (end > TAG_SUFFIX && tagBefore(unique, 0, end, GROUP_MARK, TAG_LENGTH) !== '') end -= TAG_SUFFIX;
+  return unique.slice(0, end);
 }
 
-/** The tag that ends the unique part text[from, end), or ''. */
-function tagBefore(text: string, from: number, end: number): string {
-  const start = end - TAG_LENGTH;
-  if (end - from < TAG_SUFFIX || text.charCodeAt(start - 1) !== TAG_MARK) return '';
+/** The tag marked `mark` that ends the unique part text[from, end), or ''. */
+function tagBefore(text: string, from: number, end: number, mark: number, length: number): string {
+  const start = end - length;
+  if (end - from < length + 1 || text.charCodeAt(start - 1) !== mark) return '';
   for (let i = start; i < end; i++) {
     const c = text.charCodeAt(i);
     if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 122))) return '';
@@ -227,9 +293,10 @@ function tagBefore(text: string, from: number, end: number): string {
   return text.slice(start, end);
 }
 
-/** The suffix of UNIQUE that carries `tag` (groupTag), '' for none. */
-function tagSuffix(tag: string | undefined): string {
-  return tag === undefined || tag === '' ? '' : `G${tag}`;
+/** The suffix of UNIQUE that carries `tags` (a string: the group tag alone), '' for none. */
+function tagSuffix(tags: Tags | string | undefined): string {
+  const t = typeof tags === 'string' ? { group: tags } : (tags ?? {});
+  return `${t.group === undefined || t.group === '' ? '' : `G${t.group}`}${t.coalesce === undefined || t.coalesce === '' ? '' : `C${t.coalesce}`}`;
 }
 
 export function delayedName(dueUs: number, id: string): string {
@@ -719,9 +786,10 @@ export class NameMaker {
    * part is the nonce plus a counter, longer than the plain nonce of the ids
    * made for now: the two kinds never collide, and ids due at the same
    * microsecond keep the order they were made in. `tag`: the job's group
-   * tag (groupTag), which ends the unique part as G and the tag.
+   * tag (groupTag), which ends the unique part as G and the tag, or its tags
+   * (then the coalesce tag, coalesceTag, as C and the tag): at most 12 + 11 + 9 = 32.
    */
-  id(priority: number, encodedType: string, dueUs?: number, tag?: string): string {
+  id(priority: number, encodedType: string, dueUs?: number, tag?: string | Tags): string {
     let unique = this.#nonce;
     let us: number;
     if (dueUs === undefined) {
@@ -731,7 +799,14 @@ export class NameMaker {
       us = dueUs;
       unique += (this.#dueSeq++).toString(36).padStart(6, '0');
     }
-    return `${String(priority).padStart(2, '0')}-${pad16(us)}-${unique}${tagSuffix(tag)}.${encodedType}`;
+    unique += tagSuffix(tag);
+    if (unique.length > UNIQUE_MAX) {
+      throw new DirQueueError(
+        'EBADOPTION',
+        `a job id's unique part would be ${unique.length} characters (${unique}), at most ${UNIQUE_MAX}: the job's tags (group, coalesce key) do not fit; give it fewer`,
+      );
+    }
+    return `${String(priority).padStart(2, '0')}-${pad16(us)}-${unique}.${encodedType}`;
   }
 
   /** A claim token unique to this instance and claim: HOST.PID.NONCE.SEQ. */
