@@ -29,6 +29,7 @@ import { locate } from '../store/locate.js';
 import { NameMaker, parseTmpName, parseWaitingName, releasingName } from '../store/names.js';
 import {
   afterEnding,
+  endingOf,
   finish,
   readyToRelease,
   releaseCallback,
@@ -63,10 +64,7 @@ export function checkReleases(check: ReleasesCheck): void {
   /** What a repair's release did, said; and what it released in turn (a failed parent's children). */
   const said = (released: Released | undefined): string | undefined => {
     if (released === undefined) return undefined;
-    if (released.to !== 'queue') {
-      const state = released.to === 'failed' ? 'failed' : 'removed';
-      afterEnding(ctx, { id: released.id, state, envelope: released.envelope }, () => undefined);
-    }
+    if (released.to !== 'queue') afterEnding(ctx, endingOf(released), () => undefined);
     return released.to === 'skipped'
       ? 'deleted (an onSuccess of a batch with failures)'
       : `released to ${released.to}/`;

@@ -43,6 +43,7 @@ import {
 } from '../store/names.js';
 import {
   afterEnding,
+  endingOf,
   finish,
   releaseCallbacks,
   releaseIfReady,
@@ -83,14 +84,7 @@ export function sweepReleases(
   const went = (released: Released | undefined): void => {
     if (released === undefined) return;
     report.released.push(released);
-    if (released.to !== 'queue') {
-      const ending = {
-        id: released.id,
-        state: released.to === 'failed' ? 'failed' : 'removed',
-        envelope: released.envelope,
-      } as const;
-      report.released.push(...afterEnding(ctx, ending, warn));
-    }
+    if (released.to !== 'queue') report.released.push(...afterEnding(ctx, endingOf(released), warn));
   };
   for (const step of [finishDeadReleases, releaseChildren, settleBatches]) {
     try {

@@ -156,19 +156,7 @@ export class ReadyIndex {
     if (idCoalesceTag(key) !== '') this.#addCoalesced(key);
     const fifo = this.#fifoFor(key);
     if (fifo === undefined) return true; // a new group's FIFO, made holding it
-    const { items } = fifo;
-    if (items.length === fifo.head || items[items.length - 1]! < key) {
-      items.push(key);
-    } else {
-      let lo = fifo.head;
-      let hi = items.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (items[mid]! < key) lo = mid + 1;
-        else hi = mid;
-      }
-      items.splice(lo, 0, key);
-    }
+    insertInOrder(fifo, key);
     return true;
   }
 
@@ -323,19 +311,7 @@ export class ReadyIndex {
       this.#coalesced.set(name, { items: [key], head: 0 });
       return;
     }
-    const { items } = fifo;
-    if (items.length === fifo.head || items[items.length - 1]! < key) {
-      items.push(key);
-      return;
-    }
-    let lo = fifo.head;
-    let hi = items.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (items[mid]! < key) lo = mid + 1;
-      else hi = mid;
-    }
-    items.splice(lo, 0, key);
+    insertInOrder(fifo, key);
   }
 
   /** Drop the taken front of the (type, coalesce tag) FIFO of `key` (an id or a rank key with a coalesce tag). */
@@ -474,6 +450,23 @@ export class ReadyIndex {
 /** The name of the (type, coalesce tag) FIFO of an id or rank key with a coalesce tag. */
 function coalescedName(key: string): string {
   return `${idEncodedType(key)}/${idCoalesceTag(key)}`;
+}
+
+/** Put `key` among the keys of `fifo` from its head on, in byte order: at the back (the usual case) or by binary search. */
+function insertInOrder(fifo: { items: string[]; head: number }, key: string): void {
+  const { items } = fifo;
+  if (items.length === fifo.head || items[items.length - 1]! < key) {
+    items.push(key);
+    return;
+  }
+  let lo = fifo.head;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (items[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  items.splice(lo, 0, key);
 }
 
 function byteOrder(a: string, b: string): number {

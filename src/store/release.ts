@@ -113,11 +113,15 @@ export function afterEnding(ctx: ReleaseContext, ending: Ending, warn: (error: E
     for (const r of released) {
       if (r === undefined) continue;
       out.push(r);
-      if (r.to !== 'queue')
-        work.push({ id: r.id, state: r.to === 'failed' ? 'failed' : 'removed', envelope: r.envelope });
+      if (r.to !== 'queue') work.push(endingOf(r));
     }
   }
   return out;
+}
+
+/** A release that did not send the job to queue/ ended it (failed/, or deleted): its own ending, for afterEnding. */
+export function endingOf(released: Released): Ending {
+  return { id: released.id, state: released.to === 'failed' ? 'failed' : 'removed', envelope: released.envelope };
 }
 
 /**
