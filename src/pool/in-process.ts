@@ -21,20 +21,33 @@ export function jobFields(job: Job): JobFields {
     attempts: job.attempts,
     priority: job.priority,
   };
-  if (job.schedule !== undefined) fields.schedule = job.schedule;
-  if (job.group !== undefined) fields.group = job.group;
-  if (job.parents !== undefined) fields.parents = job.parents;
-  if (job.batch !== undefined) fields.batch = job.batch;
-  if (job.coalesce !== undefined) fields.coalesce = job.coalesce;
-  return fields;
+  return withOptionalFields(job, fields);
 }
 
-/** Run `processor` on `job` here, with `signal` as the job's signal; never rejects. */
+/** `into` with the fields a job has only sometimes (absent, not undefined, when it has not). */
+function withOptionalFields<T extends JobFields>(job: Job, into: T): T {
+  if (job.schedule !== undefined) into.schedule = job.schedule;
+  if (job.group !== undefined) into.group = job.group;
+  if (job.parents !== undefined) into.parents = job.parents;
+  if (job.batch !== undefined) into.batch = job.batch;
+  if (job.coalesce !== undefined) into.coalesce = job.coalesce;
+  return into;
+}
+
+/**
+ * Where a processor's signal comes from: read only when the processor reads its `signal`, so a
+ * LazyAbort (the pool's) makes none for a processor that never does.
+ */
+export interface SignalSource {
+  readonly signal: AbortSignal;
+}
+
+/** Run `processor` on `job` here, with `signal`'s signal as the job's signal; never rejects. */
 export async function runInProcess(
   processor: Processor,
   job: Job,
   queue: Queue,
-  signal: AbortSignal,
+  signal: SignalSource,
 ): Promise<RunOutcome> {
   try {
     return { ok: true, result: await processor(view(job, queue, signal)) };
@@ -43,12 +56,12 @@ export async function runInProcess(
   }
 }
 
-/** Run a batch processor on `jobs` here, `signals[i]` the signal of `jobs[i]`; never rejects. */
+/** Run a batch processor on `jobs` here, `signals[i]`'s signal the signal of `jobs[i]`; never rejects. */
 export function runBatchInProcess(
   processor: BatchProcessor,
   jobs: readonly Job[],
   queue: Queue,
-  signals: readonly AbortSignal[],
+  signals: readonly SignalSource[],
 ): Promise<RunOutcome[]> {
   return runBatch(
     processor,
@@ -56,14 +69,24 @@ export function runBatchInProcess(
   );
 }
 
-function view(job: Job, queue: Queue, signal: AbortSignal): ProcessorJob {
-  return {
-    ...jobFields(job),
-    signal,
+function view(job: Job, queue: Queue, abort: SignalSource): ProcessorJob {
+  // one literal, not a spread of jobFields(job): a spread into a literal with a getter cost 7-13 us per
+  // job here against 0.9 us, a twelfth of what a whole job costs the pool (a --cpu-prof of a drain)
+  return withOptionalFields(job, {
+    id: job.id,
+    type: job.type,
+    data: job.data,
+    attempt: job.attempt,
+    attempts: job.attempts,
+    priority: job.priority,
+    // a getter: most processors never read it, and the signal is made only for one that does
+    get signal() {
+      return abort.signal;
+    },
     progress: (value) => job.progress(value),
     log: (line) => job.log(line),
     enqueue: (type, data, options) => queue.enqueue(type, data, withKeyFrom(options, job.id)),
-  };
+  } satisfies ProcessorJob);
 }
 
 /**

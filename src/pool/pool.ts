@@ -25,6 +25,7 @@ import { jobFields, runBatchInProcess, runInProcess, withKeyFrom } from './in-pr
 import { importMiddleware, wrap } from './middleware.js';
 import { PersistentHost } from './persistent-host.js';
 import type { Processor } from './processor.js';
+import { LazyAbort } from '../queue/lazy-abort.js';
 import { Queue, type QueueEvents } from '../queue/queue.js';
 import { WorkerHost, type Host } from './worker-host.js';
 import type { RunOutcome } from './worker-messages.js';
@@ -73,7 +74,8 @@ interface Run {
   host: Host | undefined;
   /** Resolves when the worker has answered for the run, even after its outcome was settled (a timeout). */
   answered: Promise<void>;
-  controller: AbortController | undefined;
+  /** The processor's signal, for a run in this process (made when the processor first reads it). */
+  controller: LazyAbort | undefined;
   timer: NodeJS.Timeout | undefined;
   settled: boolean;
 }
@@ -489,9 +491,9 @@ export class Pool extends EventEmitter<PoolEvents> {
     const timeout = timeouts.length === 0 ? undefined : Math.min(...timeouts);
     const runs = jobs.map((job) => this.#open(job, timeout));
     if (this.#local !== undefined) {
-      for (const run of runs) run.controller = new AbortController();
+      for (const run of runs) run.controller = new LazyAbort();
       this.#inProcess++;
-      const signals = runs.map((run) => run.controller!.signal);
+      const signals = runs.map((run) => run.controller!);
       const outcomes = batch
         ? runBatchInProcess(this.#local as unknown as BatchProcessor, jobs, this.#queue!, signals)
         : runInProcess(this.#local, jobs[0]!, this.#queue!, signals[0]!).then((outcome) => [outcome]);
@@ -540,13 +542,10 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** A cancel (q.cancel, from any process or host) aborts the processor's signal of the job, in its worker or here. */
   #watchCancel(run: Run): void {
     const { job } = run;
-    const cancelled = (): void => {
-      const reason = job.signal.reason as DirQueueError;
+    job.onCancel((reason) => {
       run.controller?.abort(reason);
       if (!run.settled) run.host?.abort(run.id, 'ECANCELLED', reason.message);
-    };
-    if (job.signal.aborted) cancelled();
-    else job.signal.addEventListener('abort', cancelled, { once: true });
+    });
   }
 
   /** End a run: record its outcome in the job file (first outcome wins), free its slot. */

@@ -43,6 +43,7 @@ import { checkJson } from '../store/json-check.js';
 import type { Layout } from '../store/layout.js';
 import { delayedName, type ParsedId } from '../store/names.js';
 import { queueDefaults, type BackoffFunction } from './options.js';
+import { LazyAbort } from './lazy-abort.js';
 
 /** What a Job needs from the Queue that claimed it. */
 export interface JobHost {
@@ -103,7 +104,7 @@ export class Job<Data = unknown> {
   /** Where the file ends as this claim wrote it: an append or an ending that fails is cut back to it. */
   #tail: Tail;
   /** Aborted (reason: an ECANCELLED DirQueueError) once the job is cancelled (q.cancel, from any process or host). */
-  #cancel = new AbortController();
+  #cancel = new LazyAbort();
 
   /** @internal Made by Queue.claim. */
   constructor(
@@ -148,7 +149,16 @@ export class Job<Data = unknown> {
 
   /** True once the job was cancelled: see `signal`. */
   get cancelled(): boolean {
-    return this.#cancel.signal.aborted;
+    return this.#cancel.aborted;
+  }
+
+  /**
+   * @internal
+   * Call `listener` once when the job is cancelled (at once if it was), without making its signal:
+   * the pool's way to pass a cancel on to the processor's own signal.
+   */
+  onCancel(listener: (reason: DirQueueError) => void): void {
+    this.#cancel.onAbort(() => listener(this.#cancel.reason as DirQueueError));
   }
 
   /**
@@ -231,7 +241,7 @@ export class Job<Data = unknown> {
    * remove the cancel request.
    */
   #endCancelled(error: unknown): 'failed' {
-    const reason = this.#cancel.signal.reason as DirQueueError;
+    const reason = this.#cancel.reason as DirQueueError;
     const said = error === undefined ? undefined : recordError(error).message;
     const message = said === undefined || said === reason.message ? reason.message : `${reason.message} (${said})`;
     const layout = this.#host.layout;

@@ -127,7 +127,7 @@ export async function runJobs<Data = unknown>(
         `runJobs gave up after ${max} runs with jobs still ready (the last: ${job.id}): does a job enqueue itself forever? Raise max if not`,
       );
     }
-    const ran = await runInProcess(processor as Processor, job, queue, job.signal); // Data: the caller's word for what it enqueued
+    const ran = await runInProcess(processor as Processor, job, queue, job); // Data: the caller's word for what it enqueued
     const base = { id: job.id, type: job.type, data: job.data, attempt: job.attempt };
     if (ran.ok) {
       try {
