@@ -239,3 +239,153 @@ describe('durable enqueueMany of a large batch (batchSync auto)', () => {
     await q.close();
   });
 });
+
+/**
+ * Watch an ending's steps in order: fdatasyncs (when they finish), renames out of active/, and fsyncs
+ * of directories (by path: the DirSyncer opens each directory once, through fs.openSync).
+ */
+function watchEndings(dir: string) {
+  const steps: string[] = [];
+  const dirOf = new Map<number, string>();
+  const { openSync, fdatasync, fsync, renameSync } = fs;
+  vi.spyOn(fs, 'openSync').mockImplementation(((file: string, ...rest: unknown[]) => {
+    const fd = (openSync as (...a: unknown[]) => number)(file, ...rest);
+    const where = path.relative(dir, String(file));
+    if (String(file).startsWith(dir) && !where.includes('/')) dirOf.set(fd, where); // a directory of the queue
+    return fd;
+  }) as typeof fs.openSync);
+  vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+    fdatasync(fd, (error) => {
+      steps.push('fdatasync');
+      callback(error);
+    });
+  }) as typeof fs.fdatasync);
+  vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+    fsync(fd, (error) => {
+      steps.push(`fsync ${dirOf.get(fd) ?? 'file'}`);
+      callback(error);
+    });
+  }) as typeof fs.fsync);
+  vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+    renameSync(from, to);
+    const was = path.relative(dir, String(from)).split('/')[0];
+    if (was === 'active') steps.push(`rename to ${path.relative(dir, String(to)).split('/')[0]!}`);
+  });
+  return steps;
+}
+
+describe("durable: 'all'", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('complete: the rename, then the file and both directories synced, all before it resolves', async () => {
+    const { q, dir } = await tempQueue({ durable: 'all', maintenance: false });
+    await q.enqueue('t', 1);
+    const job = (await q.claim())!;
+    const steps = watchEndings(dir);
+    await job.complete({ ok: true });
+    expect(steps.slice(0, 2)).toEqual(['rename to done', 'fsync file']);
+    expect(steps.slice(2).sort()).toEqual(['fsync active', 'fsync done']);
+    expect((await q.get(job.id))?.state).toBe('done');
+    await q.close();
+  });
+
+  it('fail: a retry and the final failure are each on disk before fail() resolves', async () => {
+    const { q, dir } = await tempQueue({ durable: 'all', maintenance: false });
+    const steps = watchEndings(dir); // before the enqueue, which opens queue/ for its fsyncs
+    await q.enqueue('t', 1, { attempts: 2, backoff: { type: 'fixed', delay: 0 } });
+    steps.length = 0;
+    const first = (await q.claim())!;
+    expect(await first.fail(new Error('once'))).toBe('retrying');
+    expect(steps.slice(0, 2)).toEqual(['rename to queue', 'fsync file']);
+    expect(steps.slice(2).sort()).toEqual(['fsync active', 'fsync queue']);
+    steps.length = 0;
+    const second = (await q.claim())!;
+    expect(await second.fail(new Error('twice'))).toBe('failed');
+    expect(steps.slice(0, 2)).toEqual(['rename to failed', 'fsync file']);
+    expect(steps.slice(2).sort()).toEqual(['fsync active', 'fsync failed']);
+    await q.close();
+  });
+
+  it('durable: true (the default) syncs no ending', async () => {
+    const { q, dir } = await tempQueue({ durable: true, maintenance: false });
+    await q.enqueue('t', 1);
+    const job = (await q.claim())!;
+    const steps = watchEndings(dir);
+    await job.complete(2);
+    expect(steps).toEqual(['rename to done']);
+    await q.close();
+  });
+
+  it('concurrent completions share the directory fsyncs (group commit)', async () => {
+    const { q, dir } = await tempQueue({ durable: 'all', maintenance: false });
+    const n = 40;
+    await q.enqueueMany(Array.from({ length: n }, (_, i) => ({ type: 't', data: i })));
+    const jobs = [];
+    for (let i = 0; i < n; i++) jobs.push((await q.claim())!);
+    const steps = watchEndings(dir);
+    await Promise.all(jobs.map((job) => job.complete()));
+    expect(steps.filter((s) => s === 'fsync file')).toHaveLength(n); // each file's own fsync
+    expect(steps.filter((s) => s === 'rename to done')).toHaveLength(n);
+    const doneSyncs = steps.filter((s) => s === 'fsync done').length;
+    expect(doneSyncs).toBeGreaterThan(0);
+    expect(doneSyncs).toBeLessThan(n / 2);
+    expect(fs.readdirSync(path.join(dir, 'done'))).toHaveLength(n);
+    await q.close();
+  });
+
+  it('a failing sync rejects complete() with its error, and no other call runs on the claim meanwhile', async () => {
+    const { q, dir } = await tempQueue({ durable: 'all', maintenance: false });
+    await q.enqueue('t', 1, { attempts: 1 });
+    const job = (await q.claim())!;
+    const { fsync } = fs;
+    let calls = 0;
+    vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+      if (calls++ === 0) {
+        const error = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5 });
+        setImmediate(() => callback(error));
+      } else fsync(fd, callback);
+    }) as typeof fs.fsync);
+    const completing = job.complete('maybe');
+    await expect(job.log('meanwhile')).rejects.toMatchObject({ code: 'EBADSTATE' });
+    await expect(completing).rejects.toMatchObject({ code: 'EIO' });
+    // renamed before the sync: the outcome is recorded, not proven on disk, and the caller was told
+    expect(fs.readdirSync(path.join(dir, 'done'))).toEqual([job.id]);
+    await expect(job.fail(new Error('again'))).rejects.toMatchObject({ code: 'EBADSTATE' });
+    await q.close();
+  });
+
+  it('a rename that fails leaves the job held in active/ without the line, with its descriptor, to fail later', async () => {
+    const { q, dir } = await tempQueue({ durable: 'all', maintenance: false });
+    await q.enqueue('t', 1, { attempts: 1 });
+    const job = (await q.claim())!;
+    const before = fs.readFileSync(job.path, 'utf8');
+    const { renameSync } = fs;
+    let calls = 0;
+    vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (calls++ === 0) throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO', errno: -5 });
+      renameSync(from, to);
+    });
+    await expect(job.complete('lost?')).rejects.toMatchObject({ code: 'EIO' });
+    expect(fs.readFileSync(job.path, 'utf8')).toBe(before); // the result line was cut off again
+    await job.progress(50); // through the descriptor the claim still holds
+    expect(await job.fail(new Error('could not record'))).toBe('failed');
+    expect(fs.readdirSync(path.join(dir, 'failed'))).toEqual([job.id]);
+    await q.close();
+  });
+
+  it('a pool drains under it, and a value other than true, false or all is refused', async () => {
+    const { Pool } = await import('../dist/index.js');
+    const dir = tempDir();
+    const q = await openQueue(dir, { durable: 'all' });
+    await q.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ type: 't', data: i })));
+    const pool = new Pool(dir, { processor: (job) => Promise.resolve(job.data), concurrency: 8, durable: 'all' });
+    await pool.start();
+    await pool.onIdle();
+    expect(pool.counts.completed).toBe(50);
+    await pool.close();
+    expect((await q.counts()).done).toBe(50);
+    await q.close();
+    // @ts-expect-error: a bad value on purpose
+    await expect(Queue.open(dir, { durable: 'yes' })).rejects.toMatchObject({ code: 'EBADOPTION' });
+  });
+});

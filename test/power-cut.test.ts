@@ -11,6 +11,9 @@
  * cut failed, completions left in done/ without their result; README's
  * "Power cuts" lists the other durability bugs it caught.
  *
+ * One claimer's queue is opened with durable: 'all' on ext4 and xfs: its acknowledged
+ * completions must be in done/ with their result, never waiting to run again.
+ *
  * It needs root, loop devices and the three filesystems' tools; where they
  * are missing it fails saying what to install, it does not skip. The full
  * matrix with more cuts: `npm run power -- --fs ext4,xfs,btrfs --cuts 30`.
@@ -50,7 +53,16 @@ function broken(cut: CutResult): Record<string, unknown> {
 describe('power cuts', () => {
   for (const fsName of FILESYSTEMS) {
     it(`${fsName}: ${CUTS[fsName]} cuts at random moments lose no acknowledged enqueue or completion`, async () => {
-      const totals = { single: 0, group: 0, syncfs: 0, fdatasync: 0, completions: 0, fails: 0, retries: 0 };
+      const totals = {
+        single: 0,
+        group: 0,
+        syncfs: 0,
+        fdatasync: 0,
+        completions: 0,
+        durableAll: 0,
+        fails: 0,
+        retries: 0,
+      };
       for (let i = 0; i < CUTS[fsName]; i++) {
         const cut = await (await rig()).cut(fsName, { spreadMs: 1200, keepFailedIn: os.tmpdir() });
         expect(
@@ -59,12 +71,15 @@ describe('power cuts', () => {
         ).toEqual({});
         for (const p of PATHS) totals[p] += cut.verdict.enqueues[p];
         totals.completions += cut.verdict.completions.acked;
+        totals.durableAll += cut.verdict.durableAll;
         totals.fails += cut.verdict.fails;
         totals.retries += cut.verdict.retries;
       }
       // the cuts did test every path: each was acknowledged before some cut (figures go to README, not here)
-      for (const [what, n] of Object.entries(totals))
+      for (const [what, n] of Object.entries(totals)) {
+        if (what === 'durableAll' && fsName === 'btrfs') continue; // not proven there: no such writer (power.ts)
         expect(n, `acknowledged ${what} over the cuts`).toBeGreaterThan(0);
+      }
     }, 240_000);
   }
 });

@@ -344,7 +344,7 @@ describe('maintenance without a daemon (I6)', () => {
     fs.writeFileSync(path.join(dir, 'workers', owner), '{}');
     backdate(path.join(dir, 'workers', owner), 3600_000);
     const lock = (await lockSweeps(new Layout(dir), 'elsewhere.2.sweeper', 10_000))!;
-    const settings = { ...q.options, tmpMaxAge: 3600_000 };
+    const settings = { ...q.options, durable: q.options.durable !== false, tmpMaxAge: 3600_000 };
     expect(await sweep(new Layout(dir), new NameMaker(), settings, false, [])).toMatchObject({
       swept: false,
       recovered: [],

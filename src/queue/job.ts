@@ -25,6 +25,7 @@ import {
   type ScheduleRef,
 } from '../store/envelope.js';
 import fs from 'node:fs';
+import { dirname } from 'node:path';
 import { CompromisedError, DirQueueError, errnoOf, fsError, recordError, type RecordedError } from '../store/errors.js';
 import {
   appendAll,
@@ -61,6 +62,10 @@ export interface JobHost {
   counted(type: string, counter: 'completed' | 'retried' | 'failed'): void;
   /** Report a problem that did not stop the job (the Queue's 'warning' event). */
   warn(error: Error): void;
+  /** durable 'all': endings fdatasync their line and fsync their directories before they resolve. */
+  readonly durableEndings: boolean;
+  /** fsync these directories (group commit with the queue's other syncs). */
+  syncDirs(dirs: readonly string[]): Promise<void>;
   /** The job ended in done/ or failed/: mark its batch, release what waits for it (store/release.ts). */
   ended(id: string, envelope: Envelope, state: 'done' | 'failed'): void;
 }
@@ -105,6 +110,8 @@ export class Job<Data = unknown> {
   #tail: Tail;
   /** Aborted (reason: an ECANCELLED DirQueueError) once the job is cancelled (q.cancel, from any process or host). */
   #cancel = new LazyAbort();
+  /** A durable ending (durable 'all') between its append and its rename: the claim takes no other call meanwhile. */
+  #ending: Promise<void> | undefined;
 
   /** @internal Made by Queue.claim. */
   constructor(
@@ -181,10 +188,10 @@ export class Job<Data = unknown> {
   /** Record `result` and move the job to done/. */
   async complete(result?: unknown): Promise<void> {
     this.#assertHeld('complete');
-    if (this.cancelled) return void this.#endCancelled(undefined);
+    if (this.cancelled) return void (await this.#endCancelled(undefined));
     if (result !== undefined) checkJson(result, 'result'); // a bad result leaves the claim held, to fail or release
     const event = { event: 'result' as const, at: new Date().toISOString(), attempt: this.attempt, claim: this.claim };
-    this.#end(
+    await this.#end(
       encodeEvent(result === undefined ? event : { ...event, value: result }),
       this.#host.layout.file('done', this.id),
     );
@@ -206,7 +213,7 @@ export class Job<Data = unknown> {
     const layout = this.#host.layout;
     const at = new Date();
     if (exhausted) {
-      this.#end(
+      await this.#end(
         encodeEvent({ event: 'error', at: at.toISOString(), attempt: this.attempt, claim: this.claim, ...recorded }),
         layout.file('failed', this.id),
       );
@@ -225,10 +232,10 @@ export class Job<Data = unknown> {
       retryAt: retry.iso,
     });
     if (retry.delayedName !== undefined) {
-      this.#end(line, layout.file('delayed', retry.delayedName));
+      await this.#end(line, layout.file('delayed', retry.delayedName));
       this.#host.requeued(this.id, retry.delayedName);
     } else {
-      this.#end(line, layout.file('queue', this.id));
+      await this.#end(line, layout.file('queue', this.id));
       this.#host.requeued(this.id);
     }
     this.#host.counted(this.type, 'retried');
@@ -240,12 +247,12 @@ export class Job<Data = unknown> {
    * did (the processor's own error, if any, is kept in the message), then
    * remove the cancel request.
    */
-  #endCancelled(error: unknown): 'failed' {
+  async #endCancelled(error: unknown): Promise<'failed'> {
     const reason = this.#cancel.reason as DirQueueError;
     const said = error === undefined ? undefined : recordError(error).message;
     const message = said === undefined || said === reason.message ? reason.message : `${reason.message} (${said})`;
     const layout = this.#host.layout;
-    this.#end(
+    await this.#end(
       encodeEvent({
         event: 'error',
         at: new Date().toISOString(),
@@ -294,8 +301,8 @@ export class Job<Data = unknown> {
   /** Put the job back in queue/ unchanged; the attempt does not count. */
   async release(): Promise<void> {
     this.#assertHeld('release');
-    if (this.cancelled) return void this.#endCancelled(undefined);
-    this.#end(undefined, this.#host.layout.file('queue', this.id));
+    if (this.cancelled) return void (await this.#endCancelled(undefined));
+    await this.#end(undefined, this.#host.layout.file('queue', this.id));
     this.#host.requeued(this.id);
   }
 
@@ -307,6 +314,7 @@ export class Job<Data = unknown> {
    * fails, the file stays in active/ without a heartbeat, for a sweep.
    */
   async releaseOnClose(): Promise<void> {
+    if (this.#ending !== undefined) await this.#ending.catch(() => undefined); // a durable ending in flight: let it land
     if (this.#state !== 'held') return;
     try {
       await this.release();
@@ -342,6 +350,12 @@ export class Job<Data = unknown> {
 
   #assertHeld(what: string): void {
     if (this.#state === 'lost') throw this.#compromised();
+    if (this.#ending !== undefined) {
+      throw new DirQueueError(
+        'EBADSTATE',
+        `job ${this.id}: ${what}() while the claim's ending is being made durable; call one of complete, fail, release once`,
+      );
+    }
     if (this.#state === 'ended') {
       throw new DirQueueError(
         'EBADSTATE',
@@ -411,10 +425,53 @@ export class Job<Data = unknown> {
    * the claim. The file is closed before the rename, so on NFS its data
    * reaches the server (close-to-open) before the name does. If the append
    * or the rename fails, the line is cut off again and the job stays held.
+   * With durable 'all' (#endDurably) it resolves once the ending is on disk;
+   * otherwise it is done when it returns.
    */
-  #end(line: string | undefined, target: string): void {
+  #end(line: string | undefined, target: string): Promise<void> | undefined {
     const before = this.#tail;
     if (line !== undefined) this.#append(line);
+    if (this.#host.durableEndings) {
+      const ending = this.#endDurably(line, target, before).finally(() => (this.#ending = undefined));
+      this.#ending = ending;
+      return ending;
+    }
+    this.#rename(line, target, before);
+    return undefined;
+  }
+
+  /**
+   * The rename, then an fsync of the file at its new name and of both
+   * directories (shared with the other endings in flight: group commit). The
+   * file's fsync comes after the rename, through the descriptor held since
+   * the claim: it writes the appended line and, on btrfs, logs the file's new
+   * name in place of its old one (a power cut in the first runs of
+   * test/power-cut.test.ts left a job in both active/ and done/ on btrfs when
+   * only the directories were fsynced). A cut before it all lands leaves the
+   * job in active/ (a sweep puts it back to run again) or in done/ with a
+   * torn line (the sweep after the boot does the same, torn.ts): never an
+   * acknowledged outcome undone.
+   */
+  async #endDurably(line: string | undefined, target: string, before: Tail): Promise<void> {
+    const held = this.#fd;
+    this.#fd = undefined; // #rename must not close it: the sync after the rename goes through it
+    let fd: number | undefined;
+    try {
+      this.#rename(line, target, before);
+      fd = held ?? fs.openSync(target, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      const opened = fd;
+      await new Promise<void>((resolve, reject) => fs.fsync(opened, (error) => (error ? reject(error) : resolve())));
+    } catch (error) {
+      if (this.#state === 'held') throw error; // the rename failed (cut back and still held, or lost): as without 'all'
+      throw fsError(`syncing the job file ${target}`, error);
+    } finally {
+      if (fd !== undefined) closeQuietly(fd);
+      else if (held !== undefined && this.#state === 'held') this.#fd = held; // still held: keep its descriptor
+    }
+    await this.#host.syncDirs([dirname(target), dirname(this.#activePath)]);
+  }
+
+  #rename(line: string | undefined, target: string, before: Tail): void {
     const linked = this.#hasOtherNames();
     let moved: boolean;
     try {

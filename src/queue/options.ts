@@ -31,9 +31,14 @@ export interface QueueOptions {
   /**
    * fsync each job file and its directory before enqueue resolves, so a job
    * survives power loss. false trades that for speed (README has the numbers).
+   * `'all'` also makes every outcome durable before it resolves: complete(),
+   * fail() (a retry or the final failure) and a cancelled job's ending
+   * fdatasync the appended line, rename, then fsync both directories
+   * (concurrent endings share the directory fsyncs). Without it an outcome
+   * is a rename that a power cut can undo: the job then runs again.
    * @default true
    */
-  durable?: boolean;
+  durable?: boolean | 'all';
   /**
    * How a durable enqueueMany of 256 jobs or more reaches stable storage.
    * `'auto'`: write them all, then one syncfs(2) of the filesystem, where it
@@ -139,7 +144,9 @@ export function resolveQueueOptions(options: QueueOptions = {}): ResolvedQueueOp
   checkKnown(options, Object.keys(queueDefaults), 'Queue option');
   const o = { ...queueDefaults, ...dropUndefined(options) } as ResolvedQueueOptions;
   checkBoolean(o.create, 'create');
-  checkBoolean(o.durable, 'durable');
+  if (typeof o.durable !== 'boolean' && o.durable !== 'all') {
+    throw new DirQueueError('EBADOPTION', `durable must be true, false or 'all', got ${describe(o.durable)}`);
+  }
   if (o.batchSync !== 'auto' && o.batchSync !== 'fdatasync') {
     throw new DirQueueError('EBADOPTION', `batchSync must be 'auto' or 'fdatasync', got ${describe(o.batchSync)}`);
   }

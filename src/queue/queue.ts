@@ -145,6 +145,8 @@ export class Queue extends EventEmitter<QueueEvents> {
   #discovery: Discovery | undefined;
   #syncer = new DirSyncer();
   #jobHost: JobHost;
+  /** New jobs (enqueues, schedules' jobs) are fsynced before they are acknowledged: durable true or 'all'. */
+  readonly #durable: boolean;
   #release: ReleaseContext;
   /** Whether durable batches may use one syncfs (options.batchSync, syncfs.ts); known at the first batch. */
   #batchSyncfs: boolean | undefined;
@@ -188,8 +190,11 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.options = Object.freeze(options);
     this.#index = new ReadyIndex(options.agingStep, nowUs, (id) => readyUsOf(layout, id));
     this.#tally = new Tally(layout, this.#names.owner);
+    this.#durable = options.durable !== false;
     this.#jobHost = {
       layout,
+      durableEndings: options.durable === 'all',
+      syncDirs: (dirs) => Promise.all(dirs.map((d) => this.#syncer.sync(d))).then(() => undefined),
       defaultAttempts: options.attempts,
       defaultBackoff: options.backoff,
       defaultTimeout: options.timeout,
@@ -243,7 +248,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     const job = prepare(this.#layout, this.#names, this.options.maxJobBytes, type, data, options);
     checkParents(this.#layout, job);
     if (job.key !== undefined) this.#signOfLifeForKeys();
-    await writeNew(job.tmp, job.content, this.options.durable, this.#layout.fileMode);
+    await writeNew(job.tmp, job.content, this.#durable, this.#layout.fileMode);
     const holder = takeKeyOf(this.#layout, job);
     if (holder !== undefined) return { id: holder, duplicate: true };
     try {
@@ -253,7 +258,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       abandon(this.#layout, job);
       throw error;
     }
-    if (this.options.durable) await Promise.all(dirsToSync(this.#layout, [job]).map((d) => this.#syncer.sync(d)));
+    if (this.#durable) await Promise.all(dirsToSync(this.#layout, [job]).map((d) => this.#syncer.sync(d)));
     this.#announce(job);
     this.#releaseIfReady([job]);
     return { id: job.id, duplicate: false };
@@ -290,7 +295,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#batchSyncfs ??= this.options.batchSync === 'auto' && syncfsSuits(this.#layout.paths.tmp);
     await writeBatch(
       jobs.map((job) => ({ path: job.tmp, content: job.content })),
-      this.options.durable,
+      this.#durable,
       { mode: this.#layout.fileMode, syncfs: this.#batchSyncfs },
     );
     const refs = new Map<Prepared, JobRef>();
@@ -312,7 +317,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       throw error;
     }
     const added = jobs.filter((j) => !refs.get(j)!.duplicate);
-    if (this.options.durable) await Promise.all(dirsToSync(this.#layout, added).map((d) => this.#syncer.sync(d)));
+    if (this.#durable) await Promise.all(dirsToSync(this.#layout, added).map((d) => this.#syncer.sync(d)));
     for (const job of added) this.#announce(job);
     this.#releaseIfReady(added);
     return jobs.map((j) => refs.get(j)!);
@@ -350,7 +355,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#batchSyncfs ??= this.options.batchSync === 'auto' && syncfsSuits(this.#layout.paths.tmp);
     await writeBatch(
       jobs.map((job) => ({ path: job.tmp, content: job.content })),
-      this.options.durable,
+      this.#durable,
       { mode: this.#layout.fileMode, syncfs: this.#batchSyncfs },
     );
     let placed = 0;
@@ -365,9 +370,9 @@ export class Queue extends EventEmitter<QueueEvents> {
           ...(onComplete === undefined ? {} : { onComplete }),
           ...(onSuccess === undefined ? {} : { onSuccess }),
         },
-        this.options.durable,
+        this.#durable,
       );
-      if (this.options.durable) await Promise.all(dirs.map((d) => this.#syncer.sync(d)));
+      if (this.#durable) await Promise.all(dirs.map((d) => this.#syncer.sync(d)));
       for (const job of jobs) {
         markParents(this.#layout, job);
         place(this.#layout, job);
@@ -380,7 +385,7 @@ export class Queue extends EventEmitter<QueueEvents> {
         error.message = `enqueueBatch: ${placed} of ${jobs.length} jobs were enqueued, then ${error.message}`;
       throw error;
     }
-    if (this.options.durable) await Promise.all(dirsToSync(this.#layout, jobs).map((d) => this.#syncer.sync(d)));
+    if (this.#durable) await Promise.all(dirsToSync(this.#layout, jobs).map((d) => this.#syncer.sync(d)));
     for (const job of [onComplete, onSuccess, ...jobs]) if (job !== undefined) this.#announce(job);
     this.#releaseIfReady(jobs);
     return { id, jobs: jobs.map((job) => ({ id: job.id, duplicate: false })) };
@@ -788,7 +793,7 @@ export class Queue extends EventEmitter<QueueEvents> {
    */
   async schedule(name: string, spec: ScheduleSpec): Promise<ScheduleInfo> {
     this.#assertOpen();
-    await putSchedule(this.#layout, name, spec, this.options.durable);
+    await putSchedule(this.#layout, name, spec, this.#durable);
     await this.#scheduler.runNow(name); // a slot already due (say, of a schedule no longer paused) is made now
     return scheduleInfos(this.#layout, Date.now(), name)[0]!;
   }
@@ -1011,7 +1016,12 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.#putBackStrays();
     // schedules: this handle's Scheduler runs them after the sweep (one at a time with its timer, and with a
     // heartbeat, by which others judge a slot it left half-made), not the sweep itself
-    const settings: SweepSettings = { ...this.options, tmpMaxAge: sweepDefaults.tmpMaxAge, schedules: false };
+    const settings: SweepSettings = {
+      ...this.options,
+      durable: this.#durable,
+      tmpMaxAge: sweepDefaults.tmpMaxAge,
+      schedules: false,
+    };
     const stranded: Stranded[] = [];
     let report: SweepReport;
     try {
@@ -1062,7 +1072,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     return new Scheduler({
       layout: this.#layout,
       owner: this.#names.owner,
-      durable: this.options.durable,
+      durable: this.#durable,
       staleAfter: this.options.staleAfter,
       watch: this.options.watch,
       pollInterval: this.options.pollInterval,

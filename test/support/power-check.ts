@@ -35,7 +35,7 @@ export type EnqueuePath = (typeof PATHS)[number];
 /** One line of a writer's ledger: an operation that resolved before the cut. */
 type LedgerEntry =
   | { op: 'enqueue'; path: EnqueuePath; id: string; type: string; data: unknown }
-  | { op: 'complete'; id: string; result: unknown }
+  | { op: 'complete'; id: string; result: unknown; durable?: 'all' }
   | { op: 'fail'; id: string; outcome: string }
   | { op: 'retry'; id: string };
 
@@ -58,6 +58,8 @@ export interface QueueVerdict {
    * enqueue: nothing was synced for such a job, so no promise covers it (README, "Power cuts").
    */
   completions: { acked: number; completed: number; rerun: Record<RerunCause, number>; unenqueued: number };
+  /** Acknowledged completions of a `durable: 'all'` queue: each must be in done/ with its result, whatever else. */
+  durableAll: number;
   /** Acknowledged fails and retries (their job is checked as every job is: present once). */
   fails: number;
   retries: number;
@@ -111,6 +113,7 @@ export async function checkQueue(dir: string, ledger: readonly LedgerEntry[]): P
     twoStates: [],
     enqueuedTwice: [],
     completions: { acked: 0, completed: 0, rerun: { torn: 0, rescued: 0, unclaimed: 0 }, unenqueued: 0 },
+    durableAll: 0,
     fails: 0,
     retries: 0,
     markerRemoved: false,
@@ -119,12 +122,15 @@ export async function checkQueue(dir: string, ledger: readonly LedgerEntry[]): P
   };
   const enqueued = new Map<string, Extract<LedgerEntry, { op: 'enqueue' }>>();
   const completed = new Map<string, unknown>();
+  const completedDurably = new Set<string>();
   for (const entry of ledger) {
     if (entry.op === 'enqueue') {
       enqueued.set(entry.id, entry);
       verdict.enqueues[entry.path]++;
-    } else if (entry.op === 'complete') completed.set(entry.id, entry.result);
-    else if (entry.op === 'fail') verdict.fails++;
+    } else if (entry.op === 'complete') {
+      completed.set(entry.id, entry.result);
+      if (entry.durable === 'all') completedDurably.add(entry.id);
+    } else if (entry.op === 'fail') verdict.fails++;
     else verdict.retries++;
   }
 
@@ -216,6 +222,20 @@ export async function checkQueue(dir: string, ledger: readonly LedgerEntry[]): P
   for (const [id, result] of completed) {
     verdict.completions.acked++;
     const found = records.get(id);
+    if (completedDurably.has(id)) {
+      // durable 'all': the line was fdatasynced and done/ fsynced before complete() resolved, so
+      // not even an unacknowledged enqueue or a torn tail may undo it
+      verdict.durableAll++;
+      if (found?.state !== 'done' || tornReason(found.text, found.record) !== undefined)
+        verdict.lost.push(
+          `completed ${id} (durable 'all'): ${found === undefined ? (unparsable.get(id) ?? 'not found after the sweep') : `in ${found.state}/ after the first sweep`}, not in done/ with its result`,
+        );
+      else if (!isDeepStrictEqual(found.record.result?.value, result))
+        verdict.lost.push(`completed ${id} (durable 'all'): done/ holds ${JSON.stringify(found.record.result)}`);
+      else verdict.completions.completed++;
+      unparsable.delete(id);
+      continue;
+    }
     if (found === undefined && !unparsable.has(id) && !enqueued.has(id)) {
       verdict.completions.unenqueued++; // claimed and completed before its enqueue resolved, and the cut took both
     } else if (found === undefined) {

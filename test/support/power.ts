@@ -128,8 +128,14 @@ const SAVED = path.join(STATE_DIR, 'sysctls.json');
 const RUNS = path.join(STATE_DIR, 'runs');
 
 const WRITER = fileURLToPath(new URL('../fixtures/power-writer.mjs', import.meta.url));
-/** Two claimers: claims by two owners, and enough completions in flight at a cut. */
-const ROLES = ['single', 'group', 'batch', 'work', 'work'] as const;
+/**
+ * Two claimers: claims by two owners, and enough completions in flight at a cut; on ext4 and xfs one
+ * of them durable: 'all'. Not on btrfs: there a cut after an acknowledged durable completion (the
+ * rename, then fsyncs of the file and of both directories) left the job in active/ and in done/ in
+ * 2 of 3 runs of 3 cuts (kernel 6.18, 2026-12-03), so 'all' is not proven there (README, "Power cuts").
+ */
+const rolesFor = (fsName: FsName): readonly string[] =>
+  fsName === 'btrfs' ? ['single', 'group', 'batch', 'work', 'work'] : ['single', 'group', 'batch', 'work', 'work-all'];
 
 export interface CutResult {
   fs: FsName;
@@ -385,13 +391,19 @@ function startWriter(role: string, dir: string, ledger: string): Writer {
 }
 
 /** What every cut must find acknowledged before its random moment: each enqueue path, a completion and a fail. */
-const KINDS = [...PATHS.map((p) => `"path":"${p}"`), '"op":"complete"', '"op":"fail"'];
+const kindsFor = (fsName: FsName): readonly string[] => [
+  ...PATHS.map((p) => `"path":"${p}"`),
+  '"op":"complete"',
+  ...(rolesFor(fsName).includes('work-all') ? ['"durable":"all"'] : []),
+  '"op":"fail"',
+];
 
 /**
  * Whether the writers' ledgers hold every kind yet; reads only what was appended since the last
  * look (`seen`: kinds found, and how far each ledger was read), as a batch ledger grows by megabytes.
  */
 function everyKindAcknowledged(
+  kinds: readonly string[],
   ledgers: readonly string[],
   seen: { kinds: Set<string>; read: Map<string, number> },
 ): boolean {
@@ -408,10 +420,10 @@ function everyKindAcknowledged(
     }
     const text = buffer.toString('utf8');
     const end = text.lastIndexOf('\n') + 1; // whole lines only: a kind is never split across two looks
-    for (const kind of KINDS) if (text.slice(0, end).includes(kind)) seen.kinds.add(kind);
+    for (const kind of kinds) if (text.slice(0, end).includes(kind)) seen.kinds.add(kind);
     seen.read.set(file, from + Buffer.byteLength(text.slice(0, end)));
   }
-  return seen.kinds.size === KINDS.length;
+  return seen.kinds.size === kinds.length;
 }
 
 function signalGroup(writer: Writer, signal: NodeJS.Signals): void {
@@ -493,7 +505,7 @@ export class PowerRig {
     try {
       const mounted = await mount(fsName, dev, mnt);
       if (mounted.code !== 0) throw new Error(`mounting ${image}: ${mounted.stderr.trim()}`);
-      for (const [i, role] of ROLES.entries()) {
+      for (const [i, role] of rolesFor(fsName).entries()) {
         const writer = startWriter(role, path.join(mnt, 'q'), path.join(ledgerDir, `${role}-${i}.jsonl`));
         writers.push(writer);
         this.#writers.add(writer);
@@ -509,6 +521,7 @@ export class PowerRig {
           return (
             writers.every((w) => w.ready) &&
             everyKindAcknowledged(
+              kindsFor(fsName),
               writers.map((w) => w.ledger),
               seen,
             )
