@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { byteOrder, Smallest } from '../dist/queue/smallest.js';
 import { WAIT_CANDIDATES } from '../dist/queue/inspect.js';
+import { idTester, isId } from '../dist/store/names.js';
 import type { State } from '../dist/index.js';
 import { okJson } from './support/cli.js';
 import { tempQueue } from './support/temp.js';
@@ -27,6 +28,25 @@ describe('Smallest', () => {
       for (const item of items) best.offer(item);
       expect(best.sorted()).toEqual([...items].sort().slice(0, k));
     }
+  });
+});
+
+describe('idTester', () => {
+  it('answers as isId, with each type decoded once', () => {
+    const names = [
+      '50-1763830000000000-k3j9x0.email',
+      '50-1763830000000000-k3j9x1.email',
+      '07-1763830000000000-a.caf%C3%A9',
+      '07-1763830000000000-b.caf%c3%a9', // not the canonical spelling
+      '07-1763830000000000-c.a%2Fb',
+      '50-1763830000000000-d.a%41', // %41 is A, which is never encoded
+      '50-176383000000000-short.email',
+      '5-1763830000000000-x.email',
+      '50-1763830000000000-k3j9x0.',
+      '50-1763830000000000-k3j9x0.email@host.1.n.1',
+    ];
+    const test = idTester();
+    for (const name of [...names, ...names]) expect(test(name)).toBe(isId(name));
   });
 });
 

@@ -21,7 +21,7 @@ import { DirQueueError, type RecordedError } from '../store/errors.js';
 import { eachName, listDir, readJobFile } from '../store/files.js';
 import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from '../store/layout.js';
 import { idEncodedType, idEnqueuedUs, nowUs, parseActiveName, parseDelayedName, parseId } from '../store/names.js';
-import { idOfName, locate } from '../store/locate.js';
+import { idOfName, jobNameReader, locate } from '../store/locate.js';
 import { parentsOf } from '../store/release.js';
 import { byteOrder, Smallest } from './smallest.js';
 import { recent, RECENT_WINDOW_MS, type Recent } from './throughput.js';
@@ -197,9 +197,8 @@ function lastInvalidReason(text: string): string | undefined {
 
 /** Names of the jobs in `state`, in run order (byte order of their names). */
 export function jobNames(layout: Layout, state: State): string[] {
-  return listDir(layout.paths[state])
-    .filter((name) => idOfName(state, name) !== undefined)
-    .sort();
+  const { isJob } = jobNameReader(state);
+  return listDir(layout.paths[state]).filter(isJob).sort();
 }
 
 /**
@@ -217,14 +216,16 @@ export function firstJobs(
   const jobs: JobInfo[] = [];
   let total = 0;
   let after: string | undefined; // the names up to this one were read already
+  const { isJob } = jobNameReader(state);
   for (let round = 0; jobs.length < limit; round++) {
     const want = limit - jobs.length;
     const best = new Smallest<string>(want, byteOrder);
     eachName(layout.paths[state], (name) => {
-      if (round === 0 && idOfName(state, name) !== undefined) total++;
-      // the comparison first: the name's pattern is checked only for a name that would be kept
-      if ((after === undefined || name > after) && best.wants(name) && idOfName(state, name) !== undefined)
-        best.offer(name);
+      if (round === 0) {
+        if (!isJob(name)) return;
+        total++;
+      } else if (!(name > after! && best.wants(name) && isJob(name))) return;
+      best.offer(name);
     });
     const names = best.sorted();
     for (const name of names) {
@@ -259,15 +260,19 @@ export function snapshot(layout: Layout): Record<State, string[]> {
   for (const state of FLOW) {
     const listed = jobNames(layout, state);
     const ended = state === 'done' || state === 'failed';
+    const { idOf } = jobNameReader(state);
     for (const name of listed) {
-      const id = idOfName(state, name)!;
+      const id = idOf(name);
       const before = seen.get(id);
       if (before !== undefined) (movedOn.get(before) ?? movedOn.set(before, new Set()).get(before)!).add(id);
       if (!ended) seen.set(id, state);
     }
     names[state] = listed;
   }
-  for (const [state, ids] of movedOn) names[state] = names[state].filter((name) => !ids.has(idOfName(state, name)!));
+  for (const [state, ids] of movedOn) {
+    const { idOf } = jobNameReader(state);
+    names[state] = names[state].filter((name) => !ids.has(idOf(name)));
+  }
   return names;
 }
 
@@ -346,8 +351,9 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
   for (const state of STATES) {
     result.counts[state] = names[state].length;
     let oldestUs = Infinity;
+    const { idOf } = jobNameReader(state);
     for (const name of names[state]) {
-      const id = idOfName(state, name)!;
+      const id = idOf(name);
       const sinceMs =
         state === 'delayed'
           ? ctimeMs(layout.file(state, name))
