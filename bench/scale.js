@@ -12,10 +12,12 @@
  *              with the fs calls each makes counted (directory listings, opens);
  *              one periodic rescan (what discovery does every rescanInterval,
  *              30 s: it lists queue/ on the event loop); `dirq stats` and
- *              `dirq ls --limit 10` (wall time and max RSS of the process).
+ *              `dirq ls --limit 10` and `--limit 20` (wall time and max RSS of
+ *              the process: issue 17 asks both to stay cheap at a million).
  *              The same probe on a queue of 2,001 jobs is the empty baseline.
  *   failed     100,000 jobs in failed/ (each with an error event): `dirq stats`,
- *              `dirq ls DIR failed --limit 10`, `dirq retry DIR --all`.
+ *              `dirq ls DIR failed --limit 10` and `--limit 20`, `dirq retry DIR --all`,
+ *              then `dirq stats` again (every job retried into queue/).
  *   maxbytes   a job whose file is exactly maxJobBytes (16 MiB by default):
  *              enqueue, claim, complete, then q.get and waitFor of it in done/.
  *   types      100,000 jobs over 10,000 types (10 each): claim cost without a
@@ -558,7 +560,8 @@ try {
       ['dirq stats DIR', dirq('stats', big)],
       ['dirq stats DIR --json', dirq('stats', big, '--json')],
       ['dirq ls DIR --limit 10', dirq('ls', big, '--limit', '10')],
-      ['dirq ls DIR queue --limit 10', dirq('ls', big, 'queue', '--limit', '10')],
+      ['dirq ls DIR --limit 20', dirq('ls', big, '--limit', '20')],
+      ['dirq ls DIR queue --limit 20 --json', dirq('ls', big, 'queue', '--limit', '20', '--json')],
     ];
     console.log(
       `\nthe CLI on ${int(SIZE.jobs)} waiting (a fresh process each: wall time includes Node's start, ~40 ms)`,
@@ -582,6 +585,7 @@ try {
     const rows = [
       ['dirq stats DIR', dirq('stats', dir)],
       ['dirq ls DIR failed --limit 10', dirq('ls', dir, 'failed', '--limit', '10')],
+      ['dirq ls DIR failed --limit 20', dirq('ls', dir, 'failed', '--limit', '20')],
       ['dirq retry DIR --all --json', dirq('retry', dir, '--all', '--json')],
       ['dirq stats DIR (after: all in queue/)', dirq('stats', dir)],
     ];

@@ -1,7 +1,7 @@
 /** dirq ls DIR [STATE]: the jobs in one state, in run order. */
 import { formatAge, parseDuration } from '../store/duration.js';
-import type { JobInfo } from '../queue/inspect.js';
-import { STATES, type State } from '../store/layout.js';
+import { firstJobs, type JobInfo } from '../queue/inspect.js';
+import { Layout, STATES, type State } from '../store/layout.js';
 import {
   jobJson,
   note,
@@ -81,9 +81,12 @@ Examples:
         const matching = (await q.list(state)).filter((job) => keep(job, now));
         return { jobs: matching.slice(0, limit), total: matching.length };
       }
-      const jobs = await q.list(state, limit === undefined ? {} : { limit });
-      const total = limit !== undefined && jobs.length >= limit ? (await q.counts())[state] : jobs.length;
-      return { jobs, total };
+      if (limit === undefined) {
+        const jobs = await q.list(state);
+        return { jobs, total: jobs.length };
+      }
+      // one streamed listing picks the first `limit` and counts the state: no sort of every name (issue 17)
+      return firstJobs(new Layout(q.dir), state, limit, q.options);
     });
     const matching = keep === undefined ? '' : ' matching';
     if (parsed.values.json === true) {

@@ -18,11 +18,12 @@ import {
   type ScheduleRef,
 } from '../store/envelope.js';
 import { DirQueueError, type RecordedError } from '../store/errors.js';
-import { listDir, readJobFile } from '../store/files.js';
+import { eachName, listDir, readJobFile } from '../store/files.js';
 import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from '../store/layout.js';
-import { nowUs, parseActiveName, parseDelayedName, parseId } from '../store/names.js';
-import { idOfName, locate } from '../store/locate.js';
+import { idEncodedType, idEnqueuedUs, nowUs, parseActiveName, parseDelayedName, parseId } from '../store/names.js';
+import { idOfName, jobNameReader, locate } from '../store/locate.js';
 import { parentsOf } from '../store/release.js';
+import { byteOrder, Smallest } from './smallest.js';
 import { recent, RECENT_WINDOW_MS, type Recent } from './throughput.js';
 
 export interface JobInfo {
@@ -196,9 +197,45 @@ function lastInvalidReason(text: string): string | undefined {
 
 /** Names of the jobs in `state`, in run order (byte order of their names). */
 export function jobNames(layout: Layout, state: State): string[] {
-  return listDir(layout.paths[state])
-    .filter((name) => idOfName(state, name) !== undefined)
-    .sort();
+  const { isJob } = jobNameReader(state);
+  return listDir(layout.paths[state]).filter(isJob).sort();
+}
+
+/**
+ * The first `limit` jobs of `state` in run order, read, and how many jobs the
+ * state holds: one streamed listing that keeps `limit` names (Smallest), not
+ * a sort of every name, and only the files shown are read. A job that leaves
+ * meanwhile is skipped and the next ones are picked, as a full sort would.
+ */
+export function firstJobs(
+  layout: Layout,
+  state: State,
+  limit: number,
+  defaults: ReadDefaults,
+): { jobs: JobInfo[]; total: number } {
+  const jobs: JobInfo[] = [];
+  let total = 0;
+  let after: string | undefined; // the names up to this one were read already
+  const { isJob } = jobNameReader(state);
+  for (let round = 0; jobs.length < limit; round++) {
+    const want = limit - jobs.length;
+    const best = new Smallest<string>(want, byteOrder);
+    eachName(layout.paths[state], (name) => {
+      if (round === 0) {
+        if (!isJob(name)) return;
+        total++;
+      } else if (!(name > after! && best.wants(name) && isJob(name))) return;
+      best.offer(name);
+    });
+    const names = best.sorted();
+    for (const name of names) {
+      const info = readInfo(layout, state, name, defaults);
+      if (info !== undefined) jobs.push(info);
+    }
+    if (names.length < want) break;
+    after = names.at(-1);
+  }
+  return { jobs, total };
 }
 
 export type Counts = Record<State, number>;
@@ -223,15 +260,19 @@ export function snapshot(layout: Layout): Record<State, string[]> {
   for (const state of FLOW) {
     const listed = jobNames(layout, state);
     const ended = state === 'done' || state === 'failed';
+    const { idOf } = jobNameReader(state);
     for (const name of listed) {
-      const id = idOfName(state, name)!;
+      const id = idOf(name);
       const before = seen.get(id);
       if (before !== undefined) (movedOn.get(before) ?? movedOn.set(before, new Set()).get(before)!).add(id);
       if (!ended) seen.set(id, state);
     }
     names[state] = listed;
   }
-  for (const [state, ids] of movedOn) names[state] = names[state].filter((name) => !ids.has(idOfName(state, name)!));
+  for (const [state, ids] of movedOn) {
+    const { idOf } = jobNameReader(state);
+    names[state] = names[state].filter((name) => !ids.has(idOf(name)));
+  }
   return names;
 }
 
@@ -257,6 +298,14 @@ export interface Stats {
    * The longest any job that may run has waited to start, ms: a job in
    * queue/ since it entered queue/ (its ctime), a delayed job whose time has
    * come since its due time (nothing has promoted it yet). Null when none.
+   * In queue/ only the WAIT_CANDIDATES jobs with the oldest ids, and those
+   * whose id's time is still to come (a delayed job retried early), are
+   * looked at: a job enters queue/ at or after its id's time (enqueue,
+   * promotion, release, recovery and retry all move it there later), so
+   * another one can have waited longer only if every candidate re-entered
+   * queue/ after it did (more than WAIT_CANDIDATES jobs put back at once,
+   * as by `dirq retry --all`, while it waited): then this is the longest
+   * wait among the candidates, a lower bound.
    */
   waiting: number | null;
   /** The id of that job. */
@@ -268,6 +317,13 @@ export interface Stats {
   /** Jobs that ended in the last minute (or since the queue was made, if later): throughput and latency (see throughput.ts). */
   recent: Recent;
 }
+
+/**
+ * How many jobs of queue/ stats looks at for the longest wait (the file's
+ * ctime, when it entered queue/): those with the oldest ids. An lstat is
+ * about 3 us; every one at a million waiting took 5.8 s (issue 17).
+ */
+export const WAIT_CANDIDATES = 1000;
 
 export function stats(layout: Layout, maxJobBytes: number): Stats {
   const now = nowUs();
@@ -288,19 +344,24 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
     result.waitingId = id;
     result.waitingState = state;
   };
+  const typeOf = typeDecoder();
+  const byIdTime = (a: string, b: string): number => idEnqueuedUs(a) - idEnqueuedUs(b) || byteOrder(a, b);
+  const candidates = new Smallest<string>(WAIT_CANDIDATES, byIdTime);
+  const early: string[] = [];
   for (const state of STATES) {
     result.counts[state] = names[state].length;
     let oldestUs = Infinity;
+    const { idOf } = jobNameReader(state);
     for (const name of names[state]) {
-      const parsed = parseId(idOfName(state, name)!)!;
+      const id = idOf(name);
       const sinceMs =
         state === 'delayed'
           ? ctimeMs(layout.file(state, name))
           : state === 'active'
             ? claimTime(layout, name, maxJobBytes)
-            : parsed.enqueuedUs / 1000;
+            : idEnqueuedUs(id) / 1000;
       if (sinceMs !== undefined) oldestUs = Math.min(oldestUs, sinceMs * 1000);
-      const perType = (result.types[parsed.type] ??= {
+      const perType = (result.types[typeOf(id)] ??= {
         queue: 0,
         delayed: 0,
         active: 0,
@@ -310,11 +371,15 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
       });
       perType[state]++;
       if (state === 'queue') {
-        const entered = ctimeMs(layout.file('queue', name));
-        if (entered !== undefined) waited('queue', name, Math.max(0, now / 1000 - entered));
+        if (idEnqueuedUs(name) > now) early.push(name);
+        else candidates.offer(name);
       }
     }
     result.oldest[state] = oldestUs === Infinity ? null : Math.max(0, Math.round((now - oldestUs) / 1000));
+  }
+  for (const name of [...candidates.sorted(), ...early]) {
+    const entered = ctimeMs(layout.file('queue', name));
+    if (entered !== undefined) waited('queue', name, Math.max(0, now / 1000 - entered));
   }
   const [first] = names.delayed; // delayed/ names sort by due time: the first is due soonest
   if (first !== undefined) {
@@ -324,6 +389,17 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
   }
   if (result.waiting !== null) result.waiting = Math.round(result.waiting);
   return result;
+}
+
+/** The type of a job id, decoded once per distinct type rather than once per job. */
+function typeDecoder(): (id: string) => string {
+  const types = new Map<string, string>();
+  return (id) => {
+    const encoded = idEncodedType(id);
+    let type = types.get(encoded);
+    if (type === undefined) types.set(encoded, (type = parseId(id)!.type));
+    return type;
+  };
 }
 
 /**

@@ -34,7 +34,17 @@ import {
   writeBatch,
   writeNew,
 } from '../store/files.js';
-import { counts, jobNames, notFound, readInfo, stats, type Counts, type JobInfo, type Stats } from './inspect.js';
+import {
+  counts,
+  firstJobs,
+  jobNames,
+  notFound,
+  readInfo,
+  stats,
+  type Counts,
+  type JobInfo,
+  type Stats,
+} from './inspect.js';
 import { idOfName, lexists, locate } from '../store/locate.js';
 import { unmarkChild } from '../store/deps.js';
 import { Job, type JobHost } from './job.js';
@@ -505,6 +515,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     checkState(state);
     const limit = options.limit ?? Infinity;
     if (limit !== Infinity) checkInteger(limit, 'limit', 0);
+    if (limit !== Infinity) return firstJobs(this.#layout, state, limit, this.options).jobs; // keeps `limit` names, not every one
     const out: JobInfo[] = [];
     for (const name of jobNames(this.#layout, state)) {
       if (out.length >= limit) break;

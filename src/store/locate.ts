@@ -9,6 +9,7 @@ import type { Layout, State } from './layout.js';
 import {
   isActiveNameOf,
   isDelayedNameOf,
+  idTester,
   isId,
   isWaitingNameOf,
   parseActiveName,
@@ -46,6 +47,22 @@ export function idOfName(state: State, name: string): string | undefined {
       return parseWaitingName(name)?.id;
     default:
       return isId(name) ? name : undefined;
+  }
+}
+
+/**
+ * idOfName for many names of one state: a test of each name, with the types
+ * decoded once each (names.ts idTester), and the id it holds.
+ */
+export function jobNameReader(state: State): { isJob: (name: string) => boolean; idOf: (name: string) => string } {
+  switch (state) {
+    case 'delayed':
+    case 'active':
+    case 'waiting':
+      // small directories, or names that carry more than an id: the full parse
+      return { isJob: (name) => idOfName(state, name) !== undefined, idOf: (name) => idOfName(state, name)! };
+    default:
+      return { isJob: idTester(), idOf: (name) => name };
   }
 }
 
