@@ -254,18 +254,18 @@ function watchEndings(dir: string) {
     if (String(file).startsWith(dir) && !where.includes('/')) dirOf.set(fd, where); // a directory of the queue
     return fd;
   }) as typeof fs.openSync);
-  vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+  vi.spyOn(fs, 'fdatasync').mockImplementation((fd: number, callback: (error: Error | null) => void) => {
     fdatasync(fd, (error) => {
       steps.push('fdatasync');
       callback(error);
     });
-  }) as typeof fs.fdatasync);
-  vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+  });
+  vi.spyOn(fs, 'fsync').mockImplementation((fd: number, callback: (error: Error | null) => void) => {
     fsync(fd, (error) => {
       steps.push(`fsync ${dirOf.get(fd) ?? 'file'}`);
       callback(error);
     });
-  }) as typeof fs.fsync);
+  });
   vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
     renameSync(from, to);
     const was = path.relative(dir, String(from)).split('/')[0];
@@ -339,12 +339,12 @@ describe("durable: 'all'", () => {
     const job = (await q.claim())!;
     const { fsync } = fs;
     let calls = 0;
-    vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+    vi.spyOn(fs, 'fsync').mockImplementation((fd: number, callback: (error: Error | null) => void) => {
       if (calls++ === 0) {
         const error = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5 });
         setImmediate(() => callback(error));
       } else fsync(fd, callback);
-    }) as typeof fs.fsync);
+    });
     const completing = job.complete('maybe');
     await expect(job.log('meanwhile')).rejects.toMatchObject({ code: 'EBADSTATE' });
     await expect(completing).rejects.toMatchObject({ code: 'EIO' });

@@ -188,7 +188,10 @@ export class Job<Data = unknown> {
   /** Record `result` and move the job to done/. */
   async complete(result?: unknown): Promise<void> {
     this.#assertHeld('complete');
-    if (this.cancelled) return void (await this.#endCancelled(undefined));
+    if (this.cancelled) {
+      await this.#endCancelled(undefined);
+      return;
+    }
     if (result !== undefined) checkJson(result, 'result'); // a bad result leaves the claim held, to fail or release
     const event = { event: 'result' as const, at: new Date().toISOString(), attempt: this.attempt, claim: this.claim };
     await this.#end(
@@ -301,7 +304,10 @@ export class Job<Data = unknown> {
   /** Put the job back in queue/ unchanged; the attempt does not count. */
   async release(): Promise<void> {
     this.#assertHeld('release');
-    if (this.cancelled) return void (await this.#endCancelled(undefined));
+    if (this.cancelled) {
+      await this.#endCancelled(undefined);
+      return;
+    }
     await this.#end(undefined, this.#host.layout.file('queue', this.id));
     this.#host.requeued(this.id);
   }
