@@ -66,6 +66,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
  * @property {number} twoStates
  * @property {number} enqueuedTwice
  * @property {number} acked
+ * @property {number} durableAll
  * @property {number} completed
  * @property {Record<RerunCause, number>} rerun
  * @property {number} unenqueued
@@ -90,6 +91,7 @@ try {
       twoStates: 0,
       enqueuedTwice: 0,
       acked: 0,
+      durableAll: 0,
       completed: 0,
       rerun: { torn: 0, rescued: 0, unclaimed: 0 },
       unenqueued: 0,
@@ -108,6 +110,7 @@ try {
       row.twoStates += v.twoStates.length;
       row.enqueuedTwice += v.enqueuedTwice.length;
       row.acked += v.completions.acked;
+      row.durableAll += v.durableAll;
       row.completed += v.completions.completed;
       for (const c of CAUSES) row.rerun[c] += v.completions.rerun[c];
       row.unenqueued += v.completions.unenqueued;
@@ -141,6 +144,7 @@ const header = [
   'in two states',
   'enqueued twice',
   'completions acknowledged',
+  "of them durable 'all' (each must be found completed)",
   'found completed',
   'to run again: torn result / claim rescued / claim lost',
   'gone with their unacknowledged enqueue',
@@ -158,6 +162,7 @@ const table = rows.map((r) => {
     r.twoStates,
     r.enqueuedTwice,
     r.acked,
+    r.durableAll,
     r.completed,
     `${r.rerun.torn + r.rerun.rescued + r.rerun.unclaimed} (${r.rerun.torn}/${r.rerun.rescued}/${r.rerun.unclaimed})`,
     r.unenqueued,
