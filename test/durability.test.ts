@@ -277,13 +277,13 @@ function watchEndings(dir: string) {
 describe("durable: 'all'", () => {
   afterEach(() => vi.restoreAllMocks());
 
-  it('complete: the rename, then the file and both directories synced, all before it resolves', async () => {
+  it('complete: the result line is synced before the rename, both directories after it, all before it resolves', async () => {
     const { q, dir } = await tempQueue({ durable: 'all', maintenance: false });
     await q.enqueue('t', 1);
     const job = (await q.claim())!;
     const steps = watchEndings(dir);
     await job.complete({ ok: true });
-    expect(steps.slice(0, 2)).toEqual(['rename to done', 'fsync file']);
+    expect(steps.slice(0, 2)).toEqual(['fdatasync', 'rename to done']);
     expect(steps.slice(2).sort()).toEqual(['fsync active', 'fsync done']);
     expect((await q.get(job.id))?.state).toBe('done');
     await q.close();
@@ -296,12 +296,12 @@ describe("durable: 'all'", () => {
     steps.length = 0;
     const first = (await q.claim())!;
     expect(await first.fail(new Error('once'))).toBe('retrying');
-    expect(steps.slice(0, 2)).toEqual(['rename to queue', 'fsync file']);
+    expect(steps.slice(0, 2)).toEqual(['fdatasync', 'rename to queue']);
     expect(steps.slice(2).sort()).toEqual(['fsync active', 'fsync queue']);
     steps.length = 0;
     const second = (await q.claim())!;
     expect(await second.fail(new Error('twice'))).toBe('failed');
-    expect(steps.slice(0, 2)).toEqual(['rename to failed', 'fsync file']);
+    expect(steps.slice(0, 2)).toEqual(['fdatasync', 'rename to failed']);
     expect(steps.slice(2).sort()).toEqual(['fsync active', 'fsync failed']);
     await q.close();
   });
@@ -324,7 +324,7 @@ describe("durable: 'all'", () => {
     for (let i = 0; i < n; i++) jobs.push((await q.claim())!);
     const steps = watchEndings(dir);
     await Promise.all(jobs.map((job) => job.complete()));
-    expect(steps.filter((s) => s === 'fsync file')).toHaveLength(n); // each file's own fsync
+    expect(steps.filter((s) => s === 'fdatasync')).toHaveLength(n); // each file's own
     expect(steps.filter((s) => s === 'rename to done')).toHaveLength(n);
     const doneSyncs = steps.filter((s) => s === 'fsync done').length;
     expect(doneSyncs).toBeGreaterThan(0);
@@ -333,28 +333,30 @@ describe("durable: 'all'", () => {
     await q.close();
   });
 
-  it('a failing sync rejects complete() with its error, and no other call runs on the claim meanwhile', async () => {
+  it('a failing fdatasync leaves the job held in active/ without the line, and no other call runs on it meanwhile', async () => {
     const { q, dir } = await tempQueue({ durable: 'all', maintenance: false });
     await q.enqueue('t', 1, { attempts: 1 });
     const job = (await q.claim())!;
-    const { fsync } = fs;
+    const before = fs.readFileSync(job.path, 'utf8');
+    const { fdatasync } = fs;
     let calls = 0;
-    vi.spyOn(fs, 'fsync').mockImplementation((fd: number, callback: (error: Error | null) => void) => {
+    vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
       if (calls++ === 0) {
-        const error = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5 });
+        const error = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 });
         setImmediate(() => callback(error));
-      } else fsync(fd, callback);
-    });
-    const completing = job.complete('maybe');
+      } else fdatasync(fd, callback);
+    }));
+    const completing = job.complete('lost?');
     await expect(job.log('meanwhile')).rejects.toMatchObject({ code: 'EBADSTATE' });
     await expect(completing).rejects.toMatchObject({ code: 'EIO' });
-    // renamed before the sync: the outcome is recorded, not proven on disk, and the caller was told
-    expect(fs.readdirSync(path.join(dir, 'done'))).toEqual([job.id]);
-    await expect(job.fail(new Error('again'))).rejects.toMatchObject({ code: 'EBADSTATE' });
+    expect(fs.readFileSync(job.path, 'utf8')).toBe(before); // the result line was cut off again
+    expect(fs.readdirSync(path.join(dir, 'done'))).toEqual([]);
+    expect(await job.fail(new Error('could not record'))).toBe('failed');
+    expect((await q.get(job.id))?.state).toBe('failed');
     await q.close();
   });
 
-  it('a rename that fails leaves the job held in active/ without the line, with its descriptor, to fail later', async () => {
+  it('a rename that fails leaves the job held in active/ without the line, to fail later', async () => {
     const { q, dir } = await tempQueue({ durable: 'all', maintenance: false });
     await q.enqueue('t', 1, { attempts: 1 });
     const job = (await q.claim())!;
@@ -367,7 +369,7 @@ describe("durable: 'all'", () => {
     });
     await expect(job.complete('lost?')).rejects.toMatchObject({ code: 'EIO' });
     expect(fs.readFileSync(job.path, 'utf8')).toBe(before); // the result line was cut off again
-    await job.progress(50); // through the descriptor the claim still holds
+    await job.progress(50); // by path now: the ending closed the claim's descriptor before its rename
     expect(await job.fail(new Error('could not record'))).toBe('failed');
     expect(fs.readdirSync(path.join(dir, 'failed'))).toEqual([job.id]);
     await q.close();

@@ -62,7 +62,7 @@ export interface JobHost {
   counted(type: string, counter: 'completed' | 'retried' | 'failed'): void;
   /** Report a problem that did not stop the job (the Queue's 'warning' event). */
   warn(error: Error): void;
-  /** durable 'all': endings fdatasync their line and fsync their directories before they resolve. */
+  /** durable 'all': endings fdatasync their line, rename, and fsync both directories before they resolve. */
   readonly durableEndings: boolean;
   /** fsync these directories (group commit with the queue's other syncs). */
   syncDirs(dirs: readonly string[]): Promise<void>;
@@ -110,7 +110,7 @@ export class Job<Data = unknown> {
   #tail: Tail;
   /** Aborted (reason: an ECANCELLED DirQueueError) once the job is cancelled (q.cancel, from any process or host). */
   #cancel = new LazyAbort();
-  /** A durable ending (durable 'all') between its append and its rename: the claim takes no other call meanwhile. */
+  /** A durable ending (durable 'all') until it is on disk: the claim takes no other call meanwhile. */
   #ending: Promise<void> | undefined;
 
   /** @internal Made by Queue.claim. */
@@ -447,34 +447,44 @@ export class Job<Data = unknown> {
   }
 
   /**
-   * The rename, then an fsync of the file at its new name and of both
+   * The appended line's fdatasync, the rename, then an fsync of both
    * directories (shared with the other endings in flight: group commit). The
-   * file's fsync comes after the rename, through the descriptor held since
-   * the claim: it writes the appended line and, on btrfs, logs the file's new
-   * name in place of its old one (a power cut in the first runs of
-   * test/power-cut.test.ts left a job in both active/ and done/ on btrfs when
-   * only the directories were fsynced). A cut before it all lands leaves the
-   * job in active/ (a sweep puts it back to run again) or in done/ with a
-   * torn line (the sweep after the boot does the same, torn.ts): never an
-   * acknowledged outcome undone.
+   * file is synced before the rename, so no reader on any host sees the new
+   * name without the line, and a cut leaves the job in active/ (a sweep puts
+   * it back to run again: its outcome was never acknowledged) or at its new
+   * name with the line. On btrfs the power-cut test found an acknowledged
+   * ending's job at both names after a cut (README, "Power cuts"); an fsync
+   * of the file after the rename, tried too, did not prevent it.
    */
   async #endDurably(line: string | undefined, target: string, before: Tail): Promise<void> {
-    const held = this.#fd;
-    this.#fd = undefined; // #rename must not close it: the sync after the rename goes through it
-    let fd: number | undefined;
-    try {
-      this.#rename(line, target, before);
-      fd = held ?? fs.openSync(target, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-      const opened = fd;
-      await new Promise<void>((resolve, reject) => fs.fsync(opened, (error) => (error ? reject(error) : resolve())));
-    } catch (error) {
-      if (this.#state === 'held') throw error; // the rename failed (cut back and still held, or lost): as without 'all'
-      throw fsError(`syncing the job file ${target}`, error);
-    } finally {
-      if (fd !== undefined) closeQuietly(fd);
-      else if (held !== undefined && this.#state === 'held') this.#fd = held; // still held: keep its descriptor
+    if (line !== undefined) {
+      try {
+        await this.#syncFile();
+      } catch (error) {
+        if (this.#state === 'held') this.#cutBack(before); // not when lost: the file has moved on
+        throw error;
+      }
     }
+    this.#rename(line, target, before);
     await this.#host.syncDirs([dirname(target), dirname(this.#activePath)]);
+  }
+
+  /** fdatasync the job file: through the claim's descriptor, or one opened for it (a file held read-only). */
+  async #syncFile(): Promise<void> {
+    const held = this.#fd;
+    let fd = held;
+    try {
+      fd ??= fs.openSync(this.#activePath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      const opened = fd;
+      await new Promise<void>((resolve, reject) =>
+        fs.fdatasync(opened, (error) => (error ? reject(error) : resolve())),
+      );
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ELOOP') throw this.#lose(); // taken back meanwhile
+      throw fsError(`syncing the job file ${this.#activePath}`, error);
+    } finally {
+      if (held === undefined && fd !== undefined) closeQuietly(fd);
+    }
   }
 
   #rename(line: string | undefined, target: string, before: Tail): void {
