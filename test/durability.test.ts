@@ -340,12 +340,12 @@ describe("durable: 'all'", () => {
     const before = fs.readFileSync(job.path, 'utf8');
     const { fdatasync } = fs;
     let calls = 0;
-    vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, callback: (error: Error | null) => void) => {
+    vi.spyOn(fs, 'fdatasync').mockImplementation((fd: number, callback: (error: Error | null) => void) => {
       if (calls++ === 0) {
         const error = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 });
         setImmediate(() => callback(error));
       } else fdatasync(fd, callback);
-    }));
+    });
     const completing = job.complete('lost?');
     await expect(job.log('meanwhile')).rejects.toMatchObject({ code: 'EBADSTATE' });
     await expect(completing).rejects.toMatchObject({ code: 'EIO' });
