@@ -132,7 +132,7 @@ const WRITER = fileURLToPath(new URL('../fixtures/power-writer.mjs', import.meta
  * Two claimers: claims by two owners, and enough completions in flight at a cut; on ext4 and xfs one
  * of them durable: 'all'. Not on btrfs: there a cut after an acknowledged durable completion (the
  * line's fdatasync, the rename, the directories' fsyncs; or with the file fsynced after the rename)
- * left the job in active/ and in done/ in 2 of 3 runs of 3 cuts (kernel 6.18, 2026-12-03), so 'all'
+ * left the job in active/ and in done/ in both runs of 3 cuts that had it (kernel 6.18, 2026-12-03), so 'all'
  * is not proven there (README, "Power cuts").
  */
 const rolesFor = (fsName: FsName): readonly string[] =>
