@@ -25,10 +25,33 @@
  *
  * Cases, each for both systems (10,000 jobs; medians of --reps, default 3):
  *   enqueue one by one   await q.enqueue(...)        vs  await queue.add(...)
+ *   enqueue, 10 callers  10 async loops on one handle (one Queue / one BullMQ Queue, so one
+ *   enqueue, 50 callers  Redis connection), each awaiting its enqueue(...) / add(...) before
+ *                        the next, taking job numbers from one shared counter: 10 (50) calls
+ *                        in flight, 10,000 in all. At the fsync level dirqueue still
+ *                        fdatasyncs each job's file, and the enqueues in flight share the
+ *                        directory fsyncs (group commit); Redis groups too: with appendfsync
+ *                        always it writes and fsyncs its AOF once per event-loop turn, for
+ *                        every command it read in that turn, before it replies
  *   enqueue in bulk      q.enqueueMany(10,000)       vs  queue.addBulk(10,000)
  *   drain, concurrency 1 Pool, in-process async no-op vs  Worker, inline async no-op,
  *                        the jobs of "one by one"        concurrency 1
  *   drain, concurrency 50 the same on the jobs of "in bulk", concurrency 50
+ *   drain in threads     the processor a module run in worker threads (bench/processors/
+ *                        noop.js, the same file both sides: returns null), 50 jobs in flight
+ *                        on each side, on a queue of its own holding 200 + 10,000 jobs
+ *                        (enqueueMany / addBulk, untimed). dirqueue: a Pool with threads: 2
+ *                        (this machine's cores), concurrency 25 per thread; BullMQ: a Worker
+ *                        with the processor's path, useWorkerThreads: true, concurrency 50.
+ *                        What differs: BullMQ's sandbox runs one job per thread at a time, so
+ *                        its concurrency 50 means 50 threads (each started with the first job
+ *                        it takes and kept until close()), and it has no setting for fewer
+ *                        threads at that concurrency; dirqueue runs 25 jobs at once in each of
+ *                        2 threads. On both, claims and completions stay on the main thread.
+ *                        Starting 50 threads that each load BullMQ takes seconds on 2 cores,
+ *                        so the clock starts at the 200th ending (every thread started and has
+ *                        run jobs) and stops at the 10,200th: the rate is of the 10,000 after
+ *                        warm-up, pool.start() / worker.run() and the first 200 untimed
  *   enqueue-to-start     one job at a time to an idle worker (concurrency 1):
  *                        pool.onIdle() / the Worker's 'drained' event, then a
  *                        1-3 ms gap, then enqueue; from just before enqueue/add
@@ -40,14 +63,18 @@
  * every case once on 500 jobs (and 20 latency samples) before the timed runs.
  * Each repetition runs both systems, in alternating order, on fresh state: new
  * queue directories for dirqueue; a new queue name and, after it, FLUSHDB for
- * BullMQ. Drains are timed from pool.start() (which opens the queue and builds
- * its index of the 10,000 waiting jobs) / worker.run() (connected beforehand)
- * to the last completion. Jobs: type/name "bench", data { n, to, subject }.
+ * BullMQ. The in-process drains are timed from pool.start() (which opens the
+ * queue and builds its index of the 10,000 waiting jobs) / worker.run()
+ * (connected beforehand) to the last completion; the drain in threads from its
+ * 200th ending to its last (above). Jobs: type/name "bench", data { n, to, subject }.
  * Both keep their defaults otherwise: dirqueue keeps finished jobs in done/,
  * BullMQ in its completed set (removeOnComplete unset); Redis's AOF rewrite
  * settings are Redis's defaults (a rewrite during the run is reported).
  * Everything runs on the project's filesystem (os.tmpdir(), ext4 here;
- * DIRQUEUE_BENCH_DIR overrides): dirqueue's queues and Redis's --dir (its AOF).
+ * DIRQUEUE_BENCH_DIR overrides, e.g. /dev/shm for tmpfs): dirqueue's queues and
+ * Redis's --dir (its AOF). The first line names the filesystem (bench/lib.js
+ * describeFs), and so does --json (fs: type, journal, label, dir), so that a
+ * README table for ext4 and one for tmpfs come from two runs.
  * Nothing is deleted before the end (a journal-less ext4 creates files slowly
  * for minutes after mass deletions; see bench/lib.js describeFs).
  *
@@ -60,8 +87,11 @@
  * Flags: --reps=N  --level=nofsync|fsync (one level only)  --quick (1,000 jobs,
  *        100 latency samples; also BENCH_QUICK=1)  --trash-list=FILE (append the
  *        run's directory to FILE instead of deleting it: bench/run.js deletes
- *        it after its last script)  --json=FILE (write the medians as JSON)
- * Takes about 2 minutes. Never asserts: it prints numbers for the README.
+ *        it after its last script)  --json=FILE (write the medians as JSON, with the
+ *        date, versions, filesystem and number of CPUs)
+ * Took about 2 minutes before the concurrent and threaded rows, which add several minutes
+ * (BullMQ's 50 threads start afresh for each run of the threaded drain). Never asserts: it
+ * prints numbers for the README, whose table is written by hand from --json (no generator).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -586,10 +616,7 @@ function bullmqSystem(port) {
  */
 async function throughput(sys, n) {
   const one = await sys.enqueueOne(n);
-  const [par10, par50] = [
-    await sys.enqueueConcurrent(n, CALLERS[0]),
-    await sys.enqueueConcurrent(n, CALLERS[1]),
-  ];
+  const [par10, par50] = [await sys.enqueueConcurrent(n, CALLERS[0]), await sys.enqueueConcurrent(n, CALLERS[1])];
   const bulk = await sys.enqueueBulk(n);
   const drain1 = await sys.drain(one.at, n, 1);
   const drain50 = await sys.drain(bulk.at, n, 50);
