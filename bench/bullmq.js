@@ -73,7 +73,7 @@
  * Everything runs on the project's filesystem (os.tmpdir(), ext4 here;
  * DIRQUEUE_BENCH_DIR overrides, e.g. /dev/shm for tmpfs): dirqueue's queues and
  * Redis's --dir (its AOF). The first line names the filesystem (bench/lib.js
- * describeFs), and so does --json (fs: type, journal, label, dir), so that a
+ * describeFs), and so does --json (fs: type, journal (null but on ext4), label, dir), so that a
  * README table for ext4 and one for tmpfs come from two runs.
  * Nothing is deleted before the end (a journal-less ext4 creates files slowly
  * for minutes after mass deletions; see bench/lib.js describeFs).
@@ -787,7 +787,7 @@ if (typeof args.json === 'string') {
         node: process.version,
         bullmq: bullmqVersion,
         redis: redisName,
-        fs: { ...benchFs, dir: base },
+        fs: { ...benchFs, journal: benchFs.journal ?? null, dir: base },
         cpus: os.cpus().length,
         reps: REPS,
         n: N,
