@@ -25,10 +25,33 @@
  *
  * Cases, each for both systems (10,000 jobs; medians of --reps, default 3):
  *   enqueue one by one   await q.enqueue(...)        vs  await queue.add(...)
+ *   enqueue, 10 callers  10 async loops on one handle (one Queue / one BullMQ Queue, so one
+ *   enqueue, 50 callers  Redis connection), each awaiting its enqueue(...) / add(...) before
+ *                        the next, taking job numbers from one shared counter: 10 (50) calls
+ *                        in flight, 10,000 in all. At the fsync level dirqueue still
+ *                        fdatasyncs each job's file, and the enqueues in flight share the
+ *                        directory fsyncs (group commit); Redis groups too: with appendfsync
+ *                        always it writes and fsyncs its AOF once per event-loop turn, for
+ *                        every command it read in that turn, before it replies
  *   enqueue in bulk      q.enqueueMany(10,000)       vs  queue.addBulk(10,000)
  *   drain, concurrency 1 Pool, in-process async no-op vs  Worker, inline async no-op,
  *                        the jobs of "one by one"        concurrency 1
  *   drain, concurrency 50 the same on the jobs of "in bulk", concurrency 50
+ *   drain in threads     the processor a module run in worker threads (bench/processors/
+ *                        noop.js, the same file both sides: returns null), 50 jobs in flight
+ *                        on each side, on a queue of its own holding 200 + 10,000 jobs
+ *                        (enqueueMany / addBulk, untimed). dirqueue: a Pool with threads: 2
+ *                        (this machine's cores), concurrency 25 per thread; BullMQ: a Worker
+ *                        with the processor's path, useWorkerThreads: true, concurrency 50.
+ *                        What differs: BullMQ's sandbox runs one job per thread at a time, so
+ *                        its concurrency 50 means 50 threads (each started with the first job
+ *                        it takes and kept until close()), and it has no setting for fewer
+ *                        threads at that concurrency; dirqueue runs 25 jobs at once in each of
+ *                        2 threads. On both, claims and completions stay on the main thread.
+ *                        Starting 50 threads that each load BullMQ takes seconds on 2 cores,
+ *                        so the clock starts at the 200th ending (every thread started and has
+ *                        run jobs) and stops at the 10,200th: the rate is of the 10,000 after
+ *                        warm-up, pool.start() / worker.run() and the first 200 untimed
  *   enqueue-to-start     one job at a time to an idle worker (concurrency 1):
  *                        pool.onIdle() / the Worker's 'drained' event, then a
  *                        1-3 ms gap, then enqueue; from just before enqueue/add
@@ -40,14 +63,18 @@
  * every case once on 500 jobs (and 20 latency samples) before the timed runs.
  * Each repetition runs both systems, in alternating order, on fresh state: new
  * queue directories for dirqueue; a new queue name and, after it, FLUSHDB for
- * BullMQ. Drains are timed from pool.start() (which opens the queue and builds
- * its index of the 10,000 waiting jobs) / worker.run() (connected beforehand)
- * to the last completion. Jobs: type/name "bench", data { n, to, subject }.
+ * BullMQ. The in-process drains are timed from pool.start() (which opens the
+ * queue and builds its index of the 10,000 waiting jobs) / worker.run()
+ * (connected beforehand) to the last completion; the drain in threads from its
+ * 200th ending to its last (above). Jobs: type/name "bench", data { n, to, subject }.
  * Both keep their defaults otherwise: dirqueue keeps finished jobs in done/,
  * BullMQ in its completed set (removeOnComplete unset); Redis's AOF rewrite
  * settings are Redis's defaults (a rewrite during the run is reported).
  * Everything runs on the project's filesystem (os.tmpdir(), ext4 here;
- * DIRQUEUE_BENCH_DIR overrides): dirqueue's queues and Redis's --dir (its AOF).
+ * DIRQUEUE_BENCH_DIR overrides, e.g. /dev/shm for tmpfs): dirqueue's queues and
+ * Redis's --dir (its AOF). The first line names the filesystem (bench/lib.js
+ * describeFs), and so does --json (fs: type, journal (null but on ext4), label, dir), so that a
+ * README table for ext4 and one for tmpfs come from two runs.
  * Nothing is deleted before the end (a journal-less ext4 creates files slowly
  * for minutes after mass deletions; see bench/lib.js describeFs).
  *
@@ -60,8 +87,11 @@
  * Flags: --reps=N  --level=nofsync|fsync (one level only)  --quick (1,000 jobs,
  *        100 latency samples; also BENCH_QUICK=1)  --trash-list=FILE (append the
  *        run's directory to FILE instead of deleting it: bench/run.js deletes
- *        it after its last script)  --json=FILE (write the medians as JSON)
- * Takes about 2 minutes. Never asserts: it prints numbers for the README.
+ *        it after its last script)  --json=FILE (write the medians as JSON, with the
+ *        date, versions, filesystem and number of CPUs)
+ * Took about 2 minutes before the concurrent and threaded rows, which add several minutes
+ * (BullMQ's 50 threads start afresh for each run of the threaded drain). Never asserts: it
+ * prints numbers for the README, whose table is written by hand from --json (no generator).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -84,6 +114,14 @@ const N = QUICK ? 1_000 : 10_000;
 const WARMUP = QUICK ? 200 : 500;
 const SAMPLES = QUICK ? 100 : 500;
 const WARMUP_SAMPLES = 20;
+/** Concurrent producers: how many callers keep an enqueue in flight, one row each. */
+const CALLERS = /** @type {const} */ ([10, 50]);
+/** The drain in worker threads: dirqueue's threads (each at THREAD_CONCURRENCY / THREADS), jobs in flight on each side. */
+const THREADS = 2;
+const THREAD_CONCURRENCY = 50;
+/** Jobs ended before that drain's clock starts (every thread started and warm). */
+const THREAD_WARMUP = 4 * THREAD_CONCURRENCY;
+const NOOP_MODULE = new URL('./processors/noop.js', import.meta.url);
 const TYPE = 'bench';
 const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
 const base = process.env.DIRQUEUE_BENCH_DIR ?? os.tmpdir();
@@ -131,8 +169,8 @@ const LEVELS = [
  *   Queue: new (name: string, options: { connection: Connection }) => BullQueue,
  *   Worker: new (
  *     name: string,
- *     processor: () => Promise<unknown>,
- *     options: { connection: Connection, concurrency: number, autorun: boolean },
+ *     processor: (() => Promise<unknown>) | URL,
+ *     options: { connection: Connection, concurrency: number, autorun: boolean, useWorkerThreads?: boolean },
  *   ) => BullWorker,
  * }} BullMQ
  */
@@ -276,16 +314,64 @@ async function stopRedis(server) {
  * @typedef {{
  *   name: 'dirqueue' | 'BullMQ',
  *   enqueueOne(n: number): Promise<{ ms: number, at: string }>,
+ *   enqueueConcurrent(n: number, callers: number): Promise<{ ms: number }>,
  *   enqueueBulk(n: number): Promise<{ ms: number, at: string }>,
  *   drain(at: string, n: number, concurrency: number): Promise<{ ms: number }>,
+ *   drainThreads(n: number): Promise<{ ms: number }>,
  *   latency(samples: number): Promise<number[]>,
  *   afterRep(): Promise<void>,
  * }} System
  */
-/** @typedef {{ one: number, bulk: number, drain1: number, drain50: number }} Throughput */
+/**
+ * ms per case: one by one, 10 and 50 concurrent callers, bulk, drains at concurrency 1 and 50, and the
+ * drain in worker threads.
+ * @typedef {{ one: number, par10: number, par50: number, bulk: number, drain1: number, drain50: number, threads: number }} Throughput
+ */
 
 const items = (/** @type {number} */ n) => Array.from({ length: n }, (_, i) => ({ type: TYPE, data: payload(i) }));
 const noop = async () => null;
+
+/**
+ * `callers` async loops that between them call `add(i)` once for each i in 0..n-1, each loop
+ * awaiting its call before it takes the next i: `callers` calls in flight at any time.
+ * @param {number} n
+ * @param {number} callers
+ * @param {(i: number) => Promise<unknown>} add
+ */
+async function concurrently(n, callers, add) {
+  let next = 0;
+  const loop = async () => {
+    while (next < n) await add(next++);
+  };
+  await Promise.all(Array.from({ length: callers }, loop));
+}
+
+/**
+ * A stopwatch over a stream of job endings: started at the `skip`-th ending, read at the
+ * `skip + n`-th. `end(ok)` is called once per ending (ok: completed, not failed).
+ * @param {number} skip
+ * @param {number} n
+ */
+function endings(skip, n) {
+  let ended = 0;
+  let failed = 0;
+  let t0 = performance.now();
+  /** @type {(ms: number) => void} */
+  let finish;
+  const done = /** @type {Promise<number>} */ (new Promise((resolve) => (finish = resolve)));
+  return {
+    /** @param {boolean} ok */
+    end(ok) {
+      if (!ok) failed++;
+      if (++ended === skip) t0 = performance.now();
+      if (ended === skip + n) finish(performance.now() - t0);
+    },
+    done,
+    get failed() {
+      return failed;
+    },
+  };
+}
 
 /**
  * dirqueue: a queue is a directory under the run's root.
@@ -304,6 +390,14 @@ function dirqueueSystem(ctx, durable) {
       const ms = performance.now() - t0;
       await q.close();
       return { ms, at: dir };
+    },
+    async enqueueConcurrent(n, callers) {
+      const q = await Queue.open(ctx.sub(`par${callers}`), { durable });
+      const t0 = performance.now();
+      await concurrently(n, callers, (i) => q.enqueue(TYPE, payload(i)));
+      const ms = performance.now() - t0;
+      await q.close();
+      return { ms };
     },
     async enqueueBulk(n) {
       const dir = ctx.sub('bulk');
@@ -324,6 +418,28 @@ function dirqueueSystem(ctx, durable) {
       const { completed } = pool.counts;
       await pool.close();
       if (completed !== n) throw new Error(`dirqueue drain: ${completed} of ${n} jobs completed`);
+      return { ms };
+    },
+    async drainThreads(n) {
+      const dir = ctx.sub('threads');
+      const q = await Queue.open(dir, { durable });
+      await q.enqueueMany(items(THREAD_WARMUP + n));
+      await q.close();
+      const pool = new Pool(dir, {
+        processor: NOOP_MODULE,
+        threads: THREADS,
+        concurrency: THREAD_CONCURRENCY / THREADS, // per thread
+        durable,
+      });
+      const clock = endings(THREAD_WARMUP, n);
+      pool.on('completed', () => clock.end(true));
+      pool.on('failed', () => clock.end(false));
+      await pool.start();
+      const ms = await clock.done;
+      const { completed } = pool.counts;
+      await pool.close();
+      if (completed !== THREAD_WARMUP + n)
+        throw new Error(`dirqueue drain in threads: ${completed} of ${THREAD_WARMUP + n} jobs completed`);
       return { ms };
     },
     async latency(samples) {
@@ -384,6 +500,14 @@ function bullmqSystem(port) {
       await queue.close();
       return { ms, at: queue.name };
     },
+    async enqueueConcurrent(n, callers) {
+      const queue = await fresh(`par${callers}`);
+      const t0 = performance.now();
+      await concurrently(n, callers, (i) => queue.add(TYPE, payload(i)));
+      const ms = performance.now() - t0;
+      await queue.close();
+      return { ms };
+    },
     async enqueueBulk(n) {
       const queue = await fresh('bulk');
       const batch = Array.from({ length: n }, (_, i) => ({ name: TYPE, data: payload(i) }));
@@ -410,6 +534,29 @@ function bullmqSystem(port) {
       await worker.close();
       await running;
       if (completed !== n) throw new Error(`BullMQ drain: ${completed} of ${n} jobs completed, ${failed} failed`);
+      return { ms };
+    },
+    async drainThreads(n) {
+      const queue = await fresh('threads');
+      await queue.addBulk(Array.from({ length: THREAD_WARMUP + n }, (_, i) => ({ name: TYPE, data: payload(i) })));
+      // a sandboxed processor: each job in flight runs in a worker thread of its own, so up to
+      // THREAD_CONCURRENCY threads, started as the first jobs are taken and kept until close()
+      const worker = new Worker(queue.name, NOOP_MODULE, {
+        connection,
+        concurrency: THREAD_CONCURRENCY,
+        autorun: false,
+        useWorkerThreads: true,
+      });
+      await worker.waitUntilReady();
+      const clock = endings(THREAD_WARMUP, n);
+      worker.on('completed', () => clock.end(true));
+      worker.on('failed', () => clock.end(false));
+      const running = worker.run();
+      const ms = await clock.done;
+      await worker.close();
+      await running;
+      await queue.close();
+      if (clock.failed > 0) throw new Error(`BullMQ drain in threads: ${clock.failed} jobs failed`);
       return { ms };
     },
     async latency(samples) {
@@ -469,11 +616,21 @@ function bullmqSystem(port) {
  */
 async function throughput(sys, n) {
   const one = await sys.enqueueOne(n);
+  const [par10, par50] = [await sys.enqueueConcurrent(n, CALLERS[0]), await sys.enqueueConcurrent(n, CALLERS[1])];
   const bulk = await sys.enqueueBulk(n);
   const drain1 = await sys.drain(one.at, n, 1);
   const drain50 = await sys.drain(bulk.at, n, 50);
+  const threads = await sys.drainThreads(n);
   await sys.afterRep();
-  return { one: one.ms, bulk: bulk.ms, drain1: drain1.ms, drain50: drain50.ms };
+  return {
+    one: one.ms,
+    par10: par10.ms,
+    par50: par50.ms,
+    bulk: bulk.ms,
+    drain1: drain1.ms,
+    drain50: drain50.ms,
+    threads: threads.ms,
+  };
 }
 
 /**
@@ -504,9 +661,12 @@ async function benchLevel(level, ctx, results) {
     /** @type {[keyof Throughput, string][]} */
     const cases = [
       ['one', `enqueue ${int(N)} one by one (jobs/s)`],
+      ['par10', `enqueue ${int(N)}, ${CALLERS[0]} callers (jobs/s)`],
+      ['par50', `enqueue ${int(N)}, ${CALLERS[1]} callers (jobs/s)`],
       ['bulk', `enqueue ${int(N)} in bulk (jobs/s)`],
       ['drain1', `drain ${int(N)}, concurrency 1 (jobs/s)`],
       ['drain50', `drain ${int(N)}, concurrency 50 (jobs/s)`],
+      ['threads', `drain ${int(N)} in threads, concurrency ${THREAD_CONCURRENCY} (jobs/s)`],
     ];
     /** @type {TableRow[]} */
     const rows = [
@@ -532,7 +692,7 @@ async function benchLevel(level, ctx, results) {
     /** @type {(name: System['name'], k: keyof Throughput) => string} */
     const spread = (name, k) => runs[name].map((x) => int(rate(N, x[k]))).join(' ');
     /** @type {(keyof Throughput)[]} */
-    const keys = ['one', 'bulk', 'drain1', 'drain50'];
+    const keys = ['one', 'par10', 'par50', 'bulk', 'drain1', 'drain50', 'threads'];
     console.log(
       `  per repetition, dirqueue | BullMQ: ${keys.map((k) => `${k} ${spread('dirqueue', k)} | ${spread('BullMQ', k)}`).join('; ')}`,
     );
@@ -590,9 +750,11 @@ const bullmqVersion = (() => {
     return '?';
   }
 })();
+const redisName = redisVersion.stdout.trim().split(' ').slice(0, 3).join(' ');
+const benchFs = describeFs(base);
 console.log(
-  `dirqueue vs BullMQ ${bullmqVersion} on ${redisVersion.stdout.trim().split(' ').slice(0, 3).join(' ')}  node ${process.version}  ` +
-    `reps=${REPS}  ${int(N)} jobs${QUICK ? '  QUICK' : ''}  on ${describeFs(base).label} (${base})`,
+  `dirqueue vs BullMQ ${bullmqVersion} on ${redisName}  node ${process.version}  ` +
+    `reps=${REPS}  ${int(N)} jobs${QUICK ? '  QUICK' : ''}  on ${benchFs.label} (${base})`,
 );
 console.log(
   'ratio = dirqueue ahead by: dirqueue/BullMQ for jobs/s, BullMQ/dirqueue for latency (> 1: dirqueue better)',
@@ -600,6 +762,10 @@ console.log(
 console.log(
   `throughput: median of ${REPS}; latency: ${SAMPLES} samples, idle worker at concurrency 1, enqueued 1-3 ms after it went idle`,
 );
+// BullMQ pipes each of its sandbox threads' stdout and stderr into this process's (up to
+// THREAD_CONCURRENCY of them): more listeners than Node's default warning threshold of 10
+process.stdout.setMaxListeners(THREAD_CONCURRENCY + 10);
+process.stderr.setMaxListeners(THREAD_CONCURRENCY + 10);
 const ctx = makeRoot(base, { prefix: 'dirqueue-bench-bullmq-' });
 runDir = ctx.root;
 /** @type {Record<string, unknown>} */
@@ -615,6 +781,20 @@ console.log(`\nbullmq.js took ${fix((performance.now() - started) / 1000)} s`);
 if (typeof args.json === 'string') {
   fs.writeFileSync(
     args.json,
-    `${JSON.stringify({ node: process.version, bullmq: bullmqVersion, reps: REPS, n: N, results }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        node: process.version,
+        bullmq: bullmqVersion,
+        redis: redisName,
+        fs: { ...benchFs, journal: benchFs.journal ?? null, dir: base },
+        cpus: os.cpus().length,
+        reps: REPS,
+        n: N,
+        results,
+      },
+      null,
+      2,
+    )}\n`,
   );
 }
