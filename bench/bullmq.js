@@ -91,7 +91,7 @@
  *        date, versions, filesystem and number of CPUs)
  * Took about 2 minutes before the concurrent and threaded rows, which add several minutes
  * (BullMQ's 50 threads start afresh for each run of the threaded drain). Never asserts: it
- * prints numbers for the README, whose table is written by hand from --json (no generator).
+ * prints numbers for the README, whose table bench/bullmq-table.js makes from the --json files.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
