@@ -44,11 +44,18 @@ function processesWith(text: string): number[] {
   return found;
 }
 
-/** The pid of the child that job.sh's sleeper or deaf job started, once it has written it. */
-async function sleeperPid(q: Queue, id: string): Promise<number> {
+/**
+ * The pid of the child that job.sh's sleeper or deaf job started, once it has written it and the child has
+ * become `dirq-<type>-<id>`: job.sh writes the pid just after the fork, before the child's `exec -a`, so a
+ * loaded machine can show the pid with bash's command line for a while. `named: false` for a job whose timeout
+ * may stop the child before it gets there.
+ */
+async function sleeperPid(q: Queue, id: string, { named = true } = {}): Promise<number> {
   const file = path.join(q.dir, `sleeper.${id}.pid`);
   await until(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').endsWith('\n'), 'the sleeper to start');
-  return Number(fs.readFileSync(file, 'utf8'));
+  const pid = Number(fs.readFileSync(file, 'utf8'));
+  if (named) await until(() => processesWith(`-${id}`).includes(pid), 'the sleeper to exec', 10_000);
+  return pid;
 }
 
 async function failure(q: Queue, id: string): Promise<JobInfo> {
@@ -149,7 +156,7 @@ describe('--exec, one process per job', () => {
     const { dir, q } = await tempQueue();
     const deaf = await q.enqueue('deaf', null, { attempts: 1, timeout: 200 });
     const pool = await execPool(dir, JOB_SH, { concurrency: 1 });
-    const child = await sleeperPid(q, deaf.id);
+    const child = await sleeperPid(q, deaf.id, { named: false });
     await failure(q, deaf.id);
     const next = await q.enqueue('text');
     await q.waitFor(next.id, { timeout: 30_000 });

@@ -4,6 +4,8 @@
  * options' checks. Crashes are real: a processor that segfaults, calls
  * process.exit, outgrows its heap, or spins deaf to SIGTERM.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Pool, type PoolOptions, type Processor } from '../dist/index.js';
 import { processors, startPool } from './support/pools.js';
@@ -211,12 +213,41 @@ describe.each(['thread', 'process'] as const)('autoscaled %s workers', (isolatio
     // one job at a time never needs a second worker
     for (let i = 0; i < 3; i++) await q.waitFor((await q.enqueue('t', { i })).id, { timeout: 30_000 });
     expect(sizes).toEqual([]);
-    await q.enqueueMany(Array.from({ length: 30 }, () => ({ type: 't', data: { sleep: 100 } })));
-    await until(() => pool.workers === 3, 'the pool to grow to max', 30_000);
+    // the jobs wait for a file, so every worker stays busy however slowly a loaded machine starts the next one
+    const release = path.join(dir, 'release');
+    await q.enqueueMany(Array.from({ length: 30 }, () => ({ type: 't', data: { untilExists: release } })));
+    await until(() => sizes.includes('+3') && pool.counts.running === 3, 'the pool to grow to max', 30_000);
+    fs.writeFileSync(release, '');
     await pool.onIdle();
     await until(() => pool.workers === 1, 'the pool to shrink to min', 30_000);
     expect(sizes).toEqual(['+2', '+3', '-2', '-1']);
     expect(pool.counts).toMatchObject({ completed: 33, failed: 0 });
+    await pool.close();
+    await q.close();
+  });
+
+  it('keep the others working while a new worker starts slowly, so none is stopped as idle meanwhile', async () => {
+    const { dir, q } = await tempQueue();
+    const count = { min: 1, max: 2 };
+    const pool: Pool = await startPool(dir, {
+      processor: processors('slow-start'),
+      isolation,
+      ...(isolation === 'thread' ? { threads: count } : { processes: count }),
+      idleTimeout: 300,
+    });
+    const sizes: string[] = [];
+    let completedWhenGrown = 0;
+    pool.on('grew', (n) => {
+      sizes.push(`+${n}`);
+      completedWhenGrown = pool.counts.completed;
+    });
+    pool.on('shrank', (n) => sizes.push(`-${n}`));
+    await q.enqueueMany(Array.from({ length: 20 }, () => ({ type: 't', data: { sleep: 100 } })));
+    await until(() => pool.counts.completed === 20, 'the jobs to run', 60_000);
+    await until(() => pool.workers === 1, 'the pool to shrink to min', 30_000);
+    // the first worker ran jobs for the second it took the second to load (about ten), instead of idling
+    expect(completedWhenGrown).toBeGreaterThanOrEqual(3);
+    expect(sizes).toEqual(['+2', '-1']);
     await pool.close();
     await q.close();
   });

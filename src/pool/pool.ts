@@ -106,8 +106,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   #hosts: Host[] = [];
   /** What runs the jobs here (a function processor with its middleware, a per-job exec), once started. */
   #local: Processor | undefined;
-  /** A worker being started because jobs wait while every worker is busy: one at a time. */
-  #growing = false;
+  /** A worker being started because jobs wait while every worker is busy (one at a time), until it has its job. */
+  #growing: Promise<void> | undefined;
   #shrinkTimer: NodeJS.Timeout | undefined;
   #runs = new Map<number, Run>();
   #nextRun = 0;
@@ -277,6 +277,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#stop.abort();
     this.#wake?.();
     await this.#pumping;
+    await this.#growing; // its jobs go back to queue/, or run and are waited for below
     if (this.#runs.size > 0) {
       const deadline = setTimeout(() => this.#releaseAll(`the pool closed and ${timeout} ms passed`), timeout);
       await new Promise<void>((resolve) => (this.#drained = resolve));
@@ -322,11 +323,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
     this.#nothingReady = false;
     // closing, or the slot went while the claim waited (its thread died, or is being checked after a timeout)
-    if (this.#stop.signal.aborted || !this.#hasSlot()) {
-      for (const job of jobs) await job.release();
-      return;
-    }
-    if (await this.#mayWriteAll(jobs)) this.#dispatch(jobs);
+    await this.#dispatchOrRelease(jobs);
   }
 
   /** The next job, or with batchSize the next batch (claimMany, coalesced); [] when none came within `wait` ms. */
@@ -413,18 +410,37 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
     if (jobs.length === 0) return;
     if (!this.#hasSlot() && this.#mayGrow()) {
-      this.#growing = true;
-      const host = this.#spawn();
-      this.#hosts.push(host);
-      try {
-        await host.ready;
-        this.emit('grew', this.workers);
-      } catch (error) {
-        if (this.#state === 'running') this.#giveUp(error as Error);
-      } finally {
-        this.#growing = false;
-      }
+      this.#growing = this.#grow(jobs)
+        .catch((error: unknown) => this.#report(error as Error))
+        .finally(() => {
+          this.#growing = undefined;
+          this.#wake?.(); // every worker may be busy again: the pump sees whether to grow once more
+        });
+      return;
     }
+    await this.#dispatchOrRelease(jobs);
+  }
+
+  /**
+   * Start a worker and hand it `jobs` (claimed already) once it is ready. The
+   * pump goes on meanwhile: a worker that frees up while a loaded machine
+   * starts the new one takes the next job, rather than idling until it is
+   * stopped as idle and the pool thrashes between sizes.
+   */
+  async #grow(jobs: readonly Job[]): Promise<void> {
+    const host = this.#spawn();
+    this.#hosts.push(host);
+    try {
+      await host.ready;
+      this.emit('grew', this.workers);
+    } catch (error) {
+      if (this.#state === 'running') this.#giveUp(error as Error);
+    }
+    await this.#dispatchOrRelease(jobs);
+  }
+
+  /** Run `jobs` when a slot is free and the pool is not closing; else put them back in queue/. */
+  async #dispatchOrRelease(jobs: readonly Job[]): Promise<void> {
     if (this.#stop.signal.aborted || !this.#hasSlot()) {
       for (const job of jobs) await job.release();
       return;
@@ -436,7 +452,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     return (
       this.#local === undefined &&
       this.#state === 'running' &&
-      !this.#growing &&
+      this.#growing === undefined &&
       this.workers < this.options.workers.max
     );
   }
