@@ -44,7 +44,7 @@
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { DirQueueError, errnoOf } from '../store/errors.js';
-import { listDir } from '../store/files.js';
+import { eachNameInSlices, listDir } from '../store/files.js';
 import { filesystemKind } from '../store/fs-kind.js';
 import type { Layout } from '../store/layout.js';
 import { isId, parseDelayedName } from '../store/names.js';
@@ -89,6 +89,10 @@ export class Discovery {
   #departed = new Set<string>();
   #watching = false;
   #closed = false;
+  /** The quiet rescan running, if one is (one at a time). */
+  #quietScan: Promise<void> | undefined;
+  /** While it runs: ids that came into queue/ meanwhile (events, this process's own moves), which it must keep. */
+  #arrived: Set<string> | undefined;
 
   /** `warn` hears of background steps that failed, and, once, that 'auto' chose polling (code EPOLLING). */
   constructor(
@@ -108,12 +112,7 @@ export class Discovery {
   start(): void {
     if (this.#shouldWatch()) this.#startWatching();
     if (this.#watching) {
-      this.#timers.push(
-        setInterval(
-          () => this.#background(() => this.rescan() && this.#notify()),
-          this.#options.rescanInterval,
-        ).unref(),
-      );
+      this.#timers.push(setInterval(() => this.#rescanQuietly(), this.#options.rescanInterval).unref());
     } else {
       this.#poll.start();
     }
@@ -159,6 +158,50 @@ export class Discovery {
   }
 
   /**
+   * rescan() for the floor under watching and for an overflow of events, in
+   * the background: the listing runs in slices (eachNameInSlices), so that a
+   * million names never hold the event loop (a rescan of a million did for
+   * about 1.3 s, every rescanInterval), and the index is brought in step
+   * rather than rebuilt. Names it lacks are added; names it holds that the
+   * listing did not show are dropped, unless they came into queue/ meanwhile
+   * (a name added during a listing may or may not be listed). A name that
+   * left during the listing can be added back: a claim of it then fails with
+   * ENOENT and moves on (I3), as with any stale listing.
+   */
+  #rescanQuietly(): void {
+    if (this.#quietScan !== undefined || this.#closed) return;
+    this.#quietScan = this.#reconcile()
+      .catch((error: unknown) => this.#warn(error as Error))
+      .finally(() => {
+        this.#quietScan = undefined;
+        this.#arrived = undefined;
+      });
+  }
+
+  async #reconcile(): Promise<void> {
+    const arrived = (this.#arrived = new Set());
+    const seen = new Set<string>();
+    let found = false;
+    const going = (): boolean => !this.#closed;
+    await eachNameInSlices(
+      this.#layout.paths.queue,
+      (name) => {
+        if (!isId(name) || this.#departed.has(name)) return; // not a job, or one this process has just claimed
+        seen.add(name);
+        if (this.#index.add(name)) found = true;
+      },
+      going,
+    );
+    let looked = 0;
+    for (const id of this.#index.ids()) {
+      if (!going()) return;
+      if (!seen.has(id) && !arrived.has(id)) this.#index.delete(id);
+      if (++looked % 4096 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (found) this.#notify();
+  }
+
+  /**
    * Bring the index up to date with queue/ as of now: while watching, by
    * reading the inotify events already queued; otherwise by a rescan if queue/
    * may have changed since the last one.
@@ -191,6 +234,7 @@ export class Discovery {
   /** Learn of a job this process put into queue/ or delayed/ itself. */
   added(id: string, delayed?: string): void {
     if (delayed === undefined) {
+      this.#arrived?.add(id);
       if (this.#index.add(id)) this.#notify();
     } else {
       this.#learnDelayed(delayed);
@@ -201,11 +245,15 @@ export class Discovery {
     try {
       const queue = fs.watch(this.#layout.paths.queue, { persistent: false }, (_event, name) => {
         if (name === null) {
-          this.#background(() => this.rescan() && this.#notify());
+          this.#rescanQuietly(); // the events overflowed
         } else if (isId(name) && !this.#departed.delete(name)) {
           // a rename event says a name came or went: look which, so claims never chase gone names
-          if (!fs.existsSync(this.#layout.file('queue', name))) this.#index.delete(name);
-          else if (this.#index.add(name)) this.#notify();
+          if (!fs.existsSync(this.#layout.file('queue', name))) {
+            this.#index.delete(name);
+          } else {
+            this.#arrived?.add(name);
+            if (this.#index.add(name)) this.#notify();
+          }
         }
       });
       const delayed = fs.watch(this.#layout.paths.delayed, { persistent: false }, (_event, name) => {
@@ -328,6 +376,7 @@ export class Discovery {
         const parsed = parseDelayedName(name)!;
         if (parsed.dueUs > nowUs) break;
         if (promote(this.#layout, name, parsed)) {
+          this.#arrived?.add(parsed.id);
           this.#index.add(parsed.id);
           promoted = true;
         }

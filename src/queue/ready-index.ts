@@ -140,6 +140,11 @@ export class ReadyIndex {
    * Forget an id (it left queue/). Its bucket entry stays and is skipped
    * when it reaches the head, so this costs O(1).
    */
+  /** The ids held, live: deleting the current one while iterating is safe. */
+  ids(): IterableIterator<string> {
+    return this.#known.values();
+  }
+
   delete(id: string): void {
     this.#known.delete(id);
     if (idCoalesceTag(id) !== '') this.#pruneCoalesced(id);
