@@ -679,6 +679,29 @@ describe('inspection and administration', () => {
     await q.close();
   });
 
+  it('counts a job found in two states (it moved on while they were listed) once, in the later, whichever state holds most', async () => {
+    const { dir, q } = await tempQueue({ maintenance: false });
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push((await q.enqueue('t', i)).id);
+    const copy = (id: string, state: string, name = id): void =>
+      fs.copyFileSync(path.join(dir, 'queue', id), path.join(dir, state, name));
+    const due = String(Date.now() * 1000 + 60_000_000).padStart(16, '0');
+    for (const id of ids.slice(5)) fs.renameSync(path.join(dir, 'queue', id), path.join(dir, 'done', id));
+    // queue/ holds most: one of its jobs also in delayed/ (before it), others in done/ and failed/ (after it)
+    copy(ids[0]!, 'delayed', `${due}~${ids[0]}`);
+    copy(ids[1]!, 'done');
+    copy(ids[2]!, 'done');
+    copy(ids[2]!, 'failed'); // two ended states: each keeps it
+    expect(await q.counts()).toEqual({ queue: 3, delayed: 0, active: 0, done: 5, failed: 1, waiting: 0 });
+    // done/ holds most now: every job of queue/ is also there
+    for (const id of [ids[0]!, ids[3]!, ids[4]!]) copy(id, 'done');
+    const s = await q.stats();
+    expect(s.counts).toEqual({ queue: 0, delayed: 0, active: 0, done: 8, failed: 1, waiting: 0 });
+    expect(s.types).toEqual({ t: s.counts });
+    expect(s.nextDue).toBeNull(); // its delayed/ twin moved on
+    await q.close();
+  });
+
   it('removes and purges, but not running jobs', async () => {
     const { dir, q } = await tempQueue();
     const a = await q.enqueue('t', 1);

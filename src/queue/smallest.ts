@@ -32,6 +32,16 @@ export class Smallest<T> {
     }
   }
 
+  /** Whether k items are kept: only a smaller one is kept from now on. */
+  full(): boolean {
+    return this.#heap.length >= this.#k;
+  }
+
+  /** The largest item kept, undefined when none is. */
+  largest(): T | undefined {
+    return this.#heap[0];
+  }
+
   /** The items kept, smallest first. */
   sorted(): T[] {
     return [...this.#heap].sort(this.#compare);
