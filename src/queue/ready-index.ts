@@ -110,7 +110,15 @@ interface TypeIndex {
 }
 
 export class ReadyIndex {
-  #known = new Set<string>();
+  /**
+   * Each id held, and the rescan round that last found it in queue/ (listed
+   * it, or saw it added while the round ran): a quiet rescan drops the ids
+   * its round did not find (discovery.ts). A number beside each id costs 8
+   * bytes; a second set of the listed names cost a rescan of a million
+   * about twice the time.
+   */
+  #known = new Map<string, number>();
+  #round = 0;
   #types = new Map<string, TypeIndex>();
   #early = new Map<string, string>();
   /** `${encoded type}/${coalesce tag}` -> its ready keys, for tagged ids only (a type never holds '/': it is encoded). */
@@ -136,27 +144,44 @@ export class ReadyIndex {
     return this.#known.size;
   }
 
+  /** The ids held, live: deleting the current one while iterating is safe. */
+  ids(): IterableIterator<string> {
+    return this.#known.keys();
+  }
+
+  /** Begin a rescan round: ids added from now on (held already or not), and ids found(), count as found by it. */
+  beginRound(): number {
+    return ++this.#round;
+  }
+
+  /** A rescan's listing shows `id`: true if it is held (and now found by this round), false if it is not held. */
+  found(id: string): boolean {
+    if (!this.#known.has(id)) return false;
+    this.#known.set(id, this.#round);
+    return true;
+  }
+
+  /** Each id held, with the round that last found it, live (delete as you go). */
+  rounds(): IterableIterator<[string, number]> {
+    return this.#known.entries();
+  }
+
   /**
    * Forget an id (it left queue/). Its bucket entry stays and is skipped
    * when it reaches the head, so this costs O(1).
    */
-  /** The ids held, live: deleting the current one while iterating is safe. */
-  ids(): IterableIterator<string> {
-    return this.#known.values();
-  }
-
   delete(id: string): void {
     this.#known.delete(id);
     if (idCoalesceTag(id) !== '') this.#pruneCoalesced(id);
   }
 
   /**
-   * Add a valid job id (callers check with names.isId). Returns false if it was known.
+   * Add a valid job id (callers check with names.isId): it is in queue/ now. Returns false if it was known (found again, as found() does).
    * An id put back after a claim took it (the claim could not run it) goes back to the head of its group's FIFO.
    */
   add(id: string): boolean {
-    if (this.#known.has(id)) return false;
-    this.#known.add(id);
+    if (this.found(id)) return false;
+    this.#known.set(id, this.#round);
     const key = this.#keyOf(id);
     if (idCoalesceTag(key) !== '') this.#addCoalesced(key);
     const fifo = this.#fifoFor(key);
@@ -167,11 +192,12 @@ export class ReadyIndex {
 
   /** Replace the contents with `ids` (a rescan of queue/). Parked groups stay parked. */
   reset(ids: Iterable<string>): void {
-    this.#known = new Set(ids);
+    this.#known = new Map();
+    for (const id of ids) this.#known.set(id, this.#round);
     this.#types.clear();
     this.#early.clear();
     this.#coalesced.clear();
-    for (const id of this.#known) {
+    for (const id of this.#known.keys()) {
       const key = this.#keyOf(id);
       this.#fifoFor(key)?.items.push(key);
       const tag = idCoalesceTag(key);
