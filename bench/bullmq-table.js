@@ -4,12 +4,13 @@
  *
  * Run:   node bench/bullmq-table.js /tmp/bullmq-ext4.json /tmp/bullmq-tmpfs.json
  * Prints one Markdown table: a row per case, a column per filesystem and durability level,
- * each cell "dirqueue vs BullMQ: ratio", the ratio in bold where dirqueue is ahead (> 1).
+ * each cell "dirqueue vs BullMQ: ratio", the ratio in bold where dirqueue is ahead (> 1), and for the
+ * enqueue rows the raw floor of the same run (bench/bullmq.js floors).
  */
 import fs from 'node:fs';
 
 /**
- * @typedef {{ dirqueue: number, bullmq: number }} Raw
+ * @typedef {{ dirqueue: number, bullmq: number, floor?: number }} Raw
  * @typedef {{
  *   date?: string, bullmq: string, redis?: string, reps: number, n: number,
  *   fs?: { label: string, dir: string },
@@ -44,7 +45,8 @@ function cell(/** @type {string} */ name, /** @type {Raw | undefined} */ raw) {
   const latency = name.endsWith('(ms)');
   const ratio = latency ? raw.bullmq / raw.dirqueue : raw.dirqueue / raw.bullmq;
   const r = `${ratio.toFixed(2)}x`;
-  return `${value(raw.dirqueue, latency)} vs ${value(raw.bullmq, latency)}: ${ratio > 1 ? `**${r}**` : r}`;
+  const floor = raw.floor === undefined ? '' : ` (floor ${value(raw.floor, latency)})`;
+  return `${value(raw.dirqueue, latency)} vs ${value(raw.bullmq, latency)}: ${ratio > 1 ? `**${r}**` : r}${floor}`;
 }
 
 /** @type {{ run: Run, level: string, title: string }[]} */

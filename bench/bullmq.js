@@ -58,8 +58,12 @@
  *                        to the processor's first line, on one clock
  *                        (performance.timeOrigin + performance.now()); 500
  *                        samples after 20 unrecorded ones
- * Baseline: each case's baseline is the other system in the same run; the raw
- * filesystem floors are in bench/core.js. Warm-up: per level, each system runs
+ * Baseline: each case's baseline is the other system in the same run. The
+ * enqueue rows also have their raw floor, measured after each repetition on
+ * the same filesystem (the floor column: a tmp/ file written and renamed into
+ * queue/ by hand, with an fdatasync of it and an fsync of queue/ at the fsync
+ * level, 10 and 50 callers sharing the directory fsyncs); the other floors are
+ * in bench/core.js. Warm-up: per level, each system runs
  * every case once on 500 jobs (and 20 latency samples) before the timed runs.
  * Each repetition runs both systems, in alternating order, on fresh state: new
  * queue directories for dirqueue; a new queue name and, after it, FLUSHDB for
@@ -100,7 +104,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, Queue } from '../dist/index.js';
-import { describeFs, fix, int, makeRoot, median, payload, percentile, rate } from './lib.js';
+import {
+  describeFs,
+  fix,
+  floorCreate,
+  floorCreateConcurrentDurable,
+  int,
+  makeRoot,
+  median,
+  payload,
+  percentile,
+  rate,
+  rawLayout,
+} from './lib.js';
 
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
@@ -649,8 +665,11 @@ async function benchLevel(level, ctx, results) {
     }
     /** @type {Record<System['name'], Throughput[]>} */
     const runs = { dirqueue: [], BullMQ: [] };
+    /** @type {Floors[]} */
+    const floorRuns = [];
     for (let r = 0; r < REPS; r++) {
       for (const sys of r % 2 ? [...systems].reverse() : systems) runs[sys.name].push(await throughput(sys, N));
+      floorRuns.push(await floors(ctx, `${level.key}-${r}`, level.durable !== false));
     }
     const lat = /** @type {Record<System['name'], number[]>} */ ({});
     for (const sys of systems) lat[sys.name] = await sys.latency(SAMPLES);
@@ -673,7 +692,16 @@ async function benchLevel(level, ctx, results) {
       ...cases.map(([k, name]) => {
         const d = med('dirqueue', k);
         const b = med('BullMQ', k);
-        return { name, dirqueue: int(d), bullmq: int(b), ratio: d / b, raw: { dirqueue: d, bullmq: b } };
+        const f =
+          k === 'one' || k === 'par10' || k === 'par50' ? median(floorRuns.map((x) => rate(N, x[k]))) : undefined;
+        return {
+          name,
+          dirqueue: int(d),
+          bullmq: int(b),
+          ratio: d / b,
+          floor: f === undefined ? '' : int(f),
+          raw: { dirqueue: d, bullmq: b, ...(f !== undefined && { floor: f }) },
+        };
       }),
       ...[50, 99].map((p) => {
         const d = percentile(lat.dirqueue, p);
@@ -683,6 +711,7 @@ async function benchLevel(level, ctx, results) {
           dirqueue: fix(d, 3),
           bullmq: fix(b, 3),
           ratio: b / d,
+          floor: '',
           raw: { dirqueue: d, bullmq: b },
         };
       }),
@@ -706,6 +735,27 @@ async function benchLevel(level, ctx, results) {
   }
 }
 
+/** @typedef {{ one: number, par10: number, par50: number }} Floors */
+
+/**
+ * The raw floor of the enqueue rows, in ms for N jobs, on the bench's filesystem: tmp/ file, write, rename
+ * into queue/ by hand (bench/lib.js), at this level's durability: with `durable`, an fdatasync of the file
+ * and an fsync of queue/ for each, the concurrent callers sharing the directory fsyncs (group commit) as
+ * dirqueue's do. Without it there is nothing to wait for, so the callers' floor is the loop's.
+ * @param {ReturnType<typeof makeRoot>} ctx
+ * @param {string} name
+ * @param {boolean} durable
+ * @returns {Promise<Floors>}
+ */
+async function floors(ctx, name, durable) {
+  const layout = (/** @type {string} */ which) => rawLayout(path.join(ctx.root, `floor-${name}-${which}`));
+  const one = floorCreate(layout('one'), N, { durable }).ms;
+  if (!durable) return { one, par10: one, par50: one };
+  const par10 = (await floorCreateConcurrentDurable(layout('par10'), N, CALLERS[0])).ms;
+  const par50 = (await floorCreateConcurrentDurable(layout('par50'), N, CALLERS[1])).ms;
+  return { one, par10, par50 };
+}
+
 /**
  * INFO of the redis-server on `port`, as an object (through a BullMQ queue's client).
  * @param {number} port
@@ -723,12 +773,17 @@ async function redisInfo(port) {
   );
 }
 
-/** @typedef {{ name: string, dirqueue: string, bullmq: string, ratio: number, raw: { dirqueue: number, bullmq: number } }} TableRow */
+/**
+ * @typedef {{
+ *   name: string, dirqueue: string, bullmq: string, ratio: number, floor: string,
+ *   raw: { dirqueue: number, bullmq: number, floor?: number },
+ * }} TableRow
+ */
 
 /** @param {TableRow[]} rows */
 function printTable(rows) {
-  const head = ['case', 'dirqueue', 'BullMQ', 'ratio'];
-  const body = rows.map((r) => [r.name, r.dirqueue, r.bullmq, `${fix(r.ratio, 2)}x`]);
+  const head = ['case', 'dirqueue', 'BullMQ', 'ratio', 'floor'];
+  const body = rows.map((r) => [r.name, r.dirqueue, r.bullmq, `${fix(r.ratio, 2)}x`, r.floor]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => /** @type {string} */ (b[i]).length)));
   const width = (/** @type {number} */ i) => /** @type {number} */ (w[i]);
   const fmt = (/** @type {string[]} */ cells) =>

@@ -10,8 +10,11 @@
  *              first claim (it builds the index: ready to claim), RSS and heap
  *              after it, then 2,000 claim+complete, 200 enqueues and 200 waitFor
  *              with the fs calls each makes counted (directory listings, opens);
- *              one periodic rescan (what discovery does every rescanInterval,
- *              30 s: it lists queue/ on the event loop); `dirq stats` and
+ *              one maintenance sweep (q.recover(), what each process runs every
+ *              sweepInterval), its time and fs calls; the periodic rescan (what
+ *              discovery does every rescanInterval, 30 s: a listing of queue/ in
+ *              slices, in the background): the longest the event loop was held
+ *              while a queue rescanned every 500 ms for 2.2 s; `dirq stats` and
  *              `dirq ls --limit 10` and `--limit 20` (wall time and max RSS of
  *              the process: issue 17 asks both to stay cheap at a million).
  *              The same probe on a queue of 2,001 jobs is the empty baseline.
@@ -208,6 +211,10 @@ async function probeBacklog(dir) {
       waitLat.push(performance.now() - a);
     }
   });
+  // one maintenance sweep (what each process runs every sweepInterval), its fs calls counted
+  t0 = performance.now();
+  const sweep = await counting([...LISTINGS, ...OPENS], () => q.recover());
+  const sweepMs = performance.now() - t0;
   await q.close();
   const rescan = await probeRescan(dir);
   return {
@@ -230,6 +237,7 @@ async function probeBacklog(dir) {
       enqueue: { listings: listed(enq.counts), opensPerJob: opened(enq.counts) / refs.length },
       waitFor: { listings: listed(wait.counts), opensPerJob: opened(wait.counts) / refs.length },
     },
+    sweep: { ms: sweepMs, listings: listed(sweep.counts), opens: opened(sweep.counts) },
     rescan,
   };
 }
@@ -540,6 +548,7 @@ try {
         fix(r.enqueueUsP50),
         fix(r.waitForUsP50),
         `${fix(r.rescan.stallMs)} (${r.rescan.listings})`,
+        `${fix(r.sweep.ms)} (${r.sweep.listings}/${r.sweep.opens})`,
         `${r.calls.claimComplete.listings}/${r.calls.enqueue.listings}/${r.calls.waitFor.listings}`,
         `${fix(r.calls.claimComplete.opensPerJob, 2)}/${fix(r.calls.enqueue.opensPerJob, 2)}/${fix(r.calls.waitFor.opensPerJob, 2)}`,
       ]);
@@ -548,7 +557,7 @@ try {
       `\nwaiting in queue/: a fresh process opens the queue (defaults), its first claim builds the index, then ${int(CLAIMS)} claim+complete, 200 enqueue, 200 claim+waitFor+complete`,
     );
     console.log(
-      '(listings / opens: fs calls counted during claim+complete / enqueue / waitFor; opens per job. rescan: the longest the event loop was held in 2.2 s of rescans every 500 ms, and how many ran)',
+      '(listings / opens: fs calls counted during claim+complete / enqueue / waitFor; opens per job. rescan: the longest the event loop was held in 2.2 s of rescans every 500 ms, and how many ran; sweep: one q.recover(), its listings and opens)',
     );
     table(
       [
@@ -565,6 +574,7 @@ try {
         'enqueue p50',
         'waitFor p50',
         'rescan stall ms (n)',
+        'sweep ms (listings/opens)',
         'listings',
         'opens/job',
       ],
