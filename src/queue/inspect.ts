@@ -19,7 +19,7 @@ import {
 } from '../store/envelope.js';
 import { DirQueueError, type RecordedError } from '../store/errors.js';
 import { eachName, listDir, readJobFile } from '../store/files.js';
-import { readSettings, SETTINGS_FILE, STATES, type Layout, type State } from '../store/layout.js';
+import { endedState, readSettings, SETTINGS_FILE, STATES, type Layout, type State } from '../store/layout.js';
 import { idEncodedType, idEnqueuedUs, nowUs, parseActiveName, parseDelayedName, parseId } from '../store/names.js';
 import { idOfName, jobNameReader, locate } from '../store/locate.js';
 import { parentsOf } from '../store/release.js';
@@ -267,8 +267,7 @@ export function snapshot(layout: Layout): Record<State, string[]> {
   }
   const largest = FLOW.reduce((a, b) => (names[b].length > names[a].length ? b : a));
   const rank = (state: State): number => FLOW.indexOf(state);
-  const ended = (state: State): boolean => state === 'done' || state === 'failed';
-  /** Each id seen in a state other than the largest: the states it was seen in, in FLOW order. */
+  /** Each id seen in a state other than the largest: the states it was seen in. */
   const where = new Map<string, State[]>();
   for (const state of FLOW) {
     if (state === largest) continue;
@@ -283,19 +282,13 @@ export function snapshot(layout: Layout): Record<State, string[]> {
   // a job seen twice moved on while the listing ran: it counts where it was seen last (ended states keep theirs)
   const movedOn = new Map<State, Set<string>>();
   const drop = (state: State, id: string): void => {
-    if (!ended(state)) (movedOn.get(state) ?? movedOn.set(state, new Set()).get(state)!).add(id);
+    if (!endedState(state)) (movedOn.get(state) ?? movedOn.set(state, new Set()).get(state)!).add(id);
   };
   const { idOf: idInLargest } = jobNameReader(largest);
-  for (const name of names[largest]) {
-    const id = idInLargest(name);
-    const states = where.get(id);
-    if (states === undefined) continue;
-    const later = states.findIndex((s) => rank(s) > rank(largest));
-    states.splice(later === -1 ? states.length : later, 0, largest); // kept in FLOW order
-  }
+  for (const name of names[largest]) where.get(idInLargest(name))?.push(largest);
   for (const [id, states] of where) {
     if (states.length < 2) continue;
-    const last = states.at(-1)!;
+    const last = states.reduce((a, b) => (rank(b) > rank(a) ? b : a));
     for (const state of states) if (state !== last) drop(state, id);
   }
   for (const [state, ids] of movedOn) {
@@ -376,8 +369,6 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
   const typeOf = typeDecoder();
   const byIdTime = (a: string, b: string): number => idEnqueuedUs(a) - idEnqueuedUs(b) || byteOrder(a, b);
   const candidates = new Smallest<string>(WAIT_CANDIDATES, byIdTime);
-  /** The id time of the last candidate once there are WAIT_CANDIDATES: a later one need not be offered. */
-  let candidateBarUs = Infinity;
   const early: string[] = [];
   let firstDelayed: string | undefined; // delayed/ names sort by due time: the first is due soonest
   for (const state of STATES) {
@@ -406,10 +397,10 @@ export function stats(layout: Layout, maxJobBytes: number): Stats {
       if (state === 'queue') {
         if (idUs > now) {
           early.push(name);
-        } else if (idUs <= candidateBarUs) {
-          candidates.offer(name);
-          const last = candidates.full() ? candidates.largest() : undefined;
-          if (last !== undefined) candidateBarUs = idEnqueuedUs(last);
+        } else {
+          // a job whose id time is past the last candidate's cannot get in: skip the comparator's two parses
+          const last = candidates.threshold();
+          if (last === undefined || idUs <= idEnqueuedUs(last)) candidates.offer(name);
         }
       } else if (state === 'delayed' && (firstDelayed === undefined || name < firstDelayed)) {
         firstDelayed = name;

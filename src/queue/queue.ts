@@ -48,7 +48,7 @@ import {
 import { idOfName, lexists, locate } from '../store/locate.js';
 import { unmarkChild } from '../store/deps.js';
 import { Job, type JobHost } from './job.js';
-import { checkState, Layout, type State } from '../store/layout.js';
+import { checkState, endedState, Layout, type State } from '../store/layout.js';
 import {
   activeName,
   batchId,
@@ -1318,9 +1318,4 @@ function unreadableResult(id: string, file: string, reason: string, maxJobBytes:
         'EBADFILE',
         `job ${id} is in done/, but ${file} is ${reason}: its result cannot be read; look at it (dirq show), then remove it (dirq rm)`,
       );
-}
-
-/** done/ and failed/: a job there has ended, and its ending was acted on. */
-function endedState(state: State): boolean {
-  return state === 'done' || state === 'failed';
 }

@@ -144,11 +144,6 @@ export class ReadyIndex {
     return this.#known.size;
   }
 
-  /** The ids held, live: deleting the current one while iterating is safe. */
-  ids(): IterableIterator<string> {
-    return this.#known.keys();
-  }
-
   /** Begin a rescan round: ids added from now on (held already or not), and ids found(), count as found by it. */
   beginRound(): number {
     return ++this.#round;

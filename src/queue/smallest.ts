@@ -32,14 +32,9 @@ export class Smallest<T> {
     }
   }
 
-  /** Whether k items are kept: only a smaller one is kept from now on. */
-  full(): boolean {
-    return this.#heap.length >= this.#k;
-  }
-
-  /** The largest item kept, undefined when none is. */
-  largest(): T | undefined {
-    return this.#heap[0];
+  /** Once k items are kept, the largest of them (only a smaller one is kept from now on); undefined before. */
+  threshold(): T | undefined {
+    return this.#heap.length >= this.#k ? this.#heap[0] : undefined;
   }
 
   /** The items kept, smallest first. */

@@ -16,6 +16,11 @@ import { checkDir, chmodDirNoFollow, makeDirNoFollow, readSmallFile, replaceFile
 export const STATES = ['queue', 'delayed', 'active', 'done', 'failed', 'waiting'] as const;
 export type State = (typeof STATES)[number];
 
+/** done/ and failed/: a job there has ended, and its ending was acted on. */
+export function endedState(state: State): boolean {
+  return state === 'done' || state === 'failed';
+}
+
 /**
  * State directories plus tmp/ (writers), workers/ (heartbeats), keys/ (unique keys), schedules/ (schedules),
  * deps/ (who waits for whom) and batches/ (batches).
