@@ -52,6 +52,22 @@ describe('I9 bad arguments', () => {
       [() => q.enqueue('t', { when: new Date() }), 'EBADDATA', /toISOString/],
       [() => q.enqueue('t', { m: new Map() }), 'EBADDATA', /Map/],
       [() => q.enqueue('t', { x: NaN }), 'EBADDATA', /NaN/],
+      // the path to a value deep down, put together on the way back up (json-check.ts)
+      [() => q.enqueue('t', { a: [0, { b: [1, Infinity] }] }), 'EBADDATA', /^data\.a\[1\]\.b\[1\] is Infinity,/],
+      [
+        () => q.enqueue('t', { list: new Array<number>(3).fill(1, 2) }),
+        'EBADDATA',
+        /^data\.list\[0\] is a hole in a sparse array/,
+      ],
+      [
+        () => {
+          const a: unknown[] = [1];
+          a.push({ back: a });
+          return q.enqueue('t', { a });
+        },
+        'EBADDATA',
+        /^data\.a\[1\]\.back is a circular reference/,
+      ],
       [
         () => {
           const o: Record<string, unknown> = {};

@@ -244,7 +244,7 @@ export class Discovery {
       const queue = fs.watch(this.#layout.paths.queue, { persistent: false }, (_event, name) => {
         if (name === null) {
           this.#rescanQuietly(); // the events overflowed
-        } else if (isId(name) && !this.#departed.delete(name)) {
+        } else if (!this.#departed.delete(name) && isId(name)) {
           // a rename event says a name came or went: look which, so claims never chase gone names
           if (!fs.existsSync(this.#layout.file('queue', name))) {
             this.#index.delete(name);

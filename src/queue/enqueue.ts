@@ -36,6 +36,9 @@ export interface Prepared {
 /** What enqueueBatch adds to its jobs' envelopes. */
 export type BatchFields = Pick<Envelope, 'batch' | 'onBatch'>;
 
+/** What an enqueue without options resolves to (it does not depend on the time): made once, not per job. */
+const NO_OPTIONS = Object.freeze(resolveEnqueueOptions({}));
+
 /** Check the arguments and build the job's file content and names; throws a DirQueueError on bad input. */
 export function prepare(
   layout: Layout,
@@ -47,7 +50,7 @@ export function prepare(
   batchFields: BatchFields = {},
 ): Prepared {
   const encodedType = encodeType(type);
-  const o = resolveEnqueueOptions(options);
+  const o = options === undefined ? NO_OPTIONS : resolveEnqueueOptions(options);
   const envelope: Envelope = { type };
   if (data instanceof Uint8Array) {
     envelope.bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');

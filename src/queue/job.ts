@@ -296,6 +296,15 @@ export class Job<Data = unknown> {
     );
   }
 
+  /**
+   * @internal
+   * Whether the claim holds its file open for writing: the open(2) with O_RDWR that made the claim
+   * succeeded, so this process may record the job's outcome (a file it may only read is held by path).
+   */
+  get writable(): boolean {
+    return this.#fd !== undefined;
+  }
+
   /** True once the claim ended: complete, fail or release succeeded, or the claim was lost (taken back, or the queue closed). */
   get settled(): boolean {
     return this.#state !== 'held';

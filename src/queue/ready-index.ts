@@ -229,7 +229,8 @@ export class ReadyIndex {
     const ageing = Number.isFinite(this.#agingStepUs);
     const now = ageing ? this.#clock() : 0;
     const consider = (type: string, index: TypeIndex): void => {
-      for (const p of [...index.priorities]) {
+      // #head drops emptied buckets from index.priorities as it goes: walk a copy, unless there is one
+      for (const p of index.priorities.length === 1 ? index.priorities : [...index.priorities]) {
         const id = this.#head(type, index, p);
         if (id === undefined) continue;
         const enqueued = idEnqueuedUs(id);

@@ -25,14 +25,31 @@ const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_NOFOLLOW, O_NONBLOCK } = fs.cons
  * `mode` (a group-shared queue's) is set exactly, whatever the umask.
  */
 export async function writeNew(path: string, content: string, durable: boolean, mode?: number): Promise<void> {
+  if (!durable) {
+    writeNewNow(path, content, mode);
+    return;
+  }
   const fd = createWritten(path, content, mode);
   try {
-    if (durable) await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+    await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
   } catch (error) {
     closeQuietly(fd);
     removeQuietly(path);
     throw fsError(`writing ${path}`, error);
   }
+  closeWritten(fd, path);
+}
+
+/**
+ * writeNew without the fsync, done when it returns: a hot path (every
+ * enqueue that is not durable) need not pay for a promise and its await.
+ */
+export function writeNewNow(path: string, content: string, mode?: number): void {
+  closeWritten(createWritten(path, content, mode), path);
+}
+
+/** Close a file just written at `path`; if even that fails (NFS reports a failed write at close), remove it. */
+function closeWritten(fd: number, path: string): void {
   try {
     closeFile(fd, `closing ${path}`);
   } catch (error) {
