@@ -7,11 +7,13 @@
  * after the renames, and a failing fdatasync leaves nothing behind and closes
  * no descriptor under a running fdatasync. Observed by spying on node:fs.
  */
-import childProcess from 'node:child_process';
+import childProcess, { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SYNC_CHUNK } from '../dist/store/files.js';
+import { filesystemKind } from '../dist/store/fs-kind.js';
+import { Layout } from '../dist/store/layout.js';
 import { SYNCFS_MIN_FILES } from '../dist/store/syncfs.js';
 import { Queue } from '../dist/index.js';
 import { openQueue, tempDir, tempQueue } from './support/temp.js';
@@ -389,5 +391,63 @@ describe("durable: 'all'", () => {
     await q.close();
     // @ts-expect-error: a bad value on purpose
     await expect(Queue.open(dir, { durable: 'yes' })).rejects.toMatchObject({ code: 'EBADOPTION' });
+  });
+});
+
+describe('a queue in memory (tmpfs)', () => {
+  const isRoot = process.getuid?.() === 0;
+
+  /** Every fsync and fdatasync this process makes, and every `sync -f` (syncfs.ts) it starts. */
+  function countSyncs(): () => number {
+    const calls = [
+      vi.spyOn(fs, 'fsync'),
+      vi.spyOn(fs, 'fdatasync'),
+      vi.spyOn(fs, 'fsyncSync'),
+      vi.spyOn(fs, 'fdatasyncSync'),
+      vi.spyOn(childProcess, 'execFile'),
+    ];
+    return () => calls.reduce((n, spy) => n + spy.mock.calls.length, 0);
+  }
+
+  /** Enqueue one, a small batch and a syncfs-sized batch; claim, complete and fail one each. */
+  async function everyKindOfWrite(q: Queue): Promise<void> {
+    await q.enqueue('t', 1);
+    await q.enqueueMany([{ type: 't' }, { type: 't' }]);
+    await q.enqueueMany(Array.from({ length: SYNCFS_MIN_FILES }, (_, i) => ({ type: 'bulk', data: i })));
+    await (await q.claim({ types: ['t'] }))!.complete({ ok: true });
+    await (await q.claim({ types: ['t'] }))!.fail(new Error('no'));
+  }
+
+  it("makes no fsync there, durable: 'all' or not, since tmpfs's fsync does nothing; the same work on a disk does", async () => {
+    const shm = '/dev/shm';
+    expect(fs.existsSync(shm) && filesystemKind(shm).memory, `${shm} is a tmpfs (Linux)`).toBe(true);
+    const inMemory = await Queue.open(tempDir(shm), { durable: 'all', maintenance: false });
+    const memorySyncs = countSyncs();
+    await everyKindOfWrite(inMemory);
+    expect(memorySyncs()).toBe(0);
+    expect((await inMemory.stats()).counts).toMatchObject({ queue: 1 + SYNCFS_MIN_FILES, done: 1 });
+    await inMemory.close();
+    vi.restoreAllMocks();
+
+    const onDisk = tempDir();
+    expect(filesystemKind(onDisk).memory, `the temp dir ${onDisk} must be on a disk (set TMPDIR)`).toBe(false);
+    const durable = await Queue.open(onDisk, { durable: 'all', maintenance: false });
+    const diskSyncs = countSyncs();
+    await everyKindOfWrite(durable);
+    expect(diskSyncs()).toBeGreaterThan(0);
+    await durable.close();
+  });
+
+  it('counts as in memory only when every directory is (a disk mounted at done/ counts as a disk)', async () => {
+    if (!isRoot) throw new Error('this test bind-mounts a directory and needs root (CI runs as root)');
+    const dir = tempDir('/dev/shm');
+    await (await Queue.open(dir, { maintenance: false })).close();
+    expect(new Layout(dir).inMemory()).toBe(true);
+    execFileSync('mount', ['--bind', tempDir(), path.join(dir, 'done')]);
+    try {
+      expect(new Layout(dir).inMemory()).toBe(false);
+    } finally {
+      execFileSync('umount', [path.join(dir, 'done')]);
+    }
   });
 });

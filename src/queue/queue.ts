@@ -156,7 +156,10 @@ export class Queue extends EventEmitter<QueueEvents> {
   #discovery: Discovery | undefined;
   #syncer = new DirSyncer();
   #jobHost: JobHost;
-  /** New jobs (enqueues, schedules' jobs) are fsynced before they are acknowledged: durable true or 'all'. */
+  /**
+   * New jobs (enqueues, schedules' jobs) are fsynced before they are acknowledged: durable true or
+   * 'all', unless the whole queue is on a filesystem in memory (tmpfs), whose fsync does nothing.
+   */
   readonly #durable: boolean;
   #release: ReleaseContext;
   /** Whether durable batches may use one syncfs (options.batchSync, syncfs.ts); known at the first batch. */
@@ -201,10 +204,11 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.options = Object.freeze(options);
     this.#index = new ReadyIndex(options.agingStep, nowUs, (id) => readyUsOf(layout, id));
     this.#tally = new Tally(layout, this.#names.owner);
-    this.#durable = options.durable !== false;
+    const syncs = !layout.inMemory(); // on tmpfs an fsync is a no-op that costs a thread-pool round trip
+    this.#durable = options.durable !== false && syncs;
     this.#jobHost = {
       layout,
-      durableEndings: options.durable === 'all',
+      durableEndings: options.durable === 'all' && syncs,
       syncDirs: (dirs) => Promise.all(dirs.map((d) => this.#syncer.sync(d))).then(() => undefined),
       defaultAttempts: options.attempts,
       defaultBackoff: options.backoff,

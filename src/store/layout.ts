@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { listDir } from './files.js';
 import { DirQueueError, errnoOf, fsError } from './errors.js';
+import { filesystemKind } from './fs-kind.js';
 import { checkDir, chmodDirNoFollow, makeDirNoFollow, readSmallFile, replaceFile } from './safe-file.js';
 
 // waiting (format 1.3) comes last, so that what lists the states in this order reads as it did before it
@@ -127,6 +128,14 @@ export class Layout {
 
   file(dir: Dir, name: string): string {
     return `${this.paths[dir]}/${name}`;
+  }
+
+  /**
+   * Whether every directory of the queue is on a filesystem in memory (tmpfs, ramfs; fs-kind.ts),
+   * where fsync does nothing. One in doubt (statfs failed, or it is missing) counts as on a disk.
+   */
+  inMemory(): boolean {
+    return DIRS.every((dir) => filesystemKind(this.paths[dir]).memory);
   }
 
   /**
