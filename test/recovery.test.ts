@@ -204,6 +204,32 @@ describe('judging liveness', () => {
     return id;
   }
 
+  it("a dead claim whose file is also at its ending's name (a rename a power cut left half done) stays ended there", async () => {
+    const dir = tempDir();
+    const claimName = (id: string): string => ls(dir, 'active').find((n) => n.startsWith(id))!;
+    // completed: the result line is in the one file, at active/ and at done/ (btrfs left this after cuts)
+    const completed = await fakeClaim(dir, 1, 'not-the-start-time', os.hostname(), 'completed');
+    const claim = claimName(completed);
+    fs.appendFileSync(path.join(dir, 'active', claim), resultLine(claim.slice(claim.indexOf('@') + 1)));
+    fs.linkSync(path.join(dir, 'active', claim), path.join(dir, 'done', completed));
+    // released: at active/ and back in queue/
+    const released = await fakeClaim(dir, 1, 'not-the-start-time', os.hostname(), 'released');
+    fs.linkSync(path.join(dir, 'active', claimName(released)), path.join(dir, 'queue', released));
+    // the control: a dead claim with no other name is taken back
+    const crashed = await fakeClaim(dir, 1, 'not-the-start-time', os.hostname(), 'crashed');
+    const q = await openQueue(dir, { maintenance: false });
+    const report = await q.recover();
+    expect(report.recovered).toEqual([expect.objectContaining({ id: crashed, reason: 'crashed', to: 'queue' })]);
+    expect(ls(dir, 'active')).toEqual([]);
+    expect(duplicates(dir)).toEqual([]);
+    const done = await q.get(completed);
+    expect(done?.state).toBe('done');
+    expect(done?.torn).toBeUndefined(); // its result stands: no revoked event voids it
+    expect(ls(dir, 'queue').sort()).toEqual([crashed, released].sort());
+    expect(fs.statSync(path.join(dir, 'queue', released)).nlink).toBe(1);
+    await q.close();
+  });
+
   it('a reused pid (same pid, other start time) is dead; the right start time is alive', async () => {
     const dir = tempDir();
     const reused = await fakeClaim(dir, process.pid, 'not-the-start-time');

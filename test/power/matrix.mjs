@@ -64,6 +64,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
  * @property {Record<EnqueuePath, number>} enqueues
  * @property {number} lost
  * @property {number} twoStates
+ * @property {number} halfRenamed
  * @property {number} enqueuedTwice
  * @property {number} acked
  * @property {number} durableAll
@@ -89,6 +90,7 @@ try {
       enqueues: { single: 0, group: 0, syncfs: 0, fdatasync: 0 },
       lost: 0,
       twoStates: 0,
+      halfRenamed: 0,
       enqueuedTwice: 0,
       acked: 0,
       durableAll: 0,
@@ -108,6 +110,7 @@ try {
       for (const p of check.PATHS) row.enqueues[p] += v.enqueues[p];
       row.lost += v.lost.length;
       row.twoStates += v.twoStates.length;
+      row.halfRenamed += v.halfRenamed.length;
       row.enqueuedTwice += v.enqueuedTwice.length;
       row.acked += v.completions.acked;
       row.durableAll += v.durableAll;
@@ -121,7 +124,7 @@ try {
       const enq = check.PATHS.reduce((n, p) => n + v.enqueues[p], 0);
       console.log(
         `${fsName} cut ${i + 1}/${cuts} at +${cut.moment} ms: ${enq} enqueues, ${v.completions.acked} completions acknowledged; ` +
-          `lost ${v.lost.length}, two states ${v.twoStates.length}, rerun ${JSON.stringify(v.completions.rerun)}, gone with their unacknowledged enqueue ${v.completions.unenqueued}; filesystem ${cut.fsck}` +
+          `lost ${v.lost.length}, two states ${v.twoStates.length}, half-done renames ${v.halfRenamed.length}, rerun ${JSON.stringify(v.completions.rerun)}, gone with their unacknowledged enqueue ${v.completions.unenqueued}; filesystem ${cut.fsck}` +
           (cut.copies > 1 ? `; ${cut.copies} copies to get one of an instant` : '') +
           (Object.keys(v.fsckFound).length > 0 ? `; fsck found ${JSON.stringify(v.fsckFound)}` : '') +
           (bad
@@ -142,6 +145,7 @@ const header = [
   'acknowledged enqueues checked (single/group/syncfs/fdatasync)',
   'lost',
   'in two states',
+  'half-done renames (one file at its claim and its ending)',
   'enqueued twice',
   'completions acknowledged',
   "of them durable 'all' (each must be found completed)",
@@ -160,6 +164,7 @@ const table = rows.map((r) => {
     `${total} (${check.PATHS.map((p) => r.enqueues[p]).join('/')})`,
     r.lost,
     r.twoStates,
+    r.halfRenamed,
     r.enqueuedTwice,
     r.acked,
     r.durableAll,

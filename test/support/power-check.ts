@@ -23,7 +23,7 @@ import { Queue, type State } from '../../dist/index.js';
 import { parseJobFile, payloadOf, tornReason, type JobRecord } from '../../dist/store/envelope.js';
 import { Layout } from '../../dist/store/layout.js';
 import { locate } from '../../dist/store/locate.js';
-import { isDoneCheckedNameOf, hostToken } from '../../dist/store/names.js';
+import { isDelayedNameOf, isDoneCheckedNameOf, hostToken } from '../../dist/store/names.js';
 import { census } from './census.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -48,8 +48,15 @@ export interface QueueVerdict {
   enqueues: Record<EnqueuePath, number>;
   /** Acknowledged enqueues (and completions) not found as the promise says, one line each. */
   lost: string[];
-  /** Jobs in more than one state, before or after the sweep. */
+  /** Jobs in more than one state, before or after the sweep (but the half-done renames below). */
   twoStates: string[];
+  /**
+   * Jobs found after the cut as one file at its claim's name in active/ and at the name its ending gives
+   * it: a rename whose new name the filesystem kept and whose removal of the old it did not (btrfs, after
+   * acknowledged durable: 'all' endings). One job, not two; the first sweep must leave it where its
+   * ending put it (rescue.ts), and the check after the sweep holds it to that like every other job.
+   */
+  halfRenamed: string[];
   /** Job data found under more than one id: an enqueue that landed twice. */
   enqueuedTwice: string[];
   /**
@@ -97,6 +104,21 @@ interface FsckJson {
   findings: { kind: string; path: string; problem: string; action: string; repaired: boolean }[];
 }
 
+/** Whether job `id`, found in two `states`, is one file at its name in active/ and at its name in the other state. */
+function oneFileAtBoth(dir: string, id: string, states: readonly State[]): boolean {
+  const [other, ...more] = states.filter((s) => s !== 'active');
+  if (!states.includes('active') || other === undefined || more.length > 0) return false;
+  const inode = (state: State, matches: (name: string) => boolean): string | undefined => {
+    const names = fs.readdirSync(path.join(dir, state)).filter(matches);
+    if (names.length !== 1) return undefined;
+    const stat = fs.lstatSync(path.join(dir, state, names[0]!));
+    return `${stat.dev}:${stat.ino}`;
+  };
+  const claimed = inode('active', (name) => name.startsWith(`${id}@`));
+  const ended = inode(other, (name) => (other === 'delayed' ? isDelayedNameOf(name, id) : name === id));
+  return claimed !== undefined && claimed === ended;
+}
+
 /** Kinds of finding that mean the first sweep after the boot left the queue damaged. */
 const DAMAGE = new Set(['duplicate', 'unparsable', 'torn', 'settings', 'missing', 'stray']);
 
@@ -111,6 +133,7 @@ export async function checkQueue(dir: string, ledger: readonly LedgerEntry[]): P
     enqueues: { single: 0, group: 0, syncfs: 0, fdatasync: 0 },
     lost: [],
     twoStates: [],
+    halfRenamed: [],
     enqueuedTwice: [],
     completions: { acked: 0, completed: 0, rerun: { torn: 0, rescued: 0, unclaimed: 0 }, unenqueued: 0 },
     durableAll: 0,
@@ -135,8 +158,12 @@ export async function checkQueue(dir: string, ledger: readonly LedgerEntry[]): P
   }
 
   const before = census(dir);
-  for (const [id, states] of before)
-    if (states.length > 1) verdict.twoStates.push(`${id} in ${states.join(', ')} after the cut`);
+  for (const [id, states] of before) {
+    if (states.length <= 1) continue;
+    if (oneFileAtBoth(dir, id, states))
+      verdict.halfRenamed.push(`${id} in ${states.join(', ')}: one file at both names`);
+    else verdict.twoStates.push(`${id} in ${states.join(', ')} after the cut`);
+  }
 
   const workers = path.join(dir, 'workers');
   for (const name of fs.readdirSync(workers)) {

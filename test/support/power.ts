@@ -129,14 +129,12 @@ const RUNS = path.join(STATE_DIR, 'runs');
 
 const WRITER = fileURLToPath(new URL('../fixtures/power-writer.mjs', import.meta.url));
 /**
- * Two claimers: claims by two owners, and enough completions in flight at a cut; on ext4 and xfs one
- * of them durable: 'all'. Not on btrfs: there a cut after an acknowledged durable completion (the
- * line's fdatasync, the rename, the directories' fsyncs; or with the file fsynced after the rename)
- * left the job in active/ and in done/ in both runs of 3 cuts that had it (kernel 6.18, 2026-12-03), so 'all'
- * is not proven there (README, "Power cuts").
+ * Two claimers: claims by two owners, and enough completions in flight at a cut; one of them
+ * durable: 'all'. On btrfs a cut after an acknowledged durable completion (the line's fdatasync, the
+ * rename, the directories' fsyncs) can leave the job as one file at its active/ and its done/ name;
+ * the first sweep must leave it in done/ (rescue.ts), and the check holds it to that (power-check.ts).
  */
-const rolesFor = (fsName: FsName): readonly string[] =>
-  fsName === 'btrfs' ? ['single', 'group', 'batch', 'work', 'work'] : ['single', 'group', 'batch', 'work', 'work-all'];
+const ROLES: readonly string[] = ['single', 'group', 'batch', 'work', 'work-all'];
 
 export interface CutResult {
   fs: FsName;
@@ -392,10 +390,10 @@ function startWriter(role: string, dir: string, ledger: string): Writer {
 }
 
 /** What every cut must find acknowledged before its random moment: each enqueue path, a completion and a fail. */
-const kindsFor = (fsName: FsName): readonly string[] => [
+const KINDS: readonly string[] = [
   ...PATHS.map((p) => `"path":"${p}"`),
   '"op":"complete"',
-  ...(rolesFor(fsName).includes('work-all') ? ['"durable":"all"'] : []),
+  '"durable":"all"',
   '"op":"fail"',
 ];
 
@@ -506,7 +504,7 @@ export class PowerRig {
     try {
       const mounted = await mount(fsName, dev, mnt);
       if (mounted.code !== 0) throw new Error(`mounting ${image}: ${mounted.stderr.trim()}`);
-      for (const [i, role] of rolesFor(fsName).entries()) {
+      for (const [i, role] of ROLES.entries()) {
         const writer = startWriter(role, path.join(mnt, 'q'), path.join(ledgerDir, `${role}-${i}.jsonl`));
         writers.push(writer);
         this.#writers.add(writer);
@@ -522,7 +520,7 @@ export class PowerRig {
           return (
             writers.every((w) => w.ready) &&
             everyKindAcknowledged(
-              kindsFor(fsName),
+              KINDS,
               writers.map((w) => w.ledger),
               seen,
             )
