@@ -33,8 +33,8 @@ export interface QueueOptions {
    * survives power loss. false trades that for speed (README has the numbers).
    * `'all'` also makes every outcome durable before it resolves: complete(),
    * fail() (a retry or the final failure) and a cancelled job's ending
-   * fdatasync the appended line, rename, then fsync both directories
-   * (concurrent endings share the directory fsyncs). Without it an outcome
+   * fdatasync the appended line, rename, then fsync the directory of the new
+   * name (concurrent endings share it). Without it an outcome
    * is a rename that a power cut can undo: the job then runs again.
    * @default true
    */
