@@ -54,7 +54,13 @@ describe("watch: 'auto'", () => {
   it('detects network and FUSE filesystems by statfs type', () => {
     requireHosts();
     expect(filesystemKind(os.tmpdir())).toMatchObject({ shared: false });
-    expect(filesystemKind(mountCached(tempDir()))).toEqual({ type: 0x65735546, name: 'FUSE', shared: true });
+    expect(filesystemKind(mountCached(tempDir()))).toEqual({
+      type: 0x65735546,
+      name: 'FUSE',
+      shared: true,
+      memory: false,
+    });
+    expect(filesystemKind('/dev/shm')).toMatchObject({ shared: false, memory: true }); // tmpfs: no fsync there (Queue)
     expect(filesystemKind('/no/such/dir')).toMatchObject({ shared: false, type: undefined });
   });
 
