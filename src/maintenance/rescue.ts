@@ -256,16 +256,16 @@ export function revoke(
  * Whether the claim's file, taken over at `held`, is also at the name its
  * ending gives it (done/ID, failed/ID, queue/ID, or its name in delayed/),
  * one file at both: then its holder's ending renamed it and a power cut kept
- * the new name but not the old one's removal, and `held` is unlinked, leaving
- * the job where its ending put it. btrfs does that: the power-cut harness
- * found acknowledged durable: 'all' completions (the line's fdatasync, the
- * rename, both directories' fsyncs, in that order or one after the other)
- * in active/ and done/ after cuts. Taking such a claim back would append a
- * revoked event to the one file, void the completion in done/ too, and run
- * the job again. The torn-result pass still judges done/ as ever. The caller
- * unlinks `held`.
- * Costs one lstat per claim taken back, the rest only for a file with other
- * names.
+ * the new name but not the old one's removal, and the caller unlinks `held`,
+ * leaving the job where its ending put it. btrfs does that: the power-cut
+ * harness found acknowledged durable: 'all' completions in active/ and done/
+ * after cuts, even with both directories fsynced after the rename (together
+ * or one after the other); so an 'all' ending now fsyncs only the new name's
+ * directory (job.ts) and leaves this to the sweep. Taking such a claim back
+ * would append a revoked event to the one file, void the completion in done/
+ * too, and run the job again. The torn-result pass still judges done/ as
+ * ever. Costs one lstat per claim taken back, the rest only for a file with
+ * other names.
  */
 function endedAlready(layout: Layout, held: string, id: string): boolean {
   const file = fs.lstatSync(held, { throwIfNoEntry: false });

@@ -131,7 +131,7 @@ const WRITER = fileURLToPath(new URL('../fixtures/power-writer.mjs', import.meta
 /**
  * Two claimers: claims by two owners, and enough completions in flight at a cut; one of them
  * durable: 'all'. On btrfs a cut after an acknowledged durable completion (the line's fdatasync, the
- * rename, the directories' fsyncs) can leave the job as one file at its active/ and its done/ name;
+ * rename, the new name's directory fsync) can leave the job as one file at its active/ and done/ name;
  * the first sweep must leave it in done/ (rescue.ts), and the check holds it to that (power-check.ts).
  */
 const ROLES: readonly string[] = ['single', 'group', 'batch', 'work', 'work-all'];
