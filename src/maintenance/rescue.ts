@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { encodeEvent, parseJobFile, type Envelope, type JobEvent, type RevokeReason } from '../store/envelope.js';
 import { DirQueueError, fsError } from '../store/errors.js';
-import { appendLine, listDir, move, readJobFile, type ReadOutcome } from '../store/files.js';
+import { appendLine, listDir, move, readJobFile, sameFile, type ReadOutcome } from '../store/files.js';
 import { releaseKeyOf } from '../store/keys.js';
 import { afterEnding } from '../store/release.js';
 import { isCancelRequested, removeCancel } from '../store/cancels.js';
@@ -270,10 +270,7 @@ export function revoke(
 function endedAlready(layout: Layout, held: string, id: string): boolean {
   const file = fs.lstatSync(held, { throwIfNoEntry: false });
   if (file === undefined || file.nlink <= 1) return false;
-  const same = (path: string): boolean => {
-    const other = fs.lstatSync(path, { throwIfNoEntry: false });
-    return other !== undefined && other.ino === file.ino && other.dev === file.dev;
-  };
+  const same = (path: string): boolean => sameFile(file, path);
   return (
     same(layout.file('done', id)) ||
     same(layout.file('failed', id)) ||

@@ -378,9 +378,13 @@ export function move(from: string, to: string, toIsOurs = false, mayHaveOtherNam
  */
 function dropSameFileSource(from: string, to: string): void {
   const left = fs.lstatSync(from, { throwIfNoEntry: false });
-  if (left === undefined) return;
-  const moved = fs.lstatSync(to, { throwIfNoEntry: false });
-  if (moved !== undefined && moved.ino === left.ino && moved.dev === left.dev) fs.unlinkSync(from);
+  if (left !== undefined && sameFile(left, to)) fs.unlinkSync(from);
+}
+
+/** Whether `path` names the file `stat` is of (same device and inode); false when nothing is there. */
+export function sameFile(stat: fs.Stats, path: string): boolean {
+  const other = fs.lstatSync(path, { throwIfNoEntry: false });
+  return other !== undefined && other.ino === stat.ino && other.dev === stat.dev;
 }
 
 /**

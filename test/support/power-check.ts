@@ -23,8 +23,8 @@ import { Queue, type State } from '../../dist/index.js';
 import { parseJobFile, payloadOf, tornReason, type JobRecord } from '../../dist/store/envelope.js';
 import { Layout } from '../../dist/store/layout.js';
 import { locate } from '../../dist/store/locate.js';
-import { isDelayedNameOf, isDoneCheckedNameOf, hostToken } from '../../dist/store/names.js';
-import { census } from './census.js';
+import { isDoneCheckedNameOf, hostToken } from '../../dist/store/names.js';
+import { census, oneFileAtBoth } from './census.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -102,21 +102,6 @@ export function dirq(args: string[]): Promise<{ code: number; stdout: string; st
 interface FsckJson {
   unrepaired: number;
   findings: { kind: string; path: string; problem: string; action: string; repaired: boolean }[];
-}
-
-/** Whether job `id`, found in two `states`, is one file at its name in active/ and at its name in the other state. */
-function oneFileAtBoth(dir: string, id: string, states: readonly State[]): boolean {
-  const [other, ...more] = states.filter((s) => s !== 'active');
-  if (!states.includes('active') || other === undefined || more.length > 0) return false;
-  const inode = (state: State, matches: (name: string) => boolean): string | undefined => {
-    const names = fs.readdirSync(path.join(dir, state)).filter(matches);
-    if (names.length !== 1) return undefined;
-    const stat = fs.lstatSync(path.join(dir, state, names[0]!));
-    return `${stat.dev}:${stat.ino}`;
-  };
-  const claimed = inode('active', (name) => name.startsWith(`${id}@`));
-  const ended = inode(other, (name) => (other === 'delayed' ? isDelayedNameOf(name, id) : name === id));
-  return claimed !== undefined && claimed === ended;
 }
 
 /** Kinds of finding that mean the first sweep after the boot left the queue damaged. */
